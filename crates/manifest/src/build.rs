@@ -1,0 +1,578 @@
+//! Validate the resolved tree and convert it into the service model.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use sylph_model::{ApiKind, Cors, Event, Function, HttpRoute, Runtime, Service};
+
+use crate::cfn::Stack;
+use crate::error::Problem;
+use crate::yaml::{Node, Value};
+use crate::Loaded;
+
+/// Plugins whose job `sylph dev` does itself.
+const REPLACED_PLUGINS: &[(&str, &str)] = &[
+    ("serverless-offline", "sylph dev serves HTTP events and the Lambda API itself"),
+    ("serverless-dynamodb-local", "sylph serves the tables under resources: itself"),
+    ("serverless-dynamodb", "sylph serves the tables under resources: itself"),
+    ("serverless-offline-sqs", "sylph runs queue events itself"),
+    ("serverless-offline-scheduler", "sylph runs schedule events itself"),
+    ("serverless-rust", "sylph runs provided.* bootstrap binaries itself"),
+];
+
+/// A node plus its path in the document, for error messages.
+#[derive(Clone, Copy)]
+struct At<'a, 'p> {
+    node: &'a Node,
+    path: &'p str,
+}
+
+impl<'a> At<'a, '_> {
+    fn problem(&self, message: impl Into<String>) -> Problem {
+        Problem::new(self.node.mark, self.path, message)
+    }
+
+    fn expected(&self, what: &str) -> Problem {
+        self.problem(format!("expected {what}, found {}", self.node.kind()))
+    }
+
+    fn str(&self) -> Result<&'a str, Problem> {
+        match &self.node.value {
+            Value::Str(s) => Ok(s),
+            _ => Err(self.expected("a string")),
+        }
+    }
+
+    fn entries(&self) -> Result<&'a [(String, Node)], Problem> {
+        match &self.node.value {
+            Value::Map(e) => Ok(e),
+            _ => Err(self.expected("a mapping")),
+        }
+    }
+
+    fn items(&self) -> Result<&'a [Node], Problem> {
+        match &self.node.value {
+            Value::Seq(i) => Ok(i),
+            _ => Err(self.expected("a list")),
+        }
+    }
+
+    fn number(&self, min: i64, max: i64) -> Result<i64, Problem> {
+        let n = match &self.node.value {
+            Value::Int(i) => *i,
+            Value::Float(f) if f.fract() == 0.0 => *f as i64,
+            // Variables such as ${env:TIMEOUT} produce strings; accept them if they are numbers.
+            Value::Str(s) => s.trim().parse().map_err(|_| self.expected("a whole number"))?,
+            _ => return Err(self.expected("a whole number")),
+        };
+        if n < min || n > max {
+            return Err(self.problem(format!("{n} is out of range; use a value from {min} to {max}")));
+        }
+        Ok(n)
+    }
+
+    fn bool(&self) -> Result<bool, Problem> {
+        match &self.node.value {
+            Value::Bool(b) => Ok(*b),
+            Value::Str(s) if s == "true" => Ok(true),
+            Value::Str(s) if s == "false" => Ok(false),
+            _ => Err(self.expected("true or false")),
+        }
+    }
+
+    fn strings(&self) -> Result<Vec<String>, Problem> {
+        match &self.node.value {
+            Value::Str(s) => Ok(vec![s.clone()]),
+            Value::Seq(items) => items
+                .iter()
+                .map(|n| match &n.value {
+                    Value::Str(s) => Ok(s.clone()),
+                    _ => Err(Problem::new(n.mark, self.path, format!("expected a string, found {}", n.kind()))),
+                })
+                .collect(),
+            _ => Err(self.expected("a list of strings")),
+        }
+    }
+}
+
+fn field<'a>(node: &'a Node, key: &str) -> Option<&'a Node> {
+    node.get(key).filter(|n| n.value != Value::Null)
+}
+
+pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) -> Result<Loaded, Problem> {
+    let mut notices = Vec::new();
+    let name = match root.get("service") {
+        None | Some(Node { value: Value::Null, .. }) => {
+            return Err(Problem::new(root.mark, "service", "`service` is missing")
+                .help("add `service: my-service` at the top of the file"))
+        }
+        Some(n) => match &n.value {
+            // Serverless Framework v1 allowed `service: { name: x }`.
+            Value::Map(_) => At { node: field(n, "name").unwrap_or(n), path: "service.name" }.str()?,
+            _ => At { node: n, path: "service" }.str()?,
+        },
+    };
+    check_name(At { node: root.get("service").unwrap_or(root), path: "service" }, name)?;
+
+    let provider = root.get("provider").unwrap_or(root);
+    let provider_at = At { node: provider, path: "provider" };
+    provider_at.entries()?;
+    if let Some(n) = field(provider, "name") {
+        let provider_name = At { node: n, path: "provider.name" }.str()?;
+        if provider_name != "aws" {
+            return Err(At { node: n, path: "provider.name" }
+                .problem(format!("provider `{provider_name}` is not supported"))
+                .help("sylph runs AWS Lambda services: use `name: aws`"));
+        }
+    }
+    let default_runtime = match field(provider, "runtime") {
+        Some(n) => Some(runtime(At { node: n, path: "provider.runtime" })?),
+        None => None,
+    };
+    let default_memory = memory(provider, "provider")?.unwrap_or(1024);
+    let default_timeout = timeout(provider, "provider")?.unwrap_or(6);
+    let provider_env = environment_nodes(provider, "provider")?;
+    let http_api_cors = match field(provider, "httpApi").and_then(|h| field(h, "cors")) {
+        Some(n) => http_api_cors(At { node: n, path: "provider.httpApi.cors" })?,
+        None => None,
+    };
+    let iam_statements = field(provider, "iam")
+        .and_then(|i| field(i, "role"))
+        .and_then(|r| field(r, "statements"))
+        .or_else(|| field(provider, "iamRoleStatements"))
+        .map(Node::to_json)
+        .unwrap_or(serde_json::Value::Null);
+
+    let service_artifact = field(root, "package").and_then(|p| field(p, "artifact"));
+    let package_patterns = match field(root, "package").and_then(|p| field(p, "patterns")) {
+        Some(n) => At { node: n, path: "package.patterns" }.strings()?,
+        None => Vec::new(),
+    };
+
+    let resources = root.get("resources").map(Node::to_json).unwrap_or(serde_json::Value::Null);
+    let custom = root.get("custom").map(Node::to_json).unwrap_or(serde_json::Value::Null);
+
+    if let Some(n) = field(root, "plugins") {
+        plugins(n, &mut notices)?;
+    }
+
+    let function_nodes: &[(String, Node)] = match field(root, "functions") {
+        Some(n) => At { node: n, path: "functions" }.entries()?,
+        None => &[],
+    };
+    let stack_name = format!("{name}-{stage}");
+    let mut functions = Vec::with_capacity(function_nodes.len());
+    for (key, node) in function_nodes {
+        let path = format!("functions.{key}");
+        let at = At { node, path: &path };
+        at.entries()?;
+        let fname = match field(node, "name") {
+            Some(n) => At { node: n, path: &format!("{path}.name") }.str()?.to_owned(),
+            None => format!("{stack_name}-{key}"),
+        };
+        let handler = match field(node, "handler") {
+            Some(n) => At { node: n, path: &format!("{path}.handler") }.str()?.to_owned(),
+            None => {
+                return Err(at
+                    .problem(format!("function `{key}` has no `handler`"))
+                    .help("add `handler: file.function` (for example `handler: handler.hello`)"))
+            }
+        };
+        let runtime = match field(node, "runtime") {
+            Some(n) => runtime(At { node: n, path: &format!("{path}.runtime") })?,
+            None => default_runtime.clone().ok_or_else(|| {
+                at.problem(format!("function `{key}` has no runtime"))
+                    .help("set `provider.runtime` (for example `nodejs20.x`) or `runtime` on the function")
+            })?,
+        };
+        let memory_mb = memory(node, &path)?.unwrap_or(default_memory);
+        let timeout_s = timeout(node, &path)?.unwrap_or(default_timeout);
+        let reserved_concurrency = match field(node, "reservedConcurrency") {
+            Some(n) => Some(At { node: n, path: &format!("{path}.reservedConcurrency") }.number(0, 100_000)? as u32),
+            None => None,
+        };
+        let mut env_nodes = provider_env.clone();
+        for (k, v, env_path) in environment_nodes(node, &path)? {
+            env_nodes.retain(|(ek, _, _)| *ek != k);
+            env_nodes.push((k, v, env_path));
+        }
+        let events = match field(node, "events") {
+            Some(n) => {
+                let events_path = format!("{path}.events");
+                let items = At { node: n, path: &events_path }.items()?;
+                let mut events = Vec::with_capacity(items.len());
+                for (i, ev) in items.iter().enumerate() {
+                    events.push(event(ev, &format!("{events_path}[{i}]"))?);
+                }
+                events
+            }
+            None => Vec::new(),
+        };
+        let artifact = field(node, "package")
+            .and_then(|p| field(p, "artifact"))
+            .or(service_artifact)
+            .and_then(|n| match &n.value {
+                Value::Str(s) => Some(dir.join(s)),
+                _ => None,
+            });
+        functions.push((
+            Function {
+                key: key.clone(),
+                name: fname,
+                handler,
+                runtime,
+                memory_mb,
+                timeout: Duration::from_secs(timeout_s),
+                environment: BTreeMap::new(),
+                reserved_concurrency,
+                events,
+                artifact,
+            },
+            env_nodes,
+        ));
+    }
+
+    // Environment values may be CloudFormation intrinsics (`TABLE: !Ref TodosTable`); they can
+    // only be resolved once every function's name is known.
+    let empty = serde_json::Value::Null;
+    let stack = Stack {
+        name: stack_name,
+        region: &region,
+        resources: resources.get("Resources").unwrap_or(&empty),
+        functions: functions.iter().map(|(f, _)| (logical_id(&f.key), f.name.clone())).collect(),
+    };
+    let mut resolved = Vec::with_capacity(functions.len());
+    for (mut function, env_nodes) in functions {
+        for (key, node, path) in env_nodes {
+            let at = At { node: &node, path: &format!("{path}.{key}") };
+            let value = match &node.value {
+                Value::Null => continue,
+                Value::Seq(_) => return Err(at.expected("a string")),
+                _ => stack.resolve(&node.to_json()).ok_or_else(|| {
+                    at.problem(format!(
+                        "cannot resolve {} locally",
+                        serde_json::to_string(&node.to_json()).unwrap_or_default()
+                    ))
+                    .help("sylph resolves Ref, Fn::GetAtt, Fn::Sub, Fn::Join and Fn::Select of resources declared in this file; set a plain value for anything else")
+                })?,
+            };
+            function.environment.insert(key, value);
+        }
+        resolved.push(function);
+    }
+
+    Ok(Loaded {
+        service: Service {
+            name: name.to_owned(),
+            stage,
+            region,
+            root: dir.to_owned(),
+            functions: resolved,
+            http_api_cors,
+            resources,
+            custom,
+            iam_statements,
+            package_patterns,
+        },
+        notices,
+    })
+}
+
+/// The logical id Serverless Framework gives a function's `AWS::Lambda::Function`.
+fn logical_id(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 14);
+    let mut upper = true;
+    for ch in key.chars() {
+        match ch {
+            '-' => out.push_str("Dash"),
+            '_' => out.push_str("Underscore"),
+            c if upper => {
+                out.extend(c.to_uppercase());
+                upper = false;
+                continue;
+            }
+            c => out.push(c),
+        }
+        upper = false;
+    }
+    out.push_str("LambdaFunction");
+    out
+}
+
+fn check_name(at: At<'_, '_>, name: &str) -> Result<(), Problem> {
+    let valid = !name.is_empty()
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if valid {
+        Ok(())
+    } else {
+        Err(at
+            .problem(format!("service name `{name}` is not valid"))
+            .help("start with a letter and use only letters, digits and hyphens"))
+    }
+}
+
+fn runtime(at: At<'_, '_>) -> Result<Runtime, Problem> {
+    let id = at.str()?;
+    Runtime::parse(id).ok_or_else(|| {
+        at.problem(format!("runtime `{id}` is not supported"))
+            .help(format!("use one of: {}", Runtime::SUPPORTED.join(", ")))
+    })
+}
+
+fn memory(node: &Node, path: &str) -> Result<Option<u32>, Problem> {
+    field(node, "memorySize")
+        .map(|n| At { node: n, path: &format!("{path}.memorySize") }.number(128, 10240).map(|v| v as u32))
+        .transpose()
+}
+
+fn timeout(node: &Node, path: &str) -> Result<Option<u64>, Problem> {
+    field(node, "timeout")
+        .map(|n| At { node: n, path: &format!("{path}.timeout") }.number(1, 900).map(|v| v as u64))
+        .transpose()
+}
+
+/// `environment:` entries as (name, value node, path of the mapping).
+fn environment_nodes(node: &Node, path: &str) -> Result<Vec<(String, Node, String)>, Problem> {
+    let Some(env) = field(node, "environment") else { return Ok(Vec::new()) };
+    let env_path = format!("{path}.environment");
+    let entries = At { node: env, path: &env_path }.entries()?;
+    let mut out = Vec::with_capacity(entries.len());
+    for (k, v) in entries {
+        let valid = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(At { node: v, path: &format!("{env_path}.{k}") }
+                .problem(format!("`{k}` is not a valid environment variable name"))
+                .help("start with a letter and use only letters, digits and underscores"));
+        }
+        out.push((k.clone(), v.clone(), env_path.clone()));
+    }
+    Ok(out)
+}
+
+fn plugins(node: &Node, notices: &mut Vec<String>) -> Result<(), Problem> {
+    // v3 also allows `plugins: { localPath: ..., modules: [...] }`.
+    let list = match field(node, "modules") {
+        Some(modules) => At { node: modules, path: "plugins.modules" }.strings()?,
+        None => At { node, path: "plugins" }.strings()?,
+    };
+    for plugin in list {
+        match REPLACED_PLUGINS.iter().find(|(name, _)| *name == plugin) {
+            Some((name, why)) => notices.push(format!("plugin {name} is not needed: {why}")),
+            None => notices.push(format!("plugin {plugin} is not run by sylph")),
+        }
+    }
+    Ok(())
+}
+
+const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+fn event(node: &Node, path: &str) -> Result<Event, Problem> {
+    let at = At { node, path };
+    let entries = at.entries().map_err(|p| p.help("an event is a mapping such as `- http: GET hello`"))?;
+    let [(kind, config)] = entries else {
+        return Err(at.problem("an event must have exactly one key (http, httpApi, schedule, …)"));
+    };
+    let path = format!("{path}.{kind}");
+    let at = At { node: config, path: &path };
+    match kind.as_str() {
+        "http" => http_event(at).map(Event::Http),
+        "httpApi" => http_api_event(at).map(Event::Http),
+        _ => Ok(Event::Other { kind: kind.clone(), config: config.to_json() }),
+    }
+}
+
+fn http_event(at: At<'_, '_>) -> Result<HttpRoute, Problem> {
+    let (method, raw_path, cors) = match &at.node.value {
+        Value::Str(s) => {
+            let (m, p) = split_method_path(at, s, "`GET hello/{id}`")?;
+            (m, p, None)
+        }
+        Value::Map(_) => {
+            let method_node = field(at.node, "method").ok_or_else(|| {
+                at.problem("`method` is missing").help("add `method: get` (or post, put, patch, delete, any)")
+            })?;
+            let path_node = field(at.node, "path").ok_or_else(|| {
+                at.problem("`path` is missing").help("add `path: hello/{id}`")
+            })?;
+            if let Some(n) = field(at.node, "integration") {
+                let kind = At { node: n, path: &format!("{}.integration", at.path) }.str()?;
+                if !matches!(kind, "lambda-proxy" | "LAMBDA-PROXY" | "aws_proxy" | "AWS_PROXY") {
+                    return Err(At { node: n, path: &format!("{}.integration", at.path) }
+                        .problem(format!("integration `{kind}` is not supported"))
+                        .help("sylph serves lambda-proxy integrations (the default); remove `integration`"));
+                }
+            }
+            let cors = match field(at.node, "cors") {
+                Some(n) => rest_cors(At { node: n, path: &format!("{}.cors", at.path) })?,
+                None => None,
+            };
+            let m = At { node: method_node, path: &format!("{}.method", at.path) };
+            let p = At { node: path_node, path: &format!("{}.path", at.path) };
+            (method(m, m.str()?)?, route_path(p, p.str()?)?, cors)
+        }
+        _ => return Err(at.expected("a string like `GET hello` or a mapping with `method` and `path`")),
+    };
+    Ok(HttpRoute { api: ApiKind::Rest, method, path: raw_path, catch_all: false, cors })
+}
+
+fn http_api_event(at: At<'_, '_>) -> Result<HttpRoute, Problem> {
+    let (method, path) = match &at.node.value {
+        Value::Str(s) if s.trim() == "*" => {
+            return Ok(HttpRoute {
+                api: ApiKind::Http,
+                method: None,
+                path: "/{proxy+}".into(),
+                catch_all: true,
+                cors: None,
+            })
+        }
+        Value::Str(s) => split_method_path(at, s, "`GET /hello/{id}` or `*`")?,
+        Value::Map(_) => {
+            let method_node = field(at.node, "method");
+            let path_node = field(at.node, "path").ok_or_else(|| {
+                at.problem("`path` is missing").help("add `path: /hello/{id}`")
+            })?;
+            let p = At { node: path_node, path: &format!("{}.path", at.path) };
+            let m = match method_node {
+                Some(n) => {
+                    let m = At { node: n, path: &format!("{}.method", at.path) };
+                    method(m, m.str()?)?
+                }
+                None => None,
+            };
+            if p.str()? == "*" {
+                return Ok(HttpRoute { api: ApiKind::Http, method: m, path: "/{proxy+}".into(), catch_all: true, cors: None });
+            }
+            (m, route_path(p, p.str()?)?)
+        }
+        _ => return Err(at.expected("a string like `GET /hello` or a mapping with `method` and `path`")),
+    };
+    Ok(HttpRoute { api: ApiKind::Http, method, path, catch_all: false, cors: None })
+}
+
+fn split_method_path(at: At<'_, '_>, s: &str, example: &str) -> Result<(Option<String>, String), Problem> {
+    let mut parts = s.split_whitespace();
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(m), Some(p), None) => Ok((method(at, m)?, route_path(at, p)?)),
+        _ => Err(at.problem(format!("`{s}` is not a route")).help(format!("write it as {example}"))),
+    }
+}
+
+fn method(at: At<'_, '_>, m: &str) -> Result<Option<String>, Problem> {
+    let upper = m.to_ascii_uppercase();
+    if upper == "ANY" || upper == "*" {
+        return Ok(None);
+    }
+    if METHODS.contains(&upper.as_str()) {
+        Ok(Some(upper))
+    } else {
+        Err(at
+            .problem(format!("`{m}` is not an HTTP method"))
+            .help("use get, post, put, patch, delete, head, options or any"))
+    }
+}
+
+fn route_path(at: At<'_, '_>, raw: &str) -> Result<String, Problem> {
+    let trimmed = raw.trim().trim_matches('/');
+    let mut out = String::with_capacity(trimmed.len() + 1);
+    let segments: Vec<&str> = if trimmed.is_empty() { Vec::new() } else { trimmed.split('/').collect() };
+    for (i, seg) in segments.iter().enumerate() {
+        if seg.is_empty() {
+            return Err(at.problem(format!("path `{raw}` has an empty segment (`//`)")));
+        }
+        if seg.starts_with('{') != seg.ends_with('}') || (seg.contains(['{', '}']) && !seg.starts_with('{')) {
+            return Err(at
+                .problem(format!("path segment `{seg}` is not valid"))
+                .help("a path parameter takes a whole segment: `/items/{id}`"));
+        }
+        if seg.ends_with("+}") && i + 1 != segments.len() {
+            return Err(at
+                .problem(format!("greedy parameter `{seg}` must be the last segment of the path")));
+        }
+        out.push('/');
+        out.push_str(seg);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+fn rest_cors(at: At<'_, '_>) -> Result<Option<Cors>, Problem> {
+    match &at.node.value {
+        Value::Bool(false) => Ok(None),
+        Value::Bool(true) => Ok(Some(Cors::rest_default())),
+        Value::Map(_) => {
+            let mut cors = Cors::rest_default();
+            let sub = |k: &str| field(at.node, k).map(|n| (n, format!("{}.{k}", at.path)));
+            if let Some((n, p)) = sub("origin") {
+                cors.allow_origins = vec![At { node: n, path: &p }.str()?.to_owned()];
+            }
+            if let Some((n, p)) = sub("origins") {
+                cors.allow_origins = At { node: n, path: &p }.strings()?;
+            }
+            if let Some((n, p)) = sub("headers") {
+                cors.allow_headers = At { node: n, path: &p }.strings()?;
+            }
+            if let Some((n, p)) = sub("methods") {
+                cors.allow_methods = At { node: n, path: &p }.strings()?;
+            }
+            if let Some((n, p)) = sub("allowCredentials") {
+                cors.allow_credentials = At { node: n, path: &p }.bool()?;
+            }
+            if let Some((n, p)) = sub("exposedResponseHeaders") {
+                cors.expose_headers = At { node: n, path: &p }.strings()?;
+            }
+            if let Some((n, p)) = sub("maxAge") {
+                cors.max_age = Some(At { node: n, path: &p }.number(0, 86400)? as u64);
+            }
+            Ok(Some(cors))
+        }
+        _ => Err(at.expected("true, false or a mapping")),
+    }
+}
+
+fn http_api_cors(at: At<'_, '_>) -> Result<Option<Cors>, Problem> {
+    match &at.node.value {
+        Value::Bool(false) => Ok(None),
+        Value::Bool(true) => Ok(Some(Cors::http_api_default())),
+        Value::Map(_) => {
+            let mut cors = Cors::http_api_default();
+            let sub = |k: &str| field(at.node, k).map(|n| (n, format!("{}.{k}", at.path)));
+            if let Some((n, p)) = sub("allowedOrigins") {
+                cors.allow_origins = At { node: n, path: &p }.strings()?;
+            }
+            if let Some((n, p)) = sub("allowedHeaders") {
+                cors.allow_headers = At { node: n, path: &p }.strings()?;
+            }
+            if let Some((n, p)) = sub("allowedMethods") {
+                cors.allow_methods = At { node: n, path: &p }.strings()?;
+            }
+            if let Some((n, p)) = sub("allowCredentials") {
+                cors.allow_credentials = At { node: n, path: &p }.bool()?;
+            }
+            if let Some((n, p)) = sub("exposedResponseHeaders") {
+                cors.expose_headers = At { node: n, path: &p }.strings()?;
+            }
+            if let Some((n, p)) = sub("maxAge") {
+                cors.max_age = Some(At { node: n, path: &p }.number(0, 86400)? as u64);
+            }
+            Ok(Some(cors))
+        }
+        _ => Err(at.expected("true, false or a mapping")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::logical_id;
+
+    #[test]
+    fn logical_ids_match_serverless_framework() {
+        assert_eq!(logical_id("hello"), "HelloLambdaFunction");
+        assert_eq!(logical_id("get-todo"), "GetDashtodoLambdaFunction");
+    }
+}

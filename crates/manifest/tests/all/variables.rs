@@ -1,0 +1,158 @@
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use sylph_manifest::{Context, Loaded};
+use sylph_model::{ApiKind, Event, Runtime};
+
+fn load_with(source: &str, options: &[(&str, &str)], env: &[(&str, &str)]) -> Result<Loaded, String> {
+    let ctx = Context {
+        options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>(),
+        service_dir: Path::new("tests/fixtures").to_owned(),
+    };
+    sylph_manifest::load_str(source, Path::new("serverless.yml"), &ctx).map_err(|e| e.to_string())
+}
+
+fn load(source: &str) -> Loaded {
+    load_with(source, &[], &[]).unwrap()
+}
+
+fn env_of<'a>(loaded: &'a Loaded, function: &str, key: &str) -> &'a str {
+    loaded.service.function(function).unwrap().environment.get(key).map(String::as_str).unwrap_or("<unset>")
+}
+
+#[test]
+fn provider_defaults_apply_and_are_visible_to_variables() {
+    let loaded = load(
+        "service: svc\nprovider:\n  runtime: nodejs20.x\n  environment:\n    STAGE: ${opt:stage, self:provider.stage}\n    REGION: ${self:provider.region}\nfunctions:\n  hello:\n    handler: handler.hello\n",
+    );
+    let s = &loaded.service;
+    assert_eq!((s.stage.as_str(), s.region.as_str()), ("dev", "us-east-1"));
+    let f = s.function("hello").unwrap();
+    assert_eq!(f.name, "svc-dev-hello");
+    assert_eq!(f.memory_mb, 1024);
+    assert_eq!(f.timeout, Duration::from_secs(6));
+    assert_eq!(f.runtime, Runtime::Node("nodejs20.x".into()));
+    assert_eq!(env_of(&loaded, "hello", "STAGE"), "dev");
+    assert_eq!(env_of(&loaded, "hello", "REGION"), "us-east-1");
+}
+
+#[test]
+fn cli_options_override_stage_and_region() {
+    let loaded = load_with(
+        "service: svc\nprovider:\n  runtime: nodejs20.x\n  stage: ${opt:stage, 'qa'}\n  environment:\n    S: ${sls:stage}\n    R: ${aws:region}\n    X: ${opt:extra}\nfunctions:\n  f:\n    handler: h.f\n",
+        &[("stage", "prod"), ("region", "eu-west-1"), ("extra", "yes")],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(loaded.service.stage, "prod");
+    assert_eq!(loaded.service.region, "eu-west-1");
+    assert_eq!(env_of(&loaded, "f", "S"), "prod");
+    assert_eq!(env_of(&loaded, "f", "R"), "eu-west-1");
+    assert_eq!(env_of(&loaded, "f", "X"), "yes");
+    assert_eq!(loaded.service.function("f").unwrap().name, "svc-prod-f");
+}
+
+#[test]
+fn fallbacks_literals_and_types() {
+    let loaded = load_with(
+        "service: svc\nprovider:\n  runtime: python3.11\n  memorySize: ${env:MEM, 512}\n  timeout: ${env:NOPE, 10}\n  environment:\n    A: ${env:MISSING, 'single quoted, with comma'}\n    B: ${env:MISSING, \"double\"}\n    C: ${env:MISSING, true}\n    D: ${env:PRESENT}\n    E: prefix-${env:PRESENT}-suffix\n    F: ${ssm:/remote/param, 'local-default'}\nfunctions:\n  f:\n    handler: h.f\n",
+        &[],
+        &[("PRESENT", "here"), ("MEM", "256")],
+    )
+    .unwrap();
+    let f = loaded.service.function("f").unwrap();
+    assert_eq!(f.memory_mb, 256);
+    assert_eq!(f.timeout, Duration::from_secs(10));
+    assert_eq!(env_of(&loaded, "f", "A"), "single quoted, with comma");
+    assert_eq!(env_of(&loaded, "f", "B"), "double");
+    assert_eq!(env_of(&loaded, "f", "C"), "true");
+    assert_eq!(env_of(&loaded, "f", "D"), "here");
+    assert_eq!(env_of(&loaded, "f", "E"), "prefix-here-suffix");
+    assert_eq!(env_of(&loaded, "f", "F"), "local-default");
+}
+
+#[test]
+fn self_references_nest_and_reach_through_variables() {
+    let loaded = load_with(
+        "service: svc\ncustom:\n  settings: ${file(./config.yml)}\n  table: ${self:custom.settings.tableName}-${sls:stage}\n  memory: ${self:custom.settings.stages.${opt:stage, self:provider.stage}.memory}\n  literal: \\${not-a-variable}\nprovider:\n  runtime: nodejs20.x\n  memorySize: ${self:custom.memory}\n  environment:\n    TABLE: ${self:custom.table}\n    JSON: ${file(./config.json):api.key}\n    COUNT: ${file(config.json):count}\n    LIST: ${self:custom.settings.nested.list.1}\n    LITERAL: ${self:custom.literal}\nfunctions:\n  f:\n    handler: h.f\n",
+        &[("stage", "prod")],
+        &[],
+    )
+    .unwrap();
+    let f = loaded.service.function("f").unwrap();
+    assert_eq!(f.memory_mb, 2048);
+    assert_eq!(env_of(&loaded, "f", "TABLE"), "from-file-prod");
+    assert_eq!(env_of(&loaded, "f", "JSON"), "json-value");
+    assert_eq!(env_of(&loaded, "f", "COUNT"), "3");
+    assert_eq!(env_of(&loaded, "f", "LIST"), "b");
+    assert_eq!(env_of(&loaded, "f", "LITERAL"), "${not-a-variable}");
+    assert_eq!(loaded.service.custom["literal"], "${not-a-variable}");
+}
+
+#[test]
+fn cloudformation_intrinsics_resolve_to_local_names() {
+    let loaded = load(
+        "service: todo\nprovider:\n  runtime: nodejs20.x\n  environment:\n    TABLE: !Ref TodosTable\n    ARN: !GetAtt TodosTable.Arn\n    SUB: !Sub '${AWS::Region}:${TodosTable}'\n    JOINED: !Join ['/', [!Ref AWS::AccountId, x]]\n    FN: !GetAtt HelloLambdaFunction.Arn\nfunctions:\n  hello:\n    handler: h.hello\nresources:\n  Resources:\n    TodosTable:\n      Type: AWS::DynamoDB::Table\n      Properties:\n        TableName: ${self:service}-${sls:stage}\n",
+    );
+    assert_eq!(env_of(&loaded, "hello", "TABLE"), "todo-dev");
+    assert_eq!(env_of(&loaded, "hello", "ARN"), "arn:aws:dynamodb:us-east-1:000000000000:table/todo-dev");
+    assert_eq!(env_of(&loaded, "hello", "SUB"), "us-east-1:todo-dev");
+    assert_eq!(env_of(&loaded, "hello", "JOINED"), "000000000000/x");
+    assert_eq!(env_of(&loaded, "hello", "FN"), "arn:aws:lambda:us-east-1:000000000000:function:todo-dev-hello");
+    // Resources keep intrinsics as data, in long form.
+    let props = &loaded.service.resources["Resources"]["TodosTable"]["Properties"];
+    assert_eq!(props["TableName"], "todo-dev");
+}
+
+#[test]
+fn http_events_in_all_their_forms() {
+    let loaded = load(
+        "service: svc\nprovider:\n  runtime: nodejs20.x\n  httpApi:\n    cors: true\nfunctions:\n  f:\n    handler: h.f\n    events:\n      - http: GET hello/{id}\n      - http:\n          path: /items/{proxy+}\n          method: any\n          cors: true\n      - httpApi: 'POST /things'\n      - httpApi: '*'\n      - httpApi:\n          method: '*'\n          path: /any\n      - schedule: rate(1 minute)\n",
+    );
+    let f = loaded.service.function("f").unwrap();
+    let routes: Vec<_> = f
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Http(r) => Some((r.api, r.method.clone(), r.path.clone(), r.catch_all, r.cors.is_some())),
+            Event::Other { .. } => None,
+        })
+        .collect();
+    assert_eq!(
+        routes,
+        vec![
+            (ApiKind::Rest, Some("GET".into()), "/hello/{id}".into(), false, false),
+            (ApiKind::Rest, None, "/items/{proxy+}".into(), false, true),
+            (ApiKind::Http, Some("POST".into()), "/things".into(), false, false),
+            (ApiKind::Http, None, "/{proxy+}".into(), true, false),
+            (ApiKind::Http, None, "/any".into(), false, false),
+        ]
+    );
+    assert!(matches!(&f.events[5], Event::Other { kind, .. } if kind == "schedule"));
+    assert!(loaded.service.http_api_cors.is_some());
+}
+
+#[test]
+fn replaced_plugins_get_a_notice() {
+    let loaded = load(
+        "service: svc\nplugins:\n  - serverless-offline\n  - serverless-webpack\nprovider:\n  runtime: nodejs20.x\nfunctions: {}\n",
+    );
+    assert_eq!(loaded.notices.len(), 2);
+    assert!(loaded.notices[0].contains("serverless-offline is not needed"), "{:?}", loaded.notices);
+    assert!(loaded.notices[1].contains("serverless-webpack is not run"), "{:?}", loaded.notices);
+}
+
+#[test]
+fn function_settings_override_provider_settings() {
+    let loaded = load(
+        "service: svc\nprovider:\n  runtime: nodejs20.x\n  memorySize: 512\n  timeout: 3\n  environment:\n    SHARED: provider\n    KEEP: kept\nfunctions:\n  f:\n    handler: h.f\n    name: custom-name\n    runtime: python3.12\n    memorySize: 128\n    timeout: 30\n    reservedConcurrency: 5\n    environment:\n      SHARED: function\n",
+    );
+    let f = loaded.service.function("custom-name").unwrap();
+    assert_eq!(f.key, "f");
+    assert_eq!(f.runtime, Runtime::Python("python3.12".into()));
+    assert_eq!((f.memory_mb, f.timeout, f.reserved_concurrency), (128, Duration::from_secs(30), Some(5)));
+    assert_eq!(env_of(&loaded, "f", "SHARED"), "function");
+    assert_eq!(env_of(&loaded, "f", "KEEP"), "kept");
+}

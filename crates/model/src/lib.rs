@@ -1,0 +1,207 @@
+//! The resolved service model.
+//!
+//! `sylph-manifest` turns a `serverless.yml` into a [`Service`]; everything downstream (runtimes,
+//! the invoker, the gateway, event sources) reads only these types. All variables are resolved,
+//! defaults are applied and values are validated by the time a `Service` exists, so consumers
+//! never re-check them. This crate knows nothing about YAML, processes or HTTP.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Account id used wherever AWS would put a real one (ARNs, `${aws:accountId}`).
+pub const LOCAL_ACCOUNT_ID: &str = "000000000000";
+
+/// One service, as `sylph dev` serves it.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// `service:` from the manifest.
+    pub name: String,
+    pub stage: String,
+    pub region: String,
+    /// The folder holding `serverless.yml`; function code is loaded relative to it.
+    pub root: PathBuf,
+    /// Functions in manifest order.
+    pub functions: Vec<Function>,
+    /// `provider.httpApi.cors`, which applies to every `httpApi` route.
+    pub http_api_cors: Option<Cors>,
+    /// `resources:` with variables resolved; CloudFormation intrinsics kept in long form
+    /// (`{"Ref": ..}`, `{"Fn::GetAtt": [..]}`), resolved later where Sylph knows the answer.
+    pub resources: serde_json::Value,
+    /// `custom:` with variables resolved.
+    pub custom: serde_json::Value,
+    /// IAM statements (`provider.iam.role.statements` or legacy `iamRoleStatements`), kept for later.
+    pub iam_statements: serde_json::Value,
+    /// `package.patterns`, kept for later (packaging is not needed to run locally).
+    pub package_patterns: Vec<String>,
+}
+
+impl Service {
+    pub fn function(&self, key_or_name: &str) -> Option<&Function> {
+        self.functions
+            .iter()
+            .find(|f| f.key == key_or_name || f.name == key_or_name)
+    }
+}
+
+/// One function with every provider default applied.
+#[derive(Debug, Clone)]
+pub struct Function {
+    /// The key under `functions:` (what `sylph invoke local -f` takes).
+    pub key: String,
+    /// The deployed name: `name:` or `<service>-<stage>-<key>`.
+    pub name: String,
+    pub handler: String,
+    pub runtime: Runtime,
+    pub memory_mb: u32,
+    pub timeout: Duration,
+    /// Provider environment overlaid with the function's own.
+    pub environment: BTreeMap<String, String>,
+    pub reserved_concurrency: Option<u32>,
+    pub events: Vec<Event>,
+    /// `package.artifact` of the function (or the service), for `provided.*` runtimes.
+    pub artifact: Option<PathBuf>,
+}
+
+impl Function {
+    pub fn arn(&self, region: &str) -> String {
+        format!("arn:aws:lambda:{region}:{LOCAL_ACCOUNT_ID}:function:{}", self.name)
+    }
+}
+
+/// The Lambda runtime identifier, grouped by how Sylph starts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Runtime {
+    /// `nodejs18.x` … `nodejs22.x`, run on the machine's `node`.
+    Node(String),
+    /// `python3.9` … `python3.13`, run on the machine's `python3`.
+    Python(String),
+    /// `provided`, `provided.al2`, `provided.al2023`: an executable `bootstrap`.
+    Provided(String),
+}
+
+impl Runtime {
+    pub const SUPPORTED: &'static [&'static str] = &[
+        "nodejs18.x",
+        "nodejs20.x",
+        "nodejs22.x",
+        "python3.9",
+        "python3.10",
+        "python3.11",
+        "python3.12",
+        "python3.13",
+        "provided",
+        "provided.al2",
+        "provided.al2023",
+    ];
+
+    pub fn parse(id: &str) -> Option<Runtime> {
+        if !Self::SUPPORTED.contains(&id) {
+            return None;
+        }
+        Some(if id.starts_with("nodejs") {
+            Runtime::Node(id.to_owned())
+        } else if id.starts_with("python") {
+            Runtime::Python(id.to_owned())
+        } else {
+            Runtime::Provided(id.to_owned())
+        })
+    }
+
+    /// The identifier as written in `serverless.yml`.
+    pub fn id(&self) -> &str {
+        match self {
+            Runtime::Node(id) | Runtime::Python(id) | Runtime::Provided(id) => id,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    Http(HttpRoute),
+    /// An event kind Sylph does not serve yet (schedule, sqs, stream, …), kept as data.
+    Other { kind: String, config: serde_json::Value },
+}
+
+/// Which API Gateway flavour a route belongs to; it decides the event and response shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiKind {
+    /// `http` events: API Gateway REST API, payload format 1.0, URLs prefixed with `/{stage}`.
+    Rest,
+    /// `httpApi` events: API Gateway HTTP API, payload format 2.0, no prefix.
+    Http,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpRoute {
+    pub api: ApiKind,
+    /// Upper-case method, or `None` for `any` / `*`.
+    pub method: Option<String>,
+    /// The path as declared, always starting with `/`, without the stage prefix
+    /// (`/todos/{id}`, `/{proxy+}`). For an `httpApi` catch-all (`*`) this is `/{proxy+}`
+    /// and `catch_all` is set.
+    pub path: String,
+    pub catch_all: bool,
+    /// Per-route CORS (`http` events); `httpApi` routes use [`Service::http_api_cors`].
+    pub cors: Option<Cors>,
+}
+
+/// CORS settings as Serverless Framework fills them in for `cors: true` or the object form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cors {
+    pub allow_origins: Vec<String>,
+    pub allow_headers: Vec<String>,
+    /// Empty means "the methods declared on this path".
+    pub allow_methods: Vec<String>,
+    pub allow_credentials: bool,
+    pub expose_headers: Vec<String>,
+    pub max_age: Option<u64>,
+}
+
+impl Cors {
+    /// What `cors: true` means for an `http` event in Serverless Framework v3.
+    pub fn rest_default() -> Cors {
+        Cors {
+            allow_origins: vec!["*".into()],
+            allow_headers: [
+                "Content-Type",
+                "X-Amz-Date",
+                "Authorization",
+                "X-Api-Key",
+                "X-Amz-Security-Token",
+                "X-Amz-User-Agent",
+                "X-Amzn-Trace-Id",
+            ]
+            .map(String::from)
+            .to_vec(),
+            allow_methods: Vec::new(),
+            allow_credentials: false,
+            expose_headers: Vec::new(),
+            max_age: None,
+        }
+    }
+
+    /// What `provider.httpApi.cors: true` means in Serverless Framework v3.
+    pub fn http_api_default() -> Cors {
+        Cors {
+            allow_origins: vec!["*".into()],
+            allow_headers: [
+                "Content-Type",
+                "X-Amz-Date",
+                "Authorization",
+                "X-Api-Key",
+                "X-Amz-Security-Token",
+                "X-Amz-User-Agent",
+                "X-Amzn-Trace-Id",
+            ]
+            .map(String::from)
+            .to_vec(),
+            allow_methods: ["OPTIONS", "GET", "POST", "PUT", "PATCH", "DELETE"]
+                .map(String::from)
+                .to_vec(),
+            allow_credentials: false,
+            expose_headers: Vec::new(),
+            max_age: None,
+        }
+    }
+}
