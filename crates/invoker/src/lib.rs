@@ -1,0 +1,292 @@
+//! The invoker: the one way anything in Sylph runs a function.
+//!
+//! The gateway and event sources call the [`Invoker`] trait; [`Pool`] implements it with a set
+//! of instances per function in Lambda's model — one in-flight request per instance, a new
+//! instance when all are busy, idle instances reused and stopped after a keep-warm window. It
+//! writes the START / END / REPORT records for every invocation. It knows nothing of HTTP or
+//! YAML and does not know how an instance runs (that is the runtime's business).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sylph_model::{Function, Service};
+use sylph_runtime::{BoxFuture, Completed, Instance, InstanceConfig, Invocation, Outcome, Runtime, StartError};
+use sylph_telemetry::{LogSink, Report};
+
+/// One request to run a function.
+#[derive(Debug, Clone, Default)]
+pub struct InvokeRequest {
+    pub payload: Bytes,
+    /// Decoded `X-Amz-Client-Context` JSON.
+    pub client_context: Option<String>,
+    pub cognito_identity: Option<String>,
+    /// Return the invocation's log (START … REPORT) with the result.
+    pub want_logs: bool,
+}
+
+#[derive(Debug)]
+pub struct InvokeResponse {
+    pub request_id: Arc<str>,
+    pub result: InvokeResult,
+    /// The invocation's log, when asked for.
+    pub logs: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum InvokeResult {
+    /// The function's JSON result.
+    Success(Bytes),
+    /// The function failed; `body` is Lambda's `{"errorType", "errorMessage", …}` payload.
+    Error { kind: ErrorKind, error_type: String, body: Bytes },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The function threw or reported an error.
+    Function,
+    /// The function ran past its timeout and was stopped.
+    Timeout,
+    /// The runtime failed: crashed, exited, could not load the handler.
+    Runtime,
+}
+
+/// Why an invocation could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("Function not found: {0}")]
+    FunctionNotFound(String),
+    #[error(transparent)]
+    Start(#[from] StartError),
+}
+
+/// What the gateway and event sources call. Implementations must be cheap to call concurrently.
+pub trait Invoker: Send + Sync + 'static {
+    /// Find a function by its deployed name, its key in `serverless.yml`, or its ARN.
+    fn function(&self, name: &str) -> Option<&Function>;
+    /// Run `function` once and wait for its result.
+    fn invoke<'a>(&'a self, function: &'a str, request: InvokeRequest) -> BoxFuture<'a, Result<InvokeResponse, InvokeError>>;
+}
+
+/// Settings for the pool.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// How long an idle instance is kept for reuse before it is stopped.
+    pub keep_warm: Duration,
+    /// Extra environment for every instance (e.g. `sylph invoke local -e K=V`).
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig { keep_warm: Duration::from_secs(300), extra_env: Vec::new() }
+    }
+}
+
+struct Idle {
+    instance: Box<dyn Instance>,
+    since: Instant,
+}
+
+struct FunctionPool {
+    config: Arc<InstanceConfig>,
+    runtime: Arc<dyn Runtime>,
+    /// Most recently used last, so reuse favours warm caches and the oldest are reaped first.
+    idle: Mutex<Vec<Idle>>,
+}
+
+/// Instances per function, scaled per request.
+pub struct Pool {
+    functions: Vec<Function>,
+    pools: HashMap<String, Arc<FunctionPool>>,
+    region: String,
+    sink: Arc<dyn LogSink>,
+    keep_warm: Duration,
+}
+
+impl Pool {
+    /// A pool for every function of `service`, each started through `runtime`.
+    pub fn new(service: &Service, runtime: Arc<dyn Runtime>, sink: Arc<dyn LogSink>, config: PoolConfig) -> Arc<Pool> {
+        let mut pools = HashMap::new();
+        for f in &service.functions {
+            let pool = Arc::new(FunctionPool {
+                config: Arc::new(InstanceConfig {
+                    function: f.clone(),
+                    service: service.name.clone(),
+                    region: service.region.clone(),
+                    root: service.root.clone(),
+                    extra_env: config.extra_env.clone(),
+                }),
+                runtime: runtime.clone(),
+                idle: Mutex::new(Vec::new()),
+            });
+            pools.insert(f.name.clone(), pool.clone());
+            pools.entry(f.key.clone()).or_insert(pool);
+        }
+        let pool = Arc::new(Pool {
+            functions: service.functions.clone(),
+            pools,
+            region: service.region.clone(),
+            sink,
+            keep_warm: config.keep_warm,
+        });
+        Pool::spawn_reaper(&pool);
+        pool
+    }
+
+    fn spawn_reaper(pool: &Arc<Pool>) {
+        let weak = Arc::downgrade(pool);
+        let period = (pool.keep_warm / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(pool) = weak.upgrade() else { break };
+                pool.reap_idle();
+            }
+        });
+    }
+
+    /// Stop instances idle longer than the keep-warm window.
+    fn reap_idle(&self) {
+        for pool in self.unique_pools() {
+            let expired: Vec<Idle> = {
+                let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+                let (old, keep): (Vec<Idle>, Vec<Idle>) =
+                    idle.drain(..).partition(|i| i.since.elapsed() >= self.keep_warm);
+                *idle = keep;
+                old
+            };
+            if !expired.is_empty() {
+                tracing::debug!(function = %pool.config.function.name, count = expired.len(), "stopping idle instances");
+            }
+            drop(expired);
+        }
+    }
+
+    fn unique_pools(&self) -> Vec<Arc<FunctionPool>> {
+        self.functions.iter().filter_map(|f| self.pools.get(&f.name).cloned()).collect()
+    }
+
+    /// Number of idle (warm) instances of a function.
+    pub fn idle_instances(&self, function: &str) -> usize {
+        self.pools
+            .get(function)
+            .map(|p| p.idle.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .unwrap_or(0)
+    }
+
+    /// Stop every idle instance. In-flight instances stop when their invocations end.
+    pub fn shutdown(&self) {
+        for pool in self.unique_pools() {
+            let drained: Vec<Idle> = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect();
+            drop(drained);
+        }
+    }
+
+    fn lookup(&self, name: &str) -> Option<&Arc<FunctionPool>> {
+        // Accept an ARN (`arn:aws:lambda:…:function:NAME[:QUALIFIER]`) as the SDKs allow.
+        let name = match name.split_once(":function:") {
+            Some((_, rest)) => rest.split(':').next().unwrap_or(rest),
+            None => name,
+        };
+        self.pools.get(name)
+    }
+
+    async fn run(&self, pool: &FunctionPool, request: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
+        let f = &pool.config.function;
+        let request_id: Arc<str> = Arc::from(sylph_telemetry::new_request_id());
+        let reused = {
+            let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                match idle.pop() {
+                    Some(i) if i.instance.is_healthy() => break Some(i.instance),
+                    Some(_) => continue,
+                    None => break None,
+                }
+            }
+        };
+        let mut instance = match reused {
+            Some(i) => i,
+            None => pool.runtime.start(pool.config.clone()).await?,
+        };
+        let start_line = format!("START RequestId: {request_id} Version: $LATEST");
+        self.sink.line(&f.key, None, &start_line);
+        let completed = instance
+            .invoke(Invocation {
+                request_id: request_id.clone(),
+                payload: request.payload,
+                client_context: request.client_context,
+                cognito_identity: request.cognito_identity,
+                capture_logs: request.want_logs,
+            })
+            .await;
+        let Completed { outcome, duration, init_duration, max_memory_mb, logs } = completed;
+        let end_line = format!("END RequestId: {request_id}");
+        let report = Report {
+            request_id: &request_id,
+            duration,
+            memory_size_mb: f.memory_mb,
+            max_memory_used_mb: max_memory_mb,
+            init_duration,
+        }
+        .to_string();
+        let result = match outcome {
+            Outcome::Response(body) => InvokeResult::Success(body),
+            Outcome::FunctionError { error_type, body } => InvokeResult::Error {
+                kind: ErrorKind::Function,
+                error_type: error_type.unwrap_or_else(|| "Unhandled".to_owned()),
+                body,
+            },
+            Outcome::InstanceFailed(failure) => {
+                let (error_type, body) = failure.error_payload(&request_id);
+                let kind = match failure {
+                    sylph_runtime::Failure::Timeout(_) => ErrorKind::Timeout,
+                    _ => ErrorKind::Runtime,
+                };
+                // Lambda logs the platform's reason for the failure before END.
+                let message = String::from_utf8_lossy(&body).into_owned();
+                self.sink.line(&f.key, Some(&request_id), &message);
+                InvokeResult::Error { kind, error_type, body }
+            }
+        };
+        self.sink.line(&f.key, None, &end_line);
+        self.sink.line(&f.key, None, &report);
+        if instance.is_healthy() {
+            pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(Idle { instance, since: Instant::now() });
+        }
+        let logs = logs.map(|function_output| {
+            let mut text = String::with_capacity(function_output.len() + 256);
+            text.push_str(&start_line);
+            text.push('\n');
+            text.push_str(&String::from_utf8_lossy(&function_output));
+            if let InvokeResult::Error { kind: ErrorKind::Timeout | ErrorKind::Runtime, body, .. } = &result {
+                text.push_str(&String::from_utf8_lossy(body));
+                text.push('\n');
+            }
+            text.push_str(&end_line);
+            text.push('\n');
+            text.push_str(&report);
+            text.push('\n');
+            text
+        });
+        Ok(InvokeResponse { request_id, result, logs })
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+}
+
+impl Invoker for Pool {
+    fn function(&self, name: &str) -> Option<&Function> {
+        self.lookup(name).map(|p| &p.config.function)
+    }
+
+    fn invoke<'a>(&'a self, function: &'a str, request: InvokeRequest) -> BoxFuture<'a, Result<InvokeResponse, InvokeError>> {
+        Box::pin(async move {
+            let pool = self.lookup(function).ok_or_else(|| InvokeError::FunctionNotFound(function.to_owned()))?;
+            self.run(pool, request).await
+        })
+    }
+}

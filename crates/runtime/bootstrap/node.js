@@ -1,0 +1,226 @@
+// Sylph's Node.js runtime client: loads the function's handler the way the official
+// aws-lambda-nodejs-runtime-interface-client does and serves it over the Lambda Runtime API.
+'use strict';
+
+const http = require('http');
+const path = require('path');
+const { pathToFileURL } = require('url');
+
+const api = process.env.AWS_LAMBDA_RUNTIME_API;
+const [apiHost, apiPort] = api.split(':');
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+const base = '/2018-06-01/runtime';
+
+function call(method, urlPath, body, headers) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: apiHost, port: apiPort, method, path: base + urlPath, agent, headers: headers || {} },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    if (body !== undefined) req.end(body);
+    else req.end();
+  });
+}
+
+function errorBody(err) {
+  const e = err instanceof Error ? err : new Error(String(err));
+  return {
+    errorType: e.name || 'Error',
+    errorMessage: e.message,
+    trace: typeof e.stack === 'string' ? e.stack.split('\n') : [],
+  };
+}
+
+function toJson(value) {
+  return JSON.stringify(value === undefined ? null : value);
+}
+
+async function postError(urlPath, err, errorType) {
+  const body = errorBody(err);
+  if (errorType) body.errorType = errorType;
+  console.error(JSON.stringify(Object.assign({ level: 'ERROR' }, body)));
+  await call('POST', urlPath, JSON.stringify(body), {
+    'Content-Type': 'application/json',
+    'Lambda-Runtime-Function-Error-Type': body.errorType,
+  });
+}
+
+// `todos/create.create` -> module `todos/create`, export path `create`. Like the official
+// client, the module name ends at the first dot of the last path segment.
+function splitHandler(handler) {
+  const slash = handler.lastIndexOf('/');
+  const dir = handler.slice(0, slash + 1);
+  const rest = handler.slice(slash + 1);
+  const dot = rest.indexOf('.');
+  if (dot < 0) return null;
+  return [dir + rest.slice(0, dot), rest.slice(dot + 1)];
+}
+
+async function loadModule(root, moduleName) {
+  const base = path.resolve(root, moduleName);
+  const fs = require('fs');
+  for (const ext of ['.js', '.mjs', '.cjs']) {
+    const file = base + ext;
+    if (!fs.existsSync(file)) continue;
+    if (ext === '.mjs') return import(pathToFileURL(file).href);
+    try {
+      return require(file);
+    } catch (e) {
+      if (e && e.code === 'ERR_REQUIRE_ESM') return import(pathToFileURL(file).href);
+      throw e;
+    }
+  }
+  if (fs.existsSync(base) || fs.existsSync(base + '/index.js')) return require(base);
+  const err = new Error(`Cannot find module '${moduleName}'`);
+  err.name = 'Runtime.ImportModuleError';
+  throw err;
+}
+
+async function loadHandler() {
+  const handlerString = process.env._HANDLER || '';
+  const root = process.env.LAMBDA_TASK_ROOT || process.cwd();
+  const parts = splitHandler(handlerString);
+  if (!parts) {
+    const err = new Error(`Bad handler ${handlerString}: expected module.function`);
+    err.name = 'Runtime.MalformedHandlerName';
+    throw err;
+  }
+  let mod;
+  try {
+    mod = await loadModule(root, parts[0]);
+  } catch (e) {
+    if (e instanceof SyntaxError) e.name = 'Runtime.UserCodeSyntaxError';
+    else if (e && e.name !== 'Runtime.ImportModuleError' && e.code === 'MODULE_NOT_FOUND') e.name = 'Runtime.ImportModuleError';
+    throw e;
+  }
+  let fn = mod;
+  for (const key of parts[1].split('.')) fn = fn == null ? undefined : fn[key];
+  if (fn === undefined && mod && mod.default) {
+    fn = mod.default;
+    for (const key of parts[1].split('.')) fn = fn == null ? undefined : fn[key];
+  }
+  if (typeof fn !== 'function') {
+    const err = new Error(`${handlerString} is undefined or not exported`);
+    err.name = 'Runtime.HandlerNotFound';
+    throw err;
+  }
+  return fn;
+}
+
+function makeContext(headers, done) {
+  const deadline = Number(headers['lambda-runtime-deadline-ms']);
+  const context = {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName: process.env.AWS_LAMBDA_FUNCTION_NAME,
+    functionVersion: process.env.AWS_LAMBDA_FUNCTION_VERSION,
+    invokedFunctionArn: headers['lambda-runtime-invoked-function-arn'],
+    memoryLimitInMB: process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
+    awsRequestId: headers['lambda-runtime-aws-request-id'],
+    logGroupName: process.env.AWS_LAMBDA_LOG_GROUP_NAME,
+    logStreamName: process.env.AWS_LAMBDA_LOG_STREAM_NAME,
+    getRemainingTimeInMillis: () => Math.max(deadline - Date.now(), 0),
+    // Legacy callback-style helpers some older handlers still use.
+    done: (err, result) => done(err, result),
+    succeed: (result) => done(null, result),
+    fail: (err) => done(err || new Error('handled'), undefined),
+  };
+  if (headers['lambda-runtime-client-context']) {
+    try { context.clientContext = JSON.parse(headers['lambda-runtime-client-context']); } catch (_) {}
+  }
+  if (headers['lambda-runtime-cognito-identity']) {
+    try { context.identity = JSON.parse(headers['lambda-runtime-cognito-identity']); } catch (_) {}
+  }
+  return context;
+}
+
+let currentRequestId = null;
+
+function runHandler(handler, event, headers) {
+  return new Promise((resolve) => {
+    let finished = false;
+    const done = (err, result) => {
+      if (finished) return;
+      finished = true;
+      resolve({ err, result });
+    };
+    const context = makeContext(headers, done);
+    let returned;
+    try {
+      returned = handler(event, context, done);
+    } catch (e) {
+      done(e);
+      return;
+    }
+    if (returned && typeof returned.then === 'function') {
+      returned.then((r) => done(null, r), (e) => done(e || new Error('Promise rejected with ' + e)));
+    } else if (handler.length < 3 && returned !== undefined) {
+      // A synchronous handler that returns a value without taking a callback.
+      done(null, returned);
+    }
+  });
+}
+
+async function main() {
+  let handler;
+  try {
+    handler = await loadHandler();
+  } catch (e) {
+    await postError('/init/error', e, e && e.name && e.name.startsWith('Runtime.') ? e.name : undefined);
+    process.exit(1);
+  }
+  process.on('uncaughtException', async (e) => {
+    console.error('Uncaught Exception', e && e.stack ? e.stack : e);
+    if (currentRequestId) {
+      try { await postError(`/invocation/${currentRequestId}/error`, e, 'Runtime.UncaughtException'); } catch (_) {}
+    }
+    process.exit(129);
+  });
+  process.on('unhandledRejection', async (reason) => {
+    const e = reason instanceof Error ? reason : new Error(String(reason));
+    console.error('Unhandled Promise Rejection', e.stack);
+    if (currentRequestId) {
+      try { await postError(`/invocation/${currentRequestId}/error`, e, 'Runtime.UnhandledPromiseRejection'); } catch (_) {}
+    }
+    process.exit(128);
+  });
+  for (;;) {
+    const next = await call('GET', '/invocation/next');
+    const requestId = next.headers['lambda-runtime-aws-request-id'];
+    currentRequestId = requestId;
+    const trace = next.headers['lambda-runtime-trace-id'];
+    if (trace) process.env._X_AMZN_TRACE_ID = trace;
+    else delete process.env._X_AMZN_TRACE_ID;
+    let event;
+    try {
+      event = JSON.parse(next.body.toString('utf8'));
+    } catch (e) {
+      await postError(`/invocation/${requestId}/error`, e, 'Runtime.UnmarshalError');
+      continue;
+    }
+    const { err, result } = await runHandler(handler, event, next.headers);
+    if (err) {
+      await postError(`/invocation/${requestId}/error`, err);
+    } else {
+      let body;
+      try {
+        body = toJson(result);
+      } catch (e) {
+        await postError(`/invocation/${requestId}/error`, e, 'Runtime.MarshalError');
+        continue;
+      }
+      await call('POST', `/invocation/${requestId}/response`, body, { 'Content-Type': 'application/json' });
+    }
+    currentRequestId = null;
+  }
+}
+
+main().catch((e) => {
+  console.error('sylph node bootstrap failed', e);
+  process.exit(1);
+});

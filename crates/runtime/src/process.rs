@@ -1,0 +1,477 @@
+//! The process runtime: each instance is a child process with its own Runtime API endpoint.
+//!
+//! Node.js and Python functions run under small bootstraps written for Sylph (embedded in the
+//! binary and written to a cache folder once); `provided.*` functions run the package's own
+//! executable `bootstrap`. Every instance gets its own process group, and the kernel kills it
+//! if Sylph dies (`PR_SET_PDEATHSIG`), so no function process outlives the server.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use hyper::header::HeaderValue;
+use hyper_util::rt::TokioIo;
+use sylph_model::Runtime as RuntimeId;
+use sylph_telemetry::{LogSink, UtcTime};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::api::{self, ApiState, Pending, Reply, Status};
+use crate::logs::LogCapture;
+use crate::{
+    BoxFuture, Completed, Failure, Instance, InstanceConfig, Invocation, Outcome, Runtime, StartError,
+    INIT_TIMEOUT,
+};
+
+const NODE_BOOTSTRAP: &str = include_str!("../bootstrap/node.js");
+const PYTHON_BOOTSTRAP: &str = include_str!("../bootstrap/python.py");
+
+/// Host variables passed through to functions; everything else comes from Lambda's set and the
+/// function's `environment`, so a function sees what it would see on Lambda.
+const PASSTHROUGH_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "PYENV_ROOT", "SSL_CERT_FILE", "SSL_CERT_DIR"];
+
+pub struct ProcessRuntime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sink: Arc<dyn LogSink>,
+    bootstrap_dir: PathBuf,
+    node: OnceLock<PathBuf>,
+    python: OnceLock<PathBuf>,
+    /// Placeholder credentials and endpoints every function gets.
+    base_env: Vec<(String, String)>,
+}
+
+impl ProcessRuntime {
+    /// `bootstrap_dir` is where the embedded runtime clients are written (once, if missing).
+    pub fn new(sink: Arc<dyn LogSink>, bootstrap_dir: PathBuf, base_env: Vec<(String, String)>) -> std::io::Result<ProcessRuntime> {
+        std::fs::create_dir_all(&bootstrap_dir)?;
+        for (name, text) in [("node.js", NODE_BOOTSTRAP), ("python.py", PYTHON_BOOTSTRAP)] {
+            let path = bootstrap_dir.join(name);
+            if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
+                // Write then rename, so a concurrently starting sylph never reads half a file.
+                let tmp = bootstrap_dir.join(format!(".{name}.{}", std::process::id()));
+                std::fs::write(&tmp, text)?;
+                std::fs::rename(&tmp, &path)?;
+            }
+        }
+        Ok(ProcessRuntime {
+            inner: Arc::new(Inner { sink, bootstrap_dir, node: OnceLock::new(), python: OnceLock::new(), base_env }),
+        })
+    }
+}
+
+impl Inner {
+    /// The real interpreter path: version-manager shims (pyenv, nvm) cost tens of
+    /// milliseconds per start, so resolve them once.
+    fn interpreter(cell: &OnceLock<PathBuf>, program: &str, probe: &[&str]) -> PathBuf {
+        cell.get_or_init(|| {
+            std::process::Command::new(program)
+                .args(probe)
+                .stderr(Stdio::null())
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .and_then(|o| String::from_utf8(o.stdout).ok())
+                .map(|s| PathBuf::from(s.trim()))
+                .filter(|p| p.is_file())
+                .unwrap_or_else(|| PathBuf::from(program))
+        })
+        .clone()
+    }
+
+    fn command_for(&self, config: &InstanceConfig) -> Result<(PathBuf, Vec<String>), StartError> {
+        let f = &config.function;
+        Ok(match &f.runtime {
+            RuntimeId::Node(_) => (
+                Self::interpreter(&self.node, "node", &["-e", "process.stdout.write(process.execPath)"]),
+                vec![self.bootstrap_dir.join("node.js").to_string_lossy().into_owned()],
+            ),
+            RuntimeId::Python(_) => (
+                Self::interpreter(&self.python, "python3", &["-c", "import sys; print(sys.executable)"]),
+                vec!["-u".into(), self.bootstrap_dir.join("python.py").to_string_lossy().into_owned()],
+            ),
+            RuntimeId::Provided(_) => (provided_bootstrap(config)?, Vec::new()),
+        })
+    }
+
+    fn environment(&self, config: &InstanceConfig, api_addr: &str) -> BTreeMap<String, String> {
+        let f = &config.function;
+        let mut env = BTreeMap::new();
+        for key in PASSTHROUGH_ENV {
+            if let Ok(v) = std::env::var(key) {
+                env.insert((*key).to_owned(), v);
+            }
+        }
+        for (k, v) in &self.base_env {
+            env.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &f.environment {
+            env.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &config.extra_env {
+            env.insert(k.clone(), v.clone());
+        }
+        let root = config.root.to_string_lossy().into_owned();
+        let now = UtcTime::now();
+        let stream = format!("{}/[$LATEST]{}", now.slash_date(), sylph_telemetry::new_request_id().replace('-', ""));
+        // Lambda's reserved variables win over the function's, as on AWS.
+        let reserved = [
+            ("AWS_LAMBDA_RUNTIME_API", api_addr.to_owned()),
+            ("_HANDLER", f.handler.clone()),
+            ("LAMBDA_TASK_ROOT", root),
+            ("LAMBDA_RUNTIME_DIR", self.bootstrap_dir.to_string_lossy().into_owned()),
+            ("AWS_LAMBDA_FUNCTION_NAME", f.name.clone()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", f.memory_mb.to_string()),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", f.name)),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", stream),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
+            ("AWS_REGION", config.region.clone()),
+            ("AWS_DEFAULT_REGION", config.region.clone()),
+            ("AWS_EXECUTION_ENV", format!("AWS_Lambda_{}", f.runtime.id())),
+            ("TZ", ":UTC".to_owned()),
+            ("PYTHONUNBUFFERED", "1".to_owned()),
+        ];
+        for (k, v) in reserved {
+            env.insert(k.to_owned(), v);
+        }
+        for (k, v) in [
+            ("AWS_ACCESS_KEY_ID", "SYLPHLOCALACCESSKEY"),
+            ("AWS_SECRET_ACCESS_KEY", "sylph-local-secret-access-key"),
+            ("AWS_SESSION_TOKEN", "sylph-local-session-token"),
+        ] {
+            env.entry(k.to_owned()).or_insert_with(|| v.to_owned());
+        }
+        env
+    }
+
+    async fn start_instance(&self, config: Arc<InstanceConfig>) -> Result<Box<dyn Instance>, StartError> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(StartError::Listen)?;
+        let api_addr = listener.local_addr().map_err(StartError::Listen)?.to_string();
+        let (program, args) = self.command_for(&config)?;
+        let env = self.environment(&config, &api_addr);
+        let function = config.function.name.clone();
+        let spawn_err = |source| StartError::Spawn {
+            function: function.clone(),
+            program: program.display().to_string(),
+            source,
+        };
+
+        let (out_r, out_w) = std::io::pipe().map_err(spawn_err)?;
+        let (err_r, err_w) = std::io::pipe().map_err(spawn_err)?;
+        let mut cmd = tokio::process::Command::new(&program);
+        cmd.args(&args)
+            .current_dir(&config.root)
+            .env_clear()
+            .envs(&env)
+            .stdin(Stdio::null())
+            .stdout(out_w)
+            .stderr(err_w)
+            .process_group(0)
+            .kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let spawned_at = Instant::now();
+        let mut child = cmd.spawn().map_err(spawn_err)?;
+        // Drop our copies of the pipes' write ends so the readers see EOF when the child exits.
+        drop(cmd);
+        let pid = child.id().unwrap_or(0);
+
+        let logs = LogCapture::new(config.function.key.clone(), self.sink.clone());
+        for fd in [out_r.into(), err_r.into()] {
+            // Readers end by themselves at EOF, after draining what a dying process wrote.
+            if let Ok(reader) = logs.attach(fd) {
+                tokio::spawn(reader);
+            }
+        }
+        let mut tasks = Vec::with_capacity(2);
+
+        let (tx, rx) = mpsc::channel::<Pending>(1);
+        let (status_tx, status_rx) = watch::channel(Status::Running);
+        let state = Arc::new(ApiState {
+            function_arn: HeaderValue::from_str(&config.function.arn(&config.region))
+                .unwrap_or_else(|_| HeaderValue::from_static("arn:aws:lambda:::function:invalid")),
+            next: tokio::sync::Mutex::new(rx),
+            current: Mutex::new(None),
+            ready_at: Mutex::new(None),
+            status: status_tx,
+        });
+        tasks.push(tokio::spawn(serve_api(listener, state.clone())));
+        let watcher_state = state.clone();
+        tasks.push(tokio::spawn(async move {
+            let status = match child.wait().await {
+                Ok(s) => describe_exit(s),
+                Err(e) => format!("wait failed: {e}"),
+            };
+            watcher_state.status.send_if_modified(|cur| {
+                if *cur == Status::Running {
+                    *cur = Status::Exited(status);
+                    true
+                } else {
+                    false
+                }
+            });
+        }));
+
+        Ok(Box::new(ProcessInstance {
+            config,
+            pid,
+            state,
+            tx,
+            status: status_rx,
+            spawned_at,
+            invoked: false,
+            healthy: true,
+            logs,
+            tasks,
+        }))
+    }
+}
+
+impl Runtime for ProcessRuntime {
+    fn start(&self, config: Arc<InstanceConfig>) -> BoxFuture<'static, Result<Box<dyn Instance>, StartError>> {
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.start_instance(config).await })
+    }
+}
+
+async fn serve_api(listener: TcpListener, state: Arc<ApiState>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| api::handle(state.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => format!("signal: {sig} ({})", signal_name(sig)),
+        _ => "unknown exit status".to_owned(),
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGKILL => "killed",
+        libc::SIGSEGV => "segmentation fault",
+        libc::SIGABRT => "aborted",
+        libc::SIGTERM => "terminated",
+        _ => "signal",
+    }
+}
+
+/// Where a `provided.*` function's executable `bootstrap` is.
+fn provided_bootstrap(config: &InstanceConfig) -> Result<PathBuf, StartError> {
+    let f = &config.function;
+    let mut candidates = Vec::new();
+    if let Some(artifact) = &f.artifact {
+        if artifact.is_dir() {
+            candidates.push(artifact.join("bootstrap"));
+        } else {
+            candidates.push(artifact.clone());
+        }
+    }
+    candidates.push(config.root.join("bootstrap"));
+    candidates.push(config.root.join("target/lambda").join(&f.key).join("bootstrap"));
+    if let Some(found) = candidates.iter().find(|p| is_executable(p)) {
+        return Ok(found.clone());
+    }
+    if let Some(zip) = candidates.iter().find(|p| p.extension().is_some_and(|e| e == "zip")) {
+        return Err(StartError::NotFound {
+            function: f.name.clone(),
+            what: format!("an unpacked bootstrap ({} is a zip)", zip.display()),
+            help: "point package.artifact at the folder or the bootstrap file itself".into(),
+        });
+    }
+    Err(StartError::NotFound {
+        function: f.name.clone(),
+        what: format!(
+            "an executable `bootstrap` (looked at {})",
+            candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        ),
+        help: "build it (for example with `cargo lambda build`) or set package.artifact to it".into(),
+    })
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+struct ProcessInstance {
+    config: Arc<InstanceConfig>,
+    pid: u32,
+    state: Arc<ApiState>,
+    tx: mpsc::Sender<Pending>,
+    status: watch::Receiver<Status>,
+    spawned_at: Instant,
+    invoked: bool,
+    healthy: bool,
+    logs: Arc<LogCapture>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ProcessInstance {
+    fn kill(&self) {
+        if self.pid > 0 {
+            // SAFETY: signalling our own child's process group.
+            unsafe {
+                libc::kill(-(self.pid as i32), libc::SIGKILL);
+            }
+        }
+    }
+
+    /// Resolves when the process has died or reported an init error.
+    async fn died(status: &mut watch::Receiver<Status>) -> Failure {
+        let st = match status.wait_for(|s| *s != Status::Running).await {
+            Ok(s) => s.clone(),
+            Err(_) => Status::Exited("instance stopped".into()),
+        };
+        match st {
+            Status::InitFailed { error_type, body } => Failure::InitError { error_type, body },
+            Status::Exited(how) => Failure::Exited(how),
+            Status::Running => Failure::Unavailable("instance stopped".into()),
+        }
+    }
+
+    fn max_memory_mb(&self) -> u64 {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", self.pid)) else { return 0 };
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb.div_ceil(1024))
+            .unwrap_or(0)
+    }
+
+    async fn run(&mut self, inv: Invocation) -> Completed {
+        let first = !self.invoked;
+        self.invoked = true;
+        let timeout = self.config.function.timeout;
+        let (dispatched_tx, dispatched_rx) = oneshot::channel();
+        let (reply_tx, reply_rx) = oneshot::channel();
+        self.logs.begin(inv.request_id.clone(), inv.capture_logs);
+        let pending = Pending {
+            request_id: inv.request_id.clone(),
+            payload: inv.payload,
+            client_context: inv.client_context,
+            cognito_identity: inv.cognito_identity,
+            timeout_ms: timeout.as_millis() as u64,
+            dispatched: dispatched_tx,
+            reply: reply_tx,
+        };
+        let start = Instant::now();
+        if self.tx.send(pending).await.is_err() {
+            return self.fail(Failure::Unavailable("the instance has stopped".into()), start, first).await;
+        }
+
+        // Phase 1: the runtime picks the invocation up (immediately when warm; after its init
+        // when cold, which Lambda bounds separately from the function's timeout).
+        let mut status = self.status.clone();
+        let dispatched_at = tokio::select! {
+            biased;
+            d = dispatched_rx => match d {
+                Ok(at) => at,
+                Err(_) => return self.fail(Failure::Unavailable("the instance has stopped".into()), start, first).await,
+            },
+            failure = Self::died(&mut status) => return self.fail(failure, start, first).await,
+            _ = tokio::time::sleep(INIT_TIMEOUT) => return self.fail(Failure::InitTimeout, start, first).await,
+        };
+
+        // Phase 2: the function runs, bounded by its timeout.
+        let deadline = tokio::time::Instant::from_std(dispatched_at + timeout);
+        let reply = tokio::select! {
+            biased;
+            r = reply_rx => r.ok(),
+            failure = Self::died(&mut status) => return self.fail(failure, dispatched_at, first).await,
+            _ = tokio::time::sleep_until(deadline) => return self.fail(Failure::Timeout(timeout), dispatched_at, first).await,
+        };
+        let duration = dispatched_at.elapsed();
+        let outcome = match reply {
+            Some(Reply::Response(body)) => Outcome::Response(body),
+            Some(Reply::Error { error_type, body }) => Outcome::FunctionError { error_type, body },
+            Some(Reply::TooLarge) => {
+                self.healthy = false;
+                self.kill();
+                Outcome::InstanceFailed(Failure::ResponseTooLarge)
+            }
+            None => {
+                self.healthy = false;
+                Outcome::InstanceFailed(Failure::Unavailable("the runtime dropped the invocation".into()))
+            }
+        };
+        Completed {
+            outcome,
+            duration,
+            init_duration: if first { self.init_duration() } else { None },
+            max_memory_mb: self.max_memory_mb(),
+            logs: self.logs.finish().await,
+        }
+    }
+
+    fn init_duration(&self) -> Option<Duration> {
+        let ready = *self.state.ready_at.lock().unwrap_or_else(|e| e.into_inner());
+        ready.map(|r| r.saturating_duration_since(self.spawned_at))
+    }
+
+    async fn fail(&mut self, failure: Failure, since: Instant, first: bool) -> Completed {
+        self.healthy = false;
+        let max_memory_mb = self.max_memory_mb();
+        self.kill();
+        // Give the output readers a moment to drain what the process wrote before it died.
+        let _ = tokio::time::timeout(Duration::from_millis(200), async {
+            let mut status = self.status.clone();
+            let _ = status.wait_for(|s| matches!(s, Status::Exited(_))).await;
+        })
+        .await;
+        Completed {
+            outcome: Outcome::InstanceFailed(failure),
+            duration: since.elapsed(),
+            init_duration: if first { self.init_duration() } else { None },
+            max_memory_mb,
+            logs: self.logs.finish().await,
+        }
+    }
+}
+
+impl Instance for ProcessInstance {
+    fn invoke(&mut self, invocation: Invocation) -> BoxFuture<'_, Completed> {
+        Box::pin(self.run(invocation))
+    }
+
+    fn is_healthy(&self) -> bool {
+        self.healthy && *self.status.borrow() == Status::Running
+    }
+
+    fn pid(&self) -> Option<u32> {
+        Some(self.pid)
+    }
+}
+
+impl Drop for ProcessInstance {
+    fn drop(&mut self) {
+        self.kill();
+        // The Runtime API server and the exit watcher (which owns the child) stop with us.
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Telemetry shared by every part of Sylph: where function output and invocation records go,
+//! Lambda's START / END / REPORT lines, request ids, and the timestamp formats AWS uses.
+//!
+//! It knows nothing of runtimes, HTTP or YAML; other crates call it to say what happened.
+
+use std::fmt;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Where function output and invocation records are written.
+///
+/// Called from reader tasks and the request path, so implementations must not block for long.
+pub trait LogSink: Send + Sync + 'static {
+    /// One line of a function's stdout/stderr (without the newline), or a platform line such as
+    /// START/END/REPORT. `request_id` is the invocation the instance was serving, if any.
+    fn line(&self, function: &str, request_id: Option<&str>, text: &str);
+}
+
+/// Writes `[function] [request-id] text` lines to the terminal (stdout).
+#[derive(Debug, Default)]
+pub struct TerminalSink;
+
+impl LogSink for TerminalSink {
+    fn line(&self, function: &str, request_id: Option<&str>, text: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = match request_id {
+            Some(id) if !text.contains(id) => writeln!(out, "[{function}] [{id}] {text}"),
+            _ => writeln!(out, "[{function}] {text}"),
+        };
+    }
+}
+
+/// Discards everything (benchmarks of the platform itself, tests that check other output).
+#[derive(Debug, Default)]
+pub struct NullSink;
+
+impl LogSink for NullSink {
+    fn line(&self, _: &str, _: Option<&str>, _: &str) {}
+}
+
+/// Lambda's `REPORT` line for one invocation.
+#[derive(Debug, Clone)]
+pub struct Report<'a> {
+    pub request_id: &'a str,
+    pub duration: Duration,
+    pub memory_size_mb: u32,
+    pub max_memory_used_mb: u64,
+    /// Set on a cold start: how long the runtime took to become ready.
+    pub init_duration: Option<Duration>,
+}
+
+impl Report<'_> {
+    /// Lambda bills whole milliseconds, rounding up.
+    pub fn billed_ms(&self) -> u128 {
+        let micros = self.duration.as_micros();
+        micros.div_ceil(1000).max(1)
+    }
+}
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "REPORT RequestId: {}\tDuration: {:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {} MB",
+            self.request_id,
+            self.duration.as_secs_f64() * 1000.0,
+            self.billed_ms(),
+            self.memory_size_mb,
+            self.max_memory_used_mb,
+        )?;
+        if let Some(init) = self.init_duration {
+            write!(f, "\tInit Duration: {:.2} ms", init.as_secs_f64() * 1000.0)?;
+        }
+        Ok(())
+    }
+}
+
+/// A random (version 4 layout) UUID, as Lambda uses for request ids.
+///
+/// Not cryptographic: a splitmix64 stream seeded from the clock and pid is enough for ids that
+/// only have to be unique within this machine, and it costs no syscall on the request path.
+pub fn new_request_id() -> String {
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let mut seed = STATE.load(Ordering::Relaxed);
+    if seed == 0 {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
+        let _ = STATE.compare_exchange(0, nanos ^ (u64::from(std::process::id()) << 32), Ordering::Relaxed, Ordering::Relaxed);
+        seed = STATE.load(Ordering::Relaxed);
+    }
+    let _ = seed;
+    let a = splitmix(STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed));
+    let b = splitmix(STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed));
+    let a = (a & 0xFFFF_FFFF_FFFF_0FFF) | 0x4000; // version 4
+    let b = (b & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000; // RFC 4122 variant
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xFFFF,
+        a & 0xFFFF,
+        b >> 48,
+        b & 0xFFFF_FFFF_FFFF
+    )
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A point in time broken into UTC calendar fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UtcTime {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+    pub millis: u32,
+    pub epoch_millis: u64,
+}
+
+impl UtcTime {
+    pub fn now() -> UtcTime {
+        UtcTime::from_system(SystemTime::now())
+    }
+
+    pub fn from_system(t: SystemTime) -> UtcTime {
+        let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = since.as_secs() as i64;
+        let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+        let rem = secs.rem_euclid(86_400);
+        UtcTime {
+            year,
+            month,
+            day,
+            hour: (rem / 3600) as u32,
+            minute: (rem % 3600 / 60) as u32,
+            second: (rem % 60) as u32,
+            millis: since.subsec_millis(),
+            epoch_millis: since.as_millis() as u64,
+        }
+    }
+
+    /// `09/Apr/2015:12:34:56 +0000`, API Gateway's `requestContext.requestTime`.
+    pub fn clf(&self) -> String {
+        const MONTHS: [&str; 12] =
+            ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+        format!(
+            "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
+            self.day,
+            MONTHS[(self.month - 1) as usize],
+            self.year,
+            self.hour,
+            self.minute,
+            self.second
+        )
+    }
+
+    /// `2015/04/09`, the date part of a Lambda log stream name.
+    pub fn slash_date(&self) -> String {
+        format!("{}/{:02}/{:02}", self.year, self.month, self.day)
+    }
+
+    /// `2015-04-09T12:34:56.789Z`.
+    pub fn iso8601(&self) -> String {
+        format!(
+            "{}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            self.year, self.month, self.day, self.hour, self.minute, self.second, self.millis
+        )
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's `civil_from_days`.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_line_matches_lambda() {
+        let r = Report {
+            request_id: "abc",
+            duration: Duration::from_micros(12_345),
+            memory_size_mb: 1024,
+            max_memory_used_mb: 40,
+            init_duration: Some(Duration::from_micros(150_500)),
+        };
+        assert_eq!(
+            r.to_string(),
+            "REPORT RequestId: abc\tDuration: 12.35 ms\tBilled Duration: 13 ms\tMemory Size: 1024 MB\tMax Memory Used: 40 MB\tInit Duration: 150.50 ms"
+        );
+    }
+
+    #[test]
+    fn request_ids_are_uuid_shaped_and_distinct() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+    }
+
+    #[test]
+    fn calendar_conversion() {
+        let t = UtcTime::from_system(UNIX_EPOCH + Duration::from_millis(1_428_582_896_789));
+        assert_eq!(t.iso8601(), "2015-04-09T12:34:56.789Z");
+        assert_eq!(t.clf(), "09/Apr/2015:12:34:56 +0000");
+        assert_eq!(t.slash_date(), "2015/04/09");
+    }
+}
