@@ -4,7 +4,7 @@
 //! It knows nothing of runtimes, HTTP or YAML; other crates call it to say what happened.
 
 use std::fmt;
-use std::io::Write as _;
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,17 +17,29 @@ pub trait LogSink: Send + Sync + 'static {
     fn line(&self, function: &str, request_id: Option<&str>, text: &str);
 }
 
-/// Writes `[function] [request-id] text` lines to the terminal (stdout).
+/// Writes `[function] [request-id] text` lines to the terminal.
 #[derive(Debug, Default)]
-pub struct TerminalSink;
+pub struct TerminalSink {
+    /// Write to stderr instead of stdout (when stdout carries a result, as in `invoke local`).
+    pub stderr: bool,
+}
 
-impl LogSink for TerminalSink {
-    fn line(&self, function: &str, request_id: Option<&str>, text: &str) {
-        let mut out = std::io::stdout().lock();
+impl TerminalSink {
+    fn write(out: &mut dyn Write, function: &str, request_id: Option<&str>, text: &str) {
         let _ = match request_id {
             Some(id) if !text.contains(id) => writeln!(out, "[{function}] [{id}] {text}"),
             _ => writeln!(out, "[{function}] {text}"),
         };
+    }
+}
+
+impl LogSink for TerminalSink {
+    fn line(&self, function: &str, request_id: Option<&str>, text: &str) {
+        if self.stderr {
+            Self::write(&mut std::io::stderr().lock(), function, request_id, text);
+        } else {
+            Self::write(&mut std::io::stdout().lock(), function, request_id, text);
+        }
     }
 }
 
@@ -82,13 +94,11 @@ impl fmt::Display for Report<'_> {
 /// only have to be unique within this machine, and it costs no syscall on the request path.
 pub fn new_request_id() -> String {
     static STATE: AtomicU64 = AtomicU64::new(0);
-    let mut seed = STATE.load(Ordering::Relaxed);
-    if seed == 0 {
+    if STATE.load(Ordering::Relaxed) == 0 {
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
-        let _ = STATE.compare_exchange(0, nanos ^ (u64::from(std::process::id()) << 32), Ordering::Relaxed, Ordering::Relaxed);
-        seed = STATE.load(Ordering::Relaxed);
+        let seed = nanos ^ (u64::from(std::process::id()) << 32);
+        let _ = STATE.compare_exchange(0, seed, Ordering::Relaxed, Ordering::Relaxed);
     }
-    let _ = seed;
     let a = splitmix(STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed));
     let b = splitmix(STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed));
     let a = (a & 0xFFFF_FFFF_FFFF_0FFF) | 0x4000; // version 4

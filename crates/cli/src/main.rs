@@ -1,0 +1,89 @@
+//! `sylph`: the command line. Glue only — argument parsing, wiring the crates together and
+//! printing; the work happens in the library crates.
+
+mod dev;
+mod invoke_local;
+mod options;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "sylph", version, about = "Run Serverless Framework services locally, the way AWS Lambda runs them")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the service in this folder: its HTTP events and the Lambda Invoke API.
+    Dev(dev::DevArgs),
+    /// Invoke a function.
+    Invoke {
+        #[command(subcommand)]
+        how: InvokeCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum InvokeCommand {
+    /// Run one invocation of a function through the same runtime path as `sylph dev`.
+    Local(invoke_local::InvokeLocalArgs),
+}
+
+/// Options every command that reads `serverless.yml` takes.
+#[derive(Args, Debug, Clone)]
+pub struct ServiceArgs {
+    /// Path to serverless.yml (default: ./serverless.yml, .yaml or .json).
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// The stage, for ${opt:stage} and ${sls:stage} (default: provider.stage or dev).
+    #[arg(long, short = 's')]
+    pub stage: Option<String>,
+    /// The region, for ${opt:region} and ${aws:region} (default: provider.region or us-east-1).
+    #[arg(long, short = 'r')]
+    pub region: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let (args, extra_options) = options::split_extra_options(std::env::args().collect());
+    let cli = Cli::parse_from(args);
+    let level = match std::env::var("SYLPH_LOG").as_deref() {
+        Ok("trace") => tracing::Level::TRACE,
+        Ok("debug") => tracing::Level::DEBUG,
+        Ok("warn") => tracing::Level::WARN,
+        Ok("error") => tracing::Level::ERROR,
+        _ => tracing::Level::INFO,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Dev(args) => dev::run(args, extra_options).await,
+            Command::Invoke { how: InvokeCommand::Local(args) } => invoke_local::run(args, extra_options).await,
+        }
+    });
+    // Dropping the runtime drops every in-flight invocation, which stops its instance.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

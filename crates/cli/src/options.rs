@@ -1,0 +1,106 @@
+//! Loading the service with the options the user gave, and where Sylph keeps its files.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use sylph_manifest::{Context, Loaded};
+
+use crate::ServiceArgs;
+
+/// Flags Sylph itself understands; any other `--name value` becomes `${opt:name}`, as the
+/// Serverless Framework allows.
+const KNOWN_FLAGS: &[&str] = &[
+    "config", "stage", "region", "port", "host", "keep-warm", "help", "version", "function", "data", "path", "env",
+    "raw", "quiet",
+];
+
+/// Take unknown `--name value` / `--name=value` flags out of `args`.
+pub fn split_extra_options(args: Vec<String>) -> (Vec<String>, HashMap<String, String>) {
+    let mut kept = Vec::with_capacity(args.len());
+    let mut extra = HashMap::new();
+    let mut iter = args.into_iter().peekable();
+    while let Some(arg) = iter.next() {
+        let Some(flag) = arg.strip_prefix("--") else {
+            kept.push(arg);
+            continue;
+        };
+        let (name, inline_value) = match flag.split_once('=') {
+            Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+            None => (flag.to_owned(), None),
+        };
+        if name.is_empty() || KNOWN_FLAGS.contains(&name.as_str()) {
+            kept.push(arg);
+            continue;
+        }
+        let value = match inline_value {
+            Some(v) => v,
+            None => match iter.peek() {
+                Some(next) if !next.starts_with('-') => iter.next().unwrap_or_default(),
+                _ => "true".to_owned(),
+            },
+        };
+        extra.insert(name, value);
+    }
+    (kept, extra)
+}
+
+/// Find and load `serverless.yml` with the CLI options and the process environment.
+pub fn load_service(args: &ServiceArgs, extra: &HashMap<String, String>) -> anyhow::Result<Loaded> {
+    let path = match &args.config {
+        Some(p) => p.clone(),
+        None => find_manifest(Path::new("."))?,
+    };
+    let path = if path.is_dir() { find_manifest(&path)? } else { path };
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+    let service_dir = dir.canonicalize().with_context(|| format!("cannot open {}", dir.display()))?;
+    let mut options = extra.clone();
+    if let Some(s) = &args.stage {
+        options.insert("stage".into(), s.clone());
+    }
+    if let Some(r) = &args.region {
+        options.insert("region".into(), r.clone());
+    }
+    let ctx = Context { options, env: std::env::vars().collect(), service_dir };
+    Ok(sylph_manifest::load(&path, &ctx)?)
+}
+
+fn find_manifest(dir: &Path) -> anyhow::Result<PathBuf> {
+    for name in ["serverless.yml", "serverless.yaml", "serverless.json"] {
+        let p = dir.join(name);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    bail!(
+        "no serverless.yml in {}; run sylph in the service's folder or pass --config PATH",
+        dir.canonicalize().unwrap_or_else(|_| dir.to_owned()).display()
+    )
+}
+
+/// Where the embedded runtime clients are written.
+pub fn runtime_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("sylph").join(format!("runtime-{}", env!("CARGO_PKG_VERSION")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_flags_become_options() {
+        let args = ["sylph", "dev", "--port", "0", "--table-suffix", "x", "--flag", "--stage=qa", "--color=red"]
+            .map(String::from)
+            .to_vec();
+        let (kept, extra) = split_extra_options(args);
+        assert_eq!(kept, ["sylph", "dev", "--port", "0", "--stage=qa"]);
+        assert_eq!(extra.get("table-suffix").map(String::as_str), Some("x"));
+        assert_eq!(extra.get("flag").map(String::as_str), Some("true"));
+        assert_eq!(extra.get("color").map(String::as_str), Some("red"));
+    }
+}

@@ -1,0 +1,272 @@
+//! The HTTP front door of `sylph dev`: one port serving
+//!
+//! - the service's `http` (API Gateway REST, payload 1.0, under `/{stage}`) and `httpApi`
+//!   (API Gateway HTTP API, payload 2.0) routes, with CORS preflights, and
+//! - the Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`), so the AWS SDKs
+//!   can invoke functions by endpoint alone.
+//!
+//! Requests become [`InvokeRequest`]s for the [`Invoker`]; this crate never sees how functions
+//! run. Errors are mapped to each protocol's responses here and nowhere else.
+
+mod apigw;
+mod invoke_api;
+mod routes;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use sylph_invoker::{ErrorKind, InvokeRequest, InvokeResult, Invoker};
+use sylph_model::{ApiKind, Cors, Service};
+use sylph_telemetry::UtcTime;
+use tokio::net::TcpListener;
+
+pub use apigw::{http_api_response, rest_response, MappedResponse};
+pub use routes::{Route, Router};
+
+/// The largest request body accepted (Lambda's synchronous payload limit).
+pub const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
+
+pub type Body = Full<Bytes>;
+
+/// Everything needed to answer requests for one service.
+pub struct Gateway {
+    router: Router,
+    invoker: Arc<dyn Invoker>,
+    stage: String,
+    region: String,
+}
+
+impl Gateway {
+    pub fn new(service: &Service, invoker: Arc<dyn Invoker>) -> Arc<Gateway> {
+        Arc::new(Gateway {
+            router: Router::new(service),
+            invoker,
+            stage: service.stage.clone(),
+            region: service.region.clone(),
+        })
+    }
+
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Answer one request. Never fails: every error becomes the protocol's error response.
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                if parts.uri.path().starts_with("/2015-03-31/") {
+                    return invoke_api::error(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLargeException", "Request must be smaller than 6291456 bytes for the InvokeFunction operation");
+                }
+                return json_message(StatusCode::PAYLOAD_TOO_LARGE, "Request Too Long");
+            }
+        };
+        self.handle_parts(parts, body, peer).await
+    }
+
+    /// Answer a request whose body has been read (usable without a socket, in tests).
+    pub async fn handle_parts(&self, parts: hyper::http::request::Parts, body: Bytes, peer: SocketAddr) -> Response<Body> {
+        let path = parts.uri.path();
+        if let Some(rest) = path.strip_prefix("/2015-03-31/functions/") {
+            return invoke_api::handle(&self.invoker, &self.region, &parts, rest, body).await;
+        }
+        let method = parts.method.as_str();
+        let Some(m) = self.router.find(method, path) else {
+            if method == "OPTIONS" {
+                if let Some(res) = self.preflight(&parts) {
+                    return res;
+                }
+            }
+            return self.no_route(path);
+        };
+        let route = m.route;
+        let request_id = sylph_telemetry::new_request_id();
+        let now = UtcTime::now();
+        let source_ip = peer.ip().to_string();
+        let protocol = match parts.version {
+            hyper::Version::HTTP_10 => "HTTP/1.0",
+            _ => "HTTP/1.1",
+        };
+        let req = apigw::RequestParts {
+            method,
+            path,
+            query: parts.uri.query(),
+            headers: &parts.headers,
+            body: &body,
+            source_ip: &source_ip,
+            protocol,
+        };
+        let event = match route.api {
+            ApiKind::Rest => apigw::rest_event(&req, &m, &self.stage, &request_id, &now),
+            ApiKind::Http => apigw::http_api_event(&req, &m, &request_id, &now),
+        };
+        let result = self
+            .invoker
+            .invoke(&route.function, InvokeRequest { payload: Bytes::from(event), ..Default::default() })
+            .await;
+        let mut res = match result {
+            Ok(r) => match r.result {
+                InvokeResult::Success(payload) => {
+                    let mapped = match route.api {
+                        ApiKind::Rest => apigw::rest_response(&payload),
+                        ApiKind::Http => apigw::http_api_response(&payload),
+                    };
+                    match mapped {
+                        Ok(m) => build_response(m),
+                        Err(why) => {
+                            tracing::warn!(function = %route.function, "malformed Lambda proxy response: {why}");
+                            internal_error()
+                        }
+                    }
+                }
+                InvokeResult::Error { kind: ErrorKind::Timeout, .. } => {
+                    json_message(StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out")
+                }
+                InvokeResult::Error { .. } => internal_error(),
+            },
+            Err(e) => {
+                tracing::error!(function = %route.function, "cannot invoke: {e}");
+                internal_error()
+            }
+        };
+        if let (ApiKind::Http, Some(cors)) = (route.api, &route.cors) {
+            add_cors_headers(&mut res, cors, &parts.headers);
+        }
+        let id_header = match route.api {
+            ApiKind::Rest => "x-amzn-requestid",
+            ApiKind::Http => "apigw-requestid",
+        };
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            res.headers_mut().insert(id_header, v);
+        }
+        res
+    }
+
+    /// API Gateway's answer for a path no route serves.
+    fn no_route(&self, path: &str) -> Response<Body> {
+        if self.router.has_rest_routes() && self.router.strip_stage(path).is_some() {
+            // What a REST API says for any unknown resource or method.
+            json_message(StatusCode::FORBIDDEN, "Missing Authentication Token")
+        } else {
+            json_message(StatusCode::NOT_FOUND, "Not Found")
+        }
+    }
+
+    /// Answer an OPTIONS preflight for a path whose routes have CORS configured.
+    fn preflight(&self, parts: &hyper::http::request::Parts) -> Option<Response<Body>> {
+        let (cors, methods) = self.router.cors_for_path(parts.uri.path())?;
+        let mut res = Response::new(Full::new(Bytes::new()));
+        *res.status_mut() = StatusCode::OK;
+        add_cors_headers(&mut res, cors, &parts.headers);
+        let allow_methods = if cors.allow_methods.is_empty() {
+            let mut m: Vec<&str> = vec!["OPTIONS"];
+            for method in methods {
+                if !m.contains(&method) {
+                    m.push(method);
+                }
+            }
+            m.join(",")
+        } else {
+            cors.allow_methods.join(",")
+        };
+        let h = res.headers_mut();
+        set(h, "access-control-allow-methods", &allow_methods);
+        set(h, "access-control-allow-headers", &cors.allow_headers.join(","));
+        if let Some(age) = cors.max_age {
+            set(h, "access-control-max-age", &age.to_string());
+        }
+        Some(res)
+    }
+}
+
+fn set(h: &mut hyper::HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        h.insert(name, v);
+    }
+}
+
+/// `Access-Control-Allow-Origin` and friends for an allowed origin.
+fn add_cors_headers(res: &mut Response<Body>, cors: &Cors, req_headers: &hyper::HeaderMap) {
+    let origin = req_headers.get("origin").and_then(|v| v.to_str().ok());
+    let allowed = if cors.allow_origins.iter().any(|o| o == "*") {
+        // With credentials, browsers reject `*`, so echo the origin instead.
+        match (cors.allow_credentials, origin) {
+            (true, Some(o)) => Some(o.to_owned()),
+            _ => Some("*".to_owned()),
+        }
+    } else {
+        origin.filter(|o| cors.allow_origins.iter().any(|a| a == o)).map(str::to_owned)
+    };
+    let Some(allowed) = allowed else { return };
+    let h = res.headers_mut();
+    set(h, "access-control-allow-origin", &allowed);
+    if cors.allow_credentials {
+        set(h, "access-control-allow-credentials", "true");
+    }
+    if !cors.expose_headers.is_empty() {
+        set(h, "access-control-expose-headers", &cors.expose_headers.join(","));
+    }
+}
+
+fn build_response(m: MappedResponse) -> Response<Body> {
+    let mut res = Response::new(Full::new(m.body));
+    *res.status_mut() = StatusCode::from_u16(m.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let h = res.headers_mut();
+    for (k, v) in m.headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
+            h.append(name, value);
+        }
+    }
+    res
+}
+
+fn json_message(status: StatusCode, message: &str) -> Response<Body> {
+    let body = serde_json::json!({ "message": message }).to_string();
+    let mut res = Response::new(Full::new(Bytes::from(body)));
+    *res.status_mut() = status;
+    res.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+    res
+}
+
+/// API Gateway's answer when the integration failed.
+fn internal_error() -> Response<Body> {
+    json_message(StatusCode::BAD_GATEWAY, "Internal server error")
+}
+
+/// Serve `gateway` on `listener` until `shutdown` resolves.
+pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let gateway = gateway.clone();
+                async move { Ok::<_, Infallible>(gateway.handle(req, peer).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
