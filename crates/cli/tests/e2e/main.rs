@@ -1,0 +1,11 @@
+//! End-to-end tests: the real `sylph` binary, real function processes, real sockets, and the
+//! real AWS SDK clients and runtime interface clients.
+
+mod harness;
+
+mod errors;
+mod events;
+mod invoke_api;
+mod invoke_local;
+mod runtimes;
+mod shutdown;
