@@ -1,0 +1,279 @@
+//! `sylph-bench http-hello`: a trivial Node.js handler behind an `http` event, under `sylph dev`
+//! and under serverless-offline (`--useInProcess`) in the same run. Prints, for each server and
+//! concurrency level, requests/s with p50/p99 latency, and the time from starting the server
+//! to its first successful response. Ratios matter more than absolute numbers: the machine is
+//! shared and noisy.
+//!
+//! Usage: sylph-bench http-hello --sylph PATH --dir SERVICE_DIR [--seconds N] [--concurrency 1,8,64]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+struct Options {
+    sylph: PathBuf,
+    dir: PathBuf,
+    seconds: u64,
+    concurrency: Vec<usize>,
+    skip_offline: bool,
+}
+
+fn parse_args() -> anyhow::Result<Options> {
+    let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        Some("http-hello") => {}
+        _ => bail!("usage: sylph-bench http-hello --sylph PATH --dir SERVICE_DIR [--seconds N] [--concurrency 1,8,64] [--skip-offline]"),
+    }
+    let mut o = Options { sylph: PathBuf::new(), dir: PathBuf::new(), seconds: 5, concurrency: vec![1, 8, 64], skip_offline: false };
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--sylph" => o.sylph = PathBuf::from(value()?),
+            "--dir" => o.dir = PathBuf::from(value()?),
+            "--seconds" => o.seconds = value()?.parse()?,
+            "--concurrency" => {
+                o.concurrency = value()?.split(',').map(str::parse).collect::<Result<_, _>>()?;
+            }
+            "--skip-offline" => o.skip_offline = true,
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    o.sylph = o.sylph.canonicalize().with_context(|| format!("--sylph {}", o.sylph.display()))?;
+    o.dir = o.dir.canonicalize().with_context(|| format!("--dir {}", o.dir.display()))?;
+    Ok(o)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(3999)
+}
+
+/// A server under test, stopped (with its process group) on drop.
+struct Server {
+    child: Child,
+}
+
+impl Server {
+    fn signal_group(&self, signal: i32) {
+        let pid = self.child.id() as i32;
+        // Never signal pid 0 or -1 (our own group, or every process we may signal). Signal
+        // through libc: procps-ng 4.0.2's `kill -SIG -PGID` misreads a negative pid.
+        if pid > 1 {
+            // SAFETY: a plain kill(2) on the server's own process group.
+            unsafe {
+                libc::kill(-pid, signal);
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.signal_group(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.signal_group(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(mut cmd: Command) -> anyhow::Result<Server> {
+    use std::os::unix::process::CommandExt as _;
+    cmd.stdout(Stdio::null()).stderr(Stdio::null()).process_group(0);
+    Ok(Server { child: cmd.spawn().context("start server")? })
+}
+
+async fn get_once(addr: SocketAddr, path: &str) -> anyhow::Result<u16> {
+    let stream = TcpStream::connect(addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let req = hyper::Request::get(path).header("host", addr.to_string()).body(Empty::<Bytes>::new())?;
+    let res = sender.send_request(req).await?;
+    let status = res.status().as_u16();
+    res.into_body().collect().await?;
+    Ok(status)
+}
+
+/// Poll until the first 200, from `started`; that is the time to first response.
+async fn first_response(addr: SocketAddr, path: &str, started: Instant) -> anyhow::Result<Duration> {
+    let deadline = started + Duration::from_secs(60);
+    loop {
+        if let Ok(200) = get_once(addr, path).await {
+            return Ok(started.elapsed());
+        }
+        if Instant::now() > deadline {
+            bail!("no successful response from {addr}{path} within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+struct LoadResult {
+    requests: usize,
+    errors: usize,
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+}
+
+impl LoadResult {
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return f64::NAN;
+        }
+        let idx = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_us[idx] as f64 / 1000.0
+    }
+}
+
+/// `concurrency` keep-alive connections, each sending requests back to back for `duration`.
+async fn load(addr: SocketAddr, path: &'static str, concurrency: usize, duration: Duration) -> anyhow::Result<LoadResult> {
+    let start = Instant::now();
+    let end = start + duration;
+    let mut tasks = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(16_384);
+            let mut errors = 0usize;
+            'connect: while Instant::now() < end {
+                let Ok(stream) = TcpStream::connect(addr).await else {
+                    errors += 1;
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await else {
+                    errors += 1;
+                    continue;
+                };
+                tokio::spawn(conn);
+                while Instant::now() < end {
+                    let req = hyper::Request::get(path)
+                        .header("host", addr.to_string())
+                        .body(Empty::<Bytes>::new())
+                        .expect("valid request");
+                    let t = Instant::now();
+                    let ok = match sender.send_request(req).await {
+                        Ok(res) => {
+                            let ok = res.status() == 200;
+                            ok && res.into_body().collect().await.is_ok()
+                        }
+                        Err(_) => false,
+                    };
+                    if ok {
+                        latencies.push(t.elapsed().as_micros() as u64);
+                    } else {
+                        errors += 1;
+                        continue 'connect;
+                    }
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await?;
+        all.extend(l);
+        errors += e;
+    }
+    let elapsed = start.elapsed();
+    all.sort_unstable();
+    Ok(LoadResult { requests: all.len(), errors, elapsed, latencies_us: all })
+}
+
+struct Row {
+    server: &'static str,
+    concurrency: usize,
+    result: LoadResult,
+}
+
+async fn measure(name: &'static str, addr: SocketAddr, o: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    const PATH: &str = "/dev/hello";
+    // Warm up: start instances for the highest concurrency and let JITs settle.
+    let max_c = o.concurrency.iter().copied().max().unwrap_or(1);
+    load(addr, PATH, max_c, Duration::from_secs(1)).await?;
+    for &c in &o.concurrency {
+        let result = load(addr, PATH, c, Duration::from_secs(o.seconds)).await?;
+        eprintln!("  {name:<20} c={c:<3} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}", result.rps(), result.percentile_ms(0.5), result.percentile_ms(0.99), result.errors);
+        rows.push(Row { server: name, concurrency: c, result });
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let o = parse_args()?;
+    let mut rows = Vec::new();
+    let mut first = Vec::new();
+
+    eprintln!("sylph dev ...");
+    let port = free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut cmd = Command::new(&o.sylph);
+    cmd.args(["dev", "--quiet", "--port", &port.to_string()]).current_dir(&o.dir);
+    let started = Instant::now();
+    let server = spawn(cmd)?;
+    first.push(("sylph dev", first_response(addr, "/dev/hello", started).await?));
+    measure("sylph dev", addr, &o, &mut rows).await?;
+    drop(server);
+
+    if !o.skip_offline {
+        eprintln!("serverless-offline --useInProcess ...");
+        let port = free_port();
+        let lambda_port = free_port();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut cmd = Command::new(o.dir.join("node_modules/.bin/serverless"));
+        cmd.args(["offline", "start", "--useInProcess", "--noTimeout", "--host", "127.0.0.1", "--httpPort", &port.to_string(), "--lambdaPort", &lambda_port.to_string()])
+            .env("SLS_TELEMETRY_DISABLED", "1")
+            .env("SLS_NOTIFICATIONS_MODE", "off")
+            .env("SLS_DEPRECATION_DISABLE", "*")
+            .current_dir(&o.dir);
+        let started = Instant::now();
+        let server = spawn(cmd)?;
+        first.push(("serverless-offline", first_response(addr, "/dev/hello", started).await?));
+        measure("serverless-offline", addr, &o, &mut rows).await?;
+        drop(server);
+    }
+
+    println!();
+    println!("Trivial Node.js handler behind an `http` event (GET /dev/hello), {} s per level", o.seconds);
+    println!();
+    println!("| server | clients | requests/s | p50 ms | p99 ms | errors | vs serverless-offline |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for row in &rows {
+        let baseline = rows.iter().find(|r| r.server == "serverless-offline" && r.concurrency == row.concurrency);
+        let ratio = baseline.map(|b| format!("{:.1}x", row.result.rps() / b.result.rps())).unwrap_or_else(|| "-".into());
+        println!(
+            "| {} | {} | {:.0} | {:.3} | {:.3} | {} | {} |",
+            row.server,
+            row.concurrency,
+            row.result.rps(),
+            row.result.percentile_ms(0.5),
+            row.result.percentile_ms(0.99),
+            row.result.errors,
+            ratio
+        );
+    }
+    println!();
+    println!("| server | time from start to first response |");
+    println!("|---|---:|");
+    for (name, d) in &first {
+        println!("| {name} | {:.0} ms |", d.as_secs_f64() * 1000.0);
+    }
+    Ok(())
+}
