@@ -33,6 +33,12 @@ pub struct DevArgs {
     /// Do not print function output and START/END/REPORT lines.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Where table data is kept (default: .sylph/tables in the service's folder).
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
+    /// Start with empty tables: delete the data kept from earlier runs.
+    #[arg(long)]
+    reset: bool,
 }
 
 pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Result<ExitCode> {
@@ -52,8 +58,23 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     } else {
         Arc::new(TerminalSink::default())
     };
-    // Functions that call the Lambda API (to invoke each other) reach this server.
-    let base_env = vec![("AWS_ENDPOINT_URL_LAMBDA".to_owned(), base_url.clone())];
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| service.root.join(".sylph/tables"));
+    let tables = open_tables(&data_dir, &service.region, args.reset)?;
+    for t in &service.tables {
+        let outcome = tables
+            .provision(&t.name, &t.properties)
+            .await
+            .map_err(|e| anyhow::anyhow!("resources.Resources.{}: cannot create table {}: {e}", t.logical_id, t.name))?;
+        let what = match outcome {
+            sylph_tables::provision::Provisioned::Created => "created",
+            sylph_tables::provision::Provisioned::Existing => "kept (existing data)",
+        };
+        println!("table {} {what}", t.name);
+    }
+    tables.spawn_ttl_reaper();
+
+    // Functions reach this server for the Lambda and DynamoDB APIs with no code change.
+    let base_env = crate::options::function_endpoint_env(&base_url);
     let runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), base_env)
         .context("cannot write the runtime clients")?;
     let pool = Pool::new(
@@ -62,7 +83,7 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         sink,
         PoolConfig { keep_warm: Duration::from_secs(args.keep_warm.max(1)), extra_env: Vec::new() },
     );
-    let gateway = Gateway::new(&service, pool.clone());
+    let gateway = Gateway::new(&service, pool.clone(), Some(tables));
 
     println!("sylph dev: service {} (stage {}, region {})", service.name, service.stage, service.region);
     println!();
@@ -78,6 +99,7 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         println!("  {method:<7} {url:<width$} {function}");
     }
     println!("  {:<7} {:<width$} Lambda Invoke API", "POST", format!("{base_url}/2015-03-31/functions/{{name}}/invocations"));
+    println!("  {:<7} {:<width$} DynamoDB API (X-Amz-Target: DynamoDB_20120810.*)", "POST", format!("{base_url}/"));
     println!();
     println!("listening on {base_url}");
 
@@ -87,8 +109,16 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
+/// Open the table store in `dir`, emptied first if `reset`.
+pub fn open_tables(dir: &std::path::Path, region: &str, reset: bool) -> anyhow::Result<sylph_tables::Tables> {
+    if reset && dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot reset {}", dir.display()))?;
+    }
+    sylph_tables::Tables::open(dir, region).with_context(|| format!("cannot open the table store in {}", dir.display()))
+}
+
 /// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(_) => {

@@ -4,6 +4,7 @@
 mod dev;
 mod invoke_local;
 mod options;
+mod tables;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +22,8 @@ struct Cli {
 enum Command {
     /// Serve the service in this folder: its HTTP events and the Lambda Invoke API.
     Dev(dev::DevArgs),
+    /// Serve only the DynamoDB-compatible table API (a local DynamoDB).
+    Tables(tables::TablesArgs),
     /// Invoke a function.
     Invoke {
         #[command(subcommand)]
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Dev(args) => dev::run(args, extra_options).await,
+            Command::Tables(args) => tables::run(args).await,
             Command::Invoke { how: InvokeCommand::Local(args) } => invoke_local::run(args, extra_options).await,
         }
     });

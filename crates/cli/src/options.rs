@@ -12,7 +12,7 @@ use crate::ServiceArgs;
 /// Serverless Framework allows.
 const KNOWN_FLAGS: &[&str] = &[
     "config", "stage", "region", "port", "host", "keep-warm", "help", "version", "function", "data", "path", "env",
-    "raw", "quiet",
+    "raw", "quiet", "data-dir", "reset",
 ];
 
 /// Take unknown `--name value` / `--name=value` flags out of `args`.
@@ -77,6 +77,34 @@ fn find_manifest(dir: &Path) -> anyhow::Result<PathBuf> {
         "no serverless.yml in {}; run sylph in the service's folder or pass --config PATH",
         dir.canonicalize().unwrap_or_else(|_| dir.to_owned()).display()
     )
+}
+
+/// Where `scripts/install` puts the AWS SDKs that functions get without bundling them
+/// (`$SYLPH_HOME`, default `~/.local/share/sylph`).
+pub fn sylph_home() -> PathBuf {
+    std::env::var_os("SYLPH_HOME").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir).join(".local/share/sylph")
+    })
+}
+
+/// The environment every function gets so that the AWS SDKs reach this server by themselves.
+pub fn function_endpoint_env(base_url: &str) -> Vec<(String, String)> {
+    let home = sylph_home();
+    let mut env = vec![
+        ("AWS_ENDPOINT_URL".to_owned(), base_url.to_owned()),
+        ("AWS_ENDPOINT_URL_DYNAMODB".to_owned(), base_url.to_owned()),
+        ("AWS_ENDPOINT_URL_LAMBDA".to_owned(), base_url.to_owned()),
+    ];
+    // Lambda's runtimes ship the AWS SDKs on NODE_PATH / sys.path; so does Sylph.
+    let node = home.join("runtime/node/node_modules");
+    if node.is_dir() {
+        env.push(("NODE_PATH".to_owned(), node.to_string_lossy().into_owned()));
+    }
+    let python = home.join("runtime/python");
+    if python.is_dir() {
+        env.push(("PYTHONPATH".to_owned(), python.to_string_lossy().into_owned()));
+    }
+    env
 }
 
 /// Where the embedded runtime clients are written.

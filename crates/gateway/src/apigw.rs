@@ -369,6 +369,7 @@ mod tests {
             custom: Value::Null,
             iam_statements: Value::Null,
             package_patterns: vec![],
+            tables: vec![],
         })
     }
 

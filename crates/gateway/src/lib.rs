@@ -3,7 +3,9 @@
 //! - the service's `http` (API Gateway REST, payload 1.0, under `/{stage}`) and `httpApi`
 //!   (API Gateway HTTP API, payload 2.0) routes, with CORS preflights, and
 //! - the Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`), so the AWS SDKs
-//!   can invoke functions by endpoint alone.
+//!   can invoke functions by endpoint alone, and
+//! - the DynamoDB JSON protocol (any request with `X-Amz-Target: DynamoDB_20120810.*`), the
+//!   way LocalStack's single edge port routes by target.
 //!
 //! Requests become [`InvokeRequest`]s for the [`Invoker`]; this crate never sees how functions
 //! run. Errors are mapped to each protocol's responses here and nowhere else.
@@ -24,6 +26,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use sylph_invoker::{ErrorKind, InvokeRequest, InvokeResult, Invoker};
 use sylph_model::{ApiKind, Cors, Service};
+use sylph_tables::Tables;
 use sylph_telemetry::UtcTime;
 use tokio::net::TcpListener;
 
@@ -39,15 +42,18 @@ pub type Body = Full<Bytes>;
 pub struct Gateway {
     router: Router,
     invoker: Arc<dyn Invoker>,
+    /// The table API, answered on the same port (routed by `X-Amz-Target`).
+    tables: Option<Tables>,
     stage: String,
     region: String,
 }
 
 impl Gateway {
-    pub fn new(service: &Service, invoker: Arc<dyn Invoker>) -> Arc<Gateway> {
+    pub fn new(service: &Service, invoker: Arc<dyn Invoker>, tables: Option<Tables>) -> Arc<Gateway> {
         Arc::new(Gateway {
             router: Router::new(service),
             invoker,
+            tables,
             stage: service.stage.clone(),
             region: service.region.clone(),
         })
@@ -75,6 +81,11 @@ impl Gateway {
     /// Answer a request whose body has been read (usable without a socket, in tests).
     pub async fn handle_parts(&self, parts: hyper::http::request::Parts, body: Bytes, peer: SocketAddr) -> Response<Body> {
         let path = parts.uri.path();
+        if let Some(target) = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+            if let (Some(op), Some(tables)) = (target.strip_prefix("DynamoDB_20120810."), &self.tables) {
+                return table_api(tables, op, &body).await;
+            }
+        }
         if let Some(rest) = path.strip_prefix("/2015-03-31/functions/") {
             return invoke_api::handle(&self.invoker, &self.region, &parts, rest, body).await;
         }
@@ -185,6 +196,19 @@ impl Gateway {
         }
         Some(res)
     }
+}
+
+/// One DynamoDB JSON-protocol request.
+async fn table_api(tables: &Tables, operation: &str, body: &[u8]) -> Response<Body> {
+    let (status, json) = tables.handle(operation, body).await;
+    let mut res = Response::new(Full::new(Bytes::from(serde_json::to_vec(&json).unwrap_or_default())));
+    *res.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = res.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/x-amz-json-1.0"));
+    if let Ok(v) = HeaderValue::from_str(&sylph_telemetry::new_request_id()) {
+        h.insert("x-amzn-requestid", v);
+    }
+    res
 }
 
 fn set(h: &mut hyper::HeaderMap, name: &'static str, value: &str) {

@@ -241,6 +241,7 @@ mod tests {
             custom: serde_json::Value::Null,
             iam_statements: serde_json::Value::Null,
             package_patterns: vec![],
+            tables: vec![],
         }
     }
 

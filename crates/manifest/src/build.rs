@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use sylph_model::{ApiKind, Cors, Event, Function, HttpRoute, Runtime, Service};
+use sylph_model::{ApiKind, Cors, Event, Function, HttpRoute, Runtime, Service, TableResource};
 
 use crate::cfn::Stack;
 use crate::error::Problem;
@@ -242,6 +242,23 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
         resources: resources.get("Resources").unwrap_or(&empty),
         functions: functions.iter().map(|(f, _)| (logical_id(&f.key), f.name.clone())).collect(),
     };
+    let mut tables = Vec::new();
+    if let Some(serde_json::Value::Object(res)) = resources.get("Resources") {
+        for (logical_id, r) in res {
+            if r.get("Type").and_then(serde_json::Value::as_str) != Some("AWS::DynamoDB::Table") {
+                continue;
+            }
+            let name = stack.physical_name(logical_id, 0).ok_or_else(|| {
+                Problem::new(root.mark, format!("resources.Resources.{logical_id}.Properties.TableName"), "cannot resolve the table name locally")
+                    .help("use a plain string or variables for TableName")
+            })?;
+            tables.push(TableResource {
+                logical_id: logical_id.clone(),
+                name,
+                properties: r.get("Properties").cloned().unwrap_or(serde_json::Value::Null),
+            });
+        }
+    }
     let mut resolved = Vec::with_capacity(functions.len());
     for (mut function, env_nodes) in functions {
         for (key, node, path) in env_nodes {
@@ -274,6 +291,7 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
             custom,
             iam_statements,
             package_patterns,
+            tables,
         },
         notices,
     })

@@ -112,7 +112,7 @@ impl Stack<'_> {
         })
     }
 
-    fn physical_name(&self, logical_id: &str, depth: u32) -> Option<String> {
+    pub fn physical_name(&self, logical_id: &str, depth: u32) -> Option<String> {
         let resource = self.resources.get(logical_id)?;
         let props = resource.get("Properties");
         for key in NAME_PROPERTIES {

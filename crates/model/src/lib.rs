@@ -34,6 +34,18 @@ pub struct Service {
     pub iam_statements: serde_json::Value,
     /// `package.patterns`, kept for later (packaging is not needed to run locally).
     pub package_patterns: Vec<String>,
+    /// The `AWS::DynamoDB::Table` resources, with their physical names resolved.
+    pub tables: Vec<TableResource>,
+}
+
+/// A table declared under `resources:`.
+#[derive(Debug, Clone)]
+pub struct TableResource {
+    pub logical_id: String,
+    /// The table's name: `TableName`, or what CloudFormation would generate (`<stack>-<id>`).
+    pub name: String,
+    /// The resource's `Properties` (KeySchema, AttributeDefinitions, indexes, billing, TTL, …).
+    pub properties: serde_json::Value,
 }
 
 impl Service {

@@ -104,6 +104,8 @@ fn cloudformation_intrinsics_resolve_to_local_names() {
     // Resources keep intrinsics as data, in long form.
     let props = &loaded.service.resources["Resources"]["TodosTable"]["Properties"];
     assert_eq!(props["TableName"], "todo-dev");
+    assert_eq!(loaded.service.tables.len(), 1);
+    assert_eq!((loaded.service.tables[0].logical_id.as_str(), loaded.service.tables[0].name.as_str()), ("TodosTable", "todo-dev"));
 }
 
 #[test]

@@ -1,0 +1,65 @@
+//! `sylph tables`: the table API alone, for people who just want a local DynamoDB.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Args;
+use sylph_gateway::Gateway;
+use sylph_invoker::{Pool, PoolConfig};
+use sylph_runtime::ProcessRuntime;
+use tokio::net::TcpListener;
+
+use crate::dev::{open_tables, shutdown_signal};
+use crate::options::runtime_dir;
+
+#[derive(Args)]
+pub struct TablesArgs {
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, short = 'p', default_value_t = 8000)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Where table data is kept.
+    #[arg(long, default_value = ".sylph/tables")]
+    data_dir: PathBuf,
+    /// The region reported in table ARNs.
+    #[arg(long, short = 'r', default_value = "us-east-1")]
+    region: String,
+    /// Start with empty tables.
+    #[arg(long)]
+    reset: bool,
+}
+
+pub async fn run(args: TablesArgs) -> anyhow::Result<ExitCode> {
+    let tables = open_tables(&args.data_dir, &args.region, args.reset)?;
+    tables.spawn_ttl_reaper();
+    let listener = TcpListener::bind((args.host.as_str(), args.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
+    let addr = listener.local_addr()?;
+    // No functions: an empty service behind the same gateway.
+    let service = sylph_model::Service {
+        name: "tables".into(),
+        stage: "local".into(),
+        region: args.region.clone(),
+        root: std::env::current_dir()?,
+        functions: Vec::new(),
+        http_api_cors: None,
+        resources: serde_json::Value::Null,
+        custom: serde_json::Value::Null,
+        iam_statements: serde_json::Value::Null,
+        package_patterns: Vec::new(),
+        tables: Vec::new(),
+    };
+    let sink: Arc<dyn sylph_telemetry::LogSink> = Arc::new(sylph_telemetry::NullSink);
+    let runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), Vec::new())?;
+    let pool = Pool::new(&service, Arc::new(runtime), sink, PoolConfig::default());
+    let gateway = Gateway::new(&service, pool, Some(tables));
+    println!("sylph tables: DynamoDB API, data in {}", args.data_dir.display());
+    println!("listening on http://{addr}");
+    sylph_gateway::serve(listener, gateway, shutdown_signal()).await;
+    Ok(ExitCode::SUCCESS)
+}

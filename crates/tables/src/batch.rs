@@ -1,0 +1,347 @@
+//! BatchGetItem, BatchWriteItem, TransactWriteItems and TransactGetItems.
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value as Json};
+
+use crate::catalog::TableMeta;
+use crate::error::{DbError, ErrorKind};
+use crate::expr::{self, Condition, Path, Substitutions, UpdateAction};
+use crate::service::{
+    check_substitutions_need_expressions, projection, read_item, same_table, str_param, token_key, write_condition,
+    write_item, Tables,
+};
+use crate::value::{item_from_json, item_size, item_to_json, Item, MAX_ITEM_BYTES};
+
+const MAX_BATCH_GET: usize = 100;
+const MAX_BATCH_WRITE: usize = 25;
+const MAX_TRANSACT: usize = 100;
+/// How long a transaction's ClientRequestToken is remembered.
+const TOKEN_TTL_SECS: u64 = 600;
+
+fn request_items(req: &Json) -> Result<&Map<String, Json>, DbError> {
+    match req.get("RequestItems") {
+        Some(Json::Object(m)) if !m.is_empty() => Ok(m),
+        _ => Err(DbError::validation(
+            "1 validation error detected: Value null at 'requestItems' failed to satisfy constraint: Member must not be null",
+        )),
+    }
+}
+
+pub fn batch_get(tables: &Tables, req: &Json) -> Result<Json, DbError> {
+    let items = request_items(req)?;
+    let total: usize = items.values().map(|t| t.get("Keys").and_then(Json::as_array).map_or(0, Vec::len)).sum();
+    if total > MAX_BATCH_GET {
+        return Err(DbError::validation("Too many items requested for the BatchGetItem call"));
+    }
+    let snap = tables.inner.storage.snapshot().map_err(|e| DbError::internal(e.to_string()))?;
+    let mut responses = Map::new();
+    for (name, spec) in items {
+        let meta = tables.table_named(name)?;
+        check_substitutions_need_expressions(spec, &["ProjectionExpression"])?;
+        let subs = Substitutions::new(spec)?;
+        let paths = projection(spec, &subs)?;
+        subs.check_all_used()?;
+        let keys = spec.get("Keys").and_then(Json::as_array).cloned().unwrap_or_default();
+        if keys.is_empty() {
+            return Err(DbError::validation("1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1"));
+        }
+        let mut seen = Vec::with_capacity(keys.len());
+        let mut found = Vec::new();
+        for k in &keys {
+            let key = item_from_json(k)?;
+            meta.check_key(&key)?;
+            let storage_key = meta.item_key(&key);
+            if seen.contains(&storage_key) {
+                return Err(DbError::validation("Provided list of item keys contains duplicates"));
+            }
+            seen.push(storage_key);
+            if let Some(item) = read_item(&*snap, &meta, &key).map_err(|e| DbError::internal(e.to_string()))? {
+                let item = match &paths {
+                    Some(p) => expr::project(&item, p),
+                    None => item,
+                };
+                found.push(item_to_json(&item));
+            }
+        }
+        responses.insert(name.clone(), Json::Array(found));
+    }
+    Ok(json!({"Responses": responses, "UnprocessedKeys": {}}))
+}
+
+enum WriteRequest {
+    Put(Item),
+    Delete(Item),
+}
+
+pub async fn batch_write(tables: &Tables, req: &Json) -> Result<Json, DbError> {
+    let items = request_items(req)?;
+    let total: usize = items.values().map(|t| t.as_array().map_or(0, Vec::len)).sum();
+    if total > MAX_BATCH_WRITE {
+        return Err(DbError::validation("Too many items requested for the BatchWriteItem call"));
+    }
+    let mut plan: Vec<(Arc<TableMeta>, Vec<WriteRequest>)> = Vec::new();
+    for (name, list) in items {
+        let meta = tables.table_named(name)?;
+        let list = list.as_array().cloned().unwrap_or_default();
+        let mut writes = Vec::with_capacity(list.len());
+        let mut seen = Vec::with_capacity(list.len());
+        for w in &list {
+            let (storage_key, write) = if let Some(p) = w.get("PutRequest") {
+                let item = item_from_json(p.get("Item").unwrap_or(&Json::Null))?;
+                meta.check_item(&item)?;
+                if item_size(&item) > MAX_ITEM_BYTES {
+                    return Err(DbError::validation("Item size has exceeded the maximum allowed size"));
+                }
+                (meta.item_key(&item), WriteRequest::Put(item))
+            } else if let Some(d) = w.get("DeleteRequest") {
+                let key = item_from_json(d.get("Key").unwrap_or(&Json::Null))?;
+                meta.check_key(&key)?;
+                (meta.item_key(&key), WriteRequest::Delete(key))
+            } else {
+                return Err(DbError::validation("1 validation error detected: Value at 'requestItems' failed to satisfy constraint: a WriteRequest must hold a PutRequest or a DeleteRequest"));
+            };
+            if seen.contains(&storage_key) {
+                return Err(DbError::validation("Provided list of item keys contains duplicates"));
+            }
+            seen.push(storage_key);
+            writes.push(write);
+        }
+        plan.push((meta, writes));
+    }
+    tables
+        .write(Box::new(move |b| {
+            for (meta, _) in &plan {
+                if let Err(e) = same_table(b, meta)? {
+                    return Ok(Err(e));
+                }
+            }
+            for (meta, writes) in &plan {
+                for w in writes {
+                    match w {
+                        WriteRequest::Put(item) => {
+                            let old = read_item(b, meta, item)?;
+                            write_item(b, meta, old.as_ref(), Some(item))?;
+                        }
+                        WriteRequest::Delete(key) => {
+                            let old = read_item(b, meta, key)?;
+                            write_item(b, meta, old.as_ref(), None)?;
+                        }
+                    }
+                }
+            }
+            Ok(Ok(json!({"UnprocessedItems": {}})))
+        }))
+        .await
+}
+
+enum TxKind {
+    Check,
+    Put(Item),
+    Update(Vec<UpdateAction>),
+    Delete,
+}
+
+struct TxOp {
+    meta: Arc<TableMeta>,
+    key: Item,
+    condition: Option<Condition>,
+    return_old: bool,
+    kind: TxKind,
+}
+
+fn tx_op(tables: &Tables, entry: &Json) -> Result<TxOp, DbError> {
+    let (kind_name, spec) = ["ConditionCheck", "Put", "Update", "Delete"]
+        .iter()
+        .find_map(|k| entry.get(*k).map(|v| (*k, v)))
+        .ok_or_else(|| DbError::validation("TransactItems can only contain one of ConditionCheck, Put, Update or Delete"))?;
+    let meta = tables.table(spec)?;
+    let expressions: &[&str] = match kind_name {
+        "Update" => &["ConditionExpression", "UpdateExpression"],
+        _ => &["ConditionExpression"],
+    };
+    check_substitutions_need_expressions(spec, expressions)?;
+    let subs = Substitutions::new(spec)?;
+    let condition = write_condition(spec, &subs)?;
+    let return_old = str_param(spec, "ReturnValuesOnConditionCheckFailure") == Some("ALL_OLD");
+    let (key, kind) = match kind_name {
+        "Put" => {
+            let item = item_from_json(spec.get("Item").unwrap_or(&Json::Null))?;
+            meta.check_item(&item)?;
+            if item_size(&item) > MAX_ITEM_BYTES {
+                return Err(DbError::validation("Item size has exceeded the maximum allowed size"));
+            }
+            (meta.key_of(&item), TxKind::Put(item))
+        }
+        other => {
+            let key = item_from_json(spec.get("Key").unwrap_or(&Json::Null))?;
+            meta.check_key(&key)?;
+            let kind = match other {
+                "Update" => {
+                    let text = str_param(spec, "UpdateExpression").ok_or_else(|| DbError::validation("UpdateExpression is required for an Update in a transaction"))?;
+                    TxKind::Update(expr::parse_update(text, &subs)?)
+                }
+                "Delete" => TxKind::Delete,
+                _ => {
+                    if condition.is_none() {
+                        return Err(DbError::validation("The ConditionCheck must specify a ConditionExpression"));
+                    }
+                    TxKind::Check
+                }
+            };
+            (key, kind)
+        }
+    };
+    subs.check_all_used()?;
+    Ok(TxOp { meta, key, condition, return_old, kind })
+}
+
+pub async fn transact_write(tables: &Tables, req: &Json) -> Result<Json, DbError> {
+    let entries = req.get("TransactItems").and_then(Json::as_array).cloned().unwrap_or_default();
+    if entries.is_empty() || entries.len() > MAX_TRANSACT {
+        return Err(DbError::validation(format!(
+            "1 validation error detected: Value at 'transactItems' failed to satisfy constraint: Member must have length {} 100",
+            if entries.is_empty() { "greater than or equal to 1, less than or equal to" } else { "less than or equal to" }
+        )));
+    }
+    let mut ops = Vec::with_capacity(entries.len());
+    let mut seen: Vec<(u32, Vec<u8>)> = Vec::with_capacity(entries.len());
+    for e in &entries {
+        let op = tx_op(tables, e)?;
+        let id = (op.meta.id, op.meta.item_key(&op.key));
+        if seen.contains(&id) {
+            return Err(DbError::validation("Transaction request cannot include multiple operations on one item"));
+        }
+        seen.push(id);
+        ops.push(op);
+    }
+    let token = str_param(req, "ClientRequestToken").map(str::to_owned);
+    // The request without its token identifies it for idempotency.
+    let fingerprint = {
+        let mut r = req.clone();
+        if let Some(o) = r.as_object_mut() {
+            o.remove("ClientRequestToken");
+        }
+        r.to_string()
+    };
+    tables
+        .write(Box::new(move |b| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            if let Some(t) = &token {
+                if let Some(bytes) = b.get(&token_key(t))? {
+                    let seen: Json = serde_json::from_slice(&bytes).unwrap_or(Json::Null);
+                    let at = seen.get("at").and_then(Json::as_u64).unwrap_or(0);
+                    if now.saturating_sub(at) < TOKEN_TTL_SECS {
+                        if seen.get("request").and_then(Json::as_str) == Some(fingerprint.as_str()) {
+                            return Ok(Ok(json!({})));
+                        }
+                        return Ok(Err(DbError::new(
+                            ErrorKind::IdempotentParameterMismatch,
+                            "Specified idempotent token was already used with different request parameters",
+                        )));
+                    }
+                }
+            }
+            for op in &ops {
+                if let Err(e) = same_table(b, &op.meta)? {
+                    return Ok(Err(e));
+                }
+            }
+            // Every condition is checked before anything is written: all or nothing.
+            let mut olds = Vec::with_capacity(ops.len());
+            let mut reasons = Vec::with_capacity(ops.len());
+            let mut failed = false;
+            for op in &ops {
+                let old = read_item(b, &op.meta, &op.key)?;
+                let ok = op.condition.as_ref().is_none_or(|c| expr::matches(c, old.as_ref().unwrap_or(&Item::new())));
+                if ok {
+                    reasons.push(json!({"Code": "None"}));
+                } else {
+                    failed = true;
+                    let mut r = json!({"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"});
+                    if let (true, Some(o)) = (op.return_old, &old) {
+                        r["Item"] = item_to_json(o);
+                    }
+                    reasons.push(r);
+                }
+                olds.push(old);
+            }
+            // Updates can fail on their own (bad types, key attributes): that cancels too.
+            let mut news = Vec::with_capacity(ops.len());
+            if !failed {
+                for (i, op) in ops.iter().enumerate() {
+                    let new = match &op.kind {
+                        TxKind::Check => None,
+                        TxKind::Delete => None,
+                        TxKind::Put(item) => Some(item.clone()),
+                        TxKind::Update(actions) => {
+                            let base = olds[i].clone().unwrap_or_else(|| op.key.clone());
+                            match expr::apply_update(&base, actions, &op.meta.key_names()) {
+                                Ok(o) => {
+                                    if let Err(e) = op.meta.check_item(&o.item) {
+                                        return Ok(Err(e));
+                                    }
+                                    Some(o.item)
+                                }
+                                Err(e) => return Ok(Err(e)),
+                            }
+                        }
+                    };
+                    news.push(new);
+                }
+            }
+            if failed {
+                let codes: Vec<&str> = reasons.iter().map(|r| r["Code"].as_str().unwrap_or("None")).collect();
+                let message = format!(
+                    "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
+                    codes.join(", ")
+                );
+                let mut e = DbError::new(ErrorKind::TransactionCanceled, message);
+                e.extra = Some(("CancellationReasons", Json::Array(reasons)));
+                return Ok(Err(e));
+            }
+            for (i, op) in ops.iter().enumerate() {
+                match &op.kind {
+                    TxKind::Check => {}
+                    TxKind::Delete => write_item(b, &op.meta, olds[i].as_ref(), None)?,
+                    TxKind::Put(_) | TxKind::Update(_) => write_item(b, &op.meta, olds[i].as_ref(), news[i].as_ref())?,
+                }
+            }
+            if let Some(t) = &token {
+                let record = json!({"at": now, "request": fingerprint});
+                b.put(&token_key(t), record.to_string().as_bytes())?;
+            }
+            Ok(Ok(json!({})))
+        }))
+        .await
+}
+
+pub fn transact_get(tables: &Tables, req: &Json) -> Result<Json, DbError> {
+    let entries = req.get("TransactItems").and_then(Json::as_array).cloned().unwrap_or_default();
+    if entries.is_empty() || entries.len() > MAX_TRANSACT {
+        return Err(DbError::validation("1 validation error detected: Value at 'transactItems' failed to satisfy constraint: Member must have length less than or equal to 100"));
+    }
+    let mut gets: Vec<(Arc<TableMeta>, Item, Option<Vec<Path>>)> = Vec::with_capacity(entries.len());
+    for e in &entries {
+        let spec = e.get("Get").ok_or_else(|| DbError::validation("TransactGetItems can only contain Get"))?;
+        let meta = tables.table(spec)?;
+        let key = item_from_json(spec.get("Key").unwrap_or(&Json::Null))?;
+        meta.check_key(&key)?;
+        check_substitutions_need_expressions(spec, &["ProjectionExpression"])?;
+        let subs = Substitutions::new(spec)?;
+        let paths = projection(spec, &subs)?;
+        subs.check_all_used()?;
+        gets.push((meta, key, paths));
+    }
+    let snap = tables.inner.storage.snapshot().map_err(|e| DbError::internal(e.to_string()))?;
+    let mut responses = Vec::with_capacity(gets.len());
+    for (meta, key, paths) in gets {
+        let item = read_item(&*snap, &meta, &key).map_err(|e| DbError::internal(e.to_string()))?;
+        responses.push(match item {
+            Some(i) => json!({"Item": item_to_json(&match &paths { Some(p) => expr::project(&i, p), None => i })}),
+            None => json!({}),
+        });
+    }
+    Ok(json!({"Responses": responses}))
+}
+

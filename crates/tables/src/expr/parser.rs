@@ -1,0 +1,423 @@
+//! Recursive-descent parser for the expression languages. Precedence, lowest first:
+//! OR, AND, NOT, then comparisons / BETWEEN / IN / functions, with parentheses overriding.
+
+use crate::error::DbError;
+use crate::expr::lexer::{near, syntax, tokenize, Spanned, Token};
+use crate::expr::reserved::is_reserved;
+use crate::expr::{Comparator, Condition, ExprKind, Operand, Path, PathElem, SetValue, Substitutions, UpdateAction};
+use crate::value::Value;
+
+pub struct Parser<'s, 'a> {
+    text: &'s str,
+    tokens: Vec<Spanned>,
+    pos: usize,
+    kind: ExprKind,
+    subs: &'s Substitutions<'a>,
+}
+
+const MAX_EXPRESSION_BYTES: usize = 4096;
+
+impl<'s, 'a> Parser<'s, 'a> {
+    pub fn new(text: &'s str, kind: ExprKind, subs: &'s Substitutions<'a>) -> Result<Parser<'s, 'a>, DbError> {
+        let label = kind.label();
+        if text.trim().is_empty() {
+            return Err(DbError::validation(format!("Invalid {label}: The expression can not be empty;")));
+        }
+        if text.len() > MAX_EXPRESSION_BYTES {
+            return Err(DbError::validation(format!(
+                "Invalid {label}: Expression size has exceeded the maximum allowed size; expression size: {}",
+                text.len()
+            )));
+        }
+        Ok(Parser { text, tokens: tokenize(text, label)?, pos: 0, kind, subs })
+    }
+
+    fn label(&self) -> &'static str {
+        self.kind.label()
+    }
+
+    fn invalid(&self, message: impl AsRef<str>) -> DbError {
+        DbError::validation(format!("Invalid {}: {}", self.label(), message.as_ref()))
+    }
+
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.pos).map(|(t, _)| t)
+    }
+
+    fn next(&mut self) -> Option<Token> {
+        let t = self.tokens.get(self.pos).map(|(t, _)| t.clone());
+        self.pos += 1;
+        t
+    }
+
+    /// A syntax error at the current token.
+    fn unexpected(&self) -> DbError {
+        match self.tokens.get(self.pos) {
+            Some((_, at)) => {
+                let end = self.tokens.get(self.pos + 1).map(|(_, e)| *e).unwrap_or(self.text.len());
+                let token = self.text[*at..end].trim();
+                syntax(self.label(), token, &near(self.text, *at))
+            }
+            None => {
+                let at = self.tokens.last().map(|(_, a)| *a).unwrap_or(0);
+                syntax(self.label(), "<EOF>", &near(self.text, at))
+            }
+        }
+    }
+
+    fn expect(&mut self, want: &Token) -> Result<(), DbError> {
+        if self.peek() == Some(want) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.unexpected())
+        }
+    }
+
+    fn keyword(&self, word: &str) -> bool {
+        matches!(self.peek(), Some(Token::Ident(w)) if w.eq_ignore_ascii_case(word))
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos >= self.tokens.len()
+    }
+
+    fn finish<T>(&self, value: T) -> Result<T, DbError> {
+        if self.at_end() {
+            Ok(value)
+        } else {
+            Err(self.unexpected())
+        }
+    }
+
+    // ---- conditions -------------------------------------------------------------------------
+
+    pub fn condition_expression(mut self) -> Result<Condition, DbError> {
+        let c = self.or()?;
+        self.finish(c)
+    }
+
+    fn or(&mut self) -> Result<Condition, DbError> {
+        let mut left = self.and()?;
+        while self.keyword("OR") {
+            self.pos += 1;
+            let right = self.and()?;
+            left = Condition::Or(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn and(&mut self) -> Result<Condition, DbError> {
+        let mut left = self.not()?;
+        while self.keyword("AND") {
+            self.pos += 1;
+            let right = self.not()?;
+            left = Condition::And(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn not(&mut self) -> Result<Condition, DbError> {
+        if self.keyword("NOT") {
+            self.pos += 1;
+            return Ok(Condition::Not(Box::new(self.not()?)));
+        }
+        self.primary()
+    }
+
+    fn primary(&mut self) -> Result<Condition, DbError> {
+        if self.peek() == Some(&Token::LParen) {
+            self.pos += 1;
+            let c = self.or()?;
+            self.expect(&Token::RParen)?;
+            return Ok(c);
+        }
+        if let Some(Token::Ident(name)) = self.peek() {
+            if self.tokens.get(self.pos + 1).map(|(t, _)| t) == Some(&Token::LParen) {
+                let name = name.clone();
+                match name.as_str() {
+                    "attribute_exists" | "attribute_not_exists" | "attribute_type" | "begins_with" | "contains" => {
+                        return self.boolean_function(&name);
+                    }
+                    "size" => {}
+                    other => {
+                        return Err(self.invalid(format!("Invalid function name; function: {other}")));
+                    }
+                }
+            }
+        }
+        let left = self.operand()?;
+        let cmp = match self.peek() {
+            Some(Token::Eq) => Comparator::Eq,
+            Some(Token::Ne) => Comparator::Ne,
+            Some(Token::Lt) => Comparator::Lt,
+            Some(Token::Le) => Comparator::Le,
+            Some(Token::Gt) => Comparator::Gt,
+            Some(Token::Ge) => Comparator::Ge,
+            Some(Token::Ident(w)) if w.eq_ignore_ascii_case("BETWEEN") => {
+                self.pos += 1;
+                let low = self.operand()?;
+                if !self.keyword("AND") {
+                    return Err(self.unexpected());
+                }
+                self.pos += 1;
+                let high = self.operand()?;
+                return Ok(Condition::Between(left, low, high));
+            }
+            Some(Token::Ident(w)) if w.eq_ignore_ascii_case("IN") => {
+                self.pos += 1;
+                self.expect(&Token::LParen)?;
+                let mut list = vec![self.operand()?];
+                while self.peek() == Some(&Token::Comma) {
+                    self.pos += 1;
+                    list.push(self.operand()?);
+                }
+                self.expect(&Token::RParen)?;
+                if list.len() > 100 {
+                    return Err(self.invalid("The IN operator is provided with too many operands; number of operands: 101"));
+                }
+                return Ok(Condition::In(left, list));
+            }
+            _ => return Err(self.unexpected()),
+        };
+        self.pos += 1;
+        let right = self.operand()?;
+        Ok(Condition::Compare(left, cmp, right))
+    }
+
+    fn boolean_function(&mut self, name: &str) -> Result<Condition, DbError> {
+        self.pos += 2; // name and '('
+        let c = match name {
+            "attribute_exists" => Condition::AttributeExists(self.path()?),
+            "attribute_not_exists" => Condition::AttributeNotExists(self.path()?),
+            "attribute_type" => {
+                let p = self.path()?;
+                self.expect(&Token::Comma)?;
+                let t = self.operand()?;
+                if let Operand::Value(v) = &t {
+                    const TYPES: [&str; 10] = ["S", "SS", "N", "NS", "B", "BS", "BOOL", "NULL", "L", "M"];
+                    match v {
+                        Value::S(s) if TYPES.contains(&s.as_str()) => {}
+                        _ => {
+                            return Err(self.invalid(format!(
+                                "Invalid attribute type name found; type: {}, valid types: {{B,NULL,SS,BOOL,L,BS,N,NS,S,M}}",
+                                match v { Value::S(s) => s.clone(), other => other.type_name().to_owned() }
+                            )))
+                        }
+                    }
+                }
+                Condition::AttributeType(p, t)
+            }
+            "begins_with" => {
+                let a = self.operand()?;
+                self.expect(&Token::Comma)?;
+                Condition::BeginsWith(a, self.operand()?)
+            }
+            _ => {
+                let a = self.operand()?;
+                self.expect(&Token::Comma)?;
+                Condition::Contains(a, self.operand()?)
+            }
+        };
+        self.expect(&Token::RParen)?;
+        Ok(c)
+    }
+
+    fn operand(&mut self) -> Result<Operand, DbError> {
+        match self.peek().cloned() {
+            Some(Token::ValueRef(alias)) => {
+                self.pos += 1;
+                let v = self.subs.value(&alias).map_err(|m| self.invalid(m))??;
+                Ok(Operand::Value(v))
+            }
+            Some(Token::Ident(name)) if name == "size" && self.tokens.get(self.pos + 1).map(|(t, _)| t) == Some(&Token::LParen) => {
+                self.pos += 2;
+                let p = self.path()?;
+                self.expect(&Token::RParen)?;
+                Ok(Operand::Size(p))
+            }
+            Some(Token::Ident(_)) | Some(Token::NameRef(_)) => Ok(Operand::Path(self.path()?)),
+            _ => Err(self.unexpected()),
+        }
+    }
+
+    fn path(&mut self) -> Result<Path, DbError> {
+        let mut path = vec![PathElem::Name(self.path_name()?)];
+        loop {
+            match self.peek() {
+                Some(Token::Dot) => {
+                    self.pos += 1;
+                    path.push(PathElem::Name(self.path_name()?));
+                }
+                Some(Token::LBracket) => {
+                    self.pos += 1;
+                    match self.next() {
+                        Some(Token::Number(n)) => path.push(PathElem::Index(n)),
+                        _ => {
+                            self.pos -= 1;
+                            return Err(self.unexpected());
+                        }
+                    }
+                    self.expect(&Token::RBracket)?;
+                }
+                _ => break,
+            }
+        }
+        if path.len() > 32 {
+            return Err(self.invalid("The document path has too many nesting levels; nesting levels: 33"));
+        }
+        Ok(path)
+    }
+
+    fn path_name(&mut self) -> Result<String, DbError> {
+        match self.peek().cloned() {
+            Some(Token::Ident(name)) => {
+                if is_reserved(&name) {
+                    return Err(self.invalid(format!("Attribute name is a reserved keyword; reserved keyword: {name}")));
+                }
+                self.pos += 1;
+                Ok(name)
+            }
+            Some(Token::NameRef(alias)) => {
+                self.pos += 1;
+                self.subs.name(&alias).map_err(|m| self.invalid(m))
+            }
+            _ => Err(self.unexpected()),
+        }
+    }
+
+    // ---- update expressions -----------------------------------------------------------------
+
+    pub fn update_expression(mut self) -> Result<Vec<UpdateAction>, DbError> {
+        let mut actions = Vec::new();
+        let mut seen: Vec<&'static str> = Vec::new();
+        while !self.at_end() {
+            let clause = match self.peek() {
+                Some(Token::Ident(w)) if w.eq_ignore_ascii_case("SET") => "SET",
+                Some(Token::Ident(w)) if w.eq_ignore_ascii_case("REMOVE") => "REMOVE",
+                Some(Token::Ident(w)) if w.eq_ignore_ascii_case("ADD") => "ADD",
+                Some(Token::Ident(w)) if w.eq_ignore_ascii_case("DELETE") => "DELETE",
+                _ => return Err(self.unexpected()),
+            };
+            if seen.contains(&clause) {
+                return Err(self.invalid(format!("The \"{clause}\" section can only be used once in an update expression;")));
+            }
+            seen.push(clause);
+            self.pos += 1;
+            loop {
+                let action = match clause {
+                    "SET" => {
+                        let p = self.path()?;
+                        self.expect(&Token::Eq)?;
+                        UpdateAction::Set(p, self.set_value()?)
+                    }
+                    "REMOVE" => UpdateAction::Remove(self.path()?),
+                    "ADD" => {
+                        let p = self.path()?;
+                        UpdateAction::Add(p, self.value_operand()?)
+                    }
+                    _ => {
+                        let p = self.path()?;
+                        UpdateAction::Delete(p, self.value_operand()?)
+                    }
+                };
+                actions.push(action);
+                if self.peek() == Some(&Token::Comma) {
+                    self.pos += 1;
+                } else {
+                    break;
+                }
+            }
+        }
+        Ok(actions)
+    }
+
+    fn value_operand(&mut self) -> Result<Operand, DbError> {
+        match self.peek() {
+            Some(Token::ValueRef(_)) => self.operand(),
+            _ => Err(self.unexpected()),
+        }
+    }
+
+    fn set_value(&mut self) -> Result<SetValue, DbError> {
+        let left = self.set_operand()?;
+        match self.peek() {
+            Some(Token::Plus) => {
+                self.pos += 1;
+                Ok(SetValue::Plus(Box::new(left), Box::new(self.set_operand()?)))
+            }
+            Some(Token::Minus) => {
+                self.pos += 1;
+                Ok(SetValue::Minus(Box::new(left), Box::new(self.set_operand()?)))
+            }
+            _ => Ok(left),
+        }
+    }
+
+    fn set_operand(&mut self) -> Result<SetValue, DbError> {
+        if let Some(Token::Ident(name)) = self.peek() {
+            if self.tokens.get(self.pos + 1).map(|(t, _)| t) == Some(&Token::LParen) {
+                let name = name.clone();
+                self.pos += 2;
+                let v = match name.as_str() {
+                    "if_not_exists" => {
+                        let p = self.path()?;
+                        self.expect(&Token::Comma)?;
+                        SetValue::IfNotExists(p, Box::new(self.set_value()?))
+                    }
+                    "list_append" => {
+                        let a = self.set_value()?;
+                        self.expect(&Token::Comma)?;
+                        SetValue::ListAppend(Box::new(a), Box::new(self.set_value()?))
+                    }
+                    other => {
+                        return Err(self.invalid(format!("Invalid function name; function: {other}")));
+                    }
+                };
+                self.expect(&Token::RParen)?;
+                return Ok(v);
+            }
+        }
+        Ok(SetValue::Operand(self.operand()?))
+    }
+
+    // ---- projections ------------------------------------------------------------------------
+
+    pub fn projection_expression(mut self) -> Result<Vec<Path>, DbError> {
+        let mut paths = vec![self.path()?];
+        while self.peek() == Some(&Token::Comma) {
+            self.pos += 1;
+            paths.push(self.path()?);
+        }
+        check_overlaps(&paths, self.label())?;
+        self.finish(paths)
+    }
+}
+
+fn path_display(p: &Path) -> String {
+    let parts: Vec<String> = p
+        .iter()
+        .map(|e| match e {
+            PathElem::Name(n) => n.clone(),
+            PathElem::Index(i) => format!("[{i}]"),
+        })
+        .collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// DynamoDB rejects two paths where one is a prefix of the other.
+pub fn check_overlaps(paths: &[Path], label: &str) -> Result<(), DbError> {
+    for (i, a) in paths.iter().enumerate() {
+        for b in &paths[i + 1..] {
+            let n = a.len().min(b.len());
+            if a[..n] == b[..n] {
+                return Err(DbError::validation(format!(
+                    "Invalid {label}: Two document paths overlap with each other; must remove or rewrite one of these paths; path one: {}, path two: {}",
+                    path_display(a),
+                    path_display(b)
+                )));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,27 @@
+//! Sylph's table service: a durable, DynamoDB-compatible store that the AWS SDKs use unchanged.
+//!
+//! - [`value`] and [`number`]: DynamoDB's data model (38-digit decimal numbers, sets, maps, …).
+//! - [`expr`]: the expression languages (conditions, filters, key conditions, updates,
+//!   projections) and [`legacy`] for the pre-expression parameters.
+//! - [`catalog`]: table descriptions; [`keys`]: order-preserving key encodings.
+//! - [`storage`]: the small storage trait and its embedded engine (redb).
+//! - [`service`]: the operations, behind one group-committing writer; [`Tables::handle`] answers
+//!   the JSON protocol (`X-Amz-Target: DynamoDB_20120810.<Operation>`).
+//!
+//! It knows nothing of functions or of HTTP beyond the JSON bodies.
+
+mod batch;
+pub mod catalog;
+pub mod error;
+pub mod expr;
+pub mod keys;
+pub mod legacy;
+pub mod number;
+pub mod provision;
+mod query;
+pub mod service;
+pub mod storage;
+pub mod value;
+
+pub use error::{DbError, ErrorKind};
+pub use service::Tables;

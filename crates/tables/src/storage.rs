@@ -1,0 +1,167 @@
+//! The storage boundary: an ordered, durable key-value store with atomic write batches.
+//!
+//! The table service needs only point reads, ordered range scans and atomic batches of puts and
+//! deletes, so that is all the trait asks for; a PostgreSQL backend can implement the same four
+//! calls. [`Redb`] is the embedded engine (see docs/STORAGE.md for why redb and its figures).
+
+use std::ops::Bound;
+use std::path::Path;
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+
+#[derive(Debug, thiserror::Error)]
+#[error("storage: {0}")]
+pub struct StorageError(pub String);
+
+fn err(e: impl std::fmt::Display) -> StorageError {
+    StorageError(e.to_string())
+}
+
+/// Called for each entry of a scan; return `false` to stop.
+pub type Visit<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> bool;
+
+/// Reads, inside or outside a write batch.
+pub trait Read {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Visit entries in `(start, end)` in key order (or reverse order).
+    fn scan(&self, start: Bound<&[u8]>, end: Bound<&[u8]>, reverse: bool, visit: Visit<'_>) -> Result<(), StorageError>;
+}
+
+/// A batch being written: reads see the batch's own writes.
+pub trait Batch: Read {
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StorageError>;
+    fn delete(&mut self, key: &[u8]) -> Result<(), StorageError>;
+}
+
+pub trait Storage: Read + Send + Sync + 'static {
+    /// A consistent view of the last committed state, for multi-step reads.
+    fn snapshot(&self) -> Result<Box<dyn Read + '_>, StorageError>;
+
+    /// Run `f` on a new batch and commit it durably (fsync) if `f` returns `Ok`; nothing of it
+    /// is applied otherwise. Returns once the batch is on disk.
+    fn write(&self, f: &mut dyn FnMut(&mut dyn Batch) -> Result<(), StorageError>) -> Result<(), StorageError>;
+}
+
+const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
+
+/// redb: a copy-on-write B-tree in one file, with checksummed, fsynced commits.
+pub struct Redb {
+    db: Database,
+}
+
+impl Redb {
+    pub fn open(dir: &Path) -> Result<Redb, StorageError> {
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let db = Database::create(dir.join("tables.redb")).map_err(err)?;
+        // Make sure the table exists so that reads never fail on a fresh database.
+        let txn = db.begin_write().map_err(err)?;
+        txn.open_table(KV).map_err(err)?;
+        txn.commit().map_err(err)?;
+        Ok(Redb { db })
+    }
+}
+
+fn scan_table<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    table: &T,
+    start: Bound<&[u8]>,
+    end: Bound<&[u8]>,
+    reverse: bool,
+    visit: Visit<'_>,
+) -> Result<(), StorageError> {
+    let range = table.range::<&[u8]>((start, end)).map_err(err)?;
+    let mut step = |entry: Result<(redb::AccessGuard<'_, &[u8]>, redb::AccessGuard<'_, &[u8]>), redb::StorageError>| {
+        let (k, v) = entry.map_err(err)?;
+        Ok::<bool, StorageError>(visit(k.value(), v.value()))
+    };
+    if reverse {
+        for entry in range.rev() {
+            if !step(entry)? {
+                break;
+            }
+        }
+    } else {
+        for entry in range {
+            if !step(entry)? {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Read for Redb {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(KV).map_err(err)?;
+        Ok(table.get(key).map_err(err)?.map(|v| v.value().to_vec()))
+    }
+
+    fn scan(&self, start: Bound<&[u8]>, end: Bound<&[u8]>, reverse: bool, visit: Visit<'_>) -> Result<(), StorageError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(KV).map_err(err)?;
+        scan_table(&table, start, end, reverse, visit)
+    }
+}
+
+struct RedbBatch<'t> {
+    table: redb::Table<'t, &'static [u8], &'static [u8]>,
+}
+
+impl Read for RedbBatch<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.table.get(key).map_err(err)?.map(|v| v.value().to_vec()))
+    }
+
+    fn scan(&self, start: Bound<&[u8]>, end: Bound<&[u8]>, reverse: bool, visit: Visit<'_>) -> Result<(), StorageError> {
+        scan_table(&self.table, start, end, reverse, visit)
+    }
+}
+
+impl Batch for RedbBatch<'_> {
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        self.table.insert(key, value).map_err(err)?;
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<(), StorageError> {
+        self.table.remove(key).map_err(err)?;
+        Ok(())
+    }
+}
+
+struct RedbSnapshot {
+    table: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+}
+
+impl Read for RedbSnapshot {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.table.get(key).map_err(err)?.map(|v| v.value().to_vec()))
+    }
+
+    fn scan(&self, start: Bound<&[u8]>, end: Bound<&[u8]>, reverse: bool, visit: Visit<'_>) -> Result<(), StorageError> {
+        scan_table(&self.table, start, end, reverse, visit)
+    }
+}
+
+impl Storage for Redb {
+    fn snapshot(&self) -> Result<Box<dyn Read + '_>, StorageError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        Ok(Box::new(RedbSnapshot { table: txn.open_table(KV).map_err(err)? }))
+    }
+
+    fn write(&self, f: &mut dyn FnMut(&mut dyn Batch) -> Result<(), StorageError>) -> Result<(), StorageError> {
+        let mut txn = self.db.begin_write().map_err(err)?;
+        txn.set_durability(Durability::Immediate).map_err(err)?;
+        {
+            let table = txn.open_table(KV).map_err(err)?;
+            let mut batch = RedbBatch { table };
+            if let Err(e) = f(&mut batch) {
+                drop(batch);
+                let _ = txn.abort();
+                return Err(e);
+            }
+        }
+        txn.commit().map_err(err)?;
+        Ok(())
+    }
+}
