@@ -210,3 +210,6 @@ pub fn parse_update(text: &str, subs: &Substitutions<'_>) -> Result<Vec<UpdateAc
 pub fn parse_projection(text: &str, subs: &Substitutions<'_>) -> Result<Vec<Path>, DbError> {
     parser::Parser::new(text, ExprKind::Projection, subs)?.projection_expression()
 }
+
+#[cfg(test)]
+mod tests;
