@@ -166,7 +166,37 @@ function runHandler(handler, event, headers) {
   });
 }
 
+// aws-sdk v2 ignores AWS_ENDPOINT_URL*; the first time a function requires it (its own copy or
+// the one Sylph ships on NODE_PATH), point its DynamoDB and Lambda clients at Sylph. Hooking
+// require costs nothing for functions that never load aws-sdk.
+function pointAwsSdkV2AtSylph() {
+  const dynamodb = process.env.AWS_ENDPOINT_URL_DYNAMODB;
+  const lambda = process.env.AWS_ENDPOINT_URL_LAMBDA;
+  if (!dynamodb && !lambda) return;
+  const Module = require('module');
+  const original = Module.prototype.require;
+  const configured = new WeakSet();
+  Module.prototype.require = function (id) {
+    const exported = original.apply(this, arguments);
+    if (id === 'aws-sdk' || (typeof id === 'string' && id.startsWith('aws-sdk/'))) {
+      let AWS;
+      try {
+        AWS = id === 'aws-sdk' ? exported : original.call(this, 'aws-sdk/global');
+      } catch (_) {
+        return exported;
+      }
+      if (AWS && AWS.config && !configured.has(AWS)) {
+        configured.add(AWS);
+        if (dynamodb) AWS.config.dynamodb = Object.assign({}, AWS.config.dynamodb, { endpoint: dynamodb });
+        if (lambda) AWS.config.lambda = Object.assign({}, AWS.config.lambda, { endpoint: lambda });
+      }
+    }
+    return exported;
+  };
+}
+
 async function main() {
+  pointAwsSdkV2AtSylph();
   let handler;
   try {
     handler = await loadHandler();

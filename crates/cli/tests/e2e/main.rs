@@ -9,3 +9,4 @@ mod invoke_api;
 mod invoke_local;
 mod runtimes;
 mod shutdown;
+mod tables;
