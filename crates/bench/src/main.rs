@@ -11,9 +11,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod tables;
+
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Full};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
@@ -25,12 +29,7 @@ struct Options {
     skip_offline: bool,
 }
 
-fn parse_args() -> anyhow::Result<Options> {
-    let mut args = std::env::args().skip(1);
-    match args.next().as_deref() {
-        Some("http-hello") => {}
-        _ => bail!("usage: sylph-bench http-hello --sylph PATH --dir SERVICE_DIR [--seconds N] [--concurrency 1,8,64] [--skip-offline]"),
-    }
+fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
     let mut o = Options { sylph: PathBuf::new(), dir: PathBuf::new(), seconds: 5, concurrency: vec![1, 8, 64], skip_offline: false };
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
@@ -50,16 +49,22 @@ fn parse_args() -> anyhow::Result<Options> {
     Ok(o)
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(3999)
 }
 
 /// A server under test, stopped (with its process group) on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
 }
 
 impl Server {
+    /// SIGKILL the server's process group and reap it.
+    pub(crate) fn child_kill(&mut self) -> std::io::Result<()> {
+        self.signal_group(libc::SIGKILL);
+        self.child.wait().map(|_| ())
+    }
+
     fn signal_group(&self, signal: i32) {
         let pid = self.child.id() as i32;
         // Never signal pid 0 or -1 (our own group, or every process we may signal). Signal
@@ -88,7 +93,7 @@ impl Drop for Server {
     }
 }
 
-fn spawn(mut cmd: Command) -> anyhow::Result<Server> {
+pub(crate) fn spawn(mut cmd: Command) -> anyhow::Result<Server> {
     use std::os::unix::process::CommandExt as _;
     cmd.stdout(Stdio::null()).stderr(Stdio::null()).process_group(0);
     Ok(Server { child: cmd.spawn().context("start server")? })
@@ -119,7 +124,7 @@ async fn first_response(addr: SocketAddr, path: &str, started: Instant) -> anyho
     }
 }
 
-struct LoadResult {
+pub(crate) struct LoadResult {
     requests: usize,
     errors: usize,
     elapsed: Duration,
@@ -127,11 +132,11 @@ struct LoadResult {
 }
 
 impl LoadResult {
-    fn rps(&self) -> f64 {
+    pub(crate) fn rps(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
 
-    fn percentile_ms(&self, p: f64) -> f64 {
+    pub(crate) fn percentile_ms(&self, p: f64) -> f64 {
         if self.latencies_us.is_empty() {
             return f64::NAN;
         }
@@ -140,12 +145,23 @@ impl LoadResult {
     }
 }
 
+/// Builds the n-th request of a load run.
+pub(crate) type MakeRequest = Arc<dyn Fn(u64) -> hyper::Request<Full<Bytes>> + Send + Sync>;
+
+fn get_request(addr: SocketAddr, path: &'static str) -> MakeRequest {
+    Arc::new(move |_| {
+        hyper::Request::get(path).header("host", addr.to_string()).body(Full::new(Bytes::new())).expect("valid request")
+    })
+}
+
 /// `concurrency` keep-alive connections, each sending requests back to back for `duration`.
-async fn load(addr: SocketAddr, path: &'static str, concurrency: usize, duration: Duration) -> anyhow::Result<LoadResult> {
+pub(crate) async fn load(addr: SocketAddr, make: MakeRequest, concurrency: usize, duration: Duration) -> anyhow::Result<LoadResult> {
     let start = Instant::now();
     let end = start + duration;
+    let counter = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
+        let (make, counter) = (make.clone(), counter.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(16_384);
             let mut errors = 0usize;
@@ -161,10 +177,7 @@ async fn load(addr: SocketAddr, path: &'static str, concurrency: usize, duration
                 };
                 tokio::spawn(conn);
                 while Instant::now() < end {
-                    let req = hyper::Request::get(path)
-                        .header("host", addr.to_string())
-                        .body(Empty::<Bytes>::new())
-                        .expect("valid request");
+                    let req = make(counter.fetch_add(1, Ordering::Relaxed));
                     let t = Instant::now();
                     let ok = match sender.send_request(req).await {
                         Ok(res) => {
@@ -206,9 +219,9 @@ async fn measure(name: &'static str, addr: SocketAddr, o: &Options, rows: &mut V
     const PATH: &str = "/dev/hello";
     // Warm up: start instances for the highest concurrency and let JITs settle.
     let max_c = o.concurrency.iter().copied().max().unwrap_or(1);
-    load(addr, PATH, max_c, Duration::from_secs(1)).await?;
+    load(addr, get_request(addr, PATH), max_c, Duration::from_secs(1)).await?;
     for &c in &o.concurrency {
-        let result = load(addr, PATH, c, Duration::from_secs(o.seconds)).await?;
+        let result = load(addr, get_request(addr, PATH), c, Duration::from_secs(o.seconds)).await?;
         eprintln!("  {name:<20} c={c:<3} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}", result.rps(), result.percentile_ms(0.5), result.percentile_ms(0.99), result.errors);
         rows.push(Row { server: name, concurrency: c, result });
     }
@@ -217,7 +230,17 @@ async fn measure(name: &'static str, addr: SocketAddr, o: &Options, rows: &mut V
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let o = parse_args()?;
+    let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        Some("http-hello") => http_hello(parse_args(args)?).await,
+        Some("tables") => tables::run(tables::Options::parse(args)?).await,
+        _ => bail!(
+            "usage:\n  sylph-bench http-hello --sylph PATH --dir SERVICE_DIR [--seconds N] [--concurrency 1,8,64] [--skip-offline]\n  sylph-bench tables --sylph PATH --dynalite PATH [--seconds N] [--concurrency N]"
+        ),
+    }
+}
+
+async fn http_hello(o: Options) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut first = Vec::new();
 
