@@ -114,11 +114,15 @@ pub(crate) fn write_item(b: &mut dyn Batch, meta: &TableMeta, old: Option<&Item>
 
 /// Fails (without a storage error) if the table was deleted or re-created since `meta` was read.
 pub(crate) fn same_table(b: &dyn Batch, meta: &TableMeta) -> Result<Result<(), DbError>, StorageError> {
-    let current = b.get(&meta_key(&meta.name))?;
-    let ok = current
-        .and_then(|bytes| serde_json::from_slice::<TableMeta>(&bytes).ok())
-        .is_some_and(|m| m.id == meta.id);
+    // A 4-byte id per table keeps this check cheap on every write.
+    let ok = b.get(&id_key(&meta.name))?.is_some_and(|id| id.as_slice() == meta.id.to_be_bytes());
     Ok(if ok { Ok(()) } else { Err(DbError::not_found()) })
+}
+
+fn id_key(name: &str) -> Vec<u8> {
+    let mut k = b"t\x00".to_vec();
+    k.extend_from_slice(name.as_bytes());
+    k
 }
 
 pub(crate) fn str_param<'a>(req: &'a Json, name: &str) -> Option<&'a str> {
@@ -344,6 +348,7 @@ impl Tables {
                 b.put(ID_COUNTER, &next.to_be_bytes())?;
                 meta.id = next;
                 b.put(&key, &serde_json::to_vec(&meta).unwrap_or_default())?;
+                b.put(&id_key(&meta.name), &next.to_be_bytes())?;
                 Ok(Ok(json!({"TableDescription": meta.describe(0, 0, "ACTIVE"), "__meta": serde_json::to_value(&meta).unwrap_or_default()})))
             }))
             .await?;
@@ -417,6 +422,7 @@ impl Tables {
                 return Ok(Err(e));
             }
             b.delete(&meta_key(&m.name))?;
+            b.delete(&id_key(&m.name))?;
             let mut prefixes = vec![m.items_prefix(), m.ttl_prefix()];
             prefixes.extend(m.indexes.iter().map(|i| m.index_prefix(i)));
             for p in prefixes {
@@ -622,7 +628,9 @@ impl Tables {
             if let Err(e) = same_table(b, &meta)? {
                 return Ok(Err(e));
             }
-            let old = read_item(b, &meta, &item)?;
+            // A blind put on a table without indexes or TTL needs nothing from the old item.
+            let needs_old = cond.is_some() || return_old || !meta.indexes.is_empty() || meta.ttl_attribute.is_some();
+            let old = if needs_old { read_item(b, &meta, &item)? } else { None };
             if let Some(c) = &cond {
                 if !expr::matches(c, old.as_ref().unwrap_or(&Item::new())) {
                     return Ok(Err(condition_error(old.as_ref(), old_on_fail)));
