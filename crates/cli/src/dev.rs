@@ -39,11 +39,17 @@ pub struct DevArgs {
     /// Start with empty tables: delete the data kept from earlier runs.
     #[arg(long)]
     reset: bool,
+    /// Do not watch the service folder for code changes.
+    #[arg(long)]
+    no_reload: bool,
 }
 
 pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Result<ExitCode> {
     let loaded = load_service(&args.service, &extra)?;
-    let service = loaded.service;
+    let mut service = loaded.service;
+    if crate::watch::is_rust_service(&service) {
+        crate::watch::build_rust(&mut service)?;
+    }
     for notice in &loaded.notices {
         println!("notice: {notice}");
     }
@@ -84,6 +90,9 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         PoolConfig { keep_warm: Duration::from_secs(args.keep_warm.max(1)), extra_env: Vec::new() },
     );
     let gateway = Gateway::new(&service, pool.clone(), Some(tables));
+    if !args.no_reload {
+        crate::watch::spawn(service.clone(), pool.clone());
+    }
 
     println!("sylph dev: service {} (stage {}, region {})", service.name, service.stage, service.region);
     println!();
@@ -114,7 +123,12 @@ pub fn open_tables(dir: &std::path::Path, region: &str, reset: bool) -> anyhow::
     if reset && dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("cannot reset {}", dir.display()))?;
     }
-    sylph_tables::Tables::open(dir, region).with_context(|| format!("cannot open the table store in {}", dir.display()))
+    sylph_tables::Tables::open(dir, region).with_context(|| {
+        format!(
+            "cannot open the table store in {} (is another sylph using it? stop it, or pass --data-dir)",
+            dir.display()
+        )
+    })
 }
 
 /// Ctrl-C or SIGTERM.

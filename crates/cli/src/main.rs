@@ -5,6 +5,7 @@ mod dev;
 mod invoke_local;
 mod options;
 mod tables;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

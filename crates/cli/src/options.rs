@@ -12,7 +12,7 @@ use crate::ServiceArgs;
 /// Serverless Framework allows.
 const KNOWN_FLAGS: &[&str] = &[
     "config", "stage", "region", "port", "host", "keep-warm", "help", "version", "function", "data", "path", "env",
-    "raw", "quiet", "data-dir", "reset",
+    "raw", "quiet", "data-dir", "reset", "no-reload",
 ];
 
 /// Take unknown `--name value` / `--name=value` flags out of `args`.

@@ -7,6 +7,7 @@
 //! YAML and does not know how an instance runs (that is the runtime's business).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -87,6 +88,8 @@ impl Default for PoolConfig {
 struct Idle {
     instance: Box<dyn Instance>,
     since: Instant,
+    /// The code generation the instance loaded (see [`Pool::reload`]).
+    generation: u64,
 }
 
 struct FunctionPool {
@@ -103,6 +106,8 @@ pub struct Pool {
     region: String,
     sink: Arc<dyn LogSink>,
     keep_warm: Duration,
+    /// Bumped when function code changes; instances of older generations are not reused.
+    generation: AtomicU64,
 }
 
 impl Pool {
@@ -130,6 +135,7 @@ impl Pool {
             region: service.region.clone(),
             sink,
             keep_warm: config.keep_warm,
+            generation: AtomicU64::new(0),
         });
         Pool::spawn_reaper(&pool);
         pool
@@ -176,6 +182,13 @@ impl Pool {
             .unwrap_or(0)
     }
 
+    /// The function code changed: stop idle instances and let in-flight ones finish on the old
+    /// code; every later invocation runs in a new instance that loads the new code.
+    pub fn reload(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.shutdown();
+    }
+
     /// Stop every idle instance. In-flight instances stop when their invocations end.
     pub fn shutdown(&self) {
         for pool in self.unique_pools() {
@@ -196,11 +209,12 @@ impl Pool {
     async fn run(&self, pool: &FunctionPool, request: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
         let f = &pool.config.function;
         let request_id: Arc<str> = Arc::from(sylph_telemetry::new_request_id());
+        let current = self.generation.load(Ordering::SeqCst);
         let reused = {
             let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
             loop {
                 match idle.pop() {
-                    Some(i) if i.instance.is_healthy() => break Some(i.instance),
+                    Some(i) if i.instance.is_healthy() && i.generation == current => break Some(i.instance),
                     Some(_) => continue,
                     None => break None,
                 }
@@ -252,8 +266,9 @@ impl Pool {
         };
         self.sink.line(&f.key, None, &end_line);
         self.sink.line(&f.key, None, &report);
-        if instance.is_healthy() {
-            pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(Idle { instance, since: Instant::now() });
+        // An instance started before a code change finishes its request on the old code, then goes.
+        if instance.is_healthy() && self.generation.load(Ordering::SeqCst) == current {
+            pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(Idle { instance, since: Instant::now(), generation: current });
         }
         let logs = logs.map(|function_output| {
             let mut text = String::with_capacity(function_output.len() + 256);

@@ -42,6 +42,14 @@ impl Dev {
     pub fn start_with(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Dev {
         let mut cmd = sylph();
         cmd.arg("dev").arg("--config").arg(config).args(["--port", "0"]).args(args);
+        // Tests run in parallel: each server gets its own table store unless the test picks one.
+        if !args.contains(&"--data-dir") {
+            static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("sylph-e2e-dev-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            cmd.arg("--data-dir").arg(dir);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

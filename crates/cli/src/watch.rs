@@ -1,0 +1,125 @@
+//! Code reload for `sylph dev`: notice changed function code and make new instances load it,
+//! building Rust (`provided.*`) functions with cargo first, as cargo-lambda would.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{bail, Context as _};
+use sylph_invoker::Pool;
+use sylph_model::{Runtime, Service};
+
+/// Folders that are never function code (dependencies, build output, Sylph's own data).
+const SKIP: &[&str] = &["node_modules", "target", ".sylph", ".git", ".serverless", "__pycache__"];
+
+/// Path → (modified time, size) for every file under `root` worth watching.
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, (SystemTime, u64)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                if !SKIP.contains(&name.as_ref()) {
+                    stack.push(entry.path());
+                }
+            } else if meta.is_file() {
+                out.insert(entry.path(), (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len()));
+            }
+        }
+    }
+    out
+}
+
+/// Whether the service has Rust functions that Sylph builds itself.
+pub fn is_rust_service(service: &Service) -> bool {
+    service.root.join("Cargo.toml").is_file() && service.functions.iter().any(|f| matches!(f.runtime, Runtime::Provided(_)))
+}
+
+/// `cargo build --release` in the service folder; point each `provided.*` function at the binary
+/// named like its handler (or the only binary, or one named `bootstrap`).
+pub fn build_rust(service: &mut Service) -> anyhow::Result<()> {
+    println!("building Rust functions: cargo build --release (in {})", service.root.display());
+    let output = Command::new("cargo")
+        .args(["build", "--release", "--bins", "--message-format=json-render-diagnostics"])
+        .current_dir(&service.root)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run cargo")?;
+    if !output.status.success() {
+        bail!("cargo build failed in {}", service.root.display());
+    }
+    let mut bins: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        if let (Some(exe), Some(name)) = (msg["executable"].as_str(), msg["target"]["name"].as_str()) {
+            bins.insert(name.to_owned(), PathBuf::from(exe));
+        }
+    }
+    for f in service.functions.iter_mut().filter(|f| matches!(f.runtime, Runtime::Provided(_))) {
+        let found = bins
+            .get(&f.handler)
+            .or_else(|| bins.get(&f.key))
+            .or_else(|| bins.get("bootstrap"))
+            .or_else(|| if bins.len() == 1 { bins.values().next() } else { None });
+        match found {
+            Some(exe) => f.artifact = Some(exe.clone()),
+            None => bail!(
+                "function {}: no binary named `{}` (or `{}`) was built; binaries: {}",
+                f.key,
+                f.handler,
+                f.key,
+                bins.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// Poll the service folder; on a change, rebuild if needed and reload the pool.
+pub fn spawn(mut service: Service, pool: Arc<Pool>) {
+    let rust = is_rust_service(&service);
+    tokio::task::spawn_blocking(move || {
+        let mut last = snapshot(&service.root);
+        loop {
+            std::thread::sleep(Duration::from_millis(400));
+            let now = snapshot(&service.root);
+            if now == last {
+                continue;
+            }
+            let changed: Vec<&PathBuf> = now
+                .iter()
+                .filter(|(p, v)| last.get(*p) != Some(*v))
+                .map(|(p, _)| p)
+                .chain(last.keys().filter(|p| !now.contains_key(*p)))
+                .collect();
+            let names: Vec<String> = changed
+                .iter()
+                .take(3)
+                .map(|p| p.strip_prefix(&service.root).unwrap_or(p).display().to_string())
+                .collect();
+            println!("code changed ({}); new instances will load it", names.join(", "));
+            let needs_build = rust
+                && changed.iter().any(|p| {
+                    p.extension().is_some_and(|e| e == "rs") || p.file_name().is_some_and(|n| n == "Cargo.toml" || n == "Cargo.lock")
+                });
+            if needs_build {
+                if let Err(e) = build_rust(&mut service) {
+                    println!("rebuild failed, keeping the running code: {e:#}");
+                    last = now;
+                    continue;
+                }
+            }
+            pool.reload();
+            last = snapshot(&service.root);
+        }
+    });
+}
