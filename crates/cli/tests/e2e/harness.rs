@@ -77,7 +77,8 @@ impl Dev {
                 o.push('\n');
             }
         });
-        let base = match rx.recv_timeout(Duration::from_secs(30)) {
+        // Generous: a Rust service is built (incrementally) before the server starts.
+        let base = match rx.recv_timeout(Duration::from_secs(600)) {
             Ok(url) => url,
             Err(_) => {
                 let _ = child.kill();

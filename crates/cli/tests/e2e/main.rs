@@ -10,3 +10,4 @@ mod invoke_local;
 mod runtimes;
 mod shutdown;
 mod tables;
+mod todo;
