@@ -57,7 +57,7 @@ async fn send(addr: SocketAddr, method: &str, path: &str, body: &str) -> anyhow:
 }
 
 async fn wait_for(addr: SocketAddr, path: &str, started: Instant) -> anyhow::Result<Duration> {
-    let deadline = started + Duration::from_secs(600);
+    let deadline = started + Duration::from_secs(300);
     while Instant::now() < deadline {
         if let Ok((200, _)) = send(addr, "GET", path, "").await {
             return Ok(started.elapsed());
@@ -161,7 +161,9 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     let port = free_port();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut cmd = Command::new(bench.join("node_modules/.bin/serverless"));
-    cmd.args(["offline", "start", "--useInProcess", "--noTimeout", "--host", "127.0.0.1", "--httpPort", &port.to_string()])
+    // Serverless Framework v3 needs the stage spelled out for `${opt:stage, self:provider.stage}`
+    // when the file sets none (Sylph applies the default).
+    cmd.args(["offline", "start", "--stage", "dev", "--useInProcess", "--noTimeout", "--host", "127.0.0.1", "--httpPort", &port.to_string()])
         .args(["--lambdaPort", &free_port().to_string()])
         .env("SLS_TELEMETRY_DISABLED", "1")
         .env("SLS_NOTIFICATIONS_MODE", "off")
