@@ -29,10 +29,12 @@ struct Options {
     seconds: u64,
     concurrency: Vec<usize>,
     skip_offline: bool,
+    /// Extra arguments for `sylph dev` (for experiments such as `--concurrency 2`).
+    sylph_args: Vec<String>,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
-    let mut o = Options { sylph: PathBuf::new(), dir: PathBuf::new(), seconds: 5, concurrency: vec![1, 8, 64], skip_offline: false };
+    let mut o = Options { sylph: PathBuf::new(), dir: PathBuf::new(), seconds: 5, concurrency: vec![1, 8, 64], skip_offline: false, sylph_args: Vec::new() };
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -43,6 +45,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options>
                 o.concurrency = value()?.split(',').map(str::parse).collect::<Result<_, _>>()?;
             }
             "--skip-offline" => o.skip_offline = true,
+            "--sylph-args" => o.sylph_args = value()?.split_whitespace().map(String::from).collect(),
             other => bail!("unknown flag {other}"),
         }
     }
@@ -255,7 +258,7 @@ async fn http_hello(o: Options) -> anyhow::Result<()> {
     let port = free_port();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut cmd = Command::new(&o.sylph);
-    cmd.args(["dev", "--quiet", "--port", &port.to_string()]).current_dir(&o.dir);
+    cmd.args(["dev", "--quiet", "--port", &port.to_string()]).args(&o.sylph_args).current_dir(&o.dir);
     let started = Instant::now();
     let server = spawn(cmd)?;
     first.push(("sylph dev", first_response(addr, "/dev/hello", started).await?));

@@ -39,6 +39,15 @@ pub struct DevArgs {
     /// Start with empty tables: delete the data kept from earlier runs.
     #[arg(long)]
     reset: bool,
+    /// In-flight invocations (and so instances) across all functions, like Lambda's account
+    /// concurrency limit. Default: twice the CPU count — on one machine, more simultaneous
+    /// instances than that only add contention (see the benchmarks).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Seconds an invocation waits for a free slot under a concurrency limit before it is
+    /// throttled (TooManyRequestsException).
+    #[arg(long, default_value_t = 5)]
+    queue_timeout: u64,
     /// Do not watch the service folder for code changes.
     #[arg(long)]
     no_reload: bool,
@@ -87,7 +96,12 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         &service,
         Arc::new(runtime),
         sink,
-        PoolConfig { keep_warm: Duration::from_secs(args.keep_warm.max(1)), extra_env: Vec::new() },
+        PoolConfig {
+            keep_warm: Duration::from_secs(args.keep_warm.max(1)),
+            concurrency_limit: args.concurrency.unwrap_or_else(default_concurrency).max(1),
+            queue_timeout: Duration::from_secs(args.queue_timeout),
+            extra_env: Vec::new(),
+        },
     );
     let gateway = Gateway::new(&service, pool.clone(), Some(tables));
     if !args.no_reload {
@@ -116,6 +130,10 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     println!("shutting down");
     pool.shutdown();
     Ok(ExitCode::SUCCESS)
+}
+
+fn default_concurrency() -> usize {
+    std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4)
 }
 
 /// Open the table store in `dir`, emptied first if `reset`.

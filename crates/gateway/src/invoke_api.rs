@@ -141,6 +141,15 @@ fn invoke_error(e: InvokeError, region: &str) -> Response<Body> {
             "ResourceNotFoundException",
             &format!("Function not found: arn:aws:lambda:{region}:{LOCAL_ACCOUNT_ID}:function:{name}"),
         ),
+        InvokeError::Throttled(reason) => {
+            let body = serde_json::json!({"Reason": reason.as_str(), "Type": "User", "message": "Rate Exceeded.", "Message": "Rate Exceeded."});
+            let mut res = Response::new(Full::new(Bytes::from(body.to_string())));
+            *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            let h = res.headers_mut();
+            h.insert("content-type", HeaderValue::from_static("application/json"));
+            h.insert("x-amzn-errortype", HeaderValue::from_static("TooManyRequestsException"));
+            res
+        }
         InvokeError::Start(e) => {
             tracing::error!("cannot start function: {e}");
             error(StatusCode::BAD_GATEWAY, "ServiceException", "The function could not be started; see the sylph log")

@@ -143,6 +143,11 @@ impl Gateway {
                 }
                 InvokeResult::Error { .. } => internal_error(),
             },
+            // API Gateway answers a throttled Lambda integration with a 500.
+            Err(sylph_invoker::InvokeError::Throttled(reason)) => {
+                tracing::warn!(function = %route.function, "throttled: {}", reason.as_str());
+                json_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+            }
             Err(e) => {
                 tracing::error!(function = %route.function, "cannot invoke: {e}");
                 internal_error()

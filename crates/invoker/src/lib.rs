@@ -58,8 +58,31 @@ pub enum ErrorKind {
 pub enum InvokeError {
     #[error("Function not found: {0}")]
     FunctionNotFound(String),
+    /// A concurrency limit was reached and no instance freed up within the queue timeout.
+    #[error("Rate Exceeded.")]
+    Throttled(ThrottleReason),
     #[error(transparent)]
     Start(#[from] StartError),
+}
+
+/// Which limit throttled an invocation (Lambda's `Reason` field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleReason {
+    /// The function's `reservedConcurrency`.
+    ReservedFunctionConcurrentInvocationLimitExceeded,
+    /// The platform-wide limit (Lambda's account limit).
+    ConcurrentInvocationLimitExceeded,
+}
+
+impl ThrottleReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded => {
+                "ReservedFunctionConcurrentInvocationLimitExceeded"
+            }
+            ThrottleReason::ConcurrentInvocationLimitExceeded => "ConcurrentInvocationLimitExceeded",
+        }
+    }
 }
 
 /// What the gateway and event sources call. Implementations must be cheap to call concurrently.
@@ -75,13 +98,23 @@ pub trait Invoker: Send + Sync + 'static {
 pub struct PoolConfig {
     /// How long an idle instance is kept for reuse before it is stopped.
     pub keep_warm: Duration,
+    /// In-flight invocations across all functions (Lambda's account concurrency limit).
+    pub concurrency_limit: usize,
+    /// How long an invocation waits for a free slot under a concurrency limit before it is
+    /// throttled.
+    pub queue_timeout: Duration,
     /// Extra environment for every instance (e.g. `sylph invoke local -e K=V`).
     pub extra_env: Vec<(String, String)>,
 }
 
 impl Default for PoolConfig {
     fn default() -> Self {
-        PoolConfig { keep_warm: Duration::from_secs(300), extra_env: Vec::new() }
+        PoolConfig {
+            keep_warm: Duration::from_secs(300),
+            concurrency_limit: 1000,
+            queue_timeout: Duration::from_secs(5),
+            extra_env: Vec::new(),
+        }
     }
 }
 
@@ -97,6 +130,8 @@ struct FunctionPool {
     runtime: Arc<dyn Runtime>,
     /// Most recently used last, so reuse favours warm caches and the oldest are reaped first.
     idle: Mutex<Vec<Idle>>,
+    /// `reservedConcurrency`: at most this many in flight for this function.
+    reserved: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// Instances per function, scaled per request.
@@ -108,6 +143,9 @@ pub struct Pool {
     keep_warm: Duration,
     /// Bumped when function code changes; instances of older generations are not reused.
     generation: AtomicU64,
+    /// Platform-wide in-flight limit.
+    platform: Arc<tokio::sync::Semaphore>,
+    queue_timeout: Duration,
 }
 
 impl Pool {
@@ -125,6 +163,7 @@ impl Pool {
                 }),
                 runtime: runtime.clone(),
                 idle: Mutex::new(Vec::new()),
+                reserved: f.reserved_concurrency.map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize))),
             });
             pools.insert(f.name.clone(), pool.clone());
             pools.entry(f.key.clone()).or_insert(pool);
@@ -136,6 +175,8 @@ impl Pool {
             sink,
             keep_warm: config.keep_warm,
             generation: AtomicU64::new(0),
+            platform: Arc::new(tokio::sync::Semaphore::new(config.concurrency_limit.max(1))),
+            queue_timeout: config.queue_timeout,
         });
         Pool::spawn_reaper(&pool);
         pool
@@ -206,8 +247,32 @@ impl Pool {
         self.pools.get(name)
     }
 
+    /// Wait (bounded) for a slot under `semaphore`; a reserved concurrency of 0 always throttles.
+    async fn slot(
+        &self,
+        semaphore: &Arc<tokio::sync::Semaphore>,
+        reason: ThrottleReason,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, InvokeError> {
+        if let Ok(p) = semaphore.clone().try_acquire_owned() {
+            return Ok(p);
+        }
+        match tokio::time::timeout(self.queue_timeout, semaphore.clone().acquire_owned()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(InvokeError::Throttled(reason)),
+        }
+    }
+
     async fn run(&self, pool: &FunctionPool, request: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
         let f = &pool.config.function;
+        let _reserved = match &pool.reserved {
+            Some(s) if f.reserved_concurrency == Some(0) => {
+                let _ = s;
+                return Err(InvokeError::Throttled(ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded));
+            }
+            Some(s) => Some(self.slot(s, ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded).await?),
+            None => None,
+        };
+        let _platform = self.slot(&self.platform, ThrottleReason::ConcurrentInvocationLimitExceeded).await?;
         let request_id: Arc<str> = Arc::from(sylph_telemetry::new_request_id());
         let current = self.generation.load(Ordering::SeqCst);
         let reused = {

@@ -10,4 +10,5 @@ mod invoke_local;
 mod runtimes;
 mod shutdown;
 mod tables;
+mod throttle;
 mod todo;
