@@ -205,8 +205,8 @@ impl Gateway {
 
 /// One DynamoDB JSON-protocol request.
 async fn table_api(tables: &Tables, operation: &str, body: &[u8]) -> Response<Body> {
-    let (status, json) = tables.handle(operation, body).await;
-    let mut res = Response::new(Full::new(Bytes::from(serde_json::to_vec(&json).unwrap_or_default())));
+    let (status, bytes) = tables.handle_bytes(operation, body).await;
+    let mut res = Response::new(Full::new(Bytes::from(bytes)));
     *res.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = res.headers_mut();
     h.insert("content-type", HeaderValue::from_static("application/x-amz-json-1.0"));

@@ -3,7 +3,7 @@
 
 use std::ops::Bound;
 
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 
 use crate::catalog::{IndexMeta, KeyAttr, Projection, TableMeta};
 use crate::error::DbError;
@@ -202,13 +202,18 @@ fn sort_seek(partition: &[u8], sort: &Condition) -> Option<Vec<u8>> {
 }
 
 struct Page {
-    items: Vec<Item>,
+    /// The returned items as DynamoDB JSON, comma-separated (ready to splice into the answer).
+    items: Vec<u8>,
     count: usize,
     scanned: usize,
     last_key: Option<Item>,
 }
 
 /// Walk storage entries in `[start, end)`, resolving each to an item and applying the plan.
+///
+/// Items are stored as DynamoDB JSON, so when nothing needs to look inside them (no sort
+/// condition, filter or projection) their stored bytes go straight into the answer; only the
+/// last one is decoded, for LastEvaluatedKey.
 fn run(
     snap: &dyn Read,
     plan: &Plan<'_>,
@@ -217,12 +222,14 @@ fn run(
     sort: Option<&Condition>,
     segment: Option<(u64, u64)>,
 ) -> Result<Page, DbError> {
+    let index_projects = plan.index.is_some_and(|ix| ix.projection != Projection::All);
+    let need_item = sort.is_some() || plan.filter.is_some() || plan.projection.is_some() || index_projects;
     let mut page = Page { items: Vec::new(), count: 0, scanned: 0, last_key: None };
     let mut bytes = 0usize;
     let mut matched_sort = false;
     let mut stopped_early = false;
     let mut error = None;
-    let mut last_item: Option<Item> = None;
+    let mut last_raw: Vec<u8> = Vec::new();
     let visit = &mut |k: &[u8], v: &[u8]| -> bool {
         if page.scanned >= plan.limit.unwrap_or(usize::MAX) || bytes >= PAGE_BYTES {
             // One more entry exists past the page: the caller gets a LastEvaluatedKey.
@@ -234,8 +241,9 @@ fn run(
                 return true;
             }
         }
-        let item = match plan.index {
-            None => decode_item(v),
+        let fetched;
+        let raw: &[u8] = match plan.index {
+            None => v,
             Some(_) => {
                 let base_key = match serde_json::from_slice::<Json>(v).map_err(|e| DbError::internal(e.to_string())).and_then(|j| item_from_json(&j)) {
                     Ok(k) => k,
@@ -245,7 +253,10 @@ fn run(
                     }
                 };
                 match snap.get(&plan.meta.item_key(&base_key)) {
-                    Ok(Some(b)) => decode_item(&b),
+                    Ok(Some(b)) => {
+                        fetched = b;
+                        &fetched
+                    }
                     Ok(None) => return true,
                     Err(e) => {
                         error = Some(DbError::internal(e.to_string()));
@@ -254,54 +265,72 @@ fn run(
                 }
             }
         };
-        let item = match item {
-            Ok(i) => i,
-            Err(e) => {
-                error = Some(e);
-                return false;
+        if need_item {
+            let item = match decode_item(raw) {
+                Ok(i) => i,
+                Err(e) => {
+                    error = Some(e);
+                    return false;
+                }
+            };
+            if let Some(s) = sort {
+                if !expr::matches(s, &item) {
+                    // Sort-key matches are contiguous: past them, the query is done.
+                    return !matched_sort;
+                }
+                matched_sort = true;
             }
-        };
-        if let Some(s) = sort {
-            if !expr::matches(s, &item) {
-                // Sort-key matches are contiguous: past them, the query is done.
-                return !matched_sort;
+            page.scanned += 1;
+            bytes += raw.len();
+            let item = match plan.index {
+                Some(ix) if index_projects => plan.meta.project_for_index(ix, &item),
+                _ => item,
+            };
+            if plan.filter.as_ref().is_none_or(|f| expr::matches(f, &item)) {
+                page.count += 1;
+                if !plan.count_only {
+                    let shown = match &plan.projection {
+                        Some(p) => expr::project(&item, p),
+                        None => item.clone(),
+                    };
+                    if !page.items.is_empty() {
+                        page.items.push(b',');
+                    }
+                    page.items.extend_from_slice(&serde_json::to_vec(&item_to_json(&shown)).unwrap_or_default());
+                }
             }
-            matched_sort = true;
-        }
-        page.scanned += 1;
-        bytes += v.len();
-        let item = match plan.index {
-            Some(ix) => plan.meta.project_for_index(ix, &item),
-            None => item,
-        };
-        if plan.filter.as_ref().is_none_or(|f| expr::matches(f, &item)) {
+            last_raw.clear();
+            last_raw.extend_from_slice(&serde_json::to_vec(&item_to_json(&item)).unwrap_or_default());
+        } else {
+            page.scanned += 1;
             page.count += 1;
+            bytes += raw.len();
             if !plan.count_only {
-                page.items.push(match &plan.projection {
-                    Some(p) => expr::project(&item, p),
-                    None => item.clone(),
-                });
+                if !page.items.is_empty() {
+                    page.items.push(b',');
+                }
+                page.items.extend_from_slice(raw);
             }
+            last_raw.clear();
+            last_raw.extend_from_slice(raw);
         }
-        last_item = Some(item);
         true
     };
     snap.scan(start, end, plan.reverse, visit).map_err(|e| DbError::internal(e.to_string()))?;
     if let Some(e) = error {
         return Err(e);
     }
-    if stopped_early {
-        if let Some(item) = last_item {
-            let mut key = plan.meta.key_of(&item);
-            if let Some(ix) = plan.index {
-                for attr in std::iter::once(&ix.hash).chain(ix.range.iter()) {
-                    if let Some(v) = item.get(&attr.name) {
-                        key.insert(attr.name.clone(), v.clone());
-                    }
+    if stopped_early && !last_raw.is_empty() {
+        let item = decode_item(&last_raw)?;
+        let mut key = plan.meta.key_of(&item);
+        if let Some(ix) = plan.index {
+            for attr in std::iter::once(&ix.hash).chain(ix.range.iter()) {
+                if let Some(v) = item.get(&attr.name) {
+                    key.insert(attr.name.clone(), v.clone());
                 }
             }
-            page.last_key = Some(key);
         }
+        page.last_key = Some(key);
     }
     Ok(page)
 }
@@ -337,21 +366,29 @@ fn partition_end(enc: &[u8]) -> usize {
     }
 }
 
-fn page_json(page: Page, plan: &Plan<'_>, req: &Json) -> Json {
-    let mut out = json!({"Count": page.count, "ScannedCount": page.scanned});
+/// The answer as bytes: the items are spliced in as they are.
+fn page_bytes(page: Page, plan: &Plan<'_>, req: &Json) -> Vec<u8> {
+    let mut out = Vec::with_capacity(page.items.len() + 128);
+    out.extend_from_slice(b"{");
     if !plan.count_only {
-        out["Items"] = Json::Array(page.items.iter().map(item_to_json).collect());
+        out.extend_from_slice(b"\"Items\":[");
+        out.extend_from_slice(&page.items);
+        out.extend_from_slice(b"],");
     }
+    out.extend_from_slice(format!("\"Count\":{},\"ScannedCount\":{}", page.count, page.scanned).as_bytes());
     if let Some(k) = page.last_key {
-        out["LastEvaluatedKey"] = item_to_json(&k);
+        out.extend_from_slice(b",\"LastEvaluatedKey\":");
+        out.extend_from_slice(&serde_json::to_vec(&item_to_json(&k)).unwrap_or_default());
     }
     if let Some(cc) = consumed(req, &plan.meta.name, (page.scanned as f64 * 0.5).max(0.5)) {
-        out["ConsumedCapacity"] = cc;
+        out.extend_from_slice(b",\"ConsumedCapacity\":");
+        out.extend_from_slice(cc.to_string().as_bytes());
     }
+    out.push(b'}');
     out
 }
 
-pub fn query(tables: &Tables, req: &Json) -> Result<Json, DbError> {
+pub fn query(tables: &Tables, req: &Json) -> Result<Vec<u8>, DbError> {
     let meta = tables.table(req)?;
     let index = index(&meta, req)?;
     if index.is_some_and(|i| !i.local) && req.get("ConsistentRead").and_then(Json::as_bool) == Some(true) {
@@ -404,10 +441,10 @@ pub fn query(tables: &Tables, req: &Json) -> Result<Json, DbError> {
     };
     let snap = tables.inner.storage.snapshot().map_err(|e| DbError::internal(e.to_string()))?;
     let page = run(&*snap, &plan, start, end, sort.as_ref(), None)?;
-    Ok(page_json(page, &plan, req))
+    Ok(page_bytes(page, &plan, req))
 }
 
-pub fn scan(tables: &Tables, req: &Json) -> Result<Json, DbError> {
+pub fn scan(tables: &Tables, req: &Json) -> Result<Vec<u8>, DbError> {
     let meta = tables.table(req)?;
     let index = index(&meta, req)?;
     if index.is_some_and(|i| !i.local) && req.get("ConsistentRead").and_then(Json::as_bool) == Some(true) {
@@ -455,5 +492,5 @@ pub fn scan(tables: &Tables, req: &Json) -> Result<Json, DbError> {
     };
     let snap = tables.inner.storage.snapshot().map_err(|e| DbError::internal(e.to_string()))?;
     let page = run(&*snap, &plan, start, Bound::Excluded(&end), None, segment)?;
-    Ok(page_json(page, &plan, req))
+    Ok(page_bytes(page, &plan, req))
 }

@@ -274,19 +274,60 @@ impl Tables {
         }
     }
 
+    /// Answer one JSON-protocol request as bytes: `operation` is the part of `X-Amz-Target`
+    /// after the dot. GetItem, Query and Scan answer with the stored item bytes spliced in, so
+    /// the hot reads never decode and re-encode items they only pass through.
+    pub async fn handle_bytes(&self, operation: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        let req: Json = match parse_request(body) {
+            Ok(r) => r,
+            Err(e) => return (400, e.to_json().to_string().into_bytes()),
+        };
+        let result = match operation {
+            "GetItem" => match self.get_item_raw(&req) {
+                Ok(Some(bytes)) => Ok(bytes),
+                Ok(None) => self.get_item(&req).map(|j| j.to_string().into_bytes()),
+                Err(e) => Err(e),
+            },
+            "Query" => query::query(self, &req),
+            "Scan" => query::scan(self, &req),
+            other => self.dispatch(other, &req).await.map(|j| serde_json::to_vec(&j).unwrap_or_default()),
+        };
+        match result {
+            Ok(b) => (200, b),
+            Err(e) => (e.kind.status(), e.to_json().to_string().into_bytes()),
+        }
+    }
+
+    /// GetItem without projection or capacity reporting: the stored bytes are the answer.
+    fn get_item_raw(&self, req: &Json) -> Result<Option<Vec<u8>>, DbError> {
+        let plain = ["ProjectionExpression", "AttributesToGet", "ExpressionAttributeNames", "ExpressionAttributeValues", "ReturnConsumedCapacity"]
+            .iter()
+            .all(|k| req.get(*k).is_none_or(Json::is_null));
+        if !plain {
+            return Ok(None);
+        }
+        let meta = self.table(req)?;
+        let key = item_from_json(req.get("Key").unwrap_or(&Json::Null))?;
+        meta.check_key(&key)?;
+        let stored = self.inner.storage.get(&meta.item_key(&key)).map_err(storage_err)?;
+        Ok(Some(match stored {
+            Some(bytes) => {
+                let mut out = Vec::with_capacity(bytes.len() + 9);
+                out.extend_from_slice(b"{\"Item\":");
+                out.extend_from_slice(&bytes);
+                out.push(b'}');
+                out
+            }
+            None => b"{}".to_vec(),
+        }))
+    }
+
     /// Answer one JSON-protocol request: `operation` is the part of `X-Amz-Target` after the dot.
     /// Returns the HTTP status and the JSON body.
     pub async fn handle(&self, operation: &str, body: &[u8]) -> (u16, Json) {
-        let req: Json = if body.iter().all(u8::is_ascii_whitespace) {
-            json!({})
-        } else {
-            match serde_json::from_slice(body) {
-                Ok(j @ Json::Object(_)) => j,
-                Ok(_) | Err(_) => {
-                    let e = DbError::serialization("Start of structure or map found where not expected");
-                    return (400, e.to_json());
-                }
-            }
+        let req = match parse_request(body) {
+            Ok(r) => r,
+            Err(e) => return (400, e.to_json()),
         };
         match self.dispatch(operation, &req).await {
             Ok(j) => (200, j),
@@ -305,8 +346,8 @@ impl Tables {
             "GetItem" => self.get_item(req),
             "UpdateItem" => self.update_item(req).await,
             "DeleteItem" => self.delete_item(req).await,
-            "Query" => query::query(self, req),
-            "Scan" => query::scan(self, req),
+            "Query" => query::query(self, req).and_then(|b| serde_json::from_slice(&b).map_err(|e| DbError::internal(e.to_string()))),
+            "Scan" => query::scan(self, req).and_then(|b| serde_json::from_slice(&b).map_err(|e| DbError::internal(e.to_string()))),
             "BatchGetItem" => crate::batch::batch_get(self, req),
             "BatchWriteItem" => crate::batch::batch_write(self, req).await,
             "TransactWriteItems" => crate::batch::transact_write(self, req).await,
@@ -836,6 +877,16 @@ impl Tables {
                 }
             }
         });
+    }
+}
+
+fn parse_request(body: &[u8]) -> Result<Json, DbError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    match serde_json::from_slice(body) {
+        Ok(j @ Json::Object(_)) => Ok(j),
+        Ok(_) | Err(_) => Err(DbError::serialization("Start of structure or map found where not expected")),
     }
 }
 
