@@ -12,6 +12,12 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+// The request path allocates many small, short-lived buffers (HTTP heads, JSON, items) on
+// several threads; mimalloc's thread-local free lists beat glibc's malloc there (measured with
+// bench/tables.sh and bench/http-hello.sh: see the tables issue's closing note).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "sylph", version, about = "Run Serverless Framework services locally, the way AWS Lambda runs them")]
 struct Cli {

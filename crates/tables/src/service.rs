@@ -665,13 +665,29 @@ impl Tables {
         let return_old = enum_param(req, "ReturnValues", &["NONE", "ALL_OLD"], "NONE")? == "ALL_OLD";
         let old_on_fail = enum_param(req, "ReturnValuesOnConditionCheckFailure", &["NONE", "ALL_OLD"], "NONE")? == "ALL_OLD";
         let cc = consumed(req, &meta.name, 1.0);
+        // A blind put on a table without indexes or TTL needs nothing from the old item, and its
+        // bytes are prepared here rather than on the (single) writer thread.
+        let blind = cond.is_none() && !return_old && meta.indexes.is_empty() && meta.ttl_attribute.is_none();
+        if blind {
+            let (key, bytes) = (meta.item_key(&item), encode_item(&item));
+            return self
+                .write(Box::new(move |b| {
+                    if let Err(e) = same_table(b, &meta)? {
+                        return Ok(Err(e));
+                    }
+                    b.put(&key, &bytes)?;
+                    Ok(Ok(match cc {
+                        Some(cc) => json!({"ConsumedCapacity": cc}),
+                        None => json!({}),
+                    }))
+                }))
+                .await;
+        }
         self.write(Box::new(move |b| {
             if let Err(e) = same_table(b, &meta)? {
                 return Ok(Err(e));
             }
-            // A blind put on a table without indexes or TTL needs nothing from the old item.
-            let needs_old = cond.is_some() || return_old || !meta.indexes.is_empty() || meta.ttl_attribute.is_some();
-            let old = if needs_old { read_item(b, &meta, &item)? } else { None };
+            let old = read_item(b, &meta, &item)?;
             if let Some(c) = &cond {
                 if !expr::matches(c, old.as_ref().unwrap_or(&Item::new())) {
                     return Ok(Err(condition_error(old.as_ref(), old_on_fail)));
