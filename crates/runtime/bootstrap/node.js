@@ -28,6 +28,79 @@ function call(method, urlPath, body, headers) {
   });
 }
 
+// How invocations arrive and answers leave: Sylph's socketpair (fd 3, length-prefixed frames,
+// see crates/runtime/src/pipe.rs) when it provides one, otherwise the HTTP Runtime API.
+function pipeTransport(fd) {
+  const net = require('net');
+  const socket = new net.Socket({ fd, readable: true, writable: true });
+  let buffered = Buffer.alloc(0);
+  let waiting = null;
+  socket.on('data', (chunk) => {
+    buffered = buffered.length ? Buffer.concat([buffered, chunk]) : chunk;
+    while (buffered.length >= 4) {
+      const n = buffered.readUInt32LE(0);
+      if (buffered.length < 4 + n) break;
+      const frame = buffered.subarray(4, 4 + n);
+      buffered = buffered.subarray(4 + n);
+      if (frame[0] === 0x56 /* V */ && waiting) {
+        const headerLength = frame.readUInt32LE(1);
+        const header = JSON.parse(frame.toString('utf8', 5, 5 + headerLength));
+        const resolve = waiting;
+        waiting = null;
+        resolve({
+          headers: {
+            'lambda-runtime-aws-request-id': header.requestId,
+            'lambda-runtime-deadline-ms': String(header.deadlineMs),
+            'lambda-runtime-invoked-function-arn': header.invokedFunctionArn,
+            'lambda-runtime-trace-id': header.traceId,
+            'lambda-runtime-client-context': header.clientContext || undefined,
+            'lambda-runtime-cognito-identity': header.cognitoIdentity || undefined,
+          },
+          body: frame.subarray(5 + headerLength),
+        });
+      }
+    }
+  });
+  // Sylph closed the channel: the instance is being stopped.
+  socket.on('close', () => process.exit(0));
+  socket.on('error', () => process.exit(0));
+  const str = (s) => {
+    const b = Buffer.from(s || '', 'utf8');
+    const len = Buffer.alloc(2);
+    len.writeUInt16LE(b.length, 0);
+    return [len, b];
+  };
+  // Resolves once the frame is handed to the kernel, so `process.exit` after it loses nothing.
+  const send = (kind, parts) => new Promise((resolve) => {
+    const body = Buffer.concat(parts);
+    const head = Buffer.alloc(5);
+    head.writeUInt32LE(body.length + 1, 0);
+    head[4] = kind.charCodeAt(0);
+    socket.write(Buffer.concat([head, body]), () => resolve());
+  });
+  return {
+    next: () => new Promise((resolve) => {
+      waiting = resolve;
+      send('N', []);
+    }),
+    respond: (id, body) => send('R', [...str(id), Buffer.from(body, 'utf8')]),
+    fail: (id, type, body) => send('E', [...str(id), ...str(type), Buffer.from(body, 'utf8')]),
+    initError: (type, body) => send('I', [...str(type), Buffer.from(body, 'utf8')]),
+  };
+}
+
+function httpTransport() {
+  const json = { 'Content-Type': 'application/json' };
+  return {
+    next: () => call('GET', '/invocation/next'),
+    respond: (id, body) => call('POST', `/invocation/${id}/response`, body, json),
+    fail: (id, type, body) => call('POST', `/invocation/${id}/error`, body, { ...json, 'Lambda-Runtime-Function-Error-Type': type }),
+    initError: (type, body) => call('POST', '/init/error', body, { ...json, 'Lambda-Runtime-Function-Error-Type': type }),
+  };
+}
+
+const transport = process.env.SYLPH_RUNTIME_FD ? pipeTransport(Number(process.env.SYLPH_RUNTIME_FD)) : httpTransport();
+
 function errorBody(err) {
   const e = err instanceof Error ? err : new Error(String(err));
   return {
@@ -41,14 +114,13 @@ function toJson(value) {
   return JSON.stringify(value === undefined ? null : value);
 }
 
-async function postError(urlPath, err, errorType) {
+// Report an error for invocation `requestId`, or the init error when `requestId` is null.
+async function postError(requestId, err, errorType) {
   const body = errorBody(err);
   if (errorType) body.errorType = errorType;
   console.error(JSON.stringify(Object.assign({ level: 'ERROR' }, body)));
-  await call('POST', urlPath, JSON.stringify(body), {
-    'Content-Type': 'application/json',
-    'Lambda-Runtime-Function-Error-Type': body.errorType,
-  });
+  if (requestId === null) await transport.initError(body.errorType, JSON.stringify(body));
+  else await transport.fail(requestId, body.errorType, JSON.stringify(body));
 }
 
 // `todos/create.create` -> module `todos/create`, export path `create`. Like the official
@@ -201,13 +273,13 @@ async function main() {
   try {
     handler = await loadHandler();
   } catch (e) {
-    await postError('/init/error', e, e && e.name && e.name.startsWith('Runtime.') ? e.name : undefined);
+    await postError(null, e, e && e.name && e.name.startsWith('Runtime.') ? e.name : undefined);
     process.exit(1);
   }
   process.on('uncaughtException', async (e) => {
     console.error('Uncaught Exception', e && e.stack ? e.stack : e);
     if (currentRequestId) {
-      try { await postError(`/invocation/${currentRequestId}/error`, e, 'Runtime.UncaughtException'); } catch (_) {}
+      try { await postError(currentRequestId, e, 'Runtime.UncaughtException'); } catch (_) {}
     }
     process.exit(129);
   });
@@ -215,12 +287,12 @@ async function main() {
     const e = reason instanceof Error ? reason : new Error(String(reason));
     console.error('Unhandled Promise Rejection', e.stack);
     if (currentRequestId) {
-      try { await postError(`/invocation/${currentRequestId}/error`, e, 'Runtime.UnhandledPromiseRejection'); } catch (_) {}
+      try { await postError(currentRequestId, e, 'Runtime.UnhandledPromiseRejection'); } catch (_) {}
     }
     process.exit(128);
   });
   for (;;) {
-    const next = await call('GET', '/invocation/next');
+    const next = await transport.next();
     const requestId = next.headers['lambda-runtime-aws-request-id'];
     currentRequestId = requestId;
     const trace = next.headers['lambda-runtime-trace-id'];
@@ -230,21 +302,21 @@ async function main() {
     try {
       event = JSON.parse(next.body.toString('utf8'));
     } catch (e) {
-      await postError(`/invocation/${requestId}/error`, e, 'Runtime.UnmarshalError');
+      await postError(requestId, e, 'Runtime.UnmarshalError');
       continue;
     }
     const { err, result } = await runHandler(handler, event, next.headers);
     if (err) {
-      await postError(`/invocation/${requestId}/error`, err);
+      await postError(requestId, err);
     } else {
       let body;
       try {
         body = toJson(result);
       } catch (e) {
-        await postError(`/invocation/${requestId}/error`, e, 'Runtime.MarshalError');
+        await postError(requestId, e, 'Runtime.MarshalError');
         continue;
       }
-      await call('POST', `/invocation/${requestId}/response`, body, { 'Content-Type': 'application/json' });
+      await transport.respond(requestId, body);
     }
     currentRequestId = null;
   }

@@ -33,6 +33,79 @@ def call(method, path, body=None, headers=None):
                 raise
 
 
+class HttpTransport:
+    """The HTTP Lambda Runtime API."""
+
+    def next(self):
+        headers, body = TRANSPORT.next()
+        return headers, body
+
+    def respond(self, request_id, payload):
+        TRANSPORT.respond(request_id, payload)
+
+    def fail(self, request_id, error_type, payload):
+        path = "/init/error" if request_id is None else "/invocation/%s/error" % request_id
+        call("POST", path, payload, {"Content-Type": "application/json", "Lambda-Runtime-Function-Error-Type": error_type})
+
+
+class PipeTransport:
+    """Sylph's socketpair on an inherited fd: length-prefixed frames (crates/runtime/src/pipe.rs)."""
+
+    def __init__(self, fd):
+        import socket
+        import struct
+        self._struct = struct
+        self._sock = socket.socket(fileno=fd)
+
+    def _send(self, kind, *parts):
+        body = b"".join(parts)
+        self._sock.sendall(self._struct.pack("<IB", len(body) + 1, ord(kind)) + body)
+
+    def _str(self, s):
+        b = (s or "").encode()
+        return self._struct.pack("<H", len(b)) + b
+
+    def _read_exact(self, n):
+        chunks, left = [], n
+        while left:
+            chunk = self._sock.recv(left)
+            if not chunk:
+                sys.exit(0)  # Sylph closed the channel: the instance is being stopped.
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+    def next(self):
+        self._send("N")
+        (n,) = self._struct.unpack("<I", self._read_exact(4))
+        frame = self._read_exact(n)
+        (header_len,) = self._struct.unpack_from("<I", frame, 1)
+        header = json.loads(frame[5:5 + header_len])
+        headers = {
+            "lambda-runtime-aws-request-id": header["requestId"],
+            "lambda-runtime-deadline-ms": str(header["deadlineMs"]),
+            "lambda-runtime-invoked-function-arn": header["invokedFunctionArn"],
+            "lambda-runtime-trace-id": header.get("traceId"),
+        }
+        if header.get("clientContext"):
+            headers["lambda-runtime-client-context"] = header["clientContext"]
+        if header.get("cognitoIdentity"):
+            headers["lambda-runtime-cognito-identity"] = header["cognitoIdentity"]
+        return headers, frame[5 + header_len:]
+
+    def respond(self, request_id, payload):
+        self._send("R", self._str(request_id), payload)
+
+    def fail(self, request_id, error_type, payload):
+        if request_id is None:
+            self._send("I", self._str(error_type), payload)
+        else:
+            self._send("E", self._str(request_id), self._str(error_type), payload)
+
+
+TRANSPORT = PipeTransport(int(os.environ["SYLPH_RUNTIME_FD"])) if os.environ.get("SYLPH_RUNTIME_FD") else HttpTransport()
+
+
 class LambdaJSONEncoder(json.JSONEncoder):
     def default(self, o):
         if isinstance(o, decimal.Decimal):
@@ -52,13 +125,11 @@ def error_body(exc, error_type=None):
     }
 
 
-def post_error(path, exc, error_type=None):
+def post_error(request_id, exc, error_type=None):
+    """Report an error for `request_id`, or the init error when it is None."""
     body = error_body(exc, error_type)
     print("[ERROR] %s: %s" % (body["errorType"], body["errorMessage"]), file=sys.stderr, flush=True)
-    call("POST", path, json.dumps(body).encode(), {
-        "Content-Type": "application/json",
-        "Lambda-Runtime-Function-Error-Type": body["errorType"],
-    })
+    TRANSPORT.fail(request_id, body["errorType"], json.dumps(body).encode())
 
 
 class Context:
@@ -118,13 +189,13 @@ def main():
     try:
         handler = load_handler()
     except HandlerError as e:
-        post_error("/init/error", e, e.error_type)
+        post_error(None, e, e.error_type)
         sys.exit(1)
     except Exception as e:  # noqa: BLE001 - any failure while importing user code
-        post_error("/init/error", e, "Runtime.ImportModuleError")
+        post_error(None, e, "Runtime.ImportModuleError")
         sys.exit(1)
     while True:
-        _, headers, body = call("GET", "/invocation/next")
+        headers, body = TRANSPORT.next()
         request_id = headers.get("lambda-runtime-aws-request-id")
         trace = headers.get("lambda-runtime-trace-id")
         if trace:
@@ -132,19 +203,19 @@ def main():
         try:
             event = json.loads(body) if body else None
         except ValueError as e:
-            post_error("/invocation/%s/error" % request_id, e, "Runtime.UnmarshalError")
+            post_error(request_id, e, "Runtime.UnmarshalError")
             continue
         try:
             result = handler(event, Context(headers))
         except Exception as e:  # noqa: BLE001 - the function's own error is reported, not raised
-            post_error("/invocation/%s/error" % request_id, e)
+            post_error(request_id, e)
             continue
         try:
             payload = json.dumps(result, cls=LambdaJSONEncoder).encode()
         except (TypeError, ValueError) as e:
-            post_error("/invocation/%s/error" % request_id, e, "Runtime.MarshalError")
+            post_error(request_id, e, "Runtime.MarshalError")
             continue
-        call("POST", "/invocation/%s/response" % request_id, payload, {"Content-Type": "application/json"})
+        TRANSPORT.respond(request_id, payload)
 
 
 if __name__ == "__main__":

@@ -93,54 +93,85 @@ pub(crate) async fn handle(state: Arc<ApiState>, req: Request<Incoming>) -> Resu
     })
 }
 
-async fn next(state: &ApiState) -> Response<Body> {
+/// An invocation handed to the runtime, with the metadata its headers carry.
+pub(crate) struct Dispatched {
+    pub request_id: Arc<str>,
+    pub payload: Bytes,
+    pub deadline_ms: u64,
+    pub trace_id: String,
+    pub client_context: Option<String>,
+    pub cognito_identity: Option<String>,
+}
+
+/// The runtime asks for work: wait for the next invocation and make it the current one.
+/// `None` when the instance is shutting down.
+pub(crate) async fn take_next(state: &ApiState) -> Option<Dispatched> {
     {
         let mut ready = state.ready_at.lock().unwrap_or_else(|e| e.into_inner());
         if ready.is_none() {
             *ready = Some(Instant::now());
         }
     }
-    let pending = state.next.lock().await.recv().await;
-    let Some(p) = pending else {
-        // The instance is being shut down; the runtime will be killed right after.
-        return error(StatusCode::GONE, "ShuttingDown", "instance is stopping");
-    };
+    let p = state.next.lock().await.recv().await?;
     let now = Instant::now();
     let deadline_ms = epoch_ms() + p.timeout_ms;
     let _ = p.dispatched.send(now);
     *state.current.lock().unwrap_or_else(|e| e.into_inner()) = Some((p.request_id.clone(), p.reply));
+    Some(Dispatched {
+        trace_id: trace_id(&p.request_id),
+        request_id: p.request_id,
+        payload: p.payload,
+        deadline_ms,
+        client_context: p.client_context,
+        cognito_identity: p.cognito_identity,
+    })
+}
 
-    let mut res = Response::new(Full::new(p.payload));
+async fn next(state: &ApiState) -> Response<Body> {
+    let Some(d) = take_next(state).await else {
+        // The instance is being shut down; the runtime will be killed right after.
+        return error(StatusCode::GONE, "ShuttingDown", "instance is stopping");
+    };
+    let mut res = Response::new(Full::new(d.payload));
     let h = res.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Ok(v) = HeaderValue::from_str(&p.request_id) {
+    if let Ok(v) = HeaderValue::from_str(&d.request_id) {
         h.insert("lambda-runtime-aws-request-id", v);
     }
-    h.insert("lambda-runtime-deadline-ms", HeaderValue::from(deadline_ms));
+    h.insert("lambda-runtime-deadline-ms", HeaderValue::from(d.deadline_ms));
     h.insert("lambda-runtime-invoked-function-arn", state.function_arn.clone());
-    if let Ok(v) = HeaderValue::from_str(&trace_id(&p.request_id)) {
+    if let Ok(v) = HeaderValue::from_str(&d.trace_id) {
         h.insert("lambda-runtime-trace-id", v);
     }
-    if let Some(v) = p.client_context.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
+    if let Some(v) = d.client_context.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
         h.insert("lambda-runtime-client-context", v);
     }
-    if let Some(v) = p.cognito_identity.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
+    if let Some(v) = d.cognito_identity.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
         h.insert("lambda-runtime-cognito-identity", v);
     }
     res
 }
 
-fn complete(state: &ApiState, id: &str, reply: Reply) -> Response<Body> {
+/// Deliver the runtime's answer for invocation `id`; false if `id` is not the current one.
+pub(crate) fn complete_reply(state: &ApiState, id: &str, reply: Reply) -> bool {
     let mut current = state.current.lock().unwrap_or_else(|e| e.into_inner());
     match current.take() {
         Some((cur_id, tx)) if &*cur_id == id => {
             let _ = tx.send(reply);
-            accepted()
+            true
         }
         other => {
             *current = other;
-            error(StatusCode::BAD_REQUEST, "InvalidRequestID", "no invocation with this request id is in progress")
+            false
         }
+    }
+}
+
+fn complete(state: &ApiState, id: &str, reply: Reply) -> Response<Body> {
+    if complete_reply(state, id, reply) {
+        accepted()
+    } else {
+        error(StatusCode::BAD_REQUEST, "InvalidRequestID", "no invocation with this request id is in progress")
     }
 }
 

@@ -12,6 +12,7 @@ pub mod process;
 
 mod api;
 mod logs;
+mod pipe;
 
 use std::future::Future;
 use std::path::PathBuf;

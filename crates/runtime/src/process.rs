@@ -6,6 +6,7 @@
 //! if Sylph dies (`PR_SET_PDEATHSIG`), so no function process outlives the server.
 
 use std::collections::BTreeMap;
+use std::os::fd::AsRawFd as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -164,6 +165,14 @@ impl Inner {
 
         let (out_r, out_w) = std::io::pipe().map_err(spawn_err)?;
         let (err_r, err_w) = std::io::pipe().map_err(spawn_err)?;
+        // Sylph's own bootstraps talk over a socketpair (fd 3) instead of HTTP: see pipe.rs.
+        let channel = match config.function.runtime {
+            RuntimeId::Node(_) | RuntimeId::Python(_) => {
+                Some(std::os::unix::net::UnixStream::pair().map_err(spawn_err)?)
+            }
+            RuntimeId::Provided(_) => None,
+        };
+        let child_fd = channel.as_ref().map(|(_, child)| child.as_raw_fd());
         let mut cmd = tokio::process::Command::new(&program);
         cmd.args(&args)
             .current_dir(&config.root)
@@ -174,10 +183,19 @@ impl Inner {
             .stderr(err_w)
             .process_group(0)
             .kill_on_drop(true);
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        if child_fd.is_some() {
+            cmd.env("SYLPH_RUNTIME_FD", crate::pipe::RUNTIME_FD.to_string());
+        }
+        // SAFETY: prctl and dup2 are async-signal-safe and touch no memory of the parent.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if let Some(fd) = child_fd {
+                    // dup2 clears close-on-exec on the new descriptor, so the runtime inherits it.
+                    if libc::dup2(fd, crate::pipe::RUNTIME_FD) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 Ok(())
             });
         }
@@ -207,6 +225,14 @@ impl Inner {
             status: status_tx,
         });
         tasks.push(tokio::spawn(serve_api(listener, state.clone())));
+        if let Some((ours, theirs)) = channel {
+            drop(theirs);
+            let ours = ours.set_nonblocking(true).and_then(|()| tokio::net::UnixStream::from_std(ours));
+            match ours {
+                Ok(stream) => tasks.push(tokio::spawn(crate::pipe::serve(stream, state.clone()))),
+                Err(e) => tracing::warn!("runtime channel unavailable, the runtime will use HTTP: {e}"),
+            }
+        }
         let watcher_state = state.clone();
         tasks.push(tokio::spawn(async move {
             let status = match child.wait().await {

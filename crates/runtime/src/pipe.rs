@@ -1,0 +1,101 @@
+//! A faster channel between Sylph and its own runtime clients (the Node.js and Python
+//! bootstraps): length-prefixed frames over a socketpair inherited as fd 3, instead of two HTTP
+//! exchanges per invocation. It carries exactly what the Runtime API carries, through the same
+//! [`ApiState`]; the HTTP Runtime API stays up for every other client (`provided.*` runtimes,
+//! the official runtime interface clients).
+//!
+//! Frames: `u32` little-endian length of what follows, one type byte, then the payload.
+//! - runtime → Sylph: `N` next; `R` response (`u16` id length, id, body); `E` error (`u16` id
+//!   length, id, `u16` type length, error type, body); `I` init error (`u16` type length, type,
+//!   body).
+//! - Sylph → runtime: `V` invocation (`u32` header length, header JSON with requestId,
+//!   deadlineMs, invokedFunctionArn, traceId, clientContext, cognitoIdentity; then the event).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+use crate::api::{complete_reply, take_next, ApiState, Reply, Status};
+use crate::MAX_RESPONSE_BYTES;
+
+/// The file descriptor the runtime finds the channel on.
+pub const RUNTIME_FD: i32 = 3;
+
+fn take_str<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
+    if buf.len() < 2 {
+        return None;
+    }
+    let n = u16::from_le_bytes([buf[0], buf[1]]) as usize;
+    if buf.len() < 2 + n {
+        return None;
+    }
+    let s = &buf[2..2 + n];
+    *buf = &buf[2 + n..];
+    Some(s)
+}
+
+/// Serve one runtime until it closes the channel.
+pub(crate) async fn serve(mut stream: UnixStream, state: Arc<ApiState>) {
+    let mut len = [0u8; 4];
+    loop {
+        if stream.read_exact(&mut len).await.is_err() {
+            return;
+        }
+        let n = u32::from_le_bytes(len) as usize;
+        if n == 0 || n > MAX_RESPONSE_BYTES + 1024 {
+            // A runtime that sends more than Lambda allows fails its invocation.
+            let current = state.current.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(id, _)| id.clone());
+            if let Some(id) = current {
+                complete_reply(&state, &id, Reply::TooLarge);
+            }
+            return;
+        }
+        let mut frame = vec![0u8; n];
+        if stream.read_exact(&mut frame).await.is_err() {
+            return;
+        }
+        let (kind, mut rest) = (frame[0], &frame[1..]);
+        match kind {
+            b'N' => {
+                let Some(d) = take_next(&state).await else { return };
+                let header = serde_json::json!({
+                    "requestId": &*d.request_id,
+                    "deadlineMs": d.deadline_ms,
+                    "invokedFunctionArn": state.function_arn.to_str().unwrap_or_default(),
+                    "traceId": d.trace_id,
+                    "clientContext": d.client_context,
+                    "cognitoIdentity": d.cognito_identity,
+                })
+                .to_string();
+                let mut out = Vec::with_capacity(9 + header.len() + d.payload.len());
+                out.extend_from_slice(&((1 + 4 + header.len() + d.payload.len()) as u32).to_le_bytes());
+                out.push(b'V');
+                out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+                out.extend_from_slice(header.as_bytes());
+                out.extend_from_slice(&d.payload);
+                if stream.write_all(&out).await.is_err() {
+                    return;
+                }
+            }
+            b'R' => {
+                let Some(id) = take_str(&mut rest) else { return };
+                let id = String::from_utf8_lossy(id).into_owned();
+                complete_reply(&state, &id, Reply::Response(Bytes::copy_from_slice(rest)));
+            }
+            b'E' => {
+                let (Some(id), Some(t)) = (take_str(&mut rest), take_str(&mut rest)) else { return };
+                let id = String::from_utf8_lossy(id).into_owned();
+                let error_type = (!t.is_empty()).then(|| String::from_utf8_lossy(t).into_owned());
+                complete_reply(&state, &id, Reply::Error { error_type, body: Bytes::copy_from_slice(rest) });
+            }
+            b'I' => {
+                let Some(t) = take_str(&mut rest) else { return };
+                let error_type = (!t.is_empty()).then(|| String::from_utf8_lossy(t).into_owned());
+                let _ = state.status.send(Status::InitFailed { error_type, body: Bytes::copy_from_slice(rest) });
+            }
+            _ => return,
+        }
+    }
+}
