@@ -48,6 +48,11 @@ pub struct DevArgs {
     /// throttled (TooManyRequestsException).
     #[arg(long, default_value_t = 5)]
     queue_timeout: u64,
+    /// Runtime processes per language (Node.js, Python) started ahead of demand, so a cold
+    /// start only loads the function's code (0 turns this off). They stop after --keep-warm
+    /// seconds without traffic, like idle instances.
+    #[arg(long, default_value_t = 2)]
+    prewarm: usize,
     /// Do not watch the service folder for code changes.
     #[arg(long)]
     no_reload: bool,
@@ -89,9 +94,28 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     tables.spawn_ttl_reaper();
 
     // Functions reach this server for the Lambda and DynamoDB APIs with no code change.
-    let base_env = crate::options::function_endpoint_env(&base_url);
+    let mut base_env = crate::options::function_endpoint_env(&base_url);
+    // Pre-started runtimes load the AWS SDK before they know their function; the SDK reads its
+    // region then, and it is the same for every function of the service.
+    base_env.push(("AWS_REGION".to_owned(), service.region.clone()));
+    base_env.push(("AWS_DEFAULT_REGION".to_owned(), service.region.clone()));
     let runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), base_env)
         .context("cannot write the runtime clients")?;
+    if args.prewarm > 0 {
+        let keep = Duration::from_secs(args.keep_warm.max(1));
+        let families: std::collections::HashSet<_> = service
+            .functions
+            .iter()
+            .filter_map(|f| match f.runtime {
+                sylph_model::Runtime::Node(_) => Some(sylph_runtime::Family::Node),
+                sylph_model::Runtime::Python(_) => Some(sylph_runtime::Family::Python),
+                sylph_model::Runtime::Provided(_) => None,
+            })
+            .collect();
+        for family in families {
+            runtime.prewarm(family, args.prewarm, keep);
+        }
+    }
     let pool = Pool::new(
         &service,
         Arc::new(runtime),

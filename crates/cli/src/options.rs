@@ -12,7 +12,7 @@ use crate::ServiceArgs;
 /// Serverless Framework allows.
 const KNOWN_FLAGS: &[&str] = &[
     "config", "stage", "region", "port", "host", "keep-warm", "help", "version", "function", "data", "path", "env",
-    "raw", "quiet", "data-dir", "reset", "no-reload", "concurrency", "queue-timeout",
+    "raw", "quiet", "data-dir", "reset", "no-reload", "concurrency", "queue-timeout", "prewarm",
 ];
 
 /// Take unknown `--name value` / `--name=value` flags out of `args`.
@@ -97,6 +97,8 @@ pub fn function_endpoint_env(base_url: &str) -> Vec<(String, String)> {
         // aws-sdk v2 opens a new connection per call unless told otherwise; AWS recommends this
         // setting for every Lambda function using it (v3 keeps connections alive by default).
         ("AWS_NODEJS_CONNECTION_REUSE_ENABLED".to_owned(), "1".to_owned()),
+        // aws-sdk v2 prints an end-of-support notice when loaded; in a local log it is noise.
+        ("AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE".to_owned(), "1".to_owned()),
     ];
     // Lambda's runtimes ship the AWS SDKs on NODE_PATH / sys.path; so does Sylph.
     let node = home.join("runtime/node/node_modules");

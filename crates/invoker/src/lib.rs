@@ -300,7 +300,10 @@ impl Pool {
                 capture_logs: request.want_logs,
             })
             .await;
-        let Completed { outcome, duration, init_duration, max_memory_mb, logs } = completed;
+        let Completed { outcome, duration, init_duration, max_memory_mb, logs, start } = completed;
+        if start == sylph_runtime::StartKind::Prewarmed {
+            self.sink.line(&f.key, Some(&request_id), "cold start served by a pre-started runtime");
+        }
         let end_line = format!("END RequestId: {request_id}");
         let report = Report {
             request_id: &request_id,

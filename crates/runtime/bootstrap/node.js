@@ -35,6 +35,7 @@ function pipeTransport(fd) {
   const socket = new net.Socket({ fd, readable: true, writable: true });
   let buffered = Buffer.alloc(0);
   let waiting = null;
+  let onSpecialize = null;
   socket.on('data', (chunk) => {
     buffered = buffered.length ? Buffer.concat([buffered, chunk]) : chunk;
     while (buffered.length >= 4) {
@@ -42,6 +43,12 @@ function pipeTransport(fd) {
       if (buffered.length < 4 + n) break;
       const frame = buffered.subarray(4, 4 + n);
       buffered = buffered.subarray(4 + n);
+      if (frame[0] === 0x53 /* S */ && onSpecialize) {
+        const resolve = onSpecialize;
+        onSpecialize = null;
+        resolve(JSON.parse(frame.toString('utf8', 1)));
+        continue;
+      }
       if (frame[0] === 0x56 /* V */ && waiting) {
         const headerLength = frame.readUInt32LE(1);
         const header = JSON.parse(frame.toString('utf8', 5, 5 + headerLength));
@@ -79,6 +86,9 @@ function pipeTransport(fd) {
     socket.write(Buffer.concat([head, body]), () => resolve());
   });
   return {
+    specialization: () => new Promise((resolve) => {
+      onSpecialize = resolve;
+    }),
     next: () => new Promise((resolve) => {
       waiting = resolve;
       send('N', []);
@@ -267,7 +277,26 @@ function pointAwsSdkV2AtSylph() {
   };
 }
 
+// A pre-started runtime: load what every function loads anyway, then wait to be told which
+// function to become (its environment and folder), as Sylph's cold-start pool asks.
+async function becomeFunction() {
+  try {
+    require('aws-sdk');
+  } catch (_) {
+    // Not installed: nothing to preload.
+  }
+  const spec = await transport.specialization();
+  Object.assign(process.env, spec.env);
+  process.chdir(spec.cwd);
+  // NODE_PATH may have changed: let module resolution see it.
+  require('module')._initPaths();
+}
+
 async function main() {
+  if (process.env.SYLPH_PREWARM) {
+    await becomeFunction();
+    delete process.env.SYLPH_PREWARM;
+  }
   pointAwsSdkV2AtSylph();
   let handler;
   try {

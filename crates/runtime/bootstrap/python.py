@@ -75,6 +75,11 @@ class PipeTransport:
             left -= len(chunk)
         return b"".join(chunks)
 
+    def specialization(self):
+        (n,) = self._struct.unpack("<I", self._read_exact(4))
+        frame = self._read_exact(n)
+        return json.loads(frame[1:])
+
     def next(self):
         self._send("N")
         (n,) = self._struct.unpack("<I", self._read_exact(4))
@@ -185,7 +190,22 @@ def load_handler():
     return fn
 
 
+def become_function():
+    """A pre-started runtime: import what every function imports anyway, then wait to be told
+    which function to become (its environment and folder)."""
+    try:
+        import boto3  # noqa: F401 - preloaded for the function
+    except ImportError:
+        pass
+    spec = TRANSPORT.specialization()
+    os.environ.update(spec["env"])
+    os.environ.pop("SYLPH_PREWARM", None)
+    os.chdir(spec["cwd"])
+
+
 def main():
+    if os.environ.get("SYLPH_PREWARM"):
+        become_function()
     try:
         handler = load_handler()
     except HandlerError as e:

@@ -23,7 +23,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use sylph_model::Function;
 
-pub use process::ProcessRuntime;
+pub use process::{Family, ProcessRuntime};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -69,6 +69,27 @@ pub struct Completed {
     pub max_memory_mb: u64,
     /// The function's output during the invocation, if capture was asked for.
     pub logs: Option<Vec<u8>>,
+    /// How the instance that served this invocation came to be.
+    pub start: StartKind,
+}
+
+/// Cold: a new process was started for this invocation. Pre-warmed: a runtime process started
+/// ahead of time became this function. Warm: an instance that had served before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartKind {
+    Cold,
+    Prewarmed,
+    Warm,
+}
+
+impl StartKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartKind::Cold => "cold",
+            StartKind::Prewarmed => "prewarmed",
+            StartKind::Warm => "warm",
+        }
+    }
 }
 
 #[derive(Debug)]

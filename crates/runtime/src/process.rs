@@ -5,7 +5,7 @@
 //! executable `bootstrap`. Every instance gets its own process group, and the kernel kills it
 //! if Sylph dies (`PR_SET_PDEATHSIG`), so no function process outlives the server.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::fd::AsRawFd as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use crate::api::{self, ApiState, Pending, Reply, Status};
 use crate::logs::LogCapture;
 use crate::{
-    BoxFuture, Completed, Failure, Instance, InstanceConfig, Invocation, Outcome, Runtime, StartError,
+    BoxFuture, Completed, Failure, Instance, InstanceConfig, Invocation, Outcome, Runtime, StartError, StartKind,
     INIT_TIMEOUT,
 };
 
@@ -38,6 +38,44 @@ pub struct ProcessRuntime {
     inner: Arc<Inner>,
 }
 
+/// A language runtime whose processes can be started before any function needs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    Node,
+    Python,
+}
+
+impl Family {
+    fn of(runtime: &RuntimeId) -> Option<Family> {
+        match runtime {
+            RuntimeId::Node(_) => Some(Family::Node),
+            RuntimeId::Python(_) => Some(Family::Python),
+            RuntimeId::Provided(_) => None,
+        }
+    }
+}
+
+/// A started process, not yet an instance of any particular function. Dropping it kills the
+/// process (`kill_on_drop`).
+struct Spawned {
+    child: tokio::process::Child,
+    pid: u32,
+    out_r: std::os::fd::OwnedFd,
+    err_r: std::os::fd::OwnedFd,
+    channel: Option<std::os::unix::net::UnixStream>,
+    listener: TcpListener,
+    spawned_at: Instant,
+}
+
+
+/// Pre-started runtime processes per language, and how many to keep.
+#[derive(Default)]
+struct WarmPool {
+    ready: HashMap<Family, Vec<Spawned>>,
+    target: HashMap<Family, usize>,
+    last_used: Option<Instant>,
+}
+
 struct Inner {
     sink: Arc<dyn LogSink>,
     bootstrap_dir: PathBuf,
@@ -45,6 +83,7 @@ struct Inner {
     python: OnceLock<PathBuf>,
     /// Placeholder credentials and endpoints every function gets.
     base_env: Vec<(String, String)>,
+    warm: Mutex<WarmPool>,
 }
 
 impl ProcessRuntime {
@@ -61,7 +100,14 @@ impl ProcessRuntime {
             }
         }
         Ok(ProcessRuntime {
-            inner: Arc::new(Inner { sink, bootstrap_dir, node: OnceLock::new(), python: OnceLock::new(), base_env }),
+            inner: Arc::new(Inner {
+                sink,
+                bootstrap_dir,
+                node: OnceLock::new(),
+                python: OnceLock::new(),
+                base_env,
+                warm: Mutex::new(WarmPool::default()),
+            }),
         })
     }
 }
@@ -69,7 +115,7 @@ impl ProcessRuntime {
 impl Inner {
     /// The real interpreter path: version-manager shims (pyenv, nvm) cost tens of
     /// milliseconds per start, so resolve them once.
-    fn interpreter(cell: &OnceLock<PathBuf>, program: &str, probe: &[&str]) -> PathBuf {
+    pub(crate) fn interpreter(cell: &OnceLock<PathBuf>, program: &str, probe: &[&str]) -> PathBuf {
         cell.get_or_init(|| {
             std::process::Command::new(program)
                 .args(probe)
@@ -151,33 +197,33 @@ impl Inner {
         env
     }
 
-    async fn start_instance(&self, config: Arc<InstanceConfig>) -> Result<Box<dyn Instance>, StartError> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(StartError::Listen)?;
-        let api_addr = listener.local_addr().map_err(StartError::Listen)?.to_string();
-        let (program, args) = self.command_for(&config)?;
-        let env = self.environment(&config, &api_addr);
-        let function = config.function.name.clone();
+    /// Start a process: its output pipes, its Runtime API listener and (for Sylph's own
+    /// bootstraps) its frame channel. `env` is the whole environment it starts with.
+    async fn spawn_process(
+        &self,
+        program: &Path,
+        args: &[String],
+        env: &BTreeMap<String, String>,
+        cwd: &Path,
+        channel: bool,
+        listener: TcpListener,
+        label: &str,
+    ) -> Result<Spawned, StartError> {
         let spawn_err = |source| StartError::Spawn {
-            function: function.clone(),
+            function: label.to_owned(),
             program: program.display().to_string(),
             source,
         };
-
         let (out_r, out_w) = std::io::pipe().map_err(spawn_err)?;
         let (err_r, err_w) = std::io::pipe().map_err(spawn_err)?;
         // Sylph's own bootstraps talk over a socketpair (fd 3) instead of HTTP: see pipe.rs.
-        let channel = match config.function.runtime {
-            RuntimeId::Node(_) | RuntimeId::Python(_) => {
-                Some(std::os::unix::net::UnixStream::pair().map_err(spawn_err)?)
-            }
-            RuntimeId::Provided(_) => None,
-        };
+        let channel = if channel { Some(std::os::unix::net::UnixStream::pair().map_err(spawn_err)?) } else { None };
         let child_fd = channel.as_ref().map(|(_, child)| child.as_raw_fd());
-        let mut cmd = tokio::process::Command::new(&program);
-        cmd.args(&args)
-            .current_dir(&config.root)
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
+            .current_dir(cwd)
             .env_clear()
-            .envs(&env)
+            .envs(env)
             .stdin(Stdio::null())
             .stdout(out_w)
             .stderr(err_w)
@@ -200,19 +246,57 @@ impl Inner {
             });
         }
         let spawned_at = Instant::now();
-        let mut child = cmd.spawn().map_err(spawn_err)?;
+        let child = cmd.spawn().map_err(spawn_err)?;
         // Drop our copies of the pipes' write ends so the readers see EOF when the child exits.
         drop(cmd);
         let pid = child.id().unwrap_or(0);
+        let channel = channel.map(|(ours, theirs)| {
+            drop(theirs);
+            ours
+        });
+        Ok(Spawned { child, pid, out_r: out_r.into(), err_r: err_r.into(), channel, listener, spawned_at })
+    }
 
+    async fn start_instance(self: Arc<Self>, config: Arc<InstanceConfig>) -> Result<Box<dyn Instance>, StartError> {
+        // A pre-started runtime of the right language becomes this function: no process start,
+        // and what every function loads (the AWS SDK) is already loaded.
+        if let Some(family) = Family::of(&config.function.runtime) {
+            if let Some(mut warm) = self.take_warm(family) {
+                let api_addr = warm.listener.local_addr().map_err(StartError::Listen)?.to_string();
+                let env = self.environment(&config, &api_addr);
+                let spec = serde_json::json!({"env": env, "cwd": config.root}).to_string();
+                let mut frame = Vec::with_capacity(spec.len() + 5);
+                frame.extend_from_slice(&((spec.len() + 1) as u32).to_le_bytes());
+                frame.push(b'S');
+                frame.extend_from_slice(spec.as_bytes());
+                let sent = warm.channel.as_mut().map(|c| std::io::Write::write_all(c, &frame).is_ok()).unwrap_or(false);
+                Inner::replenish(&self, family);
+                if sent {
+                    warm.spawned_at = Instant::now();
+                    return Ok(self.assemble(config, warm, StartKind::Prewarmed));
+                }
+            }
+        }
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(StartError::Listen)?;
+        let api_addr = listener.local_addr().map_err(StartError::Listen)?.to_string();
+        let (program, args) = self.command_for(&config)?;
+        let env = self.environment(&config, &api_addr);
+        let channel = !matches!(config.function.runtime, RuntimeId::Provided(_));
+        let spawned = self.spawn_process(&program, &args, &env, &config.root, channel, listener, &config.function.name).await?;
+        Ok(self.assemble(config, spawned, StartKind::Cold))
+    }
+
+    /// Wire a started process up as an instance of `config`'s function.
+    fn assemble(&self, config: Arc<InstanceConfig>, spawned: Spawned, start: StartKind) -> Box<dyn Instance> {
+        let Spawned { mut child, pid, out_r, err_r, channel, listener, spawned_at } = spawned;
         let logs = LogCapture::new(config.function.key.clone(), self.sink.clone());
-        for fd in [out_r.into(), err_r.into()] {
+        for fd in [out_r, err_r] {
             // Readers end by themselves at EOF, after draining what a dying process wrote.
             if let Ok(reader) = logs.attach(fd) {
                 tokio::spawn(reader);
             }
         }
-        let mut tasks = Vec::with_capacity(2);
+        let mut tasks = Vec::with_capacity(3);
 
         let (tx, rx) = mpsc::channel::<Pending>(1);
         let (status_tx, status_rx) = watch::channel(Status::Running);
@@ -225,8 +309,7 @@ impl Inner {
             status: status_tx,
         });
         tasks.push(tokio::spawn(serve_api(listener, state.clone())));
-        if let Some((ours, theirs)) = channel {
-            drop(theirs);
+        if let Some(ours) = channel {
             let ours = ours.set_nonblocking(true).and_then(|()| tokio::net::UnixStream::from_std(ours));
             match ours {
                 Ok(stream) => tasks.push(tokio::spawn(crate::pipe::serve(stream, state.clone()))),
@@ -249,19 +332,118 @@ impl Inner {
             });
         }));
 
-        Ok(Box::new(ProcessInstance {
+        Box::new(ProcessInstance {
             config,
             pid,
             state,
             tx,
             status: status_rx,
             spawned_at,
+            start,
             invoked: false,
             healthy: true,
             logs,
             tasks,
-        }))
+        })
     }
+}
+
+impl ProcessRuntime {
+    /// Keep `count` runtime processes of `family` started ahead of demand, so that a cold start
+    /// only loads the function's code. They are stopped after `idle` without use (and started
+    /// again on the next cold start), so a quiet service holds no process.
+    pub fn prewarm(&self, family: Family, count: usize, idle: Duration) {
+        self.inner.warm.lock().unwrap_or_else(|e| e.into_inner()).target.insert(family, count);
+        Inner::replenish(&self.inner, family);
+        let weak = Arc::downgrade(&self.inner);
+        let period = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(inner) = weak.upgrade() else { break };
+                let expired: Vec<Spawned> = {
+                    let mut w = inner.warm.lock().unwrap_or_else(|e| e.into_inner());
+                    let quiet = w.last_used.map_or(true, |t| t.elapsed() >= idle);
+                    if quiet {
+                        w.ready.get_mut(&family).map(std::mem::take).unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    }
+                };
+                drop(expired);
+            }
+        });
+    }
+
+    /// Pre-started processes of `family` ready right now.
+    pub fn prewarmed(&self, family: Family) -> usize {
+        self.inner.warm.lock().unwrap_or_else(|e| e.into_inner()).ready.get(&family).map_or(0, Vec::len)
+    }
+}
+
+impl Inner {
+    fn take_warm(&self, family: Family) -> Option<Spawned> {
+        let mut w = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+        w.last_used = Some(Instant::now());
+        let list = w.ready.get_mut(&family)?;
+        while let Some(mut s) = list.pop() {
+            if matches!(s.child.try_wait(), Ok(None)) {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    /// Start processes of `family` in the background until the target count is ready.
+    fn replenish(this: &Arc<Inner>, family: Family) {
+        let missing = {
+            let w = this.warm.lock().unwrap_or_else(|e| e.into_inner());
+            let target = w.target.get(&family).copied().unwrap_or(0);
+            target.saturating_sub(w.ready.get(&family).map_or(0, Vec::len))
+        };
+        for _ in 0..missing {
+            let inner = this.clone();
+            tokio::spawn(async move {
+                match inner.spawn_generic(family).await {
+                    Ok(s) => inner.warm.lock().unwrap_or_else(|e| e.into_inner()).ready.entry(family).or_default().push(s),
+                    Err(e) => tracing::warn!("cannot pre-start a runtime: {e}"),
+                }
+            });
+        }
+    }
+
+    /// A runtime process that preloads what every function of its language loads, then waits
+    /// to be told which function it is.
+    async fn spawn_generic(&self, family: Family) -> Result<Spawned, StartError> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(StartError::Listen)?;
+        let api_addr = listener.local_addr().map_err(StartError::Listen)?.to_string();
+        let (program, args) = match family {
+            Family::Node => (
+                Self::interpreter(&self.node, "node", &["-e", "process.stdout.write(process.execPath)"]),
+                vec![self.bootstrap_dir.join("node.js").to_string_lossy().into_owned()],
+            ),
+            Family::Python => (
+                Self::interpreter(&self.python, "python3", &["-c", "import sys; print(sys.executable)"]),
+                vec!["-u".into(), self.bootstrap_dir.join("python.py").to_string_lossy().into_owned()],
+            ),
+        };
+        let mut env = BTreeMap::new();
+        for key in PASSTHROUGH_ENV {
+            if let Ok(v) = std::env::var(key) {
+                env.insert((*key).to_owned(), v);
+            }
+        }
+        for (k, v) in &self.base_env {
+            env.insert(k.clone(), v.clone());
+        }
+        env.insert("AWS_LAMBDA_RUNTIME_API".into(), api_addr);
+        env.insert("SYLPH_PREWARM".into(), "1".into());
+        env.insert("PYTHONUNBUFFERED".into(), "1".into());
+        env.insert("TZ".into(), ":UTC".into());
+        let cwd = std::env::temp_dir();
+        self.spawn_process(&program, &args, &env, &cwd, true, listener, "pre-started runtime").await
+    }
+
 }
 
 impl Runtime for ProcessRuntime {
@@ -349,6 +531,7 @@ struct ProcessInstance {
     tx: mpsc::Sender<Pending>,
     status: watch::Receiver<Status>,
     spawned_at: Instant,
+    start: StartKind,
     invoked: bool,
     healthy: bool,
     logs: Arc<LogCapture>,
@@ -448,6 +631,7 @@ impl ProcessInstance {
             outcome,
             duration,
             init_duration: if first { self.init_duration() } else { None },
+            start: if first { self.start } else { StartKind::Warm },
             max_memory_mb: self.max_memory_mb(),
             logs: self.logs.finish().await,
         }
@@ -472,6 +656,7 @@ impl ProcessInstance {
             outcome: Outcome::InstanceFailed(failure),
             duration: since.elapsed(),
             init_duration: if first { self.init_duration() } else { None },
+            start: if first { self.start } else { StartKind::Warm },
             max_memory_mb,
             logs: self.logs.finish().await,
         }

@@ -18,7 +18,7 @@ fn thrown_errors_crashes_and_timeouts_cost_one_request() {
     assert!(dev.wait_for_output("Runtime exited with error: exit status 3"), "{}", dev.output());
     let r = dev.get("/dev/crash");
     assert_eq!(r.status, 502);
-    assert_eq!(dev.output().matches("about to crash").count(), 2, "each crash ran in a fresh instance");
+    assert_eq!(dev.wait_for_count("about to crash", 2), 2, "each crash ran in a fresh instance");
 
     // Past its 1 s timeout, the function is stopped: 504 through API Gateway.
     let r = dev.get("/dev/slow");
@@ -37,7 +37,11 @@ fn report_lines_carry_init_duration_on_cold_starts_only() {
     let dev = Dev::start(&example("hello-node"));
     assert_eq!(dev.get("/dev/hello").status, 200);
     assert_eq!(dev.get("/dev/hello").status, 200);
-    assert!(dev.wait_for_output("REPORT"), "{}", dev.output());
+    // The output is read by another thread: wait (bounded) until both records are in.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while dev.output().matches("[hello] REPORT").count() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let out = dev.output();
     let reports: Vec<&str> = out.lines().filter(|l| l.starts_with("[hello] REPORT RequestId: ")).collect();
     assert_eq!(reports.len(), 2, "{out}");

@@ -108,6 +108,18 @@ impl Dev {
         false
     }
 
+    /// Wait (bounded) until `needle` occurs `n` times in the server's output; returns the count.
+    pub fn wait_for_count(&self, needle: &str, n: usize) -> usize {
+        let start = Instant::now();
+        loop {
+            let count = self.output().matches(needle).count();
+            if count >= n || start.elapsed() > Duration::from_secs(10) {
+                return count;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn get(&self, path: &str) -> Response {
         request(&self.base, "GET", path, &[], b"")
     }

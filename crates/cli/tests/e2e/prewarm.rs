@@ -1,0 +1,54 @@
+//! Cold starts from pre-started runtimes, and scale to zero: a quiet service ends with no
+//! function or runtime process.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::{example, Dev};
+
+fn children_of(pid: u32) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|stat| {
+                let after = &stat[stat.rfind(')').unwrap() + 2..];
+                !after.starts_with('Z') && after.split(' ').nth(1).and_then(|x| x.parse::<u32>().ok()) == Some(pid)
+            })
+        })
+        .count()
+}
+
+#[test]
+fn cold_starts_use_pre_started_runtimes_with_the_aws_sdk_loaded() {
+    let dev = Dev::start(&example("todo"));
+    let r = dev.send("POST", "/dev/todos", &[], br#"{"text": "from a pre-started runtime"}"#);
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), dev.output());
+    assert!(dev.wait_for_output("cold start served by a pre-started runtime"), "{}", dev.output());
+    assert!(dev.output().contains("Init Duration"), "{}", dev.output());
+    assert_eq!(dev.get("/dev/todos").status, 200);
+}
+
+#[test]
+fn prewarm_zero_starts_processes_only_on_demand() {
+    let dev = Dev::start_with(&example("hello-node"), &["--prewarm", "0"], &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(children_of(dev.pid()), 0, "no process before the first request");
+    assert_eq!(dev.get("/dev/hello").status, 200);
+    assert!(!dev.output().contains("pre-started runtime"), "{}", dev.output());
+}
+
+#[test]
+fn a_quiet_service_ends_with_no_process() {
+    let dev = Dev::start_with(&example("hello-node"), &["--keep-warm", "1"], &[]);
+    assert_eq!(dev.get("/dev/hello").status, 200);
+    assert_eq!(dev.get("/v2/hello").status, 200);
+    assert!(children_of(dev.pid()) >= 2, "instances are running");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while children_of(dev.pid()) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(children_of(dev.pid()), 0, "idle instances and pre-started runtimes were stopped");
+    // And it still answers: the next request is a cold start again.
+    assert_eq!(dev.get("/dev/hello").status, 200);
+}
