@@ -101,6 +101,10 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     base_env.push(("AWS_DEFAULT_REGION".to_owned(), service.region.clone()));
     let runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), base_env)
         .context("cannot write the runtime clients")?;
+    match runtime.memory_limits() {
+        Some(how) => println!("memory limits: memorySize enforced with the {how}"),
+        None => println!("memory limits: not enforced (no writable memory cgroup on this host)"),
+    }
     if args.prewarm > 0 {
         let keep = Duration::from_secs(args.keep_warm.max(1));
         let families: std::collections::HashSet<_> = service

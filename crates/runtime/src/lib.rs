@@ -11,6 +11,7 @@
 pub mod process;
 
 mod api;
+pub mod limits;
 mod logs;
 mod pipe;
 
@@ -112,6 +113,8 @@ pub enum Failure {
     /// The runtime did not ask for work within [`INIT_TIMEOUT`].
     InitTimeout,
     ResponseTooLarge,
+    /// The kernel stopped the instance for using more than the function's memorySize (MB).
+    OutOfMemory(u32),
     /// The instance could not be reached (it died before the invocation was handed over).
     Unavailable(String),
 }
@@ -138,6 +141,12 @@ impl Failure {
                 format!(
                     "RequestId: {request_id} Error: Runtime did not become ready within {} seconds",
                     INIT_TIMEOUT.as_secs()
+                ),
+            ),
+            Failure::OutOfMemory(limit) => (
+                "Runtime.OutOfMemory".to_owned(),
+                format!(
+                    "RequestId: {request_id} Error: Runtime exited with error: signal: killed (the function used more than its memorySize of {limit} MB)"
                 ),
             ),
             Failure::ResponseTooLarge => (

@@ -84,6 +84,8 @@ struct Inner {
     /// Placeholder credentials and endpoints every function gets.
     base_env: Vec<(String, String)>,
     warm: Mutex<WarmPool>,
+    /// Where memorySize is enforced; `None` where the host does not let Sylph.
+    memory: Option<crate::limits::MemoryCgroups>,
 }
 
 impl ProcessRuntime {
@@ -107,6 +109,7 @@ impl ProcessRuntime {
                 python: OnceLock::new(),
                 base_env,
                 warm: Mutex::new(WarmPool::default()),
+                memory: crate::limits::MemoryCgroups::detect(),
             }),
         })
     }
@@ -208,6 +211,7 @@ impl Inner {
         channel: bool,
         listener: TcpListener,
         label: &str,
+        group: Option<&crate::limits::InstanceGroup>,
     ) -> Result<Spawned, StartError> {
         let spawn_err = |source| StartError::Spawn {
             function: label.to_owned(),
@@ -219,6 +223,7 @@ impl Inner {
         // Sylph's own bootstraps talk over a socketpair (fd 3) instead of HTTP: see pipe.rs.
         let channel = if channel { Some(std::os::unix::net::UnixStream::pair().map_err(spawn_err)?) } else { None };
         let child_fd = channel.as_ref().map(|(_, child)| child.as_raw_fd());
+        let procs = group.map(|g| g.procs.clone());
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(args)
             .current_dir(cwd)
@@ -236,6 +241,10 @@ impl Inner {
         unsafe {
             cmd.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if let Some(procs) = &procs {
+                    // Join the memory group before exec, so everything the runtime does counts.
+                    crate::limits::join_from_child(procs)?;
+                }
                 if let Some(fd) = child_fd {
                     // dup2 clears close-on-exec on the new descriptor, so the runtime inherits it.
                     if libc::dup2(fd, crate::pipe::RUNTIME_FD) < 0 {
@@ -269,11 +278,17 @@ impl Inner {
                 frame.extend_from_slice(&((spec.len() + 1) as u32).to_le_bytes());
                 frame.push(b'S');
                 frame.extend_from_slice(spec.as_bytes());
+                let group = self.memory_group(&config);
+                if let Some(g) = &group {
+                    if let Err(e) = g.add(warm.pid) {
+                        tracing::warn!("cannot apply the memory limit to a pre-started runtime: {e}");
+                    }
+                }
                 let sent = warm.channel.as_mut().map(|c| std::io::Write::write_all(c, &frame).is_ok()).unwrap_or(false);
                 Inner::replenish(&self, family);
                 if sent {
                     warm.spawned_at = Instant::now();
-                    return Ok(self.assemble(config, warm, StartKind::Prewarmed));
+                    return Ok(self.assemble(config, warm, StartKind::Prewarmed, group));
                 }
             }
         }
@@ -282,12 +297,32 @@ impl Inner {
         let (program, args) = self.command_for(&config)?;
         let env = self.environment(&config, &api_addr);
         let channel = !matches!(config.function.runtime, RuntimeId::Provided(_));
-        let spawned = self.spawn_process(&program, &args, &env, &config.root, channel, listener, &config.function.name).await?;
-        Ok(self.assemble(config, spawned, StartKind::Cold))
+        let group = self.memory_group(&config);
+        let spawned = self
+            .spawn_process(&program, &args, &env, &config.root, channel, listener, &config.function.name, group.as_ref())
+            .await?;
+        Ok(self.assemble(config, spawned, StartKind::Cold, group))
+    }
+
+    fn memory_group(&self, config: &InstanceConfig) -> Option<crate::limits::InstanceGroup> {
+        let cgroups = self.memory.as_ref()?;
+        match cgroups.create(config.function.memory_mb) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                tracing::warn!(function = %config.function.name, "memory limit not applied: {e}");
+                None
+            }
+        }
     }
 
     /// Wire a started process up as an instance of `config`'s function.
-    fn assemble(&self, config: Arc<InstanceConfig>, spawned: Spawned, start: StartKind) -> Box<dyn Instance> {
+    fn assemble(
+        &self,
+        config: Arc<InstanceConfig>,
+        spawned: Spawned,
+        start: StartKind,
+        memory: Option<crate::limits::InstanceGroup>,
+    ) -> Box<dyn Instance> {
         let Spawned { mut child, pid, out_r, err_r, channel, listener, spawned_at } = spawned;
         let logs = LogCapture::new(config.function.key.clone(), self.sink.clone());
         for fd in [out_r, err_r] {
@@ -344,11 +379,17 @@ impl Inner {
             healthy: true,
             logs,
             tasks,
+            memory,
         })
     }
 }
 
 impl ProcessRuntime {
+    /// How memorySize is enforced on this host, or `None` if it is not.
+    pub fn memory_limits(&self) -> Option<String> {
+        self.inner.memory.as_ref().map(|m| m.describe())
+    }
+
     /// Keep `count` runtime processes of `family` started ahead of demand, so that a cold start
     /// only loads the function's code. They are stopped after `idle` without use (and started
     /// again on the next cold start), so a quiet service holds no process.
@@ -441,7 +482,7 @@ impl Inner {
         env.insert("PYTHONUNBUFFERED".into(), "1".into());
         env.insert("TZ".into(), ":UTC".into());
         let cwd = std::env::temp_dir();
-        self.spawn_process(&program, &args, &env, &cwd, true, listener, "pre-started runtime").await
+        self.spawn_process(&program, &args, &env, &cwd, true, listener, "pre-started runtime", None).await
     }
 
 }
@@ -536,6 +577,7 @@ struct ProcessInstance {
     healthy: bool,
     logs: Arc<LogCapture>,
     tasks: Vec<JoinHandle<()>>,
+    memory: Option<crate::limits::InstanceGroup>,
 }
 
 impl ProcessInstance {
@@ -562,6 +604,9 @@ impl ProcessInstance {
     }
 
     fn max_memory_mb(&self) -> u64 {
+        if let Some(peak) = self.memory.as_ref().and_then(|g| g.peak_mb()) {
+            return peak;
+        }
         let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", self.pid)) else { return 0 };
         status
             .lines()
@@ -644,6 +689,11 @@ impl ProcessInstance {
 
     async fn fail(&mut self, failure: Failure, since: Instant, first: bool) -> Completed {
         self.healthy = false;
+        // A process killed by the kernel for its memory group's limit: say so.
+        let failure = match (&failure, &self.memory) {
+            (Failure::Exited(_), Some(g)) if g.hit_limit() => Failure::OutOfMemory(g.limit_mb),
+            _ => failure,
+        };
         let max_memory_mb = self.max_memory_mb();
         self.kill();
         // Give the output readers a moment to drain what the process wrote before it died.

@@ -7,6 +7,7 @@ mod errors;
 mod events;
 mod invoke_api;
 mod invoke_local;
+mod limits;
 mod prewarm;
 mod runtimes;
 mod shutdown;

@@ -1,0 +1,39 @@
+//! memorySize is enforced: a function that allocates past it fails alone, with an error that
+//! names the limit, while another function keeps answering.
+
+use crate::harness::Dev;
+
+#[test]
+fn a_function_over_its_memory_size_fails_alone() {
+    let dir = std::env::temp_dir().join(format!("sylph-oom-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("serverless.yml"),
+        "service: oom\nprovider:\n  runtime: nodejs20.x\nfunctions:\n  hog:\n    handler: h.hog\n    memorySize: 128\n  py:\n    handler: p.hog\n    runtime: python3.12\n    memorySize: 128\n  fine:\n    handler: h.fine\n    memorySize: 128\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("h.js"),
+        "exports.hog = async () => { const keep = []; for (let i = 0; i < 64; i++) keep.push(Buffer.alloc(16 * 1024 * 1024, 1)); return keep.length; };\nexports.fine = async () => 'still here';\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("p.py"), "def hog(event, context):\n    keep = [bytearray(16 * 1024 * 1024) for _ in range(64)]\n    return len(keep)\n").unwrap();
+    let dev = Dev::start(&dir);
+    assert!(dev.output().contains("memory limits: memorySize enforced"), "{}", dev.output());
+
+    for function in ["hog", "py"] {
+        let r = dev.send("POST", &format!("/2015-03-31/functions/{function}/invocations"), &[], b"{}");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("x-amz-function-error"), Some("Unhandled"));
+        let body = r.json();
+        assert_eq!(body["errorType"], "Runtime.OutOfMemory", "{body}\n{}", dev.output());
+        assert!(body["errorMessage"].as_str().unwrap().contains("memorySize of 128 MB"), "{body}");
+    }
+    let r = dev.send("POST", "/2015-03-31/functions/fine/invocations", &[], b"{}");
+    assert_eq!((r.status, r.text()), (200, "\"still here\"".to_owned()));
+    // The next invocation of the greedy function gets a fresh instance (and fails again).
+    let r = dev.send("POST", "/2015-03-31/functions/hog/invocations", &[], b"{}");
+    assert_eq!(r.json()["errorType"], "Runtime.OutOfMemory");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,240 @@
+//! memorySize enforcement with the kernel's memory cgroup: each instance gets its own group
+//! whose limit is the function's memorySize, so a function over its limit is killed by the
+//! kernel's OOM killer — alone — and its invocation fails with an error naming the limit.
+//!
+//! Uses the cgroup v1 memory controller (`N:memory:/path` in /proc/self/cgroup) or cgroup v2
+//! (`0::/path` with `memory` in the parent's subtree_control), whichever the host lets Sylph
+//! write; where neither is writable, limits are reported as not enforced at start.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    V1,
+    V2,
+}
+
+/// Where instance groups are created.
+#[derive(Debug, Clone)]
+pub struct MemoryCgroups {
+    mode: Mode,
+    parent: PathBuf,
+}
+
+/// One instance's group; removed (once empty) when dropped.
+#[derive(Debug)]
+pub struct InstanceGroup {
+    mode: Mode,
+    path: PathBuf,
+    /// `cgroup.procs` as a C string, written by the child itself before it execs.
+    pub procs: CString,
+    pub limit_mb: u32,
+}
+
+impl MemoryCgroups {
+    /// Find a writable memory cgroup parent for this process, if the host has one.
+    pub fn detect() -> Option<MemoryCgroups> {
+        let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+        // cgroup v1: a hierarchy with the memory controller.
+        for line in own.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            if controllers.split(',').any(|c| c == "memory") {
+                let base = Path::new("/sys/fs/cgroup/memory").join(path.trim_start_matches('/'));
+                if let Some(c) = MemoryCgroups::probe(Mode::V1, base) {
+                    return Some(c);
+                }
+            }
+        }
+        // cgroup v2: the unified hierarchy, if memory can be delegated to children there.
+        for line in own.lines() {
+            if let Some(path) = line.strip_prefix("0::") {
+                for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+                    let base = Path::new(root).join(path.trim_start_matches('/'));
+                    let controllers = std::fs::read_to_string(base.join("cgroup.controllers")).unwrap_or_default();
+                    if controllers.split_whitespace().any(|c| c == "memory") {
+                        if let Some(c) = MemoryCgroups::probe(Mode::V2, base) {
+                            return Some(c);
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Can we make a child group with a memory limit under `base`?
+    fn probe(mode: Mode, base: PathBuf) -> Option<MemoryCgroups> {
+        remove_stale(&base);
+        let parent = base.join(format!("sylph-{}", std::process::id()));
+        std::fs::create_dir_all(&parent).ok()?;
+        if mode == Mode::V2 {
+            // Children of `parent` may only use memory if `parent` delegates it.
+            std::fs::write(parent.join("cgroup.subtree_control"), "+memory").ok()?;
+        }
+        let probe = MemoryCgroups { mode, parent };
+        let group = probe.create(128).ok()?;
+        drop(group);
+        Some(probe)
+    }
+
+    pub fn describe(&self) -> String {
+        let v = match self.mode {
+            Mode::V1 => "cgroup v1 memory controller",
+            Mode::V2 => "cgroup v2 memory.max",
+        };
+        format!("{v} ({})", self.parent.display())
+    }
+
+    /// A new group limited to `limit_mb`.
+    pub fn create(&self, limit_mb: u32) -> std::io::Result<InstanceGroup> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        self.sweep();
+        let path = self.parent.join(format!("i{}", NEXT.fetch_add(1, Ordering::Relaxed)));
+        std::fs::create_dir(&path)?;
+        let bytes = u64::from(limit_mb) * 1024 * 1024;
+        let result = match self.mode {
+            Mode::V1 => {
+                // Charges follow a process moved in after it started (pre-started runtimes).
+                let _ = std::fs::write(path.join("memory.move_charge_at_immigrate"), "3");
+                std::fs::write(path.join("memory.limit_in_bytes"), bytes.to_string()).and_then(|()| {
+                    // Without this a function could spill into swap instead of being stopped.
+                    let _ = std::fs::write(path.join("memory.memsw.limit_in_bytes"), bytes.to_string());
+                    Ok(())
+                })
+            }
+            Mode::V2 => std::fs::write(path.join("memory.max"), bytes.to_string()).and_then(|()| {
+                let _ = std::fs::write(path.join("memory.swap.max"), "0");
+                Ok(())
+            }),
+        };
+        if let Err(e) = result {
+            let _ = std::fs::remove_dir(&path);
+            return Err(e);
+        }
+        let procs = CString::new(path.join("cgroup.procs").to_string_lossy().into_owned()).map_err(std::io::Error::other)?;
+        Ok(InstanceGroup { mode: self.mode, path, procs, limit_mb })
+    }
+}
+
+impl InstanceGroup {
+    /// Move a running process in (for pre-started runtimes).
+    pub fn add(&self, pid: u32) -> std::io::Result<()> {
+        std::fs::write(self.path.join("cgroup.procs"), pid.to_string())
+    }
+
+    /// Whether the kernel had to stop something in this group for going over its limit.
+    pub fn hit_limit(&self) -> bool {
+        match self.mode {
+            Mode::V1 => {
+                let oom_kills = std::fs::read_to_string(self.path.join("memory.oom_control"))
+                    .unwrap_or_default()
+                    .lines()
+                    .find_map(|l| l.strip_prefix("oom_kill "))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(0);
+                let failcnt = std::fs::read_to_string(self.path.join("memory.failcnt"))
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(0);
+                oom_kills > 0 || failcnt > 0
+            }
+            Mode::V2 => std::fs::read_to_string(self.path.join("memory.events"))
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.strip_prefix("oom_kill ").is_some_and(|v| v.trim() != "0")),
+        }
+    }
+
+    /// Peak memory of everything in the group, in MB.
+    pub fn peak_mb(&self) -> Option<u64> {
+        let file = match self.mode {
+            Mode::V1 => "memory.max_usage_in_bytes",
+            Mode::V2 => "memory.peak",
+        };
+        let bytes: u64 = std::fs::read_to_string(self.path.join(file)).ok()?.trim().parse().ok()?;
+        Some(bytes.div_ceil(1024 * 1024))
+    }
+}
+
+impl Drop for InstanceGroup {
+    fn drop(&mut self) {
+        // Succeeds once the group's processes are gone; the parent is removed at exit.
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+impl MemoryCgroups {
+    /// Remove groups whose processes are gone (a group cannot be removed while in use, so
+    /// groups of stopped instances are collected here rather than at the moment of the kill).
+    fn sweep(&self) {
+        if let Ok(entries) = std::fs::read_dir(&self.parent) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    let _ = std::fs::remove_dir(e.path());
+                }
+            }
+        }
+    }
+}
+
+impl Drop for MemoryCgroups {
+    fn drop(&mut self) {
+        self.sweep();
+        let _ = std::fs::remove_dir(&self.parent);
+    }
+}
+
+/// Remove the (empty) groups of earlier Sylph processes that are gone, e.g. after a `kill -9`.
+fn remove_stale(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("sylph-")).and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if let Ok(children) = std::fs::read_dir(e.path()) {
+            for c in children.flatten() {
+                if c.file_type().is_ok_and(|t| t.is_dir()) {
+                    let _ = std::fs::remove_dir(c.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(e.path());
+    }
+}
+
+/// Write the calling process's pid to `procs`; safe to call between fork and exec (no
+/// allocation, only open/write/close).
+///
+/// # Safety
+/// Must only be called in a `pre_exec` hook (a freshly forked child).
+pub unsafe fn join_from_child(procs: &CString) -> std::io::Result<()> {
+    let mut buf = [0u8; 24];
+    // SAFETY (caller): getpid, open, write and close are async-signal-safe.
+    let mut pid = unsafe { libc::getpid() } as u64;
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (pid % 10) as u8;
+        pid /= 10;
+        if pid == 0 {
+            break;
+        }
+    }
+    let fd = unsafe { libc::open(procs.as_ptr(), libc::O_WRONLY) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let n = unsafe { libc::write(fd, buf[i..].as_ptr().cast(), buf.len() - i) };
+    unsafe { libc::close(fd) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
