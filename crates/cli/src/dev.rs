@@ -131,7 +131,7 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
             extra_env: Vec::new(),
         },
     );
-    let gateway = Gateway::new(&service, pool.clone(), Some(tables));
+    let gateway = Gateway::new(&service, pool.clone(), Some(tables), Some(pool.clone()));
     if !args.no_reload {
         crate::watch::spawn(service.clone(), pool.clone());
     }
@@ -151,6 +151,7 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     }
     println!("  {:<7} {:<width$} Lambda Invoke API", "POST", format!("{base_url}/2015-03-31/functions/{{name}}/invocations"));
     println!("  {:<7} {:<width$} DynamoDB API (X-Amz-Target: DynamoDB_20120810.*)", "POST", format!("{base_url}/"));
+    println!("  {:<7} {:<width$} Prometheus metrics", "GET", format!("{base_url}{}", sylph_gateway::METRICS_PATH));
     println!();
     println!("listening on {base_url}");
 

@@ -33,6 +33,9 @@ use tokio::net::TcpListener;
 pub use apigw::{http_api_response, rest_response, MappedResponse};
 pub use routes::{Route, Router};
 
+/// Where Prometheus metrics are served (a prefix no API Gateway route can take).
+pub const METRICS_PATH: &str = "/_sylph/metrics";
+
 /// The largest request body accepted (Lambda's synchronous payload limit).
 pub const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
 
@@ -44,16 +47,24 @@ pub struct Gateway {
     invoker: Arc<dyn Invoker>,
     /// The table API, answered on the same port (routed by `X-Amz-Target`).
     tables: Option<Tables>,
+    /// Served at [`METRICS_PATH`].
+    metrics: Option<Arc<dyn sylph_telemetry::metrics::MetricsSource>>,
     stage: String,
     region: String,
 }
 
 impl Gateway {
-    pub fn new(service: &Service, invoker: Arc<dyn Invoker>, tables: Option<Tables>) -> Arc<Gateway> {
+    pub fn new(
+        service: &Service,
+        invoker: Arc<dyn Invoker>,
+        tables: Option<Tables>,
+        metrics: Option<Arc<dyn sylph_telemetry::metrics::MetricsSource>>,
+    ) -> Arc<Gateway> {
         Arc::new(Gateway {
             router: Router::new(service),
             invoker,
             tables,
+            metrics,
             stage: service.stage.clone(),
             region: service.region.clone(),
         })
@@ -84,6 +95,13 @@ impl Gateway {
         if let Some(target) = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
             if let (Some(op), Some(tables)) = (target.strip_prefix("DynamoDB_20120810."), &self.tables) {
                 return table_api(tables, op, &body).await;
+            }
+        }
+        if path == METRICS_PATH {
+            if let Some(m) = &self.metrics {
+                let mut res = Response::new(Full::new(Bytes::from(m.render())));
+                res.headers_mut().insert("content-type", HeaderValue::from_static("text/plain; version=0.0.4"));
+                return res;
             }
         }
         if let Some(rest) = path.strip_prefix("/2015-03-31/functions/") {

@@ -132,6 +132,7 @@ struct FunctionPool {
     idle: Mutex<Vec<Idle>>,
     /// `reservedConcurrency`: at most this many in flight for this function.
     reserved: Option<Arc<tokio::sync::Semaphore>>,
+    metrics: sylph_telemetry::metrics::FunctionMetrics,
 }
 
 /// Instances per function, scaled per request.
@@ -164,6 +165,7 @@ impl Pool {
                 runtime: runtime.clone(),
                 idle: Mutex::new(Vec::new()),
                 reserved: f.reserved_concurrency.map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize))),
+                metrics: Default::default(),
             });
             pools.insert(f.name.clone(), pool.clone());
             pools.entry(f.key.clone()).or_insert(pool);
@@ -263,6 +265,25 @@ impl Pool {
     }
 
     async fn run(&self, pool: &FunctionPool, request: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
+        let m = &pool.metrics;
+        m.invocations.fetch_add(1, Ordering::Relaxed);
+        let result = self.run_counted(pool, request).await;
+        match &result {
+            Err(InvokeError::Throttled(_)) => {
+                m.throttles.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) | Ok(InvokeResponse { result: InvokeResult::Error { .. }, .. }) => {
+                m.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+        }
+        if let Ok(InvokeResponse { result: InvokeResult::Error { kind: ErrorKind::Timeout, .. }, .. }) = &result {
+            m.timeouts.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn run_counted(&self, pool: &FunctionPool, request: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
         let f = &pool.config.function;
         let _reserved = match &pool.reserved {
             Some(s) if f.reserved_concurrency == Some(0) => {
@@ -289,6 +310,16 @@ impl Pool {
             Some(i) => i,
             None => pool.runtime.start(pool.config.clone()).await?,
         };
+        let m = &pool.metrics;
+        m.concurrent.fetch_add(1, Ordering::Relaxed);
+        // Counted down however this invocation ends (a dropped future included).
+        struct InFlight<'a>(&'a std::sync::atomic::AtomicI64);
+        impl Drop for InFlight<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let _in_flight = InFlight(&m.concurrent);
         let start_line = format!("START RequestId: {request_id} Version: $LATEST");
         self.sink.line(&f.key, None, &start_line);
         let completed = instance
@@ -301,8 +332,17 @@ impl Pool {
             })
             .await;
         let Completed { outcome, duration, init_duration, max_memory_mb, logs, start } = completed;
-        if start == sylph_runtime::StartKind::Prewarmed {
-            self.sink.line(&f.key, Some(&request_id), "cold start served by a pre-started runtime");
+        match start {
+            sylph_runtime::StartKind::Cold => m.cold_starts.fetch_add(1, Ordering::Relaxed),
+            sylph_runtime::StartKind::Prewarmed => {
+                self.sink.line(&f.key, Some(&request_id), "cold start served by a pre-started runtime");
+                m.prewarmed_starts.fetch_add(1, Ordering::Relaxed)
+            }
+            sylph_runtime::StartKind::Warm => m.warm_starts.fetch_add(1, Ordering::Relaxed),
+        };
+        m.duration.observe(duration.as_secs_f64());
+        if let Some(init) = init_duration {
+            m.init_duration.observe(init.as_secs_f64());
         }
         let end_line = format!("END RequestId: {request_id}");
         let report = Report {
@@ -358,6 +398,19 @@ impl Pool {
 
     pub fn region(&self) -> &str {
         &self.region
+    }
+}
+
+impl sylph_telemetry::metrics::MetricsSource for Pool {
+    fn render(&self) -> String {
+        let pools = self.unique_pools();
+        let rows: Vec<(&str, &sylph_telemetry::metrics::FunctionMetrics, usize)> = self
+            .functions
+            .iter()
+            .zip(pools.iter())
+            .map(|(f, p)| (f.key.as_str(), &p.metrics, p.idle.lock().unwrap_or_else(|e| e.into_inner()).len()))
+            .collect();
+        sylph_telemetry::metrics::render(&rows)
     }
 }
 

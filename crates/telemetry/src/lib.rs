@@ -3,6 +3,8 @@
 //!
 //! It knows nothing of runtimes, HTTP or YAML; other crates call it to say what happened.
 
+pub mod metrics;
+
 use std::fmt;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -8,6 +8,7 @@ mod events;
 mod invoke_api;
 mod invoke_local;
 mod limits;
+mod metrics;
 mod prewarm;
 mod runtimes;
 mod shutdown;
