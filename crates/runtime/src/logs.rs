@@ -17,6 +17,9 @@ use tokio::io::unix::AsyncFd;
 const MAX_CAPTURE_BYTES: usize = 1 << 20;
 /// A single line longer than this is cut into pieces.
 const MAX_LINE_BYTES: usize = 256 * 1024;
+/// Output per invocation that reaches the log; the rest is read and dropped, so a function that
+/// floods stdout cannot flood the terminal (or stall on a full pipe).
+pub const MAX_LOG_BYTES_PER_INVOCATION: usize = 1 << 20;
 
 pub(crate) struct LogCapture {
     function: String,
@@ -29,6 +32,9 @@ pub(crate) struct LogCapture {
 struct State {
     request_id: Option<Arc<str>>,
     buffer: Option<Vec<u8>>,
+    /// Bytes logged since the invocation began, and whether the cap was announced.
+    logged: usize,
+    capped: bool,
 }
 
 impl LogCapture {
@@ -41,6 +47,8 @@ impl LogCapture {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         st.request_id = Some(request_id);
         st.buffer = capture.then(Vec::new);
+        st.logged = 0;
+        st.capped = false;
     }
 
     /// Wait until everything already written to the pipes has been read, then stop tagging
@@ -142,6 +150,18 @@ impl LogCapture {
 
     fn emit(&self, st: &mut State, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        st.logged += line.len() + 1;
+        if st.logged > MAX_LOG_BYTES_PER_INVOCATION {
+            if !st.capped {
+                st.capped = true;
+                let notice = format!(
+                    "log output over {} MB in this invocation; the rest of it is dropped",
+                    MAX_LOG_BYTES_PER_INVOCATION >> 20
+                );
+                self.sink.line(&self.function, st.request_id.as_deref(), &notice);
+            }
+            return;
+        }
         let text = String::from_utf8_lossy(line);
         self.sink.line(&self.function, st.request_id.as_deref(), &text);
         if let Some(buf) = st.buffer.as_mut() {

@@ -37,3 +37,29 @@ fn a_function_over_its_memory_size_fails_alone() {
     assert_eq!(r.json()["errorType"], "Runtime.OutOfMemory");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_function_flooding_stdout_is_capped_and_alone() {
+    let dir = std::env::temp_dir().join(format!("sylph-flood-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("serverless.yml"),
+        "service: flood\nprovider:\n  runtime: nodejs20.x\nfunctions:\n  flood:\n    handler: h.flood\n  fine:\n    handler: h.fine\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("h.js"),
+        "exports.flood = async () => { const line = 'x'.repeat(100); for (let i = 0; i < 200000; i++) console.log(line); return 'flooded'; };\nexports.fine = async () => 'still here';\n",
+    )
+    .unwrap();
+    let dev = Dev::start(&dir);
+    let r = dev.send("POST", "/2015-03-31/functions/flood/invocations", &[], b"{}");
+    assert_eq!((r.status, r.text()), (200, "\"flooded\"".to_owned()));
+    assert!(dev.wait_for_output("the rest of it is dropped"), "no cap notice");
+    let logged = dev.output().matches(&"x".repeat(100)).count();
+    assert!(logged < 20_000, "{logged} lines of 20 MB reached the log; the cap is 1 MB");
+    let r = dev.send("POST", "/2015-03-31/functions/fine/invocations", &[], b"{}");
+    assert_eq!((r.status, r.text()), (200, "\"still here\"".to_owned()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
