@@ -105,6 +105,10 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         Some(how) => println!("memory limits: memorySize enforced with the {how}"),
         None => println!("memory limits: not enforced (no writable memory cgroup on this host)"),
     }
+    match runtime.process_limits() {
+        Some(how) => println!("process limits: {} processes and threads per instance, with the {how}", sylph_runtime::limits::MAX_PROCESSES),
+        None => println!("process limits: not enforced (no writable pids cgroup on this host)"),
+    }
     if args.prewarm > 0 {
         let keep = Duration::from_secs(args.keep_warm.max(1));
         let families: std::collections::HashSet<_> = service

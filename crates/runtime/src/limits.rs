@@ -1,10 +1,11 @@
-//! memorySize enforcement with the kernel's memory cgroup: each instance gets its own group
-//! whose limit is the function's memorySize, so a function over its limit is killed by the
-//! kernel's OOM killer — alone — and its invocation fails with an error naming the limit.
+//! Per-instance limits with the kernel's cgroups: each instance gets its own memory group whose
+//! limit is the function's memorySize (a function over it is killed by the OOM killer — alone —
+//! and its invocation fails with an error naming the limit), and its own pids group, so a fork
+//! bomb stops at Lambda's 1024 processes and threads instead of taking the host down.
 //!
-//! Uses the cgroup v1 memory controller (`N:memory:/path` in /proc/self/cgroup) or cgroup v2
-//! (`0::/path` with `memory` in the parent's subtree_control), whichever the host lets Sylph
-//! write; where neither is writable, limits are reported as not enforced at start.
+//! Uses cgroup v1 controllers (`N:memory:/path` in /proc/self/cgroup) or cgroup v2 (`0::/path`
+//! with the controller delegated), whichever the host lets Sylph write; where neither is
+//! writable, the limit is reported as not enforced at start.
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -16,9 +17,28 @@ pub enum Mode {
     V2,
 }
 
-/// Where instance groups are created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Controller {
+    Memory,
+    Pids,
+}
+
+impl Controller {
+    fn name(self) -> &'static str {
+        match self {
+            Controller::Memory => "memory",
+            Controller::Pids => "pids",
+        }
+    }
+}
+
+/// Lambda's limit on processes and threads per execution environment.
+pub const MAX_PROCESSES: u32 = 1024;
+
+/// Where instance groups of one controller are created.
 #[derive(Debug, Clone)]
 pub struct MemoryCgroups {
+    controller: Controller,
     mode: Mode,
     parent: PathBuf,
 }
@@ -26,6 +46,7 @@ pub struct MemoryCgroups {
 /// One instance's group; removed (once empty) when dropped.
 #[derive(Debug)]
 pub struct InstanceGroup {
+    controller: Controller,
     mode: Mode,
     path: PathBuf,
     /// `cgroup.procs` as a C string, written by the child itself before it execs.
@@ -34,16 +55,17 @@ pub struct InstanceGroup {
 }
 
 impl MemoryCgroups {
-    /// Find a writable memory cgroup parent for this process, if the host has one.
-    pub fn detect() -> Option<MemoryCgroups> {
+    /// Find a writable cgroup parent of `controller` for this process, if the host has one.
+    pub fn detect(controller: Controller) -> Option<MemoryCgroups> {
         let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-        // cgroup v1: a hierarchy with the memory controller.
+        let name = controller.name();
+        // cgroup v1: a hierarchy with the controller.
         for line in own.lines() {
             let mut parts = line.splitn(3, ':');
             let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-            if controllers.split(',').any(|c| c == "memory") {
-                let base = Path::new("/sys/fs/cgroup/memory").join(path.trim_start_matches('/'));
-                if let Some(c) = MemoryCgroups::probe(Mode::V1, base) {
+            if controllers.split(',').any(|c| c == name) {
+                let base = Path::new("/sys/fs/cgroup").join(name).join(path.trim_start_matches('/'));
+                if let Some(c) = MemoryCgroups::probe(controller, Mode::V1, base) {
                     return Some(c);
                 }
             }
@@ -54,8 +76,8 @@ impl MemoryCgroups {
                 for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
                     let base = Path::new(root).join(path.trim_start_matches('/'));
                     let controllers = std::fs::read_to_string(base.join("cgroup.controllers")).unwrap_or_default();
-                    if controllers.split_whitespace().any(|c| c == "memory") {
-                        if let Some(c) = MemoryCgroups::probe(Mode::V2, base) {
+                    if controllers.split_whitespace().any(|c| c == name) {
+                        if let Some(c) = MemoryCgroups::probe(controller, Mode::V2, base) {
                             return Some(c);
                         }
                     }
@@ -66,15 +88,15 @@ impl MemoryCgroups {
     }
 
     /// Can we make a child group with a memory limit under `base`?
-    fn probe(mode: Mode, base: PathBuf) -> Option<MemoryCgroups> {
+    fn probe(controller: Controller, mode: Mode, base: PathBuf) -> Option<MemoryCgroups> {
         remove_stale(&base);
         let parent = base.join(format!("sylph-{}", std::process::id()));
         std::fs::create_dir_all(&parent).ok()?;
         if mode == Mode::V2 {
-            // Children of `parent` may only use memory if `parent` delegates it.
-            std::fs::write(parent.join("cgroup.subtree_control"), "+memory").ok()?;
+            // Children of `parent` may only use the controller if `parent` delegates it.
+            std::fs::write(parent.join("cgroup.subtree_control"), format!("+{}", controller.name())).ok()?;
         }
-        let probe = MemoryCgroups { mode, parent };
+        let probe = MemoryCgroups { controller, mode, parent };
         let group = probe.create(128).ok()?;
         drop(group);
         Some(probe)
@@ -82,21 +104,22 @@ impl MemoryCgroups {
 
     pub fn describe(&self) -> String {
         let v = match self.mode {
-            Mode::V1 => "cgroup v1 memory controller",
-            Mode::V2 => "cgroup v2 memory.max",
+            Mode::V1 => "cgroup v1",
+            Mode::V2 => "cgroup v2",
         };
-        format!("{v} ({})", self.parent.display())
+        format!("{v} {} controller ({})", self.controller.name(), self.parent.display())
     }
 
-    /// A new group limited to `limit_mb`.
+    /// A new group limited to `limit_mb` (memory) or [`MAX_PROCESSES`] (pids).
     pub fn create(&self, limit_mb: u32) -> std::io::Result<InstanceGroup> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         self.sweep();
         let path = self.parent.join(format!("i{}", NEXT.fetch_add(1, Ordering::Relaxed)));
         std::fs::create_dir(&path)?;
         let bytes = u64::from(limit_mb) * 1024 * 1024;
-        let result = match self.mode {
-            Mode::V1 => {
+        let result = match (self.controller, self.mode) {
+            (Controller::Pids, _) => std::fs::write(path.join("pids.max"), MAX_PROCESSES.to_string()),
+            (Controller::Memory, Mode::V1) => {
                 // Charges follow a process moved in after it started (pre-started runtimes).
                 let _ = std::fs::write(path.join("memory.move_charge_at_immigrate"), "3");
                 std::fs::write(path.join("memory.limit_in_bytes"), bytes.to_string()).and_then(|()| {
@@ -105,7 +128,7 @@ impl MemoryCgroups {
                     Ok(())
                 })
             }
-            Mode::V2 => std::fs::write(path.join("memory.max"), bytes.to_string()).and_then(|()| {
+            (Controller::Memory, Mode::V2) => std::fs::write(path.join("memory.max"), bytes.to_string()).and_then(|()| {
                 let _ = std::fs::write(path.join("memory.swap.max"), "0");
                 Ok(())
             }),
@@ -115,7 +138,7 @@ impl MemoryCgroups {
             return Err(e);
         }
         let procs = CString::new(path.join("cgroup.procs").to_string_lossy().into_owned()).map_err(std::io::Error::other)?;
-        Ok(InstanceGroup { mode: self.mode, path, procs, limit_mb })
+        Ok(InstanceGroup { controller: self.controller, mode: self.mode, path, procs, limit_mb })
     }
 }
 
@@ -127,6 +150,9 @@ impl InstanceGroup {
 
     /// Whether the kernel had to stop something in this group for going over its limit.
     pub fn hit_limit(&self) -> bool {
+        if self.controller == Controller::Pids {
+            return false;
+        }
         match self.mode {
             Mode::V1 => {
                 let oom_kills = std::fs::read_to_string(self.path.join("memory.oom_control"))
@@ -150,6 +176,9 @@ impl InstanceGroup {
 
     /// Peak memory of everything in the group, in MB.
     pub fn peak_mb(&self) -> Option<u64> {
+        if self.controller == Controller::Pids {
+            return None;
+        }
         let file = match self.mode {
             Mode::V1 => "memory.max_usage_in_bytes",
             Mode::V2 => "memory.peak",

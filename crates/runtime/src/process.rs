@@ -86,6 +86,8 @@ struct Inner {
     warm: Mutex<WarmPool>,
     /// Where memorySize is enforced; `None` where the host does not let Sylph.
     memory: Option<crate::limits::MemoryCgroups>,
+    /// Where the process-count limit is enforced.
+    pids: Option<crate::limits::MemoryCgroups>,
 }
 
 impl ProcessRuntime {
@@ -109,7 +111,8 @@ impl ProcessRuntime {
                 python: OnceLock::new(),
                 base_env,
                 warm: Mutex::new(WarmPool::default()),
-                memory: crate::limits::MemoryCgroups::detect(),
+                memory: crate::limits::MemoryCgroups::detect(crate::limits::Controller::Memory),
+                pids: crate::limits::MemoryCgroups::detect(crate::limits::Controller::Pids),
             }),
         })
     }
@@ -211,7 +214,7 @@ impl Inner {
         channel: bool,
         listener: TcpListener,
         label: &str,
-        group: Option<&crate::limits::InstanceGroup>,
+        groups: &[&crate::limits::InstanceGroup],
     ) -> Result<Spawned, StartError> {
         let spawn_err = |source| StartError::Spawn {
             function: label.to_owned(),
@@ -223,7 +226,7 @@ impl Inner {
         // Sylph's own bootstraps talk over a socketpair (fd 3) instead of HTTP: see pipe.rs.
         let channel = if channel { Some(std::os::unix::net::UnixStream::pair().map_err(spawn_err)?) } else { None };
         let child_fd = channel.as_ref().map(|(_, child)| child.as_raw_fd());
-        let procs = group.map(|g| g.procs.clone());
+        let procs: Vec<std::ffi::CString> = groups.iter().map(|g| g.procs.clone()).collect();
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(args)
             .current_dir(cwd)
@@ -241,9 +244,9 @@ impl Inner {
         unsafe {
             cmd.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                if let Some(procs) = &procs {
-                    // Join the memory group before exec, so everything the runtime does counts.
-                    crate::limits::join_from_child(procs)?;
+                for p in &procs {
+                    // Join the limit groups before exec, so everything the runtime does counts.
+                    crate::limits::join_from_child(p)?;
                 }
                 if let Some(fd) = child_fd {
                     // dup2 clears close-on-exec on the new descriptor, so the runtime inherits it.
@@ -279,16 +282,17 @@ impl Inner {
                 frame.push(b'S');
                 frame.extend_from_slice(spec.as_bytes());
                 let group = self.memory_group(&config);
-                if let Some(g) = &group {
+                let pids = self.pids_group(&config);
+                for g in group.iter().chain(pids.iter()) {
                     if let Err(e) = g.add(warm.pid) {
-                        tracing::warn!("cannot apply the memory limit to a pre-started runtime: {e}");
+                        tracing::warn!("cannot apply a limit to a pre-started runtime: {e}");
                     }
                 }
                 let sent = warm.channel.as_mut().map(|c| std::io::Write::write_all(c, &frame).is_ok()).unwrap_or(false);
                 Inner::replenish(&self, family);
                 if sent {
                     warm.spawned_at = Instant::now();
-                    return Ok(self.assemble(config, warm, StartKind::Prewarmed, group));
+                    return Ok(self.assemble(config, warm, StartKind::Prewarmed, group, pids));
                 }
             }
         }
@@ -298,10 +302,23 @@ impl Inner {
         let env = self.environment(&config, &api_addr);
         let channel = !matches!(config.function.runtime, RuntimeId::Provided(_));
         let group = self.memory_group(&config);
+        let pids = self.pids_group(&config);
+        let groups: Vec<&crate::limits::InstanceGroup> = group.iter().chain(pids.iter()).collect();
         let spawned = self
-            .spawn_process(&program, &args, &env, &config.root, channel, listener, &config.function.name, group.as_ref())
+            .spawn_process(&program, &args, &env, &config.root, channel, listener, &config.function.name, &groups)
             .await?;
-        Ok(self.assemble(config, spawned, StartKind::Cold, group))
+        Ok(self.assemble(config, spawned, StartKind::Cold, group, pids))
+    }
+
+    fn pids_group(&self, config: &InstanceConfig) -> Option<crate::limits::InstanceGroup> {
+        let cgroups = self.pids.as_ref()?;
+        match cgroups.create(0) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                tracing::warn!(function = %config.function.name, "process limit not applied: {e}");
+                None
+            }
+        }
     }
 
     fn memory_group(&self, config: &InstanceConfig) -> Option<crate::limits::InstanceGroup> {
@@ -322,6 +339,7 @@ impl Inner {
         spawned: Spawned,
         start: StartKind,
         memory: Option<crate::limits::InstanceGroup>,
+        pids: Option<crate::limits::InstanceGroup>,
     ) -> Box<dyn Instance> {
         let Spawned { mut child, pid, out_r, err_r, channel, listener, spawned_at } = spawned;
         let logs = LogCapture::new(config.function.key.clone(), self.sink.clone());
@@ -380,6 +398,7 @@ impl Inner {
             logs,
             tasks,
             memory,
+            _pids: pids,
         })
     }
 }
@@ -388,6 +407,11 @@ impl ProcessRuntime {
     /// How memorySize is enforced on this host, or `None` if it is not.
     pub fn memory_limits(&self) -> Option<String> {
         self.inner.memory.as_ref().map(|m| m.describe())
+    }
+
+    /// How the per-instance process-count limit is enforced, or `None` if it is not.
+    pub fn process_limits(&self) -> Option<String> {
+        self.inner.pids.as_ref().map(|m| m.describe())
     }
 
     /// Keep `count` runtime processes of `family` started ahead of demand, so that a cold start
@@ -482,7 +506,7 @@ impl Inner {
         env.insert("PYTHONUNBUFFERED".into(), "1".into());
         env.insert("TZ".into(), ":UTC".into());
         let cwd = std::env::temp_dir();
-        self.spawn_process(&program, &args, &env, &cwd, true, listener, "pre-started runtime", None).await
+        self.spawn_process(&program, &args, &env, &cwd, true, listener, "pre-started runtime", &[]).await
     }
 
 }
@@ -578,6 +602,8 @@ struct ProcessInstance {
     logs: Arc<LogCapture>,
     tasks: Vec<JoinHandle<()>>,
     memory: Option<crate::limits::InstanceGroup>,
+    /// Held for its lifetime: dropping it removes the (then empty) group.
+    _pids: Option<crate::limits::InstanceGroup>,
 }
 
 impl ProcessInstance {

@@ -63,3 +63,30 @@ fn a_function_flooding_stdout_is_capped_and_alone() {
     assert_eq!((r.status, r.text()), (200, "\"still here\"".to_owned()));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_fork_bomb_stops_at_the_process_limit_and_costs_nobody_else() {
+    let dir = std::env::temp_dir().join(format!("sylph-forks-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("serverless.yml"),
+        "service: forks\nprovider:\n  runtime: python3.12\nfunctions:\n  bomb:\n    handler: p.bomb\n    memorySize: 4096\n  fine:\n    handler: p.fine\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("p.py"),
+        "import os, time\n\ndef bomb(event, context):\n    forked, failed = 0, 0\n    for _ in range(3000):\n        try:\n            pid = os.fork()\n        except OSError:\n            failed += 1\n            break\n        if pid == 0:\n            os.execv('/bin/sleep', ['sleep', '3'])\n        forked += 1\n    return {'forked': forked, 'failed': failed}\n\ndef fine(event, context):\n    return 'still here'\n",
+    )
+    .unwrap();
+    let dev = Dev::start(&dir);
+    assert!(dev.output().contains("process limits: 1024 processes and threads per instance"), "{}", dev.output());
+    let r = dev.send("POST", "/2015-03-31/functions/bomb/invocations", &[], b"{}");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["failed"], 1, "{body}");
+    assert!(body["forked"].as_u64().unwrap() < 1024, "{body}");
+    let r = dev.send("POST", "/2015-03-31/functions/fine/invocations", &[], b"{}");
+    assert_eq!((r.status, r.text()), (200, "\"still here\"".to_owned()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
