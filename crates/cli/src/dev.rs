@@ -53,6 +53,9 @@ pub struct DevArgs {
     /// seconds without traffic, like idle instances.
     #[arg(long, default_value_t = 2)]
     prewarm: usize,
+    /// Run functions without the sandbox (only where the host cannot build one).
+    #[arg(long)]
+    unsandboxed: bool,
     /// Do not watch the service folder for code changes.
     #[arg(long)]
     no_reload: bool,
@@ -99,7 +102,8 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     // region then, and it is the same for every function of the service.
     base_env.push(("AWS_REGION".to_owned(), service.region.clone()));
     base_env.push(("AWS_DEFAULT_REGION".to_owned(), service.region.clone()));
-    let runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), base_env)
+    let sandbox = crate::options::sandbox(args.unsandboxed, &service.root, false)?;
+    let runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), base_env, sandbox)
         .context("cannot write the runtime clients")?;
     match runtime.memory_limits() {
         Some(how) => println!("memory limits: memorySize enforced with the {how}"),

@@ -35,6 +35,9 @@ pub struct InvokeLocalArgs {
     /// Pass the data as a raw string, even if it is valid JSON.
     #[arg(long)]
     raw: bool,
+    /// Run the function without the sandbox.
+    #[arg(long)]
+    unsandboxed: bool,
 }
 
 pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyhow::Result<ExitCode> {
@@ -74,7 +77,8 @@ pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyho
     }
 
     let sink: Arc<dyn sylph_telemetry::LogSink> = Arc::new(TerminalSink { stderr: true });
-    let runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), Vec::new()).context("cannot write the runtime clients")?;
+    let sandbox = crate::options::sandbox(args.unsandboxed, &service.root, true)?;
+    let runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), Vec::new(), sandbox).context("cannot write the runtime clients")?;
     let pool = Pool::new(&service, Arc::new(runtime), sink, PoolConfig { extra_env, ..PoolConfig::default() });
     let response = pool
         .invoke(&args.function, InvokeRequest { payload, ..Default::default() })

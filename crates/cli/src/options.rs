@@ -12,7 +12,7 @@ use crate::ServiceArgs;
 /// Serverless Framework allows.
 const KNOWN_FLAGS: &[&str] = &[
     "config", "stage", "region", "port", "host", "keep-warm", "help", "version", "function", "data", "path", "env",
-    "raw", "quiet", "data-dir", "reset", "no-reload", "concurrency", "queue-timeout", "prewarm",
+    "raw", "quiet", "data-dir", "reset", "no-reload", "concurrency", "queue-timeout", "prewarm", "unsandboxed",
 ];
 
 /// Take unknown `--name value` / `--name=value` flags out of `args`.
@@ -110,6 +110,28 @@ pub fn function_endpoint_env(base_url: &str) -> Vec<(String, String)> {
         env.push(("PYTHONPATH".to_owned(), python.to_string_lossy().into_owned()));
     }
     env
+}
+
+/// The sandbox for functions of the service in `root`; an error (with what to do) where the
+/// host cannot sandbox, unless running unsandboxed was asked for.
+/// The line saying so goes to stderr when stdout carries a result (`invoke local`).
+pub fn sandbox(unsandboxed: bool, root: &Path, to_stderr: bool) -> anyhow::Result<Option<sylph_runtime::sandbox::Sandbox>> {
+    let say = |line: String| if to_stderr { eprintln!("{line}") } else { println!("{line}") };
+    if unsandboxed {
+        say("sandbox: off (--unsandboxed): functions run with the same access as sylph".to_owned());
+        return Ok(None);
+    }
+    let mut shared = vec![root.to_path_buf(), runtime_dir(), sylph_home().join("runtime")];
+    shared.extend(sylph_runtime::sandbox::tool_dirs());
+    match sylph_runtime::sandbox::Sandbox::detect(shared) {
+        Ok(s) => {
+            say(format!("sandbox: {}", s.describe()));
+            Ok(Some(s))
+        }
+        Err(why) => bail!(
+            "cannot sandbox functions on this host: {why}\n  help: install bubblewrap (apt-get install bubblewrap), or pass --unsandboxed to run functions without isolation"
+        ),
+    }
 }
 
 /// Where the embedded runtime clients are written.

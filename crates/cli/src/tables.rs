@@ -55,7 +55,7 @@ pub async fn run(args: TablesArgs) -> anyhow::Result<ExitCode> {
         tables: Vec::new(),
     };
     let sink: Arc<dyn sylph_telemetry::LogSink> = Arc::new(sylph_telemetry::NullSink);
-    let runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), Vec::new())?;
+    let runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), Vec::new(), None)?;
     let pool = Pool::new(&service, Arc::new(runtime), sink, PoolConfig::default());
     let gateway = Gateway::new(&service, pool, Some(tables), None);
     println!("sylph tables: DynamoDB API, data in {}", args.data_dir.display());

@@ -14,6 +14,7 @@ mod api;
 pub mod limits;
 mod logs;
 mod pipe;
+pub mod sandbox;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -143,9 +143,22 @@ impl MemoryCgroups {
 }
 
 impl InstanceGroup {
-    /// Move a running process in (for pre-started runtimes).
-    pub fn add(&self, pid: u32) -> std::io::Result<()> {
-        std::fs::write(self.path.join("cgroup.procs"), pid.to_string())
+    /// Change a memory group's limit (a pre-started runtime becoming a function).
+    pub fn set_limit_mb(&mut self, limit_mb: u32) -> std::io::Result<()> {
+        if self.controller != Controller::Memory {
+            return Ok(());
+        }
+        let bytes = (u64::from(limit_mb) * 1024 * 1024).to_string();
+        match self.mode {
+            Mode::V1 => {
+                // memsw must stay >= the memory limit: lower memory first when shrinking.
+                std::fs::write(self.path.join("memory.limit_in_bytes"), &bytes)?;
+                let _ = std::fs::write(self.path.join("memory.memsw.limit_in_bytes"), &bytes);
+            }
+            Mode::V2 => std::fs::write(self.path.join("memory.max"), &bytes)?,
+        }
+        self.limit_mb = limit_mb;
+        Ok(())
     }
 
     /// Whether the kernel had to stop something in this group for going over its limit.
@@ -174,17 +187,32 @@ impl InstanceGroup {
         }
     }
 
-    /// Peak memory of everything in the group, in MB.
+    /// Peak memory of the group, in MB: the controller's high-water mark, or (for a runtime
+    /// moved in after it started, whose earlier pages the mark misses) the largest resident
+    /// high-water mark of its processes.
     pub fn peak_mb(&self) -> Option<u64> {
         if self.controller == Controller::Pids {
             return None;
         }
-        let file = match self.mode {
-            Mode::V1 => "memory.max_usage_in_bytes",
-            Mode::V2 => "memory.peak",
+        let read = |f: &str| -> u64 {
+            std::fs::read_to_string(self.path.join(f)).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0)
         };
-        let bytes: u64 = std::fs::read_to_string(self.path.join(file)).ok()?.trim().parse().ok()?;
-        Some(bytes.div_ceil(1024 * 1024))
+        let group = match self.mode {
+            Mode::V1 => read("memory.max_usage_in_bytes").max(read("memory.usage_in_bytes")),
+            Mode::V2 => read("memory.peak").max(read("memory.current")),
+        };
+        let procs = std::fs::read_to_string(self.path.join("cgroup.procs")).unwrap_or_default();
+        let hwm = procs
+            .split_whitespace()
+            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+            .filter_map(|status| {
+                status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .max()
+            .unwrap_or(0)
+            * 1024;
+        let bytes = group.max(hwm);
+        (bytes > 0).then(|| bytes.div_ceil(1024 * 1024))
     }
 }
 

@@ -65,6 +65,9 @@ struct Spawned {
     channel: Option<std::os::unix::net::UnixStream>,
     listener: TcpListener,
     spawned_at: Instant,
+    /// The limit groups the process was started in.
+    memory: Option<crate::limits::InstanceGroup>,
+    pids: Option<crate::limits::InstanceGroup>,
 }
 
 
@@ -88,11 +91,18 @@ struct Inner {
     memory: Option<crate::limits::MemoryCgroups>,
     /// Where the process-count limit is enforced.
     pids: Option<crate::limits::MemoryCgroups>,
+    /// Every process runs inside it, unless running unsandboxed was asked for.
+    sandbox: Option<crate::sandbox::Sandbox>,
 }
 
 impl ProcessRuntime {
     /// `bootstrap_dir` is where the embedded runtime clients are written (once, if missing).
-    pub fn new(sink: Arc<dyn LogSink>, bootstrap_dir: PathBuf, base_env: Vec<(String, String)>) -> std::io::Result<ProcessRuntime> {
+    pub fn new(
+        sink: Arc<dyn LogSink>,
+        bootstrap_dir: PathBuf,
+        base_env: Vec<(String, String)>,
+        sandbox: Option<crate::sandbox::Sandbox>,
+    ) -> std::io::Result<ProcessRuntime> {
         std::fs::create_dir_all(&bootstrap_dir)?;
         for (name, text) in [("node.js", NODE_BOOTSTRAP), ("python.py", PYTHON_BOOTSTRAP)] {
             let path = bootstrap_dir.join(name);
@@ -113,6 +123,7 @@ impl ProcessRuntime {
                 warm: Mutex::new(WarmPool::default()),
                 memory: crate::limits::MemoryCgroups::detect(crate::limits::Controller::Memory),
                 pids: crate::limits::MemoryCgroups::detect(crate::limits::Controller::Pids),
+                sandbox,
             }),
         })
     }
@@ -214,8 +225,12 @@ impl Inner {
         channel: bool,
         listener: TcpListener,
         label: &str,
-        groups: &[&crate::limits::InstanceGroup],
+        memory_mb: u32,
+        visible: &[&Path],
     ) -> Result<Spawned, StartError> {
+        let memory = self.limit_group(self.memory.as_ref(), memory_mb, label);
+        let pids = self.limit_group(self.pids.as_ref(), 0, label);
+        let groups: Vec<&crate::limits::InstanceGroup> = memory.iter().chain(pids.iter()).collect();
         let spawn_err = |source| StartError::Spawn {
             function: label.to_owned(),
             program: program.display().to_string(),
@@ -227,8 +242,25 @@ impl Inner {
         let channel = if channel { Some(std::os::unix::net::UnixStream::pair().map_err(spawn_err)?) } else { None };
         let child_fd = channel.as_ref().map(|(_, child)| child.as_raw_fd());
         let procs: Vec<std::ffi::CString> = groups.iter().map(|g| g.procs.clone()).collect();
-        let mut cmd = tokio::process::Command::new(program);
-        cmd.args(args)
+        let seccomp = self.sandbox.as_ref().and_then(|_| crate::sandbox::seccomp_program());
+        let seccomp_fd = seccomp.as_ref().map(|f| f.as_raw_fd());
+        let (program, args): (PathBuf, Vec<String>) = match &self.sandbox {
+            Some(sb) => {
+                let bin_dir = program.parent().unwrap_or(Path::new("/"));
+                let mut seen: Vec<&Path> = visible.to_vec();
+                // The working folder (the service) and the program's folder; never `/` or
+                // `/tmp` themselves, which would expose the host's.
+                for p in [cwd, bin_dir] {
+                    if p != Path::new("/") && p != Path::new("/tmp") {
+                        seen.push(p);
+                    }
+                }
+                sb.wrap(program, args, cwd, &seen, seccomp_fd.is_some())
+            }
+            None => (program.to_path_buf(), args.to_vec()),
+        };
+        let mut cmd = tokio::process::Command::new(&program);
+        cmd.args(&args)
             .current_dir(cwd)
             .env_clear()
             .envs(env)
@@ -248,6 +280,12 @@ impl Inner {
                     // Join the limit groups before exec, so everything the runtime does counts.
                     crate::limits::join_from_child(p)?;
                 }
+                if let Some(fd) = seccomp_fd {
+                    // bubblewrap reads the seccomp program from this descriptor.
+                    if libc::dup2(fd, crate::sandbox::SECCOMP_FD) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 if let Some(fd) = child_fd {
                     // dup2 clears close-on-exec on the new descriptor, so the runtime inherits it.
                     if libc::dup2(fd, crate::pipe::RUNTIME_FD) < 0 {
@@ -261,12 +299,13 @@ impl Inner {
         let child = cmd.spawn().map_err(spawn_err)?;
         // Drop our copies of the pipes' write ends so the readers see EOF when the child exits.
         drop(cmd);
+        drop(seccomp);
         let pid = child.id().unwrap_or(0);
         let channel = channel.map(|(ours, theirs)| {
             drop(theirs);
             ours
         });
-        Ok(Spawned { child, pid, out_r: out_r.into(), err_r: err_r.into(), channel, listener, spawned_at })
+        Ok(Spawned { child, pid, out_r: out_r.into(), err_r: err_r.into(), channel, listener, spawned_at, memory, pids })
     }
 
     async fn start_instance(self: Arc<Self>, config: Arc<InstanceConfig>) -> Result<Box<dyn Instance>, StartError> {
@@ -281,18 +320,17 @@ impl Inner {
                 frame.extend_from_slice(&((spec.len() + 1) as u32).to_le_bytes());
                 frame.push(b'S');
                 frame.extend_from_slice(spec.as_bytes());
-                let group = self.memory_group(&config);
-                let pids = self.pids_group(&config);
-                for g in group.iter().chain(pids.iter()) {
-                    if let Err(e) = g.add(warm.pid) {
-                        tracing::warn!("cannot apply a limit to a pre-started runtime: {e}");
+                // The process tree already lives in its own groups: give it the function's limit.
+                if let Some(g) = warm.memory.as_mut() {
+                    if let Err(e) = g.set_limit_mb(config.function.memory_mb) {
+                        tracing::warn!("cannot apply the memory limit to a pre-started runtime: {e}");
                     }
                 }
                 let sent = warm.channel.as_mut().map(|c| std::io::Write::write_all(c, &frame).is_ok()).unwrap_or(false);
                 Inner::replenish(&self, family);
                 if sent {
                     warm.spawned_at = Instant::now();
-                    return Ok(self.assemble(config, warm, StartKind::Prewarmed, group, pids));
+                    return Ok(self.assemble(config, warm, StartKind::Prewarmed));
                 }
             }
         }
@@ -301,32 +339,32 @@ impl Inner {
         let (program, args) = self.command_for(&config)?;
         let env = self.environment(&config, &api_addr);
         let channel = !matches!(config.function.runtime, RuntimeId::Provided(_));
-        let group = self.memory_group(&config);
-        let pids = self.pids_group(&config);
-        let groups: Vec<&crate::limits::InstanceGroup> = group.iter().chain(pids.iter()).collect();
         let spawned = self
-            .spawn_process(&program, &args, &env, &config.root, channel, listener, &config.function.name, &groups)
+            .spawn_process(
+                &program,
+                &args,
+                &env,
+                &config.root,
+                channel,
+                listener,
+                &config.function.name,
+                config.function.memory_mb,
+                &[self.bootstrap_dir.as_path()],
+            )
             .await?;
-        Ok(self.assemble(config, spawned, StartKind::Cold, group, pids))
+        Ok(self.assemble(config, spawned, StartKind::Cold))
     }
 
-    fn pids_group(&self, config: &InstanceConfig) -> Option<crate::limits::InstanceGroup> {
-        let cgroups = self.pids.as_ref()?;
-        match cgroups.create(0) {
+    fn limit_group(
+        &self,
+        cgroups: Option<&crate::limits::MemoryCgroups>,
+        limit_mb: u32,
+        label: &str,
+    ) -> Option<crate::limits::InstanceGroup> {
+        match cgroups?.create(limit_mb) {
             Ok(g) => Some(g),
             Err(e) => {
-                tracing::warn!(function = %config.function.name, "process limit not applied: {e}");
-                None
-            }
-        }
-    }
-
-    fn memory_group(&self, config: &InstanceConfig) -> Option<crate::limits::InstanceGroup> {
-        let cgroups = self.memory.as_ref()?;
-        match cgroups.create(config.function.memory_mb) {
-            Ok(g) => Some(g),
-            Err(e) => {
-                tracing::warn!(function = %config.function.name, "memory limit not applied: {e}");
+                tracing::warn!(function = %label, "limit not applied: {e}");
                 None
             }
         }
@@ -338,10 +376,8 @@ impl Inner {
         config: Arc<InstanceConfig>,
         spawned: Spawned,
         start: StartKind,
-        memory: Option<crate::limits::InstanceGroup>,
-        pids: Option<crate::limits::InstanceGroup>,
     ) -> Box<dyn Instance> {
-        let Spawned { mut child, pid, out_r, err_r, channel, listener, spawned_at } = spawned;
+        let Spawned { mut child, pid, out_r, err_r, channel, listener, spawned_at, memory, pids } = spawned;
         let logs = LogCapture::new(config.function.key.clone(), self.sink.clone());
         for fd in [out_r, err_r] {
             // Readers end by themselves at EOF, after draining what a dying process wrote.
@@ -404,6 +440,11 @@ impl Inner {
 }
 
 impl ProcessRuntime {
+    /// The sandbox functions run in, or `None` when running unsandboxed.
+    pub fn sandbox(&self) -> Option<String> {
+        self.inner.sandbox.as_ref().map(|s| s.describe())
+    }
+
     /// How memorySize is enforced on this host, or `None` if it is not.
     pub fn memory_limits(&self) -> Option<String> {
         self.inner.memory.as_ref().map(|m| m.describe())
@@ -505,8 +546,8 @@ impl Inner {
         env.insert("SYLPH_PREWARM".into(), "1".into());
         env.insert("PYTHONUNBUFFERED".into(), "1".into());
         env.insert("TZ".into(), ":UTC".into());
-        let cwd = std::env::temp_dir();
-        self.spawn_process(&program, &args, &env, &cwd, true, listener, "pre-started runtime", &[]).await
+        let cwd = PathBuf::from("/");
+        self.spawn_process(&program, &args, &env, &cwd, true, listener, "pre-started runtime", 10240, &[self.bootstrap_dir.as_path()]).await
     }
 
 }

@@ -11,6 +11,7 @@ mod limits;
 mod metrics;
 mod prewarm;
 mod runtimes;
+mod sandbox;
 mod shutdown;
 mod tables;
 mod throttle;

@@ -1,0 +1,215 @@
+//! The sandbox every instance runs in, built with bubblewrap (`bwrap`): new mount, PID, IPC,
+//! UTS and user namespaces; the user `nobody` with no capabilities and no new privileges; a
+//! filesystem of only what the function needs, all read-only (system libraries, a few files of
+//! `/etc`, the runtime, the service's code), a private size-capped `/tmp`; and a seccomp filter
+//! that refuses the system calls a function has no business making (mounting, loading kernel
+//! modules, tracing other processes, new namespaces, …). The network stays: functions call
+//! databases and APIs.
+//!
+//! Why bubblewrap: it is small, audited, packaged everywhere, used by Flatpak for exactly this,
+//! and does the namespace and mount setup in a separate short-lived process, so Sylph needs no
+//! privileged code of its own. See docs/SANDBOX.md.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Lambda's `/tmp` size.
+pub const TMP_BYTES: u64 = 512 * 1024 * 1024;
+/// Where bubblewrap finds the seccomp program.
+pub const SECCOMP_FD: i32 = 4;
+
+/// Parts of `/etc` a runtime needs (name resolution, TLS roots, users, time zone).
+const ETC: &[&str] = &[
+    "/etc/resolv.conf",
+    "/etc/hosts",
+    "/etc/host.conf",
+    "/etc/nsswitch.conf",
+    "/etc/gai.conf",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/localtime",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/ld.so.cache",
+    "/etc/alternatives",
+    "/etc/mime.types",
+];
+
+/// System directories, bound read-only where they exist.
+const SYSTEM: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    bwrap: PathBuf,
+    version: String,
+    /// Paths every instance sees read-only (runtime clients, SDKs, interpreters, tools on PATH).
+    shared: Vec<PathBuf>,
+}
+
+impl Sandbox {
+    /// Find bubblewrap and check that it can build a sandbox on this host.
+    pub fn detect(shared: Vec<PathBuf>) -> Result<Sandbox, String> {
+        let bwrap = ["/usr/bin/bwrap", "/bin/bwrap", "/usr/local/bin/bwrap"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+            .ok_or("bubblewrap (bwrap) is not installed")?;
+        let version = std::process::Command::new(&bwrap)
+            .arg("--version")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        let sandbox = Sandbox { bwrap, version, shared };
+        let (program, args) = sandbox.wrap(Path::new("/bin/true"), &[], Path::new("/"), &[], false);
+        let ok = std::process::Command::new(program)
+            .args(args)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !ok.status.success() {
+            return Err(format!("bubblewrap cannot create namespaces here: {}", String::from_utf8_lossy(&ok.stderr).trim()));
+        }
+        Ok(sandbox)
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{} (mount, PID, IPC, UTS and user namespaces; user nobody; read-only code; private /tmp of {} MB; seccomp)",
+            self.version,
+            TMP_BYTES >> 20
+        )
+    }
+
+    /// The command that runs `program` inside the sandbox, seeing `visible` read-only.
+    pub fn wrap(&self, program: &Path, args: &[String], cwd: &Path, visible: &[&Path], seccomp: bool) -> (PathBuf, Vec<String>) {
+        let mut a: Vec<String> = [
+            "--die-with-parent",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-user",
+            "--uid",
+            "65534",
+            "--gid",
+            "65534",
+            "--cap-drop",
+            "ALL",
+            "--hostname",
+            "sylph",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--size",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        a.push(TMP_BYTES.to_string());
+        a.extend(["--tmpfs".to_owned(), "/tmp".to_owned()]);
+        let mut ro = |p: &Path| {
+            let s = p.to_string_lossy().into_owned();
+            a.extend(["--ro-bind-try".to_owned(), s.clone(), s]);
+        };
+        for p in SYSTEM.iter().chain(ETC) {
+            ro(Path::new(p));
+        }
+        for p in &self.shared {
+            ro(p);
+        }
+        for p in visible {
+            ro(p);
+        }
+        // Nothing outside /tmp is writable, not even the sandbox's own root.
+        a.extend(["--remount-ro".to_owned(), "/".to_owned()]);
+        if seccomp {
+            a.extend(["--seccomp".to_owned(), SECCOMP_FD.to_string()]);
+        }
+        a.extend(["--chdir".to_owned(), cwd.to_string_lossy().into_owned(), "--".to_owned()]);
+        a.push(program.to_string_lossy().into_owned());
+        a.extend(args.iter().cloned());
+        (self.bwrap.clone(), a)
+    }
+}
+
+/// The directories a program found through `PATH` needs: for tools under the home folder (pyenv,
+/// nvm, cargo), their top-level folder there; the system folders are bound anyway.
+pub fn tool_dirs() -> Vec<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let mut out: Vec<PathBuf> = Vec::new();
+    for dir in std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default() {
+        let dir = match (&home, dir.strip_prefix(home.as_deref().unwrap_or(Path::new("/nonexistent")))) {
+            (Some(h), Ok(rest)) => match rest.components().next() {
+                Some(first) => h.join(first),
+                None => continue,
+            },
+            _ => dir,
+        };
+        if dir.is_dir() && !SYSTEM.iter().any(|s| dir.starts_with(s)) && !out.contains(&dir) {
+            out.push(dir);
+        }
+    }
+    out
+}
+
+/// A seccomp program (classic BPF, x86_64) that refuses, with EPERM, the system calls below,
+/// and kills a process that tries another architecture's calling convention.
+pub fn seccomp_program() -> Option<OwnedFd> {
+    if !cfg!(target_arch = "x86_64") {
+        return None;
+    }
+    // mount, umount2, pivot_root, swapon, swapoff, reboot, sethostname, setdomainname, iopl,
+    // ioperm, init_module, delete_module, quotactl, kexec_load, add_key, request_key, keyctl,
+    // unshare, perf_event_open, open_by_handle_at, setns, process_vm_readv, process_vm_writev,
+    // finit_module, kexec_file_load, bpf, userfaultfd, ptrace, syslog, acct, settimeofday,
+    // clock_settime, clock_adjtime, adjtimex, open_tree, move_mount, fsopen, fsconfig, fsmount,
+    // fspick, mount_setattr.
+    const DENY: &[u32] = &[
+        165, 166, 155, 167, 168, 169, 170, 171, 172, 173, 175, 176, 179, 246, 248, 249, 250, 272, 298, 304, 308, 310,
+        311, 313, 320, 321, 323, 101, 103, 163, 164, 227, 305, 159, 428, 429, 430, 431, 432, 433, 442,
+    ];
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const JGE_K: u16 = 0x35;
+    const RET_K: u16 = 0x06;
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    const RET_ALLOW: u32 = 0x7fff_0000;
+    const RET_EPERM: u32 = 0x0005_0000 | 1;
+    const RET_KILL: u32 = 0x8000_0000;
+    let mut prog: Vec<(u16, u8, u8, u32)> = vec![
+        (LD_W_ABS, 0, 0, 4),                 // arch
+        (JEQ_K, 1, 0, AUDIT_ARCH_X86_64),    // x86_64: go on
+        (RET_K, 0, 0, RET_KILL),
+        (LD_W_ABS, 0, 0, 0),                 // syscall number
+    ];
+    let total = prog.len() + 1 + DENY.len() + 2;
+    let eperm_at = total - 1;
+    let i = prog.len();
+    prog.push((JGE_K, (eperm_at - i - 1) as u8, 0, 0x4000_0000)); // x32 ABI
+    for nr in DENY {
+        let i = prog.len();
+        prog.push((JEQ_K, (eperm_at - i - 1) as u8, 0, *nr));
+    }
+    prog.push((RET_K, 0, 0, RET_ALLOW));
+    prog.push((RET_K, 0, 0, RET_EPERM));
+    let mut bytes = Vec::with_capacity(prog.len() * 8);
+    for (code, jt, jf, k) in prog {
+        bytes.extend_from_slice(&code.to_ne_bytes());
+        bytes.push(jt);
+        bytes.push(jf);
+        bytes.extend_from_slice(&k.to_ne_bytes());
+    }
+    // SAFETY: memfd_create with a static name; the fd is owned from here on.
+    let fd = unsafe { libc::memfd_create(c"sylph-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: `fd` is a new descriptor we own.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: writing our own buffer to our own fd, then rewinding it.
+    let written = unsafe { libc::write(owned.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
+    if written != bytes.len() as isize || unsafe { libc::lseek(owned.as_raw_fd(), 0, libc::SEEK_SET) } != 0 {
+        return None;
+    }
+    Some(owned)
+}
