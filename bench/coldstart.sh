@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Benchmark: cold starts (Node.js with aws-sdk v2, Python with boto3, Rust), with and without
+# pre-started runtimes, next to `node -e 0` and `python3 -c 0`, and the warm invocation latency.
+# Usage: bench/coldstart.sh [--samples N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-runtimes
+cargo build --release --quiet -p sylph -p sylph-bench -p hello-rust
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+"$target_dir/release/sylph-bench" coldstart --sylph "$target_dir/release/sylph" --rust-bootstrap "$target_dir/release/bootstrap" "$@"

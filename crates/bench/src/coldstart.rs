@@ -1,0 +1,176 @@
+//! `sylph-bench coldstart`: cold-start latency (request arrival to response) for a Node.js
+//! function that requires aws-sdk v2, a Python function that imports boto3 and a Rust
+//! `provided.al2023` function — with and without pre-started runtimes — next to the bare
+//! process start of `node -e 0` and `python3 -c 0`, plus the warm invocation latency.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::{free_port, spawn};
+
+pub struct Options {
+    sylph: PathBuf,
+    rust_bootstrap: PathBuf,
+    samples: usize,
+}
+
+impl Options {
+    pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
+        let mut o = Options { sylph: PathBuf::new(), rust_bootstrap: PathBuf::new(), samples: 20 };
+        while let Some(flag) = args.next() {
+            let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
+            match flag.as_str() {
+                "--sylph" => o.sylph = PathBuf::from(value()?).canonicalize()?,
+                "--rust-bootstrap" => o.rust_bootstrap = PathBuf::from(value()?).canonicalize()?,
+                "--samples" => o.samples = value()?.parse()?,
+                other => bail!("unknown flag {other}"),
+            }
+        }
+        Ok(o)
+    }
+}
+
+async fn invoke(addr: SocketAddr, function: &str) -> anyhow::Result<Duration> {
+    let stream = TcpStream::connect(addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let req = hyper::Request::post(format!("/2015-03-31/functions/{function}/invocations"))
+        .header("host", addr.to_string())
+        .body(Full::new(Bytes::from_static(b"{}")))?;
+    let t = Instant::now();
+    let res = sender.send_request(req).await?;
+    let status = res.status();
+    let function_error = res.headers().contains_key("x-amz-function-error");
+    let body = res.into_body().collect().await?.to_bytes();
+    let took = t.elapsed();
+    if status != 200 || function_error {
+        bail!("{function}: {status} {}", String::from_utf8_lossy(&body));
+    }
+    Ok(took)
+}
+
+fn percentile(v: &mut [Duration], p: f64) -> f64 {
+    v.sort();
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i].as_secs_f64() * 1000.0
+}
+
+fn write_service(dir: &Path, n: usize, rust_bootstrap: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut yml = String::from("service: coldstart\nprovider:\n  runtime: nodejs20.x\n  memorySize: 256\nfunctions:\n");
+    for i in 0..n {
+        yml.push_str(&format!("  node{i}:\n    handler: node.handler\n"));
+        yml.push_str(&format!("  python{i}:\n    handler: py.handler\n    runtime: python3.12\n"));
+        yml.push_str(&format!(
+            "  rust{i}:\n    handler: bootstrap\n    runtime: provided.al2023\n    package:\n      artifact: {}\n",
+            rust_bootstrap.display()
+        ));
+    }
+    yml.push_str("  warm:\n    handler: node.handler\n");
+    std::fs::write(dir.join("serverless.yml"), yml)?;
+    std::fs::write(dir.join("node.js"), "const AWS = require('aws-sdk');\nexports.handler = async () => ({ ok: typeof AWS.DynamoDB });\n")?;
+    std::fs::write(dir.join("py.py"), "import boto3\n\ndef handler(event, context):\n    return {'ok': boto3.__name__}\n")?;
+    Ok(())
+}
+
+/// Cold starts of `prefix0..n` with `prewarm` pre-started runtimes per language.
+async fn cold(o: &Options, dir: &Path, prewarm: usize, prefix: &str) -> anyhow::Result<Vec<Duration>> {
+    let port = free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let data = std::env::temp_dir().join(format!("sylph-bench-cold-{}-{prewarm}", std::process::id()));
+    let mut cmd = Command::new(&o.sylph);
+    cmd.args(["dev", "--quiet", "--no-reload", "--port", &port.to_string(), "--prewarm", &prewarm.to_string(), "--data-dir"])
+        .arg(&data)
+        .current_dir(dir);
+    let server = spawn(cmd)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while invoke(addr, "warm").await.is_err() {
+        if Instant::now() > deadline {
+            bail!("sylph dev did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut out = Vec::with_capacity(o.samples);
+    for i in 0..o.samples {
+        // Let the pre-started pool refill between cold starts, as it would between arrivals.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        out.push(invoke(addr, &format!("{prefix}{i}")).await?);
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+    Ok(out)
+}
+
+async fn warm(o: &Options, dir: &Path) -> anyhow::Result<Vec<Duration>> {
+    let port = free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let data = std::env::temp_dir().join(format!("sylph-bench-warm-{}", std::process::id()));
+    let mut cmd = Command::new(&o.sylph);
+    cmd.args(["dev", "--quiet", "--no-reload", "--port", &port.to_string(), "--data-dir"]).arg(&data).current_dir(dir);
+    let server = spawn(cmd)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while invoke(addr, "warm").await.is_err() {
+        if Instant::now() > deadline {
+            bail!("sylph dev did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut out = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        out.push(invoke(addr, "warm").await?);
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+    Ok(out)
+}
+
+fn process_start(program: &str, args: &[&str], samples: usize) -> anyhow::Result<Vec<Duration>> {
+    let mut out = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let t = Instant::now();
+        let status = Command::new(program).args(args).status()?;
+        if !status.success() {
+            bail!("{program} failed");
+        }
+        out.push(t.elapsed());
+    }
+    Ok(out)
+}
+
+pub async fn run(o: Options) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("sylph-bench-coldstart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    write_service(&dir, o.samples, &o.rust_bootstrap)?;
+    let mut rows: Vec<(String, Vec<Duration>)> = Vec::new();
+    for (label, prefix) in [("Node.js, requires aws-sdk v2", "node"), ("Python, imports boto3", "python"), ("Rust provided.al2023 (lambda_runtime)", "rust")] {
+        eprintln!("{label} ...");
+        rows.push((format!("{label}: cold start, no pre-started runtime"), cold(&o, &dir, 0, prefix).await?));
+        if prefix != "rust" {
+            rows.push((format!("{label}: cold start from a pre-started runtime"), cold(&o, &dir, 2, prefix).await?));
+        }
+    }
+    eprintln!("warm invocations ...");
+    rows.push(("Node.js: warm invocation (Invoke API round trip)".into(), warm(&o, &dir).await?));
+    rows.push(("baseline: `node -e 0` process start".into(), process_start("node", &["-e", "0"], o.samples)?));
+    rows.push(("baseline: `python3 -c 0` process start".into(), process_start("python3", &["-c", "0"], o.samples)?));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    println!();
+    println!("Request arrival to response (Lambda Invoke API), {} samples each", o.samples);
+    println!();
+    println!("| what | p50 ms | p99 ms |");
+    println!("|---|---:|---:|");
+    for (label, mut v) in rows {
+        let (p50, p99) = (percentile(&mut v, 0.5), percentile(&mut v, 0.99));
+        println!("| {label} | {p50:.1} | {p99:.1} |");
+    }
+    Ok(())
+}
