@@ -113,7 +113,6 @@ impl MemoryCgroups {
     /// A new group limited to `limit_mb` (memory) or [`MAX_PROCESSES`] (pids).
     pub fn create(&self, limit_mb: u32) -> std::io::Result<InstanceGroup> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        self.sweep();
         let path = self.parent.join(format!("i{}", NEXT.fetch_add(1, Ordering::Relaxed)));
         std::fs::create_dir(&path)?;
         let bytes = u64::from(limit_mb) * 1024 * 1024;
@@ -218,14 +217,24 @@ impl InstanceGroup {
 
 impl Drop for InstanceGroup {
     fn drop(&mut self) {
-        // Succeeds once the group's processes are gone; the parent is removed at exit.
-        let _ = std::fs::remove_dir(&self.path);
+        // A group can only be removed once its processes are gone, which takes the kernel a
+        // moment after the kill: retry briefly off the caller's thread.
+        if std::fs::remove_dir(&self.path).is_err() {
+            let path = std::mem::take(&mut self.path);
+            std::thread::spawn(move || {
+                for _ in 0..100 {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    if std::fs::remove_dir(&path).is_ok() || !path.exists() {
+                        break;
+                    }
+                }
+            });
+        }
     }
 }
 
 impl MemoryCgroups {
-    /// Remove groups whose processes are gone (a group cannot be removed while in use, so
-    /// groups of stopped instances are collected here rather than at the moment of the kill).
+    /// Remove leftover groups whose processes are gone (at shutdown).
     fn sweep(&self) {
         if let Ok(entries) = std::fs::read_dir(&self.parent) {
             for e in entries.flatten() {

@@ -12,6 +12,7 @@ mod metrics;
 mod prewarm;
 mod runtimes;
 mod sandbox;
+mod scaling;
 mod shutdown;
 mod tables;
 mod throttle;
