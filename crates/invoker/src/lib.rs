@@ -306,6 +306,7 @@ impl Pool {
                 }
             }
         };
+        let was_reused = reused.is_some();
         let mut instance = match reused {
             Some(i) => i,
             None => pool.runtime.start(pool.config.clone()).await?,
@@ -322,15 +323,20 @@ impl Pool {
         let _in_flight = InFlight(&m.concurrent);
         let start_line = format!("START RequestId: {request_id} Version: $LATEST");
         self.sink.line(&f.key, None, &start_line);
-        let completed = instance
-            .invoke(Invocation {
-                request_id: request_id.clone(),
-                payload: request.payload,
-                client_context: request.client_context,
-                cognito_identity: request.cognito_identity,
-                capture_logs: request.want_logs,
-            })
-            .await;
+        let invocation = Invocation {
+            request_id: request_id.clone(),
+            payload: request.payload,
+            client_context: request.client_context,
+            cognito_identity: request.cognito_identity,
+            capture_logs: request.want_logs,
+        };
+        let mut completed = instance.invoke(invocation.clone()).await;
+        // A warm instance that died while idle (a stray timer that threw, say) never saw this
+        // invocation: run it once more on a new instance rather than fail a request that never ran.
+        if was_reused && matches!(completed.outcome, Outcome::InstanceFailed(sylph_runtime::Failure::Unavailable(_))) {
+            instance = pool.runtime.start(pool.config.clone()).await?;
+            completed = instance.invoke(invocation).await;
+        }
         let Completed { outcome, duration, init_duration, max_memory_mb, logs, start } = completed;
         match start {
             sylph_runtime::StartKind::Cold => m.cold_starts.fetch_add(1, Ordering::Relaxed),

@@ -37,11 +37,11 @@ class HttpTransport:
     """The HTTP Lambda Runtime API."""
 
     def next(self):
-        headers, body = TRANSPORT.next()
+        _, headers, body = call("GET", "/invocation/next")
         return headers, body
 
     def respond(self, request_id, payload):
-        TRANSPORT.respond(request_id, payload)
+        call("POST", "/invocation/%s/response" % request_id, payload, {"Content-Type": "application/json"})
 
     def fail(self, request_id, error_type, payload):
         path = "/init/error" if request_id is None else "/invocation/%s/error" % request_id

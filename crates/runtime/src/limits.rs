@@ -173,11 +173,8 @@ impl InstanceGroup {
                     .find_map(|l| l.strip_prefix("oom_kill "))
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .unwrap_or(0);
-                let failcnt = std::fs::read_to_string(self.path.join("memory.failcnt"))
-                    .ok()
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .unwrap_or(0);
-                oom_kills > 0 || failcnt > 0
+                // Only a kill counts: failcnt also rises when the kernel merely reclaims cache.
+                oom_kills > 0
             }
             Mode::V2 => std::fs::read_to_string(self.path.join("memory.events"))
                 .unwrap_or_default()

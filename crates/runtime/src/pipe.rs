@@ -82,7 +82,8 @@ pub(crate) async fn serve(mut stream: UnixStream, state: Arc<ApiState>) {
             b'R' => {
                 let Some(id) = take_str(&mut rest) else { return };
                 let id = String::from_utf8_lossy(id).into_owned();
-                complete_reply(&state, &id, Reply::Response(Bytes::copy_from_slice(rest)));
+                let reply = if rest.len() > MAX_RESPONSE_BYTES { Reply::TooLarge } else { Reply::Response(Bytes::copy_from_slice(rest)) };
+                complete_reply(&state, &id, reply);
             }
             b'E' => {
                 let (Some(id), Some(t)) = (take_str(&mut rest), take_str(&mut rest)) else { return };

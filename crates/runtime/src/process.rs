@@ -397,20 +397,40 @@ impl Inner {
             ready_at: Mutex::new(None),
             status: status_tx,
         });
-        tasks.push(tokio::spawn(serve_api(listener, state.clone())));
-        if let Some(ours) = channel {
-            let ours = ours.set_nonblocking(true).and_then(|()| tokio::net::UnixStream::from_std(ours));
-            match ours {
-                Ok(stream) => tasks.push(tokio::spawn(crate::pipe::serve(stream, state.clone()))),
-                Err(e) => tracing::warn!("runtime channel unavailable, the runtime will use HTTP: {e}"),
+        // Sylph's own bootstraps use the frame channel only: no HTTP Runtime API is served for
+        // them, so no other local process can take their invocations.
+        let mut channel_closed = None;
+        match channel {
+            Some(ours) => {
+                drop(listener);
+                let (closed_tx, closed_rx) = oneshot::channel::<()>();
+                channel_closed = Some(closed_rx);
+                let serve_state = state.clone();
+                match ours.set_nonblocking(true).and_then(|()| tokio::net::UnixStream::from_std(ours)) {
+                    Ok(stream) => tasks.push(tokio::spawn(async move {
+                        crate::pipe::serve(stream, serve_state).await;
+                        let _ = closed_tx.send(());
+                    })),
+                    Err(e) => tracing::error!("runtime channel unavailable: {e}"),
+                }
             }
+            None => tasks.push(tokio::spawn(serve_api(listener, state.clone()))),
         }
         let watcher_state = state.clone();
+        let reaped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher_reaped = reaped.clone();
         tasks.push(tokio::spawn(async move {
             let status = match child.wait().await {
                 Ok(s) => describe_exit(s),
                 Err(e) => format!("wait failed: {e}"),
             };
+            // The pid may be reused from now on: never signal it again.
+            watcher_reaped.store(true, std::sync::atomic::Ordering::SeqCst);
+            // A runtime that wrote its answer (or init error) and exited: let the channel
+            // deliver that frame before the exit is published.
+            if let Some(closed) = channel_closed {
+                let _ = tokio::time::timeout(Duration::from_millis(200), closed).await;
+            }
             watcher_state.status.send_if_modified(|cur| {
                 if *cur == Status::Running {
                     *cur = Status::Exited(status);
@@ -435,6 +455,7 @@ impl Inner {
             tasks,
             memory,
             _pids: pids,
+            reaped,
         })
     }
 }
@@ -561,7 +582,11 @@ impl Runtime for ProcessRuntime {
 
 async fn serve_api(listener: TcpListener, state: Arc<ApiState>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors, most likely: back off instead of spinning.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         tokio::spawn(async move {
@@ -645,11 +670,13 @@ struct ProcessInstance {
     memory: Option<crate::limits::InstanceGroup>,
     /// Held for its lifetime: dropping it removes the (then empty) group.
     _pids: Option<crate::limits::InstanceGroup>,
+    /// Set once the process has been reaped, after which its pid may belong to someone else.
+    reaped: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ProcessInstance {
     fn kill(&self) {
-        if self.pid > 0 {
+        if self.pid > 1 && !self.reaped.load(std::sync::atomic::Ordering::SeqCst) {
             // SAFETY: signalling our own child's process group.
             unsafe {
                 libc::kill(-(self.pid as i32), libc::SIGKILL);
@@ -713,7 +740,11 @@ impl ProcessInstance {
                 Ok(at) => at,
                 Err(_) => return self.fail(Failure::Unavailable("the instance has stopped".into()), start, first).await,
             },
-            failure = Self::died(&mut status) => return self.fail(failure, start, first).await,
+            failure = Self::died(&mut status) => {
+                // A warm instance that died before taking the invocation never ran it.
+                let failure = if first { failure } else { Failure::Unavailable(format!("the instance had stopped: {failure:?}")) };
+                return self.fail(failure, start, first).await;
+            }
             _ = tokio::time::sleep(INIT_TIMEOUT) => return self.fail(Failure::InitTimeout, start, first).await,
         };
 

@@ -171,10 +171,14 @@ pub fn seccomp_program() -> Option<OwnedFd> {
     const LD_W_ABS: u16 = 0x20;
     const JEQ_K: u16 = 0x15;
     const JGE_K: u16 = 0x35;
+    const JSET_K: u16 = 0x45;
+    // CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET.
+    const CLONE_NEW_FLAGS: u32 = 0x0002_0000 | 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000 | 0x2000_0000 | 0x4000_0000;
     const RET_K: u16 = 0x06;
     const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
     const RET_ALLOW: u32 = 0x7fff_0000;
     const RET_EPERM: u32 = 0x0005_0000 | 1;
+    const RET_ENOSYS: u32 = 0x0005_0000 | 38;
     const RET_KILL: u32 = 0x8000_0000;
     let mut prog: Vec<(u16, u8, u8, u32)> = vec![
         (LD_W_ABS, 0, 0, 4),                 // arch
@@ -182,16 +186,31 @@ pub fn seccomp_program() -> Option<OwnedFd> {
         (RET_K, 0, 0, RET_KILL),
         (LD_W_ABS, 0, 0, 0),                 // syscall number
     ];
-    let total = prog.len() + 1 + DENY.len() + 2;
+    // Layout after the deny list: clone3 check, clone namespace-flag check, then the returns.
+    let total = prog.len() + 1 + DENY.len() + 4 + 3;
     let eperm_at = total - 1;
+    let enosys_at = total - 2;
+    let allow_at = total - 3;
+    let jump = |from: usize, to: usize| (to - from - 1) as u8;
     let i = prog.len();
-    prog.push((JGE_K, (eperm_at - i - 1) as u8, 0, 0x4000_0000)); // x32 ABI
+    prog.push((JGE_K, jump(i, eperm_at), 0, 0x4000_0000)); // the x32 ABI
     for nr in DENY {
         let i = prog.len();
-        prog.push((JEQ_K, (eperm_at - i - 1) as u8, 0, *nr));
+        prog.push((JEQ_K, jump(i, eperm_at), 0, *nr));
     }
+    // clone3's flags live in memory a filter cannot read: answer ENOSYS so libc uses clone.
+    let i = prog.len();
+    prog.push((JEQ_K, jump(i, enosys_at), 0, 435));
+    // clone with any CLONE_NEW* flag would be unshare by another name.
+    let i = prog.len();
+    prog.push((JEQ_K, 0, jump(i, allow_at), 56));
+    prog.push((LD_W_ABS, 0, 0, 16)); // args[0], low 32 bits
+    let i = prog.len();
+    prog.push((JSET_K, jump(i, eperm_at), 0, CLONE_NEW_FLAGS));
     prog.push((RET_K, 0, 0, RET_ALLOW));
+    prog.push((RET_K, 0, 0, RET_ENOSYS));
     prog.push((RET_K, 0, 0, RET_EPERM));
+    debug_assert_eq!(prog.len(), total);
     let mut bytes = Vec::with_capacity(prog.len() * 8);
     for (code, jt, jf, k) in prog {
         bytes.extend_from_slice(&code.to_ne_bytes());
