@@ -86,6 +86,8 @@ function pipeTransport(fd) {
     socket.write(Buffer.concat([head, body]), () => resolve());
   });
   return {
+    // Tell Sylph preloading is done, so a cold start may take this runtime.
+    ready: () => send('W', []),
     specialization: () => new Promise((resolve) => {
       onSpecialize = resolve;
     }),
@@ -285,6 +287,7 @@ async function becomeFunction() {
   } catch (_) {
     // Not installed: nothing to preload.
   }
+  await transport.ready();
   const spec = await transport.specialization();
   Object.assign(process.env, spec.env);
   process.chdir(spec.cwd);

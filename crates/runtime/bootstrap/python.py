@@ -75,6 +75,10 @@ class PipeTransport:
             left -= len(chunk)
         return b"".join(chunks)
 
+    def ready(self):
+        """Tell Sylph preloading is done, so a cold start may take this runtime."""
+        self._send("W")
+
     def specialization(self):
         (n,) = self._struct.unpack("<I", self._read_exact(4))
         frame = self._read_exact(n)
@@ -197,6 +201,7 @@ def become_function():
         import boto3  # noqa: F401 - preloaded for the function
     except ImportError:
         pass
+    TRANSPORT.ready()
     spec = TRANSPORT.specialization()
     os.environ.update(spec["env"])
     os.environ.pop("SYLPH_PREWARM", None)

@@ -193,10 +193,14 @@ impl InstanceGroup {
         let read = |f: &str| -> u64 {
             std::fs::read_to_string(self.path.join(f)).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0)
         };
+        // One small read on the request path; the process scan only when the mark has nothing.
         let group = match self.mode {
-            Mode::V1 => read("memory.max_usage_in_bytes").max(read("memory.usage_in_bytes")),
-            Mode::V2 => read("memory.peak").max(read("memory.current")),
+            Mode::V1 => read("memory.max_usage_in_bytes"),
+            Mode::V2 => read("memory.peak"),
         };
+        if group > 0 {
+            return Some(group.div_ceil(1024 * 1024));
+        }
         let procs = std::fs::read_to_string(self.path.join("cgroup.procs")).unwrap_or_default();
         let hwm = procs
             .split_whitespace()

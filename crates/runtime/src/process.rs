@@ -55,6 +55,19 @@ impl Family {
     }
 }
 
+/// Whether a pre-started runtime has sent its `W` frame (preloading finished); consumes it.
+fn preload_done(channel: &mut std::os::unix::net::UnixStream) -> bool {
+    const READY: [u8; 5] = [1, 0, 0, 0, b'W'];
+    let mut buf = [0u8; 5];
+    // SAFETY: a non-blocking peek into our own buffer on a socket we own.
+    let n = unsafe { libc::recv(channel.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    let ready = n == 5 && buf == READY;
+    if ready {
+        let _ = std::io::Read::read_exact(channel, &mut buf);
+    }
+    ready
+}
+
 /// A started process, not yet an instance of any particular function. Dropping it kills the
 /// process (`kill_on_drop`).
 struct Spawned {
@@ -509,14 +522,22 @@ impl ProcessRuntime {
 }
 
 impl Inner {
+    /// A pre-started runtime that has finished preloading, if one is ready now. One still
+    /// loading is left to finish: a plain cold start beats waiting for it.
     fn take_warm(&self, family: Family) -> Option<Spawned> {
         let mut w = self.warm.lock().unwrap_or_else(|e| e.into_inner());
         w.last_used = Some(Instant::now());
         let list = w.ready.get_mut(&family)?;
-        while let Some(mut s) = list.pop() {
-            if matches!(s.child.try_wait(), Ok(None)) {
-                return Some(s);
+        let mut i = 0;
+        while i < list.len() {
+            if !matches!(list[i].child.try_wait(), Ok(None)) {
+                list.remove(i);
+                continue;
             }
+            if list[i].channel.as_mut().is_some_and(preload_done) {
+                return Some(list.remove(i));
+            }
+            i += 1;
         }
         None
     }
