@@ -93,13 +93,21 @@ impl MemoryCgroups {
         let parent = base.join(format!("sylph-{}", std::process::id()));
         std::fs::create_dir_all(&parent).ok()?;
         if mode == Mode::V2 {
-            // Children of `parent` may only use the controller if `parent` delegates it.
+            // Children of `parent` may only use the controller if `parent` delegates it. In v2 a
+            // process is in exactly one group, so the memory group also carries pids.max.
             std::fs::write(parent.join("cgroup.subtree_control"), format!("+{}", controller.name())).ok()?;
+            if controller == Controller::Memory {
+                let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+pids");
+            }
         }
         let probe = MemoryCgroups { controller, mode, parent };
         let group = probe.create(128).ok()?;
         drop(group);
         Some(probe)
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
     pub fn describe(&self) -> String {
@@ -129,6 +137,8 @@ impl MemoryCgroups {
             }
             (Controller::Memory, Mode::V2) => std::fs::write(path.join("memory.max"), bytes.to_string()).and_then(|()| {
                 let _ = std::fs::write(path.join("memory.swap.max"), "0");
+                // Where pids is delegated too, the same (only) group caps processes.
+                let _ = std::fs::write(path.join("pids.max"), MAX_PROCESSES.to_string());
                 Ok(())
             }),
         };

@@ -126,6 +126,13 @@ impl ProcessRuntime {
                 std::fs::rename(&tmp, &path)?;
             }
         }
+        let memory = crate::limits::MemoryCgroups::detect(crate::limits::Controller::Memory);
+        // With cgroup v2 a process belongs to one group only: the memory group caps pids too,
+        // and a second, sibling pids group would pull the process out of its memory limit.
+        let pids = match &memory {
+            Some(m) if m.mode() == crate::limits::Mode::V2 => None,
+            _ => crate::limits::MemoryCgroups::detect(crate::limits::Controller::Pids),
+        };
         Ok(ProcessRuntime {
             inner: Arc::new(Inner {
                 sink,
@@ -134,8 +141,8 @@ impl ProcessRuntime {
                 python: OnceLock::new(),
                 base_env,
                 warm: Mutex::new(WarmPool::default()),
-                memory: crate::limits::MemoryCgroups::detect(crate::limits::Controller::Memory),
-                pids: crate::limits::MemoryCgroups::detect(crate::limits::Controller::Pids),
+                memory,
+                pids,
                 sandbox,
             }),
         })
@@ -486,7 +493,11 @@ impl ProcessRuntime {
 
     /// How the per-instance process-count limit is enforced, or `None` if it is not.
     pub fn process_limits(&self) -> Option<String> {
-        self.inner.pids.as_ref().map(|m| m.describe())
+        match (&self.inner.pids, &self.inner.memory) {
+            (Some(p), _) => Some(p.describe()),
+            (None, Some(m)) if m.mode() == crate::limits::Mode::V2 => Some(format!("pids.max of the {}", m.describe())),
+            _ => None,
+        }
     }
 
     /// Keep `count` runtime processes of `family` started ahead of demand, so that a cold start
