@@ -519,54 +519,51 @@ fn route_path(at: At<'_, '_>, raw: &str) -> Result<String, Problem> {
     Ok(out)
 }
 
+/// The `cors` settings of one API flavour: the field names and what `true` means.
+struct CorsFields {
+    default: fn() -> Cors,
+    origin: Option<&'static str>,
+    origins: &'static str,
+    headers: &'static str,
+    methods: &'static str,
+}
+
+const REST_CORS: CorsFields =
+    CorsFields { default: Cors::rest_default, origin: Some("origin"), origins: "origins", headers: "headers", methods: "methods" };
+const HTTP_API_CORS: CorsFields = CorsFields {
+    default: Cors::http_api_default,
+    origin: None,
+    origins: "allowedOrigins",
+    headers: "allowedHeaders",
+    methods: "allowedMethods",
+};
+
 fn rest_cors(at: At<'_, '_>) -> Result<Option<Cors>, Problem> {
-    match &at.node.value {
-        Value::Bool(false) => Ok(None),
-        Value::Bool(true) => Ok(Some(Cors::rest_default())),
-        Value::Map(_) => {
-            let mut cors = Cors::rest_default();
-            let sub = |k: &str| field(at.node, k).map(|n| (n, format!("{}.{k}", at.path)));
-            if let Some((n, p)) = sub("origin") {
-                cors.allow_origins = vec![At { node: n, path: &p }.str()?.to_owned()];
-            }
-            if let Some((n, p)) = sub("origins") {
-                cors.allow_origins = At { node: n, path: &p }.strings()?;
-            }
-            if let Some((n, p)) = sub("headers") {
-                cors.allow_headers = At { node: n, path: &p }.strings()?;
-            }
-            if let Some((n, p)) = sub("methods") {
-                cors.allow_methods = At { node: n, path: &p }.strings()?;
-            }
-            if let Some((n, p)) = sub("allowCredentials") {
-                cors.allow_credentials = At { node: n, path: &p }.bool()?;
-            }
-            if let Some((n, p)) = sub("exposedResponseHeaders") {
-                cors.expose_headers = At { node: n, path: &p }.strings()?;
-            }
-            if let Some((n, p)) = sub("maxAge") {
-                cors.max_age = Some(At { node: n, path: &p }.number(0, 86400)? as u64);
-            }
-            Ok(Some(cors))
-        }
-        _ => Err(at.expected("true, false or a mapping")),
-    }
+    cors(at, &REST_CORS)
 }
 
 fn http_api_cors(at: At<'_, '_>) -> Result<Option<Cors>, Problem> {
+    cors(at, &HTTP_API_CORS)
+}
+
+/// `cors: true`, `false` or the object form.
+fn cors(at: At<'_, '_>, fields: &CorsFields) -> Result<Option<Cors>, Problem> {
     match &at.node.value {
         Value::Bool(false) => Ok(None),
-        Value::Bool(true) => Ok(Some(Cors::http_api_default())),
+        Value::Bool(true) => Ok(Some((fields.default)())),
         Value::Map(_) => {
-            let mut cors = Cors::http_api_default();
+            let mut cors = (fields.default)();
             let sub = |k: &str| field(at.node, k).map(|n| (n, format!("{}.{k}", at.path)));
-            if let Some((n, p)) = sub("allowedOrigins") {
+            if let Some((n, p)) = fields.origin.and_then(sub) {
+                cors.allow_origins = vec![At { node: n, path: &p }.str()?.to_owned()];
+            }
+            if let Some((n, p)) = sub(fields.origins) {
                 cors.allow_origins = At { node: n, path: &p }.strings()?;
             }
-            if let Some((n, p)) = sub("allowedHeaders") {
+            if let Some((n, p)) = sub(fields.headers) {
                 cors.allow_headers = At { node: n, path: &p }.strings()?;
             }
-            if let Some((n, p)) = sub("allowedMethods") {
+            if let Some((n, p)) = sub(fields.methods) {
                 cors.allow_methods = At { node: n, path: &p }.strings()?;
             }
             if let Some((n, p)) = sub("allowCredentials") {

@@ -170,22 +170,23 @@ pub struct Cors {
     pub max_age: Option<u64>,
 }
 
+/// The headers Serverless Framework allows by default with `cors: true`.
+const DEFAULT_CORS_HEADERS: [&str; 7] = [
+    "Content-Type",
+    "X-Amz-Date",
+    "Authorization",
+    "X-Api-Key",
+    "X-Amz-Security-Token",
+    "X-Amz-User-Agent",
+    "X-Amzn-Trace-Id",
+];
+
 impl Cors {
     /// What `cors: true` means for an `http` event in Serverless Framework v3.
     pub fn rest_default() -> Cors {
         Cors {
             allow_origins: vec!["*".into()],
-            allow_headers: [
-                "Content-Type",
-                "X-Amz-Date",
-                "Authorization",
-                "X-Api-Key",
-                "X-Amz-Security-Token",
-                "X-Amz-User-Agent",
-                "X-Amzn-Trace-Id",
-            ]
-            .map(String::from)
-            .to_vec(),
+            allow_headers: DEFAULT_CORS_HEADERS.map(String::from).to_vec(),
             allow_methods: Vec::new(),
             allow_credentials: false,
             expose_headers: Vec::new(),
@@ -197,17 +198,7 @@ impl Cors {
     pub fn http_api_default() -> Cors {
         Cors {
             allow_origins: vec!["*".into()],
-            allow_headers: [
-                "Content-Type",
-                "X-Amz-Date",
-                "Authorization",
-                "X-Api-Key",
-                "X-Amz-Security-Token",
-                "X-Amz-User-Agent",
-                "X-Amzn-Trace-Id",
-            ]
-            .map(String::from)
-            .to_vec(),
+            allow_headers: DEFAULT_CORS_HEADERS.map(String::from).to_vec(),
             allow_methods: ["OPTIONS", "GET", "POST", "PUT", "PATCH", "DELETE"]
                 .map(String::from)
                 .to_vec(),

@@ -168,17 +168,25 @@ impl Inner {
         .clone()
     }
 
-    fn command_for(&self, config: &InstanceConfig) -> Result<(PathBuf, Vec<String>), StartError> {
-        let f = &config.function;
-        Ok(match &f.runtime {
-            RuntimeId::Node(_) => (
+    /// The interpreter and Sylph's bootstrap for a language runtime.
+    fn family_command(&self, family: Family) -> (PathBuf, Vec<String>) {
+        match family {
+            Family::Node => (
                 Self::interpreter(&self.node, "node", &["-e", "process.stdout.write(process.execPath)"]),
                 vec![self.bootstrap_dir.join("node.js").to_string_lossy().into_owned()],
             ),
-            RuntimeId::Python(_) => (
+            Family::Python => (
                 Self::interpreter(&self.python, "python3", &["-c", "import sys; print(sys.executable)"]),
                 vec!["-u".into(), self.bootstrap_dir.join("python.py").to_string_lossy().into_owned()],
             ),
+        }
+    }
+
+    fn command_for(&self, config: &InstanceConfig) -> Result<(PathBuf, Vec<String>), StartError> {
+        let f = &config.function;
+        Ok(match &f.runtime {
+            RuntimeId::Node(_) => self.family_command(Family::Node),
+            RuntimeId::Python(_) => self.family_command(Family::Python),
             RuntimeId::Provided(_) => (provided_bootstrap(config)?, Vec::new()),
         })
     }
@@ -576,16 +584,7 @@ impl Inner {
     async fn spawn_generic(&self, family: Family) -> Result<Spawned, StartError> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(StartError::Listen)?;
         let api_addr = listener.local_addr().map_err(StartError::Listen)?.to_string();
-        let (program, args) = match family {
-            Family::Node => (
-                Self::interpreter(&self.node, "node", &["-e", "process.stdout.write(process.execPath)"]),
-                vec![self.bootstrap_dir.join("node.js").to_string_lossy().into_owned()],
-            ),
-            Family::Python => (
-                Self::interpreter(&self.python, "python3", &["-c", "import sys; print(sys.executable)"]),
-                vec!["-u".into(), self.bootstrap_dir.join("python.py").to_string_lossy().into_owned()],
-            ),
-        };
+        let (program, args) = self.family_command(family);
         let mut env = BTreeMap::new();
         for key in PASSTHROUGH_ENV {
             if let Ok(v) = std::env::var(key) {

@@ -684,15 +684,10 @@ impl Tables {
                 .await;
         }
         self.write(Box::new(move |b| {
-            if let Err(e) = same_table(b, &meta)? {
-                return Ok(Err(e));
-            }
-            let old = read_item(b, &meta, &item)?;
-            if let Some(c) = &cond {
-                if !expr::matches(c, old.as_ref().unwrap_or(&Item::new())) {
-                    return Ok(Err(condition_error(old.as_ref(), old_on_fail)));
-                }
-            }
+            let old = match checked_old(b, &meta, &item, cond.as_ref(), old_on_fail)? {
+                Ok(old) => old,
+                Err(e) => return Ok(Err(e)),
+            };
             write_item(b, &meta, old.as_ref(), Some(&item))?;
             let mut out = json!({});
             if let (true, Some(old)) = (return_old, &old) {
@@ -746,15 +741,10 @@ impl Tables {
         let old_on_fail = enum_param(req, "ReturnValuesOnConditionCheckFailure", &["NONE", "ALL_OLD"], "NONE")? == "ALL_OLD";
         let cc = consumed(req, &meta.name, 1.0);
         self.write(Box::new(move |b| {
-            if let Err(e) = same_table(b, &meta)? {
-                return Ok(Err(e));
-            }
-            let old = read_item(b, &meta, &key)?;
-            if let Some(c) = &cond {
-                if !expr::matches(c, old.as_ref().unwrap_or(&Item::new())) {
-                    return Ok(Err(condition_error(old.as_ref(), old_on_fail)));
-                }
-            }
+            let old = match checked_old(b, &meta, &key, cond.as_ref(), old_on_fail)? {
+                Ok(old) => old,
+                Err(e) => return Ok(Err(e)),
+            };
             let base = old.clone().unwrap_or_else(|| key.clone());
             let outcome = match expr::apply_update(&base, &actions, &meta.key_names()) {
                 Ok(o) => o,
@@ -801,15 +791,10 @@ impl Tables {
         let old_on_fail = enum_param(req, "ReturnValuesOnConditionCheckFailure", &["NONE", "ALL_OLD"], "NONE")? == "ALL_OLD";
         let cc = consumed(req, &meta.name, 1.0);
         self.write(Box::new(move |b| {
-            if let Err(e) = same_table(b, &meta)? {
-                return Ok(Err(e));
-            }
-            let old = read_item(b, &meta, &key)?;
-            if let Some(c) = &cond {
-                if !expr::matches(c, old.as_ref().unwrap_or(&Item::new())) {
-                    return Ok(Err(condition_error(old.as_ref(), old_on_fail)));
-                }
-            }
+            let old = match checked_old(b, &meta, &key, cond.as_ref(), old_on_fail)? {
+                Ok(old) => old,
+                Err(e) => return Ok(Err(e)),
+            };
             write_item(b, &meta, old.as_ref(), None)?;
             let mut out = json!({});
             if let (true, Some(old)) = (return_old, &old) {
@@ -904,6 +889,27 @@ fn parse_request(body: &[u8]) -> Result<Json, DbError> {
         Ok(j @ Json::Object(_)) => Ok(j),
         Ok(_) | Err(_) => Err(DbError::serialization("Start of structure or map found where not expected")),
     }
+}
+
+/// In a write: the table is still the one the request saw, and the item's current state passes
+/// the condition. Returns the current item.
+pub(crate) fn checked_old(
+    b: &dyn Batch,
+    meta: &TableMeta,
+    key: &Item,
+    cond: Option<&Condition>,
+    old_on_fail: bool,
+) -> Result<Result<Option<Item>, DbError>, StorageError> {
+    if let Err(e) = same_table(b, meta)? {
+        return Ok(Err(e));
+    }
+    let old = read_item(b, meta, key)?;
+    if let Some(c) = cond {
+        if !expr::matches(c, old.as_ref().unwrap_or(&Item::new())) {
+            return Ok(Err(condition_error(old.as_ref(), old_on_fail)));
+        }
+    }
+    Ok(Ok(old))
 }
 
 pub(crate) fn condition_error(old: Option<&Item>, return_old: bool) -> DbError {

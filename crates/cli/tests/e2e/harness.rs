@@ -209,3 +209,12 @@ pub fn request(base: &str, method: &str, path: &str, headers: &[(&str, &str)], b
         .collect();
     Response { status, headers, body: raw[split + 4..].to_vec() }
 }
+
+/// The value of the Prometheus sample whose line starts with `line_start`.
+pub fn metric(text: &str, line_start: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {line_start} in:\n{text}"))
+}

@@ -1,14 +1,7 @@
 //! Prometheus metrics at /_sylph/metrics count invocations, errors, timeouts and starts.
 
-use crate::harness::{example, Dev};
+use crate::harness::{example, metric, Dev};
 
-fn metric(text: &str, line_start: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no metric {line_start} in:\n{text}"))
-}
 
 #[test]
 fn metrics_count_invocations_errors_and_starts() {

@@ -3,15 +3,8 @@
 
 use std::time::Duration;
 
-use crate::harness::{request, Dev};
+use crate::harness::{request, metric, Dev};
 
-fn metric(text: &str, line_start: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no metric {line_start} in:\n{text}"))
-}
 
 fn service(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("sylph-scaling-{name}-{}", std::process::id()));
