@@ -24,7 +24,11 @@ pub struct Options {
 
 impl Options {
     pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
-        let mut o = Options { sylph: PathBuf::new(), rust_bootstrap: PathBuf::new(), samples: 20 };
+        let mut o = Options {
+            sylph: PathBuf::new(),
+            rust_bootstrap: PathBuf::new(),
+            samples: 20,
+        };
         while let Some(flag) = args.next() {
             let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
             match flag.as_str() {
@@ -68,7 +72,9 @@ fn write_service(dir: &Path, n: usize, rust_bootstrap: &Path) -> anyhow::Result<
     let mut yml = String::from("service: coldstart\nprovider:\n  runtime: nodejs20.x\n  memorySize: 256\nfunctions:\n");
     for i in 0..n {
         yml.push_str(&format!("  node{i}:\n    handler: node.handler\n"));
-        yml.push_str(&format!("  python{i}:\n    handler: py.handler\n    runtime: python3.12\n"));
+        yml.push_str(&format!(
+            "  python{i}:\n    handler: py.handler\n    runtime: python3.12\n"
+        ));
         yml.push_str(&format!(
             "  rust{i}:\n    handler: bootstrap\n    runtime: provided.al2023\n    package:\n      artifact: {}\n",
             rust_bootstrap.display()
@@ -76,8 +82,14 @@ fn write_service(dir: &Path, n: usize, rust_bootstrap: &Path) -> anyhow::Result<
     }
     yml.push_str("  warm:\n    handler: node.handler\n");
     std::fs::write(dir.join("serverless.yml"), yml)?;
-    std::fs::write(dir.join("node.js"), "const AWS = require('aws-sdk');\nexports.handler = async () => ({ ok: typeof AWS.DynamoDB });\n")?;
-    std::fs::write(dir.join("py.py"), "import boto3\n\ndef handler(event, context):\n    return {'ok': boto3.__name__}\n")?;
+    std::fs::write(
+        dir.join("node.js"),
+        "const AWS = require('aws-sdk');\nexports.handler = async () => ({ ok: typeof AWS.DynamoDB });\n",
+    )?;
+    std::fs::write(
+        dir.join("py.py"),
+        "import boto3\n\ndef handler(event, context):\n    return {'ok': boto3.__name__}\n",
+    )?;
     Ok(())
 }
 
@@ -87,9 +99,18 @@ async fn cold(o: &Options, dir: &Path, prewarm: usize, prefix: &str) -> anyhow::
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let data = std::env::temp_dir().join(format!("sylph-bench-cold-{}-{prewarm}", std::process::id()));
     let mut cmd = Command::new(&o.sylph);
-    cmd.args(["dev", "--quiet", "--no-reload", "--port", &port.to_string(), "--prewarm", &prewarm.to_string(), "--data-dir"])
-        .arg(&data)
-        .current_dir(dir);
+    cmd.args([
+        "dev",
+        "--quiet",
+        "--no-reload",
+        "--port",
+        &port.to_string(),
+        "--prewarm",
+        &prewarm.to_string(),
+        "--data-dir",
+    ])
+    .arg(&data)
+    .current_dir(dir);
     let server = spawn(cmd)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while invoke(addr, "warm").await.is_err() {
@@ -114,7 +135,16 @@ async fn warm(o: &Options, dir: &Path) -> anyhow::Result<Vec<Duration>> {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let data = std::env::temp_dir().join(format!("sylph-bench-warm-{}", std::process::id()));
     let mut cmd = Command::new(&o.sylph);
-    cmd.args(["dev", "--quiet", "--no-reload", "--port", &port.to_string(), "--data-dir"]).arg(&data).current_dir(dir);
+    cmd.args([
+        "dev",
+        "--quiet",
+        "--no-reload",
+        "--port",
+        &port.to_string(),
+        "--data-dir",
+    ])
+    .arg(&data)
+    .current_dir(dir);
     let server = spawn(cmd)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while invoke(addr, "warm").await.is_err() {
@@ -150,21 +180,43 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     write_service(&dir, o.samples, &o.rust_bootstrap)?;
     let mut rows: Vec<(String, Vec<Duration>)> = Vec::new();
-    for (label, prefix) in [("Node.js, requires aws-sdk v2", "node"), ("Python, imports boto3", "python"), ("Rust provided.al2023 (lambda_runtime)", "rust")] {
+    for (label, prefix) in [
+        ("Node.js, requires aws-sdk v2", "node"),
+        ("Python, imports boto3", "python"),
+        ("Rust provided.al2023 (lambda_runtime)", "rust"),
+    ] {
         eprintln!("{label} ...");
-        rows.push((format!("{label}: cold start, no pre-started runtime"), cold(&o, &dir, 0, prefix).await?));
+        rows.push((
+            format!("{label}: cold start, no pre-started runtime"),
+            cold(&o, &dir, 0, prefix).await?,
+        ));
         if prefix != "rust" {
-            rows.push((format!("{label}: cold start from a pre-started runtime"), cold(&o, &dir, 2, prefix).await?));
+            rows.push((
+                format!("{label}: cold start from a pre-started runtime"),
+                cold(&o, &dir, 2, prefix).await?,
+            ));
         }
     }
     eprintln!("warm invocations ...");
-    rows.push(("Node.js: warm invocation (Invoke API round trip)".into(), warm(&o, &dir).await?));
-    rows.push(("baseline: `node -e 0` process start".into(), process_start("node", &["-e", "0"], o.samples)?));
-    rows.push(("baseline: `python3 -c 0` process start".into(), process_start("python3", &["-c", "0"], o.samples)?));
+    rows.push((
+        "Node.js: warm invocation (Invoke API round trip)".into(),
+        warm(&o, &dir).await?,
+    ));
+    rows.push((
+        "baseline: `node -e 0` process start".into(),
+        process_start("node", &["-e", "0"], o.samples)?,
+    ));
+    rows.push((
+        "baseline: `python3 -c 0` process start".into(),
+        process_start("python3", &["-c", "0"], o.samples)?,
+    ));
     let _ = std::fs::remove_dir_all(&dir);
 
     println!();
-    println!("Request arrival to response (Lambda Invoke API), {} samples each", o.samples);
+    println!(
+        "Request arrival to response (Lambda Invoke API), {} samples each",
+        o.samples
+    );
     println!();
     println!("| what | p50 ms | p99 ms |");
     println!("|---|---:|---:|");

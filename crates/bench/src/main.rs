@@ -19,9 +19,9 @@ mod todo;
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
+use hyper_util::rt::TokioIo;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 struct Options {
@@ -35,7 +35,14 @@ struct Options {
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
-    let mut o = Options { sylph: PathBuf::new(), dir: PathBuf::new(), seconds: 5, concurrency: vec![1, 8, 64], skip_offline: false, sylph_args: Vec::new() };
+    let mut o = Options {
+        sylph: PathBuf::new(),
+        dir: PathBuf::new(),
+        seconds: 5,
+        concurrency: vec![1, 8, 64],
+        skip_offline: false,
+        sylph_args: Vec::new(),
+    };
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -50,13 +57,22 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options>
             other => bail!("unknown flag {other}"),
         }
     }
-    o.sylph = o.sylph.canonicalize().with_context(|| format!("--sylph {}", o.sylph.display()))?;
-    o.dir = o.dir.canonicalize().with_context(|| format!("--dir {}", o.dir.display()))?;
+    o.sylph = o
+        .sylph
+        .canonicalize()
+        .with_context(|| format!("--sylph {}", o.sylph.display()))?;
+    o.dir = o
+        .dir
+        .canonicalize()
+        .with_context(|| format!("--dir {}", o.dir.display()))?;
     Ok(o)
 }
 
 pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(3999)
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(3999)
 }
 
 /// A server under test, stopped (with its process group) on drop.
@@ -102,14 +118,18 @@ impl Drop for Server {
 pub(crate) fn spawn(mut cmd: Command) -> anyhow::Result<Server> {
     use std::os::unix::process::CommandExt as _;
     cmd.stdout(Stdio::null()).stderr(Stdio::null()).process_group(0);
-    Ok(Server { child: cmd.spawn().context("start server")? })
+    Ok(Server {
+        child: cmd.spawn().context("start server")?,
+    })
 }
 
 async fn get_once(addr: SocketAddr, path: &str) -> anyhow::Result<u16> {
     let stream = TcpStream::connect(addr).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
-    let req = hyper::Request::get(path).header("host", addr.to_string()).body(Empty::<Bytes>::new())?;
+    let req = hyper::Request::get(path)
+        .header("host", addr.to_string())
+        .body(Empty::<Bytes>::new())?;
     let res = sender.send_request(req).await?;
     let status = res.status().as_u16();
     res.into_body().collect().await?;
@@ -156,12 +176,20 @@ pub(crate) type MakeRequest = Arc<dyn Fn(u64) -> hyper::Request<Full<Bytes>> + S
 
 fn get_request(addr: SocketAddr, path: &'static str) -> MakeRequest {
     Arc::new(move |_| {
-        hyper::Request::get(path).header("host", addr.to_string()).body(Full::new(Bytes::new())).expect("valid request")
+        hyper::Request::get(path)
+            .header("host", addr.to_string())
+            .body(Full::new(Bytes::new()))
+            .expect("valid request")
     })
 }
 
 /// `concurrency` keep-alive connections, each sending requests back to back for `duration`.
-pub(crate) async fn load(addr: SocketAddr, make: MakeRequest, concurrency: usize, duration: Duration) -> anyhow::Result<LoadResult> {
+pub(crate) async fn load(
+    addr: SocketAddr,
+    make: MakeRequest,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<LoadResult> {
     let start = Instant::now();
     let end = start + duration;
     let counter = Arc::new(AtomicU64::new(0));
@@ -212,7 +240,12 @@ pub(crate) async fn load(addr: SocketAddr, make: MakeRequest, concurrency: usize
     }
     let elapsed = start.elapsed();
     all.sort_unstable();
-    Ok(LoadResult { requests: all.len(), errors, elapsed, latencies_us: all })
+    Ok(LoadResult {
+        requests: all.len(),
+        errors,
+        elapsed,
+        latencies_us: all,
+    })
 }
 
 struct Row {
@@ -228,8 +261,18 @@ async fn measure(name: &'static str, addr: SocketAddr, o: &Options, rows: &mut V
     load(addr, get_request(addr, PATH), max_c, Duration::from_secs(1)).await?;
     for &c in &o.concurrency {
         let result = load(addr, get_request(addr, PATH), c, Duration::from_secs(o.seconds)).await?;
-        eprintln!("  {name:<20} c={c:<3} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}", result.rps(), result.percentile_ms(0.5), result.percentile_ms(0.99), result.errors);
-        rows.push(Row { server: name, concurrency: c, result });
+        eprintln!(
+            "  {name:<20} c={c:<3} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}",
+            result.rps(),
+            result.percentile_ms(0.5),
+            result.percentile_ms(0.99),
+            result.errors
+        );
+        rows.push(Row {
+            server: name,
+            concurrency: c,
+            result,
+        });
     }
     Ok(())
 }
@@ -260,7 +303,9 @@ async fn http_hello(o: Options) -> anyhow::Result<()> {
     let port = free_port();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut cmd = Command::new(&o.sylph);
-    cmd.args(["dev", "--quiet", "--port", &port.to_string()]).args(&o.sylph_args).current_dir(&o.dir);
+    cmd.args(["dev", "--quiet", "--port", &port.to_string()])
+        .args(&o.sylph_args)
+        .current_dir(&o.dir);
     let started = Instant::now();
     let server = spawn(cmd)?;
     first.push(("sylph dev", first_response(addr, "/dev/hello", started).await?));
@@ -273,11 +318,22 @@ async fn http_hello(o: Options) -> anyhow::Result<()> {
         let lambda_port = free_port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let mut cmd = Command::new(o.dir.join("node_modules/.bin/serverless"));
-        cmd.args(["offline", "start", "--useInProcess", "--noTimeout", "--host", "127.0.0.1", "--httpPort", &port.to_string(), "--lambdaPort", &lambda_port.to_string()])
-            .env("SLS_TELEMETRY_DISABLED", "1")
-            .env("SLS_NOTIFICATIONS_MODE", "off")
-            .env("SLS_DEPRECATION_DISABLE", "*")
-            .current_dir(&o.dir);
+        cmd.args([
+            "offline",
+            "start",
+            "--useInProcess",
+            "--noTimeout",
+            "--host",
+            "127.0.0.1",
+            "--httpPort",
+            &port.to_string(),
+            "--lambdaPort",
+            &lambda_port.to_string(),
+        ])
+        .env("SLS_TELEMETRY_DISABLED", "1")
+        .env("SLS_NOTIFICATIONS_MODE", "off")
+        .env("SLS_DEPRECATION_DISABLE", "*")
+        .current_dir(&o.dir);
         let started = Instant::now();
         let server = spawn(cmd)?;
         first.push(("serverless-offline", first_response(addr, "/dev/hello", started).await?));
@@ -286,13 +342,20 @@ async fn http_hello(o: Options) -> anyhow::Result<()> {
     }
 
     println!();
-    println!("Trivial Node.js handler behind an `http` event (GET /dev/hello), {} s per level", o.seconds);
+    println!(
+        "Trivial Node.js handler behind an `http` event (GET /dev/hello), {} s per level",
+        o.seconds
+    );
     println!();
     println!("| server | clients | requests/s | p50 ms | p99 ms | errors | vs serverless-offline |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for row in &rows {
-        let baseline = rows.iter().find(|r| r.server == "serverless-offline" && r.concurrency == row.concurrency);
-        let ratio = baseline.map(|b| format!("{:.1}x", row.result.rps() / b.result.rps())).unwrap_or_else(|| "-".into());
+        let baseline = rows
+            .iter()
+            .find(|r| r.server == "serverless-offline" && r.concurrency == row.concurrency);
+        let ratio = baseline
+            .map(|b| format!("{:.1}x", row.result.rps() / b.result.rps()))
+            .unwrap_or_else(|| "-".into());
         println!(
             "| {} | {} | {:.0} | {:.3} | {:.3} | {} | {} |",
             row.server,

@@ -79,7 +79,9 @@ impl Engine for SqliteEngine {
         Ok(st.exists([key(i).as_slice()])?)
     }
     fn scan10(&mut self, from: u64) -> anyhow::Result<usize> {
-        let mut st = self.0.prepare_cached("SELECT k, v FROM kv WHERE k >= ?1 ORDER BY k LIMIT 10")?;
+        let mut st = self
+            .0
+            .prepare_cached("SELECT k, v FROM kv WHERE k >= ?1 ORDER BY k LIMIT 10")?;
         let rows = st.query_map([key(from).as_slice()], |_| Ok(()))?;
         Ok(rows.count())
     }
@@ -97,7 +99,10 @@ fn open_sqlite(dir: &Path) -> anyhow::Result<Box<dyn Engine>> {
     let c = rusqlite::Connection::open(dir.join("bench.sqlite"))?;
     c.pragma_update(None, "journal_mode", "WAL")?;
     c.pragma_update(None, "synchronous", "FULL")?;
-    c.execute("CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID", [])?;
+    c.execute(
+        "CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID",
+        [],
+    )?;
     Ok(Box::new(SqliteEngine(c)))
 }
 
@@ -136,7 +141,10 @@ pub fn run(seconds: u64) -> anyhow::Result<()> {
         let total = next;
         let reads = rate(d, |n| Ok(u64::from(e.get(n.wrapping_mul(7919) % total)?)))?;
         let scans = rate(d, |n| Ok(u64::from(e.scan10(n.wrapping_mul(7919) % total)? == 10)))?;
-        println!("| {} | {single:.0} | {grouped:.0} | {reads:.0} | {scans:.0} |", e.name());
+        println!(
+            "| {} | {single:.0} | {grouped:.0} | {reads:.0} | {scans:.0} |",
+            e.name()
+        );
         drop(e);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -25,7 +25,12 @@ pub struct Options {
 
 impl Options {
     pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
-        let mut o = Options { sylph: PathBuf::new(), dynalite: PathBuf::new(), seconds: 5, concurrency: 16 };
+        let mut o = Options {
+            sylph: PathBuf::new(),
+            dynalite: PathBuf::new(),
+            seconds: 5,
+            concurrency: 16,
+        };
         while let Some(flag) = args.next() {
             let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
             match flag.as_str() {
@@ -107,7 +112,10 @@ fn put(addr: SocketAddr) -> MakeRequest {
 fn get(addr: SocketAddr, written: u64) -> MakeRequest {
     Arc::new(move |n| {
         let m = (n.wrapping_mul(7919)) % written.max(1);
-        let body = format!(r#"{{"TableName":"bench","Key":{{"pk":{{"S":"p{}"}},"sk":{{"N":"{m}"}}}}}}"#, m % PARTITIONS);
+        let body = format!(
+            r#"{{"TableName":"bench","Key":{{"pk":{{"S":"p{}"}},"sk":{{"N":"{m}"}}}}}}"#,
+            m % PARTITIONS
+        );
         ddb_request(addr, "GetItem", body)
     })
 }
@@ -135,19 +143,32 @@ async fn measure(name: &'static str, addr: SocketAddr, o: &Options, rows: &mut V
     let puts = load(addr, put(addr), o.concurrency, d).await?;
     let written = puts.requests as u64;
     eprintln!("  {name:<14} PutItem {:>8.0} req/s", puts.rps());
-    rows.push(Row { server: name, op: "PutItem", result: puts });
+    rows.push(Row {
+        server: name,
+        op: "PutItem",
+        result: puts,
+    });
     let gets = load(addr, get(addr, written), o.concurrency, d).await?;
     eprintln!("  {name:<14} GetItem {:>8.0} req/s", gets.rps());
-    rows.push(Row { server: name, op: "GetItem", result: gets });
+    rows.push(Row {
+        server: name,
+        op: "GetItem",
+        result: gets,
+    });
     let queries = load(addr, query(addr), o.concurrency, d).await?;
     eprintln!("  {name:<14} Query   {:>8.0} req/s", queries.rps());
-    rows.push(Row { server: name, op: "Query", result: queries });
+    rows.push(Row {
+        server: name,
+        op: "Query",
+        result: queries,
+    });
     Ok(())
 }
 
 fn sylph_tables(o: &Options, port: u16, data: &std::path::Path, reset: bool) -> anyhow::Result<Server> {
     let mut cmd = Command::new(&o.sylph);
-    cmd.args(["tables", "--port", &port.to_string(), "--data-dir"]).arg(data);
+    cmd.args(["tables", "--port", &port.to_string(), "--data-dir"])
+        .arg(data);
     if reset {
         cmd.arg("--reset");
     }
@@ -168,8 +189,12 @@ async fn durability(o: &Options) -> anyhow::Result<(usize, usize)> {
     for _ in 0..o.concurrency {
         let (acked, counter) = (acked.clone(), counter.clone());
         tasks.push(tokio::spawn(async move {
-            let Ok(stream) = TcpStream::connect(addr).await else { return };
-            let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await else { return };
+            let Ok(stream) = TcpStream::connect(addr).await else {
+                return;
+            };
+            let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await else {
+                return;
+            };
             tokio::spawn(conn);
             loop {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
@@ -192,7 +217,10 @@ async fn durability(o: &Options) -> anyhow::Result<(usize, usize)> {
     wait_ready(addr).await?;
     let mut found = 0;
     for n in &acked {
-        let body = format!(r#"{{"TableName":"bench","Key":{{"pk":{{"S":"p{}"}},"sk":{{"N":"{n}"}}}}}}"#, n % PARTITIONS);
+        let body = format!(
+            r#"{{"TableName":"bench","Key":{{"pk":{{"S":"p{}"}},"sk":{{"N":"{n}"}}}}}}"#,
+            n % PARTITIONS
+        );
         let (status, text) = call(addr, "GetItem", body).await?;
         if status == 200 && text.contains("\"Item\"") {
             found += 1;
@@ -225,13 +253,18 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     let (acked, found) = durability(&o).await?;
 
     println!();
-    println!("DynamoDB API over HTTP, {} clients, {} s per operation", o.concurrency, o.seconds);
+    println!(
+        "DynamoDB API over HTTP, {} clients, {} s per operation",
+        o.concurrency, o.seconds
+    );
     println!();
     println!("| server | operation | requests/s | p50 ms | p99 ms | errors | vs dynalite |");
     println!("|---|---|---:|---:|---:|---:|---:|");
     for row in &rows {
         let baseline = rows.iter().find(|r| r.server == "dynalite" && r.op == row.op);
-        let ratio = baseline.map(|b| format!("{:.1}x", row.result.rps() / b.result.rps())).unwrap_or_else(|| "-".into());
+        let ratio = baseline
+            .map(|b| format!("{:.1}x", row.result.rps() / b.result.rps()))
+            .unwrap_or_else(|| "-".into());
         println!(
             "| {} | {} | {:.0} | {:.3} | {:.3} | {} | {} |",
             row.server,
@@ -244,6 +277,9 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         );
     }
     println!();
-    println!("kill -9 under load: {acked} writes acknowledged, {found} found after restart, {} lost", acked - found);
+    println!(
+        "kill -9 under load: {acked} writes acknowledged, {found} found after restart, {} lost",
+        acked - found
+    );
     Ok(())
 }

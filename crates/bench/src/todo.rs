@@ -25,7 +25,12 @@ pub struct Options {
 
 impl Options {
     pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
-        let mut o = Options { sylph: PathBuf::new(), repo: PathBuf::from("."), seconds: 5, concurrency: 8 };
+        let mut o = Options {
+            sylph: PathBuf::new(),
+            repo: PathBuf::from("."),
+            seconds: 5,
+            concurrency: 8,
+        };
         while let Some(flag) = args.next() {
             let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
             match flag.as_str() {
@@ -75,7 +80,11 @@ async fn seed(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<String>> {
         if status != 200 {
             bail!("seeding failed: {status} {body}");
         }
-        let id = body.split("\"id\":\"").nth(1).and_then(|r| r.split('"').next()).context("no id in the answer")?;
+        let id = body
+            .split("\"id\":\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .context("no id in the answer")?;
         ids.push(id.to_owned());
     }
     Ok(ids)
@@ -114,25 +123,44 @@ async fn measure(name: &'static str, addr: SocketAddr, o: &Options, rows: &mut V
     load(addr, get_todo(addr, ids.clone()), o.concurrency, Duration::from_secs(1)).await?;
     let get = load(addr, get_todo(addr, ids.clone()), o.concurrency, d).await?;
     eprintln!("  {name:<32} GET  {:>8.0} req/s", get.rps());
-    rows.push(Row { server: name, route: "GET /dev/todos/{id}", result: get });
+    rows.push(Row {
+        server: name,
+        route: "GET /dev/todos/{id}",
+        result: get,
+    });
     let post = load(addr, post_todo(addr), o.concurrency, d).await?;
     eprintln!("  {name:<32} POST {:>8.0} req/s", post.rps());
-    rows.push(Row { server: name, route: "POST /dev/todos", result: post });
+    rows.push(Row {
+        server: name,
+        route: "POST /dev/todos",
+        result: post,
+    });
     Ok(())
 }
 
 fn sylph_dev(o: &Options, dir: &Path, port: u16, data: &Path) -> anyhow::Result<Server> {
     let mut cmd = Command::new(&o.sylph);
-    cmd.args(["dev", "--quiet", "--no-reload", "--reset", "--port", &port.to_string(), "--data-dir"])
-        .arg(data)
-        .current_dir(dir);
+    cmd.args([
+        "dev",
+        "--quiet",
+        "--no-reload",
+        "--reset",
+        "--port",
+        &port.to_string(),
+        "--data-dir",
+    ])
+    .arg(data)
+    .current_dir(dir);
     spawn(cmd)
 }
 
 pub async fn run(o: Options) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let data = std::env::temp_dir().join(format!("sylph-bench-todo-{}", std::process::id()));
-    for (name, example) in [("sylph dev (Node.js example)", "examples/todo"), ("sylph dev (Rust example)", "examples/todo-rust")] {
+    for (name, example) in [
+        ("sylph dev (Node.js example)", "examples/todo"),
+        ("sylph dev (Rust example)", "examples/todo-rust"),
+    ] {
         eprintln!("{name} ...");
         let port = free_port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
@@ -147,14 +175,18 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     let bench = o.repo.join("bench/hello");
     let dynalite_port = free_port();
     let mut cmd = Command::new("node");
-    cmd.arg(bench.join("node_modules/dynalite/cli.js")).args(["--port", &dynalite_port.to_string()]);
+    cmd.arg(bench.join("node_modules/dynalite/cli.js"))
+        .args(["--port", &dynalite_port.to_string()]);
     let dynalite = spawn(cmd)?;
     // The same service, with the serverless-offline plugin and the benchmark's node_modules.
     let service = std::env::temp_dir().join(format!("sylph-bench-todo-offline-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&service);
     copy_dir(&o.repo.join("examples/todo"), &service)?;
     let yml = std::fs::read_to_string(service.join("serverless.yml"))?;
-    std::fs::write(service.join("serverless.yml"), format!("plugins:\n  - serverless-offline\n{yml}"))?;
+    std::fs::write(
+        service.join("serverless.yml"),
+        format!("plugins:\n  - serverless-offline\n{yml}"),
+    )?;
     std::os::unix::fs::symlink(bench.join("node_modules"), service.join("node_modules"))?;
     let endpoint = format!("http://127.0.0.1:{dynalite_port}");
     create_dynalite_table(([127, 0, 0, 1], dynalite_port).into()).await?;
@@ -163,13 +195,30 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     let mut cmd = Command::new(bench.join("node_modules/.bin/serverless"));
     // Serverless Framework v3 needs the stage spelled out for `${opt:stage, self:provider.stage}`
     // when the file sets none (Sylph applies the default).
-    cmd.args(["offline", "start", "--stage", "dev", "--useInProcess", "--noTimeout", "--host", "127.0.0.1", "--httpPort", &port.to_string()])
-        .args(["--lambdaPort", &free_port().to_string()])
-        .env("SLS_TELEMETRY_DISABLED", "1")
-        .env("SLS_NOTIFICATIONS_MODE", "off")
-        .env("BENCH_DYNAMODB_ENDPOINT", &endpoint)
-        .env("NODE_OPTIONS", format!("--require {}", o.repo.join("bench/offline-dynamodb-endpoint.js").display()))
-        .current_dir(&service);
+    cmd.args([
+        "offline",
+        "start",
+        "--stage",
+        "dev",
+        "--useInProcess",
+        "--noTimeout",
+        "--host",
+        "127.0.0.1",
+        "--httpPort",
+        &port.to_string(),
+    ])
+    .args(["--lambdaPort", &free_port().to_string()])
+    .env("SLS_TELEMETRY_DISABLED", "1")
+    .env("SLS_NOTIFICATIONS_MODE", "off")
+    .env("BENCH_DYNAMODB_ENDPOINT", &endpoint)
+    .env(
+        "NODE_OPTIONS",
+        format!(
+            "--require {}",
+            o.repo.join("bench/offline-dynamodb-endpoint.js").display()
+        ),
+    )
+    .current_dir(&service);
     let offline = spawn(cmd)?;
     wait_for(addr, "/dev/todos", Instant::now()).await?;
     measure("serverless-offline + dynalite", addr, &o, &mut rows).await?;
@@ -183,8 +232,12 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     println!("| server | route | requests/s | p50 ms | p99 ms | errors | vs serverless-offline |");
     println!("|---|---|---:|---:|---:|---:|---:|");
     for row in &rows {
-        let baseline = rows.iter().find(|r| r.server.starts_with("serverless-offline") && r.route == row.route);
-        let ratio = baseline.map(|b| format!("{:.1}x", row.result.rps() / b.result.rps())).unwrap_or_else(|| "-".into());
+        let baseline = rows
+            .iter()
+            .find(|r| r.server.starts_with("serverless-offline") && r.route == row.route);
+        let ratio = baseline
+            .map(|b| format!("{:.1}x", row.result.rps() / b.result.rps()))
+            .unwrap_or_else(|| "-".into());
         println!(
             "| {} | {} | {:.0} | {:.3} | {:.3} | {} | {} |",
             row.server,

@@ -81,13 +81,19 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     } else {
         Arc::new(TerminalSink::default())
     };
-    let data_dir = args.data_dir.clone().unwrap_or_else(|| service.root.join(".sylph/tables"));
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| service.root.join(".sylph/tables"));
     let tables = open_tables(&data_dir, &service.region, args.reset)?;
     for t in &service.tables {
-        let outcome = tables
-            .provision(&t.name, &t.properties)
-            .await
-            .map_err(|e| anyhow::anyhow!("resources.Resources.{}: cannot create table {}: {e}", t.logical_id, t.name))?;
+        let outcome = tables.provision(&t.name, &t.properties).await.map_err(|e| {
+            anyhow::anyhow!(
+                "resources.Resources.{}: cannot create table {}: {e}",
+                t.logical_id,
+                t.name
+            )
+        })?;
         let what = match outcome {
             sylph_tables::provision::Provisioned::Created => "created",
             sylph_tables::provision::Provisioned::Existing => "kept (existing data)",
@@ -110,7 +116,10 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         None => println!("memory limits: not enforced (no writable memory cgroup on this host)"),
     }
     match runtime.process_limits() {
-        Some(how) => println!("process limits: {} processes and threads per instance, with the {how}", sylph_runtime::limits::MAX_PROCESSES),
+        Some(how) => println!(
+            "process limits: {} processes and threads per instance, with the {how}",
+            sylph_runtime::limits::MAX_PROCESSES
+        ),
         None => println!("process limits: not enforced (no writable pids cgroup on this host)"),
     }
     if args.prewarm > 0 {
@@ -144,22 +153,48 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         crate::watch::spawn(service.clone(), pool.clone());
     }
 
-    println!("sylph dev: service {} (stage {}, region {})", service.name, service.stage, service.region);
+    println!(
+        "sylph dev: service {} (stage {}, region {})",
+        service.name, service.stage, service.region
+    );
     println!();
     let routes = gateway.router().routes();
-    let width = routes.iter().map(|r| r.resource.len() + service.stage.len() + 1).max().unwrap_or(0) + base_url.len() + 2;
+    let width = routes
+        .iter()
+        .map(|r| r.resource.len() + service.stage.len() + 1)
+        .max()
+        .unwrap_or(0)
+        + base_url.len()
+        + 2;
     for r in routes {
         let method = r.method.as_deref().unwrap_or("ANY");
         let url = match r.api {
             ApiKind::Rest => format!("{base_url}/{}{}", service.stage, r.resource),
             ApiKind::Http => format!("{base_url}{}", r.resource),
         };
-        let function = service.functions.iter().find(|f| f.name == r.function).map(|f| f.key.as_str()).unwrap_or("");
+        let function = service
+            .functions
+            .iter()
+            .find(|f| f.name == r.function)
+            .map(|f| f.key.as_str())
+            .unwrap_or("");
         println!("  {method:<7} {url:<width$} {function}");
     }
-    println!("  {:<7} {:<width$} Lambda Invoke API", "POST", format!("{base_url}/2015-03-31/functions/{{name}}/invocations"));
-    println!("  {:<7} {:<width$} DynamoDB API (X-Amz-Target: DynamoDB_20120810.*)", "POST", format!("{base_url}/"));
-    println!("  {:<7} {:<width$} Prometheus metrics", "GET", format!("{base_url}{}", sylph_gateway::METRICS_PATH));
+    println!(
+        "  {:<7} {:<width$} Lambda Invoke API",
+        "POST",
+        format!("{base_url}/2015-03-31/functions/{{name}}/invocations")
+    );
+    println!(
+        "  {:<7} {:<width$} DynamoDB API (X-Amz-Target: DynamoDB_20120810.*)",
+        "POST",
+        format!("{base_url}/")
+    );
+    println!(
+        "  {:<7} {:<width$} Prometheus metrics",
+        "GET",
+        format!("{base_url}{}", sylph_gateway::METRICS_PATH)
+    );
     println!();
     println!("listening on {base_url}");
 

@@ -48,7 +48,11 @@ pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyho
     }
     if service.function(&args.function).is_none() {
         let known: Vec<&str> = service.functions.iter().map(|f| f.key.as_str()).collect();
-        bail!("function `{}` is not in this service; functions: {}", args.function, known.join(", "));
+        bail!(
+            "function `{}` is not in this service; functions: {}",
+            args.function,
+            known.join(", ")
+        );
     }
     let raw_text = match (&args.data, &args.path) {
         (Some(d), _) => Some(d.clone()),
@@ -62,7 +66,10 @@ pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyho
             match (args.raw, parsed) {
                 (false, Some(v)) => Bytes::from(serde_json::to_vec(&v)?),
                 (false, None) if args.path.is_some() => {
-                    bail!("{} is not valid JSON", args.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default())
+                    bail!(
+                        "{} is not valid JSON",
+                        args.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+                    )
                 }
                 _ => Bytes::from(serde_json::to_vec(&serde_json::Value::String(text))?),
             }
@@ -78,10 +85,25 @@ pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyho
 
     let sink: Arc<dyn sylph_telemetry::LogSink> = Arc::new(TerminalSink { stderr: true });
     let sandbox = crate::options::sandbox(args.unsandboxed, &service.root, true)?;
-    let runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), Vec::new(), sandbox).context("cannot write the runtime clients")?;
-    let pool = Pool::new(&service, Arc::new(runtime), sink, PoolConfig { extra_env, ..PoolConfig::default() });
+    let runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), Vec::new(), sandbox)
+        .context("cannot write the runtime clients")?;
+    let pool = Pool::new(
+        &service,
+        Arc::new(runtime),
+        sink,
+        PoolConfig {
+            extra_env,
+            ..PoolConfig::default()
+        },
+    );
     let response = pool
-        .invoke(&args.function, InvokeRequest { payload, ..Default::default() })
+        .invoke(
+            &args.function,
+            InvokeRequest {
+                payload,
+                ..Default::default()
+            },
+        )
         .await
         .map_err(anyhow::Error::from)?;
     pool.shutdown();

@@ -19,7 +19,11 @@ use clap::{Args, Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "sylph", version, about = "Run Serverless Framework services locally, the way AWS Lambda runs them")]
+#[command(
+    name = "sylph",
+    version,
+    about = "Run Serverless Framework services locally, the way AWS Lambda runs them"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -85,7 +89,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Dev(args) => dev::run(args, extra_options).await,
             Command::Tables(args) => tables::run(args).await,
-            Command::Invoke { how: InvokeCommand::Local(args) } => invoke_local::run(args, extra_options).await,
+            Command::Invoke {
+                how: InvokeCommand::Local(args),
+            } => invoke_local::run(args, extra_options).await,
         }
     });
     // Dropping the runtime drops every in-flight invocation, which stops its instance.

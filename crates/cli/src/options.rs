@@ -11,8 +11,27 @@ use crate::ServiceArgs;
 /// Flags Sylph itself understands; any other `--name value` becomes `${opt:name}`, as the
 /// Serverless Framework allows.
 const KNOWN_FLAGS: &[&str] = &[
-    "config", "stage", "region", "port", "host", "keep-warm", "help", "version", "function", "data", "path", "env",
-    "raw", "quiet", "data-dir", "reset", "no-reload", "concurrency", "queue-timeout", "prewarm", "unsandboxed",
+    "config",
+    "stage",
+    "region",
+    "port",
+    "host",
+    "keep-warm",
+    "help",
+    "version",
+    "function",
+    "data",
+    "path",
+    "env",
+    "raw",
+    "quiet",
+    "data-dir",
+    "reset",
+    "no-reload",
+    "concurrency",
+    "queue-timeout",
+    "prewarm",
+    "unsandboxed",
 ];
 
 /// Take unknown `--name value` / `--name=value` flags out of `args`.
@@ -53,8 +72,14 @@ pub fn load_service(args: &ServiceArgs, extra: &HashMap<String, String>) -> anyh
     };
     let path = if path.is_dir() { find_manifest(&path)? } else { path };
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-    let service_dir = dir.canonicalize().with_context(|| format!("cannot open {}", dir.display()))?;
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+    let service_dir = dir
+        .canonicalize()
+        .with_context(|| format!("cannot open {}", dir.display()))?;
     let mut options = extra.clone();
     if let Some(s) = &args.stage {
         options.insert("stage".into(), s.clone());
@@ -62,7 +87,11 @@ pub fn load_service(args: &ServiceArgs, extra: &HashMap<String, String>) -> anyh
     if let Some(r) = &args.region {
         options.insert("region".into(), r.clone());
     }
-    let ctx = Context { options, env: std::env::vars().collect(), service_dir };
+    let ctx = Context {
+        options,
+        env: std::env::vars().collect(),
+        service_dir,
+    };
     Ok(sylph_manifest::load(&path, &ctx)?)
 }
 
@@ -83,7 +112,10 @@ fn find_manifest(dir: &Path) -> anyhow::Result<PathBuf> {
 /// (`$SYLPH_HOME`, default `~/.local/share/sylph`).
 pub fn sylph_home() -> PathBuf {
     std::env::var_os("SYLPH_HOME").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir).join(".local/share/sylph")
+        std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir)
+            .join(".local/share/sylph")
     })
 }
 
@@ -98,7 +130,10 @@ pub fn function_endpoint_env(base_url: &str) -> Vec<(String, String)> {
         // setting for every Lambda function using it (v3 keeps connections alive by default).
         ("AWS_NODEJS_CONNECTION_REUSE_ENABLED".to_owned(), "1".to_owned()),
         // aws-sdk v2 prints an end-of-support notice when loaded; in a local log it is noise.
-        ("AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE".to_owned(), "1".to_owned()),
+        (
+            "AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE".to_owned(),
+            "1".to_owned(),
+        ),
     ];
     // Lambda's runtimes ship the AWS SDKs on NODE_PATH / sys.path; so does Sylph.
     let node = home.join("runtime/node/node_modules");
@@ -115,8 +150,18 @@ pub fn function_endpoint_env(base_url: &str) -> Vec<(String, String)> {
 /// The sandbox for functions of the service in `root`; an error (with what to do) where the
 /// host cannot sandbox, unless running unsandboxed was asked for.
 /// The line saying so goes to stderr when stdout carries a result (`invoke local`).
-pub fn sandbox(unsandboxed: bool, root: &Path, to_stderr: bool) -> anyhow::Result<Option<sylph_runtime::sandbox::Sandbox>> {
-    let say = |line: String| if to_stderr { eprintln!("{line}") } else { println!("{line}") };
+pub fn sandbox(
+    unsandboxed: bool,
+    root: &Path,
+    to_stderr: bool,
+) -> anyhow::Result<Option<sylph_runtime::sandbox::Sandbox>> {
+    let say = |line: String| {
+        if to_stderr {
+            eprintln!("{line}")
+        } else {
+            println!("{line}")
+        }
+    };
     if unsandboxed {
         say("sandbox: off (--unsandboxed): functions run with the same access as sylph".to_owned());
         return Ok(None);
@@ -140,7 +185,8 @@ pub fn runtime_dir() -> PathBuf {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
-    base.join("sylph").join(format!("runtime-{}", env!("CARGO_PKG_VERSION")))
+    base.join("sylph")
+        .join(format!("runtime-{}", env!("CARGO_PKG_VERSION")))
 }
 
 #[cfg(test)]
@@ -149,9 +195,19 @@ mod tests {
 
     #[test]
     fn unknown_flags_become_options() {
-        let args = ["sylph", "dev", "--port", "0", "--table-suffix", "x", "--flag", "--stage=qa", "--color=red"]
-            .map(String::from)
-            .to_vec();
+        let args = [
+            "sylph",
+            "dev",
+            "--port",
+            "0",
+            "--table-suffix",
+            "x",
+            "--flag",
+            "--stage=qa",
+            "--color=red",
+        ]
+        .map(String::from)
+        .to_vec();
         let (kept, extra) = split_extra_options(args);
         assert_eq!(kept, ["sylph", "dev", "--port", "0", "--stage=qa"]);
         assert_eq!(extra.get("table-suffix").map(String::as_str), Some("x"));

@@ -29,7 +29,10 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, (SystemTime, u64)> {
                     stack.push(entry.path());
                 }
             } else if meta.is_file() {
-                out.insert(entry.path(), (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len()));
+                out.insert(
+                    entry.path(),
+                    (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len()),
+                );
             }
         }
     }
@@ -38,15 +41,27 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, (SystemTime, u64)> {
 
 /// Whether the service has Rust functions that Sylph builds itself.
 pub fn is_rust_service(service: &Service) -> bool {
-    service.root.join("Cargo.toml").is_file() && service.functions.iter().any(|f| matches!(f.runtime, Runtime::Provided(_)))
+    service.root.join("Cargo.toml").is_file()
+        && service
+            .functions
+            .iter()
+            .any(|f| matches!(f.runtime, Runtime::Provided(_)))
 }
 
 /// `cargo build --release` in the service folder; point each `provided.*` function at the binary
 /// named like its handler (or the only binary, or one named `bootstrap`).
 pub fn build_rust(service: &mut Service) -> anyhow::Result<()> {
-    println!("building Rust functions: cargo build --release (in {})", service.root.display());
+    println!(
+        "building Rust functions: cargo build --release (in {})",
+        service.root.display()
+    );
     let output = Command::new("cargo")
-        .args(["build", "--release", "--bins", "--message-format=json-render-diagnostics"])
+        .args([
+            "build",
+            "--release",
+            "--bins",
+            "--message-format=json-render-diagnostics",
+        ])
         .current_dir(&service.root)
         .stderr(Stdio::inherit())
         .output()
@@ -56,7 +71,9 @@ pub fn build_rust(service: &mut Service) -> anyhow::Result<()> {
     }
     let mut bins: BTreeMap<String, PathBuf> = BTreeMap::new();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
         if msg["reason"] != "compiler-artifact" {
             continue;
         }
@@ -64,7 +81,11 @@ pub fn build_rust(service: &mut Service) -> anyhow::Result<()> {
             bins.insert(name.to_owned(), PathBuf::from(exe));
         }
     }
-    for f in service.functions.iter_mut().filter(|f| matches!(f.runtime, Runtime::Provided(_))) {
+    for f in service
+        .functions
+        .iter_mut()
+        .filter(|f| matches!(f.runtime, Runtime::Provided(_)))
+    {
         let found = bins
             .get(&f.handler)
             .or_else(|| bins.get(&f.key))
@@ -109,7 +130,8 @@ pub fn spawn(mut service: Service, pool: Arc<Pool>) {
             println!("code changed ({}); new instances will load it", names.join(", "));
             let needs_build = rust
                 && changed.iter().any(|p| {
-                    p.extension().is_some_and(|e| e == "rs") || p.file_name().is_some_and(|n| n == "Cargo.toml" || n == "Cargo.lock")
+                    p.extension().is_some_and(|e| e == "rs")
+                        || p.file_name().is_some_and(|n| n == "Cargo.toml" || n == "Cargo.lock")
                 });
             if needs_build {
                 if let Err(e) = build_rust(&mut service) {

@@ -72,7 +72,11 @@ fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
 
 /// Whether a body can be handed over as text; anything else is base64-encoded.
 fn is_text(headers: &HeaderMap, body: &[u8]) -> bool {
-    let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let textual = ct.is_empty()
         || ct.starts_with("text/")
         || ct.contains("json")
@@ -91,7 +95,10 @@ fn body_value(headers: &HeaderMap, body: &[u8]) -> (Value, bool) {
     if is_text(headers, body) {
         (Value::String(String::from_utf8_lossy(body).into_owned()), false)
     } else {
-        (Value::String(base64::engine::general_purpose::STANDARD.encode(body)), true)
+        (
+            Value::String(base64::engine::general_purpose::STANDARD.encode(body)),
+            true,
+        )
     }
 }
 
@@ -99,7 +106,12 @@ fn params_value(params: &[(String, String)]) -> Value {
     if params.is_empty() {
         Value::Null
     } else {
-        Value::Object(params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
+        Value::Object(
+            params
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect(),
+        )
     }
 }
 
@@ -121,7 +133,11 @@ pub fn rest_event(req: &RequestParts<'_>, m: &Match<'_>, stage: &str, request_id
         multi_query.entry(k.clone()).or_default().push(Value::String(v.clone()));
     }
     let (body, is_base64) = body_value(req.headers, req.body);
-    let path_without_stage = req.path.strip_prefix(&format!("/{stage}")).filter(|p| p.starts_with('/')).unwrap_or(req.path);
+    let path_without_stage = req
+        .path
+        .strip_prefix(&format!("/{stage}"))
+        .filter(|p| p.starts_with('/'))
+        .unwrap_or(req.path);
     let event = json!({
         "resource": m.route.resource,
         "path": path_without_stage,
@@ -306,7 +322,11 @@ pub fn rest_response(payload: &[u8]) -> Result<MappedResponse, String> {
             headers.extend(vs.iter().filter_map(header_text).map(|v| (k.clone(), v)));
         }
     }
-    Ok(MappedResponse { status, headers: with_default_content_type(headers), body: mapped_body(&obj)? })
+    Ok(MappedResponse {
+        status,
+        headers: with_default_content_type(headers),
+        body: mapped_body(&obj)?,
+    })
 }
 
 /// Map an HTTP API (2.0) response, including the inferred form: a result without `statusCode`
@@ -333,9 +353,18 @@ pub fn http_api_response(payload: &[u8]) -> Result<MappedResponse, String> {
         }
     }
     if let Some(Value::Array(cookies)) = obj.get("cookies") {
-        headers.extend(cookies.iter().filter_map(header_text).map(|c| ("Set-Cookie".to_owned(), c)));
+        headers.extend(
+            cookies
+                .iter()
+                .filter_map(header_text)
+                .map(|c| ("Set-Cookie".to_owned(), c)),
+        );
     }
-    Ok(MappedResponse { status, headers: with_default_content_type(headers), body: mapped_body(&obj)? })
+    Ok(MappedResponse {
+        status,
+        headers: with_default_content_type(headers),
+        body: mapped_body(&obj)?,
+    })
 }
 
 #[cfg(test)]
@@ -355,7 +384,13 @@ mod tests {
             timeout: std::time::Duration::from_secs(3),
             environment: Default::default(),
             reserved_concurrency: None,
-            events: vec![Event::Http(HttpRoute { api, method: Some("POST".into()), path: path.into(), catch_all: false, cors: None })],
+            events: vec![Event::Http(HttpRoute {
+                api,
+                method: Some("POST".into()),
+                path: path.into(),
+                catch_all: false,
+                cors: None,
+            })],
             artifact: None,
         };
         Router::new(&Service {
@@ -403,7 +438,10 @@ mod tests {
         assert_eq!(ev["requestContext"]["path"], "/dev/items/7");
         assert_eq!(ev["pathParameters"], json!({"id": "7"}));
         assert_eq!(ev["queryStringParameters"], json!({"a": "2", "b": "x y"}));
-        assert_eq!(ev["multiValueQueryStringParameters"], json!({"a": ["1", "2"], "b": ["x y"]}));
+        assert_eq!(
+            ev["multiValueQueryStringParameters"],
+            json!({"a": ["1", "2"], "b": ["x y"]})
+        );
         assert_eq!(ev["headers"]["Content-Type"], "application/json");
         assert_eq!(ev["multiValueHeaders"]["X-Multi"], json!(["a", "b"]));
         assert_eq!(ev["body"], "{\"k\":1}");

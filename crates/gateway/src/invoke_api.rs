@@ -31,7 +31,11 @@ pub(crate) async fn handle(
         return error(StatusCode::NOT_FOUND, "UnknownOperationException", "Unknown operation");
     };
     if parts.method != Method::POST {
-        return error(StatusCode::METHOD_NOT_ALLOWED, "UnknownOperationException", "Invoke takes POST");
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "UnknownOperationException",
+            "Invoke takes POST",
+        );
     }
     let name = decode(name);
     if invoker.function(&name).is_none() {
@@ -40,7 +44,11 @@ pub(crate) async fn handle(
         } else {
             format!("arn:aws:lambda:{region}:{LOCAL_ACCOUNT_ID}:function:{name}")
         };
-        return error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("Function not found: {arn}"));
+        return error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            &format!("Function not found: {arn}"),
+        );
     }
     let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
     let invocation_type = header("x-amz-invocation-type").unwrap_or("RequestResponse");
@@ -49,13 +57,21 @@ pub(crate) async fn handle(
         Some(b64) => match base64::engine::general_purpose::STANDARD.decode(b64) {
             Ok(raw) => Some(String::from_utf8_lossy(&raw).into_owned()),
             Err(_) => {
-                return error(StatusCode::BAD_REQUEST, "InvalidRequestContentException", "Client context must be valid base64-encoded JSON")
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidRequestContentException",
+                    "Client context must be valid base64-encoded JSON",
+                )
             }
         },
         None => None,
     };
     // Lambda accepts only JSON payloads; an empty one stands for `{}`.
-    let payload = if body.iter().all(u8::is_ascii_whitespace) { Bytes::from_static(b"{}") } else { body };
+    let payload = if body.iter().all(u8::is_ascii_whitespace) {
+        Bytes::from_static(b"{}")
+    } else {
+        body
+    };
     if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
         return error(
             StatusCode::BAD_REQUEST,
@@ -63,7 +79,12 @@ pub(crate) async fn handle(
             &format!("Could not parse request body into json: {e}"),
         );
     }
-    let request = InvokeRequest { payload, client_context, cognito_identity: None, want_logs: tail };
+    let request = InvokeRequest {
+        payload,
+        client_context,
+        cognito_identity: None,
+        want_logs: tail,
+    };
     match invocation_type {
         "DryRun" => {
             let mut res = Response::new(Full::new(Bytes::new()));
@@ -152,7 +173,11 @@ fn invoke_error(e: InvokeError, region: &str) -> Response<Body> {
         }
         InvokeError::Start(e) => {
             tracing::error!("cannot start function: {e}");
-            error(StatusCode::BAD_GATEWAY, "ServiceException", "The function could not be started; see the sylph log")
+            error(
+                StatusCode::BAD_GATEWAY,
+                "ServiceException",
+                "The function could not be started; see the sylph log",
+            )
         }
     }
 }

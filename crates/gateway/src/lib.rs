@@ -81,7 +81,11 @@ impl Gateway {
             Ok(b) => b.to_bytes(),
             Err(_) => {
                 if parts.uri.path().starts_with("/2015-03-31/") {
-                    return invoke_api::error(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLargeException", "Request must be smaller than 6291456 bytes for the InvokeFunction operation");
+                    return invoke_api::error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "RequestTooLargeException",
+                        "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
+                    );
                 }
                 return json_message(StatusCode::PAYLOAD_TOO_LARGE, "Request Too Long");
             }
@@ -90,7 +94,12 @@ impl Gateway {
     }
 
     /// Answer a request whose body has been read (usable without a socket, in tests).
-    pub async fn handle_parts(&self, parts: hyper::http::request::Parts, body: Bytes, peer: SocketAddr) -> Response<Body> {
+    pub async fn handle_parts(
+        &self,
+        parts: hyper::http::request::Parts,
+        body: Bytes,
+        peer: SocketAddr,
+    ) -> Response<Body> {
         let path = parts.uri.path();
         if let Some(target) = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
             if let (Some(op), Some(tables)) = (target.strip_prefix("DynamoDB_20120810."), &self.tables) {
@@ -100,7 +109,8 @@ impl Gateway {
         if path == METRICS_PATH {
             if let Some(m) = &self.metrics {
                 let mut res = Response::new(Full::new(Bytes::from(m.render())));
-                res.headers_mut().insert("content-type", HeaderValue::from_static("text/plain; version=0.0.4"));
+                res.headers_mut()
+                    .insert("content-type", HeaderValue::from_static("text/plain; version=0.0.4"));
                 return res;
             }
         }
@@ -139,7 +149,13 @@ impl Gateway {
         };
         let result = self
             .invoker
-            .invoke(&route.function, InvokeRequest { payload: Bytes::from(event), ..Default::default() })
+            .invoke(
+                &route.function,
+                InvokeRequest {
+                    payload: Bytes::from(event),
+                    ..Default::default()
+                },
+            )
             .await;
         let mut res = match result {
             Ok(r) => match r.result {
@@ -156,9 +172,10 @@ impl Gateway {
                         }
                     }
                 }
-                InvokeResult::Error { kind: ErrorKind::Timeout, .. } => {
-                    json_message(StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out")
-                }
+                InvokeResult::Error {
+                    kind: ErrorKind::Timeout,
+                    ..
+                } => json_message(StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out"),
                 InvokeResult::Error { .. } => internal_error(),
             },
             // API Gateway answers a throttled Lambda integration with a 500.
@@ -250,7 +267,9 @@ fn add_cors_headers(res: &mut Response<Body>, cors: &Cors, req_headers: &hyper::
             _ => Some("*".to_owned()),
         }
     } else {
-        origin.filter(|o| cors.allow_origins.iter().any(|a| a == o)).map(str::to_owned)
+        origin
+            .filter(|o| cors.allow_origins.iter().any(|a| a == o))
+            .map(str::to_owned)
     };
     let Some(allowed) = allowed else { return };
     let h = res.headers_mut();
@@ -279,7 +298,8 @@ fn json_message(status: StatusCode, message: &str) -> Response<Body> {
     let body = serde_json::json!({ "message": message }).to_string();
     let mut res = Response::new(Full::new(Bytes::from(body)));
     *res.status_mut() = status;
-    res.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+    res.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
     res
 }
 

@@ -65,7 +65,10 @@ impl Router {
                 });
             }
         }
-        Router { routes, stage_prefix: format!("/{}", service.stage) }
+        Router {
+            routes,
+            stage_prefix: format!("/{}", service.stage),
+        }
     }
 
     pub fn routes(&self) -> &[Route] {
@@ -105,7 +108,9 @@ impl Router {
                 },
                 ApiKind::Http => path,
             };
-            let Some((mut score, params)) = match_segments(&route.segments, candidate) else { continue };
+            let Some((mut score, params)) = match_segments(&route.segments, candidate) else {
+                continue;
+            };
             // REST routes under the stage prefix take precedence over HTTP API routes that
             // happen to match the same URL; a specific method beats ANY.
             score.insert(0, u8::from(route.api == ApiKind::Rest && rest_path.is_some()));
@@ -163,7 +168,11 @@ fn parse_segments(path: &str) -> Vec<Segment> {
 /// Match path segments; the score ranks literal (3) over param (2) over greedy (1) per position.
 fn match_segments(segments: &[Segment], path: &str) -> Option<(Vec<u8>, Vec<(String, String)>)> {
     let trimmed = path.trim_start_matches('/');
-    let mut parts = if trimmed.is_empty() { Vec::new() } else { trimmed.split('/').collect::<Vec<_>>() };
+    let mut parts = if trimmed.is_empty() {
+        Vec::new()
+    } else {
+        trimmed.split('/').collect::<Vec<_>>()
+    };
     // A trailing slash is ignored, as API Gateway does.
     if parts.last() == Some(&"") {
         parts.pop();
@@ -252,11 +261,20 @@ mod tests {
             ("param", ApiKind::Rest, Some("GET"), "/items/{id}"),
             ("literal", ApiKind::Rest, Some("GET"), "/items/special"),
         ]));
-        assert_eq!(router.find("GET", "/dev/items/special").unwrap().route.function, "literal");
+        assert_eq!(
+            router.find("GET", "/dev/items/special").unwrap().route.function,
+            "literal"
+        );
         let m = router.find("GET", "/dev/items/42").unwrap();
-        assert_eq!((m.route.function.as_str(), m.params.clone()), ("param", vec![("id".into(), "42".into())]));
+        assert_eq!(
+            (m.route.function.as_str(), m.params.clone()),
+            ("param", vec![("id".into(), "42".into())])
+        );
         let m = router.find("GET", "/dev/items/a/b%20c").unwrap();
-        assert_eq!((m.route.function.as_str(), m.params.clone()), ("greedy", vec![("proxy".into(), "a/b c".into())]));
+        assert_eq!(
+            (m.route.function.as_str(), m.params.clone()),
+            ("greedy", vec![("proxy".into(), "a/b c".into())])
+        );
         assert_eq!(router.find("POST", "/dev/items/42").unwrap().route.function, "greedy");
     }
 

@@ -40,7 +40,11 @@ pub enum InvokeResult {
     /// The function's JSON result.
     Success(Bytes),
     /// The function failed; `body` is Lambda's `{"errorType", "errorMessage", …}` payload.
-    Error { kind: ErrorKind, error_type: String, body: Bytes },
+    Error {
+        kind: ErrorKind,
+        error_type: String,
+        body: Bytes,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +94,11 @@ pub trait Invoker: Send + Sync + 'static {
     /// Find a function by its deployed name, its key in `serverless.yml`, or its ARN.
     fn function(&self, name: &str) -> Option<&Function>;
     /// Run `function` once and wait for its result.
-    fn invoke<'a>(&'a self, function: &'a str, request: InvokeRequest) -> BoxFuture<'a, Result<InvokeResponse, InvokeError>>;
+    fn invoke<'a>(
+        &'a self,
+        function: &'a str,
+        request: InvokeRequest,
+    ) -> BoxFuture<'a, Result<InvokeResponse, InvokeError>>;
 }
 
 /// Settings for the pool.
@@ -164,7 +172,9 @@ impl Pool {
                 }),
                 runtime: runtime.clone(),
                 idle: Mutex::new(Vec::new()),
-                reserved: f.reserved_concurrency.map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize))),
+                reserved: f
+                    .reserved_concurrency
+                    .map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize))),
                 metrics: Default::default(),
             });
             pools.insert(f.name.clone(), pool.clone());
@@ -214,7 +224,10 @@ impl Pool {
     }
 
     fn unique_pools(&self) -> Vec<Arc<FunctionPool>> {
-        self.functions.iter().filter_map(|f| self.pools.get(&f.name).cloned()).collect()
+        self.functions
+            .iter()
+            .filter_map(|f| self.pools.get(&f.name).cloned())
+            .collect()
     }
 
     /// Number of idle (warm) instances of a function.
@@ -272,12 +285,23 @@ impl Pool {
             Err(InvokeError::Throttled(_)) => {
                 m.throttles.fetch_add(1, Ordering::Relaxed);
             }
-            Err(_) | Ok(InvokeResponse { result: InvokeResult::Error { .. }, .. }) => {
+            Err(_)
+            | Ok(InvokeResponse {
+                result: InvokeResult::Error { .. },
+                ..
+            }) => {
                 m.errors.fetch_add(1, Ordering::Relaxed);
             }
             Ok(_) => {}
         }
-        if let Ok(InvokeResponse { result: InvokeResult::Error { kind: ErrorKind::Timeout, .. }, .. }) = &result {
+        if let Ok(InvokeResponse {
+            result: InvokeResult::Error {
+                kind: ErrorKind::Timeout,
+                ..
+            },
+            ..
+        }) = &result
+        {
             m.timeouts.fetch_add(1, Ordering::Relaxed);
         }
         result
@@ -288,12 +312,19 @@ impl Pool {
         let _reserved = match &pool.reserved {
             Some(s) if f.reserved_concurrency == Some(0) => {
                 let _ = s;
-                return Err(InvokeError::Throttled(ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded));
+                return Err(InvokeError::Throttled(
+                    ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded,
+                ));
             }
-            Some(s) => Some(self.slot(s, ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded).await?),
+            Some(s) => Some(
+                self.slot(s, ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded)
+                    .await?,
+            ),
             None => None,
         };
-        let _platform = self.slot(&self.platform, ThrottleReason::ConcurrentInvocationLimitExceeded).await?;
+        let _platform = self
+            .slot(&self.platform, ThrottleReason::ConcurrentInvocationLimitExceeded)
+            .await?;
         let request_id: Arc<str> = Arc::from(sylph_telemetry::new_request_id());
         let current = self.generation.load(Ordering::SeqCst);
         let reused = {
@@ -333,15 +364,28 @@ impl Pool {
         let mut completed = instance.invoke(invocation.clone()).await;
         // A warm instance that died while idle (a stray timer that threw, say) never saw this
         // invocation: run it once more on a new instance rather than fail a request that never ran.
-        if was_reused && matches!(completed.outcome, Outcome::InstanceFailed(sylph_runtime::Failure::Unavailable(_))) {
+        if was_reused
+            && matches!(
+                completed.outcome,
+                Outcome::InstanceFailed(sylph_runtime::Failure::Unavailable(_))
+            )
+        {
             instance = pool.runtime.start(pool.config.clone()).await?;
             completed = instance.invoke(invocation).await;
         }
-        let Completed { outcome, duration, init_duration, max_memory_mb, logs, start } = completed;
+        let Completed {
+            outcome,
+            duration,
+            init_duration,
+            max_memory_mb,
+            logs,
+            start,
+        } = completed;
         match start {
             sylph_runtime::StartKind::Cold => m.cold_starts.fetch_add(1, Ordering::Relaxed),
             sylph_runtime::StartKind::Prewarmed => {
-                self.sink.line(&f.key, Some(&request_id), "cold start served by a pre-started runtime");
+                self.sink
+                    .line(&f.key, Some(&request_id), "cold start served by a pre-started runtime");
                 m.prewarmed_starts.fetch_add(1, Ordering::Relaxed)
             }
             sylph_runtime::StartKind::Warm => m.warm_starts.fetch_add(1, Ordering::Relaxed),
@@ -382,14 +426,23 @@ impl Pool {
         self.sink.line(&f.key, None, &report);
         // An instance started before a code change finishes its request on the old code, then goes.
         if instance.is_healthy() && self.generation.load(Ordering::SeqCst) == current {
-            pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(Idle { instance, since: Instant::now(), generation: current });
+            pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(Idle {
+                instance,
+                since: Instant::now(),
+                generation: current,
+            });
         }
         let logs = logs.map(|function_output| {
             let mut text = String::with_capacity(function_output.len() + 256);
             text.push_str(&start_line);
             text.push('\n');
             text.push_str(&String::from_utf8_lossy(&function_output));
-            if let InvokeResult::Error { kind: ErrorKind::Timeout | ErrorKind::Runtime, body, .. } = &result {
+            if let InvokeResult::Error {
+                kind: ErrorKind::Timeout | ErrorKind::Runtime,
+                body,
+                ..
+            } = &result
+            {
                 text.push_str(&String::from_utf8_lossy(body));
                 text.push('\n');
             }
@@ -399,7 +452,11 @@ impl Pool {
             text.push('\n');
             text
         });
-        Ok(InvokeResponse { request_id, result, logs })
+        Ok(InvokeResponse {
+            request_id,
+            result,
+            logs,
+        })
     }
 
     pub fn region(&self) -> &str {
@@ -414,7 +471,13 @@ impl sylph_telemetry::metrics::MetricsSource for Pool {
             .functions
             .iter()
             .zip(pools.iter())
-            .map(|(f, p)| (f.key.as_str(), &p.metrics, p.idle.lock().unwrap_or_else(|e| e.into_inner()).len()))
+            .map(|(f, p)| {
+                (
+                    f.key.as_str(),
+                    &p.metrics,
+                    p.idle.lock().unwrap_or_else(|e| e.into_inner()).len(),
+                )
+            })
             .collect();
         sylph_telemetry::metrics::render(&rows)
     }
@@ -425,9 +488,15 @@ impl Invoker for Pool {
         self.lookup(name).map(|p| &p.config.function)
     }
 
-    fn invoke<'a>(&'a self, function: &'a str, request: InvokeRequest) -> BoxFuture<'a, Result<InvokeResponse, InvokeError>> {
+    fn invoke<'a>(
+        &'a self,
+        function: &'a str,
+        request: InvokeRequest,
+    ) -> BoxFuture<'a, Result<InvokeResponse, InvokeError>> {
         Box::pin(async move {
-            let pool = self.lookup(function).ok_or_else(|| InvokeError::FunctionNotFound(function.to_owned()))?;
+            let pool = self
+                .lookup(function)
+                .ok_or_else(|| InvokeError::FunctionNotFound(function.to_owned()))?;
             self.run(pool, request).await
         })
     }

@@ -13,8 +13,14 @@ use crate::Loaded;
 
 /// Plugins whose job `sylph dev` does itself.
 const REPLACED_PLUGINS: &[(&str, &str)] = &[
-    ("serverless-offline", "sylph dev serves HTTP events and the Lambda API itself"),
-    ("serverless-dynamodb-local", "sylph serves the tables under resources: itself"),
+    (
+        "serverless-offline",
+        "sylph dev serves HTTP events and the Lambda API itself",
+    ),
+    (
+        "serverless-dynamodb-local",
+        "sylph serves the tables under resources: itself",
+    ),
     ("serverless-dynamodb", "sylph serves the tables under resources: itself"),
     ("serverless-offline-sqs", "sylph runs queue events itself"),
     ("serverless-offline-scheduler", "sylph runs schedule events itself"),
@@ -88,7 +94,11 @@ impl<'a> At<'a, '_> {
                 .iter()
                 .map(|n| match &n.value {
                     Value::Str(s) => Ok(s.clone()),
-                    _ => Err(Problem::new(n.mark, self.path, format!("expected a string, found {}", n.kind()))),
+                    _ => Err(Problem::new(
+                        n.mark,
+                        self.path,
+                        format!("expected a string, found {}", n.kind()),
+                    )),
                 })
                 .collect(),
             _ => Err(self.expected("a list of strings")),
@@ -109,32 +119,62 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
         }
         Some(n) => match &n.value {
             // Serverless Framework v1 allowed `service: { name: x }`.
-            Value::Map(_) => At { node: field(n, "name").unwrap_or(n), path: "service.name" }.str()?,
-            _ => At { node: n, path: "service" }.str()?,
+            Value::Map(_) => At {
+                node: field(n, "name").unwrap_or(n),
+                path: "service.name",
+            }
+            .str()?,
+            _ => At {
+                node: n,
+                path: "service",
+            }
+            .str()?,
         },
     };
-    check_name(At { node: root.get("service").unwrap_or(root), path: "service" }, name)?;
+    check_name(
+        At {
+            node: root.get("service").unwrap_or(root),
+            path: "service",
+        },
+        name,
+    )?;
 
     let provider = root.get("provider").unwrap_or(root);
-    let provider_at = At { node: provider, path: "provider" };
+    let provider_at = At {
+        node: provider,
+        path: "provider",
+    };
     provider_at.entries()?;
     if let Some(n) = field(provider, "name") {
-        let provider_name = At { node: n, path: "provider.name" }.str()?;
+        let provider_name = At {
+            node: n,
+            path: "provider.name",
+        }
+        .str()?;
         if provider_name != "aws" {
-            return Err(At { node: n, path: "provider.name" }
-                .problem(format!("provider `{provider_name}` is not supported"))
-                .help("sylph runs AWS Lambda services: use `name: aws`"));
+            return Err(At {
+                node: n,
+                path: "provider.name",
+            }
+            .problem(format!("provider `{provider_name}` is not supported"))
+            .help("sylph runs AWS Lambda services: use `name: aws`"));
         }
     }
     let default_runtime = match field(provider, "runtime") {
-        Some(n) => Some(runtime(At { node: n, path: "provider.runtime" })?),
+        Some(n) => Some(runtime(At {
+            node: n,
+            path: "provider.runtime",
+        })?),
         None => None,
     };
     let default_memory = memory(provider, "provider")?.unwrap_or(1024);
     let default_timeout = timeout(provider, "provider")?.unwrap_or(6);
     let provider_env = environment_nodes(provider, "provider")?;
     let http_api_cors = match field(provider, "httpApi").and_then(|h| field(h, "cors")) {
-        Some(n) => http_api_cors(At { node: n, path: "provider.httpApi.cors" })?,
+        Some(n) => http_api_cors(At {
+            node: n,
+            path: "provider.httpApi.cors",
+        })?,
         None => None,
     };
     let iam_statements = field(provider, "iam")
@@ -146,11 +186,18 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
 
     let service_artifact = field(root, "package").and_then(|p| field(p, "artifact"));
     let package_patterns = match field(root, "package").and_then(|p| field(p, "patterns")) {
-        Some(n) => At { node: n, path: "package.patterns" }.strings()?,
+        Some(n) => At {
+            node: n,
+            path: "package.patterns",
+        }
+        .strings()?,
         None => Vec::new(),
     };
 
-    let resources = root.get("resources").map(Node::to_json).unwrap_or(serde_json::Value::Null);
+    let resources = root
+        .get("resources")
+        .map(Node::to_json)
+        .unwrap_or(serde_json::Value::Null);
     let custom = root.get("custom").map(Node::to_json).unwrap_or(serde_json::Value::Null);
 
     if let Some(n) = field(root, "plugins") {
@@ -158,7 +205,11 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
     }
 
     let function_nodes: &[(String, Node)] = match field(root, "functions") {
-        Some(n) => At { node: n, path: "functions" }.entries()?,
+        Some(n) => At {
+            node: n,
+            path: "functions",
+        }
+        .entries()?,
         None => &[],
     };
     let stack_name = format!("{name}-{stage}");
@@ -168,11 +219,21 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
         let at = At { node, path: &path };
         at.entries()?;
         let fname = match field(node, "name") {
-            Some(n) => At { node: n, path: &format!("{path}.name") }.str()?.to_owned(),
+            Some(n) => At {
+                node: n,
+                path: &format!("{path}.name"),
+            }
+            .str()?
+            .to_owned(),
             None => format!("{stack_name}-{key}"),
         };
         let handler = match field(node, "handler") {
-            Some(n) => At { node: n, path: &format!("{path}.handler") }.str()?.to_owned(),
+            Some(n) => At {
+                node: n,
+                path: &format!("{path}.handler"),
+            }
+            .str()?
+            .to_owned(),
             None => {
                 return Err(at
                     .problem(format!("function `{key}` has no `handler`"))
@@ -180,7 +241,10 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
             }
         };
         let runtime = match field(node, "runtime") {
-            Some(n) => runtime(At { node: n, path: &format!("{path}.runtime") })?,
+            Some(n) => runtime(At {
+                node: n,
+                path: &format!("{path}.runtime"),
+            })?,
             None => default_runtime.clone().ok_or_else(|| {
                 at.problem(format!("function `{key}` has no runtime"))
                     .help("set `provider.runtime` (for example `nodejs20.x`) or `runtime` on the function")
@@ -189,7 +253,13 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
         let memory_mb = memory(node, &path)?.unwrap_or(default_memory);
         let timeout_s = timeout(node, &path)?.unwrap_or(default_timeout);
         let reserved_concurrency = match field(node, "reservedConcurrency") {
-            Some(n) => Some(At { node: n, path: &format!("{path}.reservedConcurrency") }.number(0, 100_000)? as u32),
+            Some(n) => Some(
+                At {
+                    node: n,
+                    path: &format!("{path}.reservedConcurrency"),
+                }
+                .number(0, 100_000)? as u32,
+            ),
             None => None,
         };
         let mut env_nodes = provider_env.clone();
@@ -200,7 +270,11 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
         let events = match field(node, "events") {
             Some(n) => {
                 let events_path = format!("{path}.events");
-                let items = At { node: n, path: &events_path }.items()?;
+                let items = At {
+                    node: n,
+                    path: &events_path,
+                }
+                .items()?;
                 let mut events = Vec::with_capacity(items.len());
                 for (i, ev) in items.iter().enumerate() {
                     events.push(event(ev, &format!("{events_path}[{i}]"))?);
@@ -240,7 +314,10 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
         name: stack_name,
         region: &region,
         resources: resources.get("Resources").unwrap_or(&empty),
-        functions: functions.iter().map(|(f, _)| (logical_id(&f.key), f.name.clone())).collect(),
+        functions: functions
+            .iter()
+            .map(|(f, _)| (logical_id(&f.key), f.name.clone()))
+            .collect(),
     };
     let mut tables = Vec::new();
     if let Some(serde_json::Value::Object(res)) = resources.get("Resources") {
@@ -249,8 +326,12 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
                 continue;
             }
             let name = stack.physical_name(logical_id, 0).ok_or_else(|| {
-                Problem::new(root.mark, format!("resources.Resources.{logical_id}.Properties.TableName"), "cannot resolve the table name locally")
-                    .help("use a plain string or variables for TableName")
+                Problem::new(
+                    root.mark,
+                    format!("resources.Resources.{logical_id}.Properties.TableName"),
+                    "cannot resolve the table name locally",
+                )
+                .help("use a plain string or variables for TableName")
             })?;
             tables.push(TableResource {
                 logical_id: logical_id.clone(),
@@ -262,7 +343,10 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
     let mut resolved = Vec::with_capacity(functions.len());
     for (mut function, env_nodes) in functions {
         for (key, node, path) in env_nodes {
-            let at = At { node: &node, path: &format!("{path}.{key}") };
+            let at = At {
+                node: &node,
+                path: &format!("{path}.{key}"),
+            };
             let value = match &node.value {
                 Value::Null => continue,
                 Value::Seq(_) => return Err(at.expected("a string")),
@@ -341,29 +425,52 @@ fn runtime(at: At<'_, '_>) -> Result<Runtime, Problem> {
 
 fn memory(node: &Node, path: &str) -> Result<Option<u32>, Problem> {
     field(node, "memorySize")
-        .map(|n| At { node: n, path: &format!("{path}.memorySize") }.number(128, 10240).map(|v| v as u32))
+        .map(|n| {
+            At {
+                node: n,
+                path: &format!("{path}.memorySize"),
+            }
+            .number(128, 10240)
+            .map(|v| v as u32)
+        })
         .transpose()
 }
 
 fn timeout(node: &Node, path: &str) -> Result<Option<u64>, Problem> {
     field(node, "timeout")
-        .map(|n| At { node: n, path: &format!("{path}.timeout") }.number(1, 900).map(|v| v as u64))
+        .map(|n| {
+            At {
+                node: n,
+                path: &format!("{path}.timeout"),
+            }
+            .number(1, 900)
+            .map(|v| v as u64)
+        })
         .transpose()
 }
 
 /// `environment:` entries as (name, value node, path of the mapping).
 fn environment_nodes(node: &Node, path: &str) -> Result<Vec<(String, Node, String)>, Problem> {
-    let Some(env) = field(node, "environment") else { return Ok(Vec::new()) };
+    let Some(env) = field(node, "environment") else {
+        return Ok(Vec::new());
+    };
     let env_path = format!("{path}.environment");
-    let entries = At { node: env, path: &env_path }.entries()?;
+    let entries = At {
+        node: env,
+        path: &env_path,
+    }
+    .entries()?;
     let mut out = Vec::with_capacity(entries.len());
     for (k, v) in entries {
         let valid = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
             && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
-            return Err(At { node: v, path: &format!("{env_path}.{k}") }
-                .problem(format!("`{k}` is not a valid environment variable name"))
-                .help("start with a letter and use only letters, digits and underscores"));
+            return Err(At {
+                node: v,
+                path: &format!("{env_path}.{k}"),
+            }
+            .problem(format!("`{k}` is not a valid environment variable name"))
+            .help("start with a letter and use only letters, digits and underscores"));
         }
         out.push((k.clone(), v.clone(), env_path.clone()));
     }
@@ -373,7 +480,11 @@ fn environment_nodes(node: &Node, path: &str) -> Result<Vec<(String, Node, Strin
 fn plugins(node: &Node, notices: &mut Vec<String>) -> Result<(), Problem> {
     // v3 also allows `plugins: { localPath: ..., modules: [...] }`.
     let list = match field(node, "modules") {
-        Some(modules) => At { node: modules, path: "plugins.modules" }.strings()?,
+        Some(modules) => At {
+            node: modules,
+            path: "plugins.modules",
+        }
+        .strings()?,
         None => At { node, path: "plugins" }.strings()?,
     };
     for plugin in list {
@@ -389,16 +500,24 @@ const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPT
 
 fn event(node: &Node, path: &str) -> Result<Event, Problem> {
     let at = At { node, path };
-    let entries = at.entries().map_err(|p| p.help("an event is a mapping such as `- http: GET hello`"))?;
+    let entries = at
+        .entries()
+        .map_err(|p| p.help("an event is a mapping such as `- http: GET hello`"))?;
     let [(kind, config)] = entries else {
         return Err(at.problem("an event must have exactly one key (http, httpApi, schedule, …)"));
     };
     let path = format!("{path}.{kind}");
-    let at = At { node: config, path: &path };
+    let at = At {
+        node: config,
+        path: &path,
+    };
     match kind.as_str() {
         "http" => http_event(at).map(Event::Http),
         "httpApi" => http_api_event(at).map(Event::Http),
-        _ => Ok(Event::Other { kind: kind.clone(), config: config.to_json() }),
+        _ => Ok(Event::Other {
+            kind: kind.clone(),
+            config: config.to_json(),
+        }),
     }
 }
 
@@ -410,30 +529,52 @@ fn http_event(at: At<'_, '_>) -> Result<HttpRoute, Problem> {
         }
         Value::Map(_) => {
             let method_node = field(at.node, "method").ok_or_else(|| {
-                at.problem("`method` is missing").help("add `method: get` (or post, put, patch, delete, any)")
+                at.problem("`method` is missing")
+                    .help("add `method: get` (or post, put, patch, delete, any)")
             })?;
-            let path_node = field(at.node, "path").ok_or_else(|| {
-                at.problem("`path` is missing").help("add `path: hello/{id}`")
-            })?;
+            let path_node =
+                field(at.node, "path").ok_or_else(|| at.problem("`path` is missing").help("add `path: hello/{id}`"))?;
             if let Some(n) = field(at.node, "integration") {
-                let kind = At { node: n, path: &format!("{}.integration", at.path) }.str()?;
+                let kind = At {
+                    node: n,
+                    path: &format!("{}.integration", at.path),
+                }
+                .str()?;
                 if !matches!(kind, "lambda-proxy" | "LAMBDA-PROXY" | "aws_proxy" | "AWS_PROXY") {
-                    return Err(At { node: n, path: &format!("{}.integration", at.path) }
-                        .problem(format!("integration `{kind}` is not supported"))
-                        .help("sylph serves lambda-proxy integrations (the default); remove `integration`"));
+                    return Err(At {
+                        node: n,
+                        path: &format!("{}.integration", at.path),
+                    }
+                    .problem(format!("integration `{kind}` is not supported"))
+                    .help("sylph serves lambda-proxy integrations (the default); remove `integration`"));
                 }
             }
             let cors = match field(at.node, "cors") {
-                Some(n) => rest_cors(At { node: n, path: &format!("{}.cors", at.path) })?,
+                Some(n) => rest_cors(At {
+                    node: n,
+                    path: &format!("{}.cors", at.path),
+                })?,
                 None => None,
             };
-            let m = At { node: method_node, path: &format!("{}.method", at.path) };
-            let p = At { node: path_node, path: &format!("{}.path", at.path) };
+            let m = At {
+                node: method_node,
+                path: &format!("{}.method", at.path),
+            };
+            let p = At {
+                node: path_node,
+                path: &format!("{}.path", at.path),
+            };
             (method(m, m.str()?)?, route_path(p, p.str()?)?, cors)
         }
         _ => return Err(at.expected("a string like `GET hello` or a mapping with `method` and `path`")),
     };
-    Ok(HttpRoute { api: ApiKind::Rest, method, path: raw_path, catch_all: false, cors })
+    Ok(HttpRoute {
+        api: ApiKind::Rest,
+        method,
+        path: raw_path,
+        catch_all: false,
+        cors,
+    })
 }
 
 fn http_api_event(at: At<'_, '_>) -> Result<HttpRoute, Problem> {
@@ -450,32 +591,51 @@ fn http_api_event(at: At<'_, '_>) -> Result<HttpRoute, Problem> {
         Value::Str(s) => split_method_path(at, s, "`GET /hello/{id}` or `*`")?,
         Value::Map(_) => {
             let method_node = field(at.node, "method");
-            let path_node = field(at.node, "path").ok_or_else(|| {
-                at.problem("`path` is missing").help("add `path: /hello/{id}`")
-            })?;
-            let p = At { node: path_node, path: &format!("{}.path", at.path) };
+            let path_node = field(at.node, "path")
+                .ok_or_else(|| at.problem("`path` is missing").help("add `path: /hello/{id}`"))?;
+            let p = At {
+                node: path_node,
+                path: &format!("{}.path", at.path),
+            };
             let m = match method_node {
                 Some(n) => {
-                    let m = At { node: n, path: &format!("{}.method", at.path) };
+                    let m = At {
+                        node: n,
+                        path: &format!("{}.method", at.path),
+                    };
                     method(m, m.str()?)?
                 }
                 None => None,
             };
             if p.str()? == "*" {
-                return Ok(HttpRoute { api: ApiKind::Http, method: m, path: "/{proxy+}".into(), catch_all: true, cors: None });
+                return Ok(HttpRoute {
+                    api: ApiKind::Http,
+                    method: m,
+                    path: "/{proxy+}".into(),
+                    catch_all: true,
+                    cors: None,
+                });
             }
             (m, route_path(p, p.str()?)?)
         }
         _ => return Err(at.expected("a string like `GET /hello` or a mapping with `method` and `path`")),
     };
-    Ok(HttpRoute { api: ApiKind::Http, method, path, catch_all: false, cors: None })
+    Ok(HttpRoute {
+        api: ApiKind::Http,
+        method,
+        path,
+        catch_all: false,
+        cors: None,
+    })
 }
 
 fn split_method_path(at: At<'_, '_>, s: &str, example: &str) -> Result<(Option<String>, String), Problem> {
     let mut parts = s.split_whitespace();
     match (parts.next(), parts.next(), parts.next()) {
         (Some(m), Some(p), None) => Ok((method(at, m)?, route_path(at, p)?)),
-        _ => Err(at.problem(format!("`{s}` is not a route")).help(format!("write it as {example}"))),
+        _ => Err(at
+            .problem(format!("`{s}` is not a route"))
+            .help(format!("write it as {example}"))),
     }
 }
 
@@ -496,7 +656,11 @@ fn method(at: At<'_, '_>, m: &str) -> Result<Option<String>, Problem> {
 fn route_path(at: At<'_, '_>, raw: &str) -> Result<String, Problem> {
     let trimmed = raw.trim().trim_matches('/');
     let mut out = String::with_capacity(trimmed.len() + 1);
-    let segments: Vec<&str> = if trimmed.is_empty() { Vec::new() } else { trimmed.split('/').collect() };
+    let segments: Vec<&str> = if trimmed.is_empty() {
+        Vec::new()
+    } else {
+        trimmed.split('/').collect()
+    };
     for (i, seg) in segments.iter().enumerate() {
         if seg.is_empty() {
             return Err(at.problem(format!("path `{raw}` has an empty segment (`//`)")));
@@ -507,8 +671,7 @@ fn route_path(at: At<'_, '_>, raw: &str) -> Result<String, Problem> {
                 .help("a path parameter takes a whole segment: `/items/{id}`"));
         }
         if seg.ends_with("+}") && i + 1 != segments.len() {
-            return Err(at
-                .problem(format!("greedy parameter `{seg}` must be the last segment of the path")));
+            return Err(at.problem(format!("greedy parameter `{seg}` must be the last segment of the path")));
         }
         out.push('/');
         out.push_str(seg);
@@ -528,8 +691,13 @@ struct CorsFields {
     methods: &'static str,
 }
 
-const REST_CORS: CorsFields =
-    CorsFields { default: Cors::rest_default, origin: Some("origin"), origins: "origins", headers: "headers", methods: "methods" };
+const REST_CORS: CorsFields = CorsFields {
+    default: Cors::rest_default,
+    origin: Some("origin"),
+    origins: "origins",
+    headers: "headers",
+    methods: "methods",
+};
 const HTTP_API_CORS: CorsFields = CorsFields {
     default: Cors::http_api_default,
     origin: None,

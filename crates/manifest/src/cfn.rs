@@ -65,9 +65,7 @@ impl Stack<'_> {
                     }
                     "Fn::Sub" => match arg {
                         Value::String(template) => self.substitute(template, None, depth),
-                        Value::Array(a) if a.len() == 2 => {
-                            self.substitute(a[0].as_str()?, a[1].as_object(), depth)
-                        }
+                        Value::Array(a) if a.len() == 2 => self.substitute(a[0].as_str()?, a[1].as_object(), depth),
                         _ => None,
                     },
                     "Fn::Select" => {
@@ -164,12 +162,7 @@ impl Stack<'_> {
     }
 
     /// `Fn::Sub`: `${Name}`, `${Name.Attr}` and `${AWS::Region}`; `${!Literal}` stays literal.
-    fn substitute(
-        &self,
-        template: &str,
-        vars: Option<&serde_json::Map<String, Value>>,
-        depth: u32,
-    ) -> Option<String> {
+    fn substitute(&self, template: &str, vars: Option<&serde_json::Map<String, Value>>, depth: u32) -> Option<String> {
         let mut out = String::with_capacity(template.len());
         let mut rest = template;
         while let Some(start) = rest.find("${") {
@@ -201,7 +194,12 @@ mod tests {
     use serde_json::json;
 
     fn stack(resources: &Value) -> Stack<'_> {
-        Stack { name: "todo-dev".into(), region: "us-east-1", resources, functions: vec![] }
+        Stack {
+            name: "todo-dev".into(),
+            region: "us-east-1",
+            resources,
+            functions: vec![],
+        }
     }
 
     #[test]
@@ -217,11 +215,16 @@ mod tests {
 
     #[test]
     fn sub_and_join() {
-        let res = json!({"Q": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": {"Fn::Sub": "${AWS::StackName}-q"}}}});
+        let res =
+            json!({"Q": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": {"Fn::Sub": "${AWS::StackName}-q"}}}});
         let s = stack(&res);
-        assert_eq!(s.resolve(&json!({"Fn::GetAtt": ["Q", "QueueName"]})).unwrap(), "todo-dev-q");
         assert_eq!(
-            s.resolve(&json!({"Fn::Join": [":", ["a", {"Ref": "AWS::Region"}]]})).unwrap(),
+            s.resolve(&json!({"Fn::GetAtt": ["Q", "QueueName"]})).unwrap(),
+            "todo-dev-q"
+        );
+        assert_eq!(
+            s.resolve(&json!({"Fn::Join": [":", ["a", {"Ref": "AWS::Region"}]]}))
+                .unwrap(),
             "a:us-east-1"
         );
         assert_eq!(s.resolve(&json!({"Fn::ImportValue": "x"})), None);

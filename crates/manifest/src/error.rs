@@ -50,7 +50,12 @@ pub(crate) struct Problem {
 
 impl Problem {
     pub fn new(mark: Mark, path: impl Into<String>, message: impl Into<String>) -> Problem {
-        Problem { mark, path: path.into(), message: message.into(), help: None }
+        Problem {
+            mark,
+            path: path.into(),
+            message: message.into(),
+            help: None,
+        }
     }
 
     pub fn help(mut self, help: impl Into<String>) -> Problem {

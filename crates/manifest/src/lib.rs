@@ -30,21 +30,26 @@ pub struct Loaded {
 
 /// Read and resolve the manifest at `path`.
 pub fn load(path: &Path, ctx: &Context) -> Result<Loaded, ManifestError> {
-    let source = std::fs::read_to_string(path)
-        .map_err(|source| ManifestError::Read { path: path.to_owned(), source })?;
+    let source = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     load_str(&source, path, ctx)
 }
 
 /// Resolve manifest text; `file` is only used in messages.
 pub fn load_str(source: &str, file: &Path, ctx: &Context) -> Result<Loaded, ManifestError> {
     let fail = |p: error::Problem| p.into_error(file.to_owned());
-    let mut root = yaml::parse(source).map_err(|e| {
-        fail(error::Problem::new(e.mark, "", format!("invalid YAML: {}", e.message)))
-    })?;
+    let mut root = yaml::parse(source)
+        .map_err(|e| fail(error::Problem::new(e.mark, "", format!("invalid YAML: {}", e.message))))?;
     if !matches!(root.value, Value::Map(_)) {
         return Err(fail(
-            error::Problem::new(root.mark, "", format!("expected a mapping at the top level, found {}", root.kind()))
-                .help("a serverless.yml starts with `service:`, `provider:` and `functions:`"),
+            error::Problem::new(
+                root.mark,
+                "",
+                format!("expected a mapping at the top level, found {}", root.kind()),
+            )
+            .help("a serverless.yml starts with `service:`, `provider:` and `functions:`"),
         ));
     }
     apply_provider_defaults(&mut root);
@@ -62,7 +67,9 @@ fn apply_provider_defaults(root: &mut Node) {
     if !entries.iter().any(|(k, _)| k == "provider") {
         entries.push(("provider".into(), Node::new(Value::Map(Vec::new()), Mark::default())));
     }
-    let Some(provider) = root.get_mut("provider") else { return };
+    let Some(provider) = root.get_mut("provider") else {
+        return;
+    };
     let Value::Map(p) = &mut provider.value else { return };
     let defaults = [
         ("name", Value::Str("aws".into())),

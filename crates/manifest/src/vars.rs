@@ -64,7 +64,11 @@ struct Missing(String);
 
 impl<'a> Resolver<'a> {
     pub fn new(root: Node, ctx: &'a Context) -> Resolver<'a> {
-        Resolver { root, ctx, in_progress: Vec::new() }
+        Resolver {
+            root,
+            ctx,
+            in_progress: Vec::new(),
+        }
     }
 
     fn node(&self, path: &[Seg]) -> Option<&Node> {
@@ -118,12 +122,10 @@ impl<'a> Resolver<'a> {
             return Ok(());
         }
         if self.in_progress.iter().any(|p| p == path) {
-            return Err(Problem::new(
-                node.mark,
-                path_string(path),
-                "circular variable reference",
-            )
-            .help("a variable here refers, directly or through others, back to this value"));
+            return Err(
+                Problem::new(node.mark, path_string(path), "circular variable reference")
+                    .help("a variable here refers, directly or through others, back to this value"),
+            );
         }
         let (text, mark) = (text.clone(), node.mark);
         self.in_progress.push(path.to_vec());
@@ -165,7 +167,12 @@ impl<'a> Resolver<'a> {
                 }
             }
             if parts.iter().all(|p| matches!(p, Part::Lit(_))) {
-                let text: String = parts.iter().map(|p| match p { Part::Lit(s) | Part::Var(s) => s.as_str() }).collect();
+                let text: String = parts
+                    .iter()
+                    .map(|p| match p {
+                        Part::Lit(s) | Part::Var(s) => s.as_str(),
+                    })
+                    .collect();
                 return Ok(Node::new(Value::Str(text), mark));
             }
         }
@@ -218,7 +225,10 @@ impl<'a> Resolver<'a> {
                         return Err(Problem::new(
                             mark,
                             path_string(path),
-                            format!("nested variable in `${{{inner}}}` is {}, expected a string", other.kind()),
+                            format!(
+                                "nested variable in `${{{inner}}}` is {}, expected a string",
+                                other.kind()
+                            ),
                         ))
                     }
                 }
@@ -244,12 +254,7 @@ impl<'a> Resolver<'a> {
     }
 
     /// Resolve one fallback item: a literal or a `source:address` reference.
-    fn resolve_item(
-        &mut self,
-        item: &str,
-        mark: Mark,
-        path: &[Seg],
-    ) -> Result<Result<Node, Missing>, Problem> {
+    fn resolve_item(&mut self, item: &str, mark: Mark, path: &[Seg]) -> Result<Result<Node, Missing>, Problem> {
         let lit = |v: Value| Ok(Ok(Node::new(v, mark)));
         if let Some(s) = unquote(item) {
             return lit(Value::Str(s.to_owned()));
@@ -276,38 +281,45 @@ impl<'a> Resolver<'a> {
             return self.resolve_file(file.trim(), address.trim(), mark, path);
         }
         let Some((source, address)) = item.split_once(':') else {
-            return Err(problem(format!("`{item}` is not a variable: expected `source:address`"))
-                .help("known sources: self, opt, env, sls, file(...), aws; quote literal strings"));
+            return Err(
+                problem(format!("`{item}` is not a variable: expected `source:address`"))
+                    .help("known sources: self, opt, env, sls, file(...), aws; quote literal strings"),
+            );
         };
         let address = address.trim();
         match source.trim() {
             "self" => {
                 let segs = address_segments(address);
-                Ok(self.lookup(&segs)?.ok_or_else(|| {
-                    Missing(format!("`{address}` is not set in this file"))
-                }))
+                Ok(self
+                    .lookup(&segs)?
+                    .ok_or_else(|| Missing(format!("`{address}` is not set in this file"))))
             }
-            "opt" => Ok(self.option(address).map(|v| Node::new(Value::Str(v), mark)).ok_or_else(
-                || Missing(format!("no `--{address}` option was given")),
-            )),
+            "opt" => Ok(self
+                .option(address)
+                .map(|v| Node::new(Value::Str(v), mark))
+                .ok_or_else(|| Missing(format!("no `--{address}` option was given")))),
             "env" => Ok(self
                 .ctx
                 .env
                 .get(address)
                 .map(|v| Node::new(Value::Str(v.clone()), mark))
                 .ok_or_else(|| Missing(format!("environment variable `{address}` is not set")))),
-            "sls" => match address {
-                "stage" => Ok(Ok(Node::new(Value::Str(self.stage()?), mark))),
-                "instanceId" => Ok(Ok(Node::new(Value::Str(instance_id()), mark))),
-                other => Err(problem(format!("unknown `sls` variable `{other}`"))
-                    .help("known: ${sls:stage}, ${sls:instanceId}")),
-            },
-            "aws" => match address {
-                "region" => Ok(Ok(Node::new(Value::Str(self.region()?), mark))),
-                "accountId" => Ok(Ok(Node::new(Value::Str(LOCAL_ACCOUNT_ID.into()), mark))),
-                other => Err(problem(format!("unknown `aws` variable `{other}`"))
-                    .help("known: ${aws:region}, ${aws:accountId}")),
-            },
+            "sls" => {
+                match address {
+                    "stage" => Ok(Ok(Node::new(Value::Str(self.stage()?), mark))),
+                    "instanceId" => Ok(Ok(Node::new(Value::Str(instance_id()), mark))),
+                    other => Err(problem(format!("unknown `sls` variable `{other}`"))
+                        .help("known: ${sls:stage}, ${sls:instanceId}")),
+                }
+            }
+            "aws" => {
+                match address {
+                    "region" => Ok(Ok(Node::new(Value::Str(self.region()?), mark))),
+                    "accountId" => Ok(Ok(Node::new(Value::Str(LOCAL_ACCOUNT_ID.into()), mark))),
+                    other => Err(problem(format!("unknown `aws` variable `{other}`"))
+                        .help("known: ${aws:region}, ${aws:accountId}")),
+                }
+            }
             remote if REMOTE_SOURCES.contains(&remote) => Ok(Err(Missing(format!(
                 "the `{remote}` source reads from AWS and is not available locally"
             )))),
@@ -364,12 +376,11 @@ impl<'a> Resolver<'a> {
             Err(e) => return Err(problem(format!("cannot read `{file}`: {e}"))),
         };
         let mut doc = match ext {
-            "yml" | "yaml" => yaml::parse(&text).map_err(|e| {
-                problem(format!("`{file}` line {}:{}: {}", e.mark.line, e.mark.col, e.message))
-            })?,
+            "yml" | "yaml" => yaml::parse(&text)
+                .map_err(|e| problem(format!("`{file}` line {}:{}: {}", e.mark.line, e.mark.col, e.message)))?,
             _ => {
-                let json: serde_json::Value = serde_json::from_str(&text)
-                    .map_err(|e| problem(format!("`{file}` is not valid JSON: {e}")))?;
+                let json: serde_json::Value =
+                    serde_json::from_str(&text).map_err(|e| problem(format!("`{file}` is not valid JSON: {e}")))?;
                 Node::from_json(&json, mark)
             }
         };
@@ -383,9 +394,7 @@ impl<'a> Resolver<'a> {
             };
             match next {
                 Some(n) => target = n,
-                None => {
-                    return Ok(Err(Missing(format!("`{address}` is not set in `{file}`"))))
-                }
+                None => return Ok(Err(Missing(format!("`{address}` is not set in `{file}`")))),
             }
         }
         Ok(Ok(target.clone()))
@@ -422,9 +431,7 @@ fn address_segments(address: &str) -> Vec<Seg> {
 
 fn unquote(s: &str) -> Option<&str> {
     let s = s.trim();
-    if s.len() >= 2
-        && ((s.starts_with('\'') && s.ends_with('\'')) || (s.starts_with('"') && s.ends_with('"')))
-    {
+    if s.len() >= 2 && ((s.starts_with('\'') && s.ends_with('\'')) || (s.starts_with('"') && s.ends_with('"'))) {
         Some(&s[1..s.len() - 1])
     } else {
         None
@@ -526,7 +533,11 @@ mod tests {
     fn splits_variables_and_escapes() {
         assert_eq!(
             split_variables("a-${self:x}-\\${literal}").unwrap(),
-            vec![Part::Lit("a-".into()), Part::Var("self:x".into()), Part::Lit("-${literal}".into())]
+            vec![
+                Part::Lit("a-".into()),
+                Part::Var("self:x".into()),
+                Part::Lit("-${literal}".into())
+            ]
         );
         assert_eq!(
             split_variables("${self:custom.${opt:stage}}").unwrap(),

@@ -19,7 +19,10 @@ pub struct Mark {
 impl From<Marker> for Mark {
     fn from(m: Marker) -> Mark {
         // yaml-rust2 reports 1-based lines and 0-based columns.
-        Mark { line: m.line(), col: m.col() + 1 }
+        Mark {
+            line: m.line(),
+            col: m.col() + 1,
+        }
     }
 }
 
@@ -46,7 +49,11 @@ pub enum Value {
 
 impl Node {
     pub fn new(value: Value, mark: Mark) -> Node {
-        Node { value, mark, resolved: false }
+        Node {
+            value,
+            mark,
+            resolved: false,
+        }
     }
 
     pub fn get(&self, key: &str) -> Option<&Node> {
@@ -78,9 +85,7 @@ impl Node {
             Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
             Value::Str(s) => J::String(s.clone()),
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
-            Value::Map(entries) => {
-                J::Object(entries.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
-            }
+            Value::Map(entries) => J::Object(entries.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
         }
     }
 
@@ -96,9 +101,7 @@ impl Node {
             },
             J::String(s) => Value::Str(s.clone()),
             J::Array(items) => Value::Seq(items.iter().map(|i| Node::from_json(i, mark)).collect()),
-            J::Object(map) => Value::Map(
-                map.iter().map(|(k, v)| (k.clone(), Node::from_json(v, mark))).collect(),
-            ),
+            J::Object(map) => Value::Map(map.iter().map(|(k, v)| (k.clone(), Node::from_json(v, mark))).collect()),
         };
         Node::new(value, mark)
     }
@@ -146,12 +149,25 @@ pub fn parse(source: &str) -> Result<Node, SyntaxError> {
     if let Some(err) = builder.error {
         return Err(err);
     }
-    Ok(builder.root.unwrap_or_else(|| Node::new(Value::Null, Mark { line: 1, col: 1 })))
+    Ok(builder
+        .root
+        .unwrap_or_else(|| Node::new(Value::Null, Mark { line: 1, col: 1 })))
 }
 
 enum Frame {
-    Seq { items: Vec<Node>, mark: Mark, anchor: usize, tag: Option<Tag> },
-    Map { entries: Vec<(String, Node)>, key: Option<String>, mark: Mark, anchor: usize, tag: Option<Tag> },
+    Seq {
+        items: Vec<Node>,
+        mark: Mark,
+        anchor: usize,
+        tag: Option<Tag>,
+    },
+    Map {
+        entries: Vec<(String, Node)>,
+        key: Option<String>,
+        mark: Mark,
+        anchor: usize,
+        tag: Option<Tag>,
+    },
 }
 
 #[derive(Default)]
@@ -196,9 +212,12 @@ impl MarkedEventReceiver for Builder {
                 };
                 self.push_node(node, anchor);
             }
-            Event::SequenceStart(anchor, tag) => {
-                self.stack.push(Frame::Seq { items: Vec::new(), mark, anchor, tag })
-            }
+            Event::SequenceStart(anchor, tag) => self.stack.push(Frame::Seq {
+                items: Vec::new(),
+                mark,
+                anchor,
+                tag,
+            }),
             Event::MappingStart(anchor, tag) => self.stack.push(Frame::Map {
                 entries: Vec::new(),
                 key: None,
@@ -207,7 +226,13 @@ impl MarkedEventReceiver for Builder {
                 tag,
             }),
             Event::SequenceEnd => {
-                if let Some(Frame::Seq { items, mark, anchor, tag }) = self.stack.pop() {
+                if let Some(Frame::Seq {
+                    items,
+                    mark,
+                    anchor,
+                    tag,
+                }) = self.stack.pop()
+                {
                     match apply_tag(Node::new(Value::Seq(items), mark), tag.as_ref()) {
                         Ok(node) => self.push_node(node, anchor),
                         Err(message) => self.fail(mark, message),
@@ -215,7 +240,14 @@ impl MarkedEventReceiver for Builder {
                 }
             }
             Event::MappingEnd => {
-                if let Some(Frame::Map { entries, mark, anchor, tag, .. }) = self.stack.pop() {
+                if let Some(Frame::Map {
+                    entries,
+                    mark,
+                    anchor,
+                    tag,
+                    ..
+                }) = self.stack.pop()
+                {
                     let entries = apply_merge_keys(entries);
                     match apply_tag(Node::new(Value::Map(entries), mark), tag.as_ref()) {
                         Ok(node) => self.push_node(node, anchor),
@@ -227,11 +259,7 @@ impl MarkedEventReceiver for Builder {
                 Some(node) => self.push_node(node, 0),
                 None => self.fail(mark, "alias to an unknown anchor".into()),
             },
-            Event::Nothing
-            | Event::StreamStart
-            | Event::StreamEnd
-            | Event::DocumentStart
-            | Event::DocumentEnd => {}
+            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd => {}
         }
     }
 }

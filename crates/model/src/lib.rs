@@ -132,7 +132,10 @@ impl Runtime {
 pub enum Event {
     Http(HttpRoute),
     /// An event kind Sylph does not serve yet (schedule, sqs, stream, …), kept as data.
-    Other { kind: String, config: serde_json::Value },
+    Other {
+        kind: String,
+        config: serde_json::Value,
+    },
 }
 
 /// Which API Gateway flavour a route belongs to; it decides the event and response shapes.

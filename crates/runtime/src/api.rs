@@ -59,7 +59,11 @@ type Body = Full<Bytes>;
 pub(crate) async fn handle(state: Arc<ApiState>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path();
     let Some(rest) = path.strip_prefix("/2018-06-01/runtime/") else {
-        return Ok(error(StatusCode::NOT_FOUND, "InvalidRequest", "unknown Runtime API path"));
+        return Ok(error(
+            StatusCode::NOT_FOUND,
+            "InvalidRequest",
+            "unknown Runtime API path",
+        ));
     };
     let rest = rest.to_owned();
     Ok(match (req.method(), rest.as_str()) {
@@ -77,7 +81,11 @@ pub(crate) async fn handle(state: Arc<ApiState>, req: Request<Incoming>) -> Resu
                     Some(body) => complete(&state, &id, Reply::Response(body)),
                     None => {
                         complete(&state, &id, Reply::TooLarge);
-                        error(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", "response payload too large")
+                        error(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "RequestEntityTooLarge",
+                            "response payload too large",
+                        )
                     }
                 }
             }
@@ -146,7 +154,11 @@ async fn next(state: &ApiState) -> Response<Body> {
     if let Some(v) = d.client_context.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
         h.insert("lambda-runtime-client-context", v);
     }
-    if let Some(v) = d.cognito_identity.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
+    if let Some(v) = d
+        .cognito_identity
+        .as_deref()
+        .and_then(|c| HeaderValue::from_str(c).ok())
+    {
         h.insert("lambda-runtime-cognito-identity", v);
     }
     res
@@ -171,7 +183,11 @@ fn complete(state: &ApiState, id: &str, reply: Reply) -> Response<Body> {
     if complete_reply(state, id, reply) {
         accepted()
     } else {
-        error(StatusCode::BAD_REQUEST, "InvalidRequestID", "no invocation with this request id is in progress")
+        error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestID",
+            "no invocation with this request id is in progress",
+        )
     }
 }
 
@@ -194,7 +210,8 @@ async fn read_body(req: Request<Incoming>) -> Option<Bytes> {
 fn accepted() -> Response<Body> {
     let mut res = Response::new(Full::new(Bytes::from_static(b"{\"status\":\"OK\"}")));
     *res.status_mut() = StatusCode::ACCEPTED;
-    res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     res
 }
 
@@ -202,7 +219,8 @@ fn error(status: StatusCode, error_type: &str, message: &str) -> Response<Body> 
     let body = serde_json::json!({ "errorType": error_type, "errorMessage": message }).to_string();
     let mut res = Response::new(Full::new(Bytes::from(body)));
     *res.status_mut() = status;
-    res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     res
 }
 

@@ -110,7 +110,10 @@ pub enum Failure {
     /// The runtime process exited or was killed mid-invocation (`exit status 1`, `signal 9`).
     Exited(String),
     /// The runtime reported `/runtime/init/error` (bad handler, import error, …).
-    InitError { error_type: Option<String>, body: Bytes },
+    InitError {
+        error_type: Option<String>,
+        body: Bytes,
+    },
     /// The runtime did not ask for work within [`INIT_TIMEOUT`].
     InitTimeout,
     ResponseTooLarge,
@@ -168,9 +171,17 @@ impl Failure {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("function {function}: {what} was not found; {help}")]
-    NotFound { function: String, what: String, help: String },
+    NotFound {
+        function: String,
+        what: String,
+        help: String,
+    },
     #[error("function {function}: cannot start {program}: {source}")]
-    Spawn { function: String, program: String, source: std::io::Error },
+    Spawn {
+        function: String,
+        program: String,
+        source: std::io::Error,
+    },
     #[error("cannot open a Runtime API port: {0}")]
     Listen(std::io::Error),
 }

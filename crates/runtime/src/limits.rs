@@ -64,7 +64,9 @@ impl MemoryCgroups {
             let mut parts = line.splitn(3, ':');
             let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
             if controllers.split(',').any(|c| c == name) {
-                let base = Path::new("/sys/fs/cgroup").join(name).join(path.trim_start_matches('/'));
+                let base = Path::new("/sys/fs/cgroup")
+                    .join(name)
+                    .join(path.trim_start_matches('/'));
                 if let Some(c) = MemoryCgroups::probe(controller, Mode::V1, base) {
                     return Some(c);
                 }
@@ -100,7 +102,11 @@ impl MemoryCgroups {
                 let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+pids");
             }
         }
-        let probe = MemoryCgroups { controller, mode, parent };
+        let probe = MemoryCgroups {
+            controller,
+            mode,
+            parent,
+        };
         let group = probe.create(128).ok()?;
         drop(group);
         Some(probe)
@@ -135,19 +141,28 @@ impl MemoryCgroups {
                     Ok(())
                 })
             }
-            (Controller::Memory, Mode::V2) => std::fs::write(path.join("memory.max"), bytes.to_string()).and_then(|()| {
-                let _ = std::fs::write(path.join("memory.swap.max"), "0");
-                // Where pids is delegated too, the same (only) group caps processes.
-                let _ = std::fs::write(path.join("pids.max"), MAX_PROCESSES.to_string());
-                Ok(())
-            }),
+            (Controller::Memory, Mode::V2) => {
+                std::fs::write(path.join("memory.max"), bytes.to_string()).and_then(|()| {
+                    let _ = std::fs::write(path.join("memory.swap.max"), "0");
+                    // Where pids is delegated too, the same (only) group caps processes.
+                    let _ = std::fs::write(path.join("pids.max"), MAX_PROCESSES.to_string());
+                    Ok(())
+                })
+            }
         };
         if let Err(e) = result {
             let _ = std::fs::remove_dir(&path);
             return Err(e);
         }
-        let procs = CString::new(path.join("cgroup.procs").to_string_lossy().into_owned()).map_err(std::io::Error::other)?;
-        Ok(InstanceGroup { controller: self.controller, mode: self.mode, path, procs, limit_mb })
+        let procs =
+            CString::new(path.join("cgroup.procs").to_string_lossy().into_owned()).map_err(std::io::Error::other)?;
+        Ok(InstanceGroup {
+            controller: self.controller,
+            mode: self.mode,
+            path,
+            procs,
+            limit_mb,
+        })
     }
 }
 
@@ -201,7 +216,10 @@ impl InstanceGroup {
             return None;
         }
         let read = |f: &str| -> u64 {
-            std::fs::read_to_string(self.path.join(f)).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+            std::fs::read_to_string(self.path.join(f))
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
         };
         // One small read on the request path; the process scan only when the mark has nothing.
         let group = match self.mode {
@@ -216,7 +234,10 @@ impl InstanceGroup {
             .split_whitespace()
             .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
             .filter_map(|status| {
-                status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             })
             .max()
             .unwrap_or(0)
@@ -269,7 +290,11 @@ fn remove_stale(base: &Path) {
     let Ok(entries) = std::fs::read_dir(base) else { return };
     for e in entries.flatten() {
         let name = e.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("sylph-")).and_then(|p| p.parse::<u32>().ok()) else {
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("sylph-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
             continue;
         };
         if Path::new(&format!("/proc/{pid}")).exists() {

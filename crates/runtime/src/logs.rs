@@ -39,7 +39,12 @@ struct State {
 
 impl LogCapture {
     pub fn new(function: String, sink: Arc<dyn LogSink>) -> Arc<LogCapture> {
-        Arc::new(LogCapture { function, sink, state: Mutex::default(), fds: Mutex::default() })
+        Arc::new(LogCapture {
+            function,
+            sink,
+            state: Mutex::default(),
+            fds: Mutex::default(),
+        })
     }
 
     /// Tag following output with `request_id`, keeping it if `capture`.
@@ -78,7 +83,11 @@ impl LogCapture {
                 // SAFETY: FIONREAD writes one c_int through the pointer; the fd stays open while
                 // it is listed (readers remove it before closing).
                 let rc = unsafe { libc::ioctl(*fd, libc::FIONREAD, &mut n) };
-                if rc == 0 { n.max(0) as usize } else { 0 }
+                if rc == 0 {
+                    n.max(0) as usize
+                } else {
+                    0
+                }
             })
             .sum()
     }
@@ -99,7 +108,9 @@ impl LogCapture {
         let mut partial: Vec<u8> = Vec::new();
         let mut buf = vec![0u8; 16 * 1024];
         'outer: loop {
-            let Ok(mut guard) = async_fd.readable().await else { break };
+            let Ok(mut guard) = async_fd.readable().await else {
+                break;
+            };
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
             loop {
                 // SAFETY: reading into a buffer we own, of the length we pass.

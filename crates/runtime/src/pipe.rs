@@ -46,7 +46,12 @@ pub(crate) async fn serve(mut stream: UnixStream, state: Arc<ApiState>) {
         let n = u32::from_le_bytes(len) as usize;
         if n == 0 || n > MAX_RESPONSE_BYTES + 1024 {
             // A runtime that sends more than Lambda allows fails its invocation.
-            let current = state.current.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(id, _)| id.clone());
+            let current = state
+                .current
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map(|(id, _)| id.clone());
             if let Some(id) = current {
                 complete_reply(&state, &id, Reply::TooLarge);
             }
@@ -82,19 +87,35 @@ pub(crate) async fn serve(mut stream: UnixStream, state: Arc<ApiState>) {
             b'R' => {
                 let Some(id) = take_str(&mut rest) else { return };
                 let id = String::from_utf8_lossy(id).into_owned();
-                let reply = if rest.len() > MAX_RESPONSE_BYTES { Reply::TooLarge } else { Reply::Response(Bytes::copy_from_slice(rest)) };
+                let reply = if rest.len() > MAX_RESPONSE_BYTES {
+                    Reply::TooLarge
+                } else {
+                    Reply::Response(Bytes::copy_from_slice(rest))
+                };
                 complete_reply(&state, &id, reply);
             }
             b'E' => {
-                let (Some(id), Some(t)) = (take_str(&mut rest), take_str(&mut rest)) else { return };
+                let (Some(id), Some(t)) = (take_str(&mut rest), take_str(&mut rest)) else {
+                    return;
+                };
                 let id = String::from_utf8_lossy(id).into_owned();
                 let error_type = (!t.is_empty()).then(|| String::from_utf8_lossy(t).into_owned());
-                complete_reply(&state, &id, Reply::Error { error_type, body: Bytes::copy_from_slice(rest) });
+                complete_reply(
+                    &state,
+                    &id,
+                    Reply::Error {
+                        error_type,
+                        body: Bytes::copy_from_slice(rest),
+                    },
+                );
             }
             b'I' => {
                 let Some(t) = take_str(&mut rest) else { return };
                 let error_type = (!t.is_empty()).then(|| String::from_utf8_lossy(t).into_owned());
-                let _ = state.status.send(Status::InitFailed { error_type, body: Bytes::copy_from_slice(rest) });
+                let _ = state.status.send(Status::InitFailed {
+                    error_type,
+                    body: Bytes::copy_from_slice(rest),
+                });
             }
             _ => return,
         }

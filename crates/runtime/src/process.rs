@@ -32,7 +32,15 @@ const PYTHON_BOOTSTRAP: &str = include_str!("../bootstrap/python.py");
 
 /// Host variables passed through to functions; everything else comes from Lambda's set and the
 /// function's `environment`, so a function sees what it would see on Lambda.
-const PASSTHROUGH_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "PYENV_ROOT", "SSL_CERT_FILE", "SSL_CERT_DIR"];
+const PASSTHROUGH_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "PYENV_ROOT",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+];
 
 pub struct ProcessRuntime {
     inner: Arc<Inner>,
@@ -60,7 +68,14 @@ fn preload_done(channel: &mut std::os::unix::net::UnixStream) -> bool {
     const READY: [u8; 5] = [1, 0, 0, 0, b'W'];
     let mut buf = [0u8; 5];
     // SAFETY: a non-blocking peek into our own buffer on a socket we own.
-    let n = unsafe { libc::recv(channel.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    let n = unsafe {
+        libc::recv(
+            channel.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
     let ready = n == 5 && buf == READY;
     if ready {
         let _ = std::io::Read::read_exact(channel, &mut buf);
@@ -82,7 +97,6 @@ struct Spawned {
     memory: Option<crate::limits::InstanceGroup>,
     pids: Option<crate::limits::InstanceGroup>,
 }
-
 
 /// Pre-started runtime processes per language, and how many to keep.
 #[derive(Default)]
@@ -177,7 +191,10 @@ impl Inner {
             ),
             Family::Python => (
                 Self::interpreter(&self.python, "python3", &["-c", "import sys; print(sys.executable)"]),
-                vec!["-u".into(), self.bootstrap_dir.join("python.py").to_string_lossy().into_owned()],
+                vec![
+                    "-u".into(),
+                    self.bootstrap_dir.join("python.py").to_string_lossy().into_owned(),
+                ],
             ),
         }
     }
@@ -210,7 +227,11 @@ impl Inner {
         }
         let root = config.root.to_string_lossy().into_owned();
         let now = UtcTime::now();
-        let stream = format!("{}/[$LATEST]{}", now.slash_date(), sylph_telemetry::new_request_id().replace('-', ""));
+        let stream = format!(
+            "{}/[$LATEST]{}",
+            now.slash_date(),
+            sylph_telemetry::new_request_id().replace('-', "")
+        );
         // Lambda's reserved variables win over the function's, as on AWS.
         let reserved = [
             ("AWS_LAMBDA_RUNTIME_API", api_addr.to_owned()),
@@ -267,7 +288,11 @@ impl Inner {
         let (out_r, out_w) = std::io::pipe().map_err(spawn_err)?;
         let (err_r, err_w) = std::io::pipe().map_err(spawn_err)?;
         // Sylph's own bootstraps talk over a socketpair (fd 3) instead of HTTP: see pipe.rs.
-        let channel = if channel { Some(std::os::unix::net::UnixStream::pair().map_err(spawn_err)?) } else { None };
+        let channel = if channel {
+            Some(std::os::unix::net::UnixStream::pair().map_err(spawn_err)?)
+        } else {
+            None
+        };
         let child_fd = channel.as_ref().map(|(_, child)| child.as_raw_fd());
         let procs: Vec<std::ffi::CString> = groups.iter().map(|g| g.procs.clone()).collect();
         let seccomp = self.sandbox.as_ref().and_then(|_| crate::sandbox::seccomp_program());
@@ -333,7 +358,17 @@ impl Inner {
             drop(theirs);
             ours
         });
-        Ok(Spawned { child, pid, out_r: out_r.into(), err_r: err_r.into(), channel, listener, spawned_at, memory, pids })
+        Ok(Spawned {
+            child,
+            pid,
+            out_r: out_r.into(),
+            err_r: err_r.into(),
+            channel,
+            listener,
+            spawned_at,
+            memory,
+            pids,
+        })
     }
 
     async fn start_instance(self: Arc<Self>, config: Arc<InstanceConfig>) -> Result<Box<dyn Instance>, StartError> {
@@ -354,7 +389,11 @@ impl Inner {
                         tracing::warn!("cannot apply the memory limit to a pre-started runtime: {e}");
                     }
                 }
-                let sent = warm.channel.as_mut().map(|c| std::io::Write::write_all(c, &frame).is_ok()).unwrap_or(false);
+                let sent = warm
+                    .channel
+                    .as_mut()
+                    .map(|c| std::io::Write::write_all(c, &frame).is_ok())
+                    .unwrap_or(false);
                 Inner::replenish(&self, family);
                 if sent {
                     warm.spawned_at = Instant::now();
@@ -399,13 +438,18 @@ impl Inner {
     }
 
     /// Wire a started process up as an instance of `config`'s function.
-    fn assemble(
-        &self,
-        config: Arc<InstanceConfig>,
-        spawned: Spawned,
-        start: StartKind,
-    ) -> Box<dyn Instance> {
-        let Spawned { mut child, pid, out_r, err_r, channel, listener, spawned_at, memory, pids } = spawned;
+    fn assemble(&self, config: Arc<InstanceConfig>, spawned: Spawned, start: StartKind) -> Box<dyn Instance> {
+        let Spawned {
+            mut child,
+            pid,
+            out_r,
+            err_r,
+            channel,
+            listener,
+            spawned_at,
+            memory,
+            pids,
+        } = spawned;
         let logs = LogCapture::new(config.function.key.clone(), self.sink.clone());
         for fd in [out_r, err_r] {
             // Readers end by themselves at EOF, after draining what a dying process wrote.
@@ -434,7 +478,10 @@ impl Inner {
                 let (closed_tx, closed_rx) = oneshot::channel::<()>();
                 channel_closed = Some(closed_rx);
                 let serve_state = state.clone();
-                match ours.set_nonblocking(true).and_then(|()| tokio::net::UnixStream::from_std(ours)) {
+                match ours
+                    .set_nonblocking(true)
+                    .and_then(|()| tokio::net::UnixStream::from_std(ours))
+                {
                     Ok(stream) => tasks.push(tokio::spawn(async move {
                         crate::pipe::serve(stream, serve_state).await;
                         let _ = closed_tx.send(());
@@ -512,7 +559,12 @@ impl ProcessRuntime {
     /// only loads the function's code. They are stopped after `idle` without use (and started
     /// again on the next cold start), so a quiet service holds no process.
     pub fn prewarm(&self, family: Family, count: usize, idle: Duration) {
-        self.inner.warm.lock().unwrap_or_else(|e| e.into_inner()).target.insert(family, count);
+        self.inner
+            .warm
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .target
+            .insert(family, count);
         Inner::replenish(&self.inner, family);
         let weak = Arc::downgrade(&self.inner);
         let period = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
@@ -536,7 +588,13 @@ impl ProcessRuntime {
 
     /// Pre-started processes of `family` ready right now.
     pub fn prewarmed(&self, family: Family) -> usize {
-        self.inner.warm.lock().unwrap_or_else(|e| e.into_inner()).ready.get(&family).map_or(0, Vec::len)
+        self.inner
+            .warm
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ready
+            .get(&family)
+            .map_or(0, Vec::len)
     }
 }
 
@@ -572,7 +630,14 @@ impl Inner {
             let inner = this.clone();
             tokio::spawn(async move {
                 match inner.spawn_generic(family).await {
-                    Ok(s) => inner.warm.lock().unwrap_or_else(|e| e.into_inner()).ready.entry(family).or_default().push(s),
+                    Ok(s) => inner
+                        .warm
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .ready
+                        .entry(family)
+                        .or_default()
+                        .push(s),
                     Err(e) => tracing::warn!("cannot pre-start a runtime: {e}"),
                 }
             });
@@ -599,9 +664,19 @@ impl Inner {
         env.insert("PYTHONUNBUFFERED".into(), "1".into());
         env.insert("TZ".into(), ":UTC".into());
         let cwd = PathBuf::from("/");
-        self.spawn_process(&program, &args, &env, &cwd, true, listener, "pre-started runtime", 10240, &[self.bootstrap_dir.as_path()]).await
+        self.spawn_process(
+            &program,
+            &args,
+            &env,
+            &cwd,
+            true,
+            listener,
+            "pre-started runtime",
+            10240,
+            &[self.bootstrap_dir.as_path()],
+        )
+        .await
     }
-
 }
 
 impl Runtime for ProcessRuntime {
@@ -675,7 +750,11 @@ fn provided_bootstrap(config: &InstanceConfig) -> Result<PathBuf, StartError> {
         function: f.name.clone(),
         what: format!(
             "an executable `bootstrap` (looked at {})",
-            candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         help: "build it (for example with `cargo lambda build`) or set package.artifact to it".into(),
     })
@@ -732,7 +811,9 @@ impl ProcessInstance {
         if let Some(peak) = self.memory.as_ref().and_then(|g| g.peak_mb()) {
             return peak;
         }
-        let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", self.pid)) else { return 0 };
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", self.pid)) else {
+            return 0;
+        };
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -759,7 +840,9 @@ impl ProcessInstance {
         };
         let start = Instant::now();
         if self.tx.send(pending).await.is_err() {
-            return self.fail(Failure::Unavailable("the instance has stopped".into()), start, first).await;
+            return self
+                .fail(Failure::Unavailable("the instance has stopped".into()), start, first)
+                .await;
         }
 
         // Phase 1: the runtime picks the invocation up (immediately when warm; after its init

@@ -67,7 +67,10 @@ impl Sandbox {
             .output()
             .map_err(|e| e.to_string())?;
         if !ok.status.success() {
-            return Err(format!("bubblewrap cannot create namespaces here: {}", String::from_utf8_lossy(&ok.stderr).trim()));
+            return Err(format!(
+                "bubblewrap cannot create namespaces here: {}",
+                String::from_utf8_lossy(&ok.stderr).trim()
+            ));
         }
         Ok(sandbox)
     }
@@ -81,7 +84,14 @@ impl Sandbox {
     }
 
     /// The command that runs `program` inside the sandbox, seeing `visible` read-only.
-    pub fn wrap(&self, program: &Path, args: &[String], cwd: &Path, visible: &[&Path], seccomp: bool) -> (PathBuf, Vec<String>) {
+    pub fn wrap(
+        &self,
+        program: &Path,
+        args: &[String],
+        cwd: &Path,
+        visible: &[&Path],
+        seccomp: bool,
+    ) -> (PathBuf, Vec<String>) {
         let mut a: Vec<String> = [
             "--die-with-parent",
             "--unshare-pid",
@@ -125,7 +135,11 @@ impl Sandbox {
         if seccomp {
             a.extend(["--seccomp".to_owned(), SECCOMP_FD.to_string()]);
         }
-        a.extend(["--chdir".to_owned(), cwd.to_string_lossy().into_owned(), "--".to_owned()]);
+        a.extend([
+            "--chdir".to_owned(),
+            cwd.to_string_lossy().into_owned(),
+            "--".to_owned(),
+        ]);
         a.push(program.to_string_lossy().into_owned());
         a.extend(args.iter().cloned());
         (self.bwrap.clone(), a)
@@ -137,8 +151,14 @@ impl Sandbox {
 pub fn tool_dirs() -> Vec<PathBuf> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let mut out: Vec<PathBuf> = Vec::new();
-    for dir in std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default() {
-        let dir = match (&home, dir.strip_prefix(home.as_deref().unwrap_or(Path::new("/nonexistent")))) {
+    for dir in std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        let dir = match (
+            &home,
+            dir.strip_prefix(home.as_deref().unwrap_or(Path::new("/nonexistent"))),
+        ) {
             (Some(h), Ok(rest)) => match rest.components().next() {
                 Some(first) => h.join(first),
                 None => continue,
@@ -173,7 +193,8 @@ pub fn seccomp_program() -> Option<OwnedFd> {
     const JGE_K: u16 = 0x35;
     const JSET_K: u16 = 0x45;
     // CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET.
-    const CLONE_NEW_FLAGS: u32 = 0x0002_0000 | 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000 | 0x2000_0000 | 0x4000_0000;
+    const CLONE_NEW_FLAGS: u32 =
+        0x0002_0000 | 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000 | 0x2000_0000 | 0x4000_0000;
     const RET_K: u16 = 0x06;
     const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
     const RET_ALLOW: u32 = 0x7fff_0000;
@@ -181,10 +202,10 @@ pub fn seccomp_program() -> Option<OwnedFd> {
     const RET_ENOSYS: u32 = 0x0005_0000 | 38;
     const RET_KILL: u32 = 0x8000_0000;
     let mut prog: Vec<(u16, u8, u8, u32)> = vec![
-        (LD_W_ABS, 0, 0, 4),                 // arch
-        (JEQ_K, 1, 0, AUDIT_ARCH_X86_64),    // x86_64: go on
+        (LD_W_ABS, 0, 0, 4),              // arch
+        (JEQ_K, 1, 0, AUDIT_ARCH_X86_64), // x86_64: go on
         (RET_K, 0, 0, RET_KILL),
-        (LD_W_ABS, 0, 0, 0),                 // syscall number
+        (LD_W_ABS, 0, 0, 0), // syscall number
     ];
     // Layout after the deny list: clone3 check, clone namespace-flag check, then the returns.
     let total = prog.len() + 1 + DENY.len() + 4 + 3;

@@ -30,11 +30,20 @@ fn request_items(req: &Json) -> Result<&Map<String, Json>, DbError> {
 
 pub fn batch_get(tables: &Tables, req: &Json) -> Result<Json, DbError> {
     let items = request_items(req)?;
-    let total: usize = items.values().map(|t| t.get("Keys").and_then(Json::as_array).map_or(0, Vec::len)).sum();
+    let total: usize = items
+        .values()
+        .map(|t| t.get("Keys").and_then(Json::as_array).map_or(0, Vec::len))
+        .sum();
     if total > MAX_BATCH_GET {
-        return Err(DbError::validation("Too many items requested for the BatchGetItem call"));
+        return Err(DbError::validation(
+            "Too many items requested for the BatchGetItem call",
+        ));
     }
-    let snap = tables.inner.storage.snapshot().map_err(|e| DbError::internal(e.to_string()))?;
+    let snap = tables
+        .inner
+        .storage
+        .snapshot()
+        .map_err(|e| DbError::internal(e.to_string()))?;
     let mut responses = Map::new();
     for (name, spec) in items {
         let meta = tables.table_named(name)?;
@@ -78,7 +87,9 @@ pub async fn batch_write(tables: &Tables, req: &Json) -> Result<Json, DbError> {
     let items = request_items(req)?;
     let total: usize = items.values().map(|t| t.as_array().map_or(0, Vec::len)).sum();
     if total > MAX_BATCH_WRITE {
-        return Err(DbError::validation("Too many items requested for the BatchWriteItem call"));
+        return Err(DbError::validation(
+            "Too many items requested for the BatchWriteItem call",
+        ));
     }
     let mut plan: Vec<(Arc<TableMeta>, Vec<WriteRequest>)> = Vec::new();
     for (name, list) in items {
@@ -154,7 +165,9 @@ fn tx_op(tables: &Tables, entry: &Json) -> Result<TxOp, DbError> {
     let (kind_name, spec) = ["ConditionCheck", "Put", "Update", "Delete"]
         .iter()
         .find_map(|k| entry.get(*k).map(|v| (*k, v)))
-        .ok_or_else(|| DbError::validation("TransactItems can only contain one of ConditionCheck, Put, Update or Delete"))?;
+        .ok_or_else(|| {
+            DbError::validation("TransactItems can only contain one of ConditionCheck, Put, Update or Delete")
+        })?;
     let meta = tables.table(spec)?;
     let expressions: &[&str] = match kind_name {
         "Update" => &["ConditionExpression", "UpdateExpression"],
@@ -178,13 +191,17 @@ fn tx_op(tables: &Tables, entry: &Json) -> Result<TxOp, DbError> {
             meta.check_key(&key)?;
             let kind = match other {
                 "Update" => {
-                    let text = str_param(spec, "UpdateExpression").ok_or_else(|| DbError::validation("UpdateExpression is required for an Update in a transaction"))?;
+                    let text = str_param(spec, "UpdateExpression").ok_or_else(|| {
+                        DbError::validation("UpdateExpression is required for an Update in a transaction")
+                    })?;
                     TxKind::Update(expr::parse_update(text, &subs)?)
                 }
                 "Delete" => TxKind::Delete,
                 _ => {
                     if condition.is_none() {
-                        return Err(DbError::validation("The ConditionCheck must specify a ConditionExpression"));
+                        return Err(DbError::validation(
+                            "The ConditionCheck must specify a ConditionExpression",
+                        ));
                     }
                     TxKind::Check
                 }
@@ -193,11 +210,21 @@ fn tx_op(tables: &Tables, entry: &Json) -> Result<TxOp, DbError> {
         }
     };
     subs.check_all_used()?;
-    Ok(TxOp { meta, key, condition, return_old, kind })
+    Ok(TxOp {
+        meta,
+        key,
+        condition,
+        return_old,
+        kind,
+    })
 }
 
 pub async fn transact_write(tables: &Tables, req: &Json) -> Result<Json, DbError> {
-    let entries = req.get("TransactItems").and_then(Json::as_array).cloned().unwrap_or_default();
+    let entries = req
+        .get("TransactItems")
+        .and_then(Json::as_array)
+        .cloned()
+        .unwrap_or_default();
     if entries.is_empty() || entries.len() > MAX_TRANSACT {
         return Err(DbError::validation(format!(
             "1 validation error detected: Value at 'transactItems' failed to satisfy constraint: Member must have length {} 100",
@@ -210,7 +237,9 @@ pub async fn transact_write(tables: &Tables, req: &Json) -> Result<Json, DbError
         let op = tx_op(tables, e)?;
         let id = (op.meta.id, op.meta.item_key(&op.key));
         if seen.contains(&id) {
-            return Err(DbError::validation("Transaction request cannot include multiple operations on one item"));
+            return Err(DbError::validation(
+                "Transaction request cannot include multiple operations on one item",
+            ));
         }
         seen.push(id);
         ops.push(op);
@@ -226,7 +255,10 @@ pub async fn transact_write(tables: &Tables, req: &Json) -> Result<Json, DbError
     };
     tables
         .write(Box::new(move |b| {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
             if let Some(t) = &token {
                 if let Some(bytes) = b.get(&token_key(t))? {
                     let seen: Json = serde_json::from_slice(&bytes).unwrap_or(Json::Null);
@@ -253,7 +285,10 @@ pub async fn transact_write(tables: &Tables, req: &Json) -> Result<Json, DbError
             let mut failed = false;
             for op in &ops {
                 let old = read_item(b, &op.meta, &op.key)?;
-                let ok = op.condition.as_ref().is_none_or(|c| expr::matches(c, old.as_ref().unwrap_or(&Item::new())));
+                let ok = op
+                    .condition
+                    .as_ref()
+                    .is_none_or(|c| expr::matches(c, old.as_ref().unwrap_or(&Item::new())));
                 if ok {
                     reasons.push(json!({"Code": "None"}));
                 } else {
@@ -317,13 +352,19 @@ pub async fn transact_write(tables: &Tables, req: &Json) -> Result<Json, DbError
 }
 
 pub fn transact_get(tables: &Tables, req: &Json) -> Result<Json, DbError> {
-    let entries = req.get("TransactItems").and_then(Json::as_array).cloned().unwrap_or_default();
+    let entries = req
+        .get("TransactItems")
+        .and_then(Json::as_array)
+        .cloned()
+        .unwrap_or_default();
     if entries.is_empty() || entries.len() > MAX_TRANSACT {
         return Err(DbError::validation("1 validation error detected: Value at 'transactItems' failed to satisfy constraint: Member must have length less than or equal to 100"));
     }
     let mut gets: Vec<(Arc<TableMeta>, Item, Option<Vec<Path>>)> = Vec::with_capacity(entries.len());
     for e in &entries {
-        let spec = e.get("Get").ok_or_else(|| DbError::validation("TransactGetItems can only contain Get"))?;
+        let spec = e
+            .get("Get")
+            .ok_or_else(|| DbError::validation("TransactGetItems can only contain Get"))?;
         let meta = tables.table(spec)?;
         let key = item_from_json(spec.get("Key").unwrap_or(&Json::Null))?;
         meta.check_key(&key)?;
@@ -333,7 +374,11 @@ pub fn transact_get(tables: &Tables, req: &Json) -> Result<Json, DbError> {
         subs.check_all_used()?;
         gets.push((meta, key, paths));
     }
-    let snap = tables.inner.storage.snapshot().map_err(|e| DbError::internal(e.to_string()))?;
+    let snap = tables
+        .inner
+        .storage
+        .snapshot()
+        .map_err(|e| DbError::internal(e.to_string()))?;
     let mut responses = Vec::with_capacity(gets.len());
     for (meta, key, paths) in gets {
         let item = read_item(&*snap, &meta, &key).map_err(|e| DbError::internal(e.to_string()))?;
@@ -344,4 +389,3 @@ pub fn transact_get(tables: &Tables, req: &Json) -> Result<Json, DbError> {
     }
     Ok(json!({"Responses": responses}))
 }
-

@@ -60,7 +60,10 @@ pub fn validate_table_name(name: &str, field: &str) -> Result<(), DbError> {
             if name.len() < 3 { "greater than or equal to 3" } else { "less than or equal to 255" }
         )));
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
         return Err(DbError::validation(format!(
             "1 validation error detected: Value '{name}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"
         )));
@@ -69,7 +72,9 @@ pub fn validate_table_name(name: &str, field: &str) -> Result<(), DbError> {
 }
 
 fn key_schema(schema: &Json, defs: &[KeyAttr], what: &str) -> Result<(KeyAttr, Option<KeyAttr>), DbError> {
-    let elems = schema.as_array().ok_or_else(|| DbError::validation(format!("{what}: KeySchema must be a list")))?;
+    let elems = schema
+        .as_array()
+        .ok_or_else(|| DbError::validation(format!("{what}: KeySchema must be a list")))?;
     let find = |name: &str| {
         defs.iter().find(|d| d.name == name).cloned().ok_or_else(|| {
             DbError::validation(format!(
@@ -98,7 +103,9 @@ fn key_schema(schema: &Json, defs: &[KeyAttr], what: &str) -> Result<(KeyAttr, O
 }
 
 fn projection(j: Option<&Json>) -> Result<Projection, DbError> {
-    let Some(p) = j else { return Err(DbError::validation("Projection is required for an index")) };
+    let Some(p) = j else {
+        return Err(DbError::validation("Projection is required for an index"));
+    };
     match p.get("ProjectionType").and_then(Json::as_str).unwrap_or("ALL") {
         "ALL" => Ok(Projection::All),
         "KEYS_ONLY" => Ok(Projection::KeysOnly),
@@ -121,7 +128,10 @@ fn throughput(j: Option<&Json>) -> Option<(u64, u64)> {
 }
 
 pub fn parse_index(j: &Json, defs: &[KeyAttr], local: bool, id: u16) -> Result<IndexMeta, DbError> {
-    let name = j.get("IndexName").and_then(Json::as_str).ok_or_else(|| DbError::validation("IndexName is required"))?;
+    let name = j
+        .get("IndexName")
+        .and_then(Json::as_str)
+        .ok_or_else(|| DbError::validation("IndexName is required"))?;
     validate_table_name(name, "indexName")?;
     let (hash, range) = key_schema(j.get("KeySchema").unwrap_or(&Json::Null), defs, "keySchema")?;
     Ok(IndexMeta {
@@ -143,7 +153,12 @@ impl TableMeta {
         })?;
         validate_table_name(name, "tableName")?;
         let mut attributes = Vec::new();
-        for d in req.get("AttributeDefinitions").and_then(Json::as_array).into_iter().flatten() {
+        for d in req
+            .get("AttributeDefinitions")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+        {
             let n = d.get("AttributeName").and_then(Json::as_str).unwrap_or("").to_owned();
             let k = d.get("AttributeType").and_then(Json::as_str).unwrap_or("").to_owned();
             if !matches!(k.as_str(), "S" | "N" | "B") {
@@ -164,7 +179,10 @@ impl TableMeta {
                     return Err(DbError::validation("One or more parameter values were invalid: Table KeySchema does not have a range key, which is required when specifying a LocalSecondaryIndex"));
                 }
                 if indexes.iter().any(|i: &IndexMeta| i.name == meta.name) {
-                    return Err(DbError::validation(format!("One or more parameter values were invalid: Duplicate index name: {}", meta.name)));
+                    return Err(DbError::validation(format!(
+                        "One or more parameter values were invalid: Duplicate index name: {}",
+                        meta.name
+                    )));
                 }
                 indexes.push(meta);
             }
@@ -173,12 +191,18 @@ impl TableMeta {
         let used = |a: &KeyAttr| {
             hash.name == a.name
                 || range.as_ref().is_some_and(|r| r.name == a.name)
-                || indexes.iter().any(|i| i.hash.name == a.name || i.range.as_ref().is_some_and(|r| r.name == a.name))
+                || indexes
+                    .iter()
+                    .any(|i| i.hash.name == a.name || i.range.as_ref().is_some_and(|r| r.name == a.name))
         };
         if attributes.iter().any(|a| !used(a)) {
             return Err(DbError::validation("One or more parameter values were invalid: Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions"));
         }
-        let billing_mode = req.get("BillingMode").and_then(Json::as_str).unwrap_or("PROVISIONED").to_owned();
+        let billing_mode = req
+            .get("BillingMode")
+            .and_then(Json::as_str)
+            .unwrap_or("PROVISIONED")
+            .to_owned();
         let tp = throughput(req.get("ProvisionedThroughput"));
         let throughput = match (billing_mode.as_str(), tp) {
             ("PAY_PER_REQUEST", None) => (0, 0),
@@ -205,7 +229,10 @@ impl TableMeta {
                     .collect()
             })
             .unwrap_or_default();
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
         Ok(TableMeta {
             name: name.to_owned(),
             id,
@@ -219,7 +246,10 @@ impl TableMeta {
             ttl_attribute: None,
             tags,
             stream: req.get("StreamSpecification").cloned(),
-            deletion_protection: req.get("DeletionProtectionEnabled").and_then(Json::as_bool).unwrap_or(false),
+            deletion_protection: req
+                .get("DeletionProtectionEnabled")
+                .and_then(Json::as_bool)
+                .unwrap_or(false),
             uuid: format!("{:08x}-0000-4000-8000-{:012x}", id, (now * 1000.0) as u64),
             region: region.to_owned(),
         })
@@ -250,7 +280,8 @@ impl TableMeta {
     }
 
     pub fn describe(&self, item_count: u64, size_bytes: u64, status: &str) -> Json {
-        let tp = |t: (u64, u64)| json!({"NumberOfDecreasesToday": 0, "ReadCapacityUnits": t.0, "WriteCapacityUnits": t.1});
+        let tp =
+            |t: (u64, u64)| json!({"NumberOfDecreasesToday": 0, "ReadCapacityUnits": t.0, "WriteCapacityUnits": t.1});
         let mut d = json!({
             "AttributeDefinitions": self.attributes.iter().map(|a| json!({"AttributeName": a.name, "AttributeType": a.kind})).collect::<Vec<_>>(),
             "TableName": self.name,
@@ -265,7 +296,8 @@ impl TableMeta {
             "DeletionProtectionEnabled": self.deletion_protection,
         });
         if self.billing_mode == "PAY_PER_REQUEST" {
-            d["BillingModeSummary"] = json!({"BillingMode": "PAY_PER_REQUEST", "LastUpdateToPayPerRequestDateTime": self.created});
+            d["BillingModeSummary"] =
+                json!({"BillingMode": "PAY_PER_REQUEST", "LastUpdateToPayPerRequestDateTime": self.created});
         }
         let index_json = |i: &IndexMeta| {
             let projection = match &i.projection {
@@ -336,7 +368,9 @@ impl TableMeta {
 
     /// The index entry key for `item`, if the item has the index's key attributes.
     pub fn index_key(&self, index: &IndexMeta, item: &Item) -> Option<Vec<u8>> {
-        let hv = item.get(&index.hash.name).filter(|v| v.type_name() == index.hash.kind)?;
+        let hv = item
+            .get(&index.hash.name)
+            .filter(|v| v.type_name() == index.hash.kind)?;
         let mut out = self.index_prefix(index);
         encode_key_value(hv, &mut out);
         if let Some(r) = &index.range {
@@ -401,7 +435,10 @@ impl TableMeta {
     pub fn check_item(&self, item: &Item) -> Result<(), DbError> {
         for (attr, is_hash) in std::iter::once((&self.hash, true)).chain(self.range.iter().map(|r| (r, false))) {
             let v = item.get(&attr.name).ok_or_else(|| {
-                DbError::validation(format!("One or more parameter values were invalid: Missing the key {} in the item", attr.name))
+                DbError::validation(format!(
+                    "One or more parameter values were invalid: Missing the key {} in the item",
+                    attr.name
+                ))
             })?;
             self.check_key_value(attr, v, is_hash)?;
         }
@@ -444,7 +481,10 @@ impl TableMeta {
 
     /// The key attributes of `item`.
     pub fn key_of(&self, item: &Item) -> Item {
-        self.key_names().into_iter().filter_map(|n| item.get(n).map(|v| (n.to_owned(), v.clone()))).collect()
+        self.key_names()
+            .into_iter()
+            .filter_map(|n| item.get(n).map(|v| (n.to_owned(), v.clone())))
+            .collect()
     }
 
     /// Attributes an index query returns for `item`, given the index's projection.
@@ -460,7 +500,10 @@ impl TableMeta {
                 if let Projection::Include(extra) = &index.projection {
                     keep.extend(extra.iter().map(String::as_str));
                 }
-                item.iter().filter(|(k, _)| keep.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
+                item.iter()
+                    .filter(|(k, _)| keep.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
             }
         }
     }

@@ -53,7 +53,11 @@ pub struct DbError {
 
 impl DbError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> DbError {
-        DbError { kind, message: message.into(), extra: None }
+        DbError {
+            kind,
+            message: message.into(),
+            extra: None,
+        }
     }
 
     pub fn validation(message: impl Into<String>) -> DbError {

@@ -82,7 +82,9 @@ mod tests {
 
     #[test]
     fn numbers_sort_numerically() {
-        let vals = ["-1000", "-10.5", "-10", "-1.23", "-1.2", "-0.001", "0", "0.001", "1.2", "1.23", "10", "10.5", "1000"];
+        let vals = [
+            "-1000", "-10.5", "-10", "-1.23", "-1.2", "-0.001", "0", "0.001", "1.2", "1.23", "10", "10.5", "1000",
+        ];
         let encoded: Vec<Vec<u8>> = vals.iter().map(|s| enc(&num(s))).collect();
         for w in encoded.windows(2) {
             assert!(w[0] < w[1]);

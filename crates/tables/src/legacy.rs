@@ -78,7 +78,13 @@ fn comparison(name: &str, op: &str, vals: Vec<Value>) -> Result<Condition, DbErr
 
 fn join(conds: Vec<Condition>, operator: Option<&str>) -> Option<Condition> {
     let or = operator == Some("OR");
-    conds.into_iter().reduce(|a, b| if or { Condition::Or(Box::new(a), Box::new(b)) } else { Condition::And(Box::new(a), Box::new(b)) })
+    conds.into_iter().reduce(|a, b| {
+        if or {
+            Condition::Or(Box::new(a), Box::new(b))
+        } else {
+            Condition::And(Box::new(a), Box::new(b))
+        }
+    })
 }
 
 /// `Expected` of PutItem / UpdateItem / DeleteItem.

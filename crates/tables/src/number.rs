@@ -39,7 +39,11 @@ fn digit_count(mut n: u128) -> u32 {
 }
 
 impl Number {
-    pub const ZERO: Number = Number { negative: false, coefficient: 0, exponent: 0 };
+    pub const ZERO: Number = Number {
+        negative: false,
+        coefficient: 0,
+        exponent: 0,
+    };
 
     fn normalized(negative: bool, mut coefficient: u128, mut exponent: i32) -> Result<Number, NumberError> {
         if coefficient == 0 {
@@ -60,7 +64,11 @@ impl Number {
         if adjusted < MIN_ADJUSTED_EXPONENT {
             return Err(NumberError::Underflow);
         }
-        Ok(Number { negative, coefficient, exponent })
+        Ok(Number {
+            negative,
+            coefficient,
+            exponent,
+        })
     }
 
     pub fn parse(text: &str) -> Result<Number, NumberError> {
@@ -126,7 +134,10 @@ impl Number {
         if self.is_zero() {
             return self.clone();
         }
-        Number { negative: !self.negative, ..self.clone() }
+        Number {
+            negative: !self.negative,
+            ..self.clone()
+        }
     }
 
     /// Exact sum; an error if the result does not fit DynamoDB's Number.
@@ -140,7 +151,10 @@ impl Number {
         let exponent = self.exponent.min(other.exponent);
         let scale = |n: &Number| -> Result<u128, NumberError> {
             let shift = (n.exponent - exponent) as u32;
-            10u128.checked_pow(shift).and_then(|p| n.coefficient.checked_mul(p)).ok_or(NumberError::TooManyDigits)
+            10u128
+                .checked_pow(shift)
+                .and_then(|p| n.coefficient.checked_mul(p))
+                .ok_or(NumberError::TooManyDigits)
         };
         let (a, b) = (scale(self)?, scale(other)?);
         let (negative, coefficient) = if self.negative == other.negative {
@@ -162,18 +176,38 @@ impl Ord for Number {
     fn cmp(&self, other: &Number) -> Ordering {
         match (self.is_zero(), other.is_zero()) {
             (true, true) => return Ordering::Equal,
-            (true, false) => return if other.negative { Ordering::Greater } else { Ordering::Less },
-            (false, true) => return if self.negative { Ordering::Less } else { Ordering::Greater },
+            (true, false) => {
+                return if other.negative {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
+                }
+            }
+            (false, true) => {
+                return if self.negative {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+            }
             _ => {}
         }
         if self.negative != other.negative {
-            return if self.negative { Ordering::Less } else { Ordering::Greater };
+            return if self.negative {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
         }
         let (da, ea) = self.digits_and_adjusted_exponent();
         let (db, eb) = other.digits_and_adjusted_exponent();
         // Same sign: compare magnitudes by leading exponent, then digit by digit.
         let magnitude = ea.cmp(&eb).then_with(|| da.as_bytes().cmp(db.as_bytes()));
-        if self.negative { magnitude.reverse() } else { magnitude }
+        if self.negative {
+            magnitude.reverse()
+        } else {
+            magnitude
+        }
     }
 }
 
@@ -232,7 +266,10 @@ mod tests {
         assert_eq!(n("-0").to_string(), "0");
         assert_eq!(n("+7").to_string(), "7");
         assert_eq!(n(".5").to_string(), "0.5");
-        assert_eq!(n("12345678901234567890123456789012345678").to_string(), "12345678901234567890123456789012345678");
+        assert_eq!(
+            n("12345678901234567890123456789012345678").to_string(),
+            "12345678901234567890123456789012345678"
+        );
     }
 
     #[test]
@@ -241,7 +278,10 @@ mod tests {
         assert_eq!(Number::parse(""), Err(NumberError::Invalid));
         assert_eq!(Number::parse("1.2.3"), Err(NumberError::Invalid));
         assert_eq!(Number::parse("NaN"), Err(NumberError::Invalid));
-        assert_eq!(Number::parse("123456789012345678901234567890123456789"), Err(NumberError::TooManyDigits));
+        assert_eq!(
+            Number::parse("123456789012345678901234567890123456789"),
+            Err(NumberError::TooManyDigits)
+        );
         assert_eq!(Number::parse("1e126"), Err(NumberError::Overflow));
         assert_eq!(Number::parse("1e-131"), Err(NumberError::Underflow));
         assert!(Number::parse("9.9999999999999999999999999999999999999E+125").is_ok());
@@ -250,7 +290,10 @@ mod tests {
 
     #[test]
     fn orders_numerically() {
-        let mut v: Vec<Number> = ["10", "-1", "2", "0", "-10.5", "1e-5", "-1e-5", "100", "1.25"].iter().map(|s| n(s)).collect();
+        let mut v: Vec<Number> = ["10", "-1", "2", "0", "-10.5", "1e-5", "-1e-5", "100", "1.25"]
+            .iter()
+            .map(|s| n(s))
+            .collect();
         v.sort();
         let s: Vec<String> = v.iter().map(Number::to_string).collect();
         assert_eq!(s, ["-10.5", "-1", "-0.00001", "0", "0.00001", "1.25", "2", "10", "100"]);
@@ -264,7 +307,10 @@ mod tests {
         assert_eq!(n("-5").add(&n("5")).unwrap().to_string(), "0");
         assert_eq!(n("1e100").add(&n("1e-100")), Err(NumberError::TooManyDigits));
         assert_eq!(
-            n("99999999999999999999999999999999999999").add(&n("1")).unwrap().to_string(),
+            n("99999999999999999999999999999999999999")
+                .add(&n("1"))
+                .unwrap()
+                .to_string(),
             "100000000000000000000000000000000000000"
         );
     }

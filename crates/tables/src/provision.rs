@@ -72,7 +72,9 @@ impl Tables {
             if enabled != current.is_some() {
                 self.handle(
                     "UpdateTimeToLive",
-                    json!({"TableName": name, "TimeToLiveSpecification": ttl}).to_string().as_bytes(),
+                    json!({"TableName": name, "TimeToLiveSpecification": ttl})
+                        .to_string()
+                        .as_bytes(),
                 )
                 .await;
             }

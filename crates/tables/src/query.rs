@@ -10,7 +10,9 @@ use crate::error::DbError;
 use crate::expr::{self, Comparator, Condition, ExprKind, Operand, Path, PathElem, Substitutions};
 use crate::keys::{encode_key_value, prefix_end};
 use crate::legacy;
-use crate::service::{check_no_mix, check_substitutions_need_expressions, consumed, decode_item, projection, str_param, Tables};
+use crate::service::{
+    check_no_mix, check_substitutions_need_expressions, consumed, decode_item, projection, str_param, Tables,
+};
 use crate::storage::Read;
 use crate::value::{item_from_json, item_to_json, Item, Value};
 
@@ -44,9 +46,10 @@ fn limit(req: &Json) -> Result<Option<usize>, DbError> {
 fn index<'m>(meta: &'m TableMeta, req: &Json) -> Result<Option<&'m IndexMeta>, DbError> {
     match str_param(req, "IndexName") {
         None => Ok(None),
-        Some(name) => meta.index(name).map(Some).ok_or_else(|| {
-            DbError::validation(format!("The table does not have the specified index: {name}"))
-        }),
+        Some(name) => meta
+            .index(name)
+            .map(Some)
+            .ok_or_else(|| DbError::validation(format!("The table does not have the specified index: {name}"))),
     }
 }
 
@@ -86,9 +89,13 @@ fn select(req: &Json, index: Option<&IndexMeta>, has_projection: bool) -> Result
 
 /// The storage key to resume after, from ExclusiveStartKey.
 fn start_key(meta: &TableMeta, index: Option<&IndexMeta>, req: &Json) -> Result<Option<Vec<u8>>, DbError> {
-    let Some(esk) = req.get("ExclusiveStartKey").filter(|v| !v.is_null()) else { return Ok(None) };
+    let Some(esk) = req.get("ExclusiveStartKey").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
     let key = item_from_json(esk)?;
-    let invalid = || DbError::validation("The provided starting key is invalid: The provided key element does not match the schema");
+    let invalid = || {
+        DbError::validation("The provided starting key is invalid: The provided key element does not match the schema")
+    };
     let mut needed: Vec<&KeyAttr> = vec![&meta.hash];
     needed.extend(meta.range.iter());
     if let Some(ix) = index {
@@ -108,7 +115,11 @@ fn start_key(meta: &TableMeta, index: Option<&IndexMeta>, req: &Json) -> Result<
 }
 
 /// Split `hash = :v AND <sort condition>` into its parts.
-fn key_condition(cond: Condition, hash: &KeyAttr, range: Option<&KeyAttr>) -> Result<(Value, Option<Condition>), DbError> {
+fn key_condition(
+    cond: Condition,
+    hash: &KeyAttr,
+    range: Option<&KeyAttr>,
+) -> Result<(Value, Option<Condition>), DbError> {
     fn flatten(c: Condition, out: &mut Vec<Condition>) {
         match c {
             Condition::And(a, b) => {
@@ -132,7 +143,9 @@ fn key_condition(cond: Condition, hash: &KeyAttr, range: Option<&KeyAttr>) -> Re
         if v.type_name() == attr.kind {
             Ok(())
         } else {
-            Err(DbError::validation("One or more parameter values were invalid: Condition parameter type does not match schema type"))
+            Err(DbError::validation(
+                "One or more parameter values were invalid: Condition parameter type does not match schema type",
+            ))
         }
     };
     let mut hash_value = None;
@@ -160,7 +173,9 @@ fn key_condition(cond: Condition, hash: &KeyAttr, range: Option<&KeyAttr>) -> Re
             let ok = match &part {
                 Condition::Compare(_, Comparator::Ne, _) => false,
                 Condition::Compare(_, _, Operand::Value(v)) => type_check(v, r).is_ok(),
-                Condition::Between(_, Operand::Value(a), Operand::Value(b)) => type_check(a, r).is_ok() && type_check(b, r).is_ok(),
+                Condition::Between(_, Operand::Value(a), Operand::Value(b)) => {
+                    type_check(a, r).is_ok() && type_check(b, r).is_ok()
+                }
                 Condition::BeginsWith(_, Operand::Value(v)) => {
                     if r.kind == "N" {
                         return Err(DbError::validation("Invalid KeyConditionExpression: Incorrect operand type for operator or function; operator or function: begins_with, operand type: N"));
@@ -176,10 +191,14 @@ fn key_condition(cond: Condition, hash: &KeyAttr, range: Option<&KeyAttr>) -> Re
                 return Err(unsupported());
             }
         } else {
-            return Err(DbError::validation(format!("Query condition missed key schema element: {}", hash.name)));
+            return Err(DbError::validation(format!(
+                "Query condition missed key schema element: {}",
+                hash.name
+            )));
         }
     }
-    let hash_value = hash_value.ok_or_else(|| DbError::validation(format!("Query condition missed key schema element: {}", hash.name)))?;
+    let hash_value = hash_value
+        .ok_or_else(|| DbError::validation(format!("Query condition missed key schema element: {}", hash.name)))?;
     Ok((hash_value, sort))
 }
 
@@ -224,7 +243,12 @@ fn run(
 ) -> Result<Page, DbError> {
     let index_projects = plan.index.is_some_and(|ix| ix.projection != Projection::All);
     let need_item = sort.is_some() || plan.filter.is_some() || plan.projection.is_some() || index_projects;
-    let mut page = Page { items: Vec::new(), count: 0, scanned: 0, last_key: None };
+    let mut page = Page {
+        items: Vec::new(),
+        count: 0,
+        scanned: 0,
+        last_key: None,
+    };
     let mut bytes = 0usize;
     let mut matched_sort = false;
     let mut stopped_early = false;
@@ -245,7 +269,10 @@ fn run(
         let raw: &[u8] = match plan.index {
             None => v,
             Some(_) => {
-                let base_key = match serde_json::from_slice::<Json>(v).map_err(|e| DbError::internal(e.to_string())).and_then(|j| item_from_json(&j)) {
+                let base_key = match serde_json::from_slice::<Json>(v)
+                    .map_err(|e| DbError::internal(e.to_string()))
+                    .and_then(|j| item_from_json(&j))
+                {
                     Ok(k) => k,
                     Err(e) => {
                         error = Some(e);
@@ -296,7 +323,8 @@ fn run(
                     if !page.items.is_empty() {
                         page.items.push(b',');
                     }
-                    page.items.extend_from_slice(&serde_json::to_vec(&item_to_json(&shown)).unwrap_or_default());
+                    page.items
+                        .extend_from_slice(&serde_json::to_vec(&item_to_json(&shown)).unwrap_or_default());
                 }
             }
             last_raw.clear();
@@ -316,7 +344,8 @@ fn run(
         }
         true
     };
-    snap.scan(start, end, plan.reverse, visit).map_err(|e| DbError::internal(e.to_string()))?;
+    snap.scan(start, end, plan.reverse, visit)
+        .map_err(|e| DbError::internal(e.to_string()))?;
     if let Some(e) = error {
         return Err(e);
     }
@@ -341,14 +370,26 @@ fn partition_hash(plan: &Plan<'_>, storage_key: &[u8]) -> u64 {
     let rest = &storage_key[skip.min(storage_key.len())..];
     // The partition key's encoding ends at its first terminator.
     let end = partition_end(rest);
-    rest[..end].iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    rest[..end].iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn partition_end(enc: &[u8]) -> usize {
     match enc.first() {
-        Some(0x01) => enc.iter().skip(3).position(|b| *b == 0xFF).map(|p| p + 4).unwrap_or(enc.len()),
+        Some(0x01) => enc
+            .iter()
+            .skip(3)
+            .position(|b| *b == 0xFF)
+            .map(|p| p + 4)
+            .unwrap_or(enc.len()),
         Some(0x02) => 1,
-        Some(0x03) => enc.iter().skip(3).position(|b| *b == 0x00).map(|p| p + 4).unwrap_or(enc.len()),
+        Some(0x03) => enc
+            .iter()
+            .skip(3)
+            .position(|b| *b == 0x00)
+            .map(|p| p + 4)
+            .unwrap_or(enc.len()),
         _ => {
             let mut i = 0;
             while i + 1 < enc.len() {
@@ -392,19 +433,38 @@ pub fn query(tables: &Tables, req: &Json) -> Result<Vec<u8>, DbError> {
     let meta = tables.table(req)?;
     let index = index(&meta, req)?;
     if index.is_some_and(|i| !i.local) && req.get("ConsistentRead").and_then(Json::as_bool) == Some(true) {
-        return Err(DbError::validation("Consistent reads are not supported on global secondary indexes"));
+        return Err(DbError::validation(
+            "Consistent reads are not supported on global secondary indexes",
+        ));
     }
-    check_no_mix(req, &["KeyConditions", "QueryFilter"], &["KeyConditionExpression", "FilterExpression"])?;
-    check_substitutions_need_expressions(req, &["KeyConditionExpression", "FilterExpression", "ProjectionExpression"])?;
+    check_no_mix(
+        req,
+        &["KeyConditions", "QueryFilter"],
+        &["KeyConditionExpression", "FilterExpression"],
+    )?;
+    check_substitutions_need_expressions(
+        req,
+        &["KeyConditionExpression", "FilterExpression", "ProjectionExpression"],
+    )?;
     let subs = Substitutions::new(req)?;
-    let key_cond = match (str_param(req, "KeyConditionExpression"), req.get("KeyConditions").and_then(Json::as_object)) {
+    let key_cond = match (
+        str_param(req, "KeyConditionExpression"),
+        req.get("KeyConditions").and_then(Json::as_object),
+    ) {
         (Some(text), _) => expr::parse_condition(text, ExprKind::KeyCondition, &subs)?,
-        (None, Some(m)) => legacy::conditions(m, None)?.ok_or_else(|| DbError::validation("KeyConditions must not be empty"))?,
+        (None, Some(m)) => {
+            legacy::conditions(m, None)?.ok_or_else(|| DbError::validation("KeyConditions must not be empty"))?
+        }
         (None, None) => {
-            return Err(DbError::validation("Either the KeyConditions or KeyConditionExpression parameter must be specified in the request."))
+            return Err(DbError::validation(
+                "Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.",
+            ))
         }
     };
-    let filter = match (str_param(req, "FilterExpression"), req.get("QueryFilter").and_then(Json::as_object)) {
+    let filter = match (
+        str_param(req, "FilterExpression"),
+        req.get("QueryFilter").and_then(Json::as_object),
+    ) {
         (Some(text), _) => Some(expr::parse_condition(text, ExprKind::Filter, &subs)?),
         (None, Some(m)) => legacy::conditions(m, str_param(req, "ConditionalOperator"))?,
         (None, None) => None,
@@ -433,13 +493,24 @@ pub fn query(tables: &Tables, req: &Json) -> Result<Vec<u8>, DbError> {
     };
     encode_key_value(&hash_value, &mut partition);
     let partition_end = prefix_end(&partition).unwrap_or_default();
-    let seek = if plan.reverse { None } else { sort.as_ref().and_then(|s| sort_seek(&partition, s)) };
+    let seek = if plan.reverse {
+        None
+    } else {
+        sort.as_ref().and_then(|s| sort_seek(&partition, s))
+    };
     let (start, end): (Bound<&[u8]>, Bound<&[u8]>) = match (&plan.start_after, plan.reverse) {
         (Some(k), false) => (Bound::Excluded(k), Bound::Excluded(&partition_end)),
         (Some(k), true) => (Bound::Included(&partition), Bound::Excluded(k)),
-        (None, _) => (Bound::Included(seek.as_deref().unwrap_or(&partition)), Bound::Excluded(&partition_end)),
+        (None, _) => (
+            Bound::Included(seek.as_deref().unwrap_or(&partition)),
+            Bound::Excluded(&partition_end),
+        ),
     };
-    let snap = tables.inner.storage.snapshot().map_err(|e| DbError::internal(e.to_string()))?;
+    let snap = tables
+        .inner
+        .storage
+        .snapshot()
+        .map_err(|e| DbError::internal(e.to_string()))?;
     let page = run(&*snap, &plan, start, end, sort.as_ref(), None)?;
     Ok(page_bytes(page, &plan, req))
 }
@@ -448,12 +519,17 @@ pub fn scan(tables: &Tables, req: &Json) -> Result<Vec<u8>, DbError> {
     let meta = tables.table(req)?;
     let index = index(&meta, req)?;
     if index.is_some_and(|i| !i.local) && req.get("ConsistentRead").and_then(Json::as_bool) == Some(true) {
-        return Err(DbError::validation("Consistent reads are not supported on global secondary indexes"));
+        return Err(DbError::validation(
+            "Consistent reads are not supported on global secondary indexes",
+        ));
     }
     check_no_mix(req, &["ScanFilter"], &["FilterExpression"])?;
     check_substitutions_need_expressions(req, &["FilterExpression", "ProjectionExpression"])?;
     let subs = Substitutions::new(req)?;
-    let filter = match (str_param(req, "FilterExpression"), req.get("ScanFilter").and_then(Json::as_object)) {
+    let filter = match (
+        str_param(req, "FilterExpression"),
+        req.get("ScanFilter").and_then(Json::as_object),
+    ) {
         (Some(text), _) => Some(expr::parse_condition(text, ExprKind::Filter, &subs)?),
         (None, Some(m)) => legacy::conditions(m, str_param(req, "ConditionalOperator"))?,
         (None, None) => None,
@@ -490,7 +566,11 @@ pub fn scan(tables: &Tables, req: &Json) -> Result<Vec<u8>, DbError> {
         Some(k) => Bound::Excluded(k.as_slice()),
         None => Bound::Included(prefix.as_slice()),
     };
-    let snap = tables.inner.storage.snapshot().map_err(|e| DbError::internal(e.to_string()))?;
+    let snap = tables
+        .inner
+        .storage
+        .snapshot()
+        .map_err(|e| DbError::internal(e.to_string()))?;
     let page = run(&*snap, &plan, start, Bound::Excluded(&end), None, segment)?;
     Ok(page_bytes(page, &plan, req))
 }

@@ -79,7 +79,12 @@ pub(crate) fn read_item(r: &dyn Read, meta: &TableMeta, key: &Item) -> Result<Op
 }
 
 /// Write (or delete, with `new == None`) an item and keep its index and TTL entries in step.
-pub(crate) fn write_item(b: &mut dyn Batch, meta: &TableMeta, old: Option<&Item>, new: Option<&Item>) -> Result<(), StorageError> {
+pub(crate) fn write_item(
+    b: &mut dyn Batch,
+    meta: &TableMeta,
+    old: Option<&Item>,
+    new: Option<&Item>,
+) -> Result<(), StorageError> {
     if let Some(old) = old {
         for index in &meta.indexes {
             if let Some(k) = meta.index_key(index, old) {
@@ -115,7 +120,9 @@ pub(crate) fn write_item(b: &mut dyn Batch, meta: &TableMeta, old: Option<&Item>
 /// Fails (without a storage error) if the table was deleted or re-created since `meta` was read.
 pub(crate) fn same_table(b: &dyn Batch, meta: &TableMeta) -> Result<Result<(), DbError>, StorageError> {
     // A 4-byte id per table keeps this check cheap on every write.
-    let ok = b.get(&id_key(&meta.name))?.is_some_and(|id| id.as_slice() == meta.id.to_be_bytes());
+    let ok = b
+        .get(&id_key(&meta.name))?
+        .is_some_and(|id| id.as_slice() == meta.id.to_be_bytes());
     Ok(if ok { Ok(()) } else { Err(DbError::not_found()) })
 }
 
@@ -135,7 +142,9 @@ pub(crate) fn check_substitutions_need_expressions(req: &Json, expressions: &[&s
     if !any_expr {
         for field in ["ExpressionAttributeNames", "ExpressionAttributeValues"] {
             if req.get(field).is_some_and(|v| !v.is_null()) {
-                return Err(DbError::validation(format!("{field} can only be specified when using expressions")));
+                return Err(DbError::validation(format!(
+                    "{field} can only be specified when using expressions"
+                )));
             }
         }
     }
@@ -145,7 +154,11 @@ pub(crate) fn check_substitutions_need_expressions(req: &Json, expressions: &[&s
 /// Reject a mix of legacy and expression parameters.
 pub(crate) fn check_no_mix(req: &Json, legacy_params: &[&str], expr_params: &[&str]) -> Result<(), DbError> {
     let present = |names: &[&str]| -> Vec<String> {
-        names.iter().filter(|n| req.get(**n).is_some_and(|v| !v.is_null())).map(|n| n.to_string()).collect()
+        names
+            .iter()
+            .filter(|n| req.get(**n).is_some_and(|v| !v.is_null()))
+            .map(|n| n.to_string())
+            .collect()
     };
     let (l, e) = (present(legacy_params), present(expr_params));
     if !l.is_empty() && !e.is_empty() {
@@ -160,7 +173,11 @@ pub(crate) fn check_no_mix(req: &Json, legacy_params: &[&str], expr_params: &[&s
 
 /// The condition of a write: ConditionExpression or legacy Expected.
 pub(crate) fn write_condition(req: &Json, subs: &Substitutions<'_>) -> Result<Option<Condition>, DbError> {
-    check_no_mix(req, &["Expected", "AttributeUpdates"], &["ConditionExpression", "UpdateExpression"])?;
+    check_no_mix(
+        req,
+        &["Expected", "AttributeUpdates"],
+        &["ConditionExpression", "UpdateExpression"],
+    )?;
     if let Some(text) = str_param(req, "ConditionExpression") {
         return Ok(Some(expr::parse_condition(text, ExprKind::Condition, subs)?));
     }
@@ -176,7 +193,10 @@ pub(crate) fn projection(req: &Json, subs: &Substitutions<'_>) -> Result<Option<
     if let Some(text) = str_param(req, "ProjectionExpression") {
         return Ok(Some(expr::parse_projection(text, subs)?));
     }
-    Ok(req.get("AttributesToGet").and_then(Json::as_array).map(|a| legacy::attributes_to_get(a)))
+    Ok(req
+        .get("AttributesToGet")
+        .and_then(Json::as_array)
+        .map(|a| legacy::attributes_to_get(a)))
 }
 
 fn enum_param<'a>(req: &'a Json, name: &str, allowed: &[&'a str], default: &'a str) -> Result<&'a str, DbError> {
@@ -210,15 +230,20 @@ impl Tables {
         let mut catalog = HashMap::new();
         let end = crate::keys::prefix_end(META_PREFIX).unwrap_or_default();
         let mut bad = None;
-        storage.scan(Bound::Included(META_PREFIX), Bound::Excluded(&end), false, &mut |_, v| {
-            match serde_json::from_slice::<TableMeta>(v) {
-                Ok(m) => {
-                    catalog.insert(m.name.clone(), Arc::new(m));
+        storage.scan(
+            Bound::Included(META_PREFIX),
+            Bound::Excluded(&end),
+            false,
+            &mut |_, v| {
+                match serde_json::from_slice::<TableMeta>(v) {
+                    Ok(m) => {
+                        catalog.insert(m.name.clone(), Arc::new(m));
+                    }
+                    Err(e) => bad = Some(e.to_string()),
                 }
-                Err(e) => bad = Some(e.to_string()),
-            }
-            true
-        })?;
+                true
+            },
+        )?;
         if let Some(e) = bad {
             return Err(StorageError(format!("corrupt table description: {e}")));
         }
@@ -240,7 +265,14 @@ impl Tables {
 
     /// Names of the tables that exist.
     pub fn table_names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.inner.catalog.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        let mut v: Vec<String> = self
+            .inner
+            .catalog
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
         v.sort();
         v
     }
@@ -254,13 +286,22 @@ impl Tables {
 
     pub(crate) fn table_named(&self, name: &str) -> Result<Arc<TableMeta>, DbError> {
         validate_table_name(name, "tableName")?;
-        self.inner.catalog.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned().ok_or_else(DbError::not_found)
+        self.inner
+            .catalog
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+            .ok_or_else(DbError::not_found)
     }
 
     /// Run a write through the group-committing writer.
     pub(crate) async fn write(&self, op: WriteOp) -> Result<Json, DbError> {
         let (reply, rx) = oneshot::channel();
-        self.inner.writer.send(Job { op, reply }).map_err(|_| DbError::internal("the writer has stopped"))?;
+        self.inner
+            .writer
+            .send(Job { op, reply })
+            .map_err(|_| DbError::internal("the writer has stopped"))?;
         rx.await.map_err(|_| DbError::internal("the writer has stopped"))?
     }
 
@@ -290,7 +331,10 @@ impl Tables {
             },
             "Query" => query::query(self, &req),
             "Scan" => query::scan(self, &req),
-            other => self.dispatch(other, &req).await.map(|j| serde_json::to_vec(&j).unwrap_or_default()),
+            other => self
+                .dispatch(other, &req)
+                .await
+                .map(|j| serde_json::to_vec(&j).unwrap_or_default()),
         };
         match result {
             Ok(b) => (200, b),
@@ -300,9 +344,15 @@ impl Tables {
 
     /// GetItem without projection or capacity reporting: the stored bytes are the answer.
     fn get_item_raw(&self, req: &Json) -> Result<Option<Vec<u8>>, DbError> {
-        let plain = ["ProjectionExpression", "AttributesToGet", "ExpressionAttributeNames", "ExpressionAttributeValues", "ReturnConsumedCapacity"]
-            .iter()
-            .all(|k| req.get(*k).is_none_or(Json::is_null));
+        let plain = [
+            "ProjectionExpression",
+            "AttributesToGet",
+            "ExpressionAttributeNames",
+            "ExpressionAttributeValues",
+            "ReturnConsumedCapacity",
+        ]
+        .iter()
+        .all(|k| req.get(*k).is_none_or(Json::is_null));
         if !plain {
             return Ok(None);
         }
@@ -346,8 +396,10 @@ impl Tables {
             "GetItem" => self.get_item(req),
             "UpdateItem" => self.update_item(req).await,
             "DeleteItem" => self.delete_item(req).await,
-            "Query" => query::query(self, req).and_then(|b| serde_json::from_slice(&b).map_err(|e| DbError::internal(e.to_string()))),
-            "Scan" => query::scan(self, req).and_then(|b| serde_json::from_slice(&b).map_err(|e| DbError::internal(e.to_string()))),
+            "Query" => query::query(self, req)
+                .and_then(|b| serde_json::from_slice(&b).map_err(|e| DbError::internal(e.to_string()))),
+            "Scan" => query::scan(self, req)
+                .and_then(|b| serde_json::from_slice(&b).map_err(|e| DbError::internal(e.to_string()))),
             "BatchGetItem" => crate::batch::batch_get(self, req),
             "BatchWriteItem" => crate::batch::batch_write(self, req).await,
             "TransactWriteItems" => crate::batch::transact_write(self, req).await,
@@ -369,7 +421,10 @@ impl Tables {
                 "AccountMaxReadCapacityUnits": 80000, "AccountMaxWriteCapacityUnits": 80000,
                 "TableMaxReadCapacityUnits": 40000, "TableMaxWriteCapacityUnits": 40000
             })),
-            other => Err(DbError::new(ErrorKind::UnknownOperation, format!("Unknown operation: {other}"))),
+            other => Err(DbError::new(
+                ErrorKind::UnknownOperation,
+                format!("Unknown operation: {other}"),
+            )),
         }
     }
 
@@ -439,7 +494,11 @@ impl Tables {
             _ => 100,
         };
         let start = str_param(req, "ExclusiveStartTableName");
-        let names: Vec<String> = self.table_names().into_iter().filter(|n| start.is_none_or(|s| n.as_str() > s)).collect();
+        let names: Vec<String> = self
+            .table_names()
+            .into_iter()
+            .filter(|n| start.is_none_or(|s| n.as_str() > s))
+            .collect();
         let page: Vec<&String> = names.iter().take(limit).collect();
         let mut out = json!({"TableNames": page});
         if names.len() > limit {
@@ -497,7 +556,12 @@ impl Tables {
         if let Some(s) = req.get("StreamSpecification") {
             new.stream = Some(s.clone());
         }
-        for d in req.get("AttributeDefinitions").and_then(Json::as_array).into_iter().flatten() {
+        for d in req
+            .get("AttributeDefinitions")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+        {
             let a = KeyAttr {
                 name: d.get("AttributeName").and_then(Json::as_str).unwrap_or("").to_owned(),
                 kind: d.get("AttributeType").and_then(Json::as_str).unwrap_or("").to_owned(),
@@ -508,25 +572,39 @@ impl Tables {
         }
         let mut created = Vec::new();
         let mut deleted = Vec::new();
-        for u in req.get("GlobalSecondaryIndexUpdates").and_then(Json::as_array).into_iter().flatten() {
+        for u in req
+            .get("GlobalSecondaryIndexUpdates")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(c) = u.get("Create") {
                 let id = new.indexes.iter().map(|i| i.id).max().unwrap_or(0) + 1;
                 let ix = parse_index(c, &new.attributes, false, id)?;
                 if new.index(&ix.name).is_some() {
-                    return Err(DbError::validation(format!("One or more parameter values were invalid: Index {} already exists", ix.name)));
+                    return Err(DbError::validation(format!(
+                        "One or more parameter values were invalid: Index {} already exists",
+                        ix.name
+                    )));
                 }
                 created.push(ix.clone());
                 new.indexes.push(ix);
             } else if let Some(d) = u.get("Delete") {
                 let name = str_param(d, "IndexName").unwrap_or("");
                 let Some(pos) = new.indexes.iter().position(|i| i.name == name && !i.local) else {
-                    return Err(DbError::new(ErrorKind::ResourceNotFound, format!("Requested resource not found: Index: {name} not found")));
+                    return Err(DbError::new(
+                        ErrorKind::ResourceNotFound,
+                        format!("Requested resource not found: Index: {name} not found"),
+                    ));
                 };
                 deleted.push(new.indexes.remove(pos));
             } else if let Some(up) = u.get("Update") {
                 let name = str_param(up, "IndexName").unwrap_or("");
                 let Some(ix) = new.indexes.iter_mut().find(|i| i.name == name) else {
-                    return Err(DbError::new(ErrorKind::ResourceNotFound, format!("Requested resource not found: Index: {name} not found")));
+                    return Err(DbError::new(
+                        ErrorKind::ResourceNotFound,
+                        format!("Requested resource not found: Index: {name} not found"),
+                    ));
                 };
                 if let Some(tp) = up.get("ProvisionedThroughput") {
                     ix.throughput = Some((
@@ -559,7 +637,10 @@ impl Tables {
                     }
                 }
             }
-            b.put(&meta_key(&new_meta.name), &serde_json::to_vec(&new_meta).unwrap_or_default())?;
+            b.put(
+                &meta_key(&new_meta.name),
+                &serde_json::to_vec(&new_meta).unwrap_or_default(),
+            )?;
             Ok(Ok(Json::Null))
         }))
         .await?;
@@ -573,7 +654,9 @@ impl Tables {
         let enabled = spec.get("Enabled").and_then(Json::as_bool).unwrap_or(false);
         let attr = str_param(&spec, "AttributeName").unwrap_or("").to_owned();
         if attr.is_empty() {
-            return Err(DbError::validation("TimeToLiveSpecification.AttributeName must be provided"));
+            return Err(DbError::validation(
+                "TimeToLiveSpecification.AttributeName must be provided",
+            ));
         }
         match (&meta.ttl_attribute, enabled) {
             (Some(_), true) => return Err(DbError::validation("TimeToLive is already enabled")),
@@ -595,7 +678,10 @@ impl Tables {
                     }
                 }
             }
-            b.put(&meta_key(&new_meta.name), &serde_json::to_vec(&new_meta).unwrap_or_default())?;
+            b.put(
+                &meta_key(&new_meta.name),
+                &serde_json::to_vec(&new_meta).unwrap_or_default(),
+            )?;
             Ok(Ok(Json::Null))
         }))
         .await?;
@@ -613,8 +699,16 @@ impl Tables {
 
     fn table_for_arn(&self, req: &Json) -> Result<Arc<TableMeta>, DbError> {
         let arn = str_param(req, "ResourceArn").unwrap_or("");
-        let name = arn.rsplit_once(":table/").map(|(_, n)| n.split('/').next().unwrap_or(n)).unwrap_or("");
-        self.table_named(name).map_err(|_| DbError::new(ErrorKind::ResourceNotFound, format!("Requested resource not found: ResourcArn: {arn} not found")))
+        let name = arn
+            .rsplit_once(":table/")
+            .map(|(_, n)| n.split('/').next().unwrap_or(n))
+            .unwrap_or("");
+        self.table_named(name).map_err(|_| {
+            DbError::new(
+                ErrorKind::ResourceNotFound,
+                format!("Requested resource not found: ResourcArn: {arn} not found"),
+            )
+        })
     }
 
     async fn tag(&self, req: &Json, add: bool) -> Result<Json, DbError> {
@@ -628,7 +722,13 @@ impl Tables {
                 new.tags.push((k, v));
             }
         } else {
-            let keys: Vec<&str> = req.get("TagKeys").and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_str).collect();
+            let keys: Vec<&str> = req
+                .get("TagKeys")
+                .and_then(Json::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Json::as_str)
+                .collect();
             new.tags.retain(|(k, _)| !keys.contains(&k.as_str()));
         }
         let (old_meta, new_meta) = ((*meta).clone(), new.clone());
@@ -636,7 +736,10 @@ impl Tables {
             if let Err(e) = same_table(b, &old_meta)? {
                 return Ok(Err(e));
             }
-            b.put(&meta_key(&new_meta.name), &serde_json::to_vec(&new_meta).unwrap_or_default())?;
+            b.put(
+                &meta_key(&new_meta.name),
+                &serde_json::to_vec(&new_meta).unwrap_or_default(),
+            )?;
             Ok(Ok(Json::Null))
         }))
         .await?;
@@ -663,7 +766,8 @@ impl Tables {
         let cond = write_condition(req, &subs)?;
         subs.check_all_used()?;
         let return_old = enum_param(req, "ReturnValues", &["NONE", "ALL_OLD"], "NONE")? == "ALL_OLD";
-        let old_on_fail = enum_param(req, "ReturnValuesOnConditionCheckFailure", &["NONE", "ALL_OLD"], "NONE")? == "ALL_OLD";
+        let old_on_fail =
+            enum_param(req, "ReturnValuesOnConditionCheckFailure", &["NONE", "ALL_OLD"], "NONE")? == "ALL_OLD";
         let cc = consumed(req, &meta.name, 1.0);
         // A blind put on a table without indexes or TTL needs nothing from the old item, and its
         // bytes are prepared here rather than on the (single) writer thread.
@@ -731,14 +835,24 @@ impl Tables {
         check_substitutions_need_expressions(req, &["ConditionExpression", "UpdateExpression"])?;
         let subs = Substitutions::new(req)?;
         let cond = write_condition(req, &subs)?;
-        let actions = match (str_param(req, "UpdateExpression"), req.get("AttributeUpdates").and_then(Json::as_object)) {
+        let actions = match (
+            str_param(req, "UpdateExpression"),
+            req.get("AttributeUpdates").and_then(Json::as_object),
+        ) {
             (Some(text), _) => expr::parse_update(text, &subs)?,
             (None, Some(m)) => legacy::attribute_updates(m)?,
             (None, None) => Vec::new(),
         };
         subs.check_all_used()?;
-        let return_values = enum_param(req, "ReturnValues", &["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"], "NONE")?.to_owned();
-        let old_on_fail = enum_param(req, "ReturnValuesOnConditionCheckFailure", &["NONE", "ALL_OLD"], "NONE")? == "ALL_OLD";
+        let return_values = enum_param(
+            req,
+            "ReturnValues",
+            &["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"],
+            "NONE",
+        )?
+        .to_owned();
+        let old_on_fail =
+            enum_param(req, "ReturnValuesOnConditionCheckFailure", &["NONE", "ALL_OLD"], "NONE")? == "ALL_OLD";
         let cc = consumed(req, &meta.name, 1.0);
         self.write(Box::new(move |b| {
             let old = match checked_old(b, &meta, &key, cond.as_ref(), old_on_fail)? {
@@ -754,11 +868,16 @@ impl Tables {
                 return Ok(Err(e));
             }
             if item_size(&outcome.item) > MAX_ITEM_BYTES {
-                return Ok(Err(DbError::validation("Item size to update has exceeded the maximum allowed size")));
+                return Ok(Err(DbError::validation(
+                    "Item size to update has exceeded the maximum allowed size",
+                )));
             }
             write_item(b, &meta, old.as_ref(), Some(&outcome.item))?;
             let pick = |item: &Item| -> Item {
-                item.iter().filter(|(k, _)| outcome.touched.contains(*k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+                item.iter()
+                    .filter(|(k, _)| outcome.touched.contains(*k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
             };
             let attributes = match return_values.as_str() {
                 "ALL_OLD" => old.clone(),
@@ -788,7 +907,8 @@ impl Tables {
         let cond = write_condition(req, &subs)?;
         subs.check_all_used()?;
         let return_old = enum_param(req, "ReturnValues", &["NONE", "ALL_OLD"], "NONE")? == "ALL_OLD";
-        let old_on_fail = enum_param(req, "ReturnValuesOnConditionCheckFailure", &["NONE", "ALL_OLD"], "NONE")? == "ALL_OLD";
+        let old_on_fail =
+            enum_param(req, "ReturnValuesOnConditionCheckFailure", &["NONE", "ALL_OLD"], "NONE")? == "ALL_OLD";
         let cc = consumed(req, &meta.name, 1.0);
         self.write(Box::new(move |b| {
             let old = match checked_old(b, &meta, &key, cond.as_ref(), old_on_fail)? {
@@ -812,7 +932,10 @@ impl Tables {
 
     /// Delete every item whose TTL attribute is in the past. Returns how many were deleted.
     pub async fn expire_items(&self) -> Result<usize, DbError> {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let tables: Vec<Arc<TableMeta>> = self
             .inner
             .catalog
@@ -887,7 +1010,9 @@ fn parse_request(body: &[u8]) -> Result<Json, DbError> {
     }
     match serde_json::from_slice(body) {
         Ok(j @ Json::Object(_)) => Ok(j),
-        Ok(_) | Err(_) => Err(DbError::serialization("Start of structure or map found where not expected")),
+        Ok(_) | Err(_) => Err(DbError::serialization(
+            "Start of structure or map found where not expected",
+        )),
     }
 }
 
@@ -925,7 +1050,10 @@ fn with_table_name(req: &Json) -> impl Fn(DbError) -> DbError + '_ {
         if e.kind == ErrorKind::ResourceNotFound {
             DbError::new(
                 ErrorKind::ResourceNotFound,
-                format!("Requested resource not found: Table: {} not found", str_param(req, "TableName").unwrap_or("")),
+                format!(
+                    "Requested resource not found: Table: {} not found",
+                    str_param(req, "TableName").unwrap_or("")
+                ),
             )
         } else {
             e

@@ -24,7 +24,8 @@ pub type Visit<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> bool;
 pub trait Read {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
     /// Visit entries in `(start, end)` in key order (or reverse order).
-    fn scan(&self, start: Bound<&[u8]>, end: Bound<&[u8]>, reverse: bool, visit: Visit<'_>) -> Result<(), StorageError>;
+    fn scan(&self, start: Bound<&[u8]>, end: Bound<&[u8]>, reverse: bool, visit: Visit<'_>)
+        -> Result<(), StorageError>;
 }
 
 /// A batch being written: reads see the batch's own writes.
@@ -96,7 +97,13 @@ impl Read for Redb {
         Ok(table.get(key).map_err(err)?.map(|v| v.value().to_vec()))
     }
 
-    fn scan(&self, start: Bound<&[u8]>, end: Bound<&[u8]>, reverse: bool, visit: Visit<'_>) -> Result<(), StorageError> {
+    fn scan(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        reverse: bool,
+        visit: Visit<'_>,
+    ) -> Result<(), StorageError> {
         let txn = self.db.begin_read().map_err(err)?;
         let table = txn.open_table(KV).map_err(err)?;
         scan_table(&table, start, end, reverse, visit)
@@ -112,7 +119,13 @@ impl Read for RedbBatch<'_> {
         Ok(self.table.get(key).map_err(err)?.map(|v| v.value().to_vec()))
     }
 
-    fn scan(&self, start: Bound<&[u8]>, end: Bound<&[u8]>, reverse: bool, visit: Visit<'_>) -> Result<(), StorageError> {
+    fn scan(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        reverse: bool,
+        visit: Visit<'_>,
+    ) -> Result<(), StorageError> {
         scan_table(&self.table, start, end, reverse, visit)
     }
 }
@@ -138,7 +151,13 @@ impl Read for RedbSnapshot {
         Ok(self.table.get(key).map_err(err)?.map(|v| v.value().to_vec()))
     }
 
-    fn scan(&self, start: Bound<&[u8]>, end: Bound<&[u8]>, reverse: bool, visit: Visit<'_>) -> Result<(), StorageError> {
+    fn scan(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        reverse: bool,
+        visit: Visit<'_>,
+    ) -> Result<(), StorageError> {
         scan_table(&self.table, start, end, reverse, visit)
     }
 }
@@ -146,7 +165,9 @@ impl Read for RedbSnapshot {
 impl Storage for Redb {
     fn snapshot(&self) -> Result<Box<dyn Read + '_>, StorageError> {
         let txn = self.db.begin_read().map_err(err)?;
-        Ok(Box::new(RedbSnapshot { table: txn.open_table(KV).map_err(err)? }))
+        Ok(Box::new(RedbSnapshot {
+            table: txn.open_table(KV).map_err(err)?,
+        }))
     }
 
     fn write(&self, f: &mut dyn FnMut(&mut dyn Batch) -> Result<(), StorageError>) -> Result<(), StorageError> {

@@ -76,7 +76,9 @@ impl Value {
             return Err(DbError::validation("Nesting Levels have exceeded supported limits"));
         }
         let Json::Object(obj) = json else {
-            return Err(DbError::serialization("Unexpected value type in payload: an AttributeValue must be an object"));
+            return Err(DbError::serialization(
+                "Unexpected value type in payload: an AttributeValue must be an object",
+            ));
         };
         let mut set = obj.iter().filter(|(_, v)| !v.is_null());
         let (Some((tag, v)), None) = (set.next(), set.next()) else {
@@ -94,11 +96,14 @@ impl Value {
         };
         let binary = |j: &Json| -> Result<Vec<u8>, DbError> {
             let s = j.as_str().ok_or_else(|| bad("B"))?;
-            b64().decode(s).map_err(|_| DbError::serialization("Base64 encoded length is expected a multiple of 4 bytes but found: invalid binary value"))
+            b64().decode(s).map_err(|_| {
+                DbError::serialization(
+                    "Base64 encoded length is expected a multiple of 4 bytes but found: invalid binary value",
+                )
+            })
         };
-        let list = |j: &Json, what: &str| -> Result<Vec<Json>, DbError> {
-            j.as_array().cloned().ok_or_else(|| bad(what))
-        };
+        let list =
+            |j: &Json, what: &str| -> Result<Vec<Json>, DbError> { j.as_array().cloned().ok_or_else(|| bad(what)) };
         Ok(match tag.as_str() {
             "S" => Value::S(v.as_str().ok_or_else(|| bad("S"))?.to_owned()),
             "N" => Value::N(number(v)?),
@@ -132,7 +137,10 @@ impl Value {
                 Value::BS(out)
             }
             "L" => Value::L(
-                list(v, "L")?.iter().map(|i| Value::from_json_depth(i, depth + 1)).collect::<Result<_, _>>()?,
+                list(v, "L")?
+                    .iter()
+                    .map(|i| Value::from_json_depth(i, depth + 1))
+                    .collect::<Result<_, _>>()?,
             ),
             "M" => {
                 let obj = v.as_object().ok_or_else(|| bad("M"))?;
@@ -155,9 +163,18 @@ impl Value {
             Value::N(n) => ("N", Json::String(n.to_string())),
             Value::B(b) => ("B", Json::String(b64().encode(b))),
             Value::SS(s) => ("SS", Json::Array(s.iter().cloned().map(Json::String).collect())),
-            Value::NS(s) => ("NS", Json::Array(s.iter().map(|n| Json::String(n.to_string())).collect())),
-            Value::BS(s) => ("BS", Json::Array(s.iter().map(|b| Json::String(b64().encode(b))).collect())),
-            Value::M(m) => ("M", Json::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())),
+            Value::NS(s) => (
+                "NS",
+                Json::Array(s.iter().map(|n| Json::String(n.to_string())).collect()),
+            ),
+            Value::BS(s) => (
+                "BS",
+                Json::Array(s.iter().map(|b| Json::String(b64().encode(b))).collect()),
+            ),
+            Value::M(m) => (
+                "M",
+                Json::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+            ),
             Value::L(l) => ("L", Json::Array(l.iter().map(Value::to_json).collect())),
             Value::Null => ("NULL", Json::Bool(true)),
             Value::Bool(b) => ("BOOL", Json::Bool(*b)),
@@ -189,11 +206,15 @@ fn number_size(n: &Number) -> usize {
 
 fn check_set<T: PartialEq + std::fmt::Debug>(items: &[T], kind: &str) -> Result<(), DbError> {
     if items.is_empty() {
-        return Err(DbError::validation(format!("One or more parameter values were invalid: An {kind} set  may not be empty")));
+        return Err(DbError::validation(format!(
+            "One or more parameter values were invalid: An {kind} set  may not be empty"
+        )));
     }
     for (i, a) in items.iter().enumerate() {
         if items[..i].contains(a) {
-            return Err(DbError::validation("One or more parameter values were invalid: Input collection contains duplicates"));
+            return Err(DbError::validation(
+                "One or more parameter values were invalid: Input collection contains duplicates",
+            ));
         }
     }
     Ok(())
@@ -201,7 +222,9 @@ fn check_set<T: PartialEq + std::fmt::Debug>(items: &[T], kind: &str) -> Result<
 
 /// Parse `{"name": {"S": …}, …}`.
 pub fn item_from_json(json: &Json) -> Result<Item, DbError> {
-    let obj = json.as_object().ok_or_else(|| DbError::serialization("Unexpected value type in payload: expected an item map"))?;
+    let obj = json
+        .as_object()
+        .ok_or_else(|| DbError::serialization("Unexpected value type in payload: expected an item map"))?;
     let mut item = Item::new();
     for (k, v) in obj {
         item.insert(k.clone(), Value::from_json(v)?);

@@ -97,7 +97,10 @@ impl fmt::Display for Report<'_> {
 pub fn new_request_id() -> String {
     static STATE: AtomicU64 = AtomicU64::new(0);
     if STATE.load(Ordering::Relaxed) == 0 {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
         let seed = nanos ^ (u64::from(std::process::id()) << 32);
         let _ = STATE.compare_exchange(0, seed, Ordering::Relaxed, Ordering::Relaxed);
     }
@@ -159,8 +162,9 @@ impl UtcTime {
 
     /// `09/Apr/2015:12:34:56 +0000`, API Gateway's `requestContext.requestTime`.
     pub fn clf(&self) -> String {
-        const MONTHS: [&str; 12] =
-            ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
         format!(
             "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
             self.day,

@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// Upper bounds (seconds) of the duration histogram buckets.
-const BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 #[derive(Default)]
 pub struct Histogram {
@@ -27,11 +29,19 @@ impl Histogram {
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
         for (i, le) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {}", self.buckets[i].load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels},le=\"{le}\"}} {}",
+                self.buckets[i].load(Ordering::Relaxed)
+            );
         }
         let count = self.count.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "{name}_sum{{{labels}}} {}",
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
     }
 }
@@ -60,10 +70,24 @@ pub trait MetricsSource: Send + Sync + 'static {
 pub fn render(functions: &[(&str, &FunctionMetrics, usize)]) -> String {
     let mut out = String::with_capacity(4096 + functions.len() * 2048);
     let counters: [(&str, &str, fn(&FunctionMetrics) -> u64); 4] = [
-        ("sylph_invocations_total", "Invocations, by function.", |m| m.invocations.load(Ordering::Relaxed)),
-        ("sylph_errors_total", "Invocations that ended in a function error, timeout or crash.", |m| m.errors.load(Ordering::Relaxed)),
-        ("sylph_timeouts_total", "Invocations stopped at the function's timeout.", |m| m.timeouts.load(Ordering::Relaxed)),
-        ("sylph_throttles_total", "Invocations refused by a concurrency limit.", |m| m.throttles.load(Ordering::Relaxed)),
+        ("sylph_invocations_total", "Invocations, by function.", |m| {
+            m.invocations.load(Ordering::Relaxed)
+        }),
+        (
+            "sylph_errors_total",
+            "Invocations that ended in a function error, timeout or crash.",
+            |m| m.errors.load(Ordering::Relaxed),
+        ),
+        (
+            "sylph_timeouts_total",
+            "Invocations stopped at the function's timeout.",
+            |m| m.timeouts.load(Ordering::Relaxed),
+        ),
+        (
+            "sylph_throttles_total",
+            "Invocations refused by a concurrency limit.",
+            |m| m.throttles.load(Ordering::Relaxed),
+        ),
     ];
     for (name, help, get) in counters {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -73,25 +97,52 @@ pub fn render(functions: &[(&str, &FunctionMetrics, usize)]) -> String {
     }
     let _ = writeln!(out, "# HELP sylph_starts_total Instances used, by how they started (cold, prewarmed, warm).\n# TYPE sylph_starts_total counter");
     for (f, m, _) in functions {
-        for (kind, v) in [("cold", &m.cold_starts), ("prewarmed", &m.prewarmed_starts), ("warm", &m.warm_starts)] {
-            let _ = writeln!(out, "sylph_starts_total{{function=\"{f}\",kind=\"{kind}\"}} {}", v.load(Ordering::Relaxed));
+        for (kind, v) in [
+            ("cold", &m.cold_starts),
+            ("prewarmed", &m.prewarmed_starts),
+            ("warm", &m.warm_starts),
+        ] {
+            let _ = writeln!(
+                out,
+                "sylph_starts_total{{function=\"{f}\",kind=\"{kind}\"}} {}",
+                v.load(Ordering::Relaxed)
+            );
         }
     }
-    let _ = writeln!(out, "# HELP sylph_concurrent_executions Invocations in flight.\n# TYPE sylph_concurrent_executions gauge");
+    let _ = writeln!(
+        out,
+        "# HELP sylph_concurrent_executions Invocations in flight.\n# TYPE sylph_concurrent_executions gauge"
+    );
     for (f, m, _) in functions {
-        let _ = writeln!(out, "sylph_concurrent_executions{{function=\"{f}\"}} {}", m.concurrent.load(Ordering::Relaxed).max(0));
+        let _ = writeln!(
+            out,
+            "sylph_concurrent_executions{{function=\"{f}\"}} {}",
+            m.concurrent.load(Ordering::Relaxed).max(0)
+        );
     }
-    let _ = writeln!(out, "# HELP sylph_instances Instances (busy and idle).\n# TYPE sylph_instances gauge");
+    let _ = writeln!(
+        out,
+        "# HELP sylph_instances Instances (busy and idle).\n# TYPE sylph_instances gauge"
+    );
     for (f, m, idle) in functions {
-        let _ = writeln!(out, "sylph_instances{{function=\"{f}\"}} {}", m.concurrent.load(Ordering::Relaxed).max(0) as usize + idle);
+        let _ = writeln!(
+            out,
+            "sylph_instances{{function=\"{f}\"}} {}",
+            m.concurrent.load(Ordering::Relaxed).max(0) as usize + idle
+        );
     }
-    let _ = writeln!(out, "# HELP sylph_duration_seconds Invocation duration.\n# TYPE sylph_duration_seconds histogram");
+    let _ = writeln!(
+        out,
+        "# HELP sylph_duration_seconds Invocation duration.\n# TYPE sylph_duration_seconds histogram"
+    );
     for (f, m, _) in functions {
-        m.duration.render(&mut out, "sylph_duration_seconds", &format!("function=\"{f}\""));
+        m.duration
+            .render(&mut out, "sylph_duration_seconds", &format!("function=\"{f}\""));
     }
     let _ = writeln!(out, "# HELP sylph_init_duration_seconds Runtime init duration of cold and pre-warmed starts.\n# TYPE sylph_init_duration_seconds histogram");
     for (f, m, _) in functions {
-        m.init_duration.render(&mut out, "sylph_init_duration_seconds", &format!("function=\"{f}\""));
+        m.init_duration
+            .render(&mut out, "sylph_init_duration_seconds", &format!("function=\"{f}\""));
     }
     out
 }

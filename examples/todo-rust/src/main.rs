@@ -31,7 +31,10 @@ fn error(status: u16, message: &str) -> Value {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// A stored item as the JSON the API returns.
@@ -57,12 +60,19 @@ impl App {
     async fn handle(&self, handler: &str, event: Value) -> Result<Value, Error> {
         let id = event["pathParameters"]["id"].as_str().unwrap_or_default().to_owned();
         match handler {
-            "site" => Ok(json!({"statusCode": 200, "headers": {"Content-Type": "text/html; charset=utf-8"}, "body": PAGE})),
+            "site" => {
+                Ok(json!({"statusCode": 200, "headers": {"Content-Type": "text/html; charset=utf-8"}, "body": PAGE}))
+            }
             "create" => {
-                let text = body(&event).and_then(|b| b["text"].as_str().map(str::to_owned)).filter(|t| !t.trim().is_empty());
+                let text = body(&event)
+                    .and_then(|b| b["text"].as_str().map(str::to_owned))
+                    .filter(|t| !t.trim().is_empty());
                 let Some(text) = text else {
                     eprintln!("Validation failed: text is missing");
-                    return Ok(error(400, "Couldn't create the todo item: `text` must be a non-empty string."));
+                    return Ok(error(
+                        400,
+                        "Couldn't create the todo item: `text` must be a non-empty string.",
+                    ));
                 };
                 let now = now_ms().to_string();
                 let item = HashMap::from([
@@ -72,7 +82,12 @@ impl App {
                     ("createdAt".to_owned(), AttributeValue::N(now.clone())),
                     ("updatedAt".to_owned(), AttributeValue::N(now)),
                 ]);
-                self.db.put_item().table_name(&self.table).set_item(Some(item.clone())).send().await?;
+                self.db
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item.clone()))
+                    .send()
+                    .await?;
                 Ok(response(200, to_json(&item)))
             }
             "list" => {
@@ -82,7 +97,13 @@ impl App {
                 Ok(response(200, Value::Array(items)))
             }
             "get" => {
-                let out = self.db.get_item().table_name(&self.table).key("id", AttributeValue::S(id)).send().await?;
+                let out = self
+                    .db
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("id", AttributeValue::S(id))
+                    .send()
+                    .await?;
                 Ok(match out.item() {
                     Some(item) => response(200, to_json(item)),
                     None => error(404, "Todo item not found."),
@@ -91,7 +112,10 @@ impl App {
             "update" => {
                 let data = body(&event).unwrap_or(Value::Null);
                 let (Some(text), Some(checked)) = (data["text"].as_str(), data["checked"].as_bool()) else {
-                    return Ok(error(400, "Couldn't update the todo item: send `text` (string) and `checked` (boolean)."));
+                    return Ok(error(
+                        400,
+                        "Couldn't update the todo item: send `text` (string) and `checked` (boolean).",
+                    ));
                 };
                 let result = self
                     .db
@@ -111,14 +135,22 @@ impl App {
                     .await;
                 match result {
                     Ok(out) => Ok(response(200, out.attributes().map(to_json).unwrap_or(Value::Null))),
-                    Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                    {
                         Ok(error(404, "Todo item not found."))
                     }
                     Err(e) => Err(e.into()),
                 }
             }
             "delete" => {
-                self.db.delete_item().table_name(&self.table).key("id", AttributeValue::S(id)).send().await?;
+                self.db
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key("id", AttributeValue::S(id))
+                    .send()
+                    .await?;
                 Ok(response(200, json!({})))
             }
             other => Err(format!("unknown handler {other}").into()),
@@ -129,8 +161,14 @@ impl App {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let config = aws_config::load_from_env().await;
-    let app = App { db: Client::new(&config), table: std::env::var("DYNAMODB_TABLE")? };
+    let app = App {
+        db: Client::new(&config),
+        table: std::env::var("DYNAMODB_TABLE")?,
+    };
     let handler = std::env::var("_HANDLER")?;
     let (app, handler) = (&app, handler.as_str());
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move { app.handle(handler, event.payload).await })).await
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        app.handle(handler, event.payload).await
+    }))
+    .await
 }

@@ -11,10 +11,24 @@ fn sdk_dir() -> std::path::PathBuf {
 #[test]
 fn aws_sdk_v3_invokes_functions_by_endpoint() {
     let dir = sdk_dir();
-    assert!(dir.join("node_modules/@aws-sdk/client-lambda").is_dir(), "run `npm ci` in {} (scripts/test does)", dir.display());
+    assert!(
+        dir.join("node_modules/@aws-sdk/client-lambda").is_dir(),
+        "run `npm ci` in {} (scripts/test does)",
+        dir.display()
+    );
     let dev = Dev::start(&example("hello-node"));
-    let out = Command::new("node").arg(dir.join("invoke.mjs")).arg(&dev.base).current_dir(&dir).output().unwrap();
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), dev.output());
+    let out = Command::new("node")
+        .arg(dir.join("invoke.mjs"))
+        .arg(&dev.base)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        dev.output()
+    );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
 
     assert_eq!(r["ok"]["status"], 200);
@@ -23,7 +37,10 @@ fn aws_sdk_v3_invokes_functions_by_endpoint() {
     assert_eq!(r["ok"]["payload"]["event"], serde_json::json!({"from": "sdk-v3"}));
     assert_eq!(r["ok"]["payload"]["clientContext"]["custom"]["who"], "v3");
     let log = r["ok"]["log"].as_str().unwrap();
-    assert!(log.starts_with("START RequestId: ") && log.contains("REPORT RequestId: "), "{log}");
+    assert!(
+        log.starts_with("START RequestId: ") && log.contains("REPORT RequestId: "),
+        "{log}"
+    );
 
     assert_eq!(r["failed"]["status"], 200);
     assert_eq!(r["failed"]["functionError"], "Unhandled");
@@ -47,8 +64,17 @@ fn aws_sdk_v3_invokes_functions_by_endpoint() {
 #[test]
 fn boto3_invokes_functions_by_endpoint() {
     let dev = Dev::start(&example("hello-node"));
-    let out = Command::new("python3").arg(sdk_dir().join("invoke_boto3.py")).arg(&dev.base).output().unwrap();
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), dev.output());
+    let out = Command::new("python3")
+        .arg(sdk_dir().join("invoke_boto3.py"))
+        .arg(&dev.base)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        dev.output()
+    );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
 
     assert_eq!(r["ok"]["status"], 200);

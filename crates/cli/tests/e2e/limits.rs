@@ -18,17 +18,33 @@ fn a_function_over_its_memory_size_fails_alone() {
         "exports.hog = async () => { const keep = []; for (let i = 0; i < 64; i++) keep.push(Buffer.alloc(16 * 1024 * 1024, 1)); return keep.length; };\nexports.fine = async () => 'still here';\n",
     )
     .unwrap();
-    std::fs::write(dir.join("p.py"), "def hog(event, context):\n    keep = [bytearray(16 * 1024 * 1024) for _ in range(64)]\n    return len(keep)\n").unwrap();
+    std::fs::write(
+        dir.join("p.py"),
+        "def hog(event, context):\n    keep = [bytearray(16 * 1024 * 1024) for _ in range(64)]\n    return len(keep)\n",
+    )
+    .unwrap();
     let dev = Dev::start(&dir);
-    assert!(dev.output().contains("memory limits: memorySize enforced"), "{}", dev.output());
+    assert!(
+        dev.output().contains("memory limits: memorySize enforced"),
+        "{}",
+        dev.output()
+    );
 
     for function in ["hog", "py"] {
-        let r = dev.send("POST", &format!("/2015-03-31/functions/{function}/invocations"), &[], b"{}");
+        let r = dev.send(
+            "POST",
+            &format!("/2015-03-31/functions/{function}/invocations"),
+            &[],
+            b"{}",
+        );
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(r.header("x-amz-function-error"), Some("Unhandled"));
         let body = r.json();
         assert_eq!(body["errorType"], "Runtime.OutOfMemory", "{body}\n{}", dev.output());
-        assert!(body["errorMessage"].as_str().unwrap().contains("memorySize of 128 MB"), "{body}");
+        assert!(
+            body["errorMessage"].as_str().unwrap().contains("memorySize of 128 MB"),
+            "{body}"
+        );
     }
     let r = dev.send("POST", "/2015-03-31/functions/fine/invocations", &[], b"{}");
     assert_eq!((r.status, r.text()), (200, "\"still here\"".to_owned()));
@@ -58,7 +74,10 @@ fn a_function_flooding_stdout_is_capped_and_alone() {
     assert_eq!((r.status, r.text()), (200, "\"flooded\"".to_owned()));
     assert!(dev.wait_for_output("the rest of it is dropped"), "no cap notice");
     let logged = dev.output().matches(&"x".repeat(100)).count();
-    assert!(logged < 20_000, "{logged} lines of 20 MB reached the log; the cap is 1 MB");
+    assert!(
+        logged < 20_000,
+        "{logged} lines of 20 MB reached the log; the cap is 1 MB"
+    );
     let r = dev.send("POST", "/2015-03-31/functions/fine/invocations", &[], b"{}");
     assert_eq!((r.status, r.text()), (200, "\"still here\"".to_owned()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -80,7 +99,12 @@ fn a_fork_bomb_stops_at_the_process_limit_and_costs_nobody_else() {
     )
     .unwrap();
     let dev = Dev::start(&dir);
-    assert!(dev.output().contains("process limits: 1024 processes and threads per instance"), "{}", dev.output());
+    assert!(
+        dev.output()
+            .contains("process limits: 1024 processes and threads per instance"),
+        "{}",
+        dev.output()
+    );
     let r = dev.send("POST", "/2015-03-31/functions/bomb/invocations", &[], b"{}");
     assert_eq!(r.status, 200, "{}", r.text());
     let body = r.json();

@@ -35,7 +35,11 @@ fn cold_starts_use_pre_started_runtimes_with_the_aws_sdk_loaded() {
     }
     let r = dev.send("POST", "/dev/todos", &[], br#"{"text": "from a pre-started runtime"}"#);
     assert_eq!(r.status, 200, "{}\n{}", r.text(), dev.output());
-    assert!(dev.wait_for_output("cold start served by a pre-started runtime"), "{}", dev.output());
+    assert!(
+        dev.wait_for_output("cold start served by a pre-started runtime"),
+        "{}",
+        dev.output()
+    );
     assert!(dev.output().contains("Init Duration"), "{}", dev.output());
     assert_eq!(dev.get("/dev/todos").status, 200);
 }
@@ -59,7 +63,11 @@ fn a_quiet_service_ends_with_no_process() {
     while children_of(dev.pid()) > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(children_of(dev.pid()), 0, "idle instances and pre-started runtimes were stopped");
+    assert_eq!(
+        children_of(dev.pid()),
+        0,
+        "idle instances and pre-started runtimes were stopped"
+    );
     // And it still answers: the next request is a cold start again.
     assert_eq!(dev.get("/dev/hello").status, 200);
 }

@@ -41,14 +41,21 @@ fn rust_function_built_with_lambda_runtime() {
         "{} is missing: build it with `cargo build -p hello-rust` (scripts/test does)",
         bootstrap.display()
     );
-    let dev = Dev::start_with(&example("hello-rust"), &[], &[("HELLO_RUST_BOOTSTRAP", bootstrap.to_str().unwrap())]);
+    let dev = Dev::start_with(
+        &example("hello-rust"),
+        &[],
+        &[("HELLO_RUST_BOOTSTRAP", bootstrap.to_str().unwrap())],
+    );
     let r = dev.get("/hello?name=crab");
     assert_eq!(r.status, 200, "{}\n{}", r.text(), dev.output());
     let body = r.json();
     assert_eq!(body["message"], "Hello, crab!");
     assert_eq!(body["route"], "GET /hello");
     assert_eq!(body["memory"], 128);
-    assert_eq!(body["functionArn"], "arn:aws:lambda:us-east-1:000000000000:function:hello-rust-dev-hello");
+    assert_eq!(
+        body["functionArn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:hello-rust-dev-hello"
+    );
     assert_eq!(body["requestId"].as_str().unwrap().len(), 36);
 
     let r = dev.get("/hello?name=error");

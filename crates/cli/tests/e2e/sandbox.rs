@@ -54,13 +54,19 @@ def probe(event, context):
     let out = r.json();
     assert_eq!(out["uid"], 65534, "{out}");
     assert_ne!(out["shadow"], "allowed", "{out}");
-    assert_eq!(out["other_code"], "FileNotFoundError", "another service's code is not there: {out}");
+    assert_eq!(
+        out["other_code"], "FileNotFoundError",
+        "another service's code is not there: {out}"
+    );
     assert_ne!(out["write_code"], "allowed", "{out}");
     assert_ne!(out["write_etc"], "allowed", "{out}");
     assert_eq!(out["write_tmp"], "allowed", "{out}");
     assert_eq!(out["unshare"], "Operation not permitted", "{out}");
     assert!(out["pid"].as_u64().unwrap() < 10, "its own PID namespace: {out}");
-    assert!(!std::path::Path::new("/tmp/sylph-sandbox-probe").exists(), "/tmp is private to the instance");
+    assert!(
+        !std::path::Path::new("/tmp/sylph-sandbox-probe").exists(),
+        "/tmp is private to the instance"
+    );
     assert!(!dir.join("x.txt").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }

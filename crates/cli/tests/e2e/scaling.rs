@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{request, metric, Dev};
-
+use crate::harness::{metric, request, Dev};
 
 fn service(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("sylph-scaling-{name}-{}", std::process::id()));
@@ -31,18 +30,38 @@ fn n_concurrent_requests_start_n_instances() {
     let threads: Vec<_> = (0..n)
         .map(|_| {
             let base = dev.base.clone();
-            std::thread::spawn(move || request(&base, "POST", "/2015-03-31/functions/slow/invocations", &[], b"{}").text())
+            std::thread::spawn(move || {
+                request(&base, "POST", "/2015-03-31/functions/slow/invocations", &[], b"{}").text()
+            })
         })
         .collect();
     let instances: std::collections::HashSet<String> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-    assert_eq!(instances.len(), n, "each concurrent request ran in its own instance: {instances:?}");
+    assert_eq!(
+        instances.len(),
+        n,
+        "each concurrent request ran in its own instance: {instances:?}"
+    );
     let text = dev.get("/_sylph/metrics").text();
-    assert_eq!(metric(&text, "sylph_starts_total{function=\"slow\",kind=\"cold\"}"), n as f64);
-    assert_eq!(metric(&text, "sylph_instances{function=\"slow\"}"), n as f64, "all {n} stay warm for reuse");
+    assert_eq!(
+        metric(&text, "sylph_starts_total{function=\"slow\",kind=\"cold\"}"),
+        n as f64
+    );
+    assert_eq!(
+        metric(&text, "sylph_instances{function=\"slow\"}"),
+        n as f64,
+        "all {n} stay warm for reuse"
+    );
     // Sequential requests now reuse them: no new instance.
-    assert_eq!(dev.send("POST", "/2015-03-31/functions/slow/invocations", &[], b"{}").status, 200);
+    assert_eq!(
+        dev.send("POST", "/2015-03-31/functions/slow/invocations", &[], b"{}")
+            .status,
+        200
+    );
     let text = dev.get("/_sylph/metrics").text();
-    assert_eq!(metric(&text, "sylph_starts_total{function=\"slow\",kind=\"cold\"}"), n as f64);
+    assert_eq!(
+        metric(&text, "sylph_starts_total{function=\"slow\",kind=\"cold\"}"),
+        n as f64
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -51,13 +70,21 @@ fn an_endless_loop_costs_only_its_own_request() {
     let dir = service("loop");
     let dev = Dev::start(&dir);
     let base = dev.base.clone();
-    let spinning = std::thread::spawn(move || request(&base, "POST", "/2015-03-31/functions/spin/invocations", &[], b"{}"));
+    let spinning =
+        std::thread::spawn(move || request(&base, "POST", "/2015-03-31/functions/spin/invocations", &[], b"{}"));
     std::thread::sleep(Duration::from_millis(300));
     // While it spins, other functions answer.
     let r = dev.send("POST", "/2015-03-31/functions/fine/invocations", &[], b"{}");
     assert_eq!((r.status, r.text()), (200, "\"still here\"".to_owned()));
     let r = spinning.join().unwrap();
     assert_eq!(r.header("x-amz-function-error"), Some("Unhandled"));
-    assert!(r.json()["errorMessage"].as_str().unwrap().contains("Task timed out after 1.00 seconds"), "{}", r.text());
+    assert!(
+        r.json()["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("Task timed out after 1.00 seconds"),
+        "{}",
+        r.text()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

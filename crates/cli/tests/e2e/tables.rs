@@ -56,7 +56,10 @@ impl TablesServer {
             &self.base,
             "POST",
             "/",
-            &[("X-Amz-Target", &target), ("Content-Type", "application/x-amz-json-1.0")],
+            &[
+                ("X-Amz-Target", &target),
+                ("Content-Type", "application/x-amz-json-1.0"),
+            ],
             body.to_string().as_bytes(),
         );
         (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
@@ -76,7 +79,12 @@ impl Drop for TablesServer {
 
 fn run_client(cmd: &mut Command) -> Value {
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "client failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "client failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
@@ -84,7 +92,12 @@ fn run_client(cmd: &mut Command) -> Value {
 fn aws_sdk_v2_document_client() {
     let data = temp_dir("v2");
     let server = TablesServer::start(&data);
-    let r = run_client(Command::new("node").arg(sdk_dir().join("tables_v2.js")).arg(&server.base).current_dir(sdk_dir()));
+    let r = run_client(
+        Command::new("node")
+            .arg(sdk_dir().join("tables_v2.js"))
+            .arg(&server.base)
+            .current_dir(sdk_dir()),
+    );
     assert_eq!(r["get"]["text"], "first");
     assert_eq!(r["get"]["checked"], false);
     assert_eq!(r["get"]["tags"], json!(["x", "y"]));
@@ -103,7 +116,12 @@ fn aws_sdk_v2_document_client() {
 fn aws_sdk_v3_lib_dynamodb() {
     let data = temp_dir("v3");
     let server = TablesServer::start(&data);
-    let r = run_client(Command::new("node").arg(sdk_dir().join("tables_v3.mjs")).arg(&server.base).current_dir(sdk_dir()));
+    let r = run_client(
+        Command::new("node")
+            .arg(sdk_dir().join("tables_v3.mjs"))
+            .arg(&server.base)
+            .current_dir(sdk_dir()),
+    );
     assert_eq!(r["status"], "ACTIVE");
     assert_eq!(r["gsi"], json!(["byStatus"]));
     // 22 items (orderId 4..=25) in pages of 10, in numeric order.
@@ -114,18 +132,24 @@ fn aws_sdk_v3_lib_dynamodb() {
     assert_eq!(r["filtered"]["scanned"], 25);
     assert_eq!(r["filtered"]["items"][0], json!({"orderId": 25, "status": "open"}));
     // KEYS_ONLY projection: table and index keys only.
-    assert_eq!(r["gsiItems"], json!([
-        {"customer": "c1", "orderId": 1, "status": "open"}, {"customer": "c1", "orderId": 3, "status": "open"},
-        {"customer": "c1", "orderId": 5, "status": "open"}, {"customer": "c1", "orderId": 7, "status": "open"},
-        {"customer": "c1", "orderId": 9, "status": "open"}
-    ]));
+    assert_eq!(
+        r["gsiItems"],
+        json!([
+            {"customer": "c1", "orderId": 1, "status": "open"}, {"customer": "c1", "orderId": 3, "status": "open"},
+            {"customer": "c1", "orderId": 5, "status": "open"}, {"customer": "c1", "orderId": 7, "status": "open"},
+            {"customer": "c1", "orderId": 9, "status": "open"}
+        ])
+    );
     assert_eq!(r["count"], 25);
     assert_eq!(r["cancelled"]["name"], "TransactionCanceledException");
     assert_eq!(r["cancelled"]["reasons"], json!(["None", "ConditionalCheckFailed"]));
     assert_eq!(r["c4"], Value::Null, "a cancelled transaction writes nothing");
     assert_eq!(r["c1first"], "done");
     assert_eq!(r["keyUpdate"], "ValidationException");
-    assert_eq!(r["ttl"], json!({"TimeToLiveStatus": "ENABLED", "AttributeName": "expiresAt"}));
+    assert_eq!(
+        r["ttl"],
+        json!({"TimeToLiveStatus": "ENABLED", "AttributeName": "expiresAt"})
+    );
     assert_eq!(r["expired"], true);
     assert_eq!(r["notExpired"], true);
 }
@@ -134,14 +158,21 @@ fn aws_sdk_v3_lib_dynamodb() {
 fn boto3_numbers_binary_sets_and_errors() {
     let data = temp_dir("boto3");
     let server = TablesServer::start(&data);
-    let r = run_client(Command::new("python3").arg(sdk_dir().join("tables_boto3.py")).arg(&server.base));
+    let r = run_client(
+        Command::new("python3")
+            .arg(sdk_dir().join("tables_boto3.py"))
+            .arg(&server.base),
+    );
     assert_eq!(r["order"], json!(["-10", "-1.5", "0", "0.25", "2", "10", "100.5"]));
     assert_eq!(r["big"], "12345678901234567890123456789012345678");
     assert_eq!(r["blob"], json!([3, 0, 255]));
     assert_eq!(r["set"], json!(["a", "b"]));
     assert_eq!(r["lsi"], json!(["l1", "l2", "l3"]));
     assert_eq!(r["lsiLastKey"], json!(["label", "pk", "sk"]));
-    assert_eq!(r["overflow"], "Attempting to store more than 38 significant digits in a Number");
+    assert_eq!(
+        r["overflow"],
+        "Attempting to store more than 38 significant digits in a Number"
+    );
     assert_eq!(r["segments"], 7);
     assert_eq!(r["scanFilter"], 4);
     let e = &r["errors"];
@@ -161,14 +192,29 @@ fn wire_protocol_errors() {
     let (status, body) = server.call("NoSuchOperation", json!({}));
     assert_eq!(status, 400);
     assert_eq!(body["__type"], "com.amazon.coral.service#UnknownOperationException");
-    let r = request(&server.base, "POST", "/", &[("X-Amz-Target", "DynamoDB_20120810.ListTables")], b"{not json");
+    let r = request(
+        &server.base,
+        "POST",
+        "/",
+        &[("X-Amz-Target", "DynamoDB_20120810.ListTables")],
+        b"{not json",
+    );
     assert_eq!(r.status, 400);
-    assert_eq!(serde_json::from_slice::<Value>(&r.body).unwrap()["__type"], "com.amazon.coral.service#SerializationException");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&r.body).unwrap()["__type"],
+        "com.amazon.coral.service#SerializationException"
+    );
     assert!(r.header("x-amzn-requestid").is_some());
-    let (status, body) = server.call("CreateTable", json!({"TableName": "ab", "KeySchema": [], "AttributeDefinitions": []}));
+    let (status, body) = server.call(
+        "CreateTable",
+        json!({"TableName": "ab", "KeySchema": [], "AttributeDefinitions": []}),
+    );
     assert_eq!(status, 400);
     assert_eq!(body["__type"], "com.amazon.coral.validate#ValidationException");
-    assert!(body["message"].as_str().unwrap().contains("greater than or equal to 3"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("greater than or equal to 3"),
+        "{body}"
+    );
 }
 
 /// Writes under load, `kill -9`, restart: every acknowledged item is there.
@@ -176,11 +222,14 @@ fn wire_protocol_errors() {
 fn acknowledged_writes_survive_kill_9() {
     let data = temp_dir("crash");
     let mut server = TablesServer::start(&data);
-    let (status, _) = server.call("CreateTable", json!({
-        "TableName": "crash", "BillingMode": "PAY_PER_REQUEST",
-        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
-        "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}]
-    }));
+    let (status, _) = server.call(
+        "CreateTable",
+        json!({
+            "TableName": "crash", "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}]
+        }),
+    );
     assert_eq!(status, 200);
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -191,9 +240,17 @@ fn acknowledged_writes_survive_kill_9() {
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
                 let id = format!("w{w}-{i}");
-                let body = json!({"TableName": "crash", "Item": {"id": {"S": id}, "n": {"N": i.to_string()}}}).to_string();
+                let body =
+                    json!({"TableName": "crash", "Item": {"id": {"S": id}, "n": {"N": i.to_string()}}}).to_string();
                 let result = std::panic::catch_unwind(|| {
-                    request(&base, "POST", "/", &[("X-Amz-Target", "DynamoDB_20120810.PutItem")], body.as_bytes()).status
+                    request(
+                        &base,
+                        "POST",
+                        "/",
+                        &[("X-Amz-Target", "DynamoDB_20120810.PutItem")],
+                        body.as_bytes(),
+                    )
+                    .status
                 });
                 match result {
                     Ok(200) => acked.lock().unwrap().push(id),
@@ -213,7 +270,11 @@ fn acknowledged_writes_survive_kill_9() {
         let _ = w.join();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 300, "only {} writes were acknowledged before the kill", acked.len());
+    assert!(
+        acked.len() >= 300,
+        "only {} writes were acknowledged before the kill",
+        acked.len()
+    );
 
     let server = TablesServer::start(&data);
     let mut found = std::collections::HashSet::new();
@@ -234,7 +295,13 @@ fn acknowledged_writes_survive_kill_9() {
         }
     }
     let lost: Vec<&String> = acked.iter().filter(|id| !found.contains(*id)).collect();
-    assert!(lost.is_empty(), "{} of {} acknowledged writes were lost: {:?}", lost.len(), acked.len(), &lost[..lost.len().min(5)]);
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged writes were lost: {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(5)]
+    );
 }
 
 /// `sylph dev` creates the tables of `resources:`, functions reach them through the AWS SDKs
@@ -246,18 +313,41 @@ fn dev_provisions_tables_and_functions_use_them() {
     let data_arg = data.to_str().unwrap().to_owned();
     {
         let dev = Dev::start_with(&service, &["--data-dir", &data_arg], &[]);
-        assert!(dev.output().contains("table tables-service-dev-notes created"), "{}", dev.output());
-        let r = dev.send("POST", "/dev/notes", &[("Content-Type", "application/json")], br#"{"id": "n1", "text": "hello"}"#);
+        assert!(
+            dev.output().contains("table tables-service-dev-notes created"),
+            "{}",
+            dev.output()
+        );
+        let r = dev.send(
+            "POST",
+            "/dev/notes",
+            &[("Content-Type", "application/json")],
+            br#"{"id": "n1", "text": "hello"}"#,
+        );
         assert_eq!(r.status, 201, "{}\n{}", r.text(), dev.output());
         let r = dev.get("/dev/notes/n1");
-        assert_eq!((r.status, r.json()["text"].clone()), (200, json!("hello")), "{}", dev.output());
+        assert_eq!(
+            (r.status, r.json()["text"].clone()),
+            (200, json!("hello")),
+            "{}",
+            dev.output()
+        );
         // The Python function reads what the Node.js one wrote.
         let r = dev.get("/dev/py/notes/n1");
-        assert_eq!((r.status, r.json()["text"].clone()), (200, json!("hello")), "{}", dev.output());
+        assert_eq!(
+            (r.status, r.json()["text"].clone()),
+            (200, json!("hello")),
+            "{}",
+            dev.output()
+        );
     }
     {
         let dev = Dev::start_with(&service, &["--data-dir", &data_arg], &[]);
-        assert!(dev.output().contains("table tables-service-dev-notes kept"), "{}", dev.output());
+        assert!(
+            dev.output().contains("table tables-service-dev-notes kept"),
+            "{}",
+            dev.output()
+        );
         assert_eq!(dev.get("/dev/notes/n1").status, 200, "data survives a restart");
     }
     {

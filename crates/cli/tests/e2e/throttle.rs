@@ -56,7 +56,8 @@ fn the_platform_limit_queues_then_throttles() {
     // One slot for the whole platform; a second request waits up to 1 s, the first takes 1.5 s.
     let dev = Dev::start_with(&dir, &["--concurrency", "1", "--queue-timeout", "1"], &[]);
     let base = dev.base.clone();
-    let busy = std::thread::spawn(move || request(&base, "POST", "/2015-03-31/functions/slow/invocations", &[], b"{}").status);
+    let busy =
+        std::thread::spawn(move || request(&base, "POST", "/2015-03-31/functions/slow/invocations", &[], b"{}").status);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let r = dev.send("POST", "/2015-03-31/functions/other/invocations", &[], b"{}");
     assert_eq!(r.status, 429, "{}", r.text());

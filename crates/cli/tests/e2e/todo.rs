@@ -9,7 +9,12 @@ use crate::harness::{example, repo_root, Dev};
 
 /// create → list → get → update → delete, a bad request and a get of a deleted item.
 fn crud(dev: &Dev) {
-    let r = dev.send("POST", "/dev/todos", &[("Content-Type", "application/json")], br#"{"text": "buy milk"}"#);
+    let r = dev.send(
+        "POST",
+        "/dev/todos",
+        &[("Content-Type", "application/json")],
+        br#"{"text": "buy milk"}"#,
+    );
     assert_eq!(r.status, 200, "{}\n{}", r.text(), dev.output());
     let created = r.json();
     let id = created["id"].as_str().unwrap().to_owned();
@@ -27,13 +32,23 @@ fn crud(dev: &Dev) {
     let r = dev.get("/dev/todos");
     assert_eq!(r.status, 200);
     let list = r.json();
-    let texts: Vec<&str> = list.as_array().unwrap().iter().map(|t| t["text"].as_str().unwrap()).collect();
+    let texts: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["text"].as_str().unwrap())
+        .collect();
     assert_eq!(texts, ["buy milk", "walk the dog"]);
 
     let r = dev.get(&format!("/dev/todos/{id}"));
     assert_eq!((r.status, r.json()["text"].clone()), (200, json!("buy milk")));
 
-    let r = dev.send("PUT", &format!("/dev/todos/{id}"), &[], br#"{"text": "buy oat milk", "checked": true}"#);
+    let r = dev.send(
+        "PUT",
+        &format!("/dev/todos/{id}"),
+        &[],
+        br#"{"text": "buy oat milk", "checked": true}"#,
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     let updated = r.json();
     assert_eq!(updated["text"], "buy oat milk");
@@ -48,7 +63,12 @@ fn crud(dev: &Dev) {
     assert_eq!(r.status, 200);
     let r = dev.get(&format!("/dev/todos/{id}"));
     assert_eq!(r.status, 404, "a deleted item is gone");
-    let r = dev.send("PUT", &format!("/dev/todos/{id}"), &[], br#"{"text": "x", "checked": false}"#);
+    let r = dev.send(
+        "PUT",
+        &format!("/dev/todos/{id}"),
+        &[],
+        br#"{"text": "x", "checked": false}"#,
+    );
     assert_eq!(r.status, 404, "updating a deleted item does not resurrect it");
     assert_eq!(dev.get("/dev/todos").json().as_array().unwrap().len(), 1);
 
@@ -84,7 +104,10 @@ fn todo_rust_rest_api() {
 fn todo_page_in_headless_chromium() {
     let sdk = repo_root().join("crates/cli/tests/sdk");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(std::path::Path::new(&chromium).exists(), "{chromium} is missing: install Debian's chromium (.ci/run does)");
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "{chromium} is missing: install Debian's chromium (.ci/run does)"
+    );
     let dev = Dev::start(&example("todo"));
     let shot = std::env::temp_dir().join(format!("sylph-todo-{}.png", std::process::id()));
     let out = Command::new("node")
@@ -94,7 +117,13 @@ fn todo_page_in_headless_chromium() {
         .current_dir(&sdk)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr), dev.output());
+    assert!(
+        out.status.success(),
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        dev.output()
+    );
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["count"], "2");
     assert_eq!(

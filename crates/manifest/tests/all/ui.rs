@@ -15,7 +15,11 @@ fn bad_manifests_print_the_expected_errors() {
         .filter(|p| p.extension().is_some_and(|e| e == "yml"))
         .collect();
     cases.sort();
-    assert!(cases.len() >= 10, "expected the ui cases to be present, found {}", cases.len());
+    assert!(
+        cases.len() >= 10,
+        "expected the ui cases to be present, found {}",
+        cases.len()
+    );
     let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
     let mut failures = Vec::new();
     for case in cases {

@@ -8,7 +8,10 @@ use sylph_model::{ApiKind, Event, Runtime};
 fn load_with(source: &str, options: &[(&str, &str)], env: &[(&str, &str)]) -> Result<Loaded, String> {
     let ctx = Context {
         options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<HashMap<_, _>>(),
         service_dir: Path::new("tests/fixtures").to_owned(),
     };
     sylph_manifest::load_str(source, Path::new("serverless.yml"), &ctx).map_err(|e| e.to_string())
@@ -19,7 +22,14 @@ fn load(source: &str) -> Loaded {
 }
 
 fn env_of<'a>(loaded: &'a Loaded, function: &str, key: &str) -> &'a str {
-    loaded.service.function(function).unwrap().environment.get(key).map(String::as_str).unwrap_or("<unset>")
+    loaded
+        .service
+        .function(function)
+        .unwrap()
+        .environment
+        .get(key)
+        .map(String::as_str)
+        .unwrap_or("<unset>")
 }
 
 #[test]
@@ -97,15 +107,27 @@ fn cloudformation_intrinsics_resolve_to_local_names() {
         "service: todo\nprovider:\n  runtime: nodejs20.x\n  environment:\n    TABLE: !Ref TodosTable\n    ARN: !GetAtt TodosTable.Arn\n    SUB: !Sub '${AWS::Region}:${TodosTable}'\n    JOINED: !Join ['/', [!Ref AWS::AccountId, x]]\n    FN: !GetAtt HelloLambdaFunction.Arn\nfunctions:\n  hello:\n    handler: h.hello\nresources:\n  Resources:\n    TodosTable:\n      Type: AWS::DynamoDB::Table\n      Properties:\n        TableName: ${self:service}-${sls:stage}\n",
     );
     assert_eq!(env_of(&loaded, "hello", "TABLE"), "todo-dev");
-    assert_eq!(env_of(&loaded, "hello", "ARN"), "arn:aws:dynamodb:us-east-1:000000000000:table/todo-dev");
+    assert_eq!(
+        env_of(&loaded, "hello", "ARN"),
+        "arn:aws:dynamodb:us-east-1:000000000000:table/todo-dev"
+    );
     assert_eq!(env_of(&loaded, "hello", "SUB"), "us-east-1:todo-dev");
     assert_eq!(env_of(&loaded, "hello", "JOINED"), "000000000000/x");
-    assert_eq!(env_of(&loaded, "hello", "FN"), "arn:aws:lambda:us-east-1:000000000000:function:todo-dev-hello");
+    assert_eq!(
+        env_of(&loaded, "hello", "FN"),
+        "arn:aws:lambda:us-east-1:000000000000:function:todo-dev-hello"
+    );
     // Resources keep intrinsics as data, in long form.
     let props = &loaded.service.resources["Resources"]["TodosTable"]["Properties"];
     assert_eq!(props["TableName"], "todo-dev");
     assert_eq!(loaded.service.tables.len(), 1);
-    assert_eq!((loaded.service.tables[0].logical_id.as_str(), loaded.service.tables[0].name.as_str()), ("TodosTable", "todo-dev"));
+    assert_eq!(
+        (
+            loaded.service.tables[0].logical_id.as_str(),
+            loaded.service.tables[0].name.as_str()
+        ),
+        ("TodosTable", "todo-dev")
+    );
 }
 
 #[test]
@@ -142,8 +164,16 @@ fn replaced_plugins_get_a_notice() {
         "service: svc\nplugins:\n  - serverless-offline\n  - serverless-webpack\nprovider:\n  runtime: nodejs20.x\nfunctions: {}\n",
     );
     assert_eq!(loaded.notices.len(), 2);
-    assert!(loaded.notices[0].contains("serverless-offline is not needed"), "{:?}", loaded.notices);
-    assert!(loaded.notices[1].contains("serverless-webpack is not run"), "{:?}", loaded.notices);
+    assert!(
+        loaded.notices[0].contains("serverless-offline is not needed"),
+        "{:?}",
+        loaded.notices
+    );
+    assert!(
+        loaded.notices[1].contains("serverless-webpack is not run"),
+        "{:?}",
+        loaded.notices
+    );
 }
 
 #[test]
@@ -154,7 +184,10 @@ fn function_settings_override_provider_settings() {
     let f = loaded.service.function("custom-name").unwrap();
     assert_eq!(f.key, "f");
     assert_eq!(f.runtime, Runtime::Python("python3.12".into()));
-    assert_eq!((f.memory_mb, f.timeout, f.reserved_concurrency), (128, Duration::from_secs(30), Some(5)));
+    assert_eq!(
+        (f.memory_mb, f.timeout, f.reserved_concurrency),
+        (128, Duration::from_secs(30), Some(5))
+    );
     assert_eq!(env_of(&loaded, "f", "SHARED"), "function");
     assert_eq!(env_of(&loaded, "f", "KEEP"), "kept");
 }

@@ -39,7 +39,9 @@ fn operand<'i>(op: &'i Operand, item: &'i Item) -> Option<std::borrow::Cow<'i, V
                 Value::M(m) => m.len(),
                 _ => return None,
             };
-            Some(Cow::Owned(Value::N(Number::parse(&n.to_string()).unwrap_or(Number::ZERO))))
+            Some(Cow::Owned(Value::N(
+                Number::parse(&n.to_string()).unwrap_or(Number::ZERO),
+            )))
         }
     }
 }

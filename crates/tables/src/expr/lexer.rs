@@ -69,7 +69,11 @@ pub fn tokenize(text: &str, label: &str) -> Result<Vec<Spanned>, DbError> {
                 i += n;
             }
             b'>' => {
-                let (t, n) = if bytes.get(i + 1) == Some(&b'=') { (Token::Ge, 2) } else { (Token::Gt, 1) };
+                let (t, n) = if bytes.get(i + 1) == Some(&b'=') {
+                    (Token::Ge, 2)
+                } else {
+                    (Token::Gt, 1)
+                };
                 out.push((t, start));
                 i += n;
             }
@@ -82,13 +86,22 @@ pub fn tokenize(text: &str, label: &str) -> Result<Vec<Spanned>, DbError> {
                     return Err(syntax(label, &text[start..start + 1], text));
                 }
                 let word = text[start..i].to_owned();
-                out.push((if c == b'#' { Token::NameRef(word) } else { Token::ValueRef(word) }, start));
+                out.push((
+                    if c == b'#' {
+                        Token::NameRef(word)
+                    } else {
+                        Token::ValueRef(word)
+                    },
+                    start,
+                ));
             }
             b'0'..=b'9' => {
                 while i < bytes.len() && bytes[i].is_ascii_digit() {
                     i += 1;
                 }
-                let n = text[start..i].parse().map_err(|_| syntax(label, &text[start..i], text))?;
+                let n = text[start..i]
+                    .parse()
+                    .map_err(|_| syntax(label, &text[start..i], text))?;
                 out.push((Token::Number(n), start));
             }
             c if c.is_ascii_alphabetic() || c == b'_' => {
@@ -111,10 +124,16 @@ pub fn tokenize(text: &str, label: &str) -> Result<Vec<Spanned>, DbError> {
 
 pub fn near(text: &str, at: usize) -> String {
     let start = text[..at].char_indices().rev().nth(10).map(|(i, _)| i).unwrap_or(0);
-    let end = text[at..].char_indices().nth(12).map(|(i, _)| at + i).unwrap_or(text.len());
+    let end = text[at..]
+        .char_indices()
+        .nth(12)
+        .map(|(i, _)| at + i)
+        .unwrap_or(text.len());
     text[start..end].to_owned()
 }
 
 pub fn syntax(label: &str, token: &str, near_text: &str) -> DbError {
-    DbError::validation(format!("Invalid {label}: Syntax error; token: \"{token}\", near: \"{near_text}\""))
+    DbError::validation(format!(
+        "Invalid {label}: Syntax error; token: \"{token}\", near: \"{near_text}\""
+    ))
 }

@@ -122,7 +122,12 @@ impl<'a> Substitutions<'a> {
         if values.is_some_and(|m| m.is_empty()) {
             return Err(DbError::validation("ExpressionAttributeValues must not be empty"));
         }
-        Ok(Substitutions { names, values, used_names: RefCell::default(), used_values: RefCell::default() })
+        Ok(Substitutions {
+            names,
+            values,
+            used_names: RefCell::default(),
+            used_values: RefCell::default(),
+        })
     }
 
     /// The attribute name behind `#alias`; the error text goes after "Invalid <Expression>: ".
@@ -154,8 +159,11 @@ impl<'a> Substitutions<'a> {
     /// Call after every expression of the request has been parsed.
     pub fn check_all_used(&self) -> Result<(), DbError> {
         if let Some(names) = self.names {
-            let unused: Vec<&str> =
-                names.keys().filter(|k| !self.used_names.borrow().contains(*k)).map(String::as_str).collect();
+            let unused: Vec<&str> = names
+                .keys()
+                .filter(|k| !self.used_names.borrow().contains(*k))
+                .map(String::as_str)
+                .collect();
             if !unused.is_empty() {
                 return Err(DbError::validation(format!(
                     "Value provided in ExpressionAttributeNames unused in expressions: keys: {{{}}}",
@@ -164,8 +172,11 @@ impl<'a> Substitutions<'a> {
             }
         }
         if let Some(values) = self.values {
-            let unused: Vec<&str> =
-                values.keys().filter(|k| !self.used_values.borrow().contains(*k)).map(String::as_str).collect();
+            let unused: Vec<&str> = values
+                .keys()
+                .filter(|k| !self.used_values.borrow().contains(*k))
+                .map(String::as_str)
+                .collect();
             if !unused.is_empty() {
                 return Err(DbError::validation(format!(
                     "Value provided in ExpressionAttributeValues unused in expressions: keys: {{{}}}",

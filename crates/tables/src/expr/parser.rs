@@ -21,7 +21,9 @@ impl<'s, 'a> Parser<'s, 'a> {
     pub fn new(text: &'s str, kind: ExprKind, subs: &'s Substitutions<'a>) -> Result<Parser<'s, 'a>, DbError> {
         let label = kind.label();
         if text.trim().is_empty() {
-            return Err(DbError::validation(format!("Invalid {label}: The expression can not be empty;")));
+            return Err(DbError::validation(format!(
+                "Invalid {label}: The expression can not be empty;"
+            )));
         }
         if text.len() > MAX_EXPRESSION_BYTES {
             return Err(DbError::validation(format!(
@@ -29,7 +31,13 @@ impl<'s, 'a> Parser<'s, 'a> {
                 text.len()
             )));
         }
-        Ok(Parser { text, tokens: tokenize(text, label)?, pos: 0, kind, subs })
+        Ok(Parser {
+            text,
+            tokens: tokenize(text, label)?,
+            pos: 0,
+            kind,
+            subs,
+        })
     }
 
     fn label(&self) -> &'static str {
@@ -54,7 +62,11 @@ impl<'s, 'a> Parser<'s, 'a> {
     fn unexpected(&self) -> DbError {
         match self.tokens.get(self.pos) {
             Some((_, at)) => {
-                let end = self.tokens.get(self.pos + 1).map(|(_, e)| *e).unwrap_or(self.text.len());
+                let end = self
+                    .tokens
+                    .get(self.pos + 1)
+                    .map(|(_, e)| *e)
+                    .unwrap_or(self.text.len());
                 let token = self.text[*at..end].trim();
                 syntax(self.label(), token, &near(self.text, *at))
             }
@@ -174,7 +186,9 @@ impl<'s, 'a> Parser<'s, 'a> {
                 }
                 self.expect(&Token::RParen)?;
                 if list.len() > 100 {
-                    return Err(self.invalid("The IN operator is provided with too many operands; number of operands: 101"));
+                    return Err(
+                        self.invalid("The IN operator is provided with too many operands; number of operands: 101")
+                    );
                 }
                 return Ok(Condition::In(left, list));
             }
@@ -230,7 +244,9 @@ impl<'s, 'a> Parser<'s, 'a> {
                 let v = self.subs.value(&alias).map_err(|m| self.invalid(m))??;
                 Ok(Operand::Value(v))
             }
-            Some(Token::Ident(name)) if name == "size" && self.tokens.get(self.pos + 1).map(|(t, _)| t) == Some(&Token::LParen) => {
+            Some(Token::Ident(name))
+                if name == "size" && self.tokens.get(self.pos + 1).map(|(t, _)| t) == Some(&Token::LParen) =>
+            {
                 self.pos += 2;
                 let p = self.path()?;
                 self.expect(&Token::RParen)?;
@@ -273,7 +289,9 @@ impl<'s, 'a> Parser<'s, 'a> {
         match self.peek().cloned() {
             Some(Token::Ident(name)) => {
                 if is_reserved(&name) {
-                    return Err(self.invalid(format!("Attribute name is a reserved keyword; reserved keyword: {name}")));
+                    return Err(self.invalid(format!(
+                        "Attribute name is a reserved keyword; reserved keyword: {name}"
+                    )));
                 }
                 self.pos += 1;
                 Ok(name)
@@ -300,7 +318,9 @@ impl<'s, 'a> Parser<'s, 'a> {
                 _ => return Err(self.unexpected()),
             };
             if seen.contains(&clause) {
-                return Err(self.invalid(format!("The \"{clause}\" section can only be used once in an update expression;")));
+                return Err(self.invalid(format!(
+                    "The \"{clause}\" section can only be used once in an update expression;"
+                )));
             }
             seen.push(clause);
             self.pos += 1;

@@ -36,12 +36,33 @@ fn comparisons_and_precedence() {
     let v = |pairs: serde_json::Value| json!({"ExpressionAttributeValues": pairs});
     assert!(eval("n = :a", v(json!({":a": {"N": "10.0"}})), &it));
     assert!(eval("n <> :a", v(json!({":a": {"N": "11"}})), &it));
-    assert!(eval("n BETWEEN :a AND :b", v(json!({":a": {"N": "1"}, ":b": {"N": "10"}})), &it));
-    assert!(eval("n IN (:a, :b)", v(json!({":a": {"N": "3"}, ":b": {"N": "10"}})), &it));
-    assert!(!eval("n < :a", v(json!({":a": {"S": "zzz"}})), &it), "different types never compare");
+    assert!(eval(
+        "n BETWEEN :a AND :b",
+        v(json!({":a": {"N": "1"}, ":b": {"N": "10"}})),
+        &it
+    ));
+    assert!(eval(
+        "n IN (:a, :b)",
+        v(json!({":a": {"N": "3"}, ":b": {"N": "10"}})),
+        &it
+    ));
+    assert!(
+        !eval("n < :a", v(json!({":a": {"S": "zzz"}})), &it),
+        "different types never compare"
+    );
     // AND binds tighter than OR; NOT tighter than AND.
-    assert!(eval("n = :x OR n = :t AND s = :x", v(json!({":x": {"N": "0"}, ":t": {"N": "10"}})), &it) == false);
-    assert!(eval("(n = :x OR n = :t) AND NOT s = :y", v(json!({":x": {"N": "0"}, ":t": {"N": "10"}, ":y": {"S": "bye"}})), &it));
+    assert!(
+        eval(
+            "n = :x OR n = :t AND s = :x",
+            v(json!({":x": {"N": "0"}, ":t": {"N": "10"}})),
+            &it
+        ) == false
+    );
+    assert!(eval(
+        "(n = :x OR n = :t) AND NOT s = :y",
+        v(json!({":x": {"N": "0"}, ":t": {"N": "10"}, ":y": {"S": "bye"}})),
+        &it
+    ));
     assert!(eval("absent <> :a", v(json!({":a": {"N": "1"}})), &it));
     assert!(!eval("absent = :a", v(json!({":a": {"N": "1"}})), &it));
 }
@@ -50,29 +71,62 @@ fn comparisons_and_precedence() {
 fn functions_and_paths() {
     let it = sample();
     let v = |pairs: serde_json::Value| json!({"ExpressionAttributeValues": pairs});
-    assert!(eval("attribute_exists(m.child.deep) AND attribute_not_exists(m.nope)", json!({}), &it));
-    assert!(eval("attribute_type(nothing, :t)", v(json!({":t": {"S": "NULL"}})), &it));
+    assert!(eval(
+        "attribute_exists(m.child.deep) AND attribute_not_exists(m.nope)",
+        json!({}),
+        &it
+    ));
+    assert!(eval(
+        "attribute_type(nothing, :t)",
+        v(json!({":t": {"S": "NULL"}})),
+        &it
+    ));
     assert!(eval("begins_with(s, :p)", v(json!({":p": {"S": "he"}})), &it));
-    assert!(eval("contains(s, :p) AND contains(tags, :t) AND contains(arr, :l)", v(json!({":p": {"S": "ell"}, ":t": {"S": "y"}, ":l": {"N": "2"}})), &it));
-    assert!(eval("size(s) = :five AND size(tags) = :two AND size(arr) < :five", v(json!({":five": {"N": "5"}, ":two": {"N": "2"}})), &it));
-    assert!(eval("arr[0] = :p AND m.child.deep > :n", v(json!({":p": {"S": "p"}, ":n": {"N": "4"}})), &it));
-    assert!(eval("#n = :v", json!({"ExpressionAttributeNames": {"#n": "n"}, "ExpressionAttributeValues": {":v": {"N": "10"}}}), &it));
+    assert!(eval(
+        "contains(s, :p) AND contains(tags, :t) AND contains(arr, :l)",
+        v(json!({":p": {"S": "ell"}, ":t": {"S": "y"}, ":l": {"N": "2"}})),
+        &it
+    ));
+    assert!(eval(
+        "size(s) = :five AND size(tags) = :two AND size(arr) < :five",
+        v(json!({":five": {"N": "5"}, ":two": {"N": "2"}})),
+        &it
+    ));
+    assert!(eval(
+        "arr[0] = :p AND m.child.deep > :n",
+        v(json!({":p": {"S": "p"}, ":n": {"N": "4"}})),
+        &it
+    ));
+    assert!(eval(
+        "#n = :v",
+        json!({"ExpressionAttributeNames": {"#n": "n"}, "ExpressionAttributeValues": {":v": {"N": "10"}}}),
+        &it
+    ));
 }
 
 #[test]
 fn errors_name_the_problem() {
     let msg = |text: &str, req: serde_json::Value| cond(text, req).unwrap_err().message;
-    assert_eq!(msg("name = :v", json!({"ExpressionAttributeValues": {":v": {"S": "x"}}})), "Invalid ConditionExpression: Attribute name is a reserved keyword; reserved keyword: name");
+    assert_eq!(
+        msg("name = :v", json!({"ExpressionAttributeValues": {":v": {"S": "x"}}})),
+        "Invalid ConditionExpression: Attribute name is a reserved keyword; reserved keyword: name"
+    );
     assert_eq!(msg("a = :v", json!({})), "Invalid ConditionExpression: An expression attribute value used in expression is not defined; attribute value: :v");
     assert_eq!(msg("#a = :v", json!({"ExpressionAttributeValues": {":v": {"S": "x"}}})), "Invalid ConditionExpression: An expression attribute name used in the document path is not defined; attribute name: #a");
     assert_eq!(
-        msg("a = :v", json!({"ExpressionAttributeValues": {":v": {"S": "x"}, ":w": {"S": "y"}}})),
+        msg(
+            "a = :v",
+            json!({"ExpressionAttributeValues": {":v": {"S": "x"}, ":w": {"S": "y"}}})
+        ),
         "Value provided in ExpressionAttributeValues unused in expressions: keys: {:w}"
     );
     assert!(msg("a = ", json!({})).starts_with("Invalid ConditionExpression: Syntax error; token: \"<EOF>\""));
     assert!(msg("a === :v", json!({"ExpressionAttributeValues": {":v": {"S": "x"}}})).contains("Syntax error"));
     assert!(msg("nope(a)", json!({})).contains("Invalid function name"));
-    assert_eq!(msg("", json!({})), "Invalid ConditionExpression: The expression can not be empty;");
+    assert_eq!(
+        msg("", json!({})),
+        "Invalid ConditionExpression: The expression can not be empty;"
+    );
 }
 
 fn update(text: &str, vals: serde_json::Value, it: &Item) -> Result<Item, crate::error::DbError> {
@@ -104,14 +158,20 @@ fn update_expressions() {
     assert_eq!(out["s"], Value::S("dflt".into()));
     assert_eq!(out["hits"], Value::N(Number::parse("1").unwrap()));
     assert_eq!(out["tags"], Value::SS(vec!["y".into()]));
-    assert_eq!(out["nums"], Value::NS(["1", "2", "3"].iter().map(|s| Number::parse(s).unwrap()).collect()));
+    assert_eq!(
+        out["nums"],
+        Value::NS(["1", "2", "3"].iter().map(|s| Number::parse(s).unwrap()).collect())
+    );
     let Value::L(arr) = &out["arr"] else { panic!() };
     assert_eq!(arr[0], Value::S("q".into()));
     let Value::M(m) = &out["m"] else { panic!() };
     let Value::M(inner) = &m["child"] else { panic!() };
     assert!(inner.contains_key("added"));
 
-    assert!(Substitutions::new(&json!({"ExpressionAttributeValues": {}})).is_err(), "an empty values map is an error");
+    assert!(
+        Substitutions::new(&json!({"ExpressionAttributeValues": {}})).is_err(),
+        "an empty values map is an error"
+    );
     let req = json!({});
     let subs = Substitutions::new(&req).unwrap();
     let actions = parse_update("REMOVE arr[0], m.flag", &subs).unwrap();
@@ -120,11 +180,20 @@ fn update_expressions() {
     assert_eq!(arr.len(), 1);
 
     let err = update("SET id = :v", json!({":v": {"S": "x"}}), &it).unwrap_err();
-    assert_eq!(err.message, "One or more parameter values were invalid: Cannot update attribute id. This attribute is part of the key");
+    assert_eq!(
+        err.message,
+        "One or more parameter values were invalid: Cannot update attribute id. This attribute is part of the key"
+    );
     let err = update("SET s = s + :v", json!({":v": {"N": "1"}}), &it).unwrap_err();
-    assert_eq!(err.message, "An operand in the update expression has an incorrect data type");
+    assert_eq!(
+        err.message,
+        "An operand in the update expression has an incorrect data type"
+    );
     let err = update("SET nope.deeper = :v", json!({":v": {"N": "1"}}), &it).unwrap_err();
-    assert_eq!(err.message, "The document path provided in the update expression is invalid for update");
+    assert_eq!(
+        err.message,
+        "The document path provided in the update expression is invalid for update"
+    );
 }
 
 #[test]
@@ -135,7 +204,10 @@ fn projections_keep_nested_structure() {
     let paths = parse_projection("id, #m.child.deep, arr[1]", &subs).unwrap();
     let p = project(&it, &paths);
     assert_eq!(p.len(), 3);
-    assert_eq!(crate::value::item_to_json(&p)["m"], json!({"M": {"child": {"M": {"deep": {"N": "5"}}}}}));
+    assert_eq!(
+        crate::value::item_to_json(&p)["m"],
+        json!({"M": {"child": {"M": {"deep": {"N": "5"}}}}})
+    );
     assert_eq!(crate::value::item_to_json(&p)["arr"], json!({"L": [{"N": "2"}]}));
 }
 

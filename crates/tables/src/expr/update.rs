@@ -135,7 +135,11 @@ fn eval_set(v: &SetValue, item: &Item) -> Result<Value, DbError> {
         },
         SetValue::Plus(a, b) | SetValue::Minus(a, b) => match (eval_set(a, item)?, eval_set(b, item)?) {
             (Value::N(x), Value::N(y)) => {
-                let r = if matches!(v, SetValue::Plus(..)) { x.add(&y) } else { x.sub(&y) };
+                let r = if matches!(v, SetValue::Plus(..)) {
+                    x.add(&y)
+                } else {
+                    x.sub(&y)
+                };
                 Value::N(r.map_err(|e| DbError::validation(e.to_string()))?)
             }
             _ => return Err(wrong_type()),
@@ -148,7 +152,9 @@ fn parent_mut<'i>(item: &'i mut Item, path: &Path) -> Result<Option<&'i mut Valu
     if path.len() == 1 {
         return Ok(None);
     }
-    let PathElem::Name(top) = &path[0] else { return Err(invalid_path()) };
+    let PathElem::Name(top) = &path[0] else {
+        return Err(invalid_path());
+    };
     let mut cur = item.get_mut(top).ok_or_else(invalid_path)?;
     for e in &path[1..path.len() - 1] {
         cur = match (e, cur) {
