@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::{free_port, spawn};
+use crate::{free_port, spawn, Server};
 
 pub struct Options {
     sylph: PathBuf,
@@ -93,11 +93,10 @@ fn write_service(dir: &Path, n: usize, rust_bootstrap: &Path) -> anyhow::Result<
     Ok(())
 }
 
-/// Cold starts of `prefix0..n` with `prewarm` pre-started runtimes per language.
-async fn cold(o: &Options, dir: &Path, prewarm: usize, prefix: &str) -> anyhow::Result<Vec<Duration>> {
+/// `sylph dev` on `dir` with `extra` flags, once it answers; stops with the returned guard.
+async fn start_dev(o: &Options, dir: &Path, extra: &[&str], data: &Path) -> anyhow::Result<(Server, SocketAddr)> {
     let port = free_port();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let data = std::env::temp_dir().join(format!("sylph-bench-cold-{}-{prewarm}", std::process::id()));
     let mut cmd = Command::new(&o.sylph);
     cmd.args([
         "dev",
@@ -105,11 +104,10 @@ async fn cold(o: &Options, dir: &Path, prewarm: usize, prefix: &str) -> anyhow::
         "--no-reload",
         "--port",
         &port.to_string(),
-        "--prewarm",
-        &prewarm.to_string(),
         "--data-dir",
     ])
-    .arg(&data)
+    .arg(data)
+    .args(extra)
     .current_dir(dir);
     let server = spawn(cmd)?;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -119,6 +117,13 @@ async fn cold(o: &Options, dir: &Path, prewarm: usize, prefix: &str) -> anyhow::
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    Ok((server, addr))
+}
+
+/// Cold starts of `prefix0..n` with `prewarm` pre-started runtimes per language.
+async fn cold(o: &Options, dir: &Path, prewarm: usize, prefix: &str) -> anyhow::Result<Vec<Duration>> {
+    let data = std::env::temp_dir().join(format!("sylph-bench-cold-{}-{prewarm}", std::process::id()));
+    let (server, addr) = start_dev(o, dir, &["--prewarm", &prewarm.to_string()], &data).await?;
     let mut out = Vec::with_capacity(o.samples);
     for i in 0..o.samples {
         // Let the pre-started pool refill between cold starts, as it would between arrivals.
@@ -131,28 +136,8 @@ async fn cold(o: &Options, dir: &Path, prewarm: usize, prefix: &str) -> anyhow::
 }
 
 async fn warm(o: &Options, dir: &Path) -> anyhow::Result<Vec<Duration>> {
-    let port = free_port();
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let data = std::env::temp_dir().join(format!("sylph-bench-warm-{}", std::process::id()));
-    let mut cmd = Command::new(&o.sylph);
-    cmd.args([
-        "dev",
-        "--quiet",
-        "--no-reload",
-        "--port",
-        &port.to_string(),
-        "--data-dir",
-    ])
-    .arg(&data)
-    .current_dir(dir);
-    let server = spawn(cmd)?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while invoke(addr, "warm").await.is_err() {
-        if Instant::now() > deadline {
-            bail!("sylph dev did not start");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (server, addr) = start_dev(o, dir, &[], &data).await?;
     let mut out = Vec::with_capacity(1000);
     for _ in 0..1000 {
         out.push(invoke(addr, "warm").await?);

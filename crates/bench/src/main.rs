@@ -18,7 +18,7 @@ mod todo;
 
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -123,17 +123,24 @@ pub(crate) fn spawn(mut cmd: Command) -> anyhow::Result<Server> {
     })
 }
 
-async fn get_once(addr: SocketAddr, path: &str) -> anyhow::Result<u16> {
+/// One request on a new connection; the status, headers and whole body.
+pub(crate) async fn send_once(
+    addr: SocketAddr,
+    req: hyper::Request<Full<Bytes>>,
+) -> anyhow::Result<(hyper::StatusCode, hyper::HeaderMap, Bytes)> {
     let stream = TcpStream::connect(addr).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
+    let res = sender.send_request(req).await?;
+    let (parts, body) = res.into_parts();
+    Ok((parts.status, parts.headers, body.collect().await?.to_bytes()))
+}
+
+async fn get_once(addr: SocketAddr, path: &str) -> anyhow::Result<u16> {
     let req = hyper::Request::get(path)
         .header("host", addr.to_string())
-        .body(Empty::<Bytes>::new())?;
-    let res = sender.send_request(req).await?;
-    let status = res.status().as_u16();
-    res.into_body().collect().await?;
-    Ok(status)
+        .body(Full::new(Bytes::new()))?;
+    Ok(send_once(addr, req).await?.0.as_u16())
 }
 
 /// Poll until the first 200, from `started`; that is the time to first response.
@@ -248,10 +255,35 @@ pub(crate) async fn load(
     })
 }
 
-struct Row {
-    server: &'static str,
-    concurrency: usize,
-    result: LoadResult,
+/// One measured case of a comparison: which server, and what (clients, operation, route).
+pub(crate) struct Row {
+    pub server: &'static str,
+    pub case: String,
+    pub result: LoadResult,
+}
+
+/// Print `rows` as a table, each with its ratio to the `baseline` server's row of the same case.
+pub(crate) fn print_comparison(case_column: &str, baseline: &str, rows: &[Row]) {
+    println!("| server | {case_column} | requests/s | p50 ms | p99 ms | errors | vs {baseline} |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    for row in rows {
+        let base = rows
+            .iter()
+            .find(|r| r.server.starts_with(baseline) && r.case == row.case);
+        let ratio = base
+            .map(|b| format!("{:.1}x", row.result.rps() / b.result.rps()))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "| {} | {} | {:.0} | {:.3} | {:.3} | {} | {} |",
+            row.server,
+            row.case,
+            row.result.rps(),
+            row.result.percentile_ms(0.5),
+            row.result.percentile_ms(0.99),
+            row.result.errors,
+            ratio
+        );
+    }
 }
 
 async fn measure(name: &'static str, addr: SocketAddr, o: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
@@ -270,7 +302,7 @@ async fn measure(name: &'static str, addr: SocketAddr, o: &Options, rows: &mut V
         );
         rows.push(Row {
             server: name,
-            concurrency: c,
+            case: c.to_string(),
             result,
         });
     }
@@ -347,26 +379,7 @@ async fn http_hello(o: Options) -> anyhow::Result<()> {
         o.seconds
     );
     println!();
-    println!("| server | clients | requests/s | p50 ms | p99 ms | errors | vs serverless-offline |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for row in &rows {
-        let baseline = rows
-            .iter()
-            .find(|r| r.server == "serverless-offline" && r.concurrency == row.concurrency);
-        let ratio = baseline
-            .map(|b| format!("{:.1}x", row.result.rps() / b.result.rps()))
-            .unwrap_or_else(|| "-".into());
-        println!(
-            "| {} | {} | {:.0} | {:.3} | {:.3} | {} | {} |",
-            row.server,
-            row.concurrency,
-            row.result.rps(),
-            row.result.percentile_ms(0.5),
-            row.result.percentile_ms(0.99),
-            row.result.errors,
-            ratio
-        );
-    }
+    print_comparison("clients", "serverless-offline", &rows);
     println!();
     println!("| server | time from start to first response |");
     println!("|---|---:|");

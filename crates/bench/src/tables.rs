@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::{free_port, load, spawn, LoadResult, MakeRequest, Server};
+use crate::{free_port, load, print_comparison, send_once, spawn, MakeRequest, Row, Server};
 
 pub struct Options {
     sylph: PathBuf,
@@ -57,17 +57,12 @@ fn ddb_request(addr: SocketAddr, op: &str, body: String) -> hyper::Request<Full<
         .expect("valid request")
 }
 
-async fn call(addr: SocketAddr, op: &str, body: String) -> anyhow::Result<(u16, String)> {
-    let stream = TcpStream::connect(addr).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    let res = sender.send_request(ddb_request(addr, op, body)).await?;
-    let status = res.status().as_u16();
-    let body = res.into_body().collect().await?.to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+pub(crate) async fn call(addr: SocketAddr, op: &str, body: String) -> anyhow::Result<(u16, String)> {
+    let (status, _, body) = send_once(addr, ddb_request(addr, op, body)).await?;
+    Ok((status.as_u16(), String::from_utf8_lossy(&body).into_owned()))
 }
 
-async fn wait_ready(addr: SocketAddr) -> anyhow::Result<()> {
+pub(crate) async fn wait_ready(addr: SocketAddr) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if let Ok((200, _)) = call(addr, "ListTables", "{}".into()).await {
@@ -130,12 +125,6 @@ fn query(addr: SocketAddr) -> MakeRequest {
     })
 }
 
-struct Row {
-    server: &'static str,
-    op: &'static str,
-    result: LoadResult,
-}
-
 async fn measure(name: &'static str, addr: SocketAddr, o: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     wait_ready(addr).await?;
     create_table(addr).await?;
@@ -145,21 +134,21 @@ async fn measure(name: &'static str, addr: SocketAddr, o: &Options, rows: &mut V
     eprintln!("  {name:<14} PutItem {:>8.0} req/s", puts.rps());
     rows.push(Row {
         server: name,
-        op: "PutItem",
+        case: "PutItem".into(),
         result: puts,
     });
     let gets = load(addr, get(addr, written), o.concurrency, d).await?;
     eprintln!("  {name:<14} GetItem {:>8.0} req/s", gets.rps());
     rows.push(Row {
         server: name,
-        op: "GetItem",
+        case: "GetItem".into(),
         result: gets,
     });
     let queries = load(addr, query(addr), o.concurrency, d).await?;
     eprintln!("  {name:<14} Query   {:>8.0} req/s", queries.rps());
     rows.push(Row {
         server: name,
-        op: "Query",
+        case: "Query".into(),
         result: queries,
     });
     Ok(())
@@ -258,24 +247,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         o.concurrency, o.seconds
     );
     println!();
-    println!("| server | operation | requests/s | p50 ms | p99 ms | errors | vs dynalite |");
-    println!("|---|---|---:|---:|---:|---:|---:|");
-    for row in &rows {
-        let baseline = rows.iter().find(|r| r.server == "dynalite" && r.op == row.op);
-        let ratio = baseline
-            .map(|b| format!("{:.1}x", row.result.rps() / b.result.rps()))
-            .unwrap_or_else(|| "-".into());
-        println!(
-            "| {} | {} | {:.0} | {:.3} | {:.3} | {} | {} |",
-            row.server,
-            row.op,
-            row.result.rps(),
-            row.result.percentile_ms(0.5),
-            row.result.percentile_ms(0.99),
-            row.result.errors,
-            ratio
-        );
-    }
+    print_comparison("operation", "dynalite", &rows);
     println!();
     println!(
         "kill -9 under load: {acked} writes acknowledged, {found} found after restart, {} lost",

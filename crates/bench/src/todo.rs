@@ -10,11 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use http_body_util::Full;
 
-use crate::{free_port, load, spawn, LoadResult, MakeRequest, Server};
+use crate::{free_port, load, print_comparison, send_once, spawn, tables, MakeRequest, Row, Server};
 
 pub struct Options {
     sylph: PathBuf,
@@ -46,19 +44,14 @@ impl Options {
 }
 
 async fn send(addr: SocketAddr, method: &str, path: &str, body: &str) -> anyhow::Result<(u16, String)> {
-    let stream = TcpStream::connect(addr).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
     let req = hyper::Request::builder()
         .method(method)
         .uri(path)
         .header("host", addr.to_string())
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body.to_owned())))?;
-    let res = sender.send_request(req).await?;
-    let status = res.status().as_u16();
-    let text = res.into_body().collect().await?.to_bytes();
-    Ok((status, String::from_utf8_lossy(&text).into_owned()))
+    let (status, _, text) = send_once(addr, req).await?;
+    Ok((status.as_u16(), String::from_utf8_lossy(&text).into_owned()))
 }
 
 async fn wait_for(addr: SocketAddr, path: &str, started: Instant) -> anyhow::Result<Duration> {
@@ -110,12 +103,6 @@ fn post_todo(addr: SocketAddr) -> MakeRequest {
     })
 }
 
-struct Row {
-    server: &'static str,
-    route: &'static str,
-    result: LoadResult,
-}
-
 async fn measure(name: &'static str, addr: SocketAddr, o: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     let ids = Arc::new(seed(addr, 50).await?);
     let d = Duration::from_secs(o.seconds);
@@ -125,14 +112,14 @@ async fn measure(name: &'static str, addr: SocketAddr, o: &Options, rows: &mut V
     eprintln!("  {name:<32} GET  {:>8.0} req/s", get.rps());
     rows.push(Row {
         server: name,
-        route: "GET /dev/todos/{id}",
+        case: "GET /dev/todos/{id}".into(),
         result: get,
     });
     let post = load(addr, post_todo(addr), o.concurrency, d).await?;
     eprintln!("  {name:<32} POST {:>8.0} req/s", post.rps());
     rows.push(Row {
         server: name,
-        route: "POST /dev/todos",
+        case: "POST /dev/todos".into(),
         result: post,
     });
     Ok(())
@@ -229,57 +216,20 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     println!();
     println!("Todo service, {} clients, {} s per route", o.concurrency, o.seconds);
     println!();
-    println!("| server | route | requests/s | p50 ms | p99 ms | errors | vs serverless-offline |");
-    println!("|---|---|---:|---:|---:|---:|---:|");
-    for row in &rows {
-        let baseline = rows
-            .iter()
-            .find(|r| r.server.starts_with("serverless-offline") && r.route == row.route);
-        let ratio = baseline
-            .map(|b| format!("{:.1}x", row.result.rps() / b.result.rps()))
-            .unwrap_or_else(|| "-".into());
-        println!(
-            "| {} | {} | {:.0} | {:.3} | {:.3} | {} | {} |",
-            row.server,
-            row.route,
-            row.result.rps(),
-            row.result.percentile_ms(0.5),
-            row.result.percentile_ms(0.99),
-            row.result.errors,
-            ratio
-        );
-    }
+    print_comparison("route", "serverless-offline", &rows);
     Ok(())
 }
 
 async fn create_dynalite_table(addr: SocketAddr) -> anyhow::Result<()> {
     let body = r#"{"TableName":"todo-dev","BillingMode":"PAY_PER_REQUEST","KeySchema":[{"AttributeName":"id","KeyType":"HASH"}],"AttributeDefinitions":[{"AttributeName":"id","AttributeType":"S"}]}"#;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let stream = TcpStream::connect(addr).await;
-        if let Ok(stream) = stream {
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(conn);
-            let req = hyper::Request::post("/")
-                .header("host", addr.to_string())
-                .header("x-amz-target", "DynamoDB_20120810.CreateTable")
-                .header("content-type", "application/x-amz-json-1.0")
-                .header("authorization", "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0")
-                .header("x-amz-date", "20260101T000000Z")
-                .body(Full::new(Bytes::from(body)))?;
-            let res = sender.send_request(req).await?;
-            if res.status() == 200 {
-                // dynalite makes the table ACTIVE after a short delay.
-                tokio::time::sleep(Duration::from_millis(800)).await;
-                return Ok(());
-            }
-            bail!("dynalite CreateTable: {}", res.status());
-        }
-        if Instant::now() > deadline {
-            bail!("dynalite did not start");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    tables::wait_ready(addr).await?;
+    let (status, text) = tables::call(addr, "CreateTable", body.into()).await?;
+    if status != 200 {
+        bail!("dynalite CreateTable: {status} {text}");
     }
+    // dynalite makes the table ACTIVE after a short delay.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    Ok(())
 }
 
 fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {

@@ -135,7 +135,8 @@ pub fn rest_event(req: &RequestParts<'_>, m: &Match<'_>, stage: &str, request_id
     let (body, is_base64) = body_value(req.headers, req.body);
     let path_without_stage = req
         .path
-        .strip_prefix(&format!("/{stage}"))
+        .strip_prefix('/')
+        .and_then(|p| p.strip_prefix(stage))
         .filter(|p| p.starts_with('/'))
         .unwrap_or(req.path);
     let event = json!({

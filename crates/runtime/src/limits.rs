@@ -37,7 +37,7 @@ pub const MAX_PROCESSES: u32 = 1024;
 
 /// Where instance groups of one controller are created.
 #[derive(Debug, Clone)]
-pub struct MemoryCgroups {
+pub struct Cgroups {
     controller: Controller,
     mode: Mode,
     parent: PathBuf,
@@ -54,9 +54,9 @@ pub struct InstanceGroup {
     pub limit_mb: u32,
 }
 
-impl MemoryCgroups {
+impl Cgroups {
     /// Find a writable cgroup parent of `controller` for this process, if the host has one.
-    pub fn detect(controller: Controller) -> Option<MemoryCgroups> {
+    pub fn detect(controller: Controller) -> Option<Cgroups> {
         let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
         let name = controller.name();
         // cgroup v1: a hierarchy with the controller.
@@ -67,7 +67,7 @@ impl MemoryCgroups {
                 let base = Path::new("/sys/fs/cgroup")
                     .join(name)
                     .join(path.trim_start_matches('/'));
-                if let Some(c) = MemoryCgroups::probe(controller, Mode::V1, base) {
+                if let Some(c) = Cgroups::probe(controller, Mode::V1, base) {
                     return Some(c);
                 }
             }
@@ -79,7 +79,7 @@ impl MemoryCgroups {
                     let base = Path::new(root).join(path.trim_start_matches('/'));
                     let controllers = std::fs::read_to_string(base.join("cgroup.controllers")).unwrap_or_default();
                     if controllers.split_whitespace().any(|c| c == name) {
-                        if let Some(c) = MemoryCgroups::probe(controller, Mode::V2, base) {
+                        if let Some(c) = Cgroups::probe(controller, Mode::V2, base) {
                             return Some(c);
                         }
                     }
@@ -90,7 +90,7 @@ impl MemoryCgroups {
     }
 
     /// Can we make a child group with a memory limit under `base`?
-    fn probe(controller: Controller, mode: Mode, base: PathBuf) -> Option<MemoryCgroups> {
+    fn probe(controller: Controller, mode: Mode, base: PathBuf) -> Option<Cgroups> {
         remove_stale(&base);
         let parent = base.join(format!("sylph-{}", std::process::id()));
         std::fs::create_dir_all(&parent).ok()?;
@@ -102,7 +102,7 @@ impl MemoryCgroups {
                 let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+pids");
             }
         }
-        let probe = MemoryCgroups {
+        let probe = Cgroups {
             controller,
             mode,
             parent,
@@ -265,7 +265,7 @@ impl Drop for InstanceGroup {
     }
 }
 
-impl MemoryCgroups {
+impl Cgroups {
     /// Remove leftover groups whose processes are gone (at shutdown).
     fn sweep(&self) {
         if let Ok(entries) = std::fs::read_dir(&self.parent) {
@@ -278,7 +278,7 @@ impl MemoryCgroups {
     }
 }
 
-impl Drop for MemoryCgroups {
+impl Drop for Cgroups {
     fn drop(&mut self) {
         self.sweep();
         let _ = std::fs::remove_dir(&self.parent);

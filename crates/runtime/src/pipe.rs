@@ -61,6 +61,9 @@ pub(crate) async fn serve(mut stream: UnixStream, state: Arc<ApiState>) {
         if stream.read_exact(&mut frame).await.is_err() {
             return;
         }
+        // The body of a response or error is handed on as a slice of the frame: no copy.
+        let frame = Bytes::from(frame);
+        let tail = |rest: &[u8]| frame.slice(frame.len() - rest.len()..);
         let (kind, mut rest) = (frame[0], &frame[1..]);
         match kind {
             b'N' => {
@@ -90,7 +93,7 @@ pub(crate) async fn serve(mut stream: UnixStream, state: Arc<ApiState>) {
                 let reply = if rest.len() > MAX_RESPONSE_BYTES {
                     Reply::TooLarge
                 } else {
-                    Reply::Response(Bytes::copy_from_slice(rest))
+                    Reply::Response(tail(rest))
                 };
                 complete_reply(&state, &id, reply);
             }
@@ -105,7 +108,7 @@ pub(crate) async fn serve(mut stream: UnixStream, state: Arc<ApiState>) {
                     &id,
                     Reply::Error {
                         error_type,
-                        body: Bytes::copy_from_slice(rest),
+                        body: tail(rest),
                     },
                 );
             }
@@ -114,7 +117,7 @@ pub(crate) async fn serve(mut stream: UnixStream, state: Arc<ApiState>) {
                 let error_type = (!t.is_empty()).then(|| String::from_utf8_lossy(t).into_owned());
                 let _ = state.status.send(Status::InitFailed {
                     error_type,
-                    body: Bytes::copy_from_slice(rest),
+                    body: tail(rest),
                 });
             }
             _ => return,

@@ -115,9 +115,9 @@ struct Inner {
     base_env: Vec<(String, String)>,
     warm: Mutex<WarmPool>,
     /// Where memorySize is enforced; `None` where the host does not let Sylph.
-    memory: Option<crate::limits::MemoryCgroups>,
+    memory: Option<crate::limits::Cgroups>,
     /// Where the process-count limit is enforced.
-    pids: Option<crate::limits::MemoryCgroups>,
+    pids: Option<crate::limits::Cgroups>,
     /// Every process runs inside it, unless running unsandboxed was asked for.
     sandbox: Option<crate::sandbox::Sandbox>,
 }
@@ -140,12 +140,12 @@ impl ProcessRuntime {
                 std::fs::rename(&tmp, &path)?;
             }
         }
-        let memory = crate::limits::MemoryCgroups::detect(crate::limits::Controller::Memory);
+        let memory = crate::limits::Cgroups::detect(crate::limits::Controller::Memory);
         // With cgroup v2 a process belongs to one group only: the memory group caps pids too,
         // and a second, sibling pids group would pull the process out of its memory limit.
         let pids = match &memory {
             Some(m) if m.mode() == crate::limits::Mode::V2 => None,
-            _ => crate::limits::MemoryCgroups::detect(crate::limits::Controller::Pids),
+            _ => crate::limits::Cgroups::detect(crate::limits::Controller::Pids),
         };
         Ok(ProcessRuntime {
             inner: Arc::new(Inner {
@@ -424,7 +424,7 @@ impl Inner {
 
     fn limit_group(
         &self,
-        cgroups: Option<&crate::limits::MemoryCgroups>,
+        cgroups: Option<&crate::limits::Cgroups>,
         limit_mb: u32,
         label: &str,
     ) -> Option<crate::limits::InstanceGroup> {

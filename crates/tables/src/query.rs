@@ -43,13 +43,32 @@ fn limit(req: &Json) -> Result<Option<usize>, DbError> {
     }
 }
 
+/// The index a Query or Scan reads (`IndexName`), checking DynamoDB's rule for consistent reads.
 fn index<'m>(meta: &'m TableMeta, req: &Json) -> Result<Option<&'m IndexMeta>, DbError> {
-    match str_param(req, "IndexName") {
-        None => Ok(None),
-        Some(name) => meta
-            .index(name)
-            .map(Some)
-            .ok_or_else(|| DbError::validation(format!("The table does not have the specified index: {name}"))),
+    let index = match str_param(req, "IndexName") {
+        None => None,
+        Some(name) => Some(
+            meta.index(name)
+                .ok_or_else(|| DbError::validation(format!("The table does not have the specified index: {name}")))?,
+        ),
+    };
+    if index.is_some_and(|i| !i.local) && req.get("ConsistentRead").and_then(Json::as_bool) == Some(true) {
+        return Err(DbError::validation(
+            "Consistent reads are not supported on global secondary indexes",
+        ));
+    }
+    Ok(index)
+}
+
+/// FilterExpression, or the legacy `legacy_param` (QueryFilter / ScanFilter).
+fn filter(req: &Json, legacy_param: &str, subs: &Substitutions<'_>) -> Result<Option<Condition>, DbError> {
+    match (
+        str_param(req, "FilterExpression"),
+        req.get(legacy_param).and_then(Json::as_object),
+    ) {
+        (Some(text), _) => Ok(Some(expr::parse_condition(text, ExprKind::Filter, subs)?)),
+        (None, Some(m)) => legacy::conditions(m, str_param(req, "ConditionalOperator")),
+        (None, None) => Ok(None),
     }
 }
 
@@ -432,11 +451,6 @@ fn page_bytes(page: Page, plan: &Plan<'_>, req: &Json) -> Vec<u8> {
 pub fn query(tables: &Tables, req: &Json) -> Result<Vec<u8>, DbError> {
     let meta = tables.table(req)?;
     let index = index(&meta, req)?;
-    if index.is_some_and(|i| !i.local) && req.get("ConsistentRead").and_then(Json::as_bool) == Some(true) {
-        return Err(DbError::validation(
-            "Consistent reads are not supported on global secondary indexes",
-        ));
-    }
     check_no_mix(
         req,
         &["KeyConditions", "QueryFilter"],
@@ -461,14 +475,7 @@ pub fn query(tables: &Tables, req: &Json) -> Result<Vec<u8>, DbError> {
             ))
         }
     };
-    let filter = match (
-        str_param(req, "FilterExpression"),
-        req.get("QueryFilter").and_then(Json::as_object),
-    ) {
-        (Some(text), _) => Some(expr::parse_condition(text, ExprKind::Filter, &subs)?),
-        (None, Some(m)) => legacy::conditions(m, str_param(req, "ConditionalOperator"))?,
-        (None, None) => None,
-    };
+    let filter = filter(req, "QueryFilter", &subs)?;
     let projection = projection(req, &subs)?;
     subs.check_all_used()?;
     let (hash, range) = match index {
@@ -518,22 +525,10 @@ pub fn query(tables: &Tables, req: &Json) -> Result<Vec<u8>, DbError> {
 pub fn scan(tables: &Tables, req: &Json) -> Result<Vec<u8>, DbError> {
     let meta = tables.table(req)?;
     let index = index(&meta, req)?;
-    if index.is_some_and(|i| !i.local) && req.get("ConsistentRead").and_then(Json::as_bool) == Some(true) {
-        return Err(DbError::validation(
-            "Consistent reads are not supported on global secondary indexes",
-        ));
-    }
     check_no_mix(req, &["ScanFilter"], &["FilterExpression"])?;
     check_substitutions_need_expressions(req, &["FilterExpression", "ProjectionExpression"])?;
     let subs = Substitutions::new(req)?;
-    let filter = match (
-        str_param(req, "FilterExpression"),
-        req.get("ScanFilter").and_then(Json::as_object),
-    ) {
-        (Some(text), _) => Some(expr::parse_condition(text, ExprKind::Filter, &subs)?),
-        (None, Some(m)) => legacy::conditions(m, str_param(req, "ConditionalOperator"))?,
-        (None, None) => None,
-    };
+    let filter = filter(req, "ScanFilter", &subs)?;
     let projection = projection(req, &subs)?;
     subs.check_all_used()?;
     let segment = match (req.get("Segment").and_then(Json::as_u64), req.get("TotalSegments").and_then(Json::as_u64)) {

@@ -780,10 +780,7 @@ impl Tables {
                         return Ok(Err(e));
                     }
                     b.put(&key, &bytes)?;
-                    Ok(Ok(match cc {
-                        Some(cc) => json!({"ConsumedCapacity": cc}),
-                        None => json!({}),
-                    }))
+                    Ok(Ok(old_item_answer(None, cc)))
                 }))
                 .await;
         }
@@ -793,14 +790,7 @@ impl Tables {
                 Err(e) => return Ok(Err(e)),
             };
             write_item(b, &meta, old.as_ref(), Some(&item))?;
-            let mut out = json!({});
-            if let (true, Some(old)) = (return_old, &old) {
-                out["Attributes"] = item_to_json(old);
-            }
-            if let Some(cc) = cc {
-                out["ConsumedCapacity"] = cc;
-            }
-            Ok(Ok(out))
+            Ok(Ok(old_item_answer(old.as_ref().filter(|_| return_old), cc)))
         }))
         .await
     }
@@ -916,14 +906,7 @@ impl Tables {
                 Err(e) => return Ok(Err(e)),
             };
             write_item(b, &meta, old.as_ref(), None)?;
-            let mut out = json!({});
-            if let (true, Some(old)) = (return_old, &old) {
-                out["Attributes"] = item_to_json(old);
-            }
-            if let Some(cc) = cc {
-                out["ConsumedCapacity"] = cc;
-            }
-            Ok(Ok(out))
+            Ok(Ok(old_item_answer(old.as_ref().filter(|_| return_old), cc)))
         }))
         .await
     }
@@ -1035,6 +1018,18 @@ pub(crate) fn checked_old(
         }
     }
     Ok(Ok(old))
+}
+
+/// The answer of a put or delete: the old item when asked for, the consumed capacity when asked.
+fn old_item_answer(old: Option<&Item>, consumed: Option<Json>) -> Json {
+    let mut out = json!({});
+    if let Some(old) = old {
+        out["Attributes"] = item_to_json(old);
+    }
+    if let Some(cc) = consumed {
+        out["ConsumedCapacity"] = cc;
+    }
+    out
 }
 
 pub(crate) fn condition_error(old: Option<&Item>, return_old: bool) -> DbError {

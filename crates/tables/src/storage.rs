@@ -90,11 +90,17 @@ fn scan_table<T: ReadableTable<&'static [u8], &'static [u8]>>(
     Ok(())
 }
 
+impl Redb {
+    /// The last committed state, on the stack (no allocation for a single read).
+    fn view(&self) -> Result<TableView<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>, StorageError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        Ok(TableView(txn.open_table(KV).map_err(err)?))
+    }
+}
+
 impl Read for Redb {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        let txn = self.db.begin_read().map_err(err)?;
-        let table = txn.open_table(KV).map_err(err)?;
-        Ok(table.get(key).map_err(err)?.map(|v| v.value().to_vec()))
+        self.view()?.get(key)
     }
 
     fn scan(
@@ -104,19 +110,16 @@ impl Read for Redb {
         reverse: bool,
         visit: Visit<'_>,
     ) -> Result<(), StorageError> {
-        let txn = self.db.begin_read().map_err(err)?;
-        let table = txn.open_table(KV).map_err(err)?;
-        scan_table(&table, start, end, reverse, visit)
+        self.view()?.scan(start, end, reverse, visit)
     }
 }
 
-struct RedbBatch<'t> {
-    table: redb::Table<'t, &'static [u8], &'static [u8]>,
-}
+/// A redb table, read-only (a snapshot) or being written (a batch): both read the same way.
+struct TableView<T>(T);
 
-impl Read for RedbBatch<'_> {
+impl<T: ReadableTable<&'static [u8], &'static [u8]>> Read for TableView<T> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.table.get(key).map_err(err)?.map(|v| v.value().to_vec()))
+        Ok(self.0.get(key).map_err(err)?.map(|v| v.value().to_vec()))
     }
 
     fn scan(
@@ -126,48 +129,27 @@ impl Read for RedbBatch<'_> {
         reverse: bool,
         visit: Visit<'_>,
     ) -> Result<(), StorageError> {
-        scan_table(&self.table, start, end, reverse, visit)
+        scan_table(&self.0, start, end, reverse, visit)
     }
 }
+
+type RedbBatch<'t> = TableView<redb::Table<'t, &'static [u8], &'static [u8]>>;
 
 impl Batch for RedbBatch<'_> {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
-        self.table.insert(key, value).map_err(err)?;
+        self.0.insert(key, value).map_err(err)?;
         Ok(())
     }
 
     fn delete(&mut self, key: &[u8]) -> Result<(), StorageError> {
-        self.table.remove(key).map_err(err)?;
+        self.0.remove(key).map_err(err)?;
         Ok(())
-    }
-}
-
-struct RedbSnapshot {
-    table: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
-}
-
-impl Read for RedbSnapshot {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.table.get(key).map_err(err)?.map(|v| v.value().to_vec()))
-    }
-
-    fn scan(
-        &self,
-        start: Bound<&[u8]>,
-        end: Bound<&[u8]>,
-        reverse: bool,
-        visit: Visit<'_>,
-    ) -> Result<(), StorageError> {
-        scan_table(&self.table, start, end, reverse, visit)
     }
 }
 
 impl Storage for Redb {
     fn snapshot(&self) -> Result<Box<dyn Read + '_>, StorageError> {
-        let txn = self.db.begin_read().map_err(err)?;
-        Ok(Box::new(RedbSnapshot {
-            table: txn.open_table(KV).map_err(err)?,
-        }))
+        Ok(Box::new(self.view()?))
     }
 
     fn write(&self, f: &mut dyn FnMut(&mut dyn Batch) -> Result<(), StorageError>) -> Result<(), StorageError> {
@@ -175,7 +157,7 @@ impl Storage for Redb {
         txn.set_durability(Durability::Immediate).map_err(err)?;
         {
             let table = txn.open_table(KV).map_err(err)?;
-            let mut batch = RedbBatch { table };
+            let mut batch: RedbBatch<'_> = TableView(table);
             if let Err(e) = f(&mut batch) {
                 drop(batch);
                 let _ = txn.abort();

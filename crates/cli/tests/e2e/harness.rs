@@ -131,6 +131,19 @@ impl Dev {
         }
     }
 
+    /// Wait (bounded) until an invocation of `function` is running, as the metrics report it.
+    pub fn wait_in_flight(&self, function: &str) {
+        let line = format!("sylph_concurrent_executions{{function=\"{function}\"}} 1");
+        let start = Instant::now();
+        while !self.get("/_sylph/metrics").text().lines().any(|l| l == line) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{function} never started running"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn get(&self, path: &str) -> Response {
         request(&self.base, "GET", path, &[], b"")
     }

@@ -1,8 +1,6 @@
 //! Scale per request: N concurrent requests start N instances (one in-flight request per
 //! instance, as Lambda), and a CPU-bound endless loop costs only its own request.
 
-use std::time::Duration;
-
 use crate::harness::{metric, request, Dev};
 
 fn service(name: &str) -> std::path::PathBuf {
@@ -72,7 +70,7 @@ fn an_endless_loop_costs_only_its_own_request() {
     let base = dev.base.clone();
     let spinning =
         std::thread::spawn(move || request(&base, "POST", "/2015-03-31/functions/spin/invocations", &[], b"{}"));
-    std::thread::sleep(Duration::from_millis(300));
+    dev.wait_in_flight("spin");
     // While it spins, other functions answer.
     let r = dev.send("POST", "/2015-03-31/functions/fine/invocations", &[], b"{}");
     assert_eq!((r.status, r.text()), (200, "\"still here\"".to_owned()));

@@ -28,7 +28,7 @@ fn reserved_concurrency_throttles_with_lambdas_error() {
     let dev = Dev::start_with(&dir, &["--queue-timeout", "0"], &[]);
     let base = dev.base.clone();
     let busy = std::thread::spawn(move || request(&base, "GET", "/slow", &[], b"").status);
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    dev.wait_in_flight("slow");
 
     let r = dev.send("POST", "/2015-03-31/functions/slow/invocations", &[], b"{}");
     assert_eq!(r.status, 429, "{}", r.text());
@@ -58,7 +58,7 @@ fn the_platform_limit_queues_then_throttles() {
     let base = dev.base.clone();
     let busy =
         std::thread::spawn(move || request(&base, "POST", "/2015-03-31/functions/slow/invocations", &[], b"{}").status);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    dev.wait_in_flight("slow");
     let r = dev.send("POST", "/2015-03-31/functions/other/invocations", &[], b"{}");
     assert_eq!(r.status, 429, "{}", r.text());
     assert_eq!(r.json()["Reason"], "ConcurrentInvocationLimitExceeded");

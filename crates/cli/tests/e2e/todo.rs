@@ -160,10 +160,12 @@ fn editing_a_handler_takes_effect_without_a_restart() {
     let dev = Dev::start(&dir);
     assert_eq!(dev.get("/hi").text(), "v1");
 
-    // A request in flight when the code changes finishes on the old code.
+    // A request in flight on an instance that has loaded v1 finishes on v1 when the code
+    // changes (warm the instance first: code is loaded when an instance starts).
+    assert_eq!(dev.get("/slow").text(), "v1");
     let base = dev.base.clone();
     let slow = std::thread::spawn(move || crate::harness::request(&base, "GET", "/slow", &[], b"").text());
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    dev.wait_in_flight("slow");
     std::fs::write(dir.join("handler.js"), code("v2")).unwrap();
     assert!(dev.wait_for_output("code changed"), "{}", dev.output());
     assert_eq!(slow.join().unwrap(), "v1");
