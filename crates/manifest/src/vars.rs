@@ -57,7 +57,13 @@ pub(crate) struct Resolver<'a> {
     pub root: Node,
     ctx: &'a Context,
     in_progress: Vec<Vec<Seg>>,
+    /// Strings being resolved right now, one inside another; bounded by [`MAX_VARIABLE_DEPTH`].
+    depth: usize,
 }
+
+/// How many variables may be resolved one inside another (`a: ${self:b}`, `b: ${self:c}`, …, or
+/// `${${${…}}}`). Each level recurses; a chain of 5,000 overflowed the stack with no message.
+pub const MAX_VARIABLE_DEPTH: usize = 50;
 
 /// Why a single fallback item produced nothing; reported when no item resolves.
 struct Missing(String);
@@ -68,6 +74,7 @@ impl<'a> Resolver<'a> {
             root,
             ctx,
             in_progress: Vec::new(),
+            depth: 0,
         }
     }
 
@@ -156,6 +163,21 @@ impl<'a> Resolver<'a> {
     /// Resolve a string that contains `${...}`. A string that is exactly one variable takes the
     /// variable's value with its type (a number, a mapping, …); otherwise the pieces are joined.
     fn resolve_string(&mut self, text: &str, mark: Mark, path: &[Seg]) -> Result<Node, Problem> {
+        if self.depth >= MAX_VARIABLE_DEPTH {
+            return Err(Problem::new(
+                mark,
+                path_string(path),
+                format!("variables refer to variables more than {MAX_VARIABLE_DEPTH} levels deep"),
+            )
+            .help("point the variable at its final value instead of through a long chain"));
+        }
+        self.depth += 1;
+        let result = self.resolve_string_within_depth(text, mark, path);
+        self.depth -= 1;
+        result
+    }
+
+    fn resolve_string_within_depth(&mut self, text: &str, mark: Mark, path: &[Seg]) -> Result<Node, Problem> {
         let mut parts = split_variables(text).map_err(|m| Problem::new(mark, path_string(path), m))?;
         if path.iter().any(|s| matches!(s, Seg::Key(k) if k == "Fn::Sub")) {
             // `${AWS::Region}` and `${Table.Arn}` inside `Fn::Sub` belong to CloudFormation.

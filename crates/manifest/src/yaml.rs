@@ -138,8 +138,27 @@ pub struct SyntaxError {
     pub message: String,
 }
 
+/// The largest manifest read (a real `serverless.yml` is a few kilobytes).
+pub const MAX_SOURCE_BYTES: usize = 4 * 1024 * 1024;
+/// The most values a document may hold once aliases are expanded. Aliases copy what they
+/// point at, so a few lines of nested aliases (an "alias bomb") can stand for billions of
+/// values; a real manifest holds a few thousand.
+pub const MAX_NODES: usize = 200_000;
+/// The deepest nesting of mappings and sequences. Everything downstream walks the tree
+/// recursively, so input must not decide an unbounded depth.
+pub const MAX_DEPTH: usize = 64;
+
 /// Parse one YAML document. An empty document is `Null`.
 pub fn parse(source: &str) -> Result<Node, SyntaxError> {
+    if source.len() > MAX_SOURCE_BYTES {
+        return Err(SyntaxError {
+            mark: Mark { line: 1, col: 1 },
+            message: format!(
+                "the file is {} bytes; the most Sylph reads is {MAX_SOURCE_BYTES}",
+                source.len()
+            ),
+        });
+    }
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(source);
     parser.load(&mut builder, false).map_err(|e| SyntaxError {
@@ -160,6 +179,8 @@ enum Frame {
         mark: Mark,
         anchor: usize,
         tag: Option<Tag>,
+        /// Values inside, aliases expanded.
+        size: usize,
     },
     Map {
         entries: Vec<(String, Node)>,
@@ -167,30 +188,59 @@ enum Frame {
         mark: Mark,
         anchor: usize,
         tag: Option<Tag>,
+        size: usize,
     },
 }
 
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    /// Each anchored node with its size (values inside it, aliases expanded).
+    anchors: HashMap<usize, (Node, usize)>,
     root: Option<Node>,
     error: Option<SyntaxError>,
+    /// Values built so far, aliases expanded; bounded by [`MAX_NODES`].
+    nodes: usize,
 }
 
 impl Builder {
-    fn push_node(&mut self, node: Node, anchor: usize) {
+    /// Add a finished node of `size` values to its parent.
+    fn push_node(&mut self, node: Node, anchor: usize, size: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         match self.stack.last_mut() {
             None => self.root = Some(node),
-            Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, key, .. }) => match key.take() {
-                None => *key = Some(key_string(&node)),
-                Some(k) => entries.push((k, node)),
-            },
+            Some(Frame::Seq { items, size: total, .. }) => {
+                *total += size;
+                items.push(node)
+            }
+            Some(Frame::Map {
+                entries,
+                key,
+                size: total,
+                ..
+            }) => {
+                *total += size;
+                match key.take() {
+                    None => *key = Some(key_string(&node)),
+                    Some(k) => entries.push((k, node)),
+                }
+            }
         }
+    }
+
+    /// Count `size` more values, failing once the document holds more than [`MAX_NODES`].
+    fn grow(&mut self, mark: Mark, size: usize) -> bool {
+        self.nodes = self.nodes.saturating_add(size);
+        if self.nodes > MAX_NODES {
+            self.fail(
+                mark,
+                format!("the document expands to more than {MAX_NODES} values (aliases are copied where they are used; is this an alias bomb?)"),
+            );
+            return false;
+        }
+        true
     }
 
     fn fail(&mut self, mark: Mark, message: String) {
@@ -198,11 +248,28 @@ impl Builder {
             self.error = Some(SyntaxError { mark, message });
         }
     }
+
+    fn open(&mut self, mark: Mark, frame: Frame) {
+        if self.stack.len() >= MAX_DEPTH {
+            return self.fail(
+                mark,
+                format!("mappings and sequences nest more than {MAX_DEPTH} levels deep"),
+            );
+        }
+        if self.grow(mark, 1) {
+            self.stack.push(frame);
+        }
+    }
 }
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, marker: Marker) {
         let mark = Mark::from(marker);
+        // After the first error nothing more is built: the error is what the user sees, and an
+        // alias bomb must not go on expanding.
+        if self.error.is_some() {
+            return;
+        }
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
                 let value = scalar_value(text, style, tag.as_ref());
@@ -210,31 +277,42 @@ impl MarkedEventReceiver for Builder {
                     Ok(node) => node,
                     Err(message) => return self.fail(mark, message),
                 };
-                self.push_node(node, anchor);
+                if self.grow(mark, 1) {
+                    self.push_node(node, anchor, 1);
+                }
             }
-            Event::SequenceStart(anchor, tag) => self.stack.push(Frame::Seq {
-                items: Vec::new(),
+            Event::SequenceStart(anchor, tag) => self.open(
                 mark,
-                anchor,
-                tag,
-            }),
-            Event::MappingStart(anchor, tag) => self.stack.push(Frame::Map {
-                entries: Vec::new(),
-                key: None,
+                Frame::Seq {
+                    items: Vec::new(),
+                    mark,
+                    anchor,
+                    tag,
+                    size: 1,
+                },
+            ),
+            Event::MappingStart(anchor, tag) => self.open(
                 mark,
-                anchor,
-                tag,
-            }),
+                Frame::Map {
+                    entries: Vec::new(),
+                    key: None,
+                    mark,
+                    anchor,
+                    tag,
+                    size: 1,
+                },
+            ),
             Event::SequenceEnd => {
                 if let Some(Frame::Seq {
                     items,
                     mark,
                     anchor,
                     tag,
+                    size,
                 }) = self.stack.pop()
                 {
                     match apply_tag(Node::new(Value::Seq(items), mark), tag.as_ref()) {
-                        Ok(node) => self.push_node(node, anchor),
+                        Ok(node) => self.push_node(node, anchor, size),
                         Err(message) => self.fail(mark, message),
                     }
                 }
@@ -245,20 +323,27 @@ impl MarkedEventReceiver for Builder {
                     mark,
                     anchor,
                     tag,
+                    size,
                     ..
                 }) = self.stack.pop()
                 {
                     let entries = apply_merge_keys(entries);
                     match apply_tag(Node::new(Value::Map(entries), mark), tag.as_ref()) {
-                        Ok(node) => self.push_node(node, anchor),
+                        Ok(node) => self.push_node(node, anchor, size),
                         Err(message) => self.fail(mark, message),
                     }
                 }
             }
-            Event::Alias(id) => match self.anchors.get(&id).cloned() {
-                Some(node) => self.push_node(node, 0),
-                None => self.fail(mark, "alias to an unknown anchor".into()),
-            },
+            Event::Alias(id) => {
+                let Some(size) = self.anchors.get(&id).map(|(_, size)| *size) else {
+                    return self.fail(mark, "alias to an unknown anchor".into());
+                };
+                // Count before copying: the copy is what would exhaust memory.
+                if self.grow(mark, size) {
+                    let node = self.anchors[&id].0.clone();
+                    self.push_node(node, 0, size);
+                }
+            }
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd => {}
         }
     }

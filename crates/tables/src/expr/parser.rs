@@ -13,9 +13,16 @@ pub struct Parser<'s, 'a> {
     pos: usize,
     kind: ExprKind,
     subs: &'s Substitutions<'a>,
+    /// How many parentheses, `NOT`s and nested function calls enclose the current token.
+    depth: usize,
 }
 
 const MAX_EXPRESSION_BYTES: usize = 4096;
+
+/// The deepest nesting the parser follows. The parser, the evaluator and the drop of the tree
+/// all recurse once per level, and input decides the depth: without a bound, ~1,500 nested
+/// parentheses in a 4 KB expression overflowed a thread's stack and aborted the server.
+pub const MAX_NESTING: usize = 64;
 
 impl<'s, 'a> Parser<'s, 'a> {
     pub fn new(text: &'s str, kind: ExprKind, subs: &'s Substitutions<'a>) -> Result<Parser<'s, 'a>, DbError> {
@@ -37,7 +44,24 @@ impl<'s, 'a> Parser<'s, 'a> {
             pos: 0,
             kind,
             subs,
+            depth: 0,
         })
+    }
+
+    /// Enter one more level of nesting, refusing input nested deeper than [`MAX_NESTING`].
+    /// Pair with [`Parser::ascend`].
+    fn descend(&mut self) -> Result<(), DbError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(self.invalid(format!(
+                "The expression is nested too deeply; the maximum nesting level is {MAX_NESTING}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn ascend(&mut self) {
+        self.depth -= 1;
     }
 
     fn label(&self) -> &'static str {
@@ -132,7 +156,10 @@ impl<'s, 'a> Parser<'s, 'a> {
     fn not(&mut self) -> Result<Condition, DbError> {
         if self.keyword("NOT") {
             self.pos += 1;
-            return Ok(Condition::Not(Box::new(self.not()?)));
+            self.descend()?;
+            let inner = self.not()?;
+            self.ascend();
+            return Ok(Condition::Not(Box::new(inner)));
         }
         self.primary()
     }
@@ -140,7 +167,9 @@ impl<'s, 'a> Parser<'s, 'a> {
     fn primary(&mut self) -> Result<Condition, DbError> {
         if self.peek() == Some(&Token::LParen) {
             self.pos += 1;
+            self.descend()?;
             let c = self.or()?;
+            self.ascend();
             self.expect(&Token::RParen)?;
             return Ok(c);
         }
@@ -379,6 +408,7 @@ impl<'s, 'a> Parser<'s, 'a> {
             if self.tokens.get(self.pos + 1).map(|(t, _)| t) == Some(&Token::LParen) {
                 let name = name.clone();
                 self.pos += 2;
+                self.descend()?;
                 let v = match name.as_str() {
                     "if_not_exists" => {
                         let p = self.path()?;
@@ -394,6 +424,7 @@ impl<'s, 'a> Parser<'s, 'a> {
                         return Err(self.invalid(format!("Invalid function name; function: {other}")));
                     }
                 };
+                self.ascend();
                 self.expect(&Token::RParen)?;
                 return Ok(v);
             }

@@ -211,9 +211,53 @@ fn projections_keep_nested_structure() {
     assert_eq!(crate::value::item_to_json(&p)["arr"], json!({"L": [{"N": "2"}]}));
 }
 
+/// Runs `f` on a thread with a tokio worker's stack (2 MiB), where table requests are parsed.
+fn on_worker_sized_stack(f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .expect("the parser overflowed or panicked");
+}
+
+fn assert_too_deep(result: Result<impl std::fmt::Debug, crate::error::DbError>) {
+    let err = result.expect_err("nesting this deep must be refused");
+    assert_eq!(err.kind, crate::error::ErrorKind::Validation, "{err:?}");
+    assert!(err.message.contains("nested too deeply"), "{}", err.message);
+}
+
+#[test]
+fn regression_2000_nested_parentheses_aborted_the_server() {
+    on_worker_sized_stack(|| {
+        let text = format!("{}a = :v{}", "(".repeat(2000), ")".repeat(2000));
+        let req = json!({"ExpressionAttributeValues": {":v": {"N": "1"}}});
+        let subs = Substitutions::new(&req).unwrap();
+        for kind in [ExprKind::Condition, ExprKind::Filter, ExprKind::KeyCondition] {
+            assert_too_deep(parse_condition(&text, kind, &subs));
+        }
+        let nots = format!("{}a = :v", "NOT ".repeat(1000));
+        assert_too_deep(parse_condition(&nots, ExprKind::Filter, &subs));
+        let appends = format!("SET a = {}:v{}", "list_append(:v,".repeat(200), ")".repeat(200));
+        assert_too_deep(parse_update(&appends, &subs));
+    });
+}
+
+#[test]
+fn nesting_up_to_the_limit_still_parses_and_evaluates() {
+    on_worker_sized_stack(|| {
+        let depth = crate::expr::parser::MAX_NESTING;
+        let text = format!("{}n = :v{}", "(".repeat(depth), ")".repeat(depth));
+        let req = json!({"ExpressionAttributeValues": {":v": {"N": "10"}}});
+        let subs = Substitutions::new(&req).unwrap();
+        let c = parse_condition(&text, ExprKind::Filter, &subs).unwrap();
+        assert!(matches(&c, &sample()));
+    });
+}
+
 proptest! {
     #[test]
-    fn parsers_never_panic(text in "[ -~]{0,60}") {
+    fn parsers_never_panic(text in "[ -~]{0,4200}") {
         let req = json!({
             "ExpressionAttributeNames": {"#a": "a", "#b": "b"},
             "ExpressionAttributeValues": {":v": {"N": "1"}, ":s": {"S": "x"}, ":l": {"L": []}}
@@ -237,7 +281,7 @@ proptest! {
         Just("AND"), Just("OR"), Just("NOT"), Just("BETWEEN"), Just("IN"), Just("size"), Just("["), Just("]"), Just("0"),
         Just("."), Just("SET"), Just("REMOVE"), Just("ADD"), Just("DELETE"), Just("+"), Just("-"), Just("if_not_exists"),
         Just("list_append"), Just("begins_with"), Just("attribute_exists"), Just("contains"),
-    ], 0..20)) {
+    ], 0..400)) {
         let text = parts.join(" ");
         let req = json!({"ExpressionAttributeNames": {"#a": "a"}, "ExpressionAttributeValues": {":v": {"N": "1"}, ":s": {"S": "x"}}});
         let subs = Substitutions::new(&req).unwrap();
