@@ -59,6 +59,19 @@ pub struct DevArgs {
     /// Do not watch the service folder for code changes.
     #[arg(long)]
     no_reload: bool,
+    /// Also answer requests whose Host header is this name (repeatable). By default only the
+    /// listening address and loopback names are answered, which stops DNS rebinding.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    allow_hosts: Vec<String>,
+    /// Connections open at once; past it new clients get 503. Default: half the open-file limit.
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Seconds a client has to send a request's headers before its connection is closed.
+    #[arg(long, default_value_t = 10)]
+    header_timeout: u64,
+    /// Seconds a connection may stay idle (no request in flight) before it is closed.
+    #[arg(long, default_value_t = 60)]
+    idle_timeout: u64,
 }
 
 pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Result<ExitCode> {
@@ -75,6 +88,13 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
     let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}");
+    if !addr.ip().is_loopback() {
+        println!(
+            "warning: listening on {}: every API (functions, tables, Invoke, metrics) is open to the network, without authentication",
+            addr.ip()
+        );
+    }
+    sylph_gateway::raise_open_file_limit();
 
     let sink: Arc<dyn sylph_telemetry::LogSink> = if args.quiet {
         Arc::new(sylph_telemetry::NullSink)
@@ -102,15 +122,31 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     }
     tables.spawn_ttl_reaper();
 
-    // Functions reach this server for the Lambda and DynamoDB APIs with no code change.
-    let mut base_env = crate::options::function_endpoint_env(&base_url);
+    let sandbox = crate::options::sandbox(args.unsandboxed, &service, false)?;
+    // Functions reach this server for the Lambda and DynamoDB APIs with no code change: in
+    // their own network namespace Sylph serves its APIs at 127.0.0.1 on the same port.
+    let isolated_network = sandbox.is_some() && sylph_runtime::netns::probe().is_ok();
+    let function_url = if isolated_network || addr.ip().is_unspecified() {
+        format!("http://127.0.0.1:{}", addr.port())
+    } else {
+        base_url.clone()
+    };
+    let mut base_env = crate::options::function_endpoint_env(&function_url);
     // Pre-started runtimes load the AWS SDK before they know their function; the SDK reads its
     // region then, and it is the same for every function of the service.
     base_env.push(("AWS_REGION".to_owned(), service.region.clone()));
     base_env.push(("AWS_DEFAULT_REGION".to_owned(), service.region.clone()));
-    let sandbox = crate::options::sandbox(args.unsandboxed, &service.root, false)?;
     let runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), base_env, sandbox)
         .context("cannot write the runtime clients")?;
+    if runtime.network_isolated() {
+        runtime.serve_sylph_api_on(addr.port());
+        println!(
+            "network: each instance has its own network namespace (no host loopback, no other instances); Sylph's APIs at 127.0.0.1:{} inside it",
+            addr.port()
+        );
+    } else if let Err(why) = sylph_runtime::netns::probe() {
+        println!("network: functions share the host's network: {why}");
+    }
     match runtime.memory_limits() {
         Some(how) => println!("memory limits: memorySize enforced with the {how}"),
         None => println!("memory limits: not enforced (no writable memory cgroup on this host)"),
@@ -139,7 +175,7 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     }
     let pool = Pool::new(
         &service,
-        Arc::new(runtime),
+        Arc::new(runtime.clone()),
         sink,
         PoolConfig {
             keep_warm: Duration::from_secs(args.keep_warm.max(1)),
@@ -149,6 +185,10 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         },
     );
     let gateway = Gateway::new(&service, pool.clone(), Some(tables), Some(pool.clone()));
+    let api_gateway = gateway.clone();
+    runtime.set_sylph_api_handler(Arc::new(move |stream| {
+        sylph_gateway::spawn_instance_connection(api_gateway.clone(), stream)
+    }));
     if !args.no_reload {
         crate::watch::spawn(service.clone(), pool.clone());
     }
@@ -198,7 +238,14 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     println!();
     println!("listening on {base_url}");
 
-    sylph_gateway::serve(listener, gateway, shutdown_signal()).await;
+    let defaults = sylph_gateway::ConnectionLimits::default();
+    let limits = sylph_gateway::ConnectionLimits {
+        max_connections: args.max_connections.unwrap_or(defaults.max_connections).max(1),
+        header_timeout: Duration::from_secs(args.header_timeout.max(1)),
+        idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+    };
+    let hosts = sylph_gateway::HostPolicy::new(addr.ip(), &args.allow_hosts);
+    sylph_gateway::serve_with(listener, gateway, limits, hosts, shutdown_signal()).await;
     println!("shutting down");
     pool.shutdown();
     Ok(ExitCode::SUCCESS)

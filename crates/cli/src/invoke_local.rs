@@ -84,7 +84,7 @@ pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyho
     }
 
     let sink: Arc<dyn sylph_telemetry::LogSink> = Arc::new(TerminalSink { stderr: true });
-    let sandbox = crate::options::sandbox(args.unsandboxed, &service.root, true)?;
+    let sandbox = crate::options::sandbox(args.unsandboxed, &service, true)?;
     let runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), Vec::new(), sandbox)
         .context("cannot write the runtime clients")?;
     let pool = Pool::new(

@@ -32,6 +32,10 @@ const KNOWN_FLAGS: &[&str] = &[
     "queue-timeout",
     "prewarm",
     "unsandboxed",
+    "allow-host",
+    "max-connections",
+    "header-timeout",
+    "idle-timeout",
 ];
 
 /// Take unknown `--name value` / `--name=value` flags out of `args`.
@@ -152,7 +156,7 @@ pub fn function_endpoint_env(base_url: &str) -> Vec<(String, String)> {
 /// The line saying so goes to stderr when stdout carries a result (`invoke local`).
 pub fn sandbox(
     unsandboxed: bool,
-    root: &Path,
+    service: &sylph_model::Service,
     to_stderr: bool,
 ) -> anyhow::Result<Option<sylph_runtime::sandbox::Sandbox>> {
     let say = |line: String| {
@@ -166,9 +170,11 @@ pub fn sandbox(
         say("sandbox: off (--unsandboxed): functions run with the same access as sylph".to_owned());
         return Ok(None);
     }
-    let mut shared = vec![root.to_path_buf(), runtime_dir(), sylph_home().join("runtime")];
-    shared.extend(sylph_runtime::sandbox::tool_dirs());
-    match sylph_runtime::sandbox::Sandbox::detect(shared) {
+    // The service's folder is shared by every instance: pre-started runtimes become one of
+    // its functions without a new sandbox.
+    let shared = vec![service.root.clone(), runtime_dir(), sylph_home().join("runtime")];
+    let hidden = sylph_runtime::sandbox::unpackaged(&service.root, &service.package_patterns);
+    match sylph_runtime::sandbox::Sandbox::detect(shared, hidden, &runtime_dir()) {
         Ok(s) => {
             say(format!("sandbox: {}", s.describe()));
             Ok(Some(s))

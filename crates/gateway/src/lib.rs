@@ -11,10 +11,10 @@
 //! run. Errors are mapped to each protocol's responses here and nowhere else.
 
 mod apigw;
+mod conn;
 mod invoke_api;
 mod routes;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -23,7 +23,6 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use sylph_invoker::{ErrorKind, InvokeRequest, InvokeResult, Invoker};
 use sylph_model::{ApiKind, Cors, Service};
 use sylph_tables::Tables;
@@ -31,6 +30,7 @@ use sylph_telemetry::UtcTime;
 use tokio::net::TcpListener;
 
 pub use apigw::{http_api_response, rest_response, MappedResponse};
+pub use conn::{raise_open_file_limit, serve as serve_with, spawn_instance_connection, ConnectionLimits, HostPolicy};
 pub use routes::{Route, Router};
 
 /// Where Prometheus metrics are served (a prefix no API Gateway route can take).
@@ -308,32 +308,19 @@ fn internal_error() -> Response<Body> {
     json_message(StatusCode::BAD_GATEWAY, "Internal server error")
 }
 
-/// Serve `gateway` on `listener` until `shutdown` resolves.
+/// Serve `gateway` on `listener` with the default connection limits, answering the listening
+/// address and loopback names only, until `shutdown` resolves.
 pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl std::future::Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let gateway = gateway.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let gateway = gateway.clone();
-                async move { Ok::<_, Infallible>(gateway.handle(req, peer).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+    let listen = listener
+        .local_addr()
+        .map(|a| a.ip())
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    conn::serve(
+        listener,
+        gateway,
+        ConnectionLimits::default(),
+        HostPolicy::new(listen, &[]),
+        shutdown,
+    )
+    .await
 }

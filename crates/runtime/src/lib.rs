@@ -13,6 +13,7 @@ pub mod process;
 mod api;
 pub mod limits;
 mod logs;
+pub mod netns;
 mod pipe;
 pub mod sandbox;
 
@@ -25,7 +26,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use sylph_model::Function;
 
-pub use process::{Family, ProcessRuntime};
+pub use process::{ApiHandler, Family, ProcessRuntime};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

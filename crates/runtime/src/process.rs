@@ -22,10 +22,14 @@ use tokio::task::JoinHandle;
 
 use crate::api::{self, ApiState, Pending, Reply, Status};
 use crate::logs::LogCapture;
+use crate::netns::{InstanceNet, RUNTIME_API_ADDR};
 use crate::{
     BoxFuture, Completed, Failure, Instance, InstanceConfig, Invocation, Outcome, Runtime, StartError, StartKind,
     INIT_TIMEOUT,
 };
+
+/// Lambda's limit on open files per execution environment.
+const MAX_OPEN_FILES: libc::rlim_t = 1024;
 
 const NODE_BOOTSTRAP: &str = include_str!("../bootstrap/node.js");
 const PYTHON_BOOTSTRAP: &str = include_str!("../bootstrap/python.py");
@@ -42,9 +46,15 @@ const PASSTHROUGH_ENV: &[&str] = &[
     "SSL_CERT_DIR",
 ];
 
+/// Cheap to clone: clones share the same runtime.
+#[derive(Clone)]
 pub struct ProcessRuntime {
     inner: Arc<Inner>,
 }
+
+/// Serves one connection that function code opened to Sylph's APIs (tables, Invoke) from
+/// inside its network namespace.
+pub type ApiHandler = Arc<dyn Fn(tokio::net::TcpStream) + Send + Sync>;
 
 /// A language runtime whose processes can be started before any function needs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -91,7 +101,10 @@ struct Spawned {
     out_r: std::os::fd::OwnedFd,
     err_r: std::os::fd::OwnedFd,
     channel: Option<std::os::unix::net::UnixStream>,
-    listener: TcpListener,
+    /// The HTTP Runtime API listener, for runtimes that do not use the frame channel.
+    runtime_api: Option<TcpListener>,
+    /// The instance's own network namespace, with Sylph's API listener inside it.
+    net: Option<InstanceNet>,
     spawned_at: Instant,
     /// The limit groups the process was started in.
     memory: Option<crate::limits::InstanceGroup>,
@@ -120,6 +133,15 @@ struct Inner {
     pids: Option<crate::limits::Cgroups>,
     /// Every process runs inside it, unless running unsandboxed was asked for.
     sandbox: Option<crate::sandbox::Sandbox>,
+    /// Whether every instance gets its own network namespace (see `netns.rs`).
+    isolated_network: bool,
+    /// The port Sylph's APIs are served on inside each instance's network namespace.
+    sylph_api_port: OnceLock<u16>,
+    /// Serves the connections function code opens to Sylph's APIs.
+    sylph_api_handler: OnceLock<ApiHandler>,
+    /// Folders each interpreter needs inside the sandbox (its installation prefix).
+    node_dirs: OnceLock<Vec<PathBuf>>,
+    python_dirs: OnceLock<Vec<PathBuf>>,
 }
 
 impl ProcessRuntime {
@@ -147,6 +169,14 @@ impl ProcessRuntime {
             Some(m) if m.mode() == crate::limits::Mode::V2 => None,
             _ => crate::limits::Cgroups::detect(crate::limits::Controller::Pids),
         };
+        let isolated_network = match (&sandbox, crate::netns::probe()) {
+            (Some(_), Ok(())) => true,
+            (Some(_), Err(why)) => {
+                tracing::warn!("functions share the host's network: {why}");
+                false
+            }
+            (None, _) => false,
+        };
         Ok(ProcessRuntime {
             inner: Arc::new(Inner {
                 sink,
@@ -158,8 +188,31 @@ impl ProcessRuntime {
                 memory,
                 pids,
                 sandbox,
+                isolated_network,
+                sylph_api_port: OnceLock::new(),
+                sylph_api_handler: OnceLock::new(),
+                node_dirs: OnceLock::new(),
+                python_dirs: OnceLock::new(),
             }),
         })
+    }
+
+    /// Whether each instance has a network namespace of its own.
+    pub fn network_isolated(&self) -> bool {
+        self.inner.isolated_network
+    }
+
+    /// Serve Sylph's APIs inside every instance's network namespace at `127.0.0.1:port`,
+    /// with `handler` (set later with [`ProcessRuntime::set_sylph_api_handler`]). Call before
+    /// the first instance starts; without a network namespace this does nothing.
+    pub fn serve_sylph_api_on(&self, port: u16) {
+        let _ = self.inner.sylph_api_port.set(port);
+    }
+
+    /// What serves the connections function code opens to Sylph's APIs. Connections made
+    /// before it is set are closed.
+    pub fn set_sylph_api_handler(&self, handler: ApiHandler) {
+        let _ = self.inner.sylph_api_handler.set(handler);
     }
 }
 
@@ -197,6 +250,86 @@ impl Inner {
                 ],
             ),
         }
+    }
+
+    /// The folders `family`'s interpreter needs inside the sandbox, found once.
+    fn interpreter_dirs(&self, family: Family) -> &[PathBuf] {
+        let cell = match family {
+            Family::Node => &self.node_dirs,
+            Family::Python => &self.python_dirs,
+        };
+        cell.get_or_init(|| {
+            let (program, _) = self.family_command(family);
+            let prefixes: Vec<PathBuf> = match family {
+                // `<prefix>/bin/node`, with its libraries under `<prefix>/lib`.
+                Family::Node => program.parent().and_then(Path::parent).map(Path::to_path_buf).into_iter().collect(),
+                // A virtualenv's base installation holds the standard library.
+                Family::Python => std::process::Command::new(&program)
+                    .args([
+                        "-c",
+                        "import sys, site; print(sys.prefix); print(sys.base_prefix); print(site.getusersitepackages())",
+                    ])
+                    .stderr(Stdio::null())
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(PathBuf::from).collect())
+                    .unwrap_or_default(),
+            };
+            crate::sandbox::interpreter_dirs(&prefixes)
+        })
+    }
+
+    /// Everything an instance of `runtime` sees beyond the system folders and its code: Sylph's
+    /// runtime clients and the interpreter it runs on (for `provided.*`, the machine's Node.js
+    /// and Python, which bootstrap scripts may call, as the official clients' examples do).
+    fn visible_dirs(&self, runtime: Option<Family>) -> Vec<PathBuf> {
+        let mut out = vec![self.bootstrap_dir.clone()];
+        if self.sandbox.is_none() {
+            return out;
+        }
+        match runtime {
+            Some(f) => out.extend_from_slice(self.interpreter_dirs(f)),
+            None => {
+                out.extend_from_slice(self.interpreter_dirs(Family::Node));
+                out.extend_from_slice(self.interpreter_dirs(Family::Python));
+            }
+        }
+        out
+    }
+
+    /// The instance's network: its own namespace when isolated, with an HTTP Runtime API
+    /// listener when `http_api`; and the address the runtime is told (AWS_LAMBDA_RUNTIME_API).
+    async fn network(&self, http_api: bool) -> Result<(Option<InstanceNet>, Option<TcpListener>, String), StartError> {
+        if self.isolated_network {
+            let mut net =
+                InstanceNet::create(http_api, self.sylph_api_port.get().copied()).map_err(StartError::Listen)?;
+            let listener = net
+                .runtime_api
+                .take()
+                .map(TcpListener::from_std)
+                .transpose()
+                .map_err(StartError::Listen)?;
+            return Ok((Some(net), listener, RUNTIME_API_ADDR.to_string()));
+        }
+        if http_api {
+            let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(StartError::Listen)?;
+            let addr = listener.local_addr().map_err(StartError::Listen)?.to_string();
+            return Ok((None, Some(listener), addr));
+        }
+        // Frame-channel runtimes never use HTTP; the variable is set as Lambda sets it.
+        Ok((None, None, RUNTIME_API_ADDR.to_string()))
+    }
+
+    /// `PATH` inside the sandbox: the interpreters' own folders, then the system's, as Lambda
+    /// puts `/var/lang/bin` first. The host's `PATH` names folders the sandbox does not hold.
+    fn sandbox_path(&self, dirs: &[PathBuf]) -> String {
+        let mut parts: Vec<String> = dirs
+            .iter()
+            .map(|d| d.join("bin"))
+            .filter(|b| b.is_dir())
+            .map(|b| b.to_string_lossy().into_owned())
+            .collect();
+        parts.extend(["/usr/local/bin", "/usr/bin", "/bin"].map(String::from));
+        parts.join(":")
     }
 
     fn command_for(&self, config: &InstanceConfig) -> Result<(PathBuf, Vec<String>), StartError> {
@@ -260,6 +393,10 @@ impl Inner {
         ] {
             env.entry(k.to_owned()).or_insert_with(|| v.to_owned());
         }
+        if self.sandbox.is_some() {
+            let dirs = self.visible_dirs(Family::of(&f.runtime));
+            env.insert("PATH".to_owned(), self.sandbox_path(&dirs));
+        }
         env
     }
 
@@ -272,10 +409,11 @@ impl Inner {
         env: &BTreeMap<String, String>,
         cwd: &Path,
         channel: bool,
-        listener: TcpListener,
+        runtime_api: Option<TcpListener>,
+        net: Option<InstanceNet>,
         label: &str,
         memory_mb: u32,
-        visible: &[&Path],
+        visible: &[PathBuf],
     ) -> Result<Spawned, StartError> {
         let memory = self.limit_group(self.memory.as_ref(), memory_mb, label);
         let pids = self.limit_group(self.pids.as_ref(), 0, label);
@@ -297,13 +435,14 @@ impl Inner {
         let procs: Vec<std::ffi::CString> = groups.iter().map(|g| g.procs.clone()).collect();
         let seccomp = self.sandbox.as_ref().and_then(|_| crate::sandbox::seccomp_program());
         let seccomp_fd = seccomp.as_ref().map(|f| f.as_raw_fd());
+        let netns_fd = net.as_ref().map(InstanceNet::namespace_fd);
         let (program, args): (PathBuf, Vec<String>) = match &self.sandbox {
             Some(sb) => {
-                let bin_dir = program.parent().unwrap_or(Path::new("/"));
-                let mut seen: Vec<&Path> = visible.to_vec();
-                // The working folder (the service) and the program's folder; never `/` or
-                // `/tmp` themselves, which would expose the host's.
-                for p in [cwd, bin_dir] {
+                let mut seen: Vec<&Path> = visible.iter().map(PathBuf::as_path).collect();
+                // The working folder (the service) and the program itself (a `provided`
+                // bootstrap may live in a build folder); never `/` or `/tmp`, which would
+                // expose the host's.
+                for p in [cwd, program] {
                     if p != Path::new("/") && p != Path::new("/tmp") {
                         seen.push(p);
                     }
@@ -325,10 +464,26 @@ impl Inner {
         if child_fd.is_some() {
             cmd.env("SYLPH_RUNTIME_FD", crate::pipe::RUNTIME_FD.to_string());
         }
-        // SAFETY: prctl and dup2 are async-signal-safe and touch no memory of the parent.
+        let sandboxed = self.sandbox.is_some();
+        // SAFETY: prctl, setns, setrlimit and dup2 are async-signal-safe and touch no memory of
+        // the parent.
         unsafe {
             cmd.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if let Some(fd) = netns_fd {
+                    // The instance's own network, before bubblewrap builds the rest.
+                    crate::netns::join_from_child(fd)?;
+                }
+                if sandboxed {
+                    // Lambda's limit on open files, for the runtime and everything it starts.
+                    let files = libc::rlimit {
+                        rlim_cur: MAX_OPEN_FILES,
+                        rlim_max: MAX_OPEN_FILES,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &files) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 for p in &procs {
                     // Join the limit groups before exec, so everything the runtime does counts.
                     crate::limits::join_from_child(p)?;
@@ -364,7 +519,8 @@ impl Inner {
             out_r: out_r.into(),
             err_r: err_r.into(),
             channel,
-            listener,
+            runtime_api,
+            net,
             spawned_at,
             memory,
             pids,
@@ -376,8 +532,7 @@ impl Inner {
         // and what every function loads (the AWS SDK) is already loaded.
         if let Some(family) = Family::of(&config.function.runtime) {
             if let Some(mut warm) = self.take_warm(family) {
-                let api_addr = warm.listener.local_addr().map_err(StartError::Listen)?.to_string();
-                let env = self.environment(&config, &api_addr);
+                let env = self.environment(&config, &RUNTIME_API_ADDR.to_string());
                 let spec = serde_json::json!({"env": env, "cwd": config.root}).to_string();
                 let mut frame = Vec::with_capacity(spec.len() + 5);
                 frame.extend_from_slice(&((spec.len() + 1) as u32).to_le_bytes());
@@ -401,11 +556,11 @@ impl Inner {
                 }
             }
         }
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(StartError::Listen)?;
-        let api_addr = listener.local_addr().map_err(StartError::Listen)?.to_string();
         let (program, args) = self.command_for(&config)?;
-        let env = self.environment(&config, &api_addr);
         let channel = !matches!(config.function.runtime, RuntimeId::Provided(_));
+        let (net, runtime_api, api_addr) = self.network(!channel).await?;
+        let env = self.environment(&config, &api_addr);
+        let visible = self.visible_dirs(Family::of(&config.function.runtime));
         let spawned = self
             .spawn_process(
                 &program,
@@ -413,10 +568,11 @@ impl Inner {
                 &env,
                 &config.root,
                 channel,
-                listener,
+                runtime_api,
+                net,
                 &config.function.name,
                 config.function.memory_mb,
-                &[self.bootstrap_dir.as_path()],
+                &visible,
             )
             .await?;
         Ok(self.assemble(config, spawned, StartKind::Cold))
@@ -445,7 +601,8 @@ impl Inner {
             out_r,
             err_r,
             channel,
-            listener,
+            runtime_api,
+            net,
             spawned_at,
             memory,
             pids,
@@ -457,7 +614,16 @@ impl Inner {
                 tokio::spawn(reader);
             }
         }
-        let mut tasks = Vec::with_capacity(3);
+        let mut tasks = Vec::with_capacity(4);
+        if let Some(listener) = net.and_then(|n| n.sylph_api) {
+            match TcpListener::from_std(listener) {
+                Ok(listener) => tasks.push(tokio::spawn(serve_sylph_api(
+                    listener,
+                    self.sylph_api_handler.get().cloned(),
+                ))),
+                Err(e) => tracing::error!("Sylph's API unavailable to an instance: {e}"),
+            }
+        }
 
         let (tx, rx) = mpsc::channel::<Pending>(1);
         let (status_tx, status_rx) = watch::channel(Status::Running);
@@ -474,7 +640,6 @@ impl Inner {
         let mut channel_closed = None;
         match channel {
             Some(ours) => {
-                drop(listener);
                 let (closed_tx, closed_rx) = oneshot::channel::<()>();
                 channel_closed = Some(closed_rx);
                 let serve_state = state.clone();
@@ -489,7 +654,10 @@ impl Inner {
                     Err(e) => tracing::error!("runtime channel unavailable: {e}"),
                 }
             }
-            None => tasks.push(tokio::spawn(serve_api(listener, state.clone()))),
+            None => match runtime_api {
+                Some(listener) => tasks.push(tokio::spawn(serve_api(listener, state.clone()))),
+                None => tracing::error!("an HTTP runtime without a Runtime API listener"),
+            },
         }
         let watcher_state = state.clone();
         let reaped = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -647,8 +815,7 @@ impl Inner {
     /// A runtime process that preloads what every function of its language loads, then waits
     /// to be told which function it is.
     async fn spawn_generic(&self, family: Family) -> Result<Spawned, StartError> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(StartError::Listen)?;
-        let api_addr = listener.local_addr().map_err(StartError::Listen)?.to_string();
+        let (net, _, api_addr) = self.network(false).await?;
         let (program, args) = self.family_command(family);
         let mut env = BTreeMap::new();
         for key in PASSTHROUGH_ENV {
@@ -663,6 +830,10 @@ impl Inner {
         env.insert("SYLPH_PREWARM".into(), "1".into());
         env.insert("PYTHONUNBUFFERED".into(), "1".into());
         env.insert("TZ".into(), ":UTC".into());
+        let visible = self.visible_dirs(Some(family));
+        if self.sandbox.is_some() {
+            env.insert("PATH".into(), self.sandbox_path(&visible));
+        }
         let cwd = PathBuf::from("/");
         self.spawn_process(
             &program,
@@ -670,10 +841,11 @@ impl Inner {
             &env,
             &cwd,
             true,
-            listener,
+            None,
+            net,
             "pre-started runtime",
             10240,
-            &[self.bootstrap_dir.as_path()],
+            &visible,
         )
         .await
     }
@@ -701,6 +873,21 @@ async fn serve_api(listener: TcpListener, state: Arc<ApiState>) {
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+/// Hand each connection function code opens to Sylph's APIs to `handler`.
+async fn serve_sylph_api(listener: TcpListener, handler: Option<ApiHandler>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        match &handler {
+            Some(h) => h(stream),
+            None => drop(stream),
+        }
     }
 }
 

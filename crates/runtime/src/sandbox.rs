@@ -3,8 +3,8 @@
 //! filesystem of only what the function needs, all read-only (system libraries, a few files of
 //! `/etc`, the runtime, the service's code), a private size-capped `/tmp`; and a seccomp filter
 //! that refuses the system calls a function has no business making (mounting, loading kernel
-//! modules, tracing other processes, new namespaces, …). The network stays: functions call
-//! databases and APIs.
+//! modules, tracing other processes, new namespaces, io_uring, …). The network namespace is
+//! made by Sylph itself (see `netns.rs`) and joined before bubblewrap starts.
 //!
 //! Why bubblewrap: it is small, audited, packaged everywhere, used by Flatpak for exactly this,
 //! and does the namespace and mount setup in a separate short-lived process, so Sylph needs no
@@ -38,17 +38,31 @@ const ETC: &[&str] = &[
 /// System directories, bound read-only where they exist.
 const SYSTEM: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
 
+/// Device nodes a runtime uses; bound read-write from the host's (they are shared, stateless).
+const DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
+
+/// What Lambda's package of a service never holds (the Serverless Framework's default
+/// excludes, plus what Sylph or a developer keeps beside the code): hidden from functions.
+const NEVER_PACKAGED: &[&str] = &[".git", ".serverless", ".serverless_plugins", ".sylph", ".DS_Store"];
+
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     bwrap: PathBuf,
     version: String,
-    /// Paths every instance sees read-only (runtime clients, SDKs, interpreters, tools on PATH).
+    /// Paths every instance sees read-only (runtime clients, the AWS SDKs Sylph provides).
     shared: Vec<PathBuf>,
+    /// Paths inside visible folders that are replaced by an empty folder or file (see
+    /// [`unpackaged`]).
+    hidden: Vec<PathBuf>,
+    /// An empty folder and an empty file, bound over hidden paths.
+    empty_dir: PathBuf,
+    empty_file: PathBuf,
 }
 
 impl Sandbox {
-    /// Find bubblewrap and check that it can build a sandbox on this host.
-    pub fn detect(shared: Vec<PathBuf>) -> Result<Sandbox, String> {
+    /// Find bubblewrap and check that it can build a sandbox on this host. `scratch` is a
+    /// folder of Sylph's own where it keeps the empty folder and file it binds over `hidden`.
+    pub fn detect(shared: Vec<PathBuf>, hidden: Vec<PathBuf>, scratch: &Path) -> Result<Sandbox, String> {
         let bwrap = ["/usr/bin/bwrap", "/bin/bwrap", "/usr/local/bin/bwrap"]
             .iter()
             .map(PathBuf::from)
@@ -59,7 +73,19 @@ impl Sandbox {
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
             .unwrap_or_default();
-        let sandbox = Sandbox { bwrap, version, shared };
+        let empty_dir = scratch.join("empty");
+        let empty_file = scratch.join("empty-file");
+        std::fs::create_dir_all(&empty_dir)
+            .and_then(|()| std::fs::write(&empty_file, b""))
+            .map_err(|e| format!("cannot write {}: {e}", scratch.display()))?;
+        let sandbox = Sandbox {
+            bwrap,
+            version,
+            shared,
+            hidden,
+            empty_dir,
+            empty_file,
+        };
         let (program, args) = sandbox.wrap(Path::new("/bin/true"), &[], Path::new("/"), &[], false);
         let ok = std::process::Command::new(program)
             .args(args)
@@ -77,7 +103,7 @@ impl Sandbox {
 
     pub fn describe(&self) -> String {
         format!(
-            "{} (mount, PID, IPC, UTS and user namespaces; user nobody; read-only code; private /tmp of {} MB; seccomp)",
+            "{} (mount, PID, IPC, UTS and user namespaces; new session; user nobody; read-only code; private /tmp and /dev/shm of {} MB together; seccomp)",
             self.version,
             TMP_BYTES >> 20
         )
@@ -94,6 +120,9 @@ impl Sandbox {
     ) -> (PathBuf, Vec<String>) {
         let mut a: Vec<String> = [
             "--die-with-parent",
+            // No controlling terminal: a function cannot push input into Sylph's terminal
+            // (TIOCSTI) or receive its job-control signals.
+            "--new-session",
             "--unshare-pid",
             "--unshare-ipc",
             "--unshare-uts",
@@ -108,8 +137,6 @@ impl Sandbox {
             "sylph",
             "--proc",
             "/proc",
-            "--dev",
-            "/dev",
             "--size",
         ]
         .iter()
@@ -117,20 +144,45 @@ impl Sandbox {
         .collect();
         a.push(TMP_BYTES.to_string());
         a.extend(["--tmpfs".to_owned(), "/tmp".to_owned()]);
-        let mut ro = |p: &Path| {
-            let s = p.to_string_lossy().into_owned();
-            a.extend(["--ro-bind-try".to_owned(), s.clone(), s]);
+        let mut args_for = |flag: &str, from: &Path, to: &Path| {
+            a.extend([
+                flag.to_owned(),
+                from.to_string_lossy().into_owned(),
+                to.to_string_lossy().into_owned(),
+            ]);
         };
+        // A /dev of device nodes only. bubblewrap's own `--dev` is a writable, host-sized
+        // tmpfs whose /dev/shm escapes the /tmp budget; here /dev/shm is /tmp itself.
+        for dev in DEVICES {
+            args_for("--dev-bind-try", Path::new(dev), Path::new(dev));
+        }
+        for (target, link) in [
+            ("/tmp", "/dev/shm"),
+            ("/proc/self/fd", "/dev/fd"),
+            ("/proc/self/fd/0", "/dev/stdin"),
+            ("/proc/self/fd/1", "/dev/stdout"),
+            ("/proc/self/fd/2", "/dev/stderr"),
+        ] {
+            args_for("--symlink", Path::new(target), Path::new(link));
+        }
         for p in SYSTEM.iter().chain(ETC) {
-            ro(Path::new(p));
+            args_for("--ro-bind-try", Path::new(p), Path::new(p));
         }
-        for p in &self.shared {
-            ro(p);
+        for p in self.shared.iter().map(PathBuf::as_path).chain(visible.iter().copied()) {
+            args_for("--ro-bind-try", p, p);
         }
-        for p in visible {
-            ro(p);
+        for p in &self.hidden {
+            if visible
+                .iter()
+                .copied()
+                .chain(self.shared.iter().map(PathBuf::as_path))
+                .any(|v| p.starts_with(v))
+            {
+                let empty = if p.is_dir() { &self.empty_dir } else { &self.empty_file };
+                args_for("--ro-bind-try", empty, p);
+            }
         }
-        // Nothing outside /tmp is writable, not even the sandbox's own root.
+        // Nothing outside /tmp is writable, not even the sandbox's own root (with /dev in it).
         a.extend(["--remount-ro".to_owned(), "/".to_owned()]);
         if seccomp {
             a.extend(["--seccomp".to_owned(), SECCOMP_FD.to_string()]);
@@ -146,27 +198,58 @@ impl Sandbox {
     }
 }
 
-/// The directories a program found through `PATH` needs: for tools under the home folder (pyenv,
-/// nvm, cargo), their top-level folder there; the system folders are bound anyway.
-pub fn tool_dirs() -> Vec<PathBuf> {
-    let home = std::env::var_os("HOME").map(PathBuf::from);
+/// What in the service folder `root` Lambda's package would not hold, and so no function may
+/// read: the Serverless Framework's default excludes (`.git`, `.serverless`, …), Sylph's own
+/// data (`.sylph`, with the tables), dotenv files (`.env`, `.env.*`: the Framework loads them
+/// into the environment, it does not package them) unless `package.patterns` includes them
+/// by name, and top-level paths that `package.patterns` excludes by name (`!secrets.json`,
+/// `!scripts/**`).
+pub fn unpackaged(root: &Path, patterns: &[String]) -> Vec<PathBuf> {
+    let top_level = |pattern: &str| -> Option<String> {
+        let name = pattern.trim_end_matches("/**").trim_end_matches('/');
+        let plain = !name.is_empty() && !name.contains(['*', '?', '[', '{', '/']) && name != "." && name != "..";
+        plain.then(|| name.to_owned())
+    };
+    let included: Vec<String> = patterns
+        .iter()
+        .filter(|p| !p.starts_with('!'))
+        .filter_map(|p| top_level(p))
+        .collect();
+    let excluded: Vec<String> = patterns
+        .iter()
+        .filter_map(|p| p.strip_prefix('!'))
+        .filter_map(top_level)
+        .collect();
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let dotenv = name == ".env" || name.starts_with(".env.");
+        let hide = NEVER_PACKAGED.contains(&name.as_str())
+            || (dotenv && !included.contains(&name))
+            || excluded.contains(&name);
+        if hide {
+            out.push(root.join(name));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The folders an interpreter needs beyond the system folders: its installation prefix when it
+/// lives elsewhere (pyenv, nvm, a virtualenv's base), never a whole home folder.
+pub fn interpreter_dirs(prefixes: &[PathBuf]) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
-    for dir in std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-    {
-        let dir = match (
-            &home,
-            dir.strip_prefix(home.as_deref().unwrap_or(Path::new("/nonexistent"))),
-        ) {
-            (Some(h), Ok(rest)) => match rest.components().next() {
-                Some(first) => h.join(first),
-                None => continue,
-            },
-            _ => dir,
-        };
-        if dir.is_dir() && !SYSTEM.iter().any(|s| dir.starts_with(s)) && !out.contains(&dir) {
-            out.push(dir);
+    for p in prefixes {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        // A prefix that *is* a home folder (or `/`) would expose everything in it.
+        if p.as_os_str().is_empty() || p == Path::new("/") || home.as_deref() == Some(p.as_path()) {
+            continue;
+        }
+        if p.is_dir() && !SYSTEM.iter().any(|s| p.starts_with(s)) && !out.contains(p) {
+            out.push(p.clone());
         }
     }
     out
@@ -183,10 +266,11 @@ pub fn seccomp_program() -> Option<OwnedFd> {
     // unshare, perf_event_open, open_by_handle_at, setns, process_vm_readv, process_vm_writev,
     // finit_module, kexec_file_load, bpf, userfaultfd, ptrace, syslog, acct, settimeofday,
     // clock_settime, clock_adjtime, adjtimex, open_tree, move_mount, fsopen, fsconfig, fsmount,
-    // fspick, mount_setattr.
+    // fspick, mount_setattr, io_uring_setup, io_uring_enter, io_uring_register (io_uring runs
+    // work in kernel threads that seccomp does not see, and has been a rich source of bugs).
     const DENY: &[u32] = &[
         165, 166, 155, 167, 168, 169, 170, 171, 172, 173, 175, 176, 179, 246, 248, 249, 250, 272, 298, 304, 308, 310,
-        311, 313, 320, 321, 323, 101, 103, 163, 164, 227, 305, 159, 428, 429, 430, 431, 432, 433, 442,
+        311, 313, 320, 321, 323, 101, 103, 163, 164, 227, 305, 159, 428, 429, 430, 431, 432, 433, 442, 425, 426, 427,
     ];
     const LD_W_ABS: u16 = 0x20;
     const JEQ_K: u16 = 0x15;
