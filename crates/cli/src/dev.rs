@@ -158,6 +158,10 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         ),
         None => println!("process limits: not enforced (no writable pids cgroup on this host)"),
     }
+    match runtime.freezing() {
+        Some(how) => println!("freezer: instances are frozen between invocations, with the {how}"),
+        None => println!("freezer: not available (no writable freezer cgroup); instances run between invocations"),
+    }
     if args.prewarm > 0 {
         let keep = Duration::from_secs(args.keep_warm.max(1));
         let families: std::collections::HashSet<_> = service

@@ -21,6 +21,8 @@ pub enum Mode {
 pub enum Controller {
     Memory,
     Pids,
+    /// cgroup v1's freezer; under v2 every group has `cgroup.freeze` (the memory group is used).
+    Freezer,
 }
 
 impl Controller {
@@ -28,6 +30,7 @@ impl Controller {
         match self {
             Controller::Memory => "memory",
             Controller::Pids => "pids",
+            Controller::Freezer => "freezer",
         }
     }
 }
@@ -132,6 +135,7 @@ impl Cgroups {
         let bytes = u64::from(limit_mb) * 1024 * 1024;
         let result = match (self.controller, self.mode) {
             (Controller::Pids, _) => std::fs::write(path.join("pids.max"), MAX_PROCESSES.to_string()),
+            (Controller::Freezer, _) => Ok(()),
             (Controller::Memory, Mode::V1) => {
                 // Charges follow a process moved in after it started (pre-started runtimes).
                 let _ = std::fs::write(path.join("memory.move_charge_at_immigrate"), "3");
@@ -167,6 +171,28 @@ impl Cgroups {
 }
 
 impl InstanceGroup {
+    /// Whether this group can stop and resume its processes: v1's freezer groups, and every
+    /// v2 group (`cgroup.freeze`).
+    pub fn can_freeze(&self) -> bool {
+        matches!(
+            (self.controller, self.mode),
+            (Controller::Freezer, Mode::V1) | (_, Mode::V2)
+        )
+    }
+
+    /// Stop (`true`) or resume every process of the group. Lambda freezes an execution
+    /// environment between invocations, so background work makes no progress while nobody
+    /// pays for it. The kernel does it asynchronously; this returns at once.
+    pub fn set_frozen(&self, frozen: bool) -> std::io::Result<()> {
+        match self.mode {
+            Mode::V1 => std::fs::write(
+                self.path.join("freezer.state"),
+                if frozen { "FROZEN" } else { "THAWED" },
+            ),
+            Mode::V2 => std::fs::write(self.path.join("cgroup.freeze"), if frozen { "1" } else { "0" }),
+        }
+    }
+
     /// Change a memory group's limit (a pre-started runtime becoming a function).
     pub fn set_limit_mb(&mut self, limit_mb: u32) -> std::io::Result<()> {
         if self.controller != Controller::Memory {
@@ -187,7 +213,7 @@ impl InstanceGroup {
 
     /// Whether the kernel had to stop something in this group for going over its limit.
     pub fn hit_limit(&self) -> bool {
-        if self.controller == Controller::Pids {
+        if self.controller != Controller::Memory {
             return false;
         }
         match self.mode {
@@ -212,7 +238,7 @@ impl InstanceGroup {
     /// moved in after it started, whose earlier pages the mark misses) the largest resident
     /// high-water mark of its processes.
     pub fn peak_mb(&self) -> Option<u64> {
-        if self.controller == Controller::Pids {
+        if self.controller != Controller::Memory {
             return None;
         }
         let read = |f: &str| -> u64 {

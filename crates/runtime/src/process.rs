@@ -109,6 +109,7 @@ struct Spawned {
     /// The limit groups the process was started in.
     memory: Option<crate::limits::InstanceGroup>,
     pids: Option<crate::limits::InstanceGroup>,
+    freezer: Option<crate::limits::InstanceGroup>,
 }
 
 /// Pre-started runtime processes per language, and how many to keep.
@@ -131,6 +132,8 @@ struct Inner {
     memory: Option<crate::limits::Cgroups>,
     /// Where the process-count limit is enforced.
     pids: Option<crate::limits::Cgroups>,
+    /// Where instances are frozen between invocations (cgroup v1; v2 uses the memory group).
+    freezer: Option<crate::limits::Cgroups>,
     /// Every process runs inside it, unless running unsandboxed was asked for.
     sandbox: Option<crate::sandbox::Sandbox>,
     /// Whether every instance gets its own network namespace (see `netns.rs`).
@@ -169,6 +172,10 @@ impl ProcessRuntime {
             Some(m) if m.mode() == crate::limits::Mode::V2 => None,
             _ => crate::limits::Cgroups::detect(crate::limits::Controller::Pids),
         };
+        let freezer = match &memory {
+            Some(m) if m.mode() == crate::limits::Mode::V2 => None,
+            _ => crate::limits::Cgroups::detect(crate::limits::Controller::Freezer),
+        };
         let isolated_network = match (&sandbox, crate::netns::probe()) {
             (Some(_), Ok(())) => true,
             (Some(_), Err(why)) => {
@@ -187,6 +194,7 @@ impl ProcessRuntime {
                 warm: Mutex::new(WarmPool::default()),
                 memory,
                 pids,
+                freezer,
                 sandbox,
                 isolated_network,
                 sylph_api_port: OnceLock::new(),
@@ -195,6 +203,17 @@ impl ProcessRuntime {
                 python_dirs: OnceLock::new(),
             }),
         })
+    }
+
+    /// How instances are frozen between invocations, or `None` where this host cannot.
+    pub fn freezing(&self) -> Option<String> {
+        match (&self.inner.freezer, &self.inner.memory) {
+            (Some(f), _) => Some(f.describe()),
+            (None, Some(m)) if m.mode() == crate::limits::Mode::V2 => {
+                Some(format!("cgroup.freeze of the {}", m.describe()))
+            }
+            _ => None,
+        }
     }
 
     /// Whether each instance has a network namespace of its own.
@@ -417,7 +436,9 @@ impl Inner {
     ) -> Result<Spawned, StartError> {
         let memory = self.limit_group(self.memory.as_ref(), memory_mb, label);
         let pids = self.limit_group(self.pids.as_ref(), 0, label);
-        let groups: Vec<&crate::limits::InstanceGroup> = memory.iter().chain(pids.iter()).collect();
+        let freezer = self.limit_group(self.freezer.as_ref(), 0, label);
+        let groups: Vec<&crate::limits::InstanceGroup> =
+            memory.iter().chain(pids.iter()).chain(freezer.iter()).collect();
         let spawn_err = |source| StartError::Spawn {
             function: label.to_owned(),
             program: program.display().to_string(),
@@ -524,6 +545,7 @@ impl Inner {
             spawned_at,
             memory,
             pids,
+            freezer,
         })
     }
 
@@ -606,6 +628,7 @@ impl Inner {
             spawned_at,
             memory,
             pids,
+            freezer,
         } = spawned;
         let logs = LogCapture::new(config.function.key.clone(), self.sink.clone());
         for fd in [out_r, err_r] {
@@ -698,6 +721,8 @@ impl Inner {
             tasks,
             memory,
             _pids: pids,
+            freezer,
+            frozen: false,
             reaped,
         })
     }
@@ -967,12 +992,42 @@ struct ProcessInstance {
     memory: Option<crate::limits::InstanceGroup>,
     /// Held for its lifetime: dropping it removes the (then empty) group.
     _pids: Option<crate::limits::InstanceGroup>,
+    /// The group that freezes the instance between invocations (v1's freezer group).
+    freezer: Option<crate::limits::InstanceGroup>,
+    /// Whether the instance is frozen now.
+    frozen: bool,
     /// Set once the process has been reaped, after which its pid may belong to someone else.
     reaped: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ProcessInstance {
+    /// The group whose processes freeze together: v1's freezer group, or the v2 group.
+    fn freeze_group(&self) -> Option<&crate::limits::InstanceGroup> {
+        self.freezer
+            .as_ref()
+            .or(self.memory.as_ref())
+            .filter(|g| g.can_freeze())
+    }
+
+    /// Freeze the instance between invocations or thaw it for the next, as Lambda does.
+    fn set_frozen(&mut self, frozen: bool) {
+        if self.frozen == frozen {
+            return;
+        }
+        let Some(group) = self.freeze_group() else { return };
+        match group.set_frozen(frozen) {
+            Ok(()) => self.frozen = frozen,
+            Err(e) => tracing::warn!(function = %self.config.function.name, "cannot change the freezer state: {e}"),
+        }
+    }
+
     fn kill(&self) {
+        if self.frozen {
+            // A frozen process does not act on SIGKILL (cgroup v1) until thawed.
+            if let Some(group) = self.freeze_group() {
+                let _ = group.set_frozen(false);
+            }
+        }
         if self.pid > 1 && !self.reaped.load(std::sync::atomic::Ordering::SeqCst) {
             // SAFETY: signalling our own child's process group.
             unsafe {
@@ -1012,6 +1067,7 @@ impl ProcessInstance {
     async fn run(&mut self, inv: Invocation) -> Completed {
         let first = !self.invoked;
         self.invoked = true;
+        self.set_frozen(false);
         let timeout = self.config.function.timeout;
         let (dispatched_tx, dispatched_rx) = oneshot::channel();
         let (reply_tx, reply_rx) = oneshot::channel();
@@ -1071,14 +1127,19 @@ impl ProcessInstance {
                 Outcome::InstanceFailed(Failure::Unavailable("the runtime dropped the invocation".into()))
             }
         };
-        Completed {
+        let completed = Completed {
             outcome,
             duration,
             init_duration: if first { self.init_duration() } else { None },
             start: if first { self.start } else { StartKind::Warm },
             max_memory_mb: self.max_memory_mb(),
             logs: self.logs.finish().await,
+        };
+        if self.healthy {
+            // Nothing runs between invocations: background work waits for the next one.
+            self.set_frozen(true);
         }
+        completed
     }
 
     fn init_duration(&self) -> Option<Duration> {

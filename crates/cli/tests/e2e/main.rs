@@ -3,10 +3,12 @@
 
 mod harness;
 
+mod connections;
 mod errors;
 mod events;
 mod invoke_api;
 mod invoke_local;
+mod isolation;
 mod limits;
 mod metrics;
 mod prewarm;
