@@ -72,6 +72,10 @@ pub struct DevArgs {
     /// Seconds a connection may stay idle (no request in flight) before it is closed.
     #[arg(long, default_value_t = 60)]
     idle_timeout: u64,
+    /// Refuse calls into Sylph from functions whose service declares no IAM statements
+    /// (by default they are allowed, with a warning naming what they used).
+    #[arg(long)]
+    strict_iam: bool,
 }
 
 pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Result<ExitCode> {
@@ -188,10 +192,20 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
             extra_env: Vec::new(),
         },
     );
-    let gateway = Gateway::new(&service, pool.clone(), Some(tables), Some(pool.clone()));
+    let identities = sylph_iam::Registry::new();
+    runtime.set_credential_issuer(Arc::new(crate::options::Issuer(identities.clone())));
+    let authorizer = Arc::new(sylph_iam::Authorizer::new(identities, args.strict_iam));
+    describe_iam(&service, args.strict_iam);
+    let gateway = Gateway::new(
+        &service,
+        pool.clone(),
+        Some(tables),
+        Some(pool.clone()),
+        Some(authorizer),
+    );
     let api_gateway = gateway.clone();
-    runtime.set_sylph_api_handler(Arc::new(move |stream| {
-        sylph_gateway::spawn_instance_connection(api_gateway.clone(), stream)
+    runtime.set_sylph_api_handler(Arc::new(move |stream, access_key| {
+        sylph_gateway::spawn_instance_connection(api_gateway.clone(), stream, access_key)
     }));
     if !args.no_reload {
         crate::watch::spawn(service.clone(), pool.clone());
@@ -253,6 +267,32 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     println!("shutting down");
     pool.shutdown();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Say how calls from functions into Sylph are checked.
+fn describe_iam(service: &sylph_model::Service, strict: bool) {
+    let ungranted: Vec<&str> = service
+        .functions
+        .iter()
+        .filter(|f| f.role.is_none())
+        .map(|f| f.key.as_str())
+        .collect();
+    if ungranted.len() < service.functions.len() {
+        println!("iam: each instance has its own credentials; its calls to the table and Invoke APIs are checked against its role's statements");
+    }
+    if !ungranted.is_empty() {
+        if strict {
+            println!(
+                "iam: {} declare no IAM statements: their calls into Sylph are refused (--strict-iam)",
+                ungranted.join(", ")
+            );
+        } else {
+            println!(
+                "iam: {} declare no IAM statements: their calls into Sylph are allowed, with a warning naming each action (AWS would refuse them; --strict-iam does)",
+                ungranted.join(", ")
+            );
+        }
+    }
 }
 
 fn default_concurrency() -> usize {

@@ -36,6 +36,7 @@ const KNOWN_FLAGS: &[&str] = &[
     "max-connections",
     "header-timeout",
     "idle-timeout",
+    "strict-iam",
 ];
 
 /// Take unknown `--name value` / `--name=value` flags out of `args`.
@@ -219,5 +220,20 @@ mod tests {
         assert_eq!(extra.get("table-suffix").map(String::as_str), Some("x"));
         assert_eq!(extra.get("flag").map(String::as_str), Some("true"));
         assert_eq!(extra.get("color").map(String::as_str), Some("red"));
+    }
+}
+
+/// Issues instance credentials from the identity registry.
+pub struct Issuer(pub std::sync::Arc<sylph_iam::Registry>);
+
+impl sylph_runtime::CredentialIssuer for Issuer {
+    fn issue(&self, function: &sylph_model::Function) -> sylph_runtime::InstanceCredentials {
+        let issued = self.0.issue(function);
+        sylph_runtime::InstanceCredentials {
+            access_key_id: issued.access_key_id.clone(),
+            secret_access_key: issued.secret_access_key.clone(),
+            session_token: issued.session_token.clone(),
+            lease: Box::new(issued),
+        }
     }
 }

@@ -50,14 +50,13 @@ pub async fn run(args: TablesArgs) -> anyhow::Result<ExitCode> {
         http_api_cors: None,
         resources: serde_json::Value::Null,
         custom: serde_json::Value::Null,
-        iam_statements: serde_json::Value::Null,
         package_patterns: Vec::new(),
         tables: Vec::new(),
     };
     let sink: Arc<dyn sylph_telemetry::LogSink> = Arc::new(sylph_telemetry::NullSink);
     let runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), Vec::new(), None)?;
     let pool = Pool::new(&service, Arc::new(runtime), sink, PoolConfig::default());
-    let gateway = Gateway::new(&service, pool, Some(tables), None);
+    let gateway = Gateway::new(&service, pool, Some(tables), None, None);
     println!("sylph tables: DynamoDB API, data in {}", args.data_dir.display());
     println!("listening on http://{addr}");
     sylph_gateway::serve(listener, gateway, shutdown_signal()).await;

@@ -393,6 +393,7 @@ mod tests {
                 cors: None,
             })],
             artifact: None,
+            role: None,
         };
         Router::new(&Service {
             name: "svc".into(),
@@ -403,7 +404,6 @@ mod tests {
             http_api_cors: None,
             resources: Value::Null,
             custom: Value::Null,
-            iam_statements: Value::Null,
             package_patterns: vec![],
             tables: vec![],
         })

@@ -174,20 +174,21 @@ pub async fn serve(
         let hosts = hosts.clone();
         let limits = limits.clone();
         tokio::spawn(async move {
-            serve_connection(gateway, stream, peer, &limits, Some(&hosts)).await;
+            serve_connection(gateway, stream, peer, &limits, Some(&hosts), None).await;
             drop(guard);
         });
     }
 }
 
 /// Serve one connection that function code opened to Sylph's APIs from inside its network
-/// namespace (Host checks do not apply: it can only have come from that instance).
-pub fn spawn_instance_connection(gateway: Arc<Gateway>, stream: TcpStream) {
+/// namespace (Host checks do not apply: it can only have come from that instance), whose
+/// calls must be signed with `access_key`, the credentials that instance was issued.
+pub fn spawn_instance_connection(gateway: Arc<Gateway>, stream: TcpStream, access_key: Option<Arc<str>>) {
     let peer = stream
         .peer_addr()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
     tokio::spawn(async move {
-        serve_connection(gateway, stream, peer, &ConnectionLimits::default(), None).await;
+        serve_connection(gateway, stream, peer, &ConnectionLimits::default(), None, access_key).await;
     });
 }
 
@@ -197,6 +198,7 @@ async fn serve_connection(
     peer: SocketAddr,
     limits: &ConnectionLimits,
     hosts: Option<&Arc<HostPolicy>>,
+    access_key: Option<Arc<str>>,
 ) {
     let _ = stream.set_nodelay(true);
     let activity = Arc::new(Activity::new());
@@ -209,6 +211,7 @@ async fn serve_connection(
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let gateway = gateway.clone();
         let activity = service_activity.clone();
+        let access_key = access_key.clone();
         let allowed = hosts.as_ref().is_none_or(|h| {
             h.allows(
                 req.headers()
@@ -222,7 +225,7 @@ async fn serve_connection(
                 return Ok::<_, Infallible>(host_refused());
             }
             activity.in_flight.fetch_add(1, Ordering::Relaxed);
-            let res = gateway.handle(req, peer).await;
+            let res = gateway.handle(req, peer, access_key.as_deref()).await;
             activity.in_flight.fetch_sub(1, Ordering::Relaxed);
             activity.touch();
             Ok(res)

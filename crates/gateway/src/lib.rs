@@ -11,6 +11,7 @@
 //! run. Errors are mapped to each protocol's responses here and nowhere else.
 
 mod apigw;
+mod auth;
 mod conn;
 mod invoke_api;
 mod routes;
@@ -49,6 +50,8 @@ pub struct Gateway {
     tables: Option<Tables>,
     /// Served at [`METRICS_PATH`].
     metrics: Option<Arc<dyn sylph_telemetry::metrics::MetricsSource>>,
+    /// Checks the identity and IAM statements of calls to the table and Invoke APIs.
+    authorizer: Option<Arc<sylph_iam::Authorizer>>,
     stage: String,
     region: String,
 }
@@ -59,12 +62,14 @@ impl Gateway {
         invoker: Arc<dyn Invoker>,
         tables: Option<Tables>,
         metrics: Option<Arc<dyn sylph_telemetry::metrics::MetricsSource>>,
+        authorizer: Option<Arc<sylph_iam::Authorizer>>,
     ) -> Arc<Gateway> {
         Arc::new(Gateway {
             router: Router::new(service),
             invoker,
             tables,
             metrics,
+            authorizer,
             stage: service.stage.clone(),
             region: service.region.clone(),
         })
@@ -75,7 +80,14 @@ impl Gateway {
     }
 
     /// Answer one request. Never fails: every error becomes the protocol's error response.
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    /// `instance_key` is set for requests from inside a function instance: the access key it
+    /// was issued.
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        instance_key: Option<&str>,
+    ) -> Response<Body> {
         let (parts, body) = req.into_parts();
         let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
             Ok(b) => b.to_bytes(),
@@ -90,7 +102,11 @@ impl Gateway {
                 return json_message(StatusCode::PAYLOAD_TOO_LARGE, "Request Too Long");
             }
         };
-        self.handle_parts(parts, body, peer).await
+        let caller = match instance_key {
+            Some(k) => sylph_iam::Caller::Instance(k),
+            None => sylph_iam::Caller::Public,
+        };
+        self.handle_parts(parts, body, peer, caller).await
     }
 
     /// Answer a request whose body has been read (usable without a socket, in tests).
@@ -99,10 +115,19 @@ impl Gateway {
         parts: hyper::http::request::Parts,
         body: Bytes,
         peer: SocketAddr,
+        caller: sylph_iam::Caller<'_>,
     ) -> Response<Body> {
         let path = parts.uri.path();
         if let Some(target) = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
             if let (Some(op), Some(tables)) = (target.strip_prefix("DynamoDB_20120810."), &self.tables) {
+                if let Some(authorizer) = &self.authorizer {
+                    let needs = || sylph_iam::actions::dynamodb(op, &body, &self.region);
+                    if let Err(refused) =
+                        auth::check(authorizer, caller, &parts, &body, auth::Protocol::DynamoDb, needs)
+                    {
+                        return refused;
+                    }
+                }
                 return table_api(tables, op, &body).await;
             }
         }
@@ -115,6 +140,20 @@ impl Gateway {
             }
         }
         if let Some(rest) = path.strip_prefix("/2015-03-31/functions/") {
+            if let Some(authorizer) = &self.authorizer {
+                let needs = || {
+                    let name = routes::decode(rest.trim_end_matches("/invocations"));
+                    let arn = match self.invoker.function(&name) {
+                        Some(f) => sylph_iam::actions::function_arn(&self.region, &f.name),
+                        None if name.starts_with("arn:") => name,
+                        None => sylph_iam::actions::function_arn(&self.region, &name),
+                    };
+                    vec![("lambda:InvokeFunction".to_owned(), arn)]
+                };
+                if let Err(refused) = auth::check(authorizer, caller, &parts, &body, auth::Protocol::Lambda, needs) {
+                    return refused;
+                }
+            }
             return invoke_api::handle(&self.invoker, &self.region, &parts, rest, body).await;
         }
         let method = parts.method.as_str();

@@ -237,6 +237,7 @@ mod tests {
                     cors: None,
                 })],
                 artifact: None,
+                role: None,
             })
             .collect();
         Service {
@@ -248,7 +249,6 @@ mod tests {
             http_api_cors: None,
             resources: serde_json::Value::Null,
             custom: serde_json::Value::Null,
-            iam_statements: serde_json::Value::Null,
             package_patterns: vec![],
             tables: vec![],
         }

@@ -177,12 +177,7 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
         })?,
         None => None,
     };
-    let iam_statements = field(provider, "iam")
-        .and_then(|i| field(i, "role"))
-        .and_then(|r| field(r, "statements"))
-        .or_else(|| field(provider, "iamRoleStatements"))
-        .map(Node::to_json)
-        .unwrap_or(serde_json::Value::Null);
+    let provider_role = crate::iam::provider_role(Some(provider), format!("{name}-{stage}-{region}-lambdaRole"));
 
     let service_artifact = field(root, "package").and_then(|p| field(p, "artifact"));
     let package_patterns = match field(root, "package").and_then(|p| field(p, "patterns")) {
@@ -290,6 +285,7 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
                 Value::Str(s) => Some(dir.join(s)),
                 _ => None,
             });
+        let role_source = crate::iam::function_role(node, &path);
         functions.push((
             Function {
                 key: key.clone(),
@@ -302,8 +298,10 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
                 reserved_concurrency,
                 events,
                 artifact,
+                role: None,
             },
             env_nodes,
+            role_source,
         ));
     }
 
@@ -316,7 +314,7 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
         resources: resources.get("Resources").unwrap_or(&empty),
         functions: functions
             .iter()
-            .map(|(f, _)| (logical_id(&f.key), f.name.clone()))
+            .map(|(f, _, _)| (logical_id(&f.key), f.name.clone()))
             .collect(),
     };
     let mut tables = Vec::new();
@@ -340,8 +338,13 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
             });
         }
     }
+    let service_role = crate::iam::resolve(&provider_role, &stack, &mut notices)?;
     let mut resolved = Vec::with_capacity(functions.len());
-    for (mut function, env_nodes) in functions {
+    for (mut function, env_nodes, role_source) in functions {
+        function.role = match role_source {
+            crate::iam::RoleSource::None => service_role.clone(),
+            own => crate::iam::resolve(&own, &stack, &mut notices)?,
+        };
         for (key, node, path) in env_nodes {
             let at = At {
                 node: &node,
@@ -373,7 +376,6 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
             http_api_cors,
             resources,
             custom,
-            iam_statements,
             package_patterns,
             tables,
         },

@@ -10,6 +10,7 @@
 mod build;
 mod cfn;
 mod error;
+mod iam;
 pub mod vars;
 pub mod yaml;
 

@@ -30,8 +30,6 @@ pub struct Service {
     pub resources: serde_json::Value,
     /// `custom:` with variables resolved.
     pub custom: serde_json::Value,
-    /// IAM statements (`provider.iam.role.statements` or legacy `iamRoleStatements`), kept for later.
-    pub iam_statements: serde_json::Value,
     /// `package.patterns`, kept for later (packaging is not needed to run locally).
     pub package_patterns: Vec<String>,
     /// The `AWS::DynamoDB::Table` resources, with their physical names resolved.
@@ -73,6 +71,31 @@ pub struct Function {
     pub events: Vec<Event>,
     /// `package.artifact` of the function (or the service), for `provided.*` runtimes.
     pub artifact: Option<PathBuf>,
+    /// The role its calls into Sylph are checked against; `None` when the manifest grants it
+    /// nothing Sylph can read (no statements, or a role defined outside the file).
+    pub role: Option<std::sync::Arc<Role>>,
+}
+
+/// An IAM role as far as Sylph enforces it: its policy statements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    /// The role's name, for messages (`<service>-<stage>-<region>-lambdaRole` by default).
+    pub name: String,
+    pub statements: Vec<IamStatement>,
+}
+
+/// One policy statement, with `Action`/`Resource` lists and every ARN resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IamStatement {
+    pub allow: bool,
+    /// Patterns (`dynamodb:Get*`, `*`) of `Action`, or of `NotAction` when `not_action`.
+    pub actions: Vec<String>,
+    pub not_action: bool,
+    /// ARN patterns of `Resource`, or of `NotResource` when `not_resource`.
+    pub resources: Vec<String>,
+    pub not_resource: bool,
+    /// Where the statement was written (`provider.iam.role.statements[0]`), for messages.
+    pub origin: String,
 }
 
 impl Function {

@@ -26,7 +26,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use sylph_model::Function;
 
-pub use process::{ApiHandler, Family, ProcessRuntime};
+pub use process::{ApiHandler, CredentialIssuer, Family, InstanceCredentials, ProcessRuntime};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

@@ -53,8 +53,24 @@ pub struct ProcessRuntime {
 }
 
 /// Serves one connection that function code opened to Sylph's APIs (tables, Invoke) from
-/// inside its network namespace.
-pub type ApiHandler = Arc<dyn Fn(tokio::net::TcpStream) + Send + Sync>;
+/// inside its network namespace, with the access key that instance was issued (if any).
+pub type ApiHandler = Arc<dyn Fn(tokio::net::TcpStream, Option<Arc<str>>) + Send + Sync>;
+
+/// Issues each instance credentials of its own, as Lambda gives each execution environment a
+/// session of the function's role.
+pub trait CredentialIssuer: Send + Sync {
+    fn issue(&self, function: &sylph_model::Function) -> InstanceCredentials;
+}
+
+/// One instance's credentials, put in its environment as `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.
+pub struct InstanceCredentials {
+    pub access_key_id: Arc<str>,
+    pub secret_access_key: String,
+    pub session_token: String,
+    /// Held by the instance; dropping it revokes the credentials.
+    pub lease: Box<dyn Send + Sync>,
+}
 
 /// A language runtime whose processes can be started before any function needs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -142,6 +158,8 @@ struct Inner {
     sylph_api_port: OnceLock<u16>,
     /// Serves the connections function code opens to Sylph's APIs.
     sylph_api_handler: OnceLock<ApiHandler>,
+    /// Issues each instance its own credentials; without it every instance gets placeholders.
+    credentials: OnceLock<Arc<dyn CredentialIssuer>>,
     /// Folders each interpreter needs inside the sandbox (its installation prefix).
     node_dirs: OnceLock<Vec<PathBuf>>,
     python_dirs: OnceLock<Vec<PathBuf>>,
@@ -199,6 +217,7 @@ impl ProcessRuntime {
                 isolated_network,
                 sylph_api_port: OnceLock::new(),
                 sylph_api_handler: OnceLock::new(),
+                credentials: OnceLock::new(),
                 node_dirs: OnceLock::new(),
                 python_dirs: OnceLock::new(),
             }),
@@ -226,6 +245,11 @@ impl ProcessRuntime {
     /// the first instance starts; without a network namespace this does nothing.
     pub fn serve_sylph_api_on(&self, port: u16) {
         let _ = self.inner.sylph_api_port.set(port);
+    }
+
+    /// Give every instance started from now on credentials from `issuer`.
+    pub fn set_credential_issuer(&self, issuer: Arc<dyn CredentialIssuer>) {
+        let _ = self.inner.credentials.set(issuer);
     }
 
     /// What serves the connections function code opens to Sylph's APIs. Connections made
@@ -360,7 +384,12 @@ impl Inner {
         })
     }
 
-    fn environment(&self, config: &InstanceConfig, api_addr: &str) -> BTreeMap<String, String> {
+    fn environment(
+        &self,
+        config: &InstanceConfig,
+        api_addr: &str,
+        credentials: Option<&InstanceCredentials>,
+    ) -> BTreeMap<String, String> {
         let f = &config.function;
         let mut env = BTreeMap::new();
         for key in PASSTHROUGH_ENV {
@@ -404,6 +433,12 @@ impl Inner {
         ];
         for (k, v) in reserved {
             env.insert(k.to_owned(), v);
+        }
+        if let Some(c) = credentials {
+            // The instance's own identity: reserved, as on Lambda.
+            env.insert("AWS_ACCESS_KEY_ID".to_owned(), c.access_key_id.to_string());
+            env.insert("AWS_SECRET_ACCESS_KEY".to_owned(), c.secret_access_key.clone());
+            env.insert("AWS_SESSION_TOKEN".to_owned(), c.session_token.clone());
         }
         for (k, v) in [
             ("AWS_ACCESS_KEY_ID", "SYLPHLOCALACCESSKEY"),
@@ -554,7 +589,8 @@ impl Inner {
         // and what every function loads (the AWS SDK) is already loaded.
         if let Some(family) = Family::of(&config.function.runtime) {
             if let Some(mut warm) = self.take_warm(family) {
-                let env = self.environment(&config, &RUNTIME_API_ADDR.to_string());
+                let credentials = self.credentials.get().map(|i| i.issue(&config.function));
+                let env = self.environment(&config, &RUNTIME_API_ADDR.to_string(), credentials.as_ref());
                 let spec = serde_json::json!({"env": env, "cwd": config.root}).to_string();
                 let mut frame = Vec::with_capacity(spec.len() + 5);
                 frame.extend_from_slice(&((spec.len() + 1) as u32).to_le_bytes());
@@ -574,14 +610,15 @@ impl Inner {
                 Inner::replenish(&self, family);
                 if sent {
                     warm.spawned_at = Instant::now();
-                    return Ok(self.assemble(config, warm, StartKind::Prewarmed));
+                    return Ok(self.assemble(config, warm, StartKind::Prewarmed, credentials));
                 }
             }
         }
         let (program, args) = self.command_for(&config)?;
         let channel = !matches!(config.function.runtime, RuntimeId::Provided(_));
         let (net, runtime_api, api_addr) = self.network(!channel).await?;
-        let env = self.environment(&config, &api_addr);
+        let credentials = self.credentials.get().map(|i| i.issue(&config.function));
+        let env = self.environment(&config, &api_addr, credentials.as_ref());
         let visible = self.visible_dirs(Family::of(&config.function.runtime));
         let spawned = self
             .spawn_process(
@@ -597,7 +634,7 @@ impl Inner {
                 &visible,
             )
             .await?;
-        Ok(self.assemble(config, spawned, StartKind::Cold))
+        Ok(self.assemble(config, spawned, StartKind::Cold, credentials))
     }
 
     fn limit_group(
@@ -616,7 +653,13 @@ impl Inner {
     }
 
     /// Wire a started process up as an instance of `config`'s function.
-    fn assemble(&self, config: Arc<InstanceConfig>, spawned: Spawned, start: StartKind) -> Box<dyn Instance> {
+    fn assemble(
+        &self,
+        config: Arc<InstanceConfig>,
+        spawned: Spawned,
+        start: StartKind,
+        credentials: Option<InstanceCredentials>,
+    ) -> Box<dyn Instance> {
         let Spawned {
             mut child,
             pid,
@@ -643,6 +686,7 @@ impl Inner {
                 Ok(listener) => tasks.push(tokio::spawn(serve_sylph_api(
                     listener,
                     self.sylph_api_handler.get().cloned(),
+                    credentials.as_ref().map(|c| c.access_key_id.clone()),
                 ))),
                 Err(e) => tracing::error!("Sylph's API unavailable to an instance: {e}"),
             }
@@ -723,6 +767,7 @@ impl Inner {
             _pids: pids,
             freezer,
             frozen: false,
+            _credentials: credentials,
             reaped,
         })
     }
@@ -902,7 +947,7 @@ async fn serve_api(listener: TcpListener, state: Arc<ApiState>) {
 }
 
 /// Hand each connection function code opens to Sylph's APIs to `handler`.
-async fn serve_sylph_api(listener: TcpListener, handler: Option<ApiHandler>) {
+async fn serve_sylph_api(listener: TcpListener, handler: Option<ApiHandler>, access_key: Option<Arc<str>>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -910,7 +955,7 @@ async fn serve_sylph_api(listener: TcpListener, handler: Option<ApiHandler>) {
         };
         let _ = stream.set_nodelay(true);
         match &handler {
-            Some(h) => h(stream),
+            Some(h) => h(stream, access_key.clone()),
             None => drop(stream),
         }
     }
@@ -996,6 +1041,8 @@ struct ProcessInstance {
     freezer: Option<crate::limits::InstanceGroup>,
     /// Whether the instance is frozen now.
     frozen: bool,
+    /// The instance's credentials, revoked when it goes.
+    _credentials: Option<InstanceCredentials>,
     /// Set once the process has been reaped, after which its pid may belong to someone else.
     reaped: Arc<std::sync::atomic::AtomicBool>,
 }

@@ -113,7 +113,7 @@ pub fn new_request_id() -> String {
 
 /// Fill `buf` from the kernel's random source. Panics only if the kernel has none (Linux
 /// before 3.17), where nothing else in Sylph would run either.
-fn fill_random(buf: &mut [u8]) {
+pub fn fill_random(buf: &mut [u8]) {
     let mut filled = 0;
     while filled < buf.len() {
         // SAFETY: writing into the rest of our own buffer.

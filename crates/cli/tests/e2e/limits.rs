@@ -66,7 +66,9 @@ fn a_function_flooding_stdout_is_capped_and_alone() {
     .unwrap();
     std::fs::write(
         dir.join("h.js"),
-        "exports.flood = async () => { const line = 'x'.repeat(100); for (let i = 0; i < 200000; i++) console.log(line); return 'flooded'; };\nexports.fine = async () => 'still here';\n",
+        // Synchronous writes: all 20 MB reach the pipe before the function returns (output
+        // still queued in Node.js when it returns waits, frozen, for the next invocation).
+        "const fs = require('fs');\nexports.flood = async () => { const line = 'x'.repeat(100) + '\\n'; for (let i = 0; i < 200000; i++) fs.writeSync(1, line); return 'flooded'; };\nexports.fine = async () => 'still here';\n",
     )
     .unwrap();
     let dev = Dev::start(&dir);

@@ -6,6 +6,7 @@ mod harness;
 mod connections;
 mod errors;
 mod events;
+mod iam;
 mod invoke_api;
 mod invoke_local;
 mod isolation;

@@ -1,0 +1,105 @@
+//! Which IAM actions on which resources an API call is, the way AWS authorizes them.
+
+use serde_json::Value as Json;
+use sylph_model::LOCAL_ACCOUNT_ID;
+
+/// The table ARN as AWS writes it.
+pub fn table_arn(region: &str, table: &str) -> String {
+    format!("arn:aws:dynamodb:{region}:{LOCAL_ACCOUNT_ID}:table/{table}")
+}
+
+/// The function ARN as AWS writes it.
+pub fn function_arn(region: &str, function: &str) -> String {
+    format!("arn:aws:lambda:{region}:{LOCAL_ACCOUNT_ID}:function:{function}")
+}
+
+/// The (action, resource) pairs one DynamoDB operation needs. A body Sylph cannot read needs
+/// the operation on `*`, so it is judged (and refused) like any other call.
+pub fn dynamodb(operation: &str, body: &[u8], region: &str) -> Vec<(String, String)> {
+    let action = |op: &str| format!("dynamodb:{op}");
+    let Ok(json) = serde_json::from_slice::<Json>(body) else {
+        return vec![(action(operation), "*".to_owned())];
+    };
+    let table = |name: &str| table_arn(region, name);
+    let str_field = |v: &Json, k: &str| v.get(k).and_then(Json::as_str).map(str::to_owned);
+    match operation {
+        "ListTables" | "DescribeLimits" | "DescribeEndpoints" => vec![(action(operation), "*".to_owned())],
+        "BatchGetItem" | "BatchWriteItem" => match json.get("RequestItems").and_then(Json::as_object) {
+            Some(items) if !items.is_empty() => items.keys().map(|t| (action(operation), table(t))).collect(),
+            _ => vec![(action(operation), "*".to_owned())],
+        },
+        "TransactGetItems" | "TransactWriteItems" => {
+            let mut out = Vec::new();
+            for item in json.get("TransactItems").and_then(Json::as_array).into_iter().flatten() {
+                for (kind, op) in [
+                    ("Get", "GetItem"),
+                    ("Put", "PutItem"),
+                    ("Update", "UpdateItem"),
+                    ("Delete", "DeleteItem"),
+                    ("ConditionCheck", "ConditionCheckItem"),
+                ] {
+                    if let Some(t) = item.get(kind).and_then(|i| str_field(i, "TableName")) {
+                        out.push((action(op), table(&t)));
+                    }
+                }
+            }
+            if out.is_empty() {
+                out.push((action(operation), "*".to_owned()));
+            }
+            out
+        }
+        "TagResource" | "UntagResource" | "ListTagsOfResource" => {
+            let arn = str_field(&json, "ResourceArn").unwrap_or_else(|| "*".to_owned());
+            vec![(action(operation), arn)]
+        }
+        _ => {
+            let resource = match (str_field(&json, "TableName"), str_field(&json, "IndexName")) {
+                // Query and Scan on an index are authorized on the index's ARN.
+                (Some(t), Some(i)) if matches!(operation, "Query" | "Scan") => format!("{}/index/{i}", table(&t)),
+                (Some(t), _) => table(&t),
+                (None, _) => "*".to_owned(),
+            };
+            vec![(action(operation), resource)]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_map_to_actions_and_resources() {
+        let r = "us-east-1";
+        assert_eq!(
+            dynamodb("Scan", br#"{"TableName":"t"}"#, r),
+            vec![("dynamodb:Scan".to_owned(), table_arn(r, "t"))]
+        );
+        assert_eq!(
+            dynamodb("Query", br#"{"TableName":"t","IndexName":"byDate"}"#, r),
+            vec![(
+                "dynamodb:Query".to_owned(),
+                format!("{}/index/byDate", table_arn(r, "t"))
+            )]
+        );
+        let batch = dynamodb("BatchWriteItem", br#"{"RequestItems":{"a":[],"b":[]}}"#, r);
+        assert_eq!(batch.len(), 2);
+        let tx = dynamodb(
+            "TransactWriteItems",
+            br#"{"TransactItems":[{"Put":{"TableName":"a"}},{"ConditionCheck":{"TableName":"b"}}]}"#,
+            r,
+        );
+        assert_eq!(
+            tx,
+            vec![
+                ("dynamodb:PutItem".to_owned(), table_arn(r, "a")),
+                ("dynamodb:ConditionCheckItem".to_owned(), table_arn(r, "b"))
+            ]
+        );
+        assert_eq!(dynamodb("ListTables", b"{}", r)[0].1, "*");
+        assert_eq!(
+            dynamodb("DeleteTable", b"not json", r),
+            vec![("dynamodb:DeleteTable".to_owned(), "*".to_owned())]
+        );
+    }
+}
