@@ -1080,7 +1080,19 @@ pub(crate) fn token_key(token: &str) -> Vec<u8> {
 }
 
 fn writer_loop(storage: Arc<dyn Storage>, rx: std::sync::mpsc::Receiver<Job>) {
+    // Set after a failed batch: the storage is brought back (reopened) before the next one,
+    // so a write after space returns succeeds without a restart.
+    let mut needs_recovery = false;
     while let Ok(first) = rx.recv() {
+        if needs_recovery {
+            match storage.recover() {
+                Ok(()) => {
+                    tracing::info!("table storage reopened after the earlier write error");
+                    needs_recovery = false;
+                }
+                Err(e) => tracing::error!("table storage cannot be reopened yet: {e}"),
+            }
+        }
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -1111,8 +1123,13 @@ fn writer_loop(storage: Arc<dyn Storage>, rx: std::sync::mpsc::Receiver<Job>) {
             }
             Err(e) => {
                 tracing::error!("write batch failed: {e}");
+                // Reopen now, so reads work again at once; if that fails too, retry before the
+                // next batch.
+                needs_recovery = storage.recover().is_err();
+                // Say what happened (a full disk, most often), and that nothing was applied.
+                let message = format!("The write was not applied: {e}");
                 for reply in replies {
-                    let _ = reply.send(Err(DbError::internal("Internal server error")));
+                    let _ = reply.send(Err(DbError::internal(message.clone())));
                 }
             }
         }

@@ -41,24 +41,56 @@ pub trait Storage: Read + Send + Sync + 'static {
     /// Run `f` on a new batch and commit it durably (fsync) if `f` returns `Ok`; nothing of it
     /// is applied otherwise. Returns once the batch is on disk.
     fn write(&self, f: &mut dyn FnMut(&mut dyn Batch) -> Result<(), StorageError>) -> Result<(), StorageError>;
+
+    /// Get back to a working state after a failed write (a full disk, an I/O error), keeping
+    /// everything committed before it. Called by the writer before the next batch.
+    fn recover(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
 }
 
 const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
 
 /// redb: a copy-on-write B-tree in one file, with checksummed, fsynced commits.
 pub struct Redb {
-    db: Database,
+    /// Replaced when the database is reopened after an I/O error: redb refuses every operation
+    /// after one (`PreviousIo`) until it is reopened, so without this a full disk kept every
+    /// write failing after space was freed, until Sylph was restarted.
+    /// `None` while a reopen has failed (the next recovery tries again).
+    db: std::sync::RwLock<Option<std::sync::Arc<Database>>>,
+    path: std::path::PathBuf,
 }
 
 impl Redb {
     pub fn open(dir: &Path) -> Result<Redb, StorageError> {
         std::fs::create_dir_all(dir).map_err(err)?;
-        let db = Database::create(dir.join("tables.redb")).map_err(err)?;
-        // Make sure the table exists so that reads never fail on a fresh database.
-        let txn = db.begin_write().map_err(err)?;
-        txn.open_table(KV).map_err(err)?;
-        txn.commit().map_err(err)?;
-        Ok(Redb { db })
+        let path = dir.join("tables.redb");
+        let db = Self::open_file(&path)?;
+        Ok(Redb {
+            db: std::sync::RwLock::new(Some(std::sync::Arc::new(db))),
+            path,
+        })
+    }
+
+    fn open_file(path: &Path) -> Result<Database, StorageError> {
+        let db = Database::create(path).map_err(err)?;
+        // Make sure the table exists so that reads never fail on a fresh database; an existing
+        // one is not written to (a reopen on a still-full disk must keep reads working).
+        let exists = db.begin_read().ok().is_some_and(|t| t.open_table(KV).is_ok());
+        if !exists {
+            let txn = db.begin_write().map_err(err)?;
+            txn.open_table(KV).map_err(err)?;
+            txn.commit().map_err(err)?;
+        }
+        Ok(db)
+    }
+
+    fn database(&self) -> Result<std::sync::Arc<Database>, StorageError> {
+        self.db
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| StorageError("the database could not be reopened after a write error".into()))
     }
 }
 
@@ -93,7 +125,7 @@ fn scan_table<T: ReadableTable<&'static [u8], &'static [u8]>>(
 impl Redb {
     /// The last committed state, on the stack (no allocation for a single read).
     fn view(&self) -> Result<TableView<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>, StorageError> {
-        let txn = self.db.begin_read().map_err(err)?;
+        let txn = self.database()?.begin_read().map_err(err)?;
         Ok(TableView(txn.open_table(KV).map_err(err)?))
     }
 }
@@ -153,7 +185,8 @@ impl Storage for Redb {
     }
 
     fn write(&self, f: &mut dyn FnMut(&mut dyn Batch) -> Result<(), StorageError>) -> Result<(), StorageError> {
-        let mut txn = self.db.begin_write().map_err(err)?;
+        let db = self.database()?;
+        let mut txn = db.begin_write().map_err(err)?;
         txn.set_durability(Durability::Immediate).map_err(err)?;
         {
             let table = txn.open_table(KV).map_err(err)?;
@@ -165,6 +198,23 @@ impl Storage for Redb {
             }
         }
         txn.commit().map_err(err)?;
+        Ok(())
+    }
+
+    fn recover(&self) -> Result<(), StorageError> {
+        // Holding the write lock, nobody takes a new handle; readers let go of theirs within
+        // one request. The file lock lasts as long as any handle, so wait for the last one.
+        let mut slot = self.db.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = slot.take() {
+            let mut waited = 0;
+            while std::sync::Arc::strong_count(&old) > 1 && waited < 100 {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                waited += 1;
+            }
+            drop(old);
+        }
+        let db = Self::open_file(&self.path)?;
+        *slot = Some(std::sync::Arc::new(db));
         Ok(())
     }
 }

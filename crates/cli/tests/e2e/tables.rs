@@ -355,3 +355,80 @@ fn dev_provisions_tables_and_functions_use_them() {
         assert_eq!(dev.get("/dev/notes/n1").status, 404, "--reset starts from empty");
     }
 }
+
+/// A small tmpfs the test mounts (and unmounts), to fill up.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(name: &str, megabytes: u32) -> Option<SmallDisk> {
+        let dir = temp_dir(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallDisk(dir))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn regression_a_full_disk_kept_every_write_failing_until_restart() {
+    let Some(disk) = SmallDisk::mount("full-disk", 24) else {
+        panic!("cannot mount a tmpfs (the test needs root, as .ci/run has)");
+    };
+    let server = TablesServer::start(&disk.0.join("tables"));
+    let (status, _) = server.call(
+        "CreateTable",
+        json!({
+            "TableName": "disk", "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}]
+        }),
+    );
+    assert_eq!(status, 200);
+    let put = |id: &str| {
+        server.call(
+            "PutItem",
+            json!({"TableName": "disk", "Item": {"id": {"S": id}, "pad": {"S": "x".repeat(100_000)}}}),
+        )
+    };
+    assert_eq!(put("before").0, 200);
+    // Fill the disk with something else, then keep writing until the disk is full.
+    let filler = disk.0.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![1u8; 1 << 20];
+    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    drop(f);
+    let mut failed = None;
+    for i in 0..200 {
+        let (status, body) = put(&format!("during-{i}"));
+        if status != 200 {
+            failed = Some((status, body));
+            break;
+        }
+    }
+    let (status, body) = failed.expect("writes fail once the disk is full");
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body["message"].as_str().unwrap_or_default().contains("not applied"),
+        "a clear message: {body}"
+    );
+    // Reads keep working while the disk is full.
+    let (status, got) = server.call("GetItem", json!({"TableName": "disk", "Key": {"id": {"S": "before"}}}));
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["Item"]["id"]["S"], "before");
+    // Space comes back: the next write succeeds, with no restart.
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(put("after").0, 200);
+    let (status, got) = server.call("GetItem", json!({"TableName": "disk", "Key": {"id": {"S": "after"}}}));
+    assert_eq!((status, &got["Item"]["id"]["S"]), (200, &json!("after")));
+    drop(server);
+}
