@@ -148,6 +148,20 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
             "network: each instance has its own network namespace (no host loopback, no other instances); Sylph's APIs at 127.0.0.1:{} inside it",
             addr.port()
         );
+        let outbound = service
+            .custom
+            .get("sylph")
+            .and_then(|s| s.get("outbound"))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(true);
+        if outbound {
+            match runtime.allow_outbound() {
+                Ok(how) => println!("network: {how}"),
+                Err(why) => println!("network: no outbound traffic: {why}"),
+            }
+        } else {
+            println!("network: no outbound traffic (custom.sylph.outbound: false)");
+        }
     } else if let Err(why) = sylph_runtime::netns::probe() {
         println!("network: functions share the host's network: {why}");
     }

@@ -11,6 +11,13 @@
 //! - Sylph's own APIs (tables, Invoke) at `127.0.0.1:<port>`, the port `sylph dev` listens on,
 //!   so the endpoint variables the SDKs read work unchanged.
 //!
+//! Outbound traffic to the rest of the world (as on Lambda) goes through **pasta** (the
+//! user-mode network stack of the passt project, packaged in Debian as `passt`), one process per
+//! instance, when the service allows it. pasta does not map the host's loopback into the
+//! namespace (`--no-map-gw`) and forwards no ports; before it starts, the namespace gets
+//! "prohibit" routes for link-local addresses (cloud metadata services live there) and for every
+//! address of the host's own interfaces, so neither is reachable through it.
+//!
 //! How: a short-lived thread calls `unshare(CLONE_NEWNET)` (a thread may change its own
 //! network namespace), brings `lo` up, binds the listeners and keeps a descriptor of the
 //! namespace. A socket stays in the namespace it was created in, so Sylph's async runtime
@@ -20,15 +27,72 @@
 //! grants it); [`probe`] says whether this host allows it.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// Where the Runtime API is served inside an instance (Lambda's address).
 pub const RUNTIME_API_ADDR: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9001);
 
+/// How instances reach the outside world: pasta, and what it must never lead to.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    pasta: PathBuf,
+    /// Prefixes made unreachable inside every namespace before pasta starts.
+    blocked: Vec<(IpAddr, u8)>,
+}
+
+impl Outbound {
+    /// pasta, if installed, with the host's own addresses and link-local ranges blocked.
+    pub fn detect() -> Option<Outbound> {
+        let pasta = ["/usr/bin/pasta", "/usr/local/bin/pasta", "/bin/pasta"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())?;
+        let mut blocked: Vec<(IpAddr, u8)> = vec![
+            // Link-local: cloud metadata (169.254.169.254), and the host's own link-local peers.
+            (IpAddr::V4(Ipv4Addr::new(169, 254, 0, 0)), 16),
+            (IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0)), 10),
+            // AWS's IPv6 metadata address.
+            (IpAddr::V6(Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)), 128),
+        ];
+        for addr in host_addresses() {
+            if !addr.is_loopback() {
+                blocked.push((addr, if addr.is_ipv4() { 32 } else { 128 }));
+            }
+        }
+        Some(Outbound { pasta, blocked })
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "outbound through pasta ({}); host addresses and link-local ranges unreachable ({} prefixes)",
+            self.pasta.display(),
+            self.blocked.len()
+        )
+    }
+}
+
+/// A pasta process giving one namespace its outbound connectivity; stopped on drop.
+#[derive(Debug)]
+struct Pasta {
+    child: std::process::Child,
+    pid_file: PathBuf,
+}
+
+impl Drop for Pasta {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.pid_file);
+    }
+}
+
 /// One instance's network namespace and the listeners Sylph serves inside it.
 #[derive(Debug)]
 pub struct InstanceNet {
+    pasta: Option<Pasta>,
     namespace: OwnedFd,
     /// The Runtime API listener, when the instance's runtime speaks HTTP.
     pub runtime_api: Option<TcpListener>,
@@ -37,17 +101,101 @@ pub struct InstanceNet {
 }
 
 impl InstanceNet {
-    /// A new namespace with loopback up and the listeners asked for.
-    pub fn create(runtime_api: bool, sylph_api_port: Option<u16>) -> io::Result<InstanceNet> {
+    /// A new namespace with loopback up and the listeners asked for; with `outbound`, its
+    /// blocked routes in place and pasta started (call [`InstanceNet::outbound_ready`] before
+    /// relying on it).
+    pub fn create(
+        runtime_api: bool,
+        sylph_api_port: Option<u16>,
+        outbound: Option<&Outbound>,
+    ) -> io::Result<InstanceNet> {
         // A fresh thread, so the namespace change never touches a thread of the async runtime.
-        std::thread::scope(|s| {
-            s.spawn(|| Self::create_on_this_thread(runtime_api, sylph_api_port))
+        let mut net = std::thread::scope(|s| {
+            s.spawn(|| Self::create_on_this_thread(runtime_api, sylph_api_port, outbound))
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("network namespace set-up panicked")))
-        })
+        })?;
+        if let Some(outbound) = outbound {
+            // Started from the caller's (long-lived) thread: the parent-death signal is tied
+            // to the thread that forks, and the set-up thread above is already gone.
+            net.pasta = Some(net.start_pasta(outbound)?);
+        }
+        Ok(net)
     }
 
-    fn create_on_this_thread(runtime_api: bool, sylph_api_port: Option<u16>) -> io::Result<InstanceNet> {
+    fn start_pasta(&self, outbound: &Outbound) -> io::Result<Pasta> {
+        use std::os::unix::process::CommandExt as _;
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pid_file = std::env::temp_dir().join(format!("sylph-pasta-{}-{n}.pid", std::process::id()));
+        let _ = std::fs::remove_file(&pid_file);
+        // pasta drops its capabilities, after which it may not open another process's
+        // descriptors through /proc: it gets the namespace as its own fd 3.
+        let namespace_fd = self.namespace.as_raw_fd();
+        let mut cmd = std::process::Command::new(&outbound.pasta);
+        cmd.args([
+            "--quiet",
+            "--foreground",
+            // pasta drops to nobody when started as root, and could then not enter the namespace.
+            "--runas",
+            "0",
+            "--config-net",
+            // Never map an address of the namespace to the host's loopback, forward no ports.
+            "--no-map-gw",
+            "-t",
+            "none",
+            "-u",
+            "none",
+            "-T",
+            "none",
+            "-U",
+            "none",
+            "--no-dhcp",
+            "--no-dhcpv6",
+            "--no-ra",
+            "--pid",
+        ])
+        .arg(&pid_file)
+        .args(["--netns", "/proc/self/fd/3"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        // SAFETY: prctl and dup2 are async-signal-safe and touch no memory of the parent.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                // dup2 clears close-on-exec on the new descriptor.
+                if libc::dup2(namespace_fd, 3) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn()?;
+        Ok(Pasta { child, pid_file })
+    }
+
+    /// Resolves once pasta has set the namespace's outbound interface up (it writes its pid
+    /// file then), or at once without outbound networking.
+    pub async fn outbound_ready(&mut self) -> bool {
+        let Some(p) = &mut self.pasta else { return true };
+        for _ in 0..1000 {
+            if std::fs::metadata(&p.pid_file).is_ok_and(|m| m.len() > 0) {
+                return true;
+            }
+            if !matches!(p.child.try_wait(), Ok(None)) {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        false
+    }
+
+    fn create_on_this_thread(
+        runtime_api: bool,
+        sylph_api_port: Option<u16>,
+        outbound: Option<&Outbound>,
+    ) -> io::Result<InstanceNet> {
         // SAFETY: changes only the calling thread's network namespace; this thread ends right
         // after and never runs anything else.
         if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
@@ -61,6 +209,16 @@ impl InstanceNet {
         // SAFETY: a new descriptor we own.
         let namespace = unsafe { OwnedFd::from_raw_fd(fd) };
         loopback_up()?;
+        if let Some(outbound) = outbound {
+            // Before any route to the world exists: fail closed if one cannot be added.
+            for (prefix, len) in &outbound.blocked {
+                match add_prohibit_route(*prefix, *len) {
+                    // A host without IPv6 has no IPv6 route to block.
+                    Err(e) if prefix.is_ipv6() && e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {}
+                    other => other?,
+                }
+            }
+        }
         let bind = |addr: SocketAddrV4| -> io::Result<TcpListener> {
             let l = TcpListener::bind(addr)?;
             l.set_nonblocking(true)?;
@@ -71,6 +229,7 @@ impl InstanceNet {
             .map(|port| bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)))
             .transpose()?;
         Ok(InstanceNet {
+            pasta: None,
             namespace,
             runtime_api,
             sylph_api,
@@ -94,9 +253,115 @@ pub fn join_from_child(fd: RawFd) -> io::Result<()> {
 
 /// Whether this host lets Sylph give instances their own network namespace; the reason if not.
 pub fn probe() -> Result<(), String> {
-    InstanceNet::create(true, None)
+    InstanceNet::create(true, None, None)
         .map(drop)
         .map_err(|e| format!("cannot create a network namespace ({e}); that needs CAP_SYS_ADMIN, e.g. running as root"))
+}
+
+/// The addresses of the host's interfaces.
+fn host_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs allocates a list we walk read-only and free once.
+    unsafe {
+        if libc::getifaddrs(&mut list) != 0 {
+            return out;
+        }
+        let mut cur = list;
+        while !cur.is_null() {
+            let addr = (*cur).ifa_addr;
+            if !addr.is_null() {
+                match i32::from((*addr).sa_family) {
+                    libc::AF_INET => {
+                        let a = &*(addr as *const libc::sockaddr_in);
+                        out.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr))));
+                    }
+                    libc::AF_INET6 => {
+                        let a = &*(addr as *const libc::sockaddr_in6);
+                        out.push(IpAddr::V6(Ipv6Addr::from(a.sin6_addr.s6_addr)));
+                    }
+                    _ => {}
+                }
+            }
+            cur = (*cur).ifa_next;
+        }
+        libc::freeifaddrs(list);
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `ip route add prohibit PREFIX/LEN` in the calling thread's namespace, over rtnetlink.
+fn add_prohibit_route(prefix: IpAddr, len: u8) -> io::Result<()> {
+    const RTM_NEWROUTE: u16 = 24;
+    const NLMSG_ERROR: u16 = 2;
+    const RT_TABLE_MAIN: u8 = 254;
+    const RTPROT_STATIC: u8 = 4;
+    const RTN_PROHIBIT: u8 = 8;
+    const RTA_DST: u16 = 1;
+    let (family, addr): (u8, Vec<u8>) = match prefix {
+        IpAddr::V4(a) => (libc::AF_INET as u8, a.octets().to_vec()),
+        IpAddr::V6(a) => (libc::AF_INET6 as u8, a.octets().to_vec()),
+    };
+    let attr_len = 4 + addr.len();
+    let total = 16 + 12 + attr_len;
+    let mut msg = Vec::with_capacity(total);
+    msg.extend_from_slice(&(total as u32).to_ne_bytes());
+    msg.extend_from_slice(&RTM_NEWROUTE.to_ne_bytes());
+    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_ACK | libc::NLM_F_CREATE | libc::NLM_F_EXCL) as u16;
+    msg.extend_from_slice(&flags.to_ne_bytes());
+    msg.extend_from_slice(&1u32.to_ne_bytes()); // sequence
+    msg.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it in
+                                                // struct rtmsg
+    msg.extend_from_slice(&[family, len, 0, 0, RT_TABLE_MAIN, RTPROT_STATIC, 0, RTN_PROHIBIT]);
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    // RTA_DST
+    msg.extend_from_slice(&(attr_len as u16).to_ne_bytes());
+    msg.extend_from_slice(&RTA_DST.to_ne_bytes());
+    msg.extend_from_slice(&addr);
+    // SAFETY: a netlink socket for this one request, closed by OwnedFd.
+    let sock = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if sock < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor we own.
+    let sock = unsafe { OwnedFd::from_raw_fd(sock) };
+    // SAFETY: sockaddr_nl is plain data; zero is the kernel as destination.
+    let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    // SAFETY: sending our own buffer to the kernel address.
+    let sent = unsafe {
+        libc::sendto(
+            sock.as_raw_fd(),
+            msg.as_ptr().cast(),
+            msg.len(),
+            0,
+            (&kernel as *const libc::sockaddr_nl).cast(),
+            std::mem::size_of::<libc::sockaddr_nl>() as u32,
+        )
+    };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut reply = [0u8; 512];
+    // SAFETY: receiving into our own buffer.
+    let n = unsafe { libc::recv(sock.as_raw_fd(), reply.as_mut_ptr().cast(), reply.len(), 0) };
+    if n < 20 {
+        return Err(io::Error::other("no answer from the kernel to a route request"));
+    }
+    let kind = u16::from_ne_bytes([reply[4], reply[5]]);
+    let code = i32::from_ne_bytes([reply[16], reply[17], reply[18], reply[19]]);
+    if kind == NLMSG_ERROR && code != 0 {
+        return Err(io::Error::from_raw_os_error(-code));
+    }
+    Ok(())
 }
 
 /// `ip link set lo up` for the calling thread's namespace.
@@ -139,7 +404,7 @@ mod tests {
         // A listener on the host's loopback, as a database on the host would be.
         let host = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = host.local_addr().unwrap().port();
-        let net = InstanceNet::create(true, Some(port)).unwrap();
+        let net = InstanceNet::create(true, Some(port), None).unwrap();
         // The same address inside the namespace is Sylph's own listener, not the host's.
         let inside = net.sylph_api.as_ref().unwrap().local_addr().unwrap();
         assert_eq!(inside.port(), port);

@@ -154,6 +154,8 @@ struct Inner {
     sandbox: Option<crate::sandbox::Sandbox>,
     /// Whether every instance gets its own network namespace (see `netns.rs`).
     isolated_network: bool,
+    /// How instances reach the outside world; unset: they do not.
+    outbound: OnceLock<crate::netns::Outbound>,
     /// The port Sylph's APIs are served on inside each instance's network namespace.
     sylph_api_port: OnceLock<u16>,
     /// Serves the connections function code opens to Sylph's APIs.
@@ -215,6 +217,7 @@ impl ProcessRuntime {
                 freezer,
                 sandbox,
                 isolated_network,
+                outbound: OnceLock::new(),
                 sylph_api_port: OnceLock::new(),
                 sylph_api_handler: OnceLock::new(),
                 credentials: OnceLock::new(),
@@ -233,6 +236,19 @@ impl ProcessRuntime {
             }
             _ => None,
         }
+    }
+
+    /// Let instances started from now on reach the outside world through pasta (never the
+    /// host itself or link-local addresses). Returns how, or why not.
+    pub fn allow_outbound(&self) -> Result<String, String> {
+        if !self.inner.isolated_network {
+            return Err("instances share the host's network".into());
+        }
+        let outbound = crate::netns::Outbound::detect()
+            .ok_or("pasta is not installed (apt-get install passt); instances have no outbound network")?;
+        let how = outbound.describe();
+        let _ = self.inner.outbound.set(outbound);
+        Ok(how)
     }
 
     /// Whether each instance has a network namespace of its own.
@@ -343,8 +359,8 @@ impl Inner {
     /// listener when `http_api`; and the address the runtime is told (AWS_LAMBDA_RUNTIME_API).
     async fn network(&self, http_api: bool) -> Result<(Option<InstanceNet>, Option<TcpListener>, String), StartError> {
         if self.isolated_network {
-            let mut net =
-                InstanceNet::create(http_api, self.sylph_api_port.get().copied()).map_err(StartError::Listen)?;
+            let mut net = InstanceNet::create(http_api, self.sylph_api_port.get().copied(), self.outbound.get())
+                .map_err(StartError::Listen)?;
             let listener = net
                 .runtime_api
                 .take()
@@ -681,7 +697,8 @@ impl Inner {
             }
         }
         let mut tasks = Vec::with_capacity(4);
-        if let Some(listener) = net.and_then(|n| n.sylph_api) {
+        let mut net = net;
+        if let Some(listener) = net.as_mut().and_then(|n| n.sylph_api.take()) {
             match TcpListener::from_std(listener) {
                 Ok(listener) => tasks.push(tokio::spawn(serve_sylph_api(
                     listener,
@@ -768,6 +785,7 @@ impl Inner {
             freezer,
             frozen: false,
             _credentials: credentials,
+            net,
             reaped,
         })
     }
@@ -1043,6 +1061,8 @@ struct ProcessInstance {
     frozen: bool,
     /// The instance's credentials, revoked when it goes.
     _credentials: Option<InstanceCredentials>,
+    /// Its network namespace (and pasta, for outbound traffic), kept for its lifetime.
+    net: Option<InstanceNet>,
     /// Set once the process has been reaped, after which its pid may belong to someone else.
     reaped: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -1115,6 +1135,14 @@ impl ProcessInstance {
         let first = !self.invoked;
         self.invoked = true;
         self.set_frozen(false);
+        if first {
+            if let Some(net) = &mut self.net {
+                // pasta starts beside the runtime; the handler gets a working network.
+                if !net.outbound_ready().await {
+                    tracing::warn!(function = %self.config.function.name, "outbound network not available for this instance");
+                }
+            }
+        }
         let timeout = self.config.function.timeout;
         let (dispatched_tx, dispatched_rx) = oneshot::channel();
         let (reply_tx, reply_rx) = oneshot::channel();

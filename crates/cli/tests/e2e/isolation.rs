@@ -33,6 +33,17 @@ def connect(host, port):
     finally:
         s.close()
 
+def greeted(host, port):
+    # A user-mode stack may accept a connection before the far end does: only the far end's
+    # greeting proves the path.
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(3)
+    try:
+        s.connect((host, port))
+        return "greeted" if s.recv(2) == b"hi" else "no greeting"
+    finally:
+        s.close()
+
 def listening_ports():
     ports = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
@@ -52,7 +63,10 @@ def files(event, context):
 def network(event, context):
     out = {"host_loopback": attempt(lambda: connect("127.0.0.1", event["host_port"]))}
     if event.get("link_local"):
-        out["link_local"] = attempt(lambda: connect(event["link_local"], event["link_local_port"]))
+        out["link_local"] = attempt(lambda: greeted(event["link_local"], event["link_local_port"]))
+        out["routable"] = attempt(lambda: greeted(event["routable"], event["link_local_port"]))
+        # A service of the host's listening on all interfaces, through one of the host's addresses.
+        out["host_address"] = attempt(lambda: connect(event["host_address"], event["host_any_port"]))
     out["runtime_api_9001"] = attempt(lambda: connect("127.0.0.1", 9001))
     ports = listening_ports()
     out["listening"] = ports
@@ -219,12 +233,14 @@ fn a_function_reads_nothing_but_its_package_and_runtime() {
 }
 
 /// A network namespace made by the test, joined to the host by a veth pair, with a listener
-/// on a link-local address inside it: what a cloud metadata service looks like from a host.
+/// on two addresses inside it: a link-local one (what a cloud metadata service looks like from
+/// a host) and a routable one (the outside world, as far as a test may go).
 struct LinkLocalHost {
     namespace: String,
     host_link: String,
     listener: Option<std::process::Child>,
     pub address: &'static str,
+    pub routable: &'static str,
     pub port: u16,
 }
 
@@ -243,13 +259,16 @@ impl LinkLocalHost {
             host_link: host_link.clone(),
             listener: None,
             address: "169.254.77.2",
+            routable: "198.18.77.2",
             port: 8077,
         };
         let ok = ip(&[
             "link", "add", &host_link, "type", "veth", "peer", "name", &peer, "netns", &namespace,
         ]) && ip(&["addr", "add", "169.254.77.1/24", "dev", &host_link])
+            && ip(&["addr", "add", "198.18.77.1/24", "dev", &host_link])
             && ip(&["link", "set", &host_link, "up"])
             && ip(&["-n", &namespace, "addr", "add", "169.254.77.2/24", "dev", &peer])
+            && ip(&["-n", &namespace, "addr", "add", "198.18.77.2/24", "dev", &peer])
             && ip(&["-n", &namespace, "link", "set", &peer, "up"])
             && ip(&["-n", &namespace, "link", "set", "lo", "up"]);
         if !ok {
@@ -258,7 +277,7 @@ impl LinkLocalHost {
         host.listener = Command::new("ip")
             .args(["netns", "exec", &namespace, "python3", "-c"])
             .arg(
-                "import socket\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('169.254.77.2', 8077))\ns.listen(16)\nwhile True:\n    s.accept()[0].close()\n",
+                "import socket\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('0.0.0.0', 8077))\ns.listen(16)\nwhile True:\n    c = s.accept()[0]\n    c.sendall(b'hi')\n    c.close()\n",
             )
             .spawn()
             .ok();
@@ -341,6 +360,9 @@ fn a_function_reaches_no_host_service_link_local_address_or_other_instance() {
     let host_service = TcpListener::bind("127.0.0.1:0").unwrap();
     host_service.set_nonblocking(true).unwrap();
     let host_port = host_service.local_addr().unwrap().port();
+    // One listening on every interface of the host.
+    let host_any = TcpListener::bind("0.0.0.0:0").unwrap();
+    host_any.set_nonblocking(true).unwrap();
     let link_local = LinkLocalHost::start();
     if let Some(ll) = &link_local {
         assert!(ll.reachable_from_host(), "the test's link-local listener is up");
@@ -362,6 +384,9 @@ fn a_function_reaches_no_host_service_link_local_address_or_other_instance() {
     let mut event = serde_json::json!({ "host_port": host_port });
     if let Some(ll) = &link_local {
         event["link_local"] = ll.address.into();
+        event["routable"] = ll.routable.into();
+        event["host_address"] = "198.18.77.1".into();
+        event["host_any_port"] = host_any.local_addr().unwrap().port().into();
         event["link_local_port"] = ll.port.into();
     }
     let out = invoke(&dev, "network", event);
@@ -371,7 +396,14 @@ fn a_function_reaches_no_host_service_link_local_address_or_other_instance() {
         "the host's loopback service was reached: {out}"
     );
     if link_local.is_some() {
-        assert_ne!(out["link_local"], "connected", "{out}");
+        assert_ne!(out["link_local"], "greeted", "{out}");
+        // The outside world stays reachable, as on Lambda (through pasta).
+        assert_eq!(out["routable"], "greeted", "{out}");
+        assert_ne!(out["host_address"], "connected", "{out}");
+        assert!(
+            host_any.accept().is_err(),
+            "a host service was reached through a host address: {out}"
+        );
     }
     assert_ne!(
         out["runtime_api_9001"], "connected",
