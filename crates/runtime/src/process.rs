@@ -505,8 +505,20 @@ impl Inner {
         };
         let child_fd = channel.as_ref().map(|(_, child)| child.as_raw_fd());
         let procs: Vec<std::ffi::CString> = groups.iter().map(|g| g.procs.clone()).collect();
-        let seccomp = self.sandbox.as_ref().and_then(|_| crate::sandbox::seccomp_program());
-        let seccomp_fd = seccomp.as_ref().map(|f| f.as_raw_fd());
+        let seccomp = match &self.sandbox {
+            Some(_) => crate::sandbox::seccomp_programs(),
+            None => Vec::new(),
+        };
+        // Descriptors the child gets at fixed numbers: (ours, theirs). At most four: the frame
+        // channel and three seccomp filters; a fixed array, as nothing may allocate after fork.
+        let mut inherited = [(-1, -1); 4];
+        if let Some(fd) = child_fd {
+            inherited[0] = (fd, crate::pipe::RUNTIME_FD);
+        }
+        for (i, f) in seccomp.iter().take(3).enumerate() {
+            inherited[1 + i] = (f.as_raw_fd(), crate::sandbox::FIRST_SECCOMP_FD + i as i32);
+        }
+        let seccomp_filters = seccomp.len().min(3);
         let netns_fd = net.as_ref().map(InstanceNet::namespace_fd);
         let (program, args): (PathBuf, Vec<String>) = match &self.sandbox {
             Some(sb) => {
@@ -519,7 +531,7 @@ impl Inner {
                         seen.push(p);
                     }
                 }
-                sb.wrap(program, args, cwd, &seen, seccomp_fd.is_some())
+                sb.wrap(program, args, cwd, &seen, seccomp_filters)
             }
             None => (program.to_path_buf(), args.to_vec()),
         };
@@ -560,15 +572,21 @@ impl Inner {
                     // Join the limit groups before exec, so everything the runtime does counts.
                     crate::limits::join_from_child(p)?;
                 }
-                if let Some(fd) = seccomp_fd {
-                    // bubblewrap reads the seccomp program from this descriptor.
-                    if libc::dup2(fd, crate::sandbox::SECCOMP_FD) < 0 {
-                        return Err(std::io::Error::last_os_error());
+                // Move each inherited descriptor out of the way first (to 100 and up), so that
+                // placing one at its number never closes another still to be placed.
+                let mut moved = [-1; 4];
+                for (i, (ours, _)) in inherited.iter().enumerate() {
+                    if *ours >= 0 {
+                        moved[i] = libc::fcntl(*ours, libc::F_DUPFD_CLOEXEC, 100);
+                        if moved[i] < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
                     }
                 }
-                if let Some(fd) = child_fd {
-                    // dup2 clears close-on-exec on the new descriptor, so the runtime inherits it.
-                    if libc::dup2(fd, crate::pipe::RUNTIME_FD) < 0 {
+                for (i, (_, theirs)) in inherited.iter().enumerate() {
+                    // dup2 clears close-on-exec on the new descriptor, so the child inherits it
+                    // (bubblewrap reads the seccomp filters; the runtime keeps the channel).
+                    if moved[i] >= 0 && libc::dup2(moved[i], *theirs) < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                 }

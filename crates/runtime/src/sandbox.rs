@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 /// Lambda's `/tmp` size.
 pub const TMP_BYTES: u64 = 512 * 1024 * 1024;
-/// Where bubblewrap finds the seccomp program.
-pub const SECCOMP_FD: i32 = 4;
+/// Where bubblewrap finds the seccomp programs: descriptors 4, 5, 6, …
+pub const FIRST_SECCOMP_FD: i32 = 4;
 
 /// Parts of `/etc` a runtime needs (name resolution, TLS roots, users, time zone).
 const ETC: &[&str] = &[
@@ -86,7 +86,7 @@ impl Sandbox {
             empty_dir,
             empty_file,
         };
-        let (program, args) = sandbox.wrap(Path::new("/bin/true"), &[], Path::new("/"), &[], false);
+        let (program, args) = sandbox.wrap(Path::new("/bin/true"), &[], Path::new("/"), &[], 0);
         let ok = std::process::Command::new(program)
             .args(args)
             .stderr(std::process::Stdio::piped())
@@ -116,7 +116,7 @@ impl Sandbox {
         args: &[String],
         cwd: &Path,
         visible: &[&Path],
-        seccomp: bool,
+        seccomp_filters: usize,
     ) -> (PathBuf, Vec<String>) {
         let mut a: Vec<String> = [
             "--die-with-parent",
@@ -184,8 +184,8 @@ impl Sandbox {
         }
         // Nothing outside /tmp is writable, not even the sandbox's own root (with /dev in it).
         a.extend(["--remount-ro".to_owned(), "/".to_owned()]);
-        if seccomp {
-            a.extend(["--seccomp".to_owned(), SECCOMP_FD.to_string()]);
+        for i in 0..seccomp_filters as i32 {
+            a.extend(["--add-seccomp-fd".to_owned(), (FIRST_SECCOMP_FD + i).to_string()]);
         }
         a.extend([
             "--chdir".to_owned(),
@@ -255,85 +255,113 @@ pub fn interpreter_dirs(prefixes: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-/// A seccomp program (classic BPF, x86_64) that refuses, with EPERM, the system calls below,
-/// and kills a process that tries another architecture's calling convention.
-pub fn seccomp_program() -> Option<OwnedFd> {
-    if !cfg!(target_arch = "x86_64") {
-        return None;
-    }
-    // mount, umount2, pivot_root, swapon, swapoff, reboot, sethostname, setdomainname, iopl,
-    // ioperm, init_module, delete_module, quotactl, kexec_load, add_key, request_key, keyctl,
-    // unshare, perf_event_open, open_by_handle_at, setns, process_vm_readv, process_vm_writev,
-    // finit_module, kexec_file_load, bpf, userfaultfd, ptrace, syslog, acct, settimeofday,
-    // clock_settime, clock_adjtime, adjtimex, open_tree, move_mount, fsopen, fsconfig, fsmount,
-    // fspick, mount_setattr, io_uring_setup, io_uring_enter, io_uring_register (io_uring runs
-    // work in kernel threads that seccomp does not see, and has been a rich source of bugs).
-    const DENY: &[u32] = &[
-        165, 166, 155, 167, 168, 169, 170, 171, 172, 173, 175, 176, 179, 246, 248, 249, 250, 272, 298, 304, 308, 310,
-        311, 313, 320, 321, 323, 101, 103, 163, 164, 227, 305, 159, 428, 429, 430, 431, 432, 433, 442, 425, 426, 427,
-    ];
+/// The seccomp rules, as data: named system calls with a comment each, per architecture,
+/// compiled by seccompiler (rust-vmm's, as Firecracker uses). Two filters, because a filter
+/// has one action for its matches: `deny` answers EPERM, `clone3` answers ENOSYS.
+#[cfg(target_arch = "x86_64")]
+const RULES: Option<(&str, seccompiler::TargetArch)> =
+    Some((include_str!("../seccomp/x86_64.json"), seccompiler::TargetArch::x86_64));
+#[cfg(target_arch = "aarch64")]
+const RULES: Option<(&str, seccompiler::TargetArch)> = Some((
+    include_str!("../seccomp/aarch64.json"),
+    seccompiler::TargetArch::aarch64,
+));
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const RULES: Option<(&str, seccompiler::TargetArch)> = None;
+
+/// The compiled filters (each a classic BPF program as bytes), built once.
+fn compiled_filters() -> &'static [Vec<u8>] {
+    static FILTERS: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    FILTERS.get_or_init(|| {
+        let Some((json, arch)) = RULES else { return Vec::new() };
+        let map = match seccompiler::compile_from_json(json.as_bytes(), arch) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!("the seccomp rules do not compile: {e:?}");
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for name in ["deny", "clone3"] {
+            if let Some(program) = map.get(name) {
+                out.push(program_bytes(program.iter().map(|f| (f.code, f.jt, f.jf, f.k))));
+            }
+        }
+        if cfg!(target_arch = "x86_64") {
+            out.push(x32_guard());
+        }
+        out
+    })
+}
+
+/// On x86_64, the x32 ABI reaches the same system calls under other numbers (bit 30 set),
+/// which no named rule matches: refuse them all. Four instructions, written by hand.
+fn x32_guard() -> Vec<u8> {
     const LD_W_ABS: u16 = 0x20;
-    const JEQ_K: u16 = 0x15;
     const JGE_K: u16 = 0x35;
-    const JSET_K: u16 = 0x45;
-    // CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET.
-    const CLONE_NEW_FLAGS: u32 =
-        0x0002_0000 | 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000 | 0x2000_0000 | 0x4000_0000;
     const RET_K: u16 = 0x06;
-    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
     const RET_ALLOW: u32 = 0x7fff_0000;
     const RET_EPERM: u32 = 0x0005_0000 | 1;
-    const RET_ENOSYS: u32 = 0x0005_0000 | 38;
-    const RET_KILL: u32 = 0x8000_0000;
-    let mut prog: Vec<(u16, u8, u8, u32)> = vec![
-        (LD_W_ABS, 0, 0, 4),              // arch
-        (JEQ_K, 1, 0, AUDIT_ARCH_X86_64), // x86_64: go on
-        (RET_K, 0, 0, RET_KILL),
-        (LD_W_ABS, 0, 0, 0), // syscall number
-    ];
-    // Layout after the deny list: clone3 check, clone namespace-flag check, then the returns.
-    let total = prog.len() + 1 + DENY.len() + 4 + 3;
-    let eperm_at = total - 1;
-    let enosys_at = total - 2;
-    let allow_at = total - 3;
-    let jump = |from: usize, to: usize| (to - from - 1) as u8;
-    let i = prog.len();
-    prog.push((JGE_K, jump(i, eperm_at), 0, 0x4000_0000)); // the x32 ABI
-    for nr in DENY {
-        let i = prog.len();
-        prog.push((JEQ_K, jump(i, eperm_at), 0, *nr));
-    }
-    // clone3's flags live in memory a filter cannot read: answer ENOSYS so libc uses clone.
-    let i = prog.len();
-    prog.push((JEQ_K, jump(i, enosys_at), 0, 435));
-    // clone with any CLONE_NEW* flag would be unshare by another name.
-    let i = prog.len();
-    prog.push((JEQ_K, 0, jump(i, allow_at), 56));
-    prog.push((LD_W_ABS, 0, 0, 16)); // args[0], low 32 bits
-    let i = prog.len();
-    prog.push((JSET_K, jump(i, eperm_at), 0, CLONE_NEW_FLAGS));
-    prog.push((RET_K, 0, 0, RET_ALLOW));
-    prog.push((RET_K, 0, 0, RET_ENOSYS));
-    prog.push((RET_K, 0, 0, RET_EPERM));
-    debug_assert_eq!(prog.len(), total);
-    let mut bytes = Vec::with_capacity(prog.len() * 8);
-    for (code, jt, jf, k) in prog {
+    program_bytes(
+        [
+            (LD_W_ABS, 0, 0, 0),        // the system call number
+            (JGE_K, 0, 1, 0x4000_0000), // x32: next, else skip one
+            (RET_K, 0, 0, RET_EPERM),
+            (RET_K, 0, 0, RET_ALLOW),
+        ]
+        .into_iter(),
+    )
+}
+
+fn program_bytes(program: impl Iterator<Item = (u16, u8, u8, u32)>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for (code, jt, jf, k) in program {
         bytes.extend_from_slice(&code.to_ne_bytes());
         bytes.push(jt);
         bytes.push(jf);
         bytes.extend_from_slice(&k.to_ne_bytes());
     }
-    // SAFETY: memfd_create with a static name; the fd is owned from here on.
-    let fd = unsafe { libc::memfd_create(c"sylph-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return None;
+    bytes
+}
+
+/// The seccomp filters, each in a new memory file for bubblewrap to read (one per start:
+/// a shared file's read offset would be shared too). Empty where there are none.
+pub fn seccomp_programs() -> Vec<OwnedFd> {
+    let mut out = Vec::new();
+    for bytes in compiled_filters() {
+        // SAFETY: memfd_create with a static name; the fd is owned from here on.
+        let fd = unsafe { libc::memfd_create(c"sylph-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Vec::new();
+        }
+        // SAFETY: `fd` is a new descriptor we own.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: writing our own buffer to our own fd, then rewinding it.
+        let written = unsafe { libc::write(owned.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
+        if written != bytes.len() as isize || unsafe { libc::lseek(owned.as_raw_fd(), 0, libc::SEEK_SET) } != 0 {
+            return Vec::new();
+        }
+        out.push(owned);
     }
-    // SAFETY: `fd` is a new descriptor we own.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: writing our own buffer to our own fd, then rewinding it.
-    let written = unsafe { libc::write(owned.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
-    if written != bytes.len() as isize || unsafe { libc::lseek(owned.as_raw_fd(), 0, libc::SEEK_SET) } != 0 {
-        return None;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seccomp_rules_compile_for_every_architecture() {
+        for (json, arch) in [
+            (include_str!("../seccomp/x86_64.json"), seccompiler::TargetArch::x86_64),
+            (
+                include_str!("../seccomp/aarch64.json"),
+                seccompiler::TargetArch::aarch64,
+            ),
+        ] {
+            let map = seccompiler::compile_from_json(json.as_bytes(), arch).expect("rules compile");
+            assert!(map.contains_key("deny") && map.contains_key("clone3"), "{arch:?}");
+        }
+        assert!(!compiled_filters().is_empty() || RULES.is_none());
     }
-    Some(owned)
 }
