@@ -226,6 +226,7 @@ mod tests {
                 handler: "h.f".into(),
                 runtime: sylph_model::Runtime::Node("nodejs20.x".into()),
                 memory_mb: 128,
+                ephemeral_mb: 512,
                 timeout: std::time::Duration::from_secs(3),
                 environment: Default::default(),
                 reserved_concurrency: None,

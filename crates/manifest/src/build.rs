@@ -246,6 +246,15 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
             })?,
         };
         let memory_mb = memory(node, &path)?.unwrap_or(default_memory);
+        let ephemeral_mb = match field(node, "ephemeralStorageSize").or_else(|| field(provider, "ephemeralStorageSize"))
+        {
+            Some(n) => At {
+                node: n,
+                path: &format!("{path}.ephemeralStorageSize"),
+            }
+            .number(512, 10240)? as u32,
+            None => 512,
+        };
         let timeout_s = timeout(node, &path)?.unwrap_or(default_timeout);
         let reserved_concurrency = match field(node, "reservedConcurrency") {
             Some(n) => Some(
@@ -293,6 +302,7 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
                 handler,
                 runtime,
                 memory_mb,
+                ephemeral_mb,
                 timeout: Duration::from_secs(timeout_s),
                 environment: BTreeMap::new(),
                 reserved_concurrency,

@@ -64,6 +64,8 @@ pub struct Function {
     pub handler: String,
     pub runtime: Runtime,
     pub memory_mb: u32,
+    /// `ephemeralStorageSize`: the size of its `/tmp` in MB (Lambda's 512 to 10,240).
+    pub ephemeral_mb: u32,
     pub timeout: Duration,
     /// Provider environment overlaid with the function's own.
     pub environment: BTreeMap<String, String>,

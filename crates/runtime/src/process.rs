@@ -483,6 +483,7 @@ impl Inner {
         net: Option<InstanceNet>,
         label: &str,
         memory_mb: u32,
+        tmp_mb: u32,
         visible: &[PathBuf],
     ) -> Result<Spawned, StartError> {
         let memory = self.limit_group(self.memory.as_ref(), memory_mb, label);
@@ -531,7 +532,7 @@ impl Inner {
                         seen.push(p);
                     }
                 }
-                sb.wrap(program, args, cwd, &seen, seccomp_filters)
+                sb.wrap(program, args, cwd, &seen, seccomp_filters, tmp_mb)
             }
             None => (program.to_path_buf(), args.to_vec()),
         };
@@ -621,7 +622,9 @@ impl Inner {
     async fn start_instance(self: Arc<Self>, config: Arc<InstanceConfig>) -> Result<Box<dyn Instance>, StartError> {
         // A pre-started runtime of the right language becomes this function: no process start,
         // and what every function loads (the AWS SDK) is already loaded.
-        if let Some(family) = Family::of(&config.function.runtime) {
+        // Pre-started runtimes have the default /tmp; a function with another size starts anew.
+        let default_tmp = config.function.ephemeral_mb == crate::sandbox::TMP_MB;
+        if let Some(family) = Family::of(&config.function.runtime).filter(|_| default_tmp) {
             if let Some(mut warm) = self.take_warm(family) {
                 let credentials = self.credentials.get().map(|i| i.issue(&config.function));
                 let env = self.environment(&config, &RUNTIME_API_ADDR.to_string(), credentials.as_ref());
@@ -665,6 +668,7 @@ impl Inner {
                 net,
                 &config.function.name,
                 config.function.memory_mb,
+                config.function.ephemeral_mb,
                 &visible,
             )
             .await?;
@@ -951,6 +955,7 @@ impl Inner {
             net,
             "pre-started runtime",
             10240,
+            crate::sandbox::TMP_MB,
             &visible,
         )
         .await

@@ -13,8 +13,8 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-/// Lambda's `/tmp` size.
-pub const TMP_BYTES: u64 = 512 * 1024 * 1024;
+/// Lambda's default `/tmp` size (`ephemeralStorageSize` changes it per function).
+pub const TMP_MB: u32 = 512;
 /// Where bubblewrap finds the seccomp programs: descriptors 4, 5, 6, …
 pub const FIRST_SECCOMP_FD: i32 = 4;
 
@@ -86,7 +86,7 @@ impl Sandbox {
             empty_dir,
             empty_file,
         };
-        let (program, args) = sandbox.wrap(Path::new("/bin/true"), &[], Path::new("/"), &[], 0);
+        let (program, args) = sandbox.wrap(Path::new("/bin/true"), &[], Path::new("/"), &[], 0, TMP_MB);
         let ok = std::process::Command::new(program)
             .args(args)
             .stderr(std::process::Stdio::piped())
@@ -103,9 +103,9 @@ impl Sandbox {
 
     pub fn describe(&self) -> String {
         format!(
-            "{} (mount, PID, IPC, UTS and user namespaces; new session; user nobody; read-only code; private /tmp and /dev/shm of {} MB together; seccomp)",
+            "{} (mount, PID, IPC, UTS and user namespaces; new session; user nobody; read-only code; private /tmp and /dev/shm of {} MB together (ephemeralStorageSize); seccomp)",
             self.version,
-            TMP_BYTES >> 20
+            TMP_MB
         )
     }
 
@@ -117,6 +117,7 @@ impl Sandbox {
         cwd: &Path,
         visible: &[&Path],
         seccomp_filters: usize,
+        tmp_mb: u32,
     ) -> (PathBuf, Vec<String>) {
         let mut a: Vec<String> = [
             "--die-with-parent",
@@ -142,7 +143,7 @@ impl Sandbox {
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
-        a.push(TMP_BYTES.to_string());
+        a.push((u64::from(tmp_mb) << 20).to_string());
         a.extend(["--tmpfs".to_owned(), "/tmp".to_owned()]);
         let mut args_for = |flag: &str, from: &Path, to: &Path| {
             a.extend([

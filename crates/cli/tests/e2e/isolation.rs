@@ -424,7 +424,7 @@ fn lambdas_limits_hold_inside_an_instance() {
     let dir = service_dir("limits");
     std::fs::write(
         dir.join("serverless.yml"),
-        "service: lim\nprovider:\n  runtime: python3.12\n  memorySize: 1024\n  timeout: 30\nfunctions:\n  limits:\n    handler: p.limits\n",
+        "service: lim\nprovider:\n  runtime: python3.12\n  memorySize: 1024\n  timeout: 30\nfunctions:\n  limits:\n    handler: p.limits\n  roomy:\n    handler: p.limits\n    memorySize: 2048\n    ephemeralStorageSize: 1024\n",
     )
     .unwrap();
     let dev = Dev::start(&dir);
@@ -438,6 +438,9 @@ fn lambdas_limits_hold_inside_an_instance() {
     assert_eq!(out["own_session"], true, "its own session: {out}");
     assert_ne!(out["tty"], "allowed", "no controlling terminal: {out}");
     assert_eq!(out["io_uring"], "EPERM", "{out}");
+    // ephemeralStorageSize gives a function a bigger /tmp (tmpfs pages count toward its memory).
+    let roomy = invoke(&dev, "roomy", serde_json::json!({}));
+    assert_eq!(roomy["shm_600mb"], "allowed", "{roomy}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
