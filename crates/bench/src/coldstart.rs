@@ -42,7 +42,7 @@ impl Options {
     }
 }
 
-async fn invoke(addr: SocketAddr, function: &str) -> anyhow::Result<Duration> {
+pub(crate) async fn invoke(addr: SocketAddr, function: &str) -> anyhow::Result<Duration> {
     let stream = TcpStream::connect(addr).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
@@ -61,7 +61,7 @@ async fn invoke(addr: SocketAddr, function: &str) -> anyhow::Result<Duration> {
     Ok(took)
 }
 
-fn percentile(v: &mut [Duration], p: f64) -> f64 {
+pub(crate) fn percentile(v: &mut [Duration], p: f64) -> f64 {
     v.sort();
     let i = ((v.len() as f64 - 1.0) * p).round() as usize;
     v[i].as_secs_f64() * 1000.0

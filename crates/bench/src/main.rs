@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod coldstart;
+mod isolation;
 mod storage;
 mod tables;
 mod todo;
@@ -317,12 +318,13 @@ async fn main() -> anyhow::Result<()> {
         Some("tables") => tables::run(tables::Options::parse(args)?).await,
         Some("todo") => todo::run(todo::Options::parse(args)?).await,
         Some("coldstart") => coldstart::run(coldstart::Options::parse(args)?).await,
+        Some("isolation") => isolation::run(isolation::Options::parse(args)?).await,
         Some("storage") => {
             let seconds = args.skip_while(|a| a != "--seconds").nth(1).map(|s| s.parse()).transpose()?.unwrap_or(3);
             tokio::task::spawn_blocking(move || storage::run(seconds)).await?
         }
         _ => bail!(
-            "usage:\n  sylph-bench http-hello --sylph PATH --dir SERVICE_DIR [--seconds N] [--concurrency 1,8,64] [--skip-offline]\n  sylph-bench tables --sylph PATH --dynalite PATH [--seconds N] [--concurrency N]\n  sylph-bench storage [--seconds N]\n  sylph-bench todo --sylph PATH --repo PATH [--seconds N] [--concurrency N]\n  sylph-bench coldstart --sylph PATH --rust-bootstrap PATH [--samples N]"
+            "usage:\n  sylph-bench http-hello --sylph PATH --dir SERVICE_DIR [--seconds N] [--concurrency 1,8,64] [--skip-offline]\n  sylph-bench tables --sylph PATH --dynalite PATH [--seconds N] [--concurrency N]\n  sylph-bench storage [--seconds N]\n  sylph-bench todo --sylph PATH --repo PATH [--seconds N] [--concurrency N]\n  sylph-bench coldstart --sylph PATH --rust-bootstrap PATH [--samples N]\n  sylph-bench isolation --sylph PATH --rust-bootstrap PATH [--samples N] [--warm-calls N]"
         ),
     }
 }

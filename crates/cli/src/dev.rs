@@ -76,6 +76,15 @@ pub struct DevArgs {
     /// (by default they are allowed, with a warning naming what they used).
     #[arg(long)]
     strict_iam: bool,
+    /// Run instances in the host's network instead of their own namespaces. Functions can
+    /// then reach every service on this machine: for measurements and for hosts that cannot
+    /// create network namespaces only.
+    #[arg(long)]
+    host_network: bool,
+    /// Issue no credentials and check no signatures or IAM statements (functions get
+    /// placeholder credentials and every call into Sylph is allowed): for measurements only.
+    #[arg(long)]
+    no_iam: bool,
 }
 
 pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Result<ExitCode> {
@@ -129,7 +138,7 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     let sandbox = crate::options::sandbox(args.unsandboxed, &service, false)?;
     // Functions reach this server for the Lambda and DynamoDB APIs with no code change: in
     // their own network namespace Sylph serves its APIs at 127.0.0.1 on the same port.
-    let isolated_network = sandbox.is_some() && sylph_runtime::netns::probe().is_ok();
+    let isolated_network = !args.host_network && sandbox.is_some() && sylph_runtime::netns::probe().is_ok();
     let function_url = if isolated_network || addr.ip().is_unspecified() {
         format!("http://127.0.0.1:{}", addr.port())
     } else {
@@ -140,8 +149,11 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     // region then, and it is the same for every function of the service.
     base_env.push(("AWS_REGION".to_owned(), service.region.clone()));
     base_env.push(("AWS_DEFAULT_REGION".to_owned(), service.region.clone()));
-    let runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), base_env, sandbox)
+    let mut runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), base_env, sandbox)
         .context("cannot write the runtime clients")?;
+    if args.host_network && runtime.share_host_network() {
+        println!("warning: --host-network: functions share this machine's network and can reach every service on it");
+    }
     if runtime.network_isolated() {
         runtime.serve_sylph_api_on(addr.port());
         println!(
@@ -162,6 +174,8 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         } else {
             println!("network: no outbound traffic (custom.sylph.outbound: false)");
         }
+    } else if args.host_network {
+        // Said above.
     } else if let Err(why) = sylph_runtime::netns::probe() {
         println!("network: functions share the host's network: {why}");
     }
@@ -206,17 +220,16 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
             extra_env: Vec::new(),
         },
     );
-    let identities = sylph_iam::Registry::new();
-    runtime.set_credential_issuer(Arc::new(crate::options::Issuer(identities.clone())));
-    let authorizer = Arc::new(sylph_iam::Authorizer::new(identities, args.strict_iam));
-    describe_iam(&service, args.strict_iam);
-    let gateway = Gateway::new(
-        &service,
-        pool.clone(),
-        Some(tables),
-        Some(pool.clone()),
-        Some(authorizer),
-    );
+    let authorizer = if args.no_iam {
+        println!("warning: --no-iam: calls from functions into Sylph are neither authenticated nor checked");
+        None
+    } else {
+        let identities = sylph_iam::Registry::new();
+        runtime.set_credential_issuer(Arc::new(crate::options::Issuer(identities.clone())));
+        describe_iam(&service, args.strict_iam);
+        Some(Arc::new(sylph_iam::Authorizer::new(identities, args.strict_iam)))
+    };
+    let gateway = Gateway::new(&service, pool.clone(), Some(tables), Some(pool.clone()), authorizer);
     let api_gateway = gateway.clone();
     runtime.set_sylph_api_handler(Arc::new(move |stream, access_key| {
         sylph_gateway::spawn_instance_connection(api_gateway.clone(), stream, access_key)

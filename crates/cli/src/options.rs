@@ -37,6 +37,8 @@ const KNOWN_FLAGS: &[&str] = &[
     "header-timeout",
     "idle-timeout",
     "strict-iam",
+    "host-network",
+    "no-iam",
 ];
 
 /// Take unknown `--name value` / `--name=value` flags out of `args`.

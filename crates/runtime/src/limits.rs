@@ -329,12 +329,35 @@ fn remove_stale(base: &Path) {
         if let Ok(children) = std::fs::read_dir(e.path()) {
             for c in children.flatten() {
                 if c.file_type().is_ok_and(|t| t.is_dir()) {
-                    let _ = std::fs::remove_dir(c.path());
+                    stop_leftovers(&c.path());
                 }
             }
         }
         let _ = std::fs::remove_dir(e.path());
     }
+}
+
+/// Stop what a dead Sylph left in one of its instance groups, then remove the group. An
+/// instance frozen between invocations when Sylph was killed cannot act on its parent-death
+/// signal until it is thawed: thaw it, and kill whatever is still in the group.
+fn stop_leftovers(group: &Path) {
+    let _ = std::fs::write(group.join("freezer.state"), "THAWED");
+    let _ = std::fs::write(group.join("cgroup.freeze"), "0");
+    for _ in 0..50 {
+        let procs = std::fs::read_to_string(group.join("cgroup.procs")).unwrap_or_default();
+        let pids: Vec<i32> = procs.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+        if pids.is_empty() {
+            break;
+        }
+        for pid in pids {
+            // SAFETY: signalling a process found in a group of Sylph's own, whose owner is gone.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let _ = std::fs::remove_dir(group);
 }
 
 /// Write the calling process's pid to `procs`; safe to call between fork and exec (no

@@ -238,17 +238,33 @@ impl ProcessRuntime {
         }
     }
 
-    /// Let instances started from now on reach the outside world through pasta (never the
-    /// host itself or link-local addresses). Returns how, or why not.
+    /// Let instances started from now on reach the outside world through slirp4netns (never
+    /// the host itself or link-local addresses). Returns how, or why not.
     pub fn allow_outbound(&self) -> Result<String, String> {
         if !self.inner.isolated_network {
             return Err("instances share the host's network".into());
         }
         let outbound = crate::netns::Outbound::detect()
-            .ok_or("pasta is not installed (apt-get install passt); instances have no outbound network")?;
+            .ok_or("slirp4netns is not installed (apt-get install slirp4netns); instances have no outbound network")?;
         let how = outbound.describe();
+        let resolv = self.inner.bootstrap_dir.join("resolv.conf");
+        std::fs::write(&resolv, format!("nameserver {}\n", crate::netns::NAMESERVER))
+            .map_err(|e| format!("cannot write {}: {e}", resolv.display()))?;
         let _ = self.inner.outbound.set(outbound);
         Ok(how)
+    }
+
+    /// Give instances the host's network instead of their own namespaces (`--host-network`:
+    /// for measurement, or hosts that cannot create network namespaces). Only before the
+    /// runtime is shared; returns whether it took effect.
+    pub fn share_host_network(&mut self) -> bool {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => {
+                inner.isolated_network = false;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Whether each instance has a network namespace of its own.
@@ -532,7 +548,16 @@ impl Inner {
                         seen.push(p);
                     }
                 }
-                sb.wrap(program, args, cwd, &seen, seccomp_filters, tmp_mb)
+                let resolv_conf = self.outbound.get().map(|_| self.bootstrap_dir.join("resolv.conf"));
+                sb.wrap(
+                    program,
+                    args,
+                    cwd,
+                    &seen,
+                    seccomp_filters,
+                    tmp_mb,
+                    resolv_conf.as_deref(),
+                )
             }
             None => (program.to_path_buf(), args.to_vec()),
         };
@@ -1084,7 +1109,7 @@ struct ProcessInstance {
     frozen: bool,
     /// The instance's credentials, revoked when it goes.
     _credentials: Option<InstanceCredentials>,
-    /// Its network namespace (and pasta, for outbound traffic), kept for its lifetime.
+    /// Its network namespace (and slirp4netns, for outbound traffic), kept for its lifetime.
     net: Option<InstanceNet>,
     /// Set once the process has been reaped, after which its pid may belong to someone else.
     reaped: Arc<std::sync::atomic::AtomicBool>,
@@ -1160,7 +1185,7 @@ impl ProcessInstance {
         self.set_frozen(false);
         if first {
             if let Some(net) = &mut self.net {
-                // pasta starts beside the runtime; the handler gets a working network.
+                // slirp4netns starts beside the runtime; the handler gets a working network.
                 if !net.outbound_ready().await {
                     tracing::warn!(function = %self.config.function.name, "outbound network not available for this instance");
                 }

@@ -86,7 +86,7 @@ impl Sandbox {
             empty_dir,
             empty_file,
         };
-        let (program, args) = sandbox.wrap(Path::new("/bin/true"), &[], Path::new("/"), &[], 0, TMP_MB);
+        let (program, args) = sandbox.wrap(Path::new("/bin/true"), &[], Path::new("/"), &[], 0, TMP_MB, None);
         let ok = std::process::Command::new(program)
             .args(args)
             .stderr(std::process::Stdio::piped())
@@ -118,6 +118,7 @@ impl Sandbox {
         visible: &[&Path],
         seccomp_filters: usize,
         tmp_mb: u32,
+        resolv_conf: Option<&Path>,
     ) -> (PathBuf, Vec<String>) {
         let mut a: Vec<String> = [
             "--die-with-parent",
@@ -168,6 +169,10 @@ impl Sandbox {
         }
         for p in SYSTEM.iter().chain(ETC) {
             args_for("--ro-bind-try", Path::new(p), Path::new(p));
+        }
+        if let Some(file) = resolv_conf {
+            // The instance's own resolver (the host's may be on its loopback, out of reach).
+            args_for("--ro-bind", file, Path::new("/etc/resolv.conf"));
         }
         for p in self.shared.iter().map(PathBuf::as_path).chain(visible.iter().copied()) {
             args_for("--ro-bind-try", p, p);
