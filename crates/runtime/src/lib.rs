@@ -14,7 +14,7 @@ mod api;
 pub mod limits;
 mod logs;
 pub mod netns;
-mod pipe;
+pub mod pipe;
 pub mod sandbox;
 
 use std::future::Future;

@@ -36,6 +36,53 @@ fn take_str<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
     Some(s)
 }
 
+/// One frame from a runtime, parsed; ids, types and bodies borrow from the frame (no copy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// Ready for the next invocation.
+    Next,
+    Response {
+        id: &'a [u8],
+        body: &'a [u8],
+    },
+    Error {
+        id: &'a [u8],
+        error_type: &'a [u8],
+        body: &'a [u8],
+    },
+    InitError {
+        error_type: &'a [u8],
+        body: &'a [u8],
+    },
+}
+
+/// Parse one frame (type byte and payload, the length prefix already taken). `None` for a
+/// frame that is empty, truncated or of an unknown type: the channel is then closed.
+pub fn parse_frame(frame: &[u8]) -> Option<Frame<'_>> {
+    let (&kind, mut rest) = frame.split_first()?;
+    Some(match kind {
+        b'N' => Frame::Next,
+        b'R' => {
+            let id = take_str(&mut rest)?;
+            Frame::Response { id, body: rest }
+        }
+        b'E' => {
+            let id = take_str(&mut rest)?;
+            let error_type = take_str(&mut rest)?;
+            Frame::Error {
+                id,
+                error_type,
+                body: rest,
+            }
+        }
+        b'I' => {
+            let error_type = take_str(&mut rest)?;
+            Frame::InitError { error_type, body: rest }
+        }
+        _ => return None,
+    })
+}
+
 /// Serve one runtime until it closes the channel.
 pub(crate) async fn serve(mut stream: UnixStream, state: Arc<ApiState>) {
     let mut len = [0u8; 4];
@@ -63,10 +110,9 @@ pub(crate) async fn serve(mut stream: UnixStream, state: Arc<ApiState>) {
         }
         // The body of a response or error is handed on as a slice of the frame: no copy.
         let frame = Bytes::from(frame);
-        let tail = |rest: &[u8]| frame.slice(frame.len() - rest.len()..);
-        let (kind, mut rest) = (frame[0], &frame[1..]);
-        match kind {
-            b'N' => {
+        let Some(parsed) = parse_frame(&frame) else { return };
+        match parsed {
+            Frame::Next => {
                 let Some(d) = take_next(&state).await else { return };
                 let header = serde_json::json!({
                     "requestId": &*d.request_id,
@@ -87,40 +133,62 @@ pub(crate) async fn serve(mut stream: UnixStream, state: Arc<ApiState>) {
                     return;
                 }
             }
-            b'R' => {
-                let Some(id) = take_str(&mut rest) else { return };
+            Frame::Response { id, body } => {
                 let id = String::from_utf8_lossy(id).into_owned();
-                let reply = if rest.len() > MAX_RESPONSE_BYTES {
+                let reply = if body.len() > MAX_RESPONSE_BYTES {
                     Reply::TooLarge
                 } else {
-                    Reply::Response(tail(rest))
+                    Reply::Response(frame.slice_ref(body))
                 };
                 complete_reply(&state, &id, reply);
             }
-            b'E' => {
-                let (Some(id), Some(t)) = (take_str(&mut rest), take_str(&mut rest)) else {
-                    return;
-                };
+            Frame::Error { id, error_type, body } => {
                 let id = String::from_utf8_lossy(id).into_owned();
-                let error_type = (!t.is_empty()).then(|| String::from_utf8_lossy(t).into_owned());
+                let error_type = (!error_type.is_empty()).then(|| String::from_utf8_lossy(error_type).into_owned());
                 complete_reply(
                     &state,
                     &id,
                     Reply::Error {
                         error_type,
-                        body: tail(rest),
+                        body: frame.slice_ref(body),
                     },
                 );
             }
-            b'I' => {
-                let Some(t) = take_str(&mut rest) else { return };
-                let error_type = (!t.is_empty()).then(|| String::from_utf8_lossy(t).into_owned());
+            Frame::InitError { error_type, body } => {
+                let error_type = (!error_type.is_empty()).then(|| String::from_utf8_lossy(error_type).into_owned());
                 let _ = state.status.send(Status::InitFailed {
                     error_type,
-                    body: tail(rest),
+                    body: frame.slice_ref(body),
                 });
             }
-            _ => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_parse_and_bad_ones_are_refused() {
+        assert_eq!(parse_frame(b"N"), Some(Frame::Next));
+        assert_eq!(
+            parse_frame(b"R\x02\x00idbody"),
+            Some(Frame::Response {
+                id: b"id",
+                body: b"body"
+            })
+        );
+        assert_eq!(
+            parse_frame(b"E\x01\x00i\x01\x00tb"),
+            Some(Frame::Error {
+                id: b"i",
+                error_type: b"t",
+                body: b"b"
+            })
+        );
+        assert_eq!(parse_frame(b""), None);
+        assert_eq!(parse_frame(b"R\xff\xffshort"), None, "an id longer than the frame");
+        assert_eq!(parse_frame(b"Z"), None);
     }
 }
