@@ -432,3 +432,35 @@ fn regression_a_full_disk_kept_every_write_failing_until_restart() {
     assert_eq!((status, &got["Item"]["id"]["S"]), (200, &json!("after")));
     drop(server);
 }
+
+#[test]
+fn regression_2000_nested_parentheses_aborted_the_whole_server() {
+    let data = temp_dir("nested");
+    let server = TablesServer::start(&data);
+    let (status, _) = server.call(
+        "CreateTable",
+        json!({
+            "TableName": "nested", "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}]
+        }),
+    );
+    assert_eq!(status, 200);
+    let filter = format!("{}id = :v{}", "(".repeat(2000), ")".repeat(2000));
+    for op in ["Scan", "Query"] {
+        let mut body = json!({
+            "TableName": "nested",
+            "FilterExpression": filter,
+            "ExpressionAttributeValues": {":v": {"S": "x"}}
+        });
+        if op == "Query" {
+            body["KeyConditionExpression"] = json!("id = :v");
+        }
+        let (status, answer) = server.call(op, body);
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer["__type"].as_str().unwrap().ends_with("ValidationException"), "{answer}");
+    }
+    // The server is still there and answering.
+    let (status, answer) = server.call("DescribeTable", json!({"TableName": "nested"}));
+    assert_eq!(status, 200, "{answer}");
+}
