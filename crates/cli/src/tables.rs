@@ -31,6 +31,11 @@ pub struct TablesArgs {
     /// Start with empty tables.
     #[arg(long)]
     reset: bool,
+    /// Also answer requests whose Host header is this name (repeatable), e.g. the name other
+    /// containers use for this one. By default only the listening address and loopback names
+    /// are answered, which stops DNS rebinding.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    allow_hosts: Vec<String>,
 }
 
 pub async fn run(args: TablesArgs) -> anyhow::Result<ExitCode> {
@@ -58,7 +63,22 @@ pub async fn run(args: TablesArgs) -> anyhow::Result<ExitCode> {
     let pool = Pool::new(&service, Arc::new(runtime), sink, PoolConfig::default());
     let gateway = Gateway::new(&service, pool, Some(tables), None, None);
     println!("sylph tables: DynamoDB API, data in {}", args.data_dir.display());
+    if !addr.ip().is_loopback() {
+        println!(
+            "warning: listening on {}: the table API is open to the network, without authentication",
+            addr.ip()
+        );
+    }
+    sylph_gateway::raise_open_file_limit();
     println!("listening on http://{addr}");
-    sylph_gateway::serve(listener, gateway, shutdown_signal()).await;
+    let hosts = sylph_gateway::HostPolicy::new(addr.ip(), &args.allow_hosts);
+    sylph_gateway::serve(
+        listener,
+        gateway,
+        sylph_gateway::ConnectionLimits::default(),
+        hosts,
+        shutdown_signal(),
+    )
+    .await;
     Ok(ExitCode::SUCCESS)
 }

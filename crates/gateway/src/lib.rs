@@ -28,10 +28,9 @@ use sylph_invoker::{ErrorKind, InvokeRequest, InvokeResult, Invoker};
 use sylph_model::{ApiKind, Cors, Service};
 use sylph_tables::Tables;
 use sylph_telemetry::UtcTime;
-use tokio::net::TcpListener;
 
 pub use apigw::{http_api_response, rest_response, MappedResponse};
-pub use conn::{raise_open_file_limit, serve as serve_with, spawn_instance_connection, ConnectionLimits, HostPolicy};
+pub use conn::{raise_open_file_limit, serve, spawn_instance_connection, ConnectionLimits, HostPolicy};
 pub use routes::{Route, Router};
 
 /// Where Prometheus metrics are served (a prefix no API Gateway route can take).
@@ -345,21 +344,4 @@ fn json_message(status: StatusCode, message: &str) -> Response<Body> {
 /// API Gateway's answer when the integration failed.
 fn internal_error() -> Response<Body> {
     json_message(StatusCode::BAD_GATEWAY, "Internal server error")
-}
-
-/// Serve `gateway` on `listener` with the default connection limits, answering the listening
-/// address and loopback names only, until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl std::future::Future<Output = ()>) {
-    let listen = listener
-        .local_addr()
-        .map(|a| a.ip())
-        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
-    conn::serve(
-        listener,
-        gateway,
-        ConnectionLimits::default(),
-        HostPolicy::new(listen, &[]),
-        shutdown,
-    )
-    .await
 }

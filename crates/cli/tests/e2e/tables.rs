@@ -458,7 +458,10 @@ fn regression_2000_nested_parentheses_aborted_the_whole_server() {
         }
         let (status, answer) = server.call(op, body);
         assert_eq!(status, 400, "{answer}");
-        assert!(answer["__type"].as_str().unwrap().ends_with("ValidationException"), "{answer}");
+        assert!(
+            answer["__type"].as_str().unwrap().ends_with("ValidationException"),
+            "{answer}"
+        );
     }
     // The server is still there and answering.
     let (status, answer) = server.call("DescribeTable", json!({"TableName": "nested"}));
