@@ -152,6 +152,20 @@ impl Dev {
         request(&self.base, method, path, headers, body)
     }
 
+    /// Invoke `function` through the Invoke API with `event`; its JSON result, which must be
+    /// a success (not a function error).
+    pub fn invoke_ok(&self, function: &str, event: &serde_json::Value) -> serde_json::Value {
+        let r = self.send(
+            "POST",
+            &format!("/2015-03-31/functions/{function}/invocations"),
+            &[],
+            event.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(r.header("x-amz-function-error").is_none(), "{}", r.text());
+        r.json()
+    }
+
     /// SIGTERM, and wait for the process to exit.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         unsafe {

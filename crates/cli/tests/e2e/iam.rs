@@ -69,18 +69,6 @@ fn service(name: &str, provider_extra: &str) -> std::path::PathBuf {
     dir
 }
 
-fn invoke(dev: &Dev, function: &str, event: &serde_json::Value) -> serde_json::Value {
-    let r = dev.send(
-        "POST",
-        &format!("/2015-03-31/functions/{function}/invocations"),
-        &[],
-        event.to_string().as_bytes(),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert!(r.header("x-amz-function-error").is_none(), "{}", r.text());
-    r.json()
-}
-
 #[test]
 fn iam_statements_decide_every_call_a_function_makes() {
     let statements = "  iam:\n    role:\n      statements:\n        - Effect: Allow\n          Action: [dynamodb:GetItem, dynamodb:PutItem]\n          Resource: !GetAtt Granted.Arn\n        - Effect: Allow\n          Action: lambda:InvokeFunction\n          Resource: arn:aws:lambda:${aws:region}:*:function:${self:service}-${sls:stage}-probe\n";
@@ -88,8 +76,8 @@ fn iam_statements_decide_every_call_a_function_makes() {
     let dev = Dev::start(&dir);
     assert!(dev.output().contains("checked against its role"), "{}", dev.output());
     // Credentials of a live instance of another function of the same service.
-    let stolen = invoke(&dev, "credentials", &serde_json::json!({}));
-    let out = invoke(&dev, "probe", &serde_json::json!({ "stolen": stolen }));
+    let stolen = dev.invoke_ok("credentials", &serde_json::json!({}));
+    let out = dev.invoke_ok("probe", &serde_json::json!({ "stolen": stolen }));
     // Granted.
     assert_eq!(out["put"], "ok", "{out}");
     assert_eq!(out["get"], "ok", "{out}");
@@ -132,7 +120,7 @@ fn iam_statements_decide_every_call_a_function_makes() {
 fn a_service_without_statements_is_warned_about_or_refused_with_strict_iam() {
     let dir = service("open", "");
     let dev = Dev::start(&dir);
-    let out = invoke(&dev, "probe", &serde_json::json!({}));
+    let out = dev.invoke_ok("probe", &serde_json::json!({}));
     assert_eq!(out["scan"], "ok", "{out}");
     assert_eq!(out["delete_table"], "ok", "{out}");
     assert_eq!(
@@ -148,7 +136,7 @@ fn a_service_without_statements_is_warned_about_or_refused_with_strict_iam() {
 
     let dir = service("strict", "");
     let dev = Dev::start_with(&dir, &["--strict-iam"], &[]);
-    let out = invoke(&dev, "probe", &serde_json::json!({}));
+    let out = dev.invoke_ok("probe", &serde_json::json!({}));
     for call in ["get", "scan", "delete_table", "invoke_other"] {
         assert_eq!(out[call], "AccessDeniedException", "{call}: {out}");
     }

@@ -136,18 +136,6 @@ fn service_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn invoke(dev: &Dev, function: &str, event: serde_json::Value) -> serde_json::Value {
-    let r = dev.send(
-        "POST",
-        &format!("/2015-03-31/functions/{function}/invocations"),
-        &[],
-        event.to_string().as_bytes(),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert!(r.header("x-amz-function-error").is_none(), "{}", r.text());
-    r.json()
-}
-
 /// A file the test writes and removes again.
 struct Canary(PathBuf);
 
@@ -216,7 +204,7 @@ fn a_function_reads_nothing_but_its_package_and_runtime() {
     }
 
     let dev = Dev::start(&dir);
-    let out = invoke(&dev, "files", serde_json::json!({ "paths": paths }));
+    let out = dev.invoke_ok("files", &serde_json::json!({ "paths": paths }));
     for i in 0..canaries.len() {
         assert_eq!(out[format!("canary{i}")], "ENOENT", "home folders are not there: {out}");
     }
@@ -389,7 +377,7 @@ fn a_function_reaches_no_host_service_link_local_address_or_other_instance() {
         event["host_any_port"] = host_any.local_addr().unwrap().port().into();
         event["link_local_port"] = ll.port.into();
     }
-    let out = invoke(&dev, "network", event);
+    let out = dev.invoke_ok("network", &event);
     assert_ne!(out["host_loopback"], "connected", "{out}");
     assert!(
         host_service.accept().is_err(),
@@ -428,7 +416,7 @@ fn lambdas_limits_hold_inside_an_instance() {
     )
     .unwrap();
     let dev = Dev::start(&dir);
-    let out = invoke(&dev, "limits", serde_json::json!({}));
+    let out = dev.invoke_ok("limits", &serde_json::json!({}));
     assert_eq!(
         out["shm_600mb"], "ENOSPC",
         "/dev/shm shares the 512 MB /tmp budget: {out}"
@@ -439,7 +427,7 @@ fn lambdas_limits_hold_inside_an_instance() {
     assert_ne!(out["tty"], "allowed", "no controlling terminal: {out}");
     assert_eq!(out["io_uring"], "EPERM", "{out}");
     // ephemeralStorageSize gives a function a bigger /tmp (tmpfs pages count toward its memory).
-    let roomy = invoke(&dev, "roomy", serde_json::json!({}));
+    let roomy = dev.invoke_ok("roomy", &serde_json::json!({}));
     assert_eq!(roomy["shm_600mb"], "allowed", "{roomy}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -455,11 +443,11 @@ fn an_instance_is_frozen_between_invocations() {
     let dev = Dev::start(&dir);
     assert!(dev.output().contains("frozen between invocations"), "{}", dev.output());
     // The first invocation starts a background counter (100 ticks a second) and returns.
-    let first = invoke(&dev, "ticker", serde_json::json!({}));
+    let first = dev.invoke_ok("ticker", &serde_json::json!({}));
     std::thread::sleep(std::time::Duration::from_secs(3));
     // The same instance again: while nobody invoked it, its counter must not have run.
     // Unfrozen it counts ~300 in those 3 s; a few ticks may land before the freeze takes hold.
-    let second = invoke(&dev, "ticker", serde_json::json!({}));
+    let second = dev.invoke_ok("ticker", &serde_json::json!({}));
     assert_eq!(first["pid"], second["pid"], "a warm instance: {first} {second}");
     let advanced = second["ticks"].as_i64().unwrap() - first["ticks"].as_i64().unwrap();
     assert!(
