@@ -66,7 +66,8 @@ pub struct DevArgs {
     /// Connections open at once; past it new clients get 503. Default: half the open-file limit.
     #[arg(long)]
     max_connections: Option<usize>,
-    /// Seconds a client has to send a request's headers before its connection is closed.
+    /// Seconds a client has to send a request's headers (and then its body) before its
+    /// connection is closed (or answered 408).
     #[arg(long, default_value_t = 10)]
     header_timeout: u64,
     /// Seconds a connection may stay idle (no request in flight) before it is closed.
@@ -231,8 +232,8 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     };
     let gateway = Gateway::new(&service, pool.clone(), Some(tables), Some(pool.clone()), authorizer);
     let api_gateway = gateway.clone();
-    runtime.set_sylph_api_handler(Arc::new(move |stream, access_key| {
-        sylph_gateway::spawn_instance_connection(api_gateway.clone(), stream, access_key)
+    runtime.set_sylph_api_handler(Arc::new(move |stream, access_key, permit| {
+        sylph_gateway::spawn_instance_connection(api_gateway.clone(), stream, access_key, permit)
     }));
     if !args.no_reload {
         crate::watch::spawn(service.clone(), pool.clone());

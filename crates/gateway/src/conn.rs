@@ -26,7 +26,7 @@ use crate::Gateway;
 pub struct ConnectionLimits {
     /// Connections open at once; past it a new client gets 503 and is closed.
     pub max_connections: usize,
-    /// Time a client has to send a request's complete headers.
+    /// Time a client has to send a request's complete headers, and then again its body.
     pub header_timeout: Duration,
     /// Time a connection may stay open with no request in flight and no bytes moving.
     pub idle_timeout: Duration,
@@ -183,12 +183,19 @@ pub async fn serve(
 /// Serve one connection that function code opened to Sylph's APIs from inside its network
 /// namespace (Host checks do not apply: it can only have come from that instance), whose
 /// calls must be signed with `access_key`, the credentials that instance was issued.
-pub fn spawn_instance_connection(gateway: Arc<Gateway>, stream: TcpStream, access_key: Option<Arc<str>>) {
+/// `held` is kept until the connection ends (the instance's connection permit).
+pub fn spawn_instance_connection(
+    gateway: Arc<Gateway>,
+    stream: TcpStream,
+    access_key: Option<Arc<str>>,
+    held: impl Send + 'static,
+) {
     let peer = stream
         .peer_addr()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
     tokio::spawn(async move {
         serve_connection(gateway, stream, peer, &ConnectionLimits::default(), None, access_key).await;
+        drop(held);
     });
 }
 
@@ -208,6 +215,7 @@ async fn serve_connection(
     });
     let hosts = hosts.cloned();
     let service_activity = activity.clone();
+    let body_timeout = limits.header_timeout;
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let gateway = gateway.clone();
         let activity = service_activity.clone();
@@ -225,7 +233,7 @@ async fn serve_connection(
                 return Ok::<_, Infallible>(host_refused());
             }
             activity.in_flight.fetch_add(1, Ordering::Relaxed);
-            let res = gateway.handle(req, peer, access_key.as_deref()).await;
+            let res = gateway.handle(req, peer, access_key.as_deref(), body_timeout).await;
             activity.in_flight.fetch_sub(1, Ordering::Relaxed);
             activity.touch();
             Ok(res)

@@ -80,17 +80,21 @@ impl Gateway {
 
     /// Answer one request. Never fails: every error becomes the protocol's error response.
     /// `instance_key` is set for requests from inside a function instance: the access key it
-    /// was issued.
+    /// was issued. The body must arrive within `body_timeout`.
     pub async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
         peer: SocketAddr,
         instance_key: Option<&str>,
+        body_timeout: std::time::Duration,
     ) -> Response<Body> {
         let (parts, body) = req.into_parts();
-        let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
+        let body = match tokio::time::timeout(body_timeout, Limited::new(body, MAX_REQUEST_BYTES).collect()).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            // A client that announces a body and never sends it would otherwise hold its
+            // connection (and a place under the connection cap) forever.
+            Err(_) => return json_message(StatusCode::REQUEST_TIMEOUT, "Request Timeout"),
+            Ok(Err(_)) => {
                 if parts.uri.path().starts_with("/2015-03-31/") {
                     return invoke_api::error(
                         StatusCode::PAYLOAD_TOO_LARGE,

@@ -49,8 +49,15 @@ pub fn dynamodb(operation: &str, body: &[u8], region: &str) -> Vec<(String, Stri
             out
         }
         "TagResource" | "UntagResource" | "ListTagsOfResource" => {
-            let arn = str_field(&json, "ResourceArn").unwrap_or_else(|| "*".to_owned());
-            vec![(action(operation), arn)]
+            // Authorize on the table the service will act on, found the way the service finds
+            // it, never on the ARN as sent: `…:table/mine:table/secret` names `secret` there.
+            let arn = str_field(&json, "ResourceArn").unwrap_or_default();
+            let name = arn
+                .rsplit_once(":table/")
+                .map(|(_, n)| n.split('/').next().unwrap_or(n))
+                .unwrap_or("");
+            let resource = if name.is_empty() { "*".to_owned() } else { table(name) };
+            vec![(action(operation), resource)]
         }
         _ => {
             let resource = match (str_field(&json, "TableName"), str_field(&json, "IndexName")) {
@@ -97,6 +104,13 @@ mod tests {
             ]
         );
         assert_eq!(dynamodb("ListTables", b"{}", r)[0].1, "*");
+        // The ARN the table service will act on, not the one as sent.
+        let tag = dynamodb(
+            "TagResource",
+            br#"{"ResourceArn":"arn:aws:dynamodb:us-east-1:000000000000:table/mine:table/secret/x"}"#,
+            r,
+        );
+        assert_eq!(tag, vec![("dynamodb:TagResource".to_owned(), table_arn(r, "secret"))]);
         assert_eq!(
             dynamodb("DeleteTable", b"not json", r),
             vec![("dynamodb:DeleteTable".to_owned(), "*".to_owned())]

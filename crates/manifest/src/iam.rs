@@ -197,13 +197,31 @@ fn statements(
             other => vec![other],
         };
         let mut resources = Vec::with_capacity(raw.len());
+        let mut unresolved = false;
         for r in raw {
             match stack.resolve(r) {
                 Some(arn) => resources.push(arn),
-                None => notices.push(format!(
-                    "{at}: cannot resolve the resource {} locally; it matches nothing",
-                    serde_json::to_string(r).unwrap_or_default()
-                )),
+                None => {
+                    unresolved = true;
+                    notices.push(format!(
+                        "{at}: cannot resolve the resource {} locally",
+                        serde_json::to_string(r).unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        // What Sylph cannot resolve must never widen a grant: it matches nothing in an Allow's
+        // Resource, everything in a Deny's Resource, and an Allow's NotResource is dropped.
+        if unresolved {
+            match (allow, not_resource) {
+                (true, false) | (false, true) => {}
+                (false, false) => resources.push("*".to_owned()),
+                (true, true) => {
+                    notices.push(format!(
+                        "{at}: this Allow statement is ignored (its NotResource is not fully known)"
+                    ));
+                    continue;
+                }
             }
         }
         if st.contains_key("Condition") {

@@ -26,7 +26,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use sylph_model::Function;
 
-pub use process::{ApiHandler, CredentialIssuer, Family, InstanceCredentials, ProcessRuntime};
+pub use process::{
+    ApiHandler, ConnectionPermit, CredentialIssuer, Family, InstanceCredentials, ProcessRuntime,
+    MAX_INSTANCE_CONNECTIONS,
+};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

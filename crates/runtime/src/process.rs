@@ -53,8 +53,17 @@ pub struct ProcessRuntime {
 }
 
 /// Serves one connection that function code opened to Sylph's APIs (tables, Invoke) from
-/// inside its network namespace, with the access key that instance was issued (if any).
-pub type ApiHandler = Arc<dyn Fn(tokio::net::TcpStream, Option<Arc<str>>) + Send + Sync>;
+/// inside its network namespace, with the access key that instance was issued (if any). The
+/// permit must be held as long as the connection is served.
+pub type ApiHandler = Arc<dyn Fn(tokio::net::TcpStream, Option<Arc<str>>, ConnectionPermit) + Send + Sync>;
+
+/// Connections one instance may have open to Sylph's APIs at once; more are closed at once.
+/// (Each costs Sylph a descriptor and a task; a function has 1,024 descriptors per process
+/// and up to 1,024 processes.)
+pub const MAX_INSTANCE_CONNECTIONS: usize = 64;
+
+/// One of an instance's [`MAX_INSTANCE_CONNECTIONS`]; dropping it frees the place.
+pub struct ConnectionPermit(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
 
 /// Issues each instance credentials of its own, as Lambda gives each execution environment a
 /// session of the function's role.
@@ -523,7 +532,8 @@ impl Inner {
         let child_fd = channel.as_ref().map(|(_, child)| child.as_raw_fd());
         let procs: Vec<std::ffi::CString> = groups.iter().map(|g| g.procs.clone()).collect();
         let seccomp = match &self.sandbox {
-            Some(_) => crate::sandbox::seccomp_programs(),
+            // Fail closed: no instance starts without its filters.
+            Some(_) => crate::sandbox::seccomp_programs().map_err(spawn_err)?,
             None => Vec::new(),
         };
         // Descriptors the child gets at fixed numbers: (ours, theirs). At most four: the frame
@@ -584,16 +594,6 @@ impl Inner {
                     // The instance's own network, before bubblewrap builds the rest.
                     crate::netns::join_from_child(fd)?;
                 }
-                if sandboxed {
-                    // Lambda's limit on open files, for the runtime and everything it starts.
-                    let files = libc::rlimit {
-                        rlim_cur: MAX_OPEN_FILES,
-                        rlim_max: MAX_OPEN_FILES,
-                    };
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &files) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
                 for p in &procs {
                     // Join the limit groups before exec, so everything the runtime does counts.
                     crate::limits::join_from_child(p)?;
@@ -613,6 +613,18 @@ impl Inner {
                     // dup2 clears close-on-exec on the new descriptor, so the child inherits it
                     // (bubblewrap reads the seccomp filters; the runtime keeps the channel).
                     if moved[i] >= 0 && libc::dup2(moved[i], *theirs) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                if sandboxed {
+                    // Lambda's limit on open files, for the runtime and everything it starts.
+                    // Last: the moves above may need descriptors past it (a busy Sylph holds
+                    // many); those copies are close-on-exec and gone once bubblewrap starts.
+                    let files = libc::rlimit {
+                        rlim_cur: MAX_OPEN_FILES,
+                        rlim_max: MAX_OPEN_FILES,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &files) != 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                 }
@@ -1014,15 +1026,16 @@ async fn serve_api(listener: TcpListener, state: Arc<ApiState>) {
 
 /// Hand each connection function code opens to Sylph's APIs to `handler`.
 async fn serve_sylph_api(listener: TcpListener, handler: Option<ApiHandler>, access_key: Option<Arc<str>>) {
+    let places = Arc::new(tokio::sync::Semaphore::new(MAX_INSTANCE_CONNECTIONS));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let _ = stream.set_nodelay(true);
-        match &handler {
-            Some(h) => h(stream, access_key.clone()),
-            None => drop(stream),
+        match (&handler, places.clone().try_acquire_owned()) {
+            (Some(h), Ok(permit)) => h(stream, access_key.clone(), ConnectionPermit(permit)),
+            _ => drop(stream),
         }
     }
 }

@@ -28,7 +28,9 @@ const ETC: &[&str] = &[
     "/etc/passwd",
     "/etc/group",
     "/etc/localtime",
-    "/etc/ssl",
+    // Certificates only: /etc/ssl/private holds the host's TLS keys.
+    "/etc/ssl/certs",
+    "/etc/ssl/openssl.cnf",
     "/etc/ca-certificates",
     "/etc/ld.so.cache",
     "/etc/alternatives",
@@ -331,25 +333,32 @@ fn program_bytes(program: impl Iterator<Item = (u16, u8, u8, u32)>) -> Vec<u8> {
 }
 
 /// The seccomp filters, each in a new memory file for bubblewrap to read (one per start:
-/// a shared file's read offset would be shared too). Empty where there are none.
-pub fn seccomp_programs() -> Vec<OwnedFd> {
-    let mut out = Vec::new();
-    for bytes in compiled_filters() {
+/// a shared file's read offset would be shared too). An error where any is missing: an
+/// instance never starts without its filters.
+pub fn seccomp_programs() -> std::io::Result<Vec<OwnedFd>> {
+    let filters = compiled_filters();
+    if filters.is_empty() {
+        return Err(std::io::Error::other(
+            "no seccomp filter for this architecture (x86_64 and aarch64 have one); run with --unsandboxed to go without",
+        ));
+    }
+    let mut out = Vec::with_capacity(filters.len());
+    for bytes in filters {
         // SAFETY: memfd_create with a static name; the fd is owned from here on.
         let fd = unsafe { libc::memfd_create(c"sylph-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
         if fd < 0 {
-            return Vec::new();
+            return Err(std::io::Error::last_os_error());
         }
         // SAFETY: `fd` is a new descriptor we own.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
         // SAFETY: writing our own buffer to our own fd, then rewinding it.
         let written = unsafe { libc::write(owned.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
         if written != bytes.len() as isize || unsafe { libc::lseek(owned.as_raw_fd(), 0, libc::SEEK_SET) } != 0 {
-            return Vec::new();
+            return Err(std::io::Error::other("cannot write a seccomp filter"));
         }
         out.push(owned);
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]

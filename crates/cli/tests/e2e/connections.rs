@@ -55,6 +55,15 @@ fn idle_and_trickling_connections_cannot_lock_other_clients_out() {
     regular.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     assert_eq!(keep_alive_get(&mut regular, &authority, "/_sylph/metrics"), 200);
 
+    // One that announces a body and never sends it is answered 408 once the timeout passes.
+    let mut stalled = TcpStream::connect(&authority).unwrap();
+    stalled.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        stalled,
+        "POST / HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 100\r\n\r\n"
+    )
+    .unwrap();
+
     // The attack: more connections than the cap, sending nothing or a byte now and then.
     let mut idle: Vec<TcpStream> = (0..250).map(|_| TcpStream::connect(&authority).unwrap()).collect();
     let mut trickling: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(&authority).unwrap()).collect();
@@ -103,6 +112,9 @@ fn idle_and_trickling_connections_cannot_lock_other_clients_out() {
         "the cap is logged: {}",
         dev.output()
     );
+    let mut answer = String::new();
+    let _ = stalled.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "a stalled body: {answer:?}");
 }
 
 /// Send one more header byte on each trickling connection (ignoring the ones already closed).
