@@ -59,7 +59,14 @@ pub(crate) struct Resolver<'a> {
     in_progress: Vec<Vec<Seg>>,
     /// Strings being resolved right now, one inside another; bounded by [`MAX_VARIABLE_DEPTH`].
     depth: usize,
+    /// What resolution has produced so far (bytes of text, one per value copied); bounded by
+    /// [`MAX_RESOLVED_BYTES`].
+    produced: usize,
 }
+
+/// How much variables may produce in all. `s1: ${self:s0}${self:s0}`, `s2: ${self:s1}${self:s1}`,
+/// … doubles at each step: 35 lines would ask for gigabytes.
+pub const MAX_RESOLVED_BYTES: usize = 16 * 1024 * 1024;
 
 /// How many variables may be resolved one inside another (`a: ${self:b}`, `b: ${self:c}`, …, or
 /// `${${${…}}}`). Each level recurses; a chain of 5,000 overflowed the stack with no message.
@@ -75,6 +82,7 @@ impl<'a> Resolver<'a> {
             ctx,
             in_progress: Vec::new(),
             depth: 0,
+            produced: 0,
         }
     }
 
@@ -157,7 +165,25 @@ impl<'a> Resolver<'a> {
         }
         let mut owned = path.to_vec();
         self.resolve_deep(&mut owned)?;
+        let Some(node) = self.node(path) else { return Ok(None) };
+        let weight = weight(node);
+        let mark = node.mark;
+        self.charge(weight, mark, path)?;
         Ok(self.node(path).cloned())
+    }
+
+    /// Count `amount` more produced, failing past [`MAX_RESOLVED_BYTES`].
+    fn charge(&mut self, amount: usize, mark: Mark, path: &[Seg]) -> Result<(), Problem> {
+        self.produced = self.produced.saturating_add(amount);
+        if self.produced > MAX_RESOLVED_BYTES {
+            return Err(Problem::new(
+                mark,
+                path_string(path),
+                format!("variables expand to more than {} MB", MAX_RESOLVED_BYTES >> 20),
+            )
+            .help("a variable that repeats another, which repeats another, grows exponentially"));
+        }
+        Ok(())
     }
 
     /// Resolve a string that contains `${...}`. A string that is exactly one variable takes the
@@ -230,6 +256,7 @@ impl<'a> Resolver<'a> {
                 }
             }
         }
+        self.charge(out.len(), mark, path)?;
         Ok(Node::new(Value::Str(out), mark))
     }
 
@@ -424,6 +451,18 @@ impl<'a> Resolver<'a> {
 }
 
 /// `AWS::Region`, `MyTable`, `MyTable.Arn`, `!Literal`: names `Fn::Sub` substitutes itself.
+/// What copying `node` costs: one per value and the bytes of its text.
+fn weight(node: &Node) -> usize {
+    match &node.value {
+        Value::Str(s) => 1 + s.len(),
+        Value::Seq(items) => items.iter().fold(1, |acc, n| acc.saturating_add(weight(n))),
+        Value::Map(entries) => entries
+            .iter()
+            .fold(1, |acc, (k, n)| acc.saturating_add(k.len() + weight(n))),
+        _ => 1,
+    }
+}
+
 fn is_cloudformation_reference(inner: &str) -> bool {
     let ident = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric());
     if inner.starts_with('!') {

@@ -181,6 +181,8 @@ enum Frame {
         tag: Option<Tag>,
         /// Values inside, aliases expanded.
         size: usize,
+        /// Levels of nesting inside, aliases expanded.
+        height: usize,
     },
     Map {
         entries: Vec<(String, Node)>,
@@ -189,14 +191,16 @@ enum Frame {
         anchor: usize,
         tag: Option<Tag>,
         size: usize,
+        height: usize,
     },
 }
 
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
-    /// Each anchored node with its size (values inside it, aliases expanded).
-    anchors: HashMap<usize, (Node, usize)>,
+    /// Each anchored node with its size (values inside it) and height (levels of nesting
+    /// inside it), aliases expanded.
+    anchors: HashMap<usize, (Node, usize, usize)>,
     root: Option<Node>,
     error: Option<SyntaxError>,
     /// Values built so far, aliases expanded; bounded by [`MAX_NODES`].
@@ -204,24 +208,32 @@ struct Builder {
 }
 
 impl Builder {
-    /// Add a finished node of `size` values to its parent.
-    fn push_node(&mut self, node: Node, anchor: usize, size: usize) {
+    /// Add a finished node of `size` values and `height` levels to its parent.
+    fn push_node(&mut self, node: Node, anchor: usize, size: usize, height: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, (node.clone(), size));
+            self.anchors.insert(anchor, (node.clone(), size, height));
         }
         match self.stack.last_mut() {
             None => self.root = Some(node),
-            Some(Frame::Seq { items, size: total, .. }) => {
+            Some(Frame::Seq {
+                items,
+                size: total,
+                height: inner,
+                ..
+            }) => {
                 *total += size;
+                *inner = (*inner).max(height + 1);
                 items.push(node)
             }
             Some(Frame::Map {
                 entries,
                 key,
                 size: total,
+                height: inner,
                 ..
             }) => {
                 *total += size;
+                *inner = (*inner).max(height + 1);
                 match key.take() {
                     None => *key = Some(key_string(&node)),
                     Some(k) => entries.push((k, node)),
@@ -278,7 +290,7 @@ impl MarkedEventReceiver for Builder {
                     Err(message) => return self.fail(mark, message),
                 };
                 if self.grow(mark, 1) {
-                    self.push_node(node, anchor, 1);
+                    self.push_node(node, anchor, 1, 0);
                 }
             }
             Event::SequenceStart(anchor, tag) => self.open(
@@ -289,6 +301,7 @@ impl MarkedEventReceiver for Builder {
                     anchor,
                     tag,
                     size: 1,
+                    height: 1,
                 },
             ),
             Event::MappingStart(anchor, tag) => self.open(
@@ -300,6 +313,7 @@ impl MarkedEventReceiver for Builder {
                     anchor,
                     tag,
                     size: 1,
+                    height: 1,
                 },
             ),
             Event::SequenceEnd => {
@@ -309,10 +323,11 @@ impl MarkedEventReceiver for Builder {
                     anchor,
                     tag,
                     size,
+                    height,
                 }) = self.stack.pop()
                 {
                     match apply_tag(Node::new(Value::Seq(items), mark), tag.as_ref()) {
-                        Ok(node) => self.push_node(node, anchor, size),
+                        Ok(node) => self.push_node(node, anchor, size, height),
                         Err(message) => self.fail(mark, message),
                     }
                 }
@@ -324,24 +339,33 @@ impl MarkedEventReceiver for Builder {
                     anchor,
                     tag,
                     size,
+                    height,
                     ..
                 }) = self.stack.pop()
                 {
                     let entries = apply_merge_keys(entries);
                     match apply_tag(Node::new(Value::Map(entries), mark), tag.as_ref()) {
-                        Ok(node) => self.push_node(node, anchor, size),
+                        Ok(node) => self.push_node(node, anchor, size, height),
                         Err(message) => self.fail(mark, message),
                     }
                 }
             }
             Event::Alias(id) => {
-                let Some(size) = self.anchors.get(&id).map(|(_, size)| *size) else {
+                let Some((size, height)) = self.anchors.get(&id).map(|(_, size, height)| (*size, *height)) else {
                     return self.fail(mark, "alias to an unknown anchor".into());
                 };
+                // A copy lands at its full height: nesting aliases in aliases must not get past
+                // the depth limit.
+                if self.stack.len() + height > MAX_DEPTH {
+                    return self.fail(
+                        mark,
+                        format!("mappings and sequences nest more than {MAX_DEPTH} levels deep (through aliases)"),
+                    );
+                }
                 // Count before copying: the copy is what would exhaust memory.
                 if self.grow(mark, size) {
                     let node = self.anchors[&id].0.clone();
-                    self.push_node(node, 0, size);
+                    self.push_node(node, 0, size, height);
                 }
             }
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd => {}

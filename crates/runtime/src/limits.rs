@@ -343,21 +343,20 @@ fn remove_stale(base: &Path) {
 fn stop_leftovers(group: &Path) {
     let _ = std::fs::write(group.join("freezer.state"), "THAWED");
     let _ = std::fs::write(group.join("cgroup.freeze"), "0");
-    for _ in 0..50 {
-        let procs = std::fs::read_to_string(group.join("cgroup.procs")).unwrap_or_default();
-        let pids: Vec<i32> = procs.split_whitespace().filter_map(|p| p.parse().ok()).collect();
-        if pids.is_empty() {
-            break;
+    let procs = std::fs::read_to_string(group.join("cgroup.procs")).unwrap_or_default();
+    for pid in procs.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+        // SAFETY: signalling a process found in a group of Sylph's own, whose owner is gone.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
         }
-        for pid in pids {
-            // SAFETY: signalling a process found in a group of Sylph's own, whose owner is gone.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
+    }
+    // Removal succeeds once the kernel has finished them: try now and briefly after.
+    for _ in 0..5 {
+        if std::fs::remove_dir(group).is_ok() || !group.exists() {
+            return;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    let _ = std::fs::remove_dir(group);
 }
 
 /// Write the calling process's pid to `procs`; safe to call between fork and exec (no

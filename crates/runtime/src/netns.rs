@@ -40,8 +40,6 @@ pub const RUNTIME_API_ADDR: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::LOCALHOST
 #[derive(Debug, Clone)]
 pub struct Outbound {
     slirp: PathBuf,
-    /// Prefixes made unreachable inside every namespace before slirp4netns starts.
-    blocked: Vec<(IpAddr, u8)>,
 }
 
 /// slirp4netns's DNS forwarder inside the namespace (its default 10.0.2.0/24 network).
@@ -54,6 +52,12 @@ impl Outbound {
             .iter()
             .map(PathBuf::from)
             .find(|p| p.is_file())?;
+        Some(Outbound { slirp })
+    }
+
+    /// Prefixes made unreachable inside a namespace before slirp4netns starts, read anew for
+    /// each (an address the host gained since Sylph started, a VPN's say, is blocked too).
+    fn blocked(&self) -> Vec<(IpAddr, u8)> {
         let mut blocked: Vec<(IpAddr, u8)> = vec![
             // Link-local: cloud metadata (169.254.169.254), and the host's own link-local peers.
             (IpAddr::V4(Ipv4Addr::new(169, 254, 0, 0)), 16),
@@ -66,7 +70,7 @@ impl Outbound {
                 blocked.push((addr, if addr.is_ipv4() { 32 } else { 128 }));
             }
         }
-        Some(Outbound { slirp, blocked })
+        blocked
     }
 
     pub fn describe(&self) -> String {
@@ -122,7 +126,9 @@ impl InstanceNet {
     ) -> io::Result<InstanceNet> {
         // A fresh thread, so the namespace change never touches a thread of the async runtime.
         let mut net = std::thread::scope(|s| {
-            s.spawn(|| Self::create_on_this_thread(runtime_api, sylph_api_port, outbound))
+            // The host's addresses are read here, in the host's namespace.
+            let blocked = outbound.map(Outbound::blocked).unwrap_or_default();
+            s.spawn(move || Self::create_on_this_thread(runtime_api, sylph_api_port, &blocked))
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("network namespace set-up panicked")))
         })?;
@@ -149,6 +155,9 @@ impl InstanceNet {
             "--mtu=65520",
             // 10.0.2.2 would otherwise lead to the host's 127.0.0.1.
             "--disable-host-loopback",
+            // Its own seccomp filter: it parses packets from untrusted code, as root.
+            // (`--enable-sandbox` cannot join a namespace given by path.)
+            "--enable-seccomp",
             "--ready-fd=4",
             "--exit-fd=5",
             "--netns-type=path",
@@ -192,20 +201,23 @@ impl InstanceNet {
     pub async fn outbound_ready(&mut self) -> bool {
         let Some(slirp) = &mut self.slirp else { return true };
         let Some(ready) = slirp.ready.take() else { return true };
-        let ok = tokio::task::spawn_blocking(move || {
+        let wait = tokio::task::spawn_blocking(move || {
             let mut file = std::fs::File::from(ready);
             let mut byte = [0u8; 1];
             matches!(std::io::Read::read(&mut file, &mut byte), Ok(1))
-        })
-        .await
-        .unwrap_or(false);
-        ok
+        });
+        // A stuck slirp4netns must not hold the invocation: it then runs without the network
+        // (and the blocked read ends when slirp4netns exits with the instance).
+        matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(5), wait).await,
+            Ok(Ok(true))
+        )
     }
 
     fn create_on_this_thread(
         runtime_api: bool,
         sylph_api_port: Option<u16>,
-        outbound: Option<&Outbound>,
+        blocked: &[(IpAddr, u8)],
     ) -> io::Result<InstanceNet> {
         // SAFETY: changes only the calling thread's network namespace; this thread ends right
         // after and never runs anything else.
@@ -220,14 +232,12 @@ impl InstanceNet {
         // SAFETY: a new descriptor we own.
         let namespace = unsafe { OwnedFd::from_raw_fd(fd) };
         loopback_up()?;
-        if let Some(outbound) = outbound {
-            // Before any route to the world exists: fail closed if one cannot be added.
-            for (prefix, len) in &outbound.blocked {
-                match add_prohibit_route(*prefix, *len) {
-                    // A host without IPv6 has no IPv6 route to block.
-                    Err(e) if prefix.is_ipv6() && e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {}
-                    other => other?,
-                }
+        // Before any route to the world exists: fail closed if one cannot be added.
+        for (prefix, len) in blocked {
+            match add_prohibit_route(*prefix, *len) {
+                // A host without IPv6 has no IPv6 route to block.
+                Err(e) if prefix.is_ipv6() && e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {}
+                other => other?,
             }
         }
         let bind = |addr: SocketAddrV4| -> io::Result<TcpListener> {

@@ -194,17 +194,20 @@ impl ProcessRuntime {
                 std::fs::rename(&tmp, &path)?;
             }
         }
+        // The freezer first: its clean-up thaws what a killed Sylph left frozen, so that the
+        // memory and pids groups of the same instances empty at once when swept next.
+        let freezer = crate::limits::Cgroups::detect(crate::limits::Controller::Freezer);
         let memory = crate::limits::Cgroups::detect(crate::limits::Controller::Memory);
-        // With cgroup v2 a process belongs to one group only: the memory group caps pids too,
-        // and a second, sibling pids group would pull the process out of its memory limit.
-        let pids = match &memory {
-            Some(m) if m.mode() == crate::limits::Mode::V2 => None,
-            _ => crate::limits::Cgroups::detect(crate::limits::Controller::Pids),
+        // With cgroup v2 a process belongs to one group only: the memory group caps pids too
+        // (and freezes, with cgroup.freeze), and a sibling group would pull the process out of
+        // its memory limit.
+        let v2 = memory.as_ref().is_some_and(|m| m.mode() == crate::limits::Mode::V2);
+        let pids = if v2 {
+            None
+        } else {
+            crate::limits::Cgroups::detect(crate::limits::Controller::Pids)
         };
-        let freezer = match &memory {
-            Some(m) if m.mode() == crate::limits::Mode::V2 => None,
-            _ => crate::limits::Cgroups::detect(crate::limits::Controller::Freezer),
-        };
+        let freezer = freezer.filter(|_| !v2);
         let isolated_network = match (&sandbox, crate::netns::probe()) {
             (Some(_), Ok(())) => true,
             (Some(_), Err(why)) => {

@@ -1083,7 +1083,21 @@ fn writer_loop(storage: Arc<dyn Storage>, rx: std::sync::mpsc::Receiver<Job>) {
     // Set after a failed batch: the storage is brought back (reopened) before the next one,
     // so a write after space returns succeeds without a restart.
     let mut needs_recovery = false;
-    while let Ok(first) = rx.recv() {
+    loop {
+        // While the store needs reopening, try again every second even with no write waiting,
+        // so that reads come back too.
+        let first = if needs_recovery {
+            match rx.recv_timeout(std::time::Duration::from_secs(1)) {
+                Ok(job) => Some(job),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            match rx.recv() {
+                Ok(job) => Some(job),
+                Err(_) => return,
+            }
+        };
         if needs_recovery {
             match storage.recover() {
                 Ok(()) => {
@@ -1093,6 +1107,7 @@ fn writer_loop(storage: Arc<dyn Storage>, rx: std::sync::mpsc::Receiver<Job>) {
                 Err(e) => tracing::error!("table storage cannot be reopened yet: {e}"),
             }
         }
+        let Some(first) = first else { continue };
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
             match rx.try_recv() {

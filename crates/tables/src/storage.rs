@@ -206,9 +206,10 @@ impl Storage for Redb {
         // one request. The file lock lasts as long as any handle, so wait for the last one.
         let mut slot = self.db.write().unwrap_or_else(|e| e.into_inner());
         if let Some(old) = slot.take() {
+            // Readers wait on this lock meanwhile: keep it short, a failed reopen is retried.
             let mut waited = 0;
-            while std::sync::Arc::strong_count(&old) > 1 && waited < 100 {
-                std::thread::sleep(std::time::Duration::from_millis(10));
+            while std::sync::Arc::strong_count(&old) > 1 && waited < 20 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
                 waited += 1;
             }
             drop(old);
