@@ -161,13 +161,7 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
             "network: each instance has its own network namespace (no host loopback, no other instances); Sylph's APIs at 127.0.0.1:{} inside it",
             addr.port()
         );
-        let outbound = service
-            .custom
-            .get("sylph")
-            .and_then(|s| s.get("outbound"))
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(true);
-        if outbound {
+        if crate::options::outbound_allowed(&service) {
             match runtime.allow_outbound() {
                 Ok(how) => println!("network: {how}"),
                 Err(why) => println!("network: no outbound traffic: {why}"),

@@ -239,3 +239,14 @@ impl sylph_runtime::CredentialIssuer for Issuer {
         }
     }
 }
+
+/// Whether the service's functions may reach the outside world (`custom.sylph.outbound`,
+/// default true, as on Lambda).
+pub fn outbound_allowed(service: &sylph_model::Service) -> bool {
+    service
+        .custom
+        .get("sylph")
+        .and_then(|s| s.get("outbound"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(true)
+}
