@@ -152,6 +152,7 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     base_env.push(("AWS_DEFAULT_REGION".to_owned(), service.region.clone()));
     let mut runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), base_env, sandbox)
         .context("cannot write the runtime clients")?;
+    crate::options::start_guard(&runtime);
     if args.host_network && runtime.share_host_network() {
         println!("warning: --host-network: functions share this machine's network and can reach every service on it");
     }

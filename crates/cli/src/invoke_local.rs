@@ -87,6 +87,7 @@ pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyho
     let sandbox = crate::options::sandbox(args.unsandboxed, &service, true)?;
     let runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), Vec::new(), sandbox)
         .context("cannot write the runtime clients")?;
+    crate::options::start_guard(&runtime);
     if runtime.network_isolated() && crate::options::outbound_allowed(&service) {
         if let Err(why) = runtime.allow_outbound() {
             eprintln!("network: no outbound traffic: {why}");

@@ -63,7 +63,13 @@ pub struct ServiceArgs {
 }
 
 fn main() -> ExitCode {
-    let (args, extra_options) = options::split_extra_options(std::env::args().collect());
+    let raw: Vec<String> = std::env::args().collect();
+    if raw.get(1).map(String::as_str) == Some(options::GUARD_COMMAND) {
+        let dirs: Vec<PathBuf> = raw[2..].iter().map(PathBuf::from).collect();
+        sylph_runtime::limits::guard_main(&dirs);
+        return ExitCode::SUCCESS;
+    }
+    let (args, extra_options) = options::split_extra_options(raw);
     let cli = Cli::parse_from(args);
     let level = match std::env::var("SYLPH_LOG").as_deref() {
         Ok("trace") => tracing::Level::TRACE,

@@ -188,6 +188,36 @@ pub fn sandbox(
     }
 }
 
+/// Start the guard that stops whatever Sylph's instance groups still hold once this process
+/// ends, however it ends (see `sylph_runtime::limits::guard_main`). Its pipe is kept open for
+/// the life of this process.
+pub fn start_guard(runtime: &sylph_runtime::ProcessRuntime) {
+    use std::os::unix::process::CommandExt as _;
+    let dirs = runtime.group_dirs();
+    if dirs.is_empty() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else { return };
+    // Close-on-exec on our end: no instance may hold it open, or the guard would wait on them.
+    let Ok((read, write)) = std::io::pipe() else { return };
+    let started = std::process::Command::new(exe)
+        .arg(GUARD_COMMAND)
+        .args(&dirs)
+        .stdin(read)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn();
+    match started {
+        // Never closed while this process lives; it closes when the process ends.
+        Ok(_) => std::mem::forget(write),
+        Err(e) => tracing::warn!("cannot start the clean-up guard: {e}"),
+    }
+}
+
+/// The hidden command the guard runs as.
+pub const GUARD_COMMAND: &str = "__guard";
+
 /// Where the embedded runtime clients are written.
 pub fn runtime_dir() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")

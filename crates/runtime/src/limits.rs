@@ -119,6 +119,11 @@ impl Cgroups {
         self.mode
     }
 
+    /// The folder this Sylph's instance groups live in (`…/sylph-<pid>`).
+    pub fn parent(&self) -> &Path {
+        &self.parent
+    }
+
     pub fn describe(&self) -> String {
         let v = match self.mode {
             Mode::V1 => "cgroup v1",
@@ -356,6 +361,40 @@ fn stop_leftovers(group: &Path) {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// The guard: a small process Sylph starts once, which lives until Sylph's end of its standard
+/// input closes — however Sylph ends, `kill -9` included — and then stops every process left in
+/// Sylph's instance groups (thawing frozen ones first) and removes the groups. Without it, a
+/// killed Sylph left frozen instances behind for good, and empty groups until the next start.
+/// `group_dirs` are the `sylph-<pid>` folders, freezer first.
+pub fn guard_main(group_dirs: &[PathBuf]) {
+    // Ctrl-C and SIGTERM reach Sylph's whole process group: outlive them to clean up after it.
+    // SAFETY: setting signal dispositions of this single-threaded process.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+    let mut buf = [0u8; 64];
+    loop {
+        match std::io::Read::read(&mut std::io::stdin(), &mut buf) {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    for dir in group_dirs {
+        if let Ok(children) = std::fs::read_dir(dir) {
+            for c in children.flatten() {
+                if c.file_type().is_ok_and(|t| t.is_dir()) {
+                    stop_leftovers(&c.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(dir);
     }
 }
 

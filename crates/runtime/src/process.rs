@@ -279,6 +279,16 @@ impl ProcessRuntime {
         }
     }
 
+    /// The folders of this Sylph's instance groups, freezer first (for the guard, see
+    /// [`crate::limits::guard_main`]).
+    pub fn group_dirs(&self) -> Vec<PathBuf> {
+        [&self.inner.freezer, &self.inner.memory, &self.inner.pids]
+            .into_iter()
+            .flatten()
+            .map(|c| c.parent().to_path_buf())
+            .collect()
+    }
+
     /// Whether each instance has a network namespace of its own.
     pub fn network_isolated(&self) -> bool {
         self.inner.isolated_network
@@ -590,9 +600,16 @@ impl Inner {
         let sandboxed = self.sandbox.is_some();
         // SAFETY: prctl, setns, setrlimit and dup2 are async-signal-safe and touch no memory of
         // the parent.
+        let sylph_pid = std::process::id() as libc::pid_t;
         unsafe {
             cmd.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                // Sylph may have exited between the fork and the line above, in which case no
+                // signal will ever come: do not start at all (this left orphans when Sylph was
+                // stopped while pre-started runtimes were being spawned).
+                if libc::getppid() != sylph_pid {
+                    return Err(std::io::Error::other("sylph has exited"));
+                }
                 if let Some(fd) = netns_fd {
                     // The instance's own network, before bubblewrap builds the rest.
                     crate::netns::join_from_child(fd)?;
