@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{example, Dev};
 
+/// Function processes (instances, pre-started runtimes) whose parent is `pid`: every child
+/// but Sylph's own clean-up guard, which lives as long as Sylph.
 fn children_of(pid: u32) -> usize {
     std::fs::read_dir("/proc")
         .unwrap()
@@ -16,6 +18,7 @@ fn children_of(pid: u32) -> usize {
                 !after.starts_with('Z') && after.split(' ').nth(1).and_then(|x| x.parse::<u32>().ok()) == Some(pid)
             })
         })
+        .filter(|p| !std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.windows(7).any(|w| w == b"__guard")))
         .count()
 }
 
