@@ -331,14 +331,20 @@ fn remove_stale(base: &Path) {
         if Path::new(&format!("/proc/{pid}")).exists() {
             continue;
         }
+        let mut groups = 0;
         if let Ok(children) = std::fs::read_dir(e.path()) {
             for c in children.flatten() {
                 if c.file_type().is_ok_and(|t| t.is_dir()) {
                     stop_leftovers(&c.path());
+                    groups += 1;
                 }
             }
         }
         let _ = std::fs::remove_dir(e.path());
+        tracing::info!(
+            "cleaned up after sylph {pid}, which is gone: {} and {groups} instance groups in it",
+            e.path().display()
+        );
     }
 }
 

@@ -217,4 +217,9 @@ fn a_new_start_removes_the_groups_a_killed_run_left() {
     for stale in &made {
         assert!(!stale.exists(), "{} is still there:\n{}", stale.display(), dev.output());
     }
+    assert!(
+        dev.output().contains(&format!("cleaned up after sylph {dead}")),
+        "a log line says what was cleaned: {}",
+        dev.output()
+    );
 }
