@@ -55,7 +55,8 @@ pub fn build_rust(service: &mut Service) -> anyhow::Result<()> {
         "building Rust functions: cargo build --release (in {})",
         service.root.display()
     );
-    let output = Command::new("cargo")
+    let mut cargo = Command::new("cargo");
+    cargo
         .args([
             "build",
             "--release",
@@ -63,9 +64,21 @@ pub fn build_rust(service: &mut Service) -> anyhow::Result<()> {
             "--message-format=json-render-diagnostics",
         ])
         .current_dir(&service.root)
-        .stderr(Stdio::inherit())
-        .output()
-        .context("cannot run cargo")?;
+        .stderr(Stdio::inherit());
+    // A build must not outlive a Sylph stopped during it (SIGTERM lets cargo stop its rustc
+    // jobs); the parent-death signal belongs to this thread, which waits for the build.
+    let sylph_pid = std::process::id() as libc::pid_t;
+    // SAFETY: prctl and getppid are async-signal-safe and touch no memory of the parent.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cargo, move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            if libc::getppid() != sylph_pid {
+                return Err(std::io::Error::other("sylph has exited"));
+            }
+            Ok(())
+        });
+    }
+    let output = cargo.output().context("cannot run cargo")?;
     if !output.status.success() {
         bail!("cargo build failed in {}", service.root.display());
     }
