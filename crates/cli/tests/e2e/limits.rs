@@ -97,7 +97,7 @@ fn a_fork_bomb_stops_at_the_process_limit_and_costs_nobody_else() {
     .unwrap();
     std::fs::write(
         dir.join("p.py"),
-        "import os, time\n\ndef bomb(event, context):\n    forked, failed = 0, 0\n    for _ in range(3000):\n        try:\n            pid = os.fork()\n        except OSError:\n            failed += 1\n            break\n        if pid == 0:\n            os.execv('/bin/sleep', ['sleep', '3'])\n        forked += 1\n    return {'forked': forked, 'failed': failed}\n\ndef fine(event, context):\n    return 'still here'\n",
+        "import os, time\n\ndef bomb(event, context):\n    forked, failed = 0, 0\n    for _ in range(3000):\n        try:\n            pid = os.fork()\n        except OSError:\n            failed += 1\n            break\n        if pid == 0:\n            os.execv('/bin/sleep', ['sleep', '60'])\n        forked += 1\n    return {'forked': forked, 'failed': failed}\n\ndef fine(event, context):\n    return 'still here'\n",
     )
     .unwrap();
     let dev = Dev::start(&dir);
