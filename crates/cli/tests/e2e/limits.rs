@@ -92,7 +92,7 @@ fn a_fork_bomb_stops_at_the_process_limit_and_costs_nobody_else() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("serverless.yml"),
-        "service: forks\nprovider:\n  runtime: python3.12\nfunctions:\n  bomb:\n    handler: p.bomb\n    memorySize: 4096\n  fine:\n    handler: p.fine\n",
+        "service: forks\nprovider:\n  runtime: python3.12\nfunctions:\n  bomb:\n    handler: p.bomb\n    memorySize: 4096\n    timeout: 120\n  fine:\n    handler: p.fine\n",
     )
     .unwrap();
     std::fs::write(
