@@ -135,6 +135,8 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         println!("table {} {what}", t.name);
     }
     tables.spawn_ttl_reaper();
+    // Lets `sylph invoke local` of the same service use this server's tables.
+    let marker = crate::options::DevMarker::write(&data_dir, addr.port());
 
     let sandbox = crate::options::sandbox(args.unsandboxed, &service, false)?;
     // Functions reach this server for the Lambda and DynamoDB APIs with no code change: in
@@ -288,6 +290,7 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     let hosts = sylph_gateway::HostPolicy::new(addr.ip(), &args.allow_hosts);
     sylph_gateway::serve(listener, gateway, limits, hosts, shutdown_signal()).await;
     println!("shutting down");
+    drop(marker);
     pool.shutdown();
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
 use clap::Args;
+use sylph_gateway::Gateway;
 use sylph_invoker::{InvokeRequest, InvokeResult, Invoker, Pool, PoolConfig};
 use sylph_runtime::ProcessRuntime;
 use sylph_telemetry::TerminalSink;
@@ -23,7 +24,8 @@ pub struct InvokeLocalArgs {
     /// The function's key under `functions:` (or its deployed name).
     #[arg(long, short = 'f')]
     function: String,
-    /// The event, as JSON (text that is not JSON is passed as a string).
+    /// The event, as JSON (text that is not JSON is passed as a string); `-` reads it from
+    /// standard input, as does piped input when neither -d nor -p is given.
     #[arg(long, short = 'd', conflicts_with = "path")]
     data: Option<String>,
     /// A file holding the event as JSON.
@@ -38,6 +40,12 @@ pub struct InvokeLocalArgs {
     /// Run the function without the sandbox.
     #[arg(long)]
     unsandboxed: bool,
+    /// A JSON file whose content the function gets as its context's client context.
+    #[arg(long = "contextPath", short = 'x', value_name = "FILE")]
+    context_path: Option<PathBuf>,
+    /// The service's tables (default: .sylph/tables in the service's folder, as sylph dev).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyhow::Result<ExitCode> {
@@ -54,9 +62,12 @@ pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyho
             known.join(", ")
         );
     }
+    let stdin_piped = !std::io::IsTerminal::is_terminal(&std::io::stdin());
     let raw_text = match (&args.data, &args.path) {
+        (Some(d), _) if d == "-" => Some(read_stdin()?),
         (Some(d), _) => Some(d.clone()),
         (None, Some(p)) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?),
+        (None, None) if stdin_piped => Some(read_stdin()?).filter(|t| !t.trim().is_empty()),
         (None, None) => None,
     };
     let payload = match raw_text {
@@ -83,11 +94,77 @@ pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyho
         extra_env.push((k.to_owned(), v.to_owned()));
     }
 
-    let sink: Arc<dyn sylph_telemetry::LogSink> = Arc::new(TerminalSink { stderr: true });
+    let client_context = match &args.context_path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+            serde_json::from_str::<serde_json::Value>(&text)
+                .with_context(|| format!("{} is not valid JSON", p.display()))?;
+            Some(text)
+        }
+        None => None,
+    };
+    let mut service = service;
+    if crate::watch::is_rust_service(&service) {
+        crate::watch::build_rust(&mut service)?;
+    }
+
+    // The function reaches tables as under sylph dev: those of the sylph dev running for this
+    // service if there is one, otherwise the service's stored tables, served for this invocation.
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| service.root.join(".sylph/tables"));
     let sandbox = crate::options::sandbox(args.unsandboxed, &service, true)?;
-    let runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), Vec::new(), sandbox)
+    let isolated = sandbox.is_some() && sylph_runtime::netns::probe().is_ok();
+    let running_dev = crate::options::DevMarker::running(&data_dir);
+    let (tables, host_listener, api_port) = match running_dev {
+        Some((pid, port)) => {
+            eprintln!("tables: those of the sylph dev running for this service (pid {pid}, http://127.0.0.1:{port})");
+            (None, None, port)
+        }
+        None if service.tables.is_empty() => {
+            eprintln!("tables: none (the service declares none under resources:)");
+            (None, None, 0)
+        }
+        None => {
+            let tables = open_tables_waiting(&data_dir, &service.region).await?;
+            for t in &service.tables {
+                tables.provision(&t.name, &t.properties).await.map_err(|e| {
+                    anyhow::anyhow!(
+                        "resources.Resources.{}: cannot create table {}: {e}",
+                        t.logical_id,
+                        t.name
+                    )
+                })?;
+            }
+            eprintln!(
+                "tables: {} (no sylph dev is running for this service)",
+                data_dir.display()
+            );
+            // In its own network namespace the function finds them at 127.0.0.1:3000 (any port
+            // would do there); without one, on a free port of the host's loopback.
+            if isolated {
+                (Some(tables), None, 3000)
+            } else {
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+                let port = listener.local_addr()?.port();
+                (Some(tables), Some(listener), port)
+            }
+        }
+    };
+    let mut base_env = crate::options::function_endpoint_env(&format!("http://127.0.0.1:{api_port}"));
+    base_env.push(("AWS_REGION".to_owned(), service.region.clone()));
+    base_env.push(("AWS_DEFAULT_REGION".to_owned(), service.region.clone()));
+
+    let sink: Arc<dyn sylph_telemetry::LogSink> = Arc::new(TerminalSink { stderr: true });
+    let runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), base_env, sandbox)
         .context("cannot write the runtime clients")?;
     crate::options::start_guard(&runtime);
+    if runtime.network_isolated() {
+        runtime.serve_sylph_api_on(api_port);
+    }
+    let identities = sylph_iam::Registry::new();
+    runtime.set_credential_issuer(Arc::new(crate::options::Issuer(identities.clone())));
     if runtime.network_isolated() && crate::options::outbound_allowed(&service) {
         if let Err(why) = runtime.allow_outbound() {
             eprintln!("network: no outbound traffic: {why}");
@@ -95,18 +172,53 @@ pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyho
     }
     let pool = Pool::new(
         &service,
-        Arc::new(runtime),
+        Arc::new(runtime.clone()),
         sink,
         PoolConfig {
             extra_env,
             ..PoolConfig::default()
         },
     );
+    match tables {
+        None if api_port == 0 => {}
+        Some(tables) => {
+            let authorizer = Arc::new(sylph_iam::Authorizer::new(identities, false));
+            let gateway = Gateway::new(&service, pool.clone(), Some(tables), None, Some(authorizer));
+            let api = gateway.clone();
+            runtime.set_sylph_api_handler(Arc::new(move |stream, access_key, permit| {
+                sylph_gateway::spawn_instance_connection(api.clone(), stream, access_key, permit)
+            }));
+            if let Some(listener) = host_listener {
+                let hosts = sylph_gateway::HostPolicy::new(std::net::IpAddr::from([127, 0, 0, 1]), &[]);
+                tokio::spawn(sylph_gateway::serve(
+                    listener,
+                    gateway,
+                    sylph_gateway::ConnectionLimits::default(),
+                    hosts,
+                    std::future::pending(),
+                ));
+            }
+        }
+        None => {
+            // The running sylph dev answers; its tables are the developer's, so its public port
+            // takes these calls as it takes the developer's own tools.
+            runtime.set_sylph_api_handler(Arc::new(move |stream, _access_key, permit| {
+                tokio::spawn(async move {
+                    let mut stream = stream;
+                    if let Ok(mut upstream) = tokio::net::TcpStream::connect(("127.0.0.1", api_port)).await {
+                        let _ = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await;
+                    }
+                    drop(permit);
+                });
+            }));
+        }
+    }
     let response = pool
         .invoke(
             &args.function,
             InvokeRequest {
                 payload,
+                client_context,
                 ..Default::default()
             },
         )
@@ -124,4 +236,24 @@ pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyho
     let mut out = std::io::stdout().lock();
     writeln!(out, "{pretty}")?;
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn read_stdin() -> anyhow::Result<String> {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+        .context("cannot read the event from standard input")?;
+    Ok(text)
+}
+
+/// The table store, waiting a little if another `sylph invoke local` of the same service holds
+/// it (the store takes one process at a time; an invocation holds it only while it runs).
+async fn open_tables_waiting(dir: &std::path::Path, region: &str) -> anyhow::Result<sylph_tables::Tables> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match crate::dev::open_tables(dir, region, false) {
+            Ok(t) => return Ok(t),
+            Err(e) if std::time::Instant::now() > deadline => return Err(e),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
 }

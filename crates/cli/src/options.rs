@@ -39,6 +39,7 @@ const KNOWN_FLAGS: &[&str] = &[
     "strict-iam",
     "host-network",
     "no-iam",
+    "contextPath",
 ];
 
 /// Take unknown `--name value` / `--name=value` flags out of `args`.
@@ -279,4 +280,36 @@ pub fn outbound_allowed(service: &sylph_model::Service) -> bool {
         .and_then(|s| s.get("outbound"))
         .and_then(serde_json::Value::as_bool)
         .unwrap_or(true)
+}
+
+/// The file a running `sylph dev` keeps in its table folder: which process serves those tables,
+/// on which port. Removed when it stops; one whose process is gone is ignored.
+pub struct DevMarker(PathBuf);
+
+const DEV_MARKER: &str = "sylph-dev.json";
+
+impl DevMarker {
+    pub fn write(data_dir: &Path, port: u16) -> Option<DevMarker> {
+        let path = data_dir.join(DEV_MARKER);
+        let text = serde_json::json!({ "pid": std::process::id(), "port": port }).to_string();
+        std::fs::write(&path, text).ok()?;
+        Some(DevMarker(path))
+    }
+
+    /// The port of the `sylph dev` serving the tables in `data_dir`, if one is running.
+    pub fn running(data_dir: &Path) -> Option<(u32, u16)> {
+        let text = std::fs::read_to_string(data_dir.join(DEV_MARKER)).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let pid = u32::try_from(v.get("pid")?.as_u64()?).ok()?;
+        let port = u16::try_from(v.get("port")?.as_u64()?).ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let is_sylph = cmdline.windows(5).any(|w| w == b"sylph") && cmdline.windows(3).any(|w| w == b"dev");
+        is_sylph.then_some((pid, port))
+    }
+}
+
+impl Drop for DevMarker {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }

@@ -51,7 +51,8 @@ pub fn is_rust_service(service: &Service) -> bool {
 /// `cargo build --release` in the service folder; point each `provided.*` function at the binary
 /// named like its handler (or the only binary, or one named `bootstrap`).
 pub fn build_rust(service: &mut Service) -> anyhow::Result<()> {
-    println!(
+    // On stderr: `sylph invoke local` keeps stdout for the function's result.
+    eprintln!(
         "building Rust functions: cargo build --release (in {})",
         service.root.display()
     );
