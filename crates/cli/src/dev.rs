@@ -227,7 +227,13 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         describe_iam(&service, args.strict_iam);
         Some(Arc::new(sylph_iam::Authorizer::new(identities, args.strict_iam)))
     };
-    let gateway = Gateway::new(&service, pool.clone(), Some(tables), Some(pool.clone()), authorizer);
+    let gateway = Gateway::new(
+        &service,
+        pool.clone(),
+        Some(sylph_gateway::TableApi::Local(tables)),
+        Some(pool.clone()),
+        authorizer,
+    );
     let api_gateway = gateway.clone();
     runtime.set_sylph_api_handler(Arc::new(move |stream, access_key, permit| {
         sylph_gateway::spawn_instance_connection(api_gateway.clone(), stream, access_key, permit)

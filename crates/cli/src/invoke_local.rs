@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
 use clap::Args;
-use sylph_gateway::Gateway;
+use sylph_gateway::{Gateway, TableApi};
 use sylph_invoker::{InvokeRequest, InvokeResult, Invoker, Pool, PoolConfig};
 use sylph_runtime::ProcessRuntime;
 use sylph_telemetry::TerminalSink;
@@ -117,14 +117,14 @@ pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyho
     let sandbox = crate::options::sandbox(args.unsandboxed, &service, true)?;
     let isolated = sandbox.is_some() && sylph_runtime::netns::probe().is_ok();
     let running_dev = crate::options::DevMarker::running(&data_dir);
-    let (tables, host_listener, api_port) = match running_dev {
+    let tables = match running_dev {
         Some((pid, port)) => {
             eprintln!("tables: those of the sylph dev running for this service (pid {pid}, http://127.0.0.1:{port})");
-            (None, None, port)
+            Some(TableApi::Relay(std::net::SocketAddr::from(([127, 0, 0, 1], port))))
         }
         None if service.tables.is_empty() => {
             eprintln!("tables: none (the service declares none under resources:)");
-            (None, None, 0)
+            None
         }
         None => {
             let tables = open_tables_waiting(&data_dir, &service.region).await?;
@@ -141,16 +141,20 @@ pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyho
                 "tables: {} (no sylph dev is running for this service)",
                 data_dir.display()
             );
-            // In its own network namespace the function finds them at 127.0.0.1:3000 (any port
-            // would do there); without one, on a free port of the host's loopback.
-            if isolated {
-                (Some(tables), None, 3000)
-            } else {
-                let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-                let port = listener.local_addr()?.port();
-                (Some(tables), Some(listener), port)
-            }
+            Some(TableApi::Local(tables))
         }
+    };
+    // Functions call the table and Invoke APIs through a gateway of this process, which checks
+    // their identity and IAM statements: in their own network namespace at 127.0.0.1:3000 (any
+    // port would do there), without one on a free port of the host's loopback.
+    let host_listener = if isolated {
+        None
+    } else {
+        Some(tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?)
+    };
+    let api_port = match &host_listener {
+        Some(l) => l.local_addr()?.port(),
+        None => 3000,
     };
     let mut base_env = crate::options::function_endpoint_env(&format!("http://127.0.0.1:{api_port}"));
     base_env.push(("AWS_REGION".to_owned(), service.region.clone()));
@@ -179,39 +183,21 @@ pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyho
             ..PoolConfig::default()
         },
     );
-    match tables {
-        None if api_port == 0 => {}
-        Some(tables) => {
-            let authorizer = Arc::new(sylph_iam::Authorizer::new(identities, false));
-            let gateway = Gateway::new(&service, pool.clone(), Some(tables), None, Some(authorizer));
-            let api = gateway.clone();
-            runtime.set_sylph_api_handler(Arc::new(move |stream, access_key, permit| {
-                sylph_gateway::spawn_instance_connection(api.clone(), stream, access_key, permit)
-            }));
-            if let Some(listener) = host_listener {
-                let hosts = sylph_gateway::HostPolicy::new(std::net::IpAddr::from([127, 0, 0, 1]), &[]);
-                tokio::spawn(sylph_gateway::serve(
-                    listener,
-                    gateway,
-                    sylph_gateway::ConnectionLimits::default(),
-                    hosts,
-                    std::future::pending(),
-                ));
-            }
-        }
-        None => {
-            // The running sylph dev answers; its tables are the developer's, so its public port
-            // takes these calls as it takes the developer's own tools.
-            runtime.set_sylph_api_handler(Arc::new(move |stream, _access_key, permit| {
-                tokio::spawn(async move {
-                    let mut stream = stream;
-                    if let Ok(mut upstream) = tokio::net::TcpStream::connect(("127.0.0.1", api_port)).await {
-                        let _ = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await;
-                    }
-                    drop(permit);
-                });
-            }));
-        }
+    let authorizer = Arc::new(sylph_iam::Authorizer::new(identities, false));
+    let gateway = Gateway::new(&service, pool.clone(), tables, None, Some(authorizer));
+    let api = gateway.clone();
+    runtime.set_sylph_api_handler(Arc::new(move |stream, access_key, permit| {
+        sylph_gateway::spawn_instance_connection(api.clone(), stream, access_key, permit)
+    }));
+    if let Some(listener) = host_listener {
+        let hosts = sylph_gateway::HostPolicy::new(std::net::IpAddr::from([127, 0, 0, 1]), &[]);
+        tokio::spawn(sylph_gateway::serve(
+            listener,
+            gateway,
+            sylph_gateway::ConnectionLimits::default(),
+            hosts,
+            std::future::pending(),
+        ));
     }
     let response = pool
         .invoke(

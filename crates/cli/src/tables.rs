@@ -61,7 +61,7 @@ pub async fn run(args: TablesArgs) -> anyhow::Result<ExitCode> {
     let sink: Arc<dyn sylph_telemetry::LogSink> = Arc::new(sylph_telemetry::NullSink);
     let runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), Vec::new(), None)?;
     let pool = Pool::new(&service, Arc::new(runtime), sink, PoolConfig::default());
-    let gateway = Gateway::new(&service, pool, Some(tables), None, None);
+    let gateway = Gateway::new(&service, pool, Some(sylph_gateway::TableApi::Local(tables)), None, None);
     println!("sylph tables: DynamoDB API, data in {}", args.data_dir.display());
     if !addr.ip().is_loopback() {
         println!(

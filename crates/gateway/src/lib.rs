@@ -41,12 +41,21 @@ pub const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
 
 pub type Body = Full<Bytes>;
 
+/// Who answers the table API.
+pub enum TableApi {
+    /// This process's own table service.
+    Local(Tables),
+    /// Another Sylph's table API on this machine (`sylph invoke local` next to a running
+    /// `sylph dev` of the same service): calls are checked here, then relayed there.
+    Relay(SocketAddr),
+}
+
 /// Everything needed to answer requests for one service.
 pub struct Gateway {
     router: Router,
     invoker: Arc<dyn Invoker>,
     /// The table API, answered on the same port (routed by `X-Amz-Target`).
-    tables: Option<Tables>,
+    tables: Option<TableApi>,
     /// Served at [`METRICS_PATH`].
     metrics: Option<Arc<dyn sylph_telemetry::metrics::MetricsSource>>,
     /// Checks the identity and IAM statements of calls to the table and Invoke APIs.
@@ -59,7 +68,7 @@ impl Gateway {
     pub fn new(
         service: &Service,
         invoker: Arc<dyn Invoker>,
-        tables: Option<Tables>,
+        tables: Option<TableApi>,
         metrics: Option<Arc<dyn sylph_telemetry::metrics::MetricsSource>>,
         authorizer: Option<Arc<sylph_iam::Authorizer>>,
     ) -> Arc<Gateway> {
@@ -131,7 +140,10 @@ impl Gateway {
                         return refused;
                     }
                 }
-                return table_api(tables, op, &body).await;
+                return match tables {
+                    TableApi::Local(tables) => table_api(tables, op, &body).await,
+                    TableApi::Relay(upstream) => relay_table_call(*upstream, target, body).await,
+                };
             }
         }
         if path == METRICS_PATH {
@@ -291,6 +303,45 @@ async fn table_api(tables: &Tables, operation: &str, body: &[u8]) -> Response<Bo
         h.insert("x-amzn-requestid", v);
     }
     res
+}
+
+/// One table call relayed, already authorized, to another Sylph's table API on this machine.
+async fn relay_table_call(upstream: SocketAddr, target: &str, body: Bytes) -> Response<Body> {
+    let unavailable = |why: String| {
+        tracing::warn!("cannot relay a table call to {upstream}: {why}");
+        let mut res = Response::new(Full::new(Bytes::from_static(
+            br#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"The table service is not reachable"}"#,
+        )));
+        *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        res
+    };
+    let stream = match tokio::net::TcpStream::connect(upstream).await {
+        Ok(s) => s,
+        Err(e) => return unavailable(e.to_string()),
+    };
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await {
+        Ok(pair) => pair,
+        Err(e) => return unavailable(e.to_string()),
+    };
+    tokio::spawn(conn);
+    let request = Request::post("/")
+        .header("host", upstream.to_string())
+        .header("x-amz-target", target)
+        .header("content-type", "application/x-amz-json-1.0")
+        .body(Full::new(body));
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => return unavailable(e.to_string()),
+    };
+    let response = match sender.send_request(request).await {
+        Ok(r) => r,
+        Err(e) => return unavailable(e.to_string()),
+    };
+    let (parts, incoming) = response.into_parts();
+    match Limited::new(incoming, MAX_REQUEST_BYTES * 4).collect().await {
+        Ok(collected) => Response::from_parts(parts, Full::new(collected.to_bytes())),
+        Err(e) => unavailable(e.to_string()),
+    }
 }
 
 fn set(h: &mut hyper::HeaderMap, name: &'static str, value: &str) {
