@@ -141,6 +141,8 @@ struct Spawned {
 #[derive(Default)]
 struct WarmPool {
     ready: HashMap<Family, Vec<Spawned>>,
+    /// Being started right now, so that a refill never starts more than the target.
+    starting: HashMap<Family, usize>,
     target: HashMap<Family, usize>,
     last_used: Option<Instant>,
 }
@@ -682,7 +684,11 @@ impl Inner {
         // Pre-started runtimes have the default /tmp; a function with another size starts anew.
         let default_tmp = config.function.ephemeral_mb == crate::sandbox::TMP_MB;
         if let Some(family) = Family::of(&config.function.runtime).filter(|_| default_tmp) {
-            if let Some(mut warm) = self.take_warm(family) {
+            let taken = self.take_warm(family);
+            // Taken or not, refill: a cold start that found none (after the pool expired, or
+            // while it was still loading) is the sign the next one will want one too.
+            Inner::replenish(&self, family);
+            if let Some(mut warm) = taken {
                 let credentials = self.credentials.get().map(|i| i.issue(&config.function));
                 let env = self.environment(&config, &RUNTIME_API_ADDR.to_string(), credentials.as_ref());
                 let spec = serde_json::json!({"env": env, "cwd": config.root}).to_string();
@@ -701,7 +707,6 @@ impl Inner {
                     .as_mut()
                     .map(|c| std::io::Write::write_all(c, &frame).is_ok())
                     .unwrap_or(false);
-                Inner::replenish(&self, family);
                 if sent {
                     warm.spawned_at = Instant::now();
                     return Ok(self.assemble(config, warm, StartKind::Prewarmed, credentials));
@@ -894,12 +899,13 @@ impl ProcessRuntime {
     /// only loads the function's code. They are stopped after `idle` without use (and started
     /// again on the next cold start), so a quiet service holds no process.
     pub fn prewarm(&self, family: Family, count: usize, idle: Duration) {
-        self.inner
-            .warm
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .target
-            .insert(family, count);
+        {
+            let mut w = self.inner.warm.lock().unwrap_or_else(|e| e.into_inner());
+            w.target.insert(family, count);
+            // Keep-warm counts from now: without this, a service not called within the first
+            // check period (5 s) lost its pre-started runtimes for good.
+            w.last_used.get_or_insert_with(Instant::now);
+        }
         Inner::replenish(&self.inner, family);
         let weak = Arc::downgrade(&self.inner);
         let period = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
@@ -957,22 +963,23 @@ impl Inner {
     /// Start processes of `family` in the background until the target count is ready.
     fn replenish(this: &Arc<Inner>, family: Family) {
         let missing = {
-            let w = this.warm.lock().unwrap_or_else(|e| e.into_inner());
+            let mut w = this.warm.lock().unwrap_or_else(|e| e.into_inner());
             let target = w.target.get(&family).copied().unwrap_or(0);
-            target.saturating_sub(w.ready.get(&family).map_or(0, Vec::len))
+            let have = w.ready.get(&family).map_or(0, Vec::len) + w.starting.get(&family).copied().unwrap_or(0);
+            let missing = target.saturating_sub(have);
+            *w.starting.entry(family).or_default() += missing;
+            missing
         };
         for _ in 0..missing {
             let inner = this.clone();
             tokio::spawn(async move {
-                match inner.spawn_generic(family).await {
-                    Ok(s) => inner
-                        .warm
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .ready
-                        .entry(family)
-                        .or_default()
-                        .push(s),
+                let started = inner.spawn_generic(family).await;
+                let mut w = inner.warm.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(n) = w.starting.get_mut(&family) {
+                    *n = n.saturating_sub(1);
+                }
+                match started {
+                    Ok(s) => w.ready.entry(family).or_default().push(s),
                     Err(e) => tracing::warn!("cannot pre-start a runtime: {e}"),
                 }
             });

@@ -74,3 +74,49 @@ fn a_quiet_service_ends_with_no_process() {
     // And it still answers: the next request is a cold start again.
     assert_eq!(dev.get("/dev/hello").status, 200);
 }
+
+/// How many cold starts of `function` (its key) a pre-started runtime served, from the metrics.
+fn prewarmed_starts(dev: &Dev, function: &str) -> f64 {
+    let text = dev.get("/_sylph/metrics").text();
+    let line = format!("sylph_starts_total{{function=\"{function}\",kind=\"prewarmed\"}}");
+    text.lines()
+        .find(|l| l.starts_with(&line))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn regression_pre_started_runtimes_vanished_five_seconds_after_start() {
+    let dev = Dev::start(&example("hello-node"));
+    // Quiet for longer than the first check of the pool (5 s), far less than keep-warm (300 s).
+    std::thread::sleep(Duration::from_secs(10));
+    assert_eq!(dev.get("/dev/hello").status, 200);
+    assert_eq!(prewarmed_starts(&dev, "hello"), 1.0, "{}", dev.output());
+    // A second function right after: the pool held two.
+    assert_eq!(dev.get("/v2/hello").status, 200);
+    assert_eq!(prewarmed_starts(&dev, "v2hello"), 1.0, "{}", dev.output());
+    // The pool refills: a later function gets a pre-started runtime too.
+    let later = ["callback", "context", "binary", "echo"];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut served = false;
+    for function in later.iter().cycle() {
+        if served || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        let r = dev.send(
+            "POST",
+            &format!("/2015-03-31/functions/{function}/invocations"),
+            &[],
+            b"{}",
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        served = prewarmed_starts(&dev, function) >= 1.0;
+    }
+    assert!(
+        served,
+        "no later cold start was served by a pre-started runtime:\n{}",
+        dev.output()
+    );
+}
