@@ -95,7 +95,14 @@ fn todo_node_rest_api() {
 fn todo_rust_rest_api() {
     // sylph dev builds the Rust functions itself (scripts/test builds them beforehand, so this
     // start only checks they are up to date).
-    let dev = Dev::start_with(&example("todo-rust"), &[], &[]);
+    // Its own target folder: its binary is called `bootstrap` like hello-rust's, and a shared
+    // folder lets one build overwrite the other's (scripts/test builds it there beforehand).
+    let target = crate::harness::target_dir().parent().unwrap().join("todo-rust");
+    let dev = Dev::start_with(
+        &example("todo-rust"),
+        &[],
+        &[("CARGO_TARGET_DIR", target.to_str().unwrap())],
+    );
     assert!(dev.output().contains("building Rust functions"), "{}", dev.output());
     crud(&dev);
 }
