@@ -229,33 +229,6 @@ pub fn runtime_dir() -> PathBuf {
         .join(format!("runtime-{}", env!("CARGO_PKG_VERSION")))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unknown_flags_become_options() {
-        let args = [
-            "sylph",
-            "dev",
-            "--port",
-            "0",
-            "--table-suffix",
-            "x",
-            "--flag",
-            "--stage=qa",
-            "--color=red",
-        ]
-        .map(String::from)
-        .to_vec();
-        let (kept, extra) = split_extra_options(args);
-        assert_eq!(kept, ["sylph", "dev", "--port", "0", "--stage=qa"]);
-        assert_eq!(extra.get("table-suffix").map(String::as_str), Some("x"));
-        assert_eq!(extra.get("flag").map(String::as_str), Some("true"));
-        assert_eq!(extra.get("color").map(String::as_str), Some("red"));
-    }
-}
-
 /// Issues instance credentials from the identity registry.
 pub struct Issuer(pub std::sync::Arc<sylph_iam::Registry>);
 
@@ -311,5 +284,32 @@ impl DevMarker {
 impl Drop for DevMarker {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_flags_become_options() {
+        let args = [
+            "sylph",
+            "dev",
+            "--port",
+            "0",
+            "--table-suffix",
+            "x",
+            "--flag",
+            "--stage=qa",
+            "--color=red",
+        ]
+        .map(String::from)
+        .to_vec();
+        let (kept, extra) = split_extra_options(args);
+        assert_eq!(kept, ["sylph", "dev", "--port", "0", "--stage=qa"]);
+        assert_eq!(extra.get("table-suffix").map(String::as_str), Some("x"));
+        assert_eq!(extra.get("flag").map(String::as_str), Some("true"));
+        assert_eq!(extra.get("color").map(String::as_str), Some("red"));
     }
 }

@@ -17,7 +17,9 @@ pub(crate) enum Protocol {
 }
 
 /// Check a call; `needs` says which (action, resource) pairs it is, computed only when the
-/// caller is an instance. `Err` is the answer to send instead of serving the call.
+/// caller is an instance. `Err` is the answer to send instead of serving the call (built only
+/// when refusing, so its size costs nothing on the way through).
+#[allow(clippy::result_large_err)]
 pub(crate) fn check(
     authorizer: &Authorizer,
     caller: Caller<'_>,

@@ -75,11 +75,11 @@ pub fn raise_open_file_limit() -> u64 {
                 rlim_max: limit.rlim_max,
             };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                return raised.rlim_cur as u64;
+                return raised.rlim_cur;
             }
         }
     }
-    limit.rlim_cur as u64
+    limit.rlim_cur
 }
 
 /// Which `Host` headers a listener answers. A browser page on another site can make a name
@@ -105,7 +105,7 @@ impl HostPolicy {
     pub fn allows(&self, host: Option<&str>) -> bool {
         let Some(host) = host else { return true };
         let name = strip_port(host).to_ascii_lowercase();
-        if self.names.iter().any(|n| *n == name) {
+        if self.names.contains(&name) {
             return true;
         }
         let local_listener = self.listen.is_loopback() || self.listen.is_unspecified();

@@ -314,7 +314,7 @@ mod tests {
             .as_secs() as i64;
         let date = format_amz_date(now);
         let body = br#"{"TableName":"t"}"#;
-        let headers_owned = vec![
+        let headers_owned = [
             ("Host".to_owned(), b"127.0.0.1:3000".to_vec()),
             ("X-Amz-Date".to_owned(), date.clone().into_bytes()),
             ("X-Amz-Target".to_owned(), b"DynamoDB_20120810.Scan".to_vec()),

@@ -112,6 +112,7 @@ impl Sandbox {
     }
 
     /// The command that runs `program` inside the sandbox, seeing `visible` read-only.
+    #[allow(clippy::too_many_arguments)]
     pub fn wrap(
         &self,
         program: &Path,
