@@ -479,7 +479,17 @@ impl sylph_telemetry::metrics::MetricsSource for Pool {
                 )
             })
             .collect();
-        sylph_telemetry::metrics::render(&rows)
+        let mut out = sylph_telemetry::metrics::render(&rows);
+        if let Some(pool) = self.pools.values().next() {
+            let standby = pool.runtime.standby();
+            if !standby.is_empty() {
+                out.push_str("# HELP sylph_prestarted_runtimes Runtime processes started ahead of demand, ready for a cold start.\n# TYPE sylph_prestarted_runtimes gauge\n");
+                for (language, n) in standby {
+                    out.push_str(&format!("sylph_prestarted_runtimes{{language=\"{language}\"}} {n}\n"));
+                }
+            }
+        }
+        out
     }
 }
 

@@ -195,6 +195,12 @@ pub trait Runtime: Send + Sync + 'static {
     /// Start a new instance. Returns once the instance exists (its process is spawned); the
     /// function's init runs concurrently and is awaited by its first invocation.
     fn start(&self, config: Arc<InstanceConfig>) -> BoxFuture<'static, Result<Box<dyn Instance>, StartError>>;
+
+    /// Processes started ahead of demand and ready to serve a cold start now, by language
+    /// (what idle costs, for the metrics). None by default.
+    fn standby(&self) -> Vec<(&'static str, usize)> {
+        Vec::new()
+    }
 }
 
 /// A started instance of one function. It serves one invocation at a time (Lambda's model);

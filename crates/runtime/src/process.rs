@@ -98,8 +98,9 @@ impl Family {
     }
 }
 
-/// Whether a pre-started runtime has sent its `W` frame (preloading finished); consumes it.
-fn preload_done(channel: &mut std::os::unix::net::UnixStream) -> bool {
+/// Whether a pre-started runtime has sent its `W` frame (preloading finished), without
+/// consuming it.
+fn preloaded(channel: &std::os::unix::net::UnixStream) -> bool {
     const READY: [u8; 5] = [1, 0, 0, 0, b'W'];
     let mut buf = [0u8; 5];
     // SAFETY: a non-blocking peek into our own buffer on a socket we own.
@@ -111,8 +112,14 @@ fn preload_done(channel: &mut std::os::unix::net::UnixStream) -> bool {
             libc::MSG_PEEK | libc::MSG_DONTWAIT,
         )
     };
-    let ready = n == 5 && buf == READY;
+    n == 5 && buf == READY
+}
+
+/// Whether a pre-started runtime has finished preloading; consumes its `W` frame if so.
+fn preload_done(channel: &mut std::os::unix::net::UnixStream) -> bool {
+    let ready = preloaded(channel);
     if ready {
+        let mut buf = [0u8; 5];
         let _ = std::io::Read::read_exact(channel, &mut buf);
     }
     ready
@@ -1030,6 +1037,22 @@ impl Runtime for ProcessRuntime {
     fn start(&self, config: Arc<InstanceConfig>) -> BoxFuture<'static, Result<Box<dyn Instance>, StartError>> {
         let inner = self.inner.clone();
         Box::pin(async move { inner.start_instance(config).await })
+    }
+
+    fn standby(&self) -> Vec<(&'static str, usize)> {
+        let w = self.inner.warm.lock().unwrap_or_else(|e| e.into_inner());
+        [(Family::Node, "nodejs"), (Family::Python, "python")]
+            .into_iter()
+            .filter(|(f, _)| w.target.contains_key(f))
+            .map(|(f, name)| {
+                let ready = w.ready.get(&f).map_or(0, |list| {
+                    list.iter()
+                        .filter(|s| s.channel.as_ref().is_some_and(preloaded))
+                        .count()
+                });
+                (name, ready)
+            })
+            .collect()
     }
 }
 

@@ -120,3 +120,49 @@ fn regression_pre_started_runtimes_vanished_five_seconds_after_start() {
         dev.output()
     );
 }
+
+/// The `sylph_prestarted_runtimes` gauge for `language`.
+fn prestarted(dev: &Dev, language: &str) -> f64 {
+    let text = dev.get("/_sylph/metrics").text();
+    let line = format!("sylph_prestarted_runtimes{{language=\"{language}\"}}");
+    text.lines()
+        .find(|l| l.starts_with(&line))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn a_cold_start_after_a_code_reload_is_served_by_a_pre_started_runtime() {
+    let dir = std::env::temp_dir().join(format!("sylph-prewarm-reload-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("serverless.yml"),
+        "service: reloadwarm\nprovider:\n  runtime: nodejs20.x\nfunctions:\n  f:\n    handler: h.f\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("h.js"), "exports.f = async () => 'v1';\n").unwrap();
+    let dev = Dev::start(&dir);
+    let invoke = || {
+        dev.send("POST", "/2015-03-31/functions/f/invocations", &[], b"{}")
+            .text()
+    };
+    assert_eq!(invoke(), "\"v1\"");
+    let before = prewarmed_starts(&dev, "f");
+    std::fs::write(dir.join("h.js"), "exports.f = async () => 'v2';\n").unwrap();
+    assert!(dev.wait_for_output("code changed"), "{}", dev.output());
+    // The metrics say when a pre-started runtime is ready (bounded wait, no timing assumed).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while prestarted(&dev, "nodejs") < 1.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        prestarted(&dev, "nodejs") >= 1.0,
+        "no pre-started runtime became ready:\n{}",
+        dev.output()
+    );
+    assert_eq!(invoke(), "\"v2\"", "the new code");
+    assert_eq!(prewarmed_starts(&dev, "f"), before + 1.0, "{}", dev.output());
+    let _ = std::fs::remove_dir_all(&dir);
+}
