@@ -49,8 +49,9 @@ pub struct DevArgs {
     #[arg(long, default_value_t = 5)]
     queue_timeout: u64,
     /// Runtime processes per language (Node.js, Python) started ahead of demand, so a cold
-    /// start only loads the function's code (0 turns this off). They stop after --keep-warm
-    /// seconds without traffic, like idle instances.
+    /// start only loads the function's code (0 turns this off). After a burst of cold starts
+    /// the pool grows to the burst's size for a minute (at most 8). They stop after
+    /// --keep-warm seconds without traffic, like idle instances.
     #[arg(long, default_value_t = 2)]
     prewarm: usize,
     /// Run functions without the sandbox (only where the host cannot build one).

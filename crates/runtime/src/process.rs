@@ -150,8 +150,55 @@ struct WarmPool {
     ready: HashMap<Family, Vec<Spawned>>,
     /// Being started right now, so that a refill never starts more than the target.
     starting: HashMap<Family, usize>,
+    /// How many to keep, at least (`--prewarm`).
     target: HashMap<Family, usize>,
+    /// Recent demand: cold starts per language, to size the pool for bursts.
+    demand: HashMap<Family, Demand>,
     last_used: Option<Instant>,
+}
+
+/// The largest burst of cold starts of one language seen lately, so that the pool is refilled
+/// to meet the next one: 8 cold starts at once are served by 8 pre-started runtimes the next
+/// time. The peak fades after [`Demand::MEMORY`]; the pool never grows past [`MAX_STANDBY`].
+#[derive(Default)]
+struct Demand {
+    arrivals: std::collections::VecDeque<Instant>,
+    peak: usize,
+    peak_at: Option<Instant>,
+}
+
+/// The most pre-started runtimes kept per language, whatever the demand: what idle may cost.
+const MAX_STANDBY: usize = 8;
+
+impl Demand {
+    /// Cold starts this close together count as one burst.
+    const BURST: Duration = Duration::from_secs(2);
+    /// How long a burst is remembered.
+    const MEMORY: Duration = Duration::from_secs(60);
+
+    fn record(&mut self, now: Instant) {
+        while self
+            .arrivals
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Self::BURST)
+        {
+            self.arrivals.pop_front();
+        }
+        self.arrivals.push_back(now);
+        let burst = self.arrivals.len();
+        if burst >= self.peak || self.peak_at.is_none_or(|t| now.duration_since(t) > Self::MEMORY) {
+            self.peak = burst;
+            self.peak_at = Some(now);
+        }
+    }
+
+    /// The recent peak, or 0 once it has faded.
+    fn recent_peak(&self, now: Instant) -> usize {
+        match self.peak_at {
+            Some(t) if now.duration_since(t) <= Self::MEMORY => self.peak,
+            _ => 0,
+        }
+    }
 }
 
 struct Inner {
@@ -951,7 +998,9 @@ impl Inner {
     /// loading is left to finish: a plain cold start beats waiting for it.
     fn take_warm(&self, family: Family) -> Option<Spawned> {
         let mut w = self.warm.lock().unwrap_or_else(|e| e.into_inner());
-        w.last_used = Some(Instant::now());
+        let now = Instant::now();
+        w.last_used = Some(now);
+        w.demand.entry(family).or_default().record(now);
         let list = w.ready.get_mut(&family)?;
         let mut i = 0;
         while i < list.len() {
@@ -971,7 +1020,10 @@ impl Inner {
     fn replenish(this: &Arc<Inner>, family: Family) {
         let missing = {
             let mut w = this.warm.lock().unwrap_or_else(|e| e.into_inner());
-            let target = w.target.get(&family).copied().unwrap_or(0);
+            let base = w.target.get(&family).copied().unwrap_or(0);
+            let peak = w.demand.get(&family).map_or(0, |d| d.recent_peak(Instant::now()));
+            // Recent bursts raise the pool, up to what idle may cost; `--prewarm 0` keeps it off.
+            let target = if base == 0 { 0 } else { base.max(peak.min(MAX_STANDBY)) };
             let have = w.ready.get(&family).map_or(0, Vec::len) + w.starting.get(&family).copied().unwrap_or(0);
             let missing = target.saturating_sub(have);
             *w.starting.entry(family).or_default() += missing;
@@ -1380,5 +1432,31 @@ impl Drop for ProcessInstance {
         for task in &self.tasks {
             task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demand_remembers_the_largest_recent_burst_for_a_minute() {
+        let t0 = Instant::now();
+        let mut d = Demand::default();
+        for _ in 0..8 {
+            d.record(t0);
+        }
+        assert_eq!(d.recent_peak(t0), 8);
+        // A trickle afterwards keeps the peak while it is remembered…
+        d.record(t0 + Duration::from_secs(10));
+        assert_eq!(d.recent_peak(t0 + Duration::from_secs(10)), 8);
+        // …and then it fades.
+        assert_eq!(d.recent_peak(t0 + Duration::from_secs(61)), 0);
+        // Cold starts seconds apart are no burst.
+        let mut trickle = Demand::default();
+        for i in 0..5 {
+            trickle.record(t0 + Duration::from_secs(3 * i));
+        }
+        assert_eq!(trickle.recent_peak(t0 + Duration::from_secs(12)), 1);
     }
 }

@@ -166,3 +166,54 @@ fn a_cold_start_after_a_code_reload_is_served_by_a_pre_started_runtime() {
     assert_eq!(prewarmed_starts(&dev, "f"), before + 1.0, "{}", dev.output());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn after_a_burst_of_cold_starts_the_next_burst_finds_pre_started_runtimes() {
+    let dir = std::env::temp_dir().join(format!("sylph-prewarm-burst-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut yml = String::from("service: burst\nprovider:\n  runtime: nodejs20.x\n  memorySize: 256\nfunctions:\n");
+    for i in 0..16 {
+        yml.push_str(&format!("  f{i}:\n    handler: h.f\n"));
+    }
+    std::fs::write(dir.join("serverless.yml"), yml).unwrap();
+    std::fs::write(dir.join("h.js"), "exports.f = async () => 'ok';\n").unwrap();
+    let dev = Dev::start_with(&dir, &["--concurrency", "16"], &[]);
+    let burst = |functions: std::ops::Range<usize>| {
+        let handles: Vec<_> = functions
+            .map(|i| {
+                let base = dev.base.clone();
+                std::thread::spawn(move || {
+                    crate::harness::request(
+                        &base,
+                        "POST",
+                        &format!("/2015-03-31/functions/f{i}/invocations"),
+                        &[],
+                        b"{}",
+                    )
+                    .status
+                })
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap(), 200);
+        }
+    };
+    // Eight at once: the pool of two cannot serve them all, and learns.
+    burst(0..8);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while prestarted(&dev, "nodejs") < 8.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        prestarted(&dev, "nodejs"),
+        8.0,
+        "the pool grew to the burst:\n{}",
+        dev.output()
+    );
+    // The next eight at once are all served by pre-started runtimes.
+    burst(8..16);
+    let served: f64 = (8..16).map(|i| prewarmed_starts(&dev, &format!("f{i}"))).sum();
+    assert_eq!(served, 8.0, "{}", dev.output());
+    let _ = std::fs::remove_dir_all(&dir);
+}
