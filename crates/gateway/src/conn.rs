@@ -104,12 +104,19 @@ impl HostPolicy {
     /// attack needs a browser, and browsers always send one.
     pub fn allows(&self, host: Option<&str>) -> bool {
         let Some(host) = host else { return true };
-        let name = strip_port(host).to_ascii_lowercase();
-        if self.names.contains(&name) {
+        // Compared without folding into a new string: this runs on every request.
+        let name = strip_port(host);
+        if self.names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
             return true;
         }
         let local_listener = self.listen.is_loopback() || self.listen.is_unspecified();
-        if name == "localhost" || name.ends_with(".localhost") {
+        let localhost = name.eq_ignore_ascii_case("localhost")
+            || name
+                .len()
+                .checked_sub(".localhost".len())
+                .and_then(|i| name.get(i..))
+                .is_some_and(|tail| tail.eq_ignore_ascii_case(".localhost"));
+        if localhost {
             return local_listener;
         }
         let literal = name.trim_start_matches('[').trim_end_matches(']');
@@ -193,8 +200,11 @@ pub fn spawn_instance_connection(
     let peer = stream
         .peer_addr()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+    // The defaults read the open-file limit (a system call): once, not per connection.
+    static LIMITS: std::sync::OnceLock<ConnectionLimits> = std::sync::OnceLock::new();
+    let limits = LIMITS.get_or_init(ConnectionLimits::default);
     tokio::spawn(async move {
-        serve_connection(gateway, stream, peer, &ConnectionLimits::default(), None, access_key).await;
+        serve_connection(gateway, stream, peer, limits, None, access_key).await;
         drop(held);
     });
 }

@@ -55,6 +55,9 @@ pub struct InstanceGroup {
     /// `cgroup.procs` as a C string, written by the child itself before it execs.
     pub procs: CString,
     pub limit_mb: u32,
+    /// `freezer.state` (v1) or `cgroup.freeze` (v2), kept open: an instance is frozen and
+    /// thawed around every invocation, so that is one write each instead of open/write/close.
+    freeze: Option<std::fs::File>,
 }
 
 impl Cgroups {
@@ -165,12 +168,19 @@ impl Cgroups {
         }
         let procs =
             CString::new(path.join("cgroup.procs").to_string_lossy().into_owned()).map_err(std::io::Error::other)?;
+        let freeze_file = match (self.controller, self.mode) {
+            (Controller::Freezer, Mode::V1) => Some("freezer.state"),
+            (_, Mode::V2) => Some("cgroup.freeze"),
+            _ => None,
+        };
+        let freeze = freeze_file.and_then(|f| std::fs::OpenOptions::new().write(true).open(path.join(f)).ok());
         Ok(InstanceGroup {
             controller: self.controller,
             mode: self.mode,
             path,
             procs,
             limit_mb,
+            freeze,
         })
     }
 }
@@ -189,12 +199,15 @@ impl InstanceGroup {
     /// environment between invocations, so background work makes no progress while nobody
     /// pays for it. The kernel does it asynchronously; this returns at once.
     pub fn set_frozen(&self, frozen: bool) -> std::io::Result<()> {
-        match self.mode {
-            Mode::V1 => std::fs::write(
-                self.path.join("freezer.state"),
-                if frozen { "FROZEN" } else { "THAWED" },
-            ),
-            Mode::V2 => std::fs::write(self.path.join("cgroup.freeze"), if frozen { "1" } else { "0" }),
+        let value: &[u8] = match (self.mode, frozen) {
+            (Mode::V1, true) => b"FROZEN",
+            (Mode::V1, false) => b"THAWED",
+            (Mode::V2, true) => b"1",
+            (Mode::V2, false) => b"0",
+        };
+        match &self.freeze {
+            Some(file) => std::os::unix::fs::FileExt::write_all_at(file, value, 0),
+            None => Err(std::io::Error::other("this group cannot freeze")),
         }
     }
 
@@ -280,6 +293,8 @@ impl InstanceGroup {
 
 impl Drop for InstanceGroup {
     fn drop(&mut self) {
+        // An open control file would keep the group from being removed.
+        drop(self.freeze.take());
         // A group can only be removed once its processes are gone, which takes the kernel a
         // moment after the kill: retry briefly off the caller's thread.
         if std::fs::remove_dir(&self.path).is_err() {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{example, Dev};
+use crate::harness::{example, metric, Dev};
 
 /// Function processes (instances, pre-started runtimes) whose parent is `pid`: every child
 /// but Sylph's own clean-up guard, which lives as long as Sylph.
@@ -77,13 +77,8 @@ fn a_quiet_service_ends_with_no_process() {
 
 /// How many cold starts of `function` (its key) a pre-started runtime served, from the metrics.
 fn prewarmed_starts(dev: &Dev, function: &str) -> f64 {
-    let text = dev.get("/_sylph/metrics").text();
     let line = format!("sylph_starts_total{{function=\"{function}\",kind=\"prewarmed\"}}");
-    text.lines()
-        .find(|l| l.starts_with(&line))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    metric(&dev.get("/_sylph/metrics").text(), &line)
 }
 
 #[test]
@@ -123,13 +118,8 @@ fn regression_pre_started_runtimes_vanished_five_seconds_after_start() {
 
 /// The `sylph_prestarted_runtimes` gauge for `language`.
 fn prestarted(dev: &Dev, language: &str) -> f64 {
-    let text = dev.get("/_sylph/metrics").text();
     let line = format!("sylph_prestarted_runtimes{{language=\"{language}\"}}");
-    text.lines()
-        .find(|l| l.starts_with(&line))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    metric(&dev.get("/_sylph/metrics").text(), &line)
 }
 
 #[test]
