@@ -9,7 +9,10 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, so that tests under paused time drive keep-warm and queue timeouts.
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use sylph_model::{Function, Service};
@@ -511,3 +514,6 @@ impl Invoker for Pool {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,6 +14,7 @@ mod api;
 pub mod limits;
 mod logs;
 pub mod netns;
+pub mod frame;
 pub mod pipe;
 pub mod sandbox;
 

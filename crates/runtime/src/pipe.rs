@@ -4,12 +4,7 @@
 //! [`ApiState`]; the HTTP Runtime API stays up for every other client (`provided.*` runtimes,
 //! the official runtime interface clients).
 //!
-//! Frames: `u32` little-endian length of what follows, one type byte, then the payload.
-//! - runtime → Sylph: `N` next; `R` response (`u16` id length, id, body); `E` error (`u16` id
-//!   length, id, `u16` type length, error type, body); `I` init error (`u16` type length, type,
-//!   body).
-//! - Sylph → runtime: `V` invocation (`u32` header length, header JSON with requestId,
-//!   deadlineMs, invokedFunctionArn, traceId, clientContext, cognitoIdentity; then the event).
+//! The frames are [`Frame`] (see `frame.rs` for the layout).
 
 use std::sync::Arc;
 
@@ -18,70 +13,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 use crate::api::{complete_reply, take_next, ApiState, Reply, Status};
+use crate::frame::Frame;
 use crate::MAX_RESPONSE_BYTES;
 
 /// The file descriptor the runtime finds the channel on.
 pub const RUNTIME_FD: i32 = 3;
-
-fn take_str<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
-    if buf.len() < 2 {
-        return None;
-    }
-    let n = u16::from_le_bytes([buf[0], buf[1]]) as usize;
-    if buf.len() < 2 + n {
-        return None;
-    }
-    let s = &buf[2..2 + n];
-    *buf = &buf[2 + n..];
-    Some(s)
-}
-
-/// One frame from a runtime, parsed; ids, types and bodies borrow from the frame (no copy).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame<'a> {
-    /// Ready for the next invocation.
-    Next,
-    Response {
-        id: &'a [u8],
-        body: &'a [u8],
-    },
-    Error {
-        id: &'a [u8],
-        error_type: &'a [u8],
-        body: &'a [u8],
-    },
-    InitError {
-        error_type: &'a [u8],
-        body: &'a [u8],
-    },
-}
-
-/// Parse one frame (type byte and payload, the length prefix already taken). `None` for a
-/// frame that is empty, truncated or of an unknown type: the channel is then closed.
-pub fn parse_frame(frame: &[u8]) -> Option<Frame<'_>> {
-    let (&kind, mut rest) = frame.split_first()?;
-    Some(match kind {
-        b'N' => Frame::Next,
-        b'R' => {
-            let id = take_str(&mut rest)?;
-            Frame::Response { id, body: rest }
-        }
-        b'E' => {
-            let id = take_str(&mut rest)?;
-            let error_type = take_str(&mut rest)?;
-            Frame::Error {
-                id,
-                error_type,
-                body: rest,
-            }
-        }
-        b'I' => {
-            let error_type = take_str(&mut rest)?;
-            Frame::InitError { error_type, body: rest }
-        }
-        _ => return None,
-    })
-}
 
 /// Serve one runtime until it closes the channel.
 pub(crate) async fn serve(mut stream: UnixStream, state: Arc<ApiState>) {
@@ -110,7 +46,7 @@ pub(crate) async fn serve(mut stream: UnixStream, state: Arc<ApiState>) {
         }
         // The body of a response or error is handed on as a slice of the frame: no copy.
         let frame = Bytes::from(frame);
-        let Some(parsed) = parse_frame(&frame) else { return };
+        let Ok(parsed) = Frame::decode(&frame) else { return };
         match parsed {
             Frame::Next => {
                 let Some(d) = take_next(&state).await else { return };
@@ -123,12 +59,12 @@ pub(crate) async fn serve(mut stream: UnixStream, state: Arc<ApiState>) {
                     "cognitoIdentity": d.cognito_identity,
                 })
                 .to_string();
-                let mut out = Vec::with_capacity(9 + header.len() + d.payload.len());
-                out.extend_from_slice(&((1 + 4 + header.len() + d.payload.len()) as u32).to_le_bytes());
-                out.push(b'V');
-                out.extend_from_slice(&(header.len() as u32).to_le_bytes());
-                out.extend_from_slice(header.as_bytes());
-                out.extend_from_slice(&d.payload);
+                let mut out = Vec::new();
+                Frame::Invocation {
+                    header: header.as_bytes(),
+                    event: &d.payload,
+                }
+                .encode(&mut out);
                 if stream.write_all(&out).await.is_err() {
                     return;
                 }
@@ -154,6 +90,9 @@ pub(crate) async fn serve(mut stream: UnixStream, state: Arc<ApiState>) {
                     },
                 );
             }
+            // Sylph's own frames, or a pre-started runtime's `Ready` out of turn: not a runtime's
+            // to send now.
+            Frame::Ready | Frame::Invocation { .. } | Frame::Start { .. } => return,
             Frame::InitError { error_type, body } => {
                 let error_type = (!error_type.is_empty()).then(|| String::from_utf8_lossy(error_type).into_owned());
                 let _ = state.status.send(Status::InitFailed {
@@ -162,33 +101,5 @@ pub(crate) async fn serve(mut stream: UnixStream, state: Arc<ApiState>) {
                 });
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frames_parse_and_bad_ones_are_refused() {
-        assert_eq!(parse_frame(b"N"), Some(Frame::Next));
-        assert_eq!(
-            parse_frame(b"R\x02\x00idbody"),
-            Some(Frame::Response {
-                id: b"id",
-                body: b"body"
-            })
-        );
-        assert_eq!(
-            parse_frame(b"E\x01\x00i\x01\x00tb"),
-            Some(Frame::Error {
-                id: b"i",
-                error_type: b"t",
-                body: b"b"
-            })
-        );
-        assert_eq!(parse_frame(b""), None);
-        assert_eq!(parse_frame(b"R\xff\xffshort"), None, "an id longer than the frame");
-        assert_eq!(parse_frame(b"Z"), None);
     }
 }

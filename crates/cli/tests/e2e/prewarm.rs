@@ -207,3 +207,38 @@ fn after_a_burst_of_cold_starts_the_next_burst_finds_pre_started_runtimes() {
     assert_eq!(served, 8.0, "{}", dev.output());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_minute_after_start_node_and_python_cold_starts_are_served_by_pre_started_runtimes() {
+    let dir = std::env::temp_dir().join(format!("sylph-prewarm-minute-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("serverless.yml"),
+        "service: minute\nprovider:\n  runtime: nodejs20.x\nfunctions:\n  node:\n    handler: h.f\n  python:\n    handler: h.f\n    runtime: python3.12\n",
+    )
+    .unwrap();
+    // What such functions load in their first lines: the SDK the runtime provides.
+    std::fs::write(
+        dir.join("h.js"),
+        "const AWS = require('aws-sdk');\nexports.f = async () => typeof AWS.DynamoDB;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("h.py"),
+        "import boto3\n\ndef f(event, context):\n    return boto3.__name__\n",
+    )
+    .unwrap();
+    let dev = Dev::start(&dir);
+    // Quiet for a minute: past every periodic check of the pool, well within keep-warm.
+    std::thread::sleep(Duration::from_secs(60));
+    let invoke = |function: &str| {
+        dev.send("POST", &format!("/2015-03-31/functions/{function}/invocations"), &[], b"{}")
+            .text()
+    };
+    assert_eq!(invoke("node"), "\"function\"", "{}", dev.output());
+    assert_eq!(prewarmed_starts(&dev, "node"), 1.0, "{}", dev.output());
+    assert_eq!(invoke("python"), "\"boto3\"", "{}", dev.output());
+    assert_eq!(prewarmed_starts(&dev, "python"), 1.0, "{}", dev.output());
+    let _ = std::fs::remove_dir_all(&dir);
+}

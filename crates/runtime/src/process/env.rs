@@ -1,0 +1,129 @@
+//! The environment a function instance starts with: Lambda's reserved variables, the
+//! function's own, its credentials, and a `PATH` that names only what the sandbox holds.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use sylph_telemetry::UtcTime;
+
+use super::{Family, InstanceCredentials, Inner};
+use crate::InstanceConfig;
+
+/// Host variables passed through to functions; everything else comes from Lambda's set and the
+/// function's `environment`, so a function sees what it would see on Lambda.
+const PASSTHROUGH_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "PYENV_ROOT",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+];
+
+impl Inner {
+    /// `PATH` inside the sandbox: the interpreters' own folders, then the system's, as Lambda
+    /// puts `/var/lang/bin` first. The host's `PATH` names folders the sandbox does not hold.
+    pub(super) fn sandbox_path(&self, dirs: &[PathBuf]) -> String {
+        let mut parts: Vec<String> = dirs
+            .iter()
+            .map(|d| d.join("bin"))
+            .filter(|b| b.is_dir())
+            .map(|b| b.to_string_lossy().into_owned())
+            .collect();
+        parts.extend(["/usr/local/bin", "/usr/bin", "/bin"].map(String::from));
+        parts.join(":")
+    }
+
+    pub(super) fn environment(
+        &self,
+        config: &InstanceConfig,
+        api_addr: &str,
+        credentials: Option<&InstanceCredentials>,
+    ) -> BTreeMap<String, String> {
+        let f = &config.function;
+        let mut env = BTreeMap::new();
+        for key in PASSTHROUGH_ENV {
+            if let Ok(v) = std::env::var(key) {
+                env.insert((*key).to_owned(), v);
+            }
+        }
+        for (k, v) in &self.base_env {
+            env.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &f.environment {
+            env.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &config.extra_env {
+            env.insert(k.clone(), v.clone());
+        }
+        let root = config.root.to_string_lossy().into_owned();
+        let now = UtcTime::now();
+        let stream = format!(
+            "{}/[$LATEST]{}",
+            now.slash_date(),
+            sylph_telemetry::new_request_id().replace('-', "")
+        );
+        // Lambda's reserved variables win over the function's, as on AWS.
+        let reserved = [
+            ("AWS_LAMBDA_RUNTIME_API", api_addr.to_owned()),
+            ("_HANDLER", f.handler.clone()),
+            ("LAMBDA_TASK_ROOT", root),
+            ("LAMBDA_RUNTIME_DIR", self.bootstrap_dir.to_string_lossy().into_owned()),
+            ("AWS_LAMBDA_FUNCTION_NAME", f.name.clone()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", f.memory_mb.to_string()),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", f.name)),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", stream),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
+            ("AWS_REGION", config.region.clone()),
+            ("AWS_DEFAULT_REGION", config.region.clone()),
+            ("AWS_EXECUTION_ENV", format!("AWS_Lambda_{}", f.runtime.id())),
+            ("TZ", ":UTC".to_owned()),
+            ("PYTHONUNBUFFERED", "1".to_owned()),
+        ];
+        for (k, v) in reserved {
+            env.insert(k.to_owned(), v);
+        }
+        if let Some(c) = credentials {
+            // The instance's own identity: reserved, as on Lambda.
+            env.insert("AWS_ACCESS_KEY_ID".to_owned(), c.access_key_id.to_string());
+            env.insert("AWS_SECRET_ACCESS_KEY".to_owned(), c.secret_access_key.clone());
+            env.insert("AWS_SESSION_TOKEN".to_owned(), c.session_token.clone());
+        }
+        for (k, v) in [
+            ("AWS_ACCESS_KEY_ID", "SYLPHLOCALACCESSKEY"),
+            ("AWS_SECRET_ACCESS_KEY", "sylph-local-secret-access-key"),
+            ("AWS_SESSION_TOKEN", "sylph-local-session-token"),
+        ] {
+            env.entry(k.to_owned()).or_insert_with(|| v.to_owned());
+        }
+        if self.sandbox.is_some() {
+            let dirs = self.visible_dirs(Family::of(&f.runtime));
+            env.insert("PATH".to_owned(), self.sandbox_path(&dirs));
+        }
+        env
+    }
+
+    /// The environment of a runtime started ahead of demand, before it knows its function:
+    /// what every function shares. The rest comes with its `Start` frame.
+    pub(super) fn generic_environment(&self, family: Family, api_addr: String) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        for key in PASSTHROUGH_ENV {
+            if let Ok(v) = std::env::var(key) {
+                env.insert((*key).to_owned(), v);
+            }
+        }
+        for (k, v) in &self.base_env {
+            env.insert(k.clone(), v.clone());
+        }
+        env.insert("AWS_LAMBDA_RUNTIME_API".into(), api_addr);
+        env.insert("SYLPH_PREWARM".into(), "1".into());
+        env.insert("PYTHONUNBUFFERED".into(), "1".into());
+        env.insert("TZ".into(), ":UTC".into());
+        if self.sandbox.is_some() {
+            env.insert("PATH".into(), self.sandbox_path(&self.visible_dirs(Some(family))));
+        }
+        env
+    }
+}

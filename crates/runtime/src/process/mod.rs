@@ -1,0 +1,390 @@
+//! The process runtime: each instance is a child process with its own Runtime API endpoint.
+//!
+//! Node.js and Python functions run under small bootstraps written for Sylph (embedded in the
+//! binary and written to a cache folder once); `provided.*` functions run the package's own
+//! executable `bootstrap`. Every instance gets its own process group, and the kernel kills it
+//! if Sylph dies (`PR_SET_PDEATHSIG`), so no function process outlives the server.
+//!
+//! - `spawn.rs`: starting a process (pipes, network, limit groups, sandbox, descriptors);
+//! - `env.rs`: the environment a function sees;
+//! - `prestart.rs`: runtime processes started ahead of demand, and how many to keep;
+//! - `instance.rs`: a started process wired up as an instance, and one invocation on it.
+
+mod env;
+mod instance;
+mod prestart;
+mod spawn;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use sylph_model::Runtime as RuntimeId;
+use sylph_telemetry::LogSink;
+
+use crate::{BoxFuture, Instance, InstanceConfig, Runtime, StartError, StartKind};
+use prestart::WarmPool;
+
+const NODE_BOOTSTRAP: &str = include_str!("../../bootstrap/node.js");
+const PYTHON_BOOTSTRAP: &str = include_str!("../../bootstrap/python.py");
+
+/// Cheap to clone: clones share the same runtime.
+#[derive(Clone)]
+pub struct ProcessRuntime {
+    inner: Arc<Inner>,
+}
+
+/// Serves one connection that function code opened to Sylph's APIs (tables, Invoke) from
+/// inside its network namespace, with the access key that instance was issued (if any). The
+/// permit must be held as long as the connection is served.
+pub type ApiHandler = Arc<dyn Fn(tokio::net::TcpStream, Option<Arc<str>>, ConnectionPermit) + Send + Sync>;
+
+/// Connections one instance may have open to Sylph's APIs at once; more are closed at once.
+/// (Each costs Sylph a descriptor and a task; a function has 1,024 descriptors per process
+/// and up to 1,024 processes.)
+pub const MAX_INSTANCE_CONNECTIONS: usize = 64;
+
+/// One of an instance's [`MAX_INSTANCE_CONNECTIONS`]; dropping it frees the place.
+pub struct ConnectionPermit(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
+
+/// Issues each instance credentials of its own, as Lambda gives each execution environment a
+/// session of the function's role.
+pub trait CredentialIssuer: Send + Sync {
+    fn issue(&self, function: &sylph_model::Function) -> InstanceCredentials;
+}
+
+/// One instance's credentials, put in its environment as `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.
+pub struct InstanceCredentials {
+    pub access_key_id: Arc<str>,
+    pub secret_access_key: String,
+    pub session_token: String,
+    /// Held by the instance; dropping it revokes the credentials.
+    pub lease: Box<dyn Send + Sync>,
+}
+
+/// A language runtime whose processes can be started before any function needs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    Node,
+    Python,
+}
+
+impl Family {
+    fn of(runtime: &RuntimeId) -> Option<Family> {
+        match runtime {
+            RuntimeId::Node(_) => Some(Family::Node),
+            RuntimeId::Python(_) => Some(Family::Python),
+            RuntimeId::Provided(_) => None,
+        }
+    }
+}
+
+struct Inner {
+    sink: Arc<dyn LogSink>,
+    bootstrap_dir: PathBuf,
+    node: OnceLock<PathBuf>,
+    python: OnceLock<PathBuf>,
+    /// Placeholder credentials and endpoints every function gets.
+    base_env: Vec<(String, String)>,
+    warm: Mutex<WarmPool>,
+    /// Where memorySize is enforced; `None` where the host does not let Sylph.
+    memory: Option<crate::limits::Cgroups>,
+    /// Where the process-count limit is enforced.
+    pids: Option<crate::limits::Cgroups>,
+    /// Where instances are frozen between invocations (cgroup v1; v2 uses the memory group).
+    freezer: Option<crate::limits::Cgroups>,
+    /// Every process runs inside it, unless running unsandboxed was asked for.
+    sandbox: Option<crate::sandbox::Sandbox>,
+    /// Whether every instance gets its own network namespace (see `netns.rs`).
+    isolated_network: bool,
+    /// How instances reach the outside world; unset: they do not.
+    outbound: OnceLock<crate::netns::Outbound>,
+    /// The port Sylph's APIs are served on inside each instance's network namespace.
+    sylph_api_port: OnceLock<u16>,
+    /// Serves the connections function code opens to Sylph's APIs.
+    sylph_api_handler: OnceLock<ApiHandler>,
+    /// Issues each instance its own credentials; without it every instance gets placeholders.
+    credentials: OnceLock<Arc<dyn CredentialIssuer>>,
+    /// Folders each interpreter needs inside the sandbox (its installation prefix).
+    node_dirs: OnceLock<Vec<PathBuf>>,
+    python_dirs: OnceLock<Vec<PathBuf>>,
+}
+
+impl ProcessRuntime {
+    /// `bootstrap_dir` is where the embedded runtime clients are written (once, if missing).
+    pub fn new(
+        sink: Arc<dyn LogSink>,
+        bootstrap_dir: PathBuf,
+        base_env: Vec<(String, String)>,
+        sandbox: Option<crate::sandbox::Sandbox>,
+    ) -> std::io::Result<ProcessRuntime> {
+        std::fs::create_dir_all(&bootstrap_dir)?;
+        for (name, text) in [("node.js", NODE_BOOTSTRAP), ("python.py", PYTHON_BOOTSTRAP)] {
+            let path = bootstrap_dir.join(name);
+            if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
+                // Write then rename, so a concurrently starting sylph never reads half a file.
+                let tmp = bootstrap_dir.join(format!(".{name}.{}", std::process::id()));
+                std::fs::write(&tmp, text)?;
+                std::fs::rename(&tmp, &path)?;
+            }
+        }
+        // The freezer first: its clean-up thaws what a killed Sylph left frozen, so that the
+        // memory and pids groups of the same instances empty at once when swept next.
+        let freezer = crate::limits::Cgroups::detect(crate::limits::Controller::Freezer);
+        let memory = crate::limits::Cgroups::detect(crate::limits::Controller::Memory);
+        // With cgroup v2 a process belongs to one group only: the memory group caps pids too
+        // (and freezes, with cgroup.freeze), and a sibling group would pull the process out of
+        // its memory limit.
+        let v2 = memory.as_ref().is_some_and(|m| m.mode() == crate::limits::Mode::V2);
+        let pids = if v2 {
+            None
+        } else {
+            crate::limits::Cgroups::detect(crate::limits::Controller::Pids)
+        };
+        let freezer = freezer.filter(|_| !v2);
+        let isolated_network = match (&sandbox, crate::netns::probe()) {
+            (Some(_), Ok(())) => true,
+            (Some(_), Err(why)) => {
+                tracing::warn!("functions share the host's network: {why}");
+                false
+            }
+            (None, _) => false,
+        };
+        Ok(ProcessRuntime {
+            inner: Arc::new(Inner {
+                sink,
+                bootstrap_dir,
+                node: OnceLock::new(),
+                python: OnceLock::new(),
+                base_env,
+                warm: Mutex::new(WarmPool::default()),
+                memory,
+                pids,
+                freezer,
+                sandbox,
+                isolated_network,
+                outbound: OnceLock::new(),
+                sylph_api_port: OnceLock::new(),
+                sylph_api_handler: OnceLock::new(),
+                credentials: OnceLock::new(),
+                node_dirs: OnceLock::new(),
+                python_dirs: OnceLock::new(),
+            }),
+        })
+    }
+
+    /// How instances are frozen between invocations, or `None` where this host cannot.
+    pub fn freezing(&self) -> Option<String> {
+        match (&self.inner.freezer, &self.inner.memory) {
+            (Some(f), _) => Some(f.describe()),
+            (None, Some(m)) if m.mode() == crate::limits::Mode::V2 => {
+                Some(format!("cgroup.freeze of the {}", m.describe()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Let instances started from now on reach the outside world through slirp4netns (never
+    /// the host itself or link-local addresses). Returns how, or why not.
+    pub fn allow_outbound(&self) -> Result<String, String> {
+        if !self.inner.isolated_network {
+            return Err("instances share the host's network".into());
+        }
+        let outbound = crate::netns::Outbound::detect()
+            .ok_or("slirp4netns is not installed (apt-get install slirp4netns); instances have no outbound network")?;
+        let how = outbound.describe();
+        let resolv = self.inner.bootstrap_dir.join("resolv.conf");
+        std::fs::write(&resolv, format!("nameserver {}\n", crate::netns::NAMESERVER))
+            .map_err(|e| format!("cannot write {}: {e}", resolv.display()))?;
+        let _ = self.inner.outbound.set(outbound);
+        Ok(how)
+    }
+
+    /// Give instances the host's network instead of their own namespaces (`--host-network`:
+    /// for measurement, or hosts that cannot create network namespaces). Only before the
+    /// runtime is shared; returns whether it took effect.
+    pub fn share_host_network(&mut self) -> bool {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => {
+                inner.isolated_network = false;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The folders of this Sylph's instance groups, freezer first (for the guard, see
+    /// [`crate::limits::guard_main`]).
+    pub fn group_dirs(&self) -> Vec<PathBuf> {
+        [&self.inner.freezer, &self.inner.memory, &self.inner.pids]
+            .into_iter()
+            .flatten()
+            .map(|c| c.parent().to_path_buf())
+            .collect()
+    }
+
+    /// Whether each instance has a network namespace of its own.
+    pub fn network_isolated(&self) -> bool {
+        self.inner.isolated_network
+    }
+
+    /// Serve Sylph's APIs inside every instance's network namespace at `127.0.0.1:port`,
+    /// with `handler` (set later with [`ProcessRuntime::set_sylph_api_handler`]). Call before
+    /// the first instance starts; without a network namespace this does nothing.
+    pub fn serve_sylph_api_on(&self, port: u16) {
+        let _ = self.inner.sylph_api_port.set(port);
+    }
+
+    /// Give every instance started from now on credentials from `issuer`.
+    pub fn set_credential_issuer(&self, issuer: Arc<dyn CredentialIssuer>) {
+        let _ = self.inner.credentials.set(issuer);
+    }
+
+    /// What serves the connections function code opens to Sylph's APIs. Connections made
+    /// before it is set are closed.
+    pub fn set_sylph_api_handler(&self, handler: ApiHandler) {
+        let _ = self.inner.sylph_api_handler.set(handler);
+    }
+}
+
+impl ProcessRuntime {
+    /// The sandbox functions run in, or `None` when running unsandboxed.
+    pub fn sandbox(&self) -> Option<String> {
+        self.inner.sandbox.as_ref().map(|s| s.describe())
+    }
+
+    /// How memorySize is enforced on this host, or `None` if it is not.
+    pub fn memory_limits(&self) -> Option<String> {
+        self.inner.memory.as_ref().map(|m| m.describe())
+    }
+
+    /// How the per-instance process-count limit is enforced, or `None` if it is not.
+    pub fn process_limits(&self) -> Option<String> {
+        match (&self.inner.pids, &self.inner.memory) {
+            (Some(p), _) => Some(p.describe()),
+            (None, Some(m)) if m.mode() == crate::limits::Mode::V2 => Some(format!("pids.max of the {}", m.describe())),
+            _ => None,
+        }
+    }
+}
+
+impl Inner {
+    /// The real interpreter path: version-manager shims (pyenv, nvm) cost tens of
+    /// milliseconds per start, so resolve them once.
+    pub(crate) fn interpreter(cell: &OnceLock<PathBuf>, program: &str, probe: &[&str]) -> PathBuf {
+        cell.get_or_init(|| {
+            std::process::Command::new(program)
+                .args(probe)
+                .stderr(Stdio::null())
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .and_then(|o| String::from_utf8(o.stdout).ok())
+                .map(|s| PathBuf::from(s.trim()))
+                .filter(|p| p.is_file())
+                .unwrap_or_else(|| PathBuf::from(program))
+        })
+        .clone()
+    }
+
+    /// The interpreter and Sylph's bootstrap for a language runtime.
+    fn family_command(&self, family: Family) -> (PathBuf, Vec<String>) {
+        match family {
+            Family::Node => (
+                Self::interpreter(&self.node, "node", &["-e", "process.stdout.write(process.execPath)"]),
+                vec![self.bootstrap_dir.join("node.js").to_string_lossy().into_owned()],
+            ),
+            Family::Python => (
+                Self::interpreter(&self.python, "python3", &["-c", "import sys; print(sys.executable)"]),
+                vec![
+                    "-u".into(),
+                    self.bootstrap_dir.join("python.py").to_string_lossy().into_owned(),
+                ],
+            ),
+        }
+    }
+
+    /// The folders `family`'s interpreter needs inside the sandbox, found once.
+    fn interpreter_dirs(&self, family: Family) -> &[PathBuf] {
+        let cell = match family {
+            Family::Node => &self.node_dirs,
+            Family::Python => &self.python_dirs,
+        };
+        cell.get_or_init(|| {
+            let (program, _) = self.family_command(family);
+            let prefixes: Vec<PathBuf> = match family {
+                // `<prefix>/bin/node`, with its libraries under `<prefix>/lib`.
+                Family::Node => program.parent().and_then(Path::parent).map(Path::to_path_buf).into_iter().collect(),
+                // A virtualenv's base installation holds the standard library.
+                Family::Python => std::process::Command::new(&program)
+                    .args([
+                        "-c",
+                        "import sys, site; print(sys.prefix); print(sys.base_prefix); print(site.getusersitepackages())",
+                    ])
+                    .stderr(Stdio::null())
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(PathBuf::from).collect())
+                    .unwrap_or_default(),
+            };
+            crate::sandbox::interpreter_dirs(&prefixes)
+        })
+    }
+
+    /// Everything an instance of `runtime` sees beyond the system folders and its code: Sylph's
+    /// runtime clients and the interpreter it runs on (for `provided.*`, the machine's Node.js
+    /// and Python, which bootstrap scripts may call, as the official clients' examples do).
+    fn visible_dirs(&self, runtime: Option<Family>) -> Vec<PathBuf> {
+        let mut out = vec![self.bootstrap_dir.clone()];
+        if self.sandbox.is_none() {
+            return out;
+        }
+        match runtime {
+            Some(f) => out.extend_from_slice(self.interpreter_dirs(f)),
+            None => {
+                out.extend_from_slice(self.interpreter_dirs(Family::Node));
+                out.extend_from_slice(self.interpreter_dirs(Family::Python));
+            }
+        }
+        out
+    }
+
+    async fn start_instance(self: Arc<Self>, config: Arc<InstanceConfig>) -> Result<Box<dyn Instance>, StartError> {
+        if let Some(instance) = self.start_prewarmed(&config) {
+            return Ok(instance);
+        }
+        let (program, args) = self.command_for(&config)?;
+        let channel = !matches!(config.function.runtime, RuntimeId::Provided(_));
+        let (net, runtime_api, api_addr) = self.network(!channel).await?;
+        let credentials = self.credentials.get().map(|i| i.issue(&config.function));
+        let env = self.environment(&config, &api_addr, credentials.as_ref());
+        let visible = self.visible_dirs(Family::of(&config.function.runtime));
+        let spawned = self
+            .spawn_process(
+                &program,
+                &args,
+                &env,
+                &config.root,
+                channel,
+                runtime_api,
+                net,
+                &config.function.name,
+                config.function.memory_mb,
+                config.function.ephemeral_mb,
+                &visible,
+            )
+            .await?;
+        Ok(self.assemble(config, spawned, StartKind::Cold, credentials))
+    }
+}
+
+impl Runtime for ProcessRuntime {
+    fn start(&self, config: Arc<InstanceConfig>) -> BoxFuture<'static, Result<Box<dyn Instance>, StartError>> {
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.start_instance(config).await })
+    }
+
+    fn standby(&self) -> Vec<(&'static str, usize)> {
+        self.inner.standby()
+    }
+}

@@ -1,0 +1,309 @@
+//! Runtime processes started ahead of demand: a Node.js or Python runtime that has loaded what
+//! every function of its language loads (the AWS SDK), waiting to be told which function it is.
+//! A cold start takes one that is ready, so only the function's own code loads. The pool per
+//! language is refilled after every cold start, sized to recent bursts, and emptied after the
+//! keep-warm window without traffic.
+
+use std::collections::HashMap;
+use std::os::fd::AsRawFd as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::spawn::Spawned;
+use super::{Family, Inner, ProcessRuntime};
+use crate::frame::Frame;
+use crate::netns::RUNTIME_API_ADDR;
+use crate::{Instance, InstanceConfig, StartError, StartKind};
+
+/// The bytes of a [`Frame::Ready`]: the only frame a pre-started runtime sends before `Start`.
+const READY: [u8; 5] = [1, 0, 0, 0, b'W'];
+
+/// Whether a pre-started runtime has sent its `Ready` frame (preloading finished), without
+/// consuming it.
+fn preloaded(channel: &std::os::unix::net::UnixStream) -> bool {
+    let mut buf = [0u8; READY.len()];
+    // SAFETY: a non-blocking peek into our own buffer on a socket we own.
+    let n = unsafe {
+        libc::recv(
+            channel.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n == READY.len() as isize && buf == READY
+}
+
+/// Whether a pre-started runtime has finished preloading; consumes its `W` frame if so.
+fn preload_done(channel: &mut std::os::unix::net::UnixStream) -> bool {
+    let ready = preloaded(channel);
+    if ready {
+        let mut buf = [0u8; READY.len()];
+        let _ = std::io::Read::read_exact(channel, &mut buf);
+    }
+    ready
+}
+
+/// Pre-started runtime processes per language, and how many to keep.
+#[derive(Default)]
+pub(super) struct WarmPool {
+    ready: HashMap<Family, Vec<Spawned>>,
+    /// Being started right now, so that a refill never starts more than the target.
+    starting: HashMap<Family, usize>,
+    /// How many to keep, at least (`--prewarm`).
+    target: HashMap<Family, usize>,
+    /// Recent demand: cold starts per language, to size the pool for bursts.
+    demand: HashMap<Family, Demand>,
+    last_used: Option<Instant>,
+}
+
+/// The largest burst of cold starts of one language seen lately, so that the pool is refilled
+/// to meet the next one: 8 cold starts at once are served by 8 pre-started runtimes the next
+/// time. The peak fades after [`Demand::MEMORY`]; the pool never grows past [`MAX_STANDBY`].
+#[derive(Default)]
+struct Demand {
+    arrivals: std::collections::VecDeque<Instant>,
+    peak: usize,
+    peak_at: Option<Instant>,
+}
+
+/// The most pre-started runtimes kept per language, whatever the demand: what idle may cost.
+const MAX_STANDBY: usize = 8;
+
+impl Demand {
+    /// Cold starts this close together count as one burst.
+    const BURST: Duration = Duration::from_secs(2);
+    /// How long a burst is remembered.
+    const MEMORY: Duration = Duration::from_secs(60);
+
+    fn record(&mut self, now: Instant) {
+        while self
+            .arrivals
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Self::BURST)
+        {
+            self.arrivals.pop_front();
+        }
+        self.arrivals.push_back(now);
+        let burst = self.arrivals.len();
+        if burst >= self.peak || self.peak_at.is_none_or(|t| now.duration_since(t) > Self::MEMORY) {
+            self.peak = burst;
+            self.peak_at = Some(now);
+        }
+    }
+
+    /// The recent peak, or 0 once it has faded.
+    fn recent_peak(&self, now: Instant) -> usize {
+        match self.peak_at {
+            Some(t) if now.duration_since(t) <= Self::MEMORY => self.peak,
+            _ => 0,
+        }
+    }
+}
+
+impl ProcessRuntime {
+    /// Keep `count` runtime processes of `family` started ahead of demand, so that a cold start
+    /// only loads the function's code. They are stopped after `idle` without use (and started
+    /// again on the next cold start), so a quiet service holds no process.
+    pub fn prewarm(&self, family: Family, count: usize, idle: Duration) {
+        {
+            let mut w = self.inner.warm.lock().unwrap_or_else(|e| e.into_inner());
+            w.target.insert(family, count);
+            // Keep-warm counts from now: without this, a service not called within the first
+            // check period (5 s) lost its pre-started runtimes for good.
+            w.last_used.get_or_insert_with(Instant::now);
+        }
+        Inner::replenish(&self.inner, family);
+        let weak = Arc::downgrade(&self.inner);
+        let period = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(inner) = weak.upgrade() else { break };
+                let expired: Vec<Spawned> = {
+                    let mut w = inner.warm.lock().unwrap_or_else(|e| e.into_inner());
+                    let quiet = w.last_used.is_none_or(|t| t.elapsed() >= idle);
+                    if quiet {
+                        w.ready.get_mut(&family).map(std::mem::take).unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    }
+                };
+                drop(expired);
+            }
+        });
+    }
+
+    /// Pre-started processes of `family` ready right now.
+    pub fn prewarmed(&self, family: Family) -> usize {
+        self.inner
+            .warm
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ready
+            .get(&family)
+            .map_or(0, Vec::len)
+    }
+}
+
+impl Inner {
+    /// Make a ready pre-started runtime of the function's language this function: no process
+    /// start, and what every function loads (the AWS SDK) is already loaded. `None` when there
+    /// is none ready (or the function needs what a pre-started runtime lacks): start anew.
+    pub(super) fn start_prewarmed(self: &Arc<Self>, config: &Arc<InstanceConfig>) -> Option<Box<dyn Instance>> {
+        // Pre-started runtimes have the default /tmp; a function with another size starts anew.
+        if config.function.ephemeral_mb != crate::sandbox::TMP_MB {
+            return None;
+        }
+        let family = Family::of(&config.function.runtime)?;
+        let taken = self.take_warm(family);
+        // Taken or not, refill: a cold start that found none (after the pool expired, or while
+        // it was still loading) is the sign the next one will want one too.
+        Inner::replenish(self, family);
+        let mut warm = taken?;
+        let credentials = self.credentials.get().map(|i| i.issue(&config.function));
+        let env = self.environment(config, &RUNTIME_API_ADDR.to_string(), credentials.as_ref());
+        let spec = serde_json::json!({"env": env, "cwd": config.root}).to_string();
+        let frame = Frame::Start { spec: spec.as_bytes() }.to_bytes();
+        // The process tree already lives in its own groups: give it the function's limit.
+        if let Some(g) = warm.memory.as_mut() {
+            if let Err(e) = g.set_limit_mb(config.function.memory_mb) {
+                tracing::warn!("cannot apply the memory limit to a pre-started runtime: {e}");
+            }
+        }
+        let sent = warm
+            .channel
+            .as_mut()
+            .is_some_and(|c| std::io::Write::write_all(c, &frame).is_ok());
+        if !sent {
+            return None;
+        }
+        warm.spawned_at = Instant::now();
+        Some(self.assemble(config.clone(), warm, StartKind::Prewarmed, credentials))
+    }
+
+    /// Ready pre-started runtimes per language, for the metrics.
+    pub(super) fn standby(&self) -> Vec<(&'static str, usize)> {
+        let w = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+        [(Family::Node, "nodejs"), (Family::Python, "python")]
+            .into_iter()
+            .filter(|(f, _)| w.target.contains_key(f))
+            .map(|(f, name)| {
+                let ready = w.ready.get(&f).map_or(0, |list| {
+                    list.iter()
+                        .filter(|s| s.channel.as_ref().is_some_and(preloaded))
+                        .count()
+                });
+                (name, ready)
+            })
+            .collect()
+    }
+
+    /// A pre-started runtime that has finished preloading, if one is ready now. One still
+    /// loading is left to finish: a plain cold start beats waiting for it.
+    fn take_warm(&self, family: Family) -> Option<Spawned> {
+        let mut w = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        w.last_used = Some(now);
+        w.demand.entry(family).or_default().record(now);
+        let list = w.ready.get_mut(&family)?;
+        let mut i = 0;
+        while i < list.len() {
+            if !matches!(list[i].child.try_wait(), Ok(None)) {
+                list.remove(i);
+                continue;
+            }
+            if list[i].channel.as_mut().is_some_and(preload_done) {
+                return Some(list.remove(i));
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// Start processes of `family` in the background until the target count is ready.
+    fn replenish(this: &Arc<Inner>, family: Family) {
+        let missing = {
+            let mut w = this.warm.lock().unwrap_or_else(|e| e.into_inner());
+            let base = w.target.get(&family).copied().unwrap_or(0);
+            let peak = w.demand.get(&family).map_or(0, |d| d.recent_peak(Instant::now()));
+            // Recent bursts raise the pool, up to what idle may cost; `--prewarm 0` keeps it off.
+            let target = if base == 0 { 0 } else { base.max(peak.min(MAX_STANDBY)) };
+            let have = w.ready.get(&family).map_or(0, Vec::len) + w.starting.get(&family).copied().unwrap_or(0);
+            let missing = target.saturating_sub(have);
+            *w.starting.entry(family).or_default() += missing;
+            missing
+        };
+        for _ in 0..missing {
+            let inner = this.clone();
+            tokio::spawn(async move {
+                let started = inner.spawn_generic(family).await;
+                let mut w = inner.warm.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(n) = w.starting.get_mut(&family) {
+                    *n = n.saturating_sub(1);
+                }
+                match started {
+                    Ok(s) => w.ready.entry(family).or_default().push(s),
+                    Err(e) => tracing::warn!("cannot pre-start a runtime: {e}"),
+                }
+            });
+        }
+    }
+
+    /// A runtime process that preloads what every function of its language loads, then waits
+    /// to be told which function it is.
+    async fn spawn_generic(&self, family: Family) -> Result<Spawned, StartError> {
+        let (net, _, api_addr) = self.network(false).await?;
+        let (program, args) = self.family_command(family);
+        let env = self.generic_environment(family, api_addr);
+        let visible = self.visible_dirs(Some(family));
+        let cwd = PathBuf::from("/");
+        self.spawn_process(
+            &program,
+            &args,
+            &env,
+            &cwd,
+            true,
+            None,
+            net,
+            "pre-started runtime",
+            10240,
+            crate::sandbox::TMP_MB,
+            &visible,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ready_bytes_are_the_ready_frame() {
+        assert_eq!(Frame::Ready.to_bytes(), READY);
+    }
+
+    #[test]
+    fn demand_remembers_the_largest_recent_burst_for_a_minute() {
+        let t0 = Instant::now();
+        let mut d = Demand::default();
+        for _ in 0..8 {
+            d.record(t0);
+        }
+        assert_eq!(d.recent_peak(t0), 8);
+        // A trickle afterwards keeps the peak while it is remembered…
+        d.record(t0 + Duration::from_secs(10));
+        assert_eq!(d.recent_peak(t0 + Duration::from_secs(10)), 8);
+        // …and then it fades.
+        assert_eq!(d.recent_peak(t0 + Duration::from_secs(61)), 0);
+        // Cold starts seconds apart are no burst.
+        let mut trickle = Demand::default();
+        for i in 0..5 {
+            trickle.record(t0 + Duration::from_secs(3 * i));
+        }
+        assert_eq!(trickle.recent_peak(t0 + Duration::from_secs(12)), 1);
+    }
+}
+
