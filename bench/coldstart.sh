@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark: cold starts (Node.js with aws-sdk v2, Python with boto3, Rust), with and without
 # pre-started runtimes, next to `node -e 0` and `python3 -c 0`, and the warm invocation latency.
-# Usage: bench/coldstart.sh [--samples N]
+# Then the sequences a user lives through (after 10 s and 60 s quiet, a second function, after a
+# reload, bursts of 8), with how many cold starts pre-started runtimes served. The 60 s sequence
+# costs a minute per sample (--long-samples, default 20).
+# Usage: bench/coldstart.sh [--samples N] [--long-samples N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-runtimes

@@ -1,7 +1,11 @@
 //! `sylph-bench coldstart`: cold-start latency (request arrival to response) for a Node.js
 //! function that requires aws-sdk v2, a Python function that imports boto3 and a Rust
 //! `provided.al2023` function — with and without pre-started runtimes — next to the bare
-//! process start of `node -e 0` and `python3 -c 0`, plus the warm invocation latency.
+//! process start of `node -e 0` and `python3 -c 0`, plus the warm invocation latency. Then the
+//! sequences a user lives through, each sample a cold start of a function not called before:
+//! after 10 s and 60 s of quiet, the second function right after the first, after a code
+//! reload, and bursts of 8 at once; with how many of them a pre-started runtime served (from
+//! the metrics).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,6 +24,8 @@ pub struct Options {
     sylph: PathBuf,
     rust_bootstrap: PathBuf,
     samples: usize,
+    /// Samples of the 60 s-quiet sequence (each costs a minute).
+    long_samples: usize,
 }
 
 impl Options {
@@ -28,6 +34,7 @@ impl Options {
             sylph: PathBuf::new(),
             rust_bootstrap: PathBuf::new(),
             samples: 20,
+            long_samples: 20,
         };
         while let Some(flag) = args.next() {
             let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
@@ -35,6 +42,7 @@ impl Options {
                 "--sylph" => o.sylph = PathBuf::from(value()?).canonicalize()?,
                 "--rust-bootstrap" => o.rust_bootstrap = PathBuf::from(value()?).canonicalize()?,
                 "--samples" => o.samples = value()?.parse()?,
+                "--long-samples" => o.long_samples = value()?.parse()?,
                 other => bail!("unknown flag {other}"),
             }
         }
@@ -81,6 +89,15 @@ fn write_service(dir: &Path, n: usize, rust_bootstrap: &Path) -> anyhow::Result<
         ));
     }
     yml.push_str("  warm:\n    handler: node.handler\n");
+    // The sequences: functions called once each.
+    for prefix in ["quiet", "second", "minute", "minutesecond", "burst"] {
+        for i in 0..n.max(32) {
+            yml.push_str(&format!("  {prefix}node{i}:\n    handler: node.handler\n"));
+            yml.push_str(&format!("  {prefix}python{i}:\n    handler: py.handler\n    runtime: python3.12\n"));
+        }
+    }
+    yml.push_str("  reloaded:\n    handler: reloaded.handler\n");
+    std::fs::write(dir.join("reloaded.js"), reloaded_source(0))?;
     std::fs::write(dir.join("serverless.yml"), yml)?;
     std::fs::write(
         dir.join("node.js"),
@@ -93,6 +110,132 @@ fn write_service(dir: &Path, n: usize, rust_bootstrap: &Path) -> anyhow::Result<
     Ok(())
 }
 
+fn reloaded_source(round: usize) -> String {
+    format!("const AWS = require('aws-sdk');\nexports.handler = async () => ({{ round: {round}, ok: typeof AWS.DynamoDB }});\n")
+}
+
+/// Cold starts a pre-started runtime served so far, over every function.
+async fn prewarmed_total(addr: SocketAddr) -> anyhow::Result<f64> {
+    let req = hyper::Request::get("/_sylph/metrics")
+        .header("host", addr.to_string())
+        .body(Full::new(Bytes::new()))?;
+    let (_, _, body) = crate::send_once(addr, req).await?;
+    Ok(String::from_utf8_lossy(&body)
+        .lines()
+        .filter(|l| l.starts_with("sylph_starts_total{") && l.contains("kind=\"prewarmed\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+/// One sequence's samples, and how many of them a pre-started runtime served.
+struct Sequence {
+    label: String,
+    samples: Vec<Duration>,
+    prewarmed: usize,
+}
+
+/// The sequences a user lives through, on one `sylph dev` with the default pool (2 per
+/// language, growing with bursts) and code reloading on.
+async fn sequences(o: &Options, dir: &Path) -> anyhow::Result<Vec<Sequence>> {
+    let data = std::env::temp_dir().join(format!("sylph-bench-seq-{}", std::process::id()));
+    // 8 at once need 8 slots (the default platform limit is twice the cores).
+    let (server, addr) = start_dev(o, dir, &["--reload", "--concurrency", "16"], &data).await?;
+    let mut out = Vec::new();
+    // Each sample: a cold start, then the metrics say whether a pre-started runtime served it.
+    async fn sample(addr: SocketAddr, function: &str, seq: &mut Sequence) -> anyhow::Result<()> {
+        let before = prewarmed_total(addr).await?;
+        seq.samples.push(invoke(addr, function).await?);
+        if prewarmed_total(addr).await? > before {
+            seq.prewarmed += 1;
+        }
+        Ok(())
+    }
+    let new = |label: &str| Sequence {
+        label: label.to_owned(),
+        samples: Vec::new(),
+        prewarmed: 0,
+    };
+
+    for (quiet, prefix, rounds) in [(10u64, "quiet", o.samples), (60, "minute", o.long_samples)] {
+        eprintln!("  {rounds} rounds of {quiet} s quiet, then a cold start of two Node.js and two Python functions ...");
+        let mut node = new(&format!("Node.js (aws-sdk v2): first function after {quiet} s quiet"));
+        let mut python = new(&format!("Python (boto3): first function after {quiet} s quiet"));
+        let mut node2 = new(&format!("Node.js (aws-sdk v2): a second function right after (after {quiet} s quiet)"));
+        let mut python2 = new(&format!("Python (boto3): a second function right after (after {quiet} s quiet)"));
+        for r in 0..rounds {
+            tokio::time::sleep(Duration::from_secs(quiet)).await;
+            sample(addr, &format!("{prefix}node{r}"), &mut node).await?;
+            sample(addr, &format!("{prefix}python{r}"), &mut python).await?;
+            // "second" functions: the next cold start comes right after, before any refill.
+            let second = if prefix == "quiet" { "second" } else { "minutesecond" };
+            sample(addr, &format!("{second}node{r}"), &mut node2).await?;
+            sample(addr, &format!("{second}python{r}"), &mut python2).await?;
+        }
+        out.extend([node, python, node2, python2]);
+    }
+
+    eprintln!("  {} code reloads, each followed by a cold start ...", o.samples);
+    let mut reload = new("Node.js (aws-sdk v2): the first call after a code reload");
+    for r in 1..=o.samples {
+        std::fs::write(dir.join("reloaded.js"), reloaded_source(r))?;
+        // Wait for the reload to take effect: the function answers with the new round.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let before = prewarmed_total(addr).await?;
+            let took = invoke_body(addr, "reloaded").await?;
+            if took.1.contains(&format!("\"round\":{r}")) {
+                reload.samples.push(took.0);
+                if prewarmed_total(addr).await? > before {
+                    reload.prewarmed += 1;
+                }
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("the code reload never took effect");
+            }
+        }
+        // Let the pool refill, as between edits.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    out.push(reload);
+
+    eprintln!("  bursts of 8 cold starts at once ...");
+    let mut first_burst = new("Node.js (aws-sdk v2): 8 cold starts at once, the first burst");
+    let mut later_bursts = new("Node.js (aws-sdk v2): 8 cold starts at once, later bursts");
+    for b in 0..4 {
+        let before = prewarmed_total(addr).await?;
+        let calls: Vec<_> = (0..8)
+            .map(|k| tokio::spawn(async move { invoke(addr, &format!("burstnode{}", b * 8 + k)).await }))
+            .collect();
+        let seq = if b == 0 { &mut first_burst } else { &mut later_bursts };
+        for c in calls {
+            seq.samples.push(c.await??);
+        }
+        seq.prewarmed += (prewarmed_total(addr).await? - before) as usize;
+        // The pool grows to the burst in the background.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    out.extend([first_burst, later_bursts]);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+    Ok(out)
+}
+
+/// Invoke and return the latency and the body.
+async fn invoke_body(addr: SocketAddr, function: &str) -> anyhow::Result<(Duration, String)> {
+    let stream = TcpStream::connect(addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let req = hyper::Request::post(format!("/2015-03-31/functions/{function}/invocations"))
+        .header("host", addr.to_string())
+        .body(Full::new(Bytes::from_static(b"{}")))?;
+    let t = Instant::now();
+    let res = sender.send_request(req).await?;
+    let body = res.into_body().collect().await?.to_bytes();
+    Ok((t.elapsed(), String::from_utf8_lossy(&body).into_owned()))
+}
+
 /// `sylph dev` on `dir` with `extra` flags, once it answers; stops with the returned guard.
 async fn start_dev(o: &Options, dir: &Path, extra: &[&str], data: &Path) -> anyhow::Result<(Server, SocketAddr)> {
     let port = free_port();
@@ -101,13 +244,13 @@ async fn start_dev(o: &Options, dir: &Path, extra: &[&str], data: &Path) -> anyh
     cmd.args([
         "dev",
         "--quiet",
-        "--no-reload",
         "--port",
         &port.to_string(),
         "--data-dir",
     ])
     .arg(data)
-    .args(extra)
+    .args(if extra.contains(&"--reload") { &[][..] } else { &["--no-reload"][..] })
+    .args(extra.iter().filter(|a| **a != "--reload"))
     .current_dir(dir);
     let server = spawn(cmd)?;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -163,7 +306,7 @@ fn process_start(program: &str, args: &[&str], samples: usize) -> anyhow::Result
 pub async fn run(o: Options) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("sylph-bench-coldstart-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    write_service(&dir, o.samples, &o.rust_bootstrap)?;
+    write_service(&dir, o.samples.max(o.long_samples), &o.rust_bootstrap)?;
     let mut rows: Vec<(String, Vec<Duration>)> = Vec::new();
     for (label, prefix) in [
         ("Node.js, requires aws-sdk v2", "node"),
@@ -195,6 +338,8 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         "baseline: `python3 -c 0` process start".into(),
         process_start("python3", &["-c", "0"], o.samples)?,
     ));
+    eprintln!("sequences ...");
+    let sequences = sequences(&o, &dir).await?;
     let _ = std::fs::remove_dir_all(&dir);
 
     println!();
@@ -208,6 +353,19 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     for (label, mut v) in rows {
         let (p50, p99) = (percentile(&mut v, 0.5), percentile(&mut v, 0.99));
         println!("| {label} | {p50:.1} | {p99:.1} |");
+    }
+    println!();
+    println!("Cold starts in the sequences a user lives through (each a function not called before), request arrival to response");
+    println!();
+    println!("| sequence | samples | served by a pre-started runtime | p50 ms | p99 ms |");
+    println!("|---|---:|---:|---:|---:|");
+    for mut seq in sequences {
+        let n = seq.samples.len();
+        if n == 0 {
+            continue;
+        }
+        let (p50, p99) = (percentile(&mut seq.samples, 0.5), percentile(&mut seq.samples, 0.99));
+        println!("| {} | {n} | {} | {p50:.1} | {p99:.1} |", seq.label, seq.prewarmed);
     }
     Ok(())
 }

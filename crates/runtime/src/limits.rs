@@ -10,6 +10,7 @@
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -55,9 +56,77 @@ pub struct InstanceGroup {
     /// `cgroup.procs` as a C string, written by the child itself before it execs.
     pub procs: CString,
     pub limit_mb: u32,
-    /// `freezer.state` (v1) or `cgroup.freeze` (v2), kept open: an instance is frozen and
-    /// thawed around every invocation, so that is one write each instead of open/write/close.
-    freeze: Option<std::fs::File>,
+    /// Freezes and thaws the group (v1's freezer groups, every v2 group).
+    freeze: Option<Arc<FreezeSwitch>>,
+    /// The memory controller's high-water mark file, kept open: it is read after every
+    /// invocation (REPORT's Max Memory Used), one `pread` instead of a path lookup and open.
+    peak: Option<std::fs::File>,
+}
+
+/// Freezes and thaws one group's processes through its control file (`freezer.state` on v1,
+/// `cgroup.freeze` on v2), kept open. Lambda freezes an execution environment between
+/// invocations, so that background work makes no progress while nobody pays for it. Here the
+/// freeze comes [`FreezeSwitch::GRACE`] after an invocation ends, unless the next one has
+/// started by then: under steady traffic an instance is never frozen and thawed (each is a
+/// write, and the kernel wakes every thread of the instance), and the answer never waits
+/// for the freeze.
+#[derive(Debug)]
+pub struct FreezeSwitch {
+    file: std::fs::File,
+    mode: Mode,
+    state: Mutex<SwitchState>,
+}
+
+#[derive(Debug, Default)]
+struct SwitchState {
+    frozen: bool,
+    /// Bumped by every thaw: a pending freeze from before it is void.
+    generation: u64,
+}
+
+impl FreezeSwitch {
+    /// How long after an invocation an idle instance is frozen.
+    pub const GRACE: std::time::Duration = std::time::Duration::from_millis(2);
+
+    fn write(&self, frozen: bool) -> std::io::Result<()> {
+        let value: &[u8] = match (self.mode, frozen) {
+            (Mode::V1, true) => b"FROZEN",
+            (Mode::V1, false) => b"THAWED",
+            (Mode::V2, true) => b"1",
+            (Mode::V2, false) => b"0",
+        };
+        std::os::unix::fs::FileExt::write_all_at(&self.file, value, 0)
+    }
+
+    /// Resume the group now if it is frozen (before an invocation, or so that a kill takes
+    /// effect), and cancel a freeze still pending.
+    pub fn thaw(&self) -> std::io::Result<()> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.generation += 1;
+        if state.frozen {
+            self.write(false)?;
+            state.frozen = false;
+        }
+        Ok(())
+    }
+
+    /// Freeze the group [`FreezeSwitch::GRACE`] from now, unless [`FreezeSwitch::thaw`] is
+    /// called first. Needs a tokio runtime.
+    pub fn freeze_soon(self: &Arc<Self>) {
+        let generation = self.state.lock().unwrap_or_else(|e| e.into_inner()).generation;
+        let switch = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Self::GRACE).await;
+            let mut state = switch.state.lock().unwrap_or_else(|e| e.into_inner());
+            if state.generation != generation || state.frozen {
+                return;
+            }
+            match switch.write(true) {
+                Ok(()) => state.frozen = true,
+                Err(e) => tracing::warn!("cannot freeze an idle instance: {e}"),
+            }
+        });
+    }
 }
 
 impl Cgroups {
@@ -173,7 +242,21 @@ impl Cgroups {
             (_, Mode::V2) => Some("cgroup.freeze"),
             _ => None,
         };
-        let freeze = freeze_file.and_then(|f| std::fs::OpenOptions::new().write(true).open(path.join(f)).ok());
+        let freeze = freeze_file
+            .and_then(|f| std::fs::OpenOptions::new().write(true).open(path.join(f)).ok())
+            .map(|file| {
+                Arc::new(FreezeSwitch {
+                    file,
+                    mode: self.mode,
+                    state: Mutex::default(),
+                })
+            });
+        let peak_file = match (self.controller, self.mode) {
+            (Controller::Memory, Mode::V1) => Some("memory.max_usage_in_bytes"),
+            (Controller::Memory, Mode::V2) => Some("memory.peak"),
+            _ => None,
+        };
+        let peak = peak_file.and_then(|f| std::fs::File::open(path.join(f)).ok());
         Ok(InstanceGroup {
             controller: self.controller,
             mode: self.mode,
@@ -181,6 +264,7 @@ impl Cgroups {
             procs,
             limit_mb,
             freeze,
+            peak,
         })
     }
 }
@@ -195,20 +279,9 @@ impl InstanceGroup {
         )
     }
 
-    /// Stop (`true`) or resume every process of the group. Lambda freezes an execution
-    /// environment between invocations, so background work makes no progress while nobody
-    /// pays for it. The kernel does it asynchronously; this returns at once.
-    pub fn set_frozen(&self, frozen: bool) -> std::io::Result<()> {
-        let value: &[u8] = match (self.mode, frozen) {
-            (Mode::V1, true) => b"FROZEN",
-            (Mode::V1, false) => b"THAWED",
-            (Mode::V2, true) => b"1",
-            (Mode::V2, false) => b"0",
-        };
-        match &self.freeze {
-            Some(file) => std::os::unix::fs::FileExt::write_all_at(file, value, 0),
-            None => Err(std::io::Error::other("this group cannot freeze")),
-        }
+    /// What freezes and thaws the group, where it can.
+    pub fn freeze_switch(&self) -> Option<&Arc<FreezeSwitch>> {
+        self.freeze.as_ref()
     }
 
     /// Change a memory group's limit (a pre-started runtime becoming a function).
@@ -259,17 +332,15 @@ impl InstanceGroup {
         if self.controller != Controller::Memory {
             return None;
         }
-        let read = |f: &str| -> u64 {
-            std::fs::read_to_string(self.path.join(f))
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0)
-        };
         // One small read on the request path; the process scan only when the mark has nothing.
-        let group = match self.mode {
-            Mode::V1 => read("memory.max_usage_in_bytes"),
-            Mode::V2 => read("memory.peak"),
-        };
+        let group = self.peak.as_ref().map_or(0, |file| {
+            let mut buf = [0u8; 32];
+            std::os::unix::fs::FileExt::read_at(file, &mut buf, 0)
+                .ok()
+                .and_then(|n| std::str::from_utf8(&buf[..n]).ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        });
         if group > 0 {
             return Some(group.div_ceil(1024 * 1024));
         }
@@ -293,8 +364,9 @@ impl InstanceGroup {
 
 impl Drop for InstanceGroup {
     fn drop(&mut self) {
-        // An open control file would keep the group from being removed.
+        // Close the control files before the group goes.
         drop(self.freeze.take());
+        drop(self.peak.take());
         // A group can only be removed once its processes are gone, which takes the kernel a
         // moment after the kill: retry briefly off the caller's thread.
         if std::fs::remove_dir(&self.path).is_err() {

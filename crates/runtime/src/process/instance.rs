@@ -134,7 +134,6 @@ impl Inner {
             memory,
             _pids: pids,
             freezer,
-            frozen: false,
             _credentials: credentials,
             net,
             reaped,
@@ -193,8 +192,6 @@ struct ProcessInstance {
     _pids: Option<crate::limits::InstanceGroup>,
     /// The group that freezes the instance between invocations (v1's freezer group).
     freezer: Option<crate::limits::InstanceGroup>,
-    /// Whether the instance is frozen now.
-    frozen: bool,
     /// The instance's credentials, revoked when it goes.
     _credentials: Option<InstanceCredentials>,
     /// Its network namespace (and slirp4netns, for outbound traffic), kept for its lifetime.
@@ -204,33 +201,26 @@ struct ProcessInstance {
 }
 
 impl ProcessInstance {
-    /// The group whose processes freeze together: v1's freezer group, or the v2 group.
-    fn freeze_group(&self) -> Option<&crate::limits::InstanceGroup> {
+    /// What freezes the instance's processes together: v1's freezer group, or the v2 group.
+    fn freeze_switch(&self) -> Option<&Arc<crate::limits::FreezeSwitch>> {
         self.freezer
             .as_ref()
             .or(self.memory.as_ref())
-            .filter(|g| g.can_freeze())
+            .and_then(|g| g.freeze_switch())
     }
 
-    /// Freeze the instance between invocations or thaw it for the next, as Lambda does.
-    fn set_frozen(&mut self, frozen: bool) {
-        if self.frozen == frozen {
-            return;
-        }
-        let Some(group) = self.freeze_group() else { return };
-        match group.set_frozen(frozen) {
-            Ok(()) => self.frozen = frozen,
-            Err(e) => tracing::warn!(function = %self.config.function.name, "cannot change the freezer state: {e}"),
+    /// Thaw the instance for an invocation (or a kill); cancels a freeze still pending.
+    fn thaw(&self) {
+        if let Some(switch) = self.freeze_switch() {
+            if let Err(e) = switch.thaw() {
+                tracing::warn!(function = %self.config.function.name, "cannot thaw the instance: {e}");
+            }
         }
     }
 
     fn kill(&self) {
-        if self.frozen {
-            // A frozen process does not act on SIGKILL (cgroup v1) until thawed.
-            if let Some(group) = self.freeze_group() {
-                let _ = group.set_frozen(false);
-            }
-        }
+        // A frozen process does not act on SIGKILL (cgroup v1) until thawed.
+        self.thaw();
         if self.pid > 1 && !self.reaped.load(std::sync::atomic::Ordering::SeqCst) {
             // SAFETY: signalling our own child's process group.
             unsafe {
@@ -270,7 +260,7 @@ impl ProcessInstance {
     async fn run(&mut self, inv: Invocation) -> Completed {
         let first = !self.invoked;
         self.invoked = true;
-        self.set_frozen(false);
+        self.thaw();
         if first {
             if let Some(net) = &mut self.net {
                 // slirp4netns starts beside the runtime; the handler gets a working network.
@@ -348,7 +338,9 @@ impl ProcessInstance {
         };
         if self.healthy {
             // Nothing runs between invocations: background work waits for the next one.
-            self.set_frozen(true);
+            if let Some(switch) = self.freeze_switch() {
+                switch.freeze_soon();
+            }
         }
         completed
     }
