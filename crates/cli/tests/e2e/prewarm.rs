@@ -242,3 +242,64 @@ fn a_minute_after_start_node_and_python_cold_starts_are_served_by_pre_started_ru
     assert_eq!(prewarmed_starts(&dev, "python"), 1.0, "{}", dev.output());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The nice value of every process below `pid` whose command line mentions `needle`.
+fn nice_of_descendants(pid: u32, needle: &str) -> Vec<i64> {
+    let stats: Vec<(u32, u32, i64)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter_map(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            let f: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+            // After the name: state(0) ppid(1) … priority(15) nice(16).
+            Some((p, f[1].parse().ok()?, f[16].parse().ok()?))
+        })
+        .collect();
+    let mut family = vec![pid];
+    let mut i = 0;
+    while i < family.len() {
+        let parent = family[i];
+        family.extend(stats.iter().filter(|s| s.1 == parent).map(|s| s.0));
+        i += 1;
+    }
+    stats
+        .iter()
+        .filter(|(p, _, _)| family[1..].contains(p))
+        .filter(|(p, _, _)| {
+            std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+        .map(|(_, _, nice)| *nice)
+        .collect()
+}
+
+#[test]
+fn pre_started_runtimes_load_at_the_lowest_priority_and_functions_run_at_normal_priority() {
+    let dir = std::env::temp_dir().join(format!("sylph-prewarm-nice-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("serverless.yml"),
+        "service: nice\nprovider:\n  runtime: python3.12\nfunctions:\n  f:\n    handler: h.f\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("h.py"),
+        "import os\n\ndef f(event, context):\n    return os.getpriority(os.PRIO_PROCESS, 0)\n",
+    )
+    .unwrap();
+    let dev = Dev::start(&dir);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while prestarted(&dev, "python") < 2.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Filling the pool is background work: it must not take CPU from invocations.
+    let waiting = nice_of_descendants(dev.pid(), "python.py");
+    assert!(!waiting.is_empty(), "no pre-started runtime found");
+    assert!(waiting.iter().all(|n| *n == 19), "pre-started runtimes at nice {waiting:?}");
+    // The one that becomes the function serves it at the normal priority.
+    let r = dev.send("POST", "/2015-03-31/functions/f/invocations", &[], b"{}");
+    assert_eq!((r.status, r.text()), (200, "0".to_owned()), "{}", dev.output());
+    assert_eq!(prewarmed_starts(&dev, "f"), 1.0, "{}", dev.output());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -360,19 +360,20 @@ impl Inner {
         let env = self.environment(&config, &api_addr, credentials.as_ref());
         let visible = self.visible_dirs(Family::of(&config.function.runtime));
         let spawned = self
-            .spawn_process(
-                &program,
-                &args,
-                &env,
-                &config.root,
+            .spawn_process(spawn::ProcessSpec {
+                program: &program,
+                args: &args,
+                env: &env,
+                cwd: &config.root,
                 channel,
                 runtime_api,
                 net,
-                &config.function.name,
-                config.function.memory_mb,
-                config.function.ephemeral_mb,
-                &visible,
-            )
+                label: &config.function.name,
+                memory_mb: config.function.memory_mb,
+                tmp_mb: config.function.ephemeral_mb,
+                visible: &visible,
+                background: false,
+            })
             .await?;
         Ok(self.assemble(config, spawned, StartKind::Cold, credentials))
     }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::spawn::Spawned;
+use super::spawn::{ProcessSpec, Spawned};
 use super::{Family, Inner, ProcessRuntime};
 use crate::frame::Frame;
 use crate::netns::RUNTIME_API_ADDR;
@@ -172,6 +172,12 @@ impl Inner {
                 tracing::warn!("cannot apply the memory limit to a pre-started runtime: {e}");
             }
         }
+        // It was loading in the background, at the lowest priority: now it serves a request.
+        if let Some(g) = warm.pids.as_ref().or(warm.memory.as_ref()).or(warm.freezer.as_ref()) {
+            if let Err(e) = g.set_priority(0) {
+                tracing::warn!("cannot raise a pre-started runtime's priority: {e}");
+            }
+        }
         let sent = warm
             .channel
             .as_mut()
@@ -259,19 +265,20 @@ impl Inner {
         let env = self.generic_environment(family, api_addr);
         let visible = self.visible_dirs(Some(family));
         let cwd = PathBuf::from("/");
-        self.spawn_process(
-            &program,
-            &args,
-            &env,
-            &cwd,
-            true,
-            None,
+        self.spawn_process(ProcessSpec {
+            program: &program,
+            args: &args,
+            env: &env,
+            cwd: &cwd,
+            channel: true,
+            runtime_api: None,
             net,
-            "pre-started runtime",
-            10240,
-            crate::sandbox::TMP_MB,
-            &visible,
-        )
+            label: "pre-started runtime",
+            memory_mb: 10240,
+            tmp_mb: crate::sandbox::TMP_MB,
+            visible: &visible,
+            background: true,
+        })
         .await
     }
 }

@@ -19,6 +19,43 @@ const MAX_OPEN_FILES: libc::rlim_t = 1024;
 
 /// A started process, not yet an instance of any particular function. Dropping it kills the
 /// process (`kill_on_drop`).
+/// What [`Inner::spawn_process`] starts.
+pub(super) struct ProcessSpec<'a> {
+    pub program: &'a Path,
+    pub args: &'a [String],
+    /// The whole environment it starts with.
+    pub env: &'a BTreeMap<String, String>,
+    pub cwd: &'a Path,
+    /// Give it the frame channel (Sylph's own bootstraps).
+    pub channel: bool,
+    pub runtime_api: Option<TcpListener>,
+    pub net: Option<InstanceNet>,
+    /// The function's name, for messages.
+    pub label: &'a str,
+    pub memory_mb: u32,
+    pub tmp_mb: u32,
+    /// Folders it sees inside the sandbox beyond the system's.
+    pub visible: &'a [PathBuf],
+    /// Started ahead of demand: it runs at the lowest CPU priority until it becomes a function,
+    /// so that filling the pool never slows the invocations being served.
+    pub background: bool,
+}
+
+/// The nice value of runtimes started ahead of demand.
+pub(super) const BACKGROUND_NICE: i32 = 19;
+
+/// Whether this process may lower nice values again (root, or CAP_SYS_NICE).
+fn can_raise_priority() -> bool {
+    // SAFETY: plain queries of our own credentials and limits.
+    unsafe {
+        if libc::geteuid() == 0 {
+            return true;
+        }
+        let mut limit = std::mem::zeroed::<libc::rlimit>();
+        libc::getrlimit(libc::RLIMIT_NICE, &mut limit) == 0 && limit.rlim_cur >= 20
+    }
+}
+
 pub(super) struct Spawned {
     pub(super) child: tokio::process::Child,
     pub(super) pid: u32,
@@ -70,21 +107,25 @@ impl Inner {
     }
 
     /// Start a process: its output pipes, its Runtime API listener and (for Sylph's own
-    /// bootstraps) its frame channel. `env` is the whole environment it starts with.
-    pub(super) async fn spawn_process(
-        &self,
-        program: &Path,
-        args: &[String],
-        env: &BTreeMap<String, String>,
-        cwd: &Path,
-        channel: bool,
-        runtime_api: Option<TcpListener>,
-        net: Option<InstanceNet>,
-        label: &str,
-        memory_mb: u32,
-        tmp_mb: u32,
-        visible: &[PathBuf],
-    ) -> Result<Spawned, StartError> {
+    /// bootstraps) its frame channel.
+    pub(super) async fn spawn_process(&self, spec: ProcessSpec<'_>) -> Result<Spawned, StartError> {
+        let ProcessSpec {
+            program,
+            args,
+            env,
+            cwd,
+            channel,
+            runtime_api,
+            net,
+            label,
+            memory_mb,
+            tmp_mb,
+            visible,
+            background,
+        } = spec;
+        // Only where the priority can be raised again when the process becomes a function
+        // (lowering a nice value needs CAP_SYS_NICE).
+        let background = background && can_raise_priority();
         let memory = self.limit_group(self.memory.as_ref(), memory_mb, label);
         let pids = self.limit_group(self.pids.as_ref(), 0, label);
         let freezer = self.limit_group(self.freezer.as_ref(), 0, label);
@@ -170,6 +211,10 @@ impl Inner {
                 // stopped while pre-started runtimes were being spawned).
                 if libc::getppid() != sylph_pid {
                     return Err(std::io::Error::other("sylph has exited"));
+                }
+                if background {
+                    // Inherited by every thread and process the runtime starts.
+                    libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE);
                 }
                 if let Some(fd) = netns_fd {
                     // The instance's own network, before bubblewrap builds the rest.
