@@ -1,5 +1,7 @@
 //! `sylph-bench tables`: PutItem, GetItem and Query requests/s with p50/p99 over HTTP against
-//! `sylph tables` and dynalite (in-memory) in the same run, then the kill -9 durability count.
+//! `sylph tables` (durable: an fsynced group commit before each answer), Dynoxide (Rust on
+//! SQLite, file-backed: WAL with synchronous=FULL, one fsync per write) and dynalite (LevelDB in
+//! memory: nothing survives) in the same run, then the kill -9 durability count.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,6 +21,8 @@ use crate::{free_port, load, print_comparison, send_once, spawn, MakeRequest, Ro
 pub struct Options {
     sylph: PathBuf,
     dynalite: PathBuf,
+    /// The `dynoxide` binary (crate `dynoxide-rs`); skipped when not given.
+    dynoxide: Option<PathBuf>,
     seconds: u64,
     concurrency: usize,
 }
@@ -28,6 +32,7 @@ impl Options {
         let mut o = Options {
             sylph: PathBuf::new(),
             dynalite: PathBuf::new(),
+            dynoxide: None,
             seconds: 5,
             concurrency: 16,
         };
@@ -36,6 +41,7 @@ impl Options {
             match flag.as_str() {
                 "--sylph" => o.sylph = PathBuf::from(value()?).canonicalize()?,
                 "--dynalite" => o.dynalite = PathBuf::from(value()?).canonicalize()?,
+                "--dynoxide" => o.dynoxide = Some(PathBuf::from(value()?).canonicalize()?),
                 "--seconds" => o.seconds = value()?.parse()?,
                 "--concurrency" => o.concurrency = value()?.parse()?,
                 other => bail!("unknown flag {other}"),
@@ -230,6 +236,21 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
 
+    if let Some(dynoxide) = &o.dynoxide {
+        eprintln!("Dynoxide (SQLite file, WAL, synchronous=FULL) ...");
+        let data = std::env::temp_dir().join(format!("sylph-bench-dynoxide-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data);
+        std::fs::create_dir_all(&data)?;
+        let port = free_port();
+        let mut cmd = Command::new(dynoxide);
+        cmd.args(["serve", "--host", "127.0.0.1", "--port", &port.to_string(), "--log", "quiet", "--db-path"])
+            .arg(data.join("bench.db"));
+        let server = spawn(cmd)?;
+        measure("Dynoxide", ([127, 0, 0, 1], port).into(), &o, &mut rows).await?;
+        drop(server);
+        let _ = std::fs::remove_dir_all(&data);
+    }
+
     eprintln!("dynalite (in-memory) ...");
     let port = free_port();
     let mut cmd = Command::new("node");
@@ -249,6 +270,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     println!();
     print_comparison("operation", "dynalite", &rows);
     println!();
+    println!("Durability: sylph tables answers a write after its group commit is fsynced; Dynoxide (file) after its SQLite WAL commit with synchronous=FULL (one fsync per write); dynalite keeps everything in memory.");
     println!(
         "kill -9 under load: {acked} writes acknowledged, {found} found after restart, {} lost",
         acked - found
