@@ -3,7 +3,7 @@
 # Rust examples, side by side with serverless-offline (--useInProcess) + dynalite serving the
 # Node.js example, in one run, at 1, 8 and 64 clients; where the CPU went per request; the
 # ceiling (the same handlers in one plain Node.js process); one core against two (taskset).
-# Usage: bench/todo.sh [--seconds N] [--concurrency 1,8,64] [--skip-taskset]
+# Usage: bench/todo.sh [--seconds N] [--warmup SECONDS] [--concurrency 1,8,64] [--skip-taskset]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 (cd bench/hello && npm ci --no-audit --no-fund --loglevel=error)

@@ -332,7 +332,7 @@ async fn main() -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || storage::run(seconds)).await?
         }
         _ => bail!(
-            "usage:\n  sylph-bench http-hello --sylph PATH --dir SERVICE_DIR [--seconds N] [--concurrency 1,8,64] [--skip-offline]\n  sylph-bench tables --sylph PATH --dynalite PATH [--dynoxide PATH] [--seconds N] [--concurrency N]\n  sylph-bench storage [--seconds N]\n  sylph-bench todo --sylph PATH --repo PATH [--seconds N] [--concurrency 1,8,64] [--skip-taskset]\n  sylph-bench coldstart --sylph PATH --rust-bootstrap PATH [--samples N]\n  sylph-bench isolation --sylph PATH --rust-bootstrap PATH [--samples N] [--warm-calls N]"
+            "usage:\n  sylph-bench http-hello --sylph PATH --dir SERVICE_DIR [--seconds N] [--concurrency 1,8,64] [--skip-offline]\n  sylph-bench tables --sylph PATH --dynalite PATH [--dynoxide PATH] [--seconds N] [--concurrency N]\n  sylph-bench storage [--seconds N]\n  sylph-bench todo --sylph PATH --repo PATH [--seconds N] [--warmup N] [--concurrency 1,8,64] [--skip-taskset]\n  sylph-bench coldstart --sylph PATH --rust-bootstrap PATH [--samples N] [--long-samples N]\n  sylph-bench isolation --sylph PATH --rust-bootstrap PATH [--samples N] [--warm-calls N]"
         ),
     }
 }

@@ -25,6 +25,10 @@ pub struct Options {
     concurrency: Vec<usize>,
     /// Skip the one-core runs.
     skip_taskset: bool,
+    /// Traffic before measuring each server: V8 needs thousands of calls per instance before
+    /// aws-sdk v2's request path is optimized, and each instance (like each process of
+    /// serverless-offline) warms up on its own.
+    warmup: u64,
 }
 
 impl Options {
@@ -35,6 +39,7 @@ impl Options {
             seconds: 5,
             concurrency: vec![1, 8, 64],
             skip_taskset: false,
+            warmup: 15,
         };
         while let Some(flag) = args.next() {
             let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
@@ -46,6 +51,7 @@ impl Options {
                     o.concurrency = value()?.split(',').map(str::parse).collect::<Result<_, _>>()?;
                 }
                 "--skip-taskset" => o.skip_taskset = true,
+                "--warmup" => o.warmup = value()?.parse()?,
                 other => bail!("unknown flag {other}"),
             }
         }
@@ -219,9 +225,11 @@ async fn measure(
     cpu_rows: &mut Vec<CpuRow>,
 ) -> anyhow::Result<Arc<Vec<String>>> {
     let ids = Arc::new(seed(addr, 50).await?);
-    // Warm up: start the instances the highest client count needs.
+    // Warm up: start the instances the highest client count needs, and let JITs settle.
     let most = o.concurrency.iter().copied().max().unwrap_or(1);
-    load(addr, get_todo(addr, ids.clone()), most, Duration::from_secs(1)).await?;
+    let half = Duration::from_secs(o.warmup.div_ceil(2));
+    load(addr, get_todo(addr, ids.clone()), most, half).await?;
+    load(addr, post_todo(addr), most, half).await?;
     for &clients in &o.concurrency {
         let case = format!("GET, {clients} clients");
         let get = measured_load(name, case.clone(), addr, get_todo(addr, ids.clone()), clients, o, counted, cpu_rows).await?;
@@ -381,7 +389,9 @@ async fn scaling_point(
     cpu_rows: &mut Vec<CpuRow>,
 ) -> anyhow::Result<(f64, f64)> {
     let ids = Arc::new(seed(addr, 50).await?);
-    load(addr, get_todo(addr, ids.clone()), 8, Duration::from_secs(1)).await?;
+    let half = Duration::from_secs(o.warmup.div_ceil(2));
+    load(addr, get_todo(addr, ids.clone()), 8, half).await?;
+    load(addr, post_todo(addr), 8, half).await?;
     let get = measured_load(name, "GET, 8 clients".into(), addr, get_todo(addr, ids), 8, o, counted, cpu_rows).await?;
     let post = measured_load(name, "POST, 8 clients".into(), addr, post_todo(addr), 8, o, counted, cpu_rows).await?;
     Ok((get.rps(), post.rps()))
@@ -450,8 +460,8 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
 
     println!();
     println!(
-        "Todo service, {} s per run; clients keep one connection each",
-        o.seconds
+        "Todo service, {} s per run after {} s of warm-up traffic per server; clients keep one connection each",
+        o.seconds, o.warmup
     );
     println!();
     print_comparison("case", "serverless-offline", &rows);
