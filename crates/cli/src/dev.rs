@@ -153,9 +153,9 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     // region then, and it is the same for every function of the service.
     base_env.push(("AWS_REGION".to_owned(), service.region.clone()));
     base_env.push(("AWS_DEFAULT_REGION".to_owned(), service.region.clone()));
+    crate::options::start_guard();
     let mut runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), base_env, sandbox)
         .context("cannot write the runtime clients")?;
-    crate::options::start_guard(&runtime);
     if args.host_network && runtime.share_host_network() {
         println!("warning: --host-network: functions share this machine's network and can reach every service on it");
     }

@@ -161,9 +161,9 @@ pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyho
     base_env.push(("AWS_DEFAULT_REGION".to_owned(), service.region.clone()));
 
     let sink: Arc<dyn sylph_telemetry::LogSink> = Arc::new(TerminalSink { stderr: true });
+    crate::options::start_guard();
     let runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), base_env, sandbox)
         .context("cannot write the runtime clients")?;
-    crate::options::start_guard(&runtime);
     if runtime.network_isolated() {
         runtime.serve_sylph_api_on(api_port);
     }

@@ -192,9 +192,11 @@ pub fn sandbox(
 /// Start the guard that stops whatever Sylph's instance groups still hold once this process
 /// ends, however it ends (see `sylph_runtime::limits::guard_main`). Its pipe is kept open for
 /// the life of this process.
-pub fn start_guard(runtime: &sylph_runtime::ProcessRuntime) {
+pub fn start_guard() {
     use std::os::unix::process::CommandExt as _;
-    let dirs = runtime.group_dirs();
+    // Every group folder this process may create, before any exists: a kill at any moment of
+    // start-up leaves nothing behind.
+    let dirs = sylph_runtime::limits::planned_group_dirs();
     if dirs.is_empty() {
         return;
     }

@@ -478,6 +478,37 @@ fn stop_leftovers(group: &Path) {
     }
 }
 
+/// Every folder [`Cgroups::detect`] may create for this process (`…/sylph-<pid>`, freezer
+/// first), worked out without creating any: the clean-up guard is started with them before
+/// they exist, so that no moment of start-up leaves a group behind if Sylph is killed.
+pub fn planned_group_dirs() -> Vec<PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let leaf = format!("sylph-{}", std::process::id());
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for controller in [Controller::Freezer, Controller::Memory, Controller::Pids] {
+        let name = controller.name();
+        for line in own.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+                continue;
+            };
+            if controllers.split(',').any(|c| c == name) {
+                dirs.push(Path::new("/sys/fs/cgroup").join(name).join(path.trim_start_matches('/')).join(&leaf));
+            }
+        }
+    }
+    for line in own.lines() {
+        if let Some(path) = line.strip_prefix("0::") {
+            for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+                dirs.push(Path::new(root).join(path.trim_start_matches('/')).join(&leaf));
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    dirs.retain(|d| seen.insert(d.clone()));
+    dirs
+}
+
 /// The guard: a small process Sylph starts once, which lives until Sylph's end of its standard
 /// input closes — however Sylph ends, `kill -9` included — and then stops every process left in
 /// Sylph's instance groups (thawing frozen ones first) and removes the groups. Without it, a

@@ -214,16 +214,6 @@ impl ProcessRuntime {
         }
     }
 
-    /// The folders of this Sylph's instance groups, freezer first (for the guard, see
-    /// [`crate::limits::guard_main`]).
-    pub fn group_dirs(&self) -> Vec<PathBuf> {
-        [&self.inner.freezer, &self.inner.memory, &self.inner.pids]
-            .into_iter()
-            .flatten()
-            .map(|c| c.parent().to_path_buf())
-            .collect()
-    }
-
     /// Whether each instance has a network namespace of its own.
     pub fn network_isolated(&self) -> bool {
         self.inner.isolated_network
