@@ -364,14 +364,19 @@ async fn a_warm_instance_that_died_unseen_costs_nothing_but_a_crash_fails_its_re
     assert!(answered(&invoke(&pool, "f", "2").await, "2"), "retried on a new instance");
     assert_eq!(runtime.starts(), 2);
     assert_eq!(runtime.counters.invocations.load(Ordering::SeqCst), 2, "each call ran once");
-    // A crash while running is the request's failure: no retry (it may have had effects).
+    // A crash while running is the request's failure: no retry (it may have had effects),
+    // even on a warm instance.
     pool.reload();
-    runtime.script(vec![Script::Crash]);
+    runtime.script(vec![Script::Answer, Script::Crash]);
+    assert!(answered(&invoke(&pool, "f", "3").await, "3"));
+    let (starts, ran) = (runtime.starts(), runtime.counters.invocations.load(Ordering::SeqCst));
     let result = invoke(&pool, "f", "4").await;
     assert!(
         matches!(result, Ok(InvokeResult::Error { kind: ErrorKind::Runtime, .. })),
         "{result:?}"
     );
+    assert_eq!(runtime.starts(), starts, "not run again on a new instance");
+    assert_eq!(runtime.counters.invocations.load(Ordering::SeqCst), ran + 1);
     assert_eq!(pool.idle_instances("f"), 0, "the crashed instance is not reused");
     assert!(answered(&invoke(&pool, "f", "5").await, "5"));
 }

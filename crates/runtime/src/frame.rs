@@ -43,6 +43,8 @@ pub enum FrameError {
     UnknownType(u8),
     #[error("frame ends inside a length-prefixed field")]
     Truncated,
+    #[error("frame has bytes after its end")]
+    TrailingBytes,
 }
 
 /// Bytes before a frame's type byte: its length.
@@ -82,15 +84,29 @@ impl<'a> Frame<'a> {
         }
     }
 
+    /// A length-prefixed field as it is written: cut to what its length prefix can say.
+    fn written(field: &[u8], width: usize) -> &[u8] {
+        let most = if width == 2 { u16::MAX as usize } else { u32::MAX as usize };
+        &field[..field.len().min(most)]
+    }
+
     /// Bytes this frame takes on the wire, length prefix included.
     pub fn encoded_len(&self) -> usize {
         let width = Self::field_length_bytes(self.kind());
         let (fields, rest) = self.parts();
-        LENGTH_BYTES + 1 + fields.iter().flatten().map(|f| width + f.len()).sum::<usize>() + rest.len()
+        LENGTH_BYTES
+            + 1
+            + fields
+                .iter()
+                .flatten()
+                .map(|f| width + Self::written(f, width).len())
+                .sum::<usize>()
+            + rest.len()
     }
 
     /// Append the frame, length prefix included, to `out`. Fields longer than their length
-    /// prefix allows are cut to it (ids and error types are short; headers far below 4 GB).
+    /// prefix allows are cut to it (ids and error types are short; headers far below 4 GB);
+    /// whole frames are bounded far below 4 GB by Lambda's payload limits.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let kind = self.kind();
         let width = Self::field_length_bytes(kind);
@@ -99,14 +115,13 @@ impl<'a> Frame<'a> {
         out.push(kind);
         let (fields, rest) = self.parts();
         for field in fields.into_iter().flatten() {
+            let field = Self::written(field, width);
             if width == 2 {
-                let field = &field[..field.len().min(u16::MAX as usize)];
                 out.extend_from_slice(&(field.len() as u16).to_le_bytes());
-                out.extend_from_slice(field);
             } else {
                 out.extend_from_slice(&(field.len() as u32).to_le_bytes());
-                out.extend_from_slice(field);
             }
+            out.extend_from_slice(field);
         }
         out.extend_from_slice(rest);
     }
@@ -125,6 +140,8 @@ impl<'a> Frame<'a> {
         let field = |rest: &mut &'a [u8]| take_field(rest, width).ok_or(FrameError::Truncated);
         // The last field (a body, an event, a spec) is what is left: it runs to the end.
         Ok(match kind {
+            // These carry nothing; anything after the type byte is not the frame Sylph knows.
+            b'N' | b'W' if !rest.is_empty() => return Err(FrameError::TrailingBytes),
             b'N' => Frame::Next,
             b'W' => Frame::Ready,
             b'R' => {
@@ -229,6 +246,23 @@ mod tests {
     }
 
     #[test]
+    fn an_over_long_field_is_cut_and_the_length_says_so() {
+        let id = vec![b'i'; 70_000];
+        let frame = Frame::Response { id: &id, body: b"b" };
+        let bytes = frame.to_bytes();
+        assert_eq!(bytes.len(), frame.encoded_len());
+        let declared = u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
+        assert_eq!(declared, bytes.len() - LENGTH_BYTES);
+        assert_eq!(
+            Frame::decode(&bytes[LENGTH_BYTES..]),
+            Ok(Frame::Response {
+                id: &id[..u16::MAX as usize],
+                body: b"b"
+            })
+        );
+    }
+
+    #[test]
     fn broken_frames_are_refused() {
         assert_eq!(Frame::decode(b""), Err(FrameError::Empty));
         assert_eq!(Frame::decode(b"Z"), Err(FrameError::UnknownType(b'Z')));
@@ -238,6 +272,8 @@ mod tests {
             "an id longer than the frame"
         );
         assert_eq!(Frame::decode(b"E\x01\x00i"), Err(FrameError::Truncated), "no error type");
+        assert_eq!(Frame::decode(b"N\x00"), Err(FrameError::TrailingBytes));
+        assert_eq!(Frame::decode(b"Wx"), Err(FrameError::TrailingBytes));
         assert_eq!(Frame::decode(b"V\x01\x00"), Err(FrameError::Truncated), "a cut header length");
         assert_eq!(
             Frame::decode(b"V\xff\xff\xff\xff{}"),

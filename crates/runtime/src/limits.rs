@@ -280,21 +280,33 @@ impl InstanceGroup {
     }
 
     /// Set the nice value of every thread in the group (a pre-started runtime becoming a
-    /// function leaves the background priority it loaded at).
+    /// function leaves the background priority it loaded at). Passes repeat until one finds no
+    /// thread it had not set, so that a thread started meanwhile is not left behind.
     pub fn set_priority(&self, nice: i32) -> std::io::Result<()> {
         let threads = match self.mode {
             Mode::V1 => "tasks",
             Mode::V2 => "cgroup.threads",
         };
-        let list = std::fs::read_to_string(self.path.join(threads))?;
-        for tid in list.split_whitespace().filter_map(|t| t.parse::<libc::id_t>().ok()) {
-            // SAFETY: setpriority on a thread id of our own instance's group.
-            if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) } != 0 {
-                let e = std::io::Error::last_os_error();
-                // A thread that exited meanwhile is no error.
-                if e.raw_os_error() != Some(libc::ESRCH) {
-                    return Err(e);
+        let mut done = std::collections::HashSet::new();
+        for _ in 0..4 {
+            let list = std::fs::read_to_string(self.path.join(threads))?;
+            let mut new = false;
+            for tid in list.split_whitespace().filter_map(|t| t.parse::<libc::id_t>().ok()) {
+                if !done.insert(tid) {
+                    continue;
                 }
+                new = true;
+                // SAFETY: setpriority on a thread id of our own instance's group.
+                if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) } != 0 {
+                    let e = std::io::Error::last_os_error();
+                    // A thread that exited meanwhile is no error.
+                    if e.raw_os_error() != Some(libc::ESRCH) {
+                        return Err(e);
+                    }
+                }
+            }
+            if !new {
+                return Ok(());
             }
         }
         Ok(())

@@ -275,6 +275,7 @@ fn nice_of_descendants(pid: u32, needle: &str) -> Vec<i64> {
 
 #[test]
 fn pre_started_runtimes_load_at_the_lowest_priority_and_functions_run_at_normal_priority() {
+    // Needs CAP_SYS_NICE (as root has outside a container) and cgroups, as CI has.
     let dir = std::env::temp_dir().join(format!("sylph-prewarm-nice-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -297,9 +298,11 @@ fn pre_started_runtimes_load_at_the_lowest_priority_and_functions_run_at_normal_
     let waiting = nice_of_descendants(dev.pid(), "python.py");
     assert!(!waiting.is_empty(), "no pre-started runtime found");
     assert!(waiting.iter().all(|n| *n == 19), "pre-started runtimes at nice {waiting:?}");
-    // The one that becomes the function serves it at the normal priority.
+    // The one that becomes the function serves it at Sylph's own priority (this test's).
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let own: i64 = stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(16).unwrap().parse().unwrap();
     let r = dev.send("POST", "/2015-03-31/functions/f/invocations", &[], b"{}");
-    assert_eq!((r.status, r.text()), (200, "0".to_owned()), "{}", dev.output());
+    assert_eq!((r.status, r.text()), (200, own.to_string()), "{}", dev.output());
     assert_eq!(prewarmed_starts(&dev, "f"), 1.0, "{}", dev.output());
     let _ = std::fs::remove_dir_all(&dir);
 }

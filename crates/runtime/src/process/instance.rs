@@ -210,17 +210,23 @@ impl ProcessInstance {
     }
 
     /// Thaw the instance for an invocation (or a kill); cancels a freeze still pending.
-    fn thaw(&self) {
-        if let Some(switch) = self.freeze_switch() {
-            if let Err(e) = switch.thaw() {
+    /// Returns whether it is now free to run.
+    fn thaw(&self) -> bool {
+        let Some(switch) = self.freeze_switch() else { return true };
+        match switch.thaw() {
+            Ok(()) => true,
+            Err(e) => {
                 tracing::warn!(function = %self.config.function.name, "cannot thaw the instance: {e}");
+                false
             }
         }
     }
 
     fn kill(&self) {
-        // A frozen process does not act on SIGKILL (cgroup v1) until thawed.
-        self.thaw();
+        // A frozen process does not act on SIGKILL (cgroup v1) until thawed: try twice.
+        if !self.thaw() {
+            self.thaw();
+        }
         if self.pid > 1 && !self.reaped.load(std::sync::atomic::Ordering::SeqCst) {
             // SAFETY: signalling our own child's process group.
             unsafe {
@@ -260,7 +266,12 @@ impl ProcessInstance {
     async fn run(&mut self, inv: Invocation) -> Completed {
         let first = !self.invoked;
         self.invoked = true;
-        self.thaw();
+        if !self.thaw() {
+            // A frozen instance would never take the invocation; a warm one that cannot be
+            // thawed is unavailable (the invoker runs the invocation on a new instance).
+            let failure = Failure::Unavailable("the instance could not be thawed".into());
+            return self.fail(failure, Instant::now(), first).await;
+        }
         if first {
             if let Some(net) = &mut self.net {
                 // slirp4netns starts beside the runtime; the handler gets a working network.

@@ -172,10 +172,14 @@ impl Inner {
                 tracing::warn!("cannot apply the memory limit to a pre-started runtime: {e}");
             }
         }
-        // It was loading in the background, at the lowest priority: now it serves a request.
+        // It was loading in the background, at the lowest priority: now it serves requests at
+        // Sylph's own priority. One that cannot be raised is not used (a plain cold start).
+        // SAFETY: getpriority of this process; a nice value, never an error for ourselves.
+        let own = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
         if let Some(g) = warm.pids.as_ref().or(warm.memory.as_ref()).or(warm.freezer.as_ref()) {
-            if let Err(e) = g.set_priority(0) {
+            if let Err(e) = g.set_priority(own) {
                 tracing::warn!("cannot raise a pre-started runtime's priority: {e}");
+                return None;
             }
         }
         let sent = warm

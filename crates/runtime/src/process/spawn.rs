@@ -44,16 +44,23 @@ pub(super) struct ProcessSpec<'a> {
 /// The nice value of runtimes started ahead of demand.
 pub(super) const BACKGROUND_NICE: i32 = 19;
 
-/// Whether this process may lower nice values again (root, or CAP_SYS_NICE).
+/// Whether this process may lower nice values again: CAP_SYS_NICE in its effective set (root
+/// in a container often lacks it), or an RLIMIT_NICE that allows nice 0.
 fn can_raise_priority() -> bool {
-    // SAFETY: plain queries of our own credentials and limits.
-    unsafe {
-        if libc::geteuid() == 0 {
-            return true;
+    const CAP_SYS_NICE: u32 = 23;
+    let has_cap = std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+            .is_some_and(|caps| caps & (1 << CAP_SYS_NICE) != 0)
+    });
+    // SAFETY: a plain query of our own limits.
+    has_cap
+        || unsafe {
+            let mut limit = std::mem::zeroed::<libc::rlimit>();
+            libc::getrlimit(libc::RLIMIT_NICE, &mut limit) == 0 && limit.rlim_cur >= 20
         }
-        let mut limit = std::mem::zeroed::<libc::rlimit>();
-        libc::getrlimit(libc::RLIMIT_NICE, &mut limit) == 0 && limit.rlim_cur >= 20
-    }
 }
 
 pub(super) struct Spawned {
@@ -123,14 +130,14 @@ impl Inner {
             visible,
             background,
         } = spec;
-        // Only where the priority can be raised again when the process becomes a function
-        // (lowering a nice value needs CAP_SYS_NICE).
-        let background = background && can_raise_priority();
         let memory = self.limit_group(self.memory.as_ref(), memory_mb, label);
         let pids = self.limit_group(self.pids.as_ref(), 0, label);
         let freezer = self.limit_group(self.freezer.as_ref(), 0, label);
         let groups: Vec<&crate::limits::InstanceGroup> =
             memory.iter().chain(pids.iter()).chain(freezer.iter()).collect();
+        // Only where the priority can be raised again when the process becomes a function:
+        // that takes CAP_SYS_NICE, and a group listing every thread of the process tree.
+        let background = background && !groups.is_empty() && can_raise_priority();
         let spawn_err = |source| StartError::Spawn {
             function: label.to_owned(),
             program: program.display().to_string(),
