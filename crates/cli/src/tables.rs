@@ -8,11 +8,10 @@ use anyhow::Context as _;
 use clap::Args;
 use sylph_gateway::Gateway;
 use sylph_invoker::{Pool, PoolConfig};
-use sylph_runtime::ProcessRuntime;
+use sylph_runtime::{BoxFuture, Instance, InstanceConfig, Runtime, StartError};
 use tokio::net::TcpListener;
 
 use crate::dev::{open_tables, shutdown_signal};
-use crate::options::runtime_dir;
 
 #[derive(Args)]
 pub struct TablesArgs {
@@ -59,8 +58,7 @@ pub async fn run(args: TablesArgs) -> anyhow::Result<ExitCode> {
         tables: Vec::new(),
     };
     let sink: Arc<dyn sylph_telemetry::LogSink> = Arc::new(sylph_telemetry::NullSink);
-    let runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), Vec::new(), None)?;
-    let pool = Pool::new(&service, Arc::new(runtime), sink, PoolConfig::default());
+    let pool = Pool::new(&service, Arc::new(NoFunctions), sink, PoolConfig::default());
     let gateway = Gateway::new(&service, pool, Some(sylph_gateway::TableApi::Local(tables)), None, None);
     println!("sylph tables: DynamoDB API, data in {}", args.data_dir.display());
     if !addr.ip().is_loopback() {
@@ -81,4 +79,21 @@ pub async fn run(args: TablesArgs) -> anyhow::Result<ExitCode> {
     )
     .await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `sylph tables` serves no functions: a runtime that starts nothing (and so creates no
+/// instance groups or namespaces on the host).
+struct NoFunctions;
+
+impl Runtime for NoFunctions {
+    fn start(&self, config: Arc<InstanceConfig>) -> BoxFuture<'static, Result<Box<dyn Instance>, StartError>> {
+        let function = config.function.name.clone();
+        Box::pin(async move {
+            Err(StartError::NotFound {
+                function,
+                what: "a runtime".into(),
+                help: "`sylph tables` serves tables only; run functions with `sylph dev`".into(),
+            })
+        })
+    }
 }
