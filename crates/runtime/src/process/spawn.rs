@@ -85,7 +85,13 @@ impl Inner {
     /// listener when `http_api`; and the address the runtime is told (AWS_LAMBDA_RUNTIME_API).
     pub(super) async fn network(&self, http_api: bool) -> Result<(Option<InstanceNet>, Option<TcpListener>, String), StartError> {
         if self.isolated_network {
-            let mut net = InstanceNet::create(http_api, self.sylph_api_port.get().copied(), self.outbound.get())
+            // Creating a namespace, its routes and slirp4netns blocks for milliseconds: off the
+            // async workers, or a burst of starts (and pool refills) stalls every request.
+            let port = self.sylph_api_port.get().copied();
+            let outbound = self.outbound.get().cloned();
+            let mut net = tokio::task::spawn_blocking(move || InstanceNet::create(http_api, port, outbound.as_ref()))
+                .await
+                .map_err(|e| StartError::Listen(std::io::Error::other(e)))?
                 .map_err(StartError::Listen)?;
             let listener = net
                 .runtime_api
