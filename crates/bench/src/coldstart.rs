@@ -51,6 +51,15 @@ impl Options {
 }
 
 pub(crate) async fn invoke(addr: SocketAddr, function: &str) -> anyhow::Result<Duration> {
+    let (took, status, function_error, body) = invoke_raw(addr, function).await?;
+    if status != 200 || function_error {
+        bail!("{function}: {status} {body}");
+    }
+    Ok(took)
+}
+
+/// One Invoke API call on a new connection: latency, status, whether the function failed, body.
+async fn invoke_raw(addr: SocketAddr, function: &str) -> anyhow::Result<(Duration, u16, bool, String)> {
     let stream = TcpStream::connect(addr).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
@@ -59,14 +68,10 @@ pub(crate) async fn invoke(addr: SocketAddr, function: &str) -> anyhow::Result<D
         .body(Full::new(Bytes::from_static(b"{}")))?;
     let t = Instant::now();
     let res = sender.send_request(req).await?;
-    let status = res.status();
+    let status = res.status().as_u16();
     let function_error = res.headers().contains_key("x-amz-function-error");
     let body = res.into_body().collect().await?.to_bytes();
-    let took = t.elapsed();
-    if status != 200 || function_error {
-        bail!("{function}: {status} {}", String::from_utf8_lossy(&body));
-    }
-    Ok(took)
+    Ok((t.elapsed(), status, function_error, String::from_utf8_lossy(&body).into_owned()))
 }
 
 pub(crate) fn percentile(v: &mut [Duration], p: f64) -> f64 {
@@ -226,16 +231,8 @@ async fn sequences(o: &Options, dir: &Path) -> anyhow::Result<Vec<Sequence>> {
 
 /// Invoke and return the latency and the body.
 async fn invoke_body(addr: SocketAddr, function: &str) -> anyhow::Result<(Duration, String)> {
-    let stream = TcpStream::connect(addr).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    let req = hyper::Request::post(format!("/2015-03-31/functions/{function}/invocations"))
-        .header("host", addr.to_string())
-        .body(Full::new(Bytes::from_static(b"{}")))?;
-    let t = Instant::now();
-    let res = sender.send_request(req).await?;
-    let body = res.into_body().collect().await?.to_bytes();
-    Ok((t.elapsed(), String::from_utf8_lossy(&body).into_owned()))
+    let (took, _, _, body) = invoke_raw(addr, function).await?;
+    Ok((took, body))
 }
 
 /// `sylph dev` on `dir` with `extra` flags, once it answers; stops with the returned guard.

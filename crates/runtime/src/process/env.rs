@@ -22,6 +22,21 @@ const PASSTHROUGH_ENV: &[&str] = &[
 ];
 
 impl Inner {
+    /// What every runtime process starts with: the host variables passed through, then the
+    /// placeholder credentials and endpoints every function gets.
+    fn shared_environment(&self) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        for key in PASSTHROUGH_ENV {
+            if let Ok(v) = std::env::var(key) {
+                env.insert((*key).to_owned(), v);
+            }
+        }
+        for (k, v) in &self.base_env {
+            env.insert(k.clone(), v.clone());
+        }
+        env
+    }
+
     /// `PATH` inside the sandbox: the interpreters' own folders, then the system's, as Lambda
     /// puts `/var/lang/bin` first. The host's `PATH` names folders the sandbox does not hold.
     pub(super) fn sandbox_path(&self, dirs: &[PathBuf]) -> String {
@@ -42,15 +57,7 @@ impl Inner {
         credentials: Option<&InstanceCredentials>,
     ) -> BTreeMap<String, String> {
         let f = &config.function;
-        let mut env = BTreeMap::new();
-        for key in PASSTHROUGH_ENV {
-            if let Ok(v) = std::env::var(key) {
-                env.insert((*key).to_owned(), v);
-            }
-        }
-        for (k, v) in &self.base_env {
-            env.insert(k.clone(), v.clone());
-        }
+        let mut env = self.shared_environment();
         for (k, v) in &f.environment {
             env.insert(k.clone(), v.clone());
         }
@@ -108,15 +115,7 @@ impl Inner {
     /// The environment of a runtime started ahead of demand, before it knows its function:
     /// what every function shares. The rest comes with its `Start` frame.
     pub(super) fn generic_environment(&self, family: Family, api_addr: String) -> BTreeMap<String, String> {
-        let mut env = BTreeMap::new();
-        for key in PASSTHROUGH_ENV {
-            if let Ok(v) = std::env::var(key) {
-                env.insert((*key).to_owned(), v);
-            }
-        }
-        for (k, v) in &self.base_env {
-            env.insert(k.clone(), v.clone());
-        }
+        let mut env = self.shared_environment();
         env.insert("AWS_LAMBDA_RUNTIME_API".into(), api_addr);
         env.insert("SYLPH_PREWARM".into(), "1".into());
         env.insert("PYTHONUNBUFFERED".into(), "1".into());
