@@ -71,7 +71,12 @@ async fn invoke_raw(addr: SocketAddr, function: &str) -> anyhow::Result<(Duratio
     let status = res.status().as_u16();
     let function_error = res.headers().contains_key("x-amz-function-error");
     let body = res.into_body().collect().await?.to_bytes();
-    Ok((t.elapsed(), status, function_error, String::from_utf8_lossy(&body).into_owned()))
+    Ok((
+        t.elapsed(),
+        status,
+        function_error,
+        String::from_utf8_lossy(&body).into_owned(),
+    ))
 }
 
 pub(crate) fn percentile(v: &mut [Duration], p: f64) -> f64 {
@@ -98,7 +103,9 @@ fn write_service(dir: &Path, n: usize, rust_bootstrap: &Path) -> anyhow::Result<
     for prefix in ["quiet", "second", "minute", "minutesecond", "burst"] {
         for i in 0..n.max(32) {
             yml.push_str(&format!("  {prefix}node{i}:\n    handler: node.handler\n"));
-            yml.push_str(&format!("  {prefix}python{i}:\n    handler: py.handler\n    runtime: python3.12\n"));
+            yml.push_str(&format!(
+                "  {prefix}python{i}:\n    handler: py.handler\n    runtime: python3.12\n"
+            ));
         }
     }
     yml.push_str("  reloaded:\n    handler: reloaded.handler\n");
@@ -162,11 +169,17 @@ async fn sequences(o: &Options, dir: &Path) -> anyhow::Result<Vec<Sequence>> {
     };
 
     for (quiet, prefix, rounds) in [(10u64, "quiet", o.samples), (60, "minute", o.long_samples)] {
-        eprintln!("  {rounds} rounds of {quiet} s quiet, then a cold start of two Node.js and two Python functions ...");
+        eprintln!(
+            "  {rounds} rounds of {quiet} s quiet, then a cold start of two Node.js and two Python functions ..."
+        );
         let mut node = new(&format!("Node.js (aws-sdk v2): first function after {quiet} s quiet"));
         let mut python = new(&format!("Python (boto3): first function after {quiet} s quiet"));
-        let mut node2 = new(&format!("Node.js (aws-sdk v2): a second function right after (after {quiet} s quiet)"));
-        let mut python2 = new(&format!("Python (boto3): a second function right after (after {quiet} s quiet)"));
+        let mut node2 = new(&format!(
+            "Node.js (aws-sdk v2): a second function right after (after {quiet} s quiet)"
+        ));
+        let mut python2 = new(&format!(
+            "Python (boto3): a second function right after (after {quiet} s quiet)"
+        ));
         for r in 0..rounds {
             tokio::time::sleep(Duration::from_secs(quiet)).await;
             sample(addr, &format!("{prefix}node{r}"), &mut node).await?;
@@ -240,17 +253,15 @@ async fn start_dev(o: &Options, dir: &Path, extra: &[&str], data: &Path) -> anyh
     let port = free_port();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut cmd = Command::new(&o.sylph);
-    cmd.args([
-        "dev",
-        "--quiet",
-        "--port",
-        &port.to_string(),
-        "--data-dir",
-    ])
-    .arg(data)
-    .args(if extra.contains(&"--reload") { &[][..] } else { &["--no-reload"][..] })
-    .args(extra.iter().filter(|a| **a != "--reload"))
-    .current_dir(dir);
+    cmd.args(["dev", "--quiet", "--port", &port.to_string(), "--data-dir"])
+        .arg(data)
+        .args(if extra.contains(&"--reload") {
+            &[][..]
+        } else {
+            &["--no-reload"][..]
+        })
+        .args(extra.iter().filter(|a| **a != "--reload"))
+        .current_dir(dir);
     let server = spawn(cmd)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while invoke(addr, "warm").await.is_err() {

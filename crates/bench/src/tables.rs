@@ -243,8 +243,17 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         std::fs::create_dir_all(&data)?;
         let port = free_port();
         let mut cmd = Command::new(dynoxide);
-        cmd.args(["serve", "--host", "127.0.0.1", "--port", &port.to_string(), "--log", "quiet", "--db-path"])
-            .arg(data.join("bench.db"));
+        cmd.args([
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--log",
+            "quiet",
+            "--db-path",
+        ])
+        .arg(data.join("bench.db"));
         let server = spawn(cmd)?;
         measure("Dynoxide", ([127, 0, 0, 1], port).into(), &o, &mut rows).await?;
         drop(server);

@@ -132,8 +132,12 @@ fn cpu_of(root: u32) -> Cpu {
     // pid → (ppid, utime + stime, cutime + cstime) for every process.
     let mut procs = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
         let Some(close) = stat.rfind(')') else { continue };
         let f: Vec<&str> = stat[close + 2..].split(' ').collect();
         let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
@@ -212,7 +216,11 @@ async fn measured_load(
     }
     parts.push(("load generator", gen / n));
     eprintln!("  {name:<32} {case:<16} {:>8.0} req/s", result.rps());
-    cpu_rows.push(CpuRow { server: name, case, parts });
+    cpu_rows.push(CpuRow {
+        server: name,
+        case,
+        parts,
+    });
     Ok(result)
 }
 
@@ -232,11 +240,29 @@ async fn measure(
     load(addr, post_todo(addr), most, half).await?;
     for &clients in &o.concurrency {
         let case = format!("GET, {clients} clients");
-        let get = measured_load(name, case.clone(), addr, get_todo(addr, ids.clone()), clients, o, counted, cpu_rows).await?;
-        rows.push(Row { server: name, case, result: get });
+        let get = measured_load(
+            name,
+            case.clone(),
+            addr,
+            get_todo(addr, ids.clone()),
+            clients,
+            o,
+            counted,
+            cpu_rows,
+        )
+        .await?;
+        rows.push(Row {
+            server: name,
+            case,
+            result: get,
+        });
         let case = format!("POST, {clients} clients");
         let post = measured_load(name, case.clone(), addr, post_todo(addr), clients, o, counted, cpu_rows).await?;
-        rows.push(Row { server: name, case, result: post });
+        rows.push(Row {
+            server: name,
+            case,
+            result: post,
+        });
     }
     Ok(ids)
 }
@@ -392,8 +418,28 @@ async fn scaling_point(
     let half = Duration::from_secs(o.warmup.div_ceil(2));
     load(addr, get_todo(addr, ids.clone()), 8, half).await?;
     load(addr, post_todo(addr), 8, half).await?;
-    let get = measured_load(name, "GET, 8 clients".into(), addr, get_todo(addr, ids), 8, o, counted, cpu_rows).await?;
-    let post = measured_load(name, "POST, 8 clients".into(), addr, post_todo(addr), 8, o, counted, cpu_rows).await?;
+    let get = measured_load(
+        name,
+        "GET, 8 clients".into(),
+        addr,
+        get_todo(addr, ids),
+        8,
+        o,
+        counted,
+        cpu_rows,
+    )
+    .await?;
+    let post = measured_load(
+        name,
+        "POST, 8 clients".into(),
+        addr,
+        post_todo(addr),
+        8,
+        o,
+        counted,
+        cpu_rows,
+    )
+    .await?;
     Ok((get.rps(), post.rps()))
 }
 
@@ -427,7 +473,15 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         ("serverless-offline", "", offline.offline.pid()),
         ("dynalite", "", offline.dynalite.pid()),
     ];
-    measure("serverless-offline + dynalite", offline.addr, &o, &counted, &mut rows, &mut cpu_rows).await?;
+    measure(
+        "serverless-offline + dynalite",
+        offline.addr,
+        &o,
+        &counted,
+        &mut rows,
+        &mut cpu_rows,
+    )
+    .await?;
     drop(offline);
 
     // One core against two, for both.
@@ -452,7 +506,14 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
                 ("serverless-offline", "", offline.offline.pid()),
                 ("dynalite", "", offline.dynalite.pid()),
             ];
-            let f = scaling_point("serverless-offline, taskset", offline.addr, &o, &counted, &mut scaling_rows).await?;
+            let f = scaling_point(
+                "serverless-offline, taskset",
+                offline.addr,
+                &o,
+                &counted,
+                &mut scaling_rows,
+            )
+            .await?;
             drop(offline);
             scaling.push((label, cpus.to_owned(), s, f));
         }

@@ -347,7 +347,9 @@ async fn the_platform_limit_spans_functions() {
     // Another function, while the only slot is taken for longer than the queue waits.
     assert!(matches!(
         invoke(&pool, "b", "b").await,
-        Err(InvokeError::Throttled(ThrottleReason::ConcurrentInvocationLimitExceeded))
+        Err(InvokeError::Throttled(
+            ThrottleReason::ConcurrentInvocationLimitExceeded
+        ))
     ));
     assert!(answered(&long.await.unwrap(), "a"));
     assert!(answered(&invoke(&pool, "b", "b").await, "b"), "free again");
@@ -361,9 +363,16 @@ async fn a_warm_instance_that_died_unseen_costs_nothing_but_a_crash_fails_its_re
     runtime.script(vec![Script::Answer, Script::DieUnseen]);
     assert!(answered(&invoke(&pool, "f", "1").await, "1"));
     assert_eq!(runtime.starts(), 1);
-    assert!(answered(&invoke(&pool, "f", "2").await, "2"), "retried on a new instance");
+    assert!(
+        answered(&invoke(&pool, "f", "2").await, "2"),
+        "retried on a new instance"
+    );
     assert_eq!(runtime.starts(), 2);
-    assert_eq!(runtime.counters.invocations.load(Ordering::SeqCst), 2, "each call ran once");
+    assert_eq!(
+        runtime.counters.invocations.load(Ordering::SeqCst),
+        2,
+        "each call ran once"
+    );
     // A crash while running is the request's failure: no retry (it may have had effects),
     // even on a warm instance.
     pool.reload();
@@ -372,7 +381,13 @@ async fn a_warm_instance_that_died_unseen_costs_nothing_but_a_crash_fails_its_re
     let (starts, ran) = (runtime.starts(), runtime.counters.invocations.load(Ordering::SeqCst));
     let result = invoke(&pool, "f", "4").await;
     assert!(
-        matches!(result, Ok(InvokeResult::Error { kind: ErrorKind::Runtime, .. })),
+        matches!(
+            result,
+            Ok(InvokeResult::Error {
+                kind: ErrorKind::Runtime,
+                ..
+            })
+        ),
         "{result:?}"
     );
     assert_eq!(runtime.starts(), starts, "not run again on a new instance");
@@ -397,5 +412,8 @@ async fn every_invocation_writes_start_end_and_report() {
     assert_eq!(lines[0], format!("START RequestId: {id} Version: $LATEST"));
     assert_eq!(lines[1], format!("END RequestId: {id}"));
     assert!(lines[2].starts_with(&format!("REPORT RequestId: {id}")), "{lines:?}");
-    assert!(lines[2].contains("Init Duration"), "a cold start reports its init: {lines:?}");
+    assert!(
+        lines[2].contains("Init Duration"),
+        "a cold start reports its init: {lines:?}"
+    );
 }

@@ -86,7 +86,11 @@ impl<'a> Frame<'a> {
 
     /// A length-prefixed field as it is written: cut to what its length prefix can say.
     fn written(field: &[u8], width: usize) -> &[u8] {
-        let most = if width == 2 { u16::MAX as usize } else { u32::MAX as usize };
+        let most = if width == 2 {
+            u16::MAX as usize
+        } else {
+            u32::MAX as usize
+        };
         &field[..field.len().min(most)]
     }
 
@@ -174,10 +178,7 @@ impl<'a> Frame<'a> {
 /// Take one length-prefixed field (`width` is 2 or 4 bytes of little-endian length).
 fn take_field<'a>(buf: &mut &'a [u8], width: usize) -> Option<&'a [u8]> {
     let len_bytes = buf.get(..width)?;
-    let n = len_bytes
-        .iter()
-        .rev()
-        .fold(0usize, |n, &b| (n << 8) | b as usize);
+    let n = len_bytes.iter().rev().fold(0usize, |n, &b| (n << 8) | b as usize);
     let field = buf.get(width..width.checked_add(n)?)?;
     *buf = &buf[width + n..];
     Some(field)
@@ -236,11 +237,19 @@ mod tests {
         assert_eq!(Frame::Next.to_bytes(), b"\x01\x00\x00\x00N");
         assert_eq!(Frame::Ready.to_bytes(), b"\x01\x00\x00\x00W");
         assert_eq!(
-            Frame::Response { id: b"id", body: b"body" }.to_bytes(),
+            Frame::Response {
+                id: b"id",
+                body: b"body"
+            }
+            .to_bytes(),
             b"\x09\x00\x00\x00R\x02\x00idbody"
         );
         assert_eq!(
-            Frame::Invocation { header: b"{}", event: b"e" }.to_bytes(),
+            Frame::Invocation {
+                header: b"{}",
+                event: b"e"
+            }
+            .to_bytes(),
             b"\x08\x00\x00\x00V\x02\x00\x00\x00{}e"
         );
     }
@@ -271,10 +280,18 @@ mod tests {
             Err(FrameError::Truncated),
             "an id longer than the frame"
         );
-        assert_eq!(Frame::decode(b"E\x01\x00i"), Err(FrameError::Truncated), "no error type");
+        assert_eq!(
+            Frame::decode(b"E\x01\x00i"),
+            Err(FrameError::Truncated),
+            "no error type"
+        );
         assert_eq!(Frame::decode(b"N\x00"), Err(FrameError::TrailingBytes));
         assert_eq!(Frame::decode(b"Wx"), Err(FrameError::TrailingBytes));
-        assert_eq!(Frame::decode(b"V\x01\x00"), Err(FrameError::Truncated), "a cut header length");
+        assert_eq!(
+            Frame::decode(b"V\x01\x00"),
+            Err(FrameError::Truncated),
+            "a cut header length"
+        );
         assert_eq!(
             Frame::decode(b"V\xff\xff\xff\xff{}"),
             Err(FrameError::Truncated),

@@ -11,10 +11,10 @@
 pub mod process;
 
 mod api;
+pub mod frame;
 pub mod limits;
 mod logs;
 pub mod netns;
-pub mod frame;
 pub mod pipe;
 pub mod sandbox;
 

@@ -505,7 +505,12 @@ pub fn planned_group_dirs() -> Vec<PathBuf> {
                 continue;
             };
             if controllers.split(',').any(|c| c == name) {
-                dirs.push(Path::new("/sys/fs/cgroup").join(name).join(path.trim_start_matches('/')).join(&leaf));
+                dirs.push(
+                    Path::new("/sys/fs/cgroup")
+                        .join(name)
+                        .join(path.trim_start_matches('/'))
+                        .join(&leaf),
+                );
             }
         }
     }

@@ -233,8 +233,13 @@ fn a_minute_after_start_node_and_python_cold_starts_are_served_by_pre_started_ru
     // Quiet for a minute: past every periodic check of the pool, well within keep-warm.
     std::thread::sleep(Duration::from_secs(60));
     let invoke = |function: &str| {
-        dev.send("POST", &format!("/2015-03-31/functions/{function}/invocations"), &[], b"{}")
-            .text()
+        dev.send(
+            "POST",
+            &format!("/2015-03-31/functions/{function}/invocations"),
+            &[],
+            b"{}",
+        )
+        .text()
     };
     assert_eq!(invoke("node"), "\"function\"", "{}", dev.output());
     assert_eq!(prewarmed_starts(&dev, "node"), 1.0, "{}", dev.output());
@@ -297,10 +302,18 @@ fn pre_started_runtimes_load_at_the_lowest_priority_and_functions_run_at_normal_
     // Filling the pool is background work: it must not take CPU from invocations.
     let waiting = nice_of_descendants(dev.pid(), "python.py");
     assert!(!waiting.is_empty(), "no pre-started runtime found");
-    assert!(waiting.iter().all(|n| *n == 19), "pre-started runtimes at nice {waiting:?}");
+    assert!(
+        waiting.iter().all(|n| *n == 19),
+        "pre-started runtimes at nice {waiting:?}"
+    );
     // The one that becomes the function serves it at Sylph's own priority (this test's).
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let own: i64 = stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(16).unwrap().parse().unwrap();
+    let own: i64 = stat[stat.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(16)
+        .unwrap()
+        .parse()
+        .unwrap();
     let r = dev.send("POST", "/2015-03-31/functions/f/invocations", &[], b"{}");
     assert_eq!((r.status, r.text()), (200, own.to_string()), "{}", dev.output());
     assert_eq!(prewarmed_starts(&dev, "f"), 1.0, "{}", dev.output());

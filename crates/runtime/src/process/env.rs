@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use sylph_telemetry::UtcTime;
 
-use super::{Family, InstanceCredentials, Inner};
+use super::{Family, Inner, InstanceCredentials};
 use crate::InstanceConfig;
 
 /// Host variables passed through to functions; everything else comes from Lambda's set and the

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::spawn::{describe_exit, Spawned};
-use super::{ApiHandler, ConnectionPermit, InstanceCredentials, Inner, MAX_INSTANCE_CONNECTIONS};
+use super::{ApiHandler, ConnectionPermit, Inner, InstanceCredentials, MAX_INSTANCE_CONNECTIONS};
 use crate::api::{self, ApiState, Pending, Reply, Status};
 use crate::logs::LogCapture;
 use crate::netns::InstanceNet;
@@ -212,7 +212,9 @@ impl ProcessInstance {
     /// Thaw the instance for an invocation (or a kill); cancels a freeze still pending.
     /// Returns whether it is now free to run.
     fn thaw(&self) -> bool {
-        let Some(switch) = self.freeze_switch() else { return true };
+        let Some(switch) = self.freeze_switch() else {
+            return true;
+        };
         match switch.thaw() {
             Ok(()) => true,
             Err(e) => {
@@ -410,4 +412,3 @@ impl Drop for ProcessInstance {
         }
     }
 }
-

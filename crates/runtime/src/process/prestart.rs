@@ -317,4 +317,3 @@ mod tests {
         assert_eq!(trickle.recent_peak(t0 + Duration::from_secs(12)), 1);
     }
 }
-

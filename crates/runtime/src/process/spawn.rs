@@ -83,7 +83,10 @@ pub(super) struct Spawned {
 impl Inner {
     /// The instance's network: its own namespace when isolated, with an HTTP Runtime API
     /// listener when `http_api`; and the address the runtime is told (AWS_LAMBDA_RUNTIME_API).
-    pub(super) async fn network(&self, http_api: bool) -> Result<(Option<InstanceNet>, Option<TcpListener>, String), StartError> {
+    pub(super) async fn network(
+        &self,
+        http_api: bool,
+    ) -> Result<(Option<InstanceNet>, Option<TcpListener>, String), StartError> {
         if self.isolated_network {
             // Creating a namespace, its routes and slirp4netns blocks for milliseconds: off the
             // async workers, or a burst of starts (and pool refills) stalls every request.
