@@ -21,6 +21,32 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::Gateway;
 
+/// What answers a connection's requests: one service's [`Gateway`] (`sylph dev`), or a server
+/// that routes each request to one of many.
+pub trait Handler: Send + Sync + 'static {
+    /// Answer one request; never fails (errors are the protocol's error responses).
+    /// `instance_key` is set on connections from inside a function instance.
+    fn serve_request(
+        self: Arc<Self>,
+        req: hyper::Request<hyper::body::Incoming>,
+        peer: SocketAddr,
+        instance_key: Option<Arc<str>>,
+        body_timeout: Duration,
+    ) -> impl std::future::Future<Output = Response<Full<Bytes>>> + Send;
+}
+
+impl Handler for Gateway {
+    fn serve_request(
+        self: Arc<Self>,
+        req: hyper::Request<hyper::body::Incoming>,
+        peer: SocketAddr,
+        instance_key: Option<Arc<str>>,
+        body_timeout: Duration,
+    ) -> impl std::future::Future<Output = Response<Full<Bytes>>> + Send {
+        async move { self.handle(req, peer, instance_key.as_deref(), body_timeout).await }
+    }
+}
+
 /// Limits on the connections one listener takes.
 #[derive(Debug, Clone)]
 pub struct ConnectionLimits {
@@ -142,9 +168,9 @@ fn strip_port(host: &str) -> &str {
 }
 
 /// Serve `gateway` on `listener` within `limits`, answering only `hosts`, until `shutdown`.
-pub async fn serve(
+pub async fn serve<H: Handler>(
     listener: TcpListener,
-    gateway: Arc<Gateway>,
+    gateway: Arc<H>,
     limits: ConnectionLimits,
     hosts: HostPolicy,
     shutdown: impl std::future::Future<Output = ()>,
@@ -209,8 +235,8 @@ pub fn spawn_instance_connection(
     });
 }
 
-async fn serve_connection(
-    gateway: Arc<Gateway>,
+async fn serve_connection<H: Handler>(
+    gateway: Arc<H>,
     stream: TcpStream,
     peer: SocketAddr,
     limits: &ConnectionLimits,
@@ -243,7 +269,7 @@ async fn serve_connection(
                 return Ok::<_, Infallible>(host_refused());
             }
             activity.in_flight.fetch_add(1, Ordering::Relaxed);
-            let res = gateway.handle(req, peer, access_key.as_deref(), body_timeout).await;
+            let res = gateway.serve_request(req, peer, access_key, body_timeout).await;
             activity.in_flight.fetch_sub(1, Ordering::Relaxed);
             activity.touch();
             Ok(res)

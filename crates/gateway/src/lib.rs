@@ -30,7 +30,7 @@ use sylph_tables::Tables;
 use sylph_telemetry::UtcTime;
 
 pub use apigw::{http_api_response, rest_response, MappedResponse};
-pub use conn::{raise_open_file_limit, serve, spawn_instance_connection, ConnectionLimits, HostPolicy};
+pub use conn::{raise_open_file_limit, serve, spawn_instance_connection, ConnectionLimits, Handler, HostPolicy};
 pub use routes::{Route, Router};
 
 /// Where Prometheus metrics are served (a prefix no API Gateway route can take).
@@ -98,21 +98,9 @@ impl Gateway {
         body_timeout: std::time::Duration,
     ) -> Response<Body> {
         let (parts, body) = req.into_parts();
-        let body = match tokio::time::timeout(body_timeout, Limited::new(body, MAX_REQUEST_BYTES).collect()).await {
-            Ok(Ok(b)) => b.to_bytes(),
-            // A client that announces a body and never sends it would otherwise hold its
-            // connection (and a place under the connection cap) forever.
-            Err(_) => return json_message(StatusCode::REQUEST_TIMEOUT, "Request Timeout"),
-            Ok(Err(_)) => {
-                if parts.uri.path().starts_with("/2015-03-31/") {
-                    return invoke_api::error(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "RequestTooLargeException",
-                        "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
-                    );
-                }
-                return json_message(StatusCode::PAYLOAD_TOO_LARGE, "Request Too Long");
-            }
+        let body = match read_body(&parts, body, body_timeout).await {
+            Ok(b) => b,
+            Err(refused) => return refused,
         };
         let caller = match instance_key {
             Some(k) => sylph_iam::Caller::Instance(k),
@@ -289,6 +277,27 @@ impl Gateway {
             set(h, "access-control-max-age", &age.to_string());
         }
         Some(res)
+    }
+}
+
+/// A request's body, up to [`MAX_REQUEST_BYTES`] within `timeout`; past either, the answer the
+/// request's protocol gives (408, or 413 / Lambda's `RequestTooLargeException`).
+pub async fn read_body(
+    parts: &hyper::http::request::Parts,
+    body: Incoming,
+    timeout: std::time::Duration,
+) -> Result<Bytes, Response<Body>> {
+    match tokio::time::timeout(timeout, Limited::new(body, MAX_REQUEST_BYTES).collect()).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        // A client that announces a body and never sends it would otherwise hold its
+        // connection (and a place under the connection cap) forever.
+        Err(_) => Err(json_message(StatusCode::REQUEST_TIMEOUT, "Request Timeout")),
+        Ok(Err(_)) if parts.uri.path().starts_with("/2015-03-31/") => Err(invoke_api::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestTooLargeException",
+            "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
+        )),
+        Ok(Err(_)) => Err(json_message(StatusCode::PAYLOAD_TOO_LARGE, "Request Too Long")),
     }
 }
 

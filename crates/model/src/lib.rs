@@ -4,16 +4,22 @@
 //! the invoker, the gateway, event sources) reads only these types. All variables are resolved,
 //! defaults are applied and values are validated by the time a `Service` exists, so consumers
 //! never re-check them. This crate knows nothing about YAML, processes or HTTP.
+//!
+//! Every type serializes (serde): `sylph deploy` resolves the manifest on the developer's
+//! machine, as the Serverless Framework does, and sends the `Service` to `sylph server`, which
+//! keeps it with each version it deploys.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 /// Account id used wherever AWS would put a real one (ARNs, `${aws:accountId}`).
 pub const LOCAL_ACCOUNT_ID: &str = "000000000000";
 
-/// One service, as `sylph dev` serves it.
-#[derive(Debug, Clone)]
+/// One service, as `sylph dev` serves it or a `sylph server` version holds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Service {
     /// `service:` from the manifest.
     pub name: String,
@@ -37,7 +43,7 @@ pub struct Service {
 }
 
 /// A table declared under `resources:`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TableResource {
     pub logical_id: String,
     /// The table's name: `TableName`, or what CloudFormation would generate (`<stack>-<id>`).
@@ -55,7 +61,7 @@ impl Service {
 }
 
 /// One function with every provider default applied.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Function {
     /// The key under `functions:` (what `sylph invoke local -f` takes).
     pub key: String,
@@ -79,7 +85,7 @@ pub struct Function {
 }
 
 /// An IAM role as far as Sylph enforces it: its policy statements.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Role {
     /// The role's name, for messages (`<service>-<stage>-<region>-lambdaRole` by default).
     pub name: String,
@@ -87,7 +93,7 @@ pub struct Role {
 }
 
 /// One policy statement, with `Action`/`Resource` lists and every ARN resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IamStatement {
     pub allow: bool,
     /// Patterns (`dynamodb:Get*`, `*`) of `Action`, or of `NotAction` when `not_action`.
@@ -107,7 +113,7 @@ impl Function {
 }
 
 /// The Lambda runtime identifier, grouped by how Sylph starts it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Runtime {
     /// `nodejs18.x` … `nodejs22.x`, run on the machine's `node`.
     Node(String),
@@ -153,7 +159,7 @@ impl Runtime {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Event {
     Http(HttpRoute),
     /// An event kind Sylph does not serve yet (schedule, sqs, stream, …), kept as data.
@@ -164,7 +170,7 @@ pub enum Event {
 }
 
 /// Which API Gateway flavour a route belongs to; it decides the event and response shapes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ApiKind {
     /// `http` events: API Gateway REST API, payload format 1.0, URLs prefixed with `/{stage}`.
     Rest,
@@ -172,7 +178,7 @@ pub enum ApiKind {
     Http,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HttpRoute {
     pub api: ApiKind,
     /// Upper-case method, or `None` for `any` / `*`.
@@ -187,7 +193,7 @@ pub struct HttpRoute {
 }
 
 /// CORS settings as Serverless Framework fills them in for `cors: true` or the object form.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cors {
     pub allow_origins: Vec<String>,
     pub allow_headers: Vec<String>,
