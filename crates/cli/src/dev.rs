@@ -7,14 +7,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
-use sylph_gateway::Gateway;
-use sylph_invoker::{Pool, PoolConfig};
 use sylph_model::ApiKind;
-use sylph_runtime::ProcessRuntime;
 use sylph_telemetry::TerminalSink;
 use tokio::net::TcpListener;
 
-use crate::options::{load_service, runtime_dir};
+use crate::options::load_service;
 use crate::ServiceArgs;
 
 #[derive(Args)]
@@ -139,106 +136,25 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     // Lets `sylph invoke local` of the same service use this server's tables.
     let marker = crate::options::DevMarker::write(&data_dir, addr.port());
 
-    let sandbox = crate::options::sandbox(args.unsandboxed, &service, false)?;
-    // Functions reach this server for the Lambda and DynamoDB APIs with no code change: in
-    // their own network namespace Sylph serves its APIs at 127.0.0.1 on the same port.
-    let isolated_network = !args.host_network && sandbox.is_some() && sylph_runtime::netns::probe().is_ok();
-    let function_url = if isolated_network || addr.ip().is_unspecified() {
-        format!("http://127.0.0.1:{}", addr.port())
-    } else {
-        base_url.clone()
-    };
-    let mut base_env = crate::options::function_endpoint_env(&function_url);
-    // Pre-started runtimes load the AWS SDK before they know their function; the SDK reads its
-    // region then, and it is the same for every function of the service.
-    base_env.push(("AWS_REGION".to_owned(), service.region.clone()));
-    base_env.push(("AWS_DEFAULT_REGION".to_owned(), service.region.clone()));
-    crate::options::start_guard();
-    let mut runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), base_env, sandbox)
-        .context("cannot write the runtime clients")?;
-    if args.host_network && runtime.share_host_network() {
-        println!("warning: --host-network: functions share this machine's network and can reach every service on it");
-    }
-    if runtime.network_isolated() {
-        runtime.serve_sylph_api_on(addr.port());
-        println!(
-            "network: each instance has its own network namespace (no host loopback, no other instances); Sylph's APIs at 127.0.0.1:{} inside it",
-            addr.port()
-        );
-        if crate::options::outbound_allowed(&service) {
-            match runtime.allow_outbound() {
-                Ok(how) => println!("network: {how}"),
-                Err(why) => println!("network: no outbound traffic: {why}"),
-            }
+    let settings = crate::host::HostSettings {
+        keep_warm: Duration::from_secs(args.keep_warm.max(1)),
+        concurrency: args.concurrency.unwrap_or_else(crate::host::default_concurrency).max(1),
+        queue_timeout: Duration::from_secs(args.queue_timeout),
+        prewarm: args.prewarm,
+        unsandboxed: args.unsandboxed,
+        host_network: args.host_network,
+        no_iam: args.no_iam,
+        strict_iam: args.strict_iam,
+        port: addr.port(),
+        host_url: if addr.ip().is_unspecified() {
+            format!("http://127.0.0.1:{}", addr.port())
         } else {
-            println!("network: no outbound traffic (custom.sylph.outbound: false)");
-        }
-    } else if args.host_network {
-        // Said above.
-    } else if let Err(why) = sylph_runtime::netns::probe() {
-        println!("network: functions share the host's network: {why}");
-    }
-    match runtime.memory_limits() {
-        Some(how) => println!("memory limits: memorySize enforced with the {how}"),
-        None => println!("memory limits: not enforced (no writable memory cgroup on this host)"),
-    }
-    match runtime.process_limits() {
-        Some(how) => println!(
-            "process limits: {} processes and threads per instance, with the {how}",
-            sylph_runtime::limits::MAX_PROCESSES
-        ),
-        None => println!("process limits: not enforced (no writable pids cgroup on this host)"),
-    }
-    match runtime.freezing() {
-        Some(how) => println!("freezer: instances are frozen between invocations, with the {how}"),
-        None => println!("freezer: not available (no writable freezer cgroup); instances run between invocations"),
-    }
-    if args.prewarm > 0 {
-        let keep = Duration::from_secs(args.keep_warm.max(1));
-        let families: std::collections::HashSet<_> = service
-            .functions
-            .iter()
-            .filter_map(|f| match f.runtime {
-                sylph_model::Runtime::Node(_) => Some(sylph_runtime::Family::Node),
-                sylph_model::Runtime::Python(_) => Some(sylph_runtime::Family::Python),
-                sylph_model::Runtime::Provided(_) => None,
-            })
-            .collect();
-        for family in families {
-            runtime.prewarm(family, args.prewarm, keep);
-        }
-    }
-    let pool = Pool::new(
-        &service,
-        Arc::new(runtime.clone()),
-        sink,
-        PoolConfig {
-            keep_warm: Duration::from_secs(args.keep_warm.max(1)),
-            concurrency_limit: args.concurrency.unwrap_or_else(default_concurrency).max(1),
-            queue_timeout: Duration::from_secs(args.queue_timeout),
-            extra_env: Vec::new(),
+            base_url.clone()
         },
-    );
-    let authorizer = if args.no_iam {
-        println!("warning: --no-iam: calls from functions into Sylph are neither authenticated nor checked");
-        None
-    } else {
-        let identities = sylph_iam::Registry::new();
-        runtime.set_credential_issuer(Arc::new(crate::options::Issuer(identities.clone())));
-        describe_iam(&service, args.strict_iam);
-        Some(Arc::new(sylph_iam::Authorizer::new(identities, args.strict_iam)))
     };
-    let gateway = Gateway::new(
-        &service,
-        pool.clone(),
-        Some(sylph_gateway::TableApi::Local(tables)),
-        Some(pool.clone()),
-        authorizer,
-    );
-    let api_gateway = gateway.clone();
-    runtime.set_sylph_api_handler(Arc::new(move |stream, access_key, permit| {
-        sylph_gateway::spawn_instance_connection(api_gateway.clone(), stream, access_key, permit)
-    }));
+    crate::options::start_guard();
+    let hosted = crate::host::host_service(&service, tables, sink, &settings, &mut |line| println!("{line}"))?;
+    let (pool, gateway) = (hosted.pool.clone(), hosted.gateway.clone());
     if !args.no_reload {
         crate::watch::spawn(service.clone(), pool.clone());
     }
@@ -298,38 +214,8 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     sylph_gateway::serve(listener, gateway, limits, hosts, shutdown_signal()).await;
     println!("shutting down");
     drop(marker);
-    pool.shutdown();
+    hosted.shutdown();
     Ok(ExitCode::SUCCESS)
-}
-
-/// Say how calls from functions into Sylph are checked.
-fn describe_iam(service: &sylph_model::Service, strict: bool) {
-    let ungranted: Vec<&str> = service
-        .functions
-        .iter()
-        .filter(|f| f.role.is_none())
-        .map(|f| f.key.as_str())
-        .collect();
-    if ungranted.len() < service.functions.len() {
-        println!("iam: each instance has its own credentials; its calls to the table and Invoke APIs are checked against its role's statements");
-    }
-    if !ungranted.is_empty() {
-        if strict {
-            println!(
-                "iam: {} declare no IAM statements: their calls into Sylph are refused (--strict-iam)",
-                ungranted.join(", ")
-            );
-        } else {
-            println!(
-                "iam: {} declare no IAM statements: their calls into Sylph are allowed, with a warning naming each action (AWS would refuse them; --strict-iam does)",
-                ungranted.join(", ")
-            );
-        }
-    }
-}
-
-fn default_concurrency() -> usize {
-    std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4)
 }
 
 /// Open the table store in `dir`, emptied first if `reset`.

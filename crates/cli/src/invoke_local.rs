@@ -114,7 +114,7 @@ pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyho
         .data_dir
         .clone()
         .unwrap_or_else(|| service.root.join(".sylph/tables"));
-    let sandbox = crate::options::sandbox(args.unsandboxed, &service, true)?;
+    let sandbox = crate::options::sandbox(args.unsandboxed, &service, &mut |line| eprintln!("{line}"))?;
     let isolated = sandbox.is_some() && sylph_runtime::netns::probe().is_ok();
     let running_dev = crate::options::DevMarker::running(&data_dir);
     let tables = match running_dev {

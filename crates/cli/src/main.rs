@@ -1,16 +1,20 @@
 //! `sylph`: the command line. Glue only — argument parsing, wiring the crates together and
 //! printing; the work happens in the library crates.
 
+mod client;
 mod dev;
+mod host;
 mod invoke_local;
 mod options;
+mod remote;
+mod server;
 mod tables;
 mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 
 // The request path allocates many small, short-lived buffers (HTTP heads, JSON, items) on
 // several threads; mimalloc's thread-local free lists beat glibc's malloc there (measured with
@@ -22,7 +26,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "sylph",
     version,
-    about = "Run Serverless Framework services locally, the way AWS Lambda runs them"
+    about = "Run Serverless Framework services the way AWS Lambda runs them: locally (dev) or on your own platform (server, deploy)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -35,10 +39,33 @@ enum Command {
     Dev(dev::DevArgs),
     /// Serve only the DynamoDB-compatible table API (a local DynamoDB).
     Tables(tables::TablesArgs),
-    /// Invoke a function.
+    /// Invoke a deployed function (`-f F`), or run one here (`invoke local`).
+    #[command(args_conflicts_with_subcommands = true)]
     Invoke {
         #[command(subcommand)]
-        how: InvokeCommand,
+        how: Option<InvokeCommand>,
+        #[command(flatten)]
+        remote: remote::RemoteInvokeArgs,
+    },
+    /// Run the platform: a long-running server that services are deployed to.
+    Server(server::ServerArgs),
+    /// Deploy the service in this folder to a sylph server (a new version, switched to atomically).
+    Deploy(remote::DeployArgs),
+    /// Show a deployed service: endpoints, functions, versions, tables.
+    Info(remote::InfoArgs),
+    /// Serve an earlier version of a deployed service again.
+    Rollback(remote::RollbackArgs),
+    /// Remove a deployed service (and its tables, unless DeletionPolicy: Retain).
+    Remove(remote::RemoveArgs),
+    /// Manage the keys of a sylph server.
+    Keys {
+        #[command(subcommand)]
+        command: remote::KeysCommand,
+    },
+    /// Set up this machine's access to a sylph server.
+    Config {
+        #[command(subcommand)]
+        command: remote::ConfigCommand,
     },
 }
 
@@ -69,7 +96,7 @@ fn main() -> ExitCode {
         sylph_runtime::limits::guard_main(&dirs);
         return ExitCode::SUCCESS;
     }
-    let (args, extra_options) = options::split_extra_options(raw);
+    let (args, extra_options) = options::split_extra_options(raw, &options::known_flags(&Cli::command()));
     let cli = Cli::parse_from(args);
     let level = match std::env::var("SYLPH_LOG").as_deref() {
         Ok("trace") => tracing::Level::TRACE,
@@ -96,8 +123,17 @@ fn main() -> ExitCode {
             Command::Dev(args) => dev::run(args, extra_options).await,
             Command::Tables(args) => tables::run(args).await,
             Command::Invoke {
-                how: InvokeCommand::Local(args),
+                how: Some(InvokeCommand::Local(args)),
+                ..
             } => invoke_local::run(args, extra_options).await,
+            Command::Invoke { how: None, remote } => remote::invoke(remote, extra_options).await,
+            Command::Server(args) => server::run(args).await,
+            Command::Deploy(args) => remote::deploy(args, extra_options).await,
+            Command::Info(args) => remote::info(args, extra_options).await,
+            Command::Rollback(args) => remote::rollback(args, extra_options).await,
+            Command::Remove(args) => remote::remove(args, extra_options).await,
+            Command::Keys { command } => remote::keys(command).await,
+            Command::Config { command } => remote::config(command),
         }
     });
     // Dropping the runtime drops every in-flight invocation, which stops its instance.

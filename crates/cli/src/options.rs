@@ -8,42 +8,24 @@ use sylph_manifest::{Context, Loaded};
 
 use crate::ServiceArgs;
 
-/// Flags Sylph itself understands; any other `--name value` becomes `${opt:name}`, as the
-/// Serverless Framework allows.
-const KNOWN_FLAGS: &[&str] = &[
-    "config",
-    "stage",
-    "region",
-    "port",
-    "host",
-    "keep-warm",
-    "help",
-    "version",
-    "function",
-    "data",
-    "path",
-    "env",
-    "raw",
-    "quiet",
-    "data-dir",
-    "reset",
-    "no-reload",
-    "concurrency",
-    "queue-timeout",
-    "prewarm",
-    "unsandboxed",
-    "allow-host",
-    "max-connections",
-    "header-timeout",
-    "idle-timeout",
-    "strict-iam",
-    "host-network",
-    "no-iam",
-    "contextPath",
-];
+/// Every long flag of `command` and its subcommands: what Sylph itself understands. Any other
+/// `--name value` becomes `${opt:name}`, as the Serverless Framework allows.
+pub fn known_flags(command: &clap::Command) -> Vec<String> {
+    let mut out: Vec<String> = command
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(str::to_owned))
+        .collect();
+    out.extend(["help".to_owned(), "version".to_owned(), "contextPath".to_owned()]);
+    for sub in command.get_subcommands() {
+        out.extend(known_flags(sub));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
 
-/// Take unknown `--name value` / `--name=value` flags out of `args`.
-pub fn split_extra_options(args: Vec<String>) -> (Vec<String>, HashMap<String, String>) {
+/// Take unknown `--name value` / `--name=value` flags (not in `known`) out of `args`.
+pub fn split_extra_options(args: Vec<String>, known: &[String]) -> (Vec<String>, HashMap<String, String>) {
     let mut kept = Vec::with_capacity(args.len());
     let mut extra = HashMap::new();
     let mut iter = args.into_iter().peekable();
@@ -56,7 +38,7 @@ pub fn split_extra_options(args: Vec<String>) -> (Vec<String>, HashMap<String, S
             Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
             None => (flag.to_owned(), None),
         };
-        if name.is_empty() || KNOWN_FLAGS.contains(&name.as_str()) {
+        if name.is_empty() || known.iter().any(|k| *k == name) {
             kept.push(arg);
             continue;
         }
@@ -156,20 +138,13 @@ pub fn function_endpoint_env(base_url: &str) -> Vec<(String, String)> {
 }
 
 /// The sandbox for functions of the service in `root`; an error (with what to do) where the
-/// host cannot sandbox, unless running unsandboxed was asked for.
-/// The line saying so goes to stderr when stdout carries a result (`invoke local`).
+/// host cannot sandbox, unless running unsandboxed was asked for. `say` gets the line saying
+/// which.
 pub fn sandbox(
     unsandboxed: bool,
     service: &sylph_model::Service,
-    to_stderr: bool,
+    say: &mut dyn FnMut(String),
 ) -> anyhow::Result<Option<sylph_runtime::sandbox::Sandbox>> {
-    let say = |line: String| {
-        if to_stderr {
-            eprintln!("{line}")
-        } else {
-            println!("{line}")
-        }
-    };
     if unsandboxed {
         say("sandbox: off (--unsandboxed): functions run with the same access as sylph".to_owned());
         return Ok(None);
@@ -292,6 +267,7 @@ impl Drop for DevMarker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory as _;
 
     #[test]
     fn unknown_flags_become_options() {
@@ -308,7 +284,9 @@ mod tests {
         ]
         .map(String::from)
         .to_vec();
-        let (kept, extra) = split_extra_options(args);
+        let known = known_flags(&crate::Cli::command());
+        assert!(known.iter().any(|k| k == "server") && known.iter().any(|k| k == "keep-warm"));
+        let (kept, extra) = split_extra_options(args, &known);
         assert_eq!(kept, ["sylph", "dev", "--port", "0", "--stage=qa"]);
         assert_eq!(extra.get("table-suffix").map(String::as_str), Some("x"));
         assert_eq!(extra.get("flag").map(String::as_str), Some("true"));

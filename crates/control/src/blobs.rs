@@ -77,7 +77,10 @@ impl BlobStore for FsBlobs {
     }
 
     fn begin(&self) -> Result<Box<dyn BlobUpload>, BlobError> {
-        let name = format!("upload-{}", crate::random_chars(16, b"abcdefghijklmnopqrstuvwxyz234567"));
+        let name = format!(
+            "upload-{}",
+            crate::random_chars(16, b"abcdefghijklmnopqrstuvwxyz234567")
+        );
         let path = self.staging.join(name);
         let file = std::fs::File::create(&path)?;
         Ok(Box::new(FsUpload {
@@ -219,7 +222,11 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         assert_eq!(std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777, 0o555);
         assert_eq!(
-            std::fs::metadata(root.join("code/v1/readme")).unwrap().permissions().mode() & 0o777,
+            std::fs::metadata(root.join("code/v1/readme"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
             0o444
         );
         assert_eq!(std::fs::read(&dest).unwrap(), b"hello");

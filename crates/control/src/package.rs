@@ -124,7 +124,9 @@ pub fn check_path(path: &str) -> Result<(), PackageError> {
         && !path.starts_with('/')
         && !path.contains('\\')
         && !path.contains('\0')
-        && path.split('/').all(|part| !part.is_empty() && part != "." && part != "..");
+        && path
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..");
     if ok {
         Ok(())
     } else {
@@ -204,15 +206,31 @@ mod tests {
         }
         let names = |patterns: &[&str]| -> Vec<String> {
             let patterns: Vec<String> = patterns.iter().map(|s| s.to_string()).collect();
-            list(&root, &patterns).unwrap().into_iter().map(|l| l.relative).collect()
+            list(&root, &patterns)
+                .unwrap()
+                .into_iter()
+                .map(|l| l.relative)
+                .collect()
         };
         assert_eq!(
             names(&[]),
-            ["handler.js", "lib/util.js", "public/.env.example", "secrets/key.pem", "test/a.test.js"]
+            [
+                "handler.js",
+                "lib/util.js",
+                "public/.env.example",
+                "secrets/key.pem",
+                "test/a.test.js"
+            ]
         );
         assert_eq!(
             names(&["!secrets/**", "!test/**", "test/a.test.js", ".env"]),
-            [".env", "handler.js", "lib/util.js", "public/.env.example", "test/a.test.js"]
+            [
+                ".env",
+                "handler.js",
+                "lib/util.js",
+                "public/.env.example",
+                "test/a.test.js"
+            ]
         );
         for bad in ["/etc/passwd", "../x", "a/../../b", "a//b", "./a", ""] {
             assert!(check_path(bad).is_err(), "{bad}");

@@ -175,7 +175,9 @@ impl ControlStore for RedbStore {
         let mut out = Vec::new();
         for entry in t.range(prefix.as_str()..).map_err(err)? {
             let (k, _) = entry.map_err(err)?;
-            let Some(n) = k.value().strip_prefix(prefix.as_str()) else { break };
+            let Some(n) = k.value().strip_prefix(prefix.as_str()) else {
+                break;
+            };
             out.push(n.parse().map_err(err)?);
         }
         Ok(out)
@@ -188,12 +190,18 @@ impl ControlStore for RedbStore {
         {
             let mut services = txn.open_table(SERVICES).map_err(err)?;
             services
-                .insert(service_key(&record.name, &record.stage).as_str(), record_bytes.as_slice())
+                .insert(
+                    service_key(&record.name, &record.stage).as_str(),
+                    record_bytes.as_slice(),
+                )
                 .map_err(err)?;
             if let (Some(v), Some(bytes)) = (version, version_bytes) {
                 let mut versions = txn.open_table(VERSIONS).map_err(err)?;
                 versions
-                    .insert(version_key(&record.name, &record.stage, v.number).as_str(), bytes.as_slice())
+                    .insert(
+                        version_key(&record.name, &record.stage, v.number).as_str(),
+                        bytes.as_slice(),
+                    )
                     .map_err(err)?;
             }
         }
@@ -274,7 +282,10 @@ mod tests {
             store.put_key(&Key::new("ci", crate::keys::Scope::All, true)).unwrap();
         }
         let store = RedbStore::open(&path).unwrap();
-        assert_eq!(store.version_numbers("todo", "dev").unwrap(), (1..=11).collect::<Vec<_>>());
+        assert_eq!(
+            store.version_numbers("todo", "dev").unwrap(),
+            (1..=11).collect::<Vec<_>>()
+        );
         assert_eq!(store.service("todo", "dev").unwrap().unwrap().active, 11);
         assert_eq!(store.version("todo", "dev", 3).unwrap().unwrap().service.name, "todo");
         assert_eq!(store.keys().unwrap().len(), 1);

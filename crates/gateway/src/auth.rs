@@ -10,8 +10,9 @@ use sylph_iam::{AuthError, Authorizer, CallParts, Caller, SignedRequest};
 
 use crate::Body;
 
-#[derive(Clone, Copy)]
-pub(crate) enum Protocol {
+/// Which API a refusal is written for.
+#[derive(Clone, Copy, Debug)]
+pub enum Protocol {
     DynamoDb,
     Lambda,
 }
@@ -59,7 +60,8 @@ pub(crate) fn check(
         .map_err(|denied| refusal(protocol, "AccessDeniedException", &denied.message))
 }
 
-fn auth_error(protocol: Protocol, e: &AuthError) -> Response<Body> {
+/// AWS's answer to a call whose caller could not be authenticated.
+pub fn auth_error(protocol: Protocol, e: &AuthError) -> Response<Body> {
     let (kind, message) = match e {
         AuthError::MissingToken => ("MissingAuthenticationTokenException", e.to_string()),
         AuthError::UnrecognizedClient => ("UnrecognizedClientException", e.to_string()),
@@ -75,7 +77,8 @@ fn auth_error(protocol: Protocol, e: &AuthError) -> Response<Body> {
     refusal(protocol, kind, &message)
 }
 
-fn refusal(protocol: Protocol, kind: &'static str, message: &str) -> Response<Body> {
+/// AWS's answer to a call refused with error type `kind` (`AccessDeniedException`, …).
+pub fn refusal(protocol: Protocol, kind: &'static str, message: &str) -> Response<Body> {
     match protocol {
         Protocol::Lambda => crate::invoke_api::error(StatusCode::FORBIDDEN, kind, message),
         Protocol::DynamoDb => {

@@ -132,7 +132,13 @@ impl HostPolicy {
         let Some(host) = host else { return true };
         // Compared without folding into a new string: this runs on every request.
         let name = strip_port(host);
-        if self.names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+        if self.names.iter().any(|n| match n.strip_prefix("*.") {
+            // `*.example.com`: any name under it (one label or more), not the name itself.
+            Some(domain) => name.len().checked_sub(domain.len() + 1).is_some_and(|i| {
+                name.as_bytes()[i] == b'.' && name.get(i + 1..).is_some_and(|d| d.eq_ignore_ascii_case(domain))
+            }),
+            None => n.eq_ignore_ascii_case(name),
+        }) {
             return true;
         }
         let local_listener = self.listen.is_loopback() || self.listen.is_unspecified();
@@ -457,6 +463,12 @@ mod tests {
 
     #[test]
     fn hosts_on_an_address_listener() {
+        let wild = HostPolicy::new("127.0.0.1".parse().unwrap(), &["*.apps.example".to_owned()]);
+        assert!(wild.allows(Some("abc123.apps.example:8080")));
+        assert!(wild.allows(Some("ABC.APPS.EXAMPLE")));
+        assert!(!wild.allows(Some("apps.example")));
+        assert!(!wild.allows(Some("abcapps.example")));
+        assert!(!wild.allows(Some("x.apps.example.evil.example")));
         let p = HostPolicy::new("192.0.2.7".parse().unwrap(), &[]);
         assert!(p.allows(Some("192.0.2.7:3000")));
         assert!(!p.allows(Some("localhost:3000")));

@@ -11,7 +11,7 @@
 //! run. Errors are mapped to each protocol's responses here and nowhere else.
 
 mod apigw;
-mod auth;
+pub mod auth;
 mod conn;
 mod invoke_api;
 mod routes;
@@ -62,9 +62,23 @@ pub struct Gateway {
     authorizer: Option<Arc<sylph_iam::Authorizer>>,
     stage: String,
     region: String,
+    /// Which tables this service's functions may see at all (`sylph server`: their own
+    /// service's, and those of services their deployer may use), before IAM is asked.
+    table_guard: std::sync::OnceLock<Arc<dyn TableGuard>>,
+}
+
+/// Decides which tables a service's functions may reach (see [`Gateway::set_table_guard`]).
+pub trait TableGuard: Send + Sync {
+    /// `Err(message)` to refuse a function's call on `table`.
+    fn check(&self, table: &str) -> Result<(), String>;
 }
 
 impl Gateway {
+    /// Refuse functions' calls on tables `guard` rejects, whatever their IAM statements say.
+    pub fn set_table_guard(&self, guard: Arc<dyn TableGuard>) {
+        let _ = self.table_guard.set(guard);
+    }
+
     pub fn new(
         service: &Service,
         invoker: Arc<dyn Invoker>,
@@ -80,6 +94,7 @@ impl Gateway {
             authorizer,
             stage: service.stage.clone(),
             region: service.region.clone(),
+            table_guard: std::sync::OnceLock::new(),
         })
     }
 
@@ -120,6 +135,11 @@ impl Gateway {
         let path = parts.uri.path();
         if let Some(target) = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
             if let (Some(op), Some(tables)) = (target.strip_prefix("DynamoDB_20120810."), &self.tables) {
+                if let (Some(guard), sylph_iam::Caller::Instance(_)) = (self.table_guard.get(), caller) {
+                    if let Err(refused) = self.guard_tables(guard.as_ref(), op, &body) {
+                        return refused;
+                    }
+                }
                 if let Some(authorizer) = &self.authorizer {
                     let needs = || sylph_iam::actions::dynamodb(op, &body, &self.region);
                     if let Err(refused) =
@@ -243,6 +263,21 @@ impl Gateway {
         res
     }
 
+    /// Refuse a function's table call that names a table its guard rejects.
+    #[allow(clippy::result_large_err)]
+    fn guard_tables(&self, guard: &dyn TableGuard, op: &str, body: &[u8]) -> Result<(), Response<Body>> {
+        for (_, resource) in sylph_iam::actions::dynamodb(op, body, &self.region) {
+            let Some(table) = sylph_iam::actions::table_of_arn(&resource) else {
+                continue;
+            };
+            if let Err(why) = guard.check(table) {
+                tracing::warn!("refused a function's {op} on {table}: {why}");
+                return Err(auth::refusal(auth::Protocol::DynamoDb, "AccessDeniedException", &why));
+            }
+        }
+        Ok(())
+    }
+
     /// API Gateway's answer for a path no route serves.
     fn no_route(&self, path: &str) -> Response<Body> {
         if self.router.has_rest_routes() && self.router.strip_stage(path).is_some() {
@@ -302,7 +337,7 @@ pub async fn read_body(
 }
 
 /// One DynamoDB JSON-protocol request.
-async fn table_api(tables: &Tables, operation: &str, body: &[u8]) -> Response<Body> {
+pub async fn table_api(tables: &Tables, operation: &str, body: &[u8]) -> Response<Body> {
     let (status, bytes) = tables.handle_bytes(operation, body).await;
     let mut res = Response::new(Full::new(Bytes::from(bytes)));
     *res.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -396,7 +431,8 @@ fn build_response(m: MappedResponse) -> Response<Body> {
     res
 }
 
-fn json_message(status: StatusCode, message: &str) -> Response<Body> {
+/// `{"message": …}` with `status`, as API Gateway answers.
+pub fn json_message(status: StatusCode, message: &str) -> Response<Body> {
     let body = serde_json::json!({ "message": message }).to_string();
     let mut res = Response::new(Full::new(Bytes::from(body)));
     *res.status_mut() = status;

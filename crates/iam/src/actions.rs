@@ -8,6 +8,13 @@ pub fn table_arn(region: &str, table: &str) -> String {
     format!("arn:aws:dynamodb:{region}:{LOCAL_ACCOUNT_ID}:table/{table}")
 }
 
+/// The table an ARN from [`dynamodb`] names (`…:table/NAME`, or `…:table/NAME/index/…`), or
+/// `None` for `*`.
+pub fn table_of_arn(arn: &str) -> Option<&str> {
+    let (_, rest) = arn.split_once(":table/")?;
+    Some(rest.split('/').next().unwrap_or(rest))
+}
+
 /// The function ARN as AWS writes it.
 pub fn function_arn(region: &str, function: &str) -> String {
     format!("arn:aws:lambda:{region}:{LOCAL_ACCOUNT_ID}:function:{function}")

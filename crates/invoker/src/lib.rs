@@ -136,7 +136,7 @@ struct Idle {
     generation: u64,
 }
 
-struct FunctionPool {
+pub struct FunctionPool {
     config: Arc<InstanceConfig>,
     runtime: Arc<dyn Runtime>,
     /// Most recently used last, so reuse favours warm caches and the oldest are reaped first.
@@ -231,6 +231,33 @@ impl Pool {
             .iter()
             .filter_map(|f| self.pools.get(&f.name).cloned())
             .collect()
+    }
+
+    /// Every function's metrics, labelled by its key (`sylph dev`: one service) or by its
+    /// deployed name (`sylph server`, where keys repeat across services), for
+    /// [`sylph_telemetry::metrics::render`].
+    pub fn metric_rows<'a>(
+        &'a self,
+        pools: &'a [Arc<FunctionPool>],
+        by_name: bool,
+    ) -> Vec<(&'a str, &'a sylph_telemetry::metrics::FunctionMetrics, usize)> {
+        self.functions
+            .iter()
+            .zip(pools.iter())
+            .map(|(f, p)| {
+                let label = if by_name { f.name.as_str() } else { f.key.as_str() };
+                (
+                    label,
+                    &p.metrics,
+                    p.idle.lock().unwrap_or_else(|e| e.into_inner()).len(),
+                )
+            })
+            .collect()
+    }
+
+    /// The per-function pools, in manifest order (what [`Pool::metric_rows`] reads).
+    pub fn function_pools(&self) -> Vec<Arc<FunctionPool>> {
+        self.unique_pools()
     }
 
     /// Number of idle (warm) instances of a function.
@@ -470,18 +497,7 @@ impl Pool {
 impl sylph_telemetry::metrics::MetricsSource for Pool {
     fn render(&self) -> String {
         let pools = self.unique_pools();
-        let rows: Vec<(&str, &sylph_telemetry::metrics::FunctionMetrics, usize)> = self
-            .functions
-            .iter()
-            .zip(pools.iter())
-            .map(|(f, p)| {
-                (
-                    f.key.as_str(),
-                    &p.metrics,
-                    p.idle.lock().unwrap_or_else(|e| e.into_inner()).len(),
-                )
-            })
-            .collect();
+        let rows = self.metric_rows(&pools, false);
         let mut out = sylph_telemetry::metrics::render(&rows);
         if let Some(pool) = self.pools.values().next() {
             let standby = pool.runtime.standby();

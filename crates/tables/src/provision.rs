@@ -81,4 +81,152 @@ impl Tables {
         }
         Ok(outcome)
     }
+
+    /// Bring an existing table in line with `properties` on a redeploy, as CloudFormation
+    /// would update it: global secondary indexes the manifest adds are created and those it
+    /// drops are deleted (with their data; the table's items are untouched). A change to the
+    /// key schema or the local indexes would need a new table, and is refused with a message
+    /// saying so, before anything changes. A missing table is created.
+    pub async fn reconcile(&self, name: &str, properties: &Json) -> Result<Reconciled, DbError> {
+        let Ok(meta) = self.table_named(name) else {
+            self.provision(name, properties).await?;
+            return Ok(Reconciled::Created);
+        };
+        let props = numbers(properties);
+        let wanted_keys = key_schema(props.get("KeySchema"), props.get("AttributeDefinitions"));
+        let mut have_keys = vec![(meta.hash.name.clone(), "HASH".to_owned(), meta.hash.kind.clone())];
+        if let Some(r) = &meta.range {
+            have_keys.push((r.name.clone(), "RANGE".to_owned(), r.kind.clone()));
+        }
+        if wanted_keys != have_keys {
+            return Err(DbError::validation(format!(
+                "table {name} has key schema {}, the manifest now says {}: a key schema cannot change in place (CloudFormation would replace the table and its data). Keep the key schema, or give the table a new name and copy the data",
+                show_keys(&have_keys),
+                show_keys(&wanted_keys)
+            )));
+        }
+        let index_names = |list: Option<&Json>| -> Vec<String> {
+            list.and_then(Json::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i.get("IndexName").and_then(Json::as_str).map(str::to_owned))
+                .collect()
+        };
+        let wanted_local = index_names(props.get("LocalSecondaryIndexes"));
+        let mut have_local: Vec<String> = meta
+            .indexes
+            .iter()
+            .filter(|i| i.local)
+            .map(|i| i.name.clone())
+            .collect();
+        let mut sorted_wanted_local = wanted_local.clone();
+        sorted_wanted_local.sort();
+        have_local.sort();
+        if sorted_wanted_local != have_local {
+            return Err(DbError::validation(format!(
+                "table {name}: local secondary indexes can only be set when a table is created (it has [{}], the manifest says [{}])",
+                have_local.join(", "),
+                sorted_wanted_local.join(", ")
+            )));
+        }
+        let wanted_global = props
+            .get("GlobalSecondaryIndexes")
+            .and_then(Json::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let have_global: Vec<String> = meta
+            .indexes
+            .iter()
+            .filter(|i| !i.local)
+            .map(|i| i.name.clone())
+            .collect();
+        let mut updates = Vec::new();
+        let mut added = Vec::new();
+        let mut removed = Vec::new();
+        for gone in have_global.iter().filter(|h| {
+            !wanted_global
+                .iter()
+                .any(|w| w.get("IndexName").and_then(Json::as_str) == Some(h.as_str()))
+        }) {
+            updates.push(json!({"Delete": {"IndexName": gone}}));
+            removed.push(gone.clone());
+        }
+        for index in &wanted_global {
+            let Some(index_name) = index.get("IndexName").and_then(Json::as_str) else {
+                continue;
+            };
+            if !have_global.iter().any(|h| h == index_name) {
+                updates.push(json!({"Create": index}));
+                added.push(index_name.to_owned());
+            }
+        }
+        if updates.is_empty() {
+            return Ok(Reconciled::Unchanged);
+        }
+        // One update per index, as DynamoDB takes them.
+        for update in updates {
+            let req = json!({
+                "TableName": name,
+                "AttributeDefinitions": props.get("AttributeDefinitions").cloned().unwrap_or(json!([])),
+                "GlobalSecondaryIndexUpdates": [update],
+            });
+            let (status, answer) = self.handle("UpdateTable", req.to_string().as_bytes()).await;
+            if status != 200 {
+                let message = answer
+                    .get("message")
+                    .or_else(|| answer.get("Message"))
+                    .and_then(Json::as_str)
+                    .unwrap_or("");
+                return Err(DbError::validation(format!(
+                    "table {name}: cannot update its indexes: {message}"
+                )));
+            }
+        }
+        Ok(Reconciled::Updated { added, removed })
+    }
+}
+
+/// What [`Tables::reconcile`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reconciled {
+    Created,
+    Unchanged,
+    Updated { added: Vec<String>, removed: Vec<String> },
+}
+
+/// (attribute, HASH/RANGE, S/N/B) of a KeySchema, HASH first.
+fn key_schema(schema: Option<&Json>, definitions: Option<&Json>) -> Vec<(String, String, String)> {
+    let type_of = |name: &str| -> String {
+        definitions
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .find(|d| d.get("AttributeName").and_then(Json::as_str) == Some(name))
+            .and_then(|d| d.get("AttributeType").and_then(Json::as_str))
+            .unwrap_or("")
+            .to_owned()
+    };
+    let mut keys: Vec<(String, String, String)> = schema
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .map(|k| {
+            let name = k.get("AttributeName").and_then(Json::as_str).unwrap_or("").to_owned();
+            let kind = type_of(&name);
+            (
+                name,
+                k.get("KeyType").and_then(Json::as_str).unwrap_or("").to_owned(),
+                kind,
+            )
+        })
+        .collect();
+    keys.sort_by_key(|(_, key_type, _)| key_type != "HASH");
+    keys
+}
+
+fn show_keys(keys: &[(String, String, String)]) -> String {
+    keys.iter()
+        .map(|(n, k, t)| format!("{n} {t} ({k})"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -135,6 +135,16 @@ impl ProcessRuntime {
         });
     }
 
+    /// Stop every pre-started runtime and start no more (a retired version of a service).
+    pub fn stop_prewarmed(&self) {
+        let stopped = {
+            let mut w = self.inner.warm.lock().unwrap_or_else(|e| e.into_inner());
+            w.target.clear();
+            std::mem::take(&mut w.ready)
+        };
+        drop(stopped);
+    }
+
     /// Pre-started processes of `family` ready right now.
     pub fn prewarmed(&self, family: Family) -> usize {
         self.inner

@@ -1,0 +1,206 @@
+//! Talking to a `sylph server`'s admin API: where it is and which key to use (flags, then
+//! `SYLPH_SERVER` / `SYLPH_KEY`, then a profile in `~/.config/sylph/credentials` written by
+//! `sylph config credentials`), and one HTTP call at a time.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _};
+use bytes::Bytes;
+use clap::Args;
+use http_body_util::{BodyExt as _, Full};
+
+/// How to reach the server (every command that talks to one takes these).
+#[derive(Args, Debug, Clone)]
+pub struct ServerOptions {
+    /// The server's URL (default: $SYLPH_SERVER, then the profile).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// The key, as ID:SECRET (default: $SYLPH_KEY, then the profile).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// The profile in ~/.config/sylph/credentials (default: $SYLPH_PROFILE or `default`).
+    #[arg(long)]
+    pub profile: Option<String>,
+}
+
+/// A server and the key to call it with.
+pub struct Client {
+    pub server: String,
+    host_port: String,
+    token: String,
+}
+
+/// The credentials file.
+pub fn credentials_path() -> PathBuf {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("sylph").join("credentials")
+}
+
+/// `[profile]` sections of `key = value` lines.
+fn read_profile(name: &str) -> Option<(Option<String>, Option<String>)> {
+    let text = std::fs::read_to_string(credentials_path()).ok()?;
+    let mut in_section = false;
+    let (mut server, mut key) = (None, None);
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_section = section.trim() == name;
+            continue;
+        }
+        if !in_section {
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            match k.trim() {
+                "server" => server = Some(v.trim().to_owned()),
+                "key" => key = Some(v.trim().to_owned()),
+                _ => {}
+            }
+        }
+    }
+    Some((server, key))
+}
+
+/// Write (or replace) a profile in the credentials file, readable by its owner only.
+pub fn write_profile(name: &str, server: &str, key: &str) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = credentials_path();
+    let existing = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in existing.lines() {
+        if let Some(section) = line.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            skipping = section.trim() == name;
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push_str(&format!("[{name}]\nserver = {server}\nkey = {key}\n"));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::io::Write::write_all(&mut f, out.as_bytes())?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+impl Client {
+    pub fn from_options(opts: &ServerOptions) -> anyhow::Result<Client> {
+        let profile_name = opts
+            .profile
+            .clone()
+            .or_else(|| std::env::var("SYLPH_PROFILE").ok())
+            .unwrap_or_else(|| "default".to_owned());
+        let profile = read_profile(&profile_name);
+        let server = opts
+            .server
+            .clone()
+            .or_else(|| std::env::var("SYLPH_SERVER").ok())
+            .or_else(|| profile.as_ref().and_then(|p| p.0.clone()));
+        let key = opts
+            .key
+            .clone()
+            .or_else(|| std::env::var("SYLPH_KEY").ok())
+            .or_else(|| profile.as_ref().and_then(|p| p.1.clone()));
+        let Some(server) = server else {
+            bail!(
+                "no server given\n  help: pass --server URL, set SYLPH_SERVER, or run `sylph config credentials --server URL --key ID:SECRET`"
+            );
+        };
+        let Some(token) = key else {
+            bail!("no key given for {server}\n  help: pass --key ID:SECRET, set SYLPH_KEY, or run `sylph config credentials`");
+        };
+        if sylph_control::keys::split_token(&token).is_none() {
+            bail!("the key must be ID:SECRET, as `sylph keys create` prints it");
+        }
+        let server = server.trim_end_matches('/').to_owned();
+        let Some(host_port) = server.strip_prefix("http://") else {
+            if server.starts_with("https://") {
+                bail!("{server}: this sylph speaks plain HTTP to servers; put the server behind a TLS proxy for remote use and reach it through a local tunnel, or use http:// on a trusted network");
+            }
+            bail!("{server} is not an http:// URL");
+        };
+        let host_port = host_port.split('/').next().unwrap_or(host_port).to_owned();
+        Ok(Client {
+            server,
+            host_port,
+            token,
+        })
+    }
+
+    /// One call; the answer's status and body. Connection failures say which server.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> anyhow::Result<(u16, Bytes)> {
+        let stream = tokio::net::TcpStream::connect(&self.host_port).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot reach the sylph server at {}: {e}\n  help: is `sylph server` running there? (the URL comes from --server, SYLPH_SERVER or the profile)",
+                self.server
+            )
+        })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .with_context(|| format!("cannot talk HTTP to {}", self.server))?;
+        tokio::spawn(conn);
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &self.host_port)
+            .header("authorization", format!("Bearer {}", self.token))
+            .header("content-type", content_type)
+            .body(Full::new(body))?;
+        let res = sender.send_request(req).await.map_err(|e| {
+            anyhow::anyhow!(
+                "the sylph server at {} closed the connection before answering ({e}); if it was restarting, nothing was changed: run the command again",
+                self.server
+            )
+        })?;
+        let status = res.status().as_u16();
+        let bytes = res
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("the answer from {} broke off: {e}", self.server))?
+            .to_bytes();
+        Ok((status, bytes))
+    }
+
+    /// A JSON call whose success is JSON; a refusal becomes an error with the server's words.
+    pub async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&impl serde::Serialize>,
+    ) -> anyhow::Result<T> {
+        let bytes = match body {
+            Some(b) => Bytes::from(serde_json::to_vec(b)?),
+            None => Bytes::new(),
+        };
+        let (status, answer) = self.call(method, path, bytes, "application/json").await?;
+        if !(200..300).contains(&status) {
+            let message = serde_json::from_slice::<sylph_control::api::ErrorBody>(&answer)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&answer).into_owned());
+            bail!("{} ({status}): {message}", self.server);
+        }
+        serde_json::from_slice(&answer)
+            .with_context(|| format!("{} answered something this sylph cannot read", self.server))
+    }
+}

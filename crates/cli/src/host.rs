@@ -1,0 +1,197 @@
+//! Wiring one service up to run: its process runtime (sandbox, network, limits, identities,
+//! pre-started runtimes), its pool and its gateway. `sylph dev` hosts one service this way;
+//! `sylph server` hosts each deployed version this way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sylph_gateway::Gateway;
+use sylph_invoker::{Pool, PoolConfig};
+use sylph_model::Service;
+use sylph_runtime::ProcessRuntime;
+
+use crate::options::runtime_dir;
+
+/// How services are run (the flags `sylph dev` and `sylph server` share).
+#[derive(Debug, Clone)]
+pub struct HostSettings {
+    pub keep_warm: Duration,
+    pub concurrency: usize,
+    pub queue_timeout: Duration,
+    pub prewarm: usize,
+    pub unsandboxed: bool,
+    pub host_network: bool,
+    pub no_iam: bool,
+    pub strict_iam: bool,
+    /// The port the server listens on; functions reach Sylph's APIs at 127.0.0.1 on it.
+    pub port: u16,
+    /// The URL functions use when they share the host's network.
+    pub host_url: String,
+}
+
+/// One service, running.
+pub struct Hosted {
+    pub runtime: ProcessRuntime,
+    pub pool: Arc<Pool>,
+    pub gateway: Arc<Gateway>,
+}
+
+impl Hosted {
+    /// Stop its pre-started runtimes and idle instances.
+    pub fn shutdown(&self) {
+        self.runtime.stop_prewarmed();
+        self.pool.shutdown();
+    }
+}
+
+/// Run `service` (its code in `service.root`) with `tables`. `say` gets the lines describing
+/// how functions are isolated and limited.
+pub fn host_service(
+    service: &Service,
+    tables: sylph_tables::Tables,
+    sink: Arc<dyn sylph_telemetry::LogSink>,
+    settings: &HostSettings,
+    say: &mut dyn FnMut(String),
+) -> anyhow::Result<Hosted> {
+    let sandbox = crate::options::sandbox(settings.unsandboxed, service, &mut *say)?;
+    // Functions reach this server for the Lambda and DynamoDB APIs with no code change: in
+    // their own network namespace Sylph serves its APIs at 127.0.0.1 on the same port.
+    let isolated_network = !settings.host_network && sandbox.is_some() && sylph_runtime::netns::probe().is_ok();
+    let function_url = if isolated_network {
+        format!("http://127.0.0.1:{}", settings.port)
+    } else {
+        settings.host_url.clone()
+    };
+    let mut base_env = crate::options::function_endpoint_env(&function_url);
+    // Pre-started runtimes load the AWS SDK before they know their function; the SDK reads its
+    // region then, and it is the same for every function of the service.
+    base_env.push(("AWS_REGION".to_owned(), service.region.clone()));
+    base_env.push(("AWS_DEFAULT_REGION".to_owned(), service.region.clone()));
+    let mut runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), base_env, sandbox)
+        .context("cannot write the runtime clients")?;
+    if settings.host_network && runtime.share_host_network() {
+        say(
+            "warning: --host-network: functions share this machine's network and can reach every service on it"
+                .to_owned(),
+        );
+    }
+    if runtime.network_isolated() {
+        runtime.serve_sylph_api_on(settings.port);
+        say(format!(
+            "network: each instance has its own network namespace (no host loopback, no other instances); Sylph's APIs at 127.0.0.1:{} inside it",
+            settings.port
+        ));
+        if crate::options::outbound_allowed(service) {
+            match runtime.allow_outbound() {
+                Ok(how) => say(format!("network: {how}")),
+                Err(why) => say(format!("network: no outbound traffic: {why}")),
+            }
+        } else {
+            say("network: no outbound traffic (custom.sylph.outbound: false)".to_owned());
+        }
+    } else if settings.host_network {
+        // Said above.
+    } else if let Err(why) = sylph_runtime::netns::probe() {
+        say(format!("network: functions share the host's network: {why}"));
+    }
+    match runtime.memory_limits() {
+        Some(how) => say(format!("memory limits: memorySize enforced with the {how}")),
+        None => say("memory limits: not enforced (no writable memory cgroup on this host)".to_owned()),
+    }
+    match runtime.process_limits() {
+        Some(how) => say(format!(
+            "process limits: {} processes and threads per instance, with the {how}",
+            sylph_runtime::limits::MAX_PROCESSES
+        )),
+        None => say("process limits: not enforced (no writable pids cgroup on this host)".to_owned()),
+    }
+    match runtime.freezing() {
+        Some(how) => say(format!(
+            "freezer: instances are frozen between invocations, with the {how}"
+        )),
+        None => {
+            say("freezer: not available (no writable freezer cgroup); instances run between invocations".to_owned())
+        }
+    }
+    if settings.prewarm > 0 {
+        let families: std::collections::HashSet<_> = service
+            .functions
+            .iter()
+            .filter_map(|f| match f.runtime {
+                sylph_model::Runtime::Node(_) => Some(sylph_runtime::Family::Node),
+                sylph_model::Runtime::Python(_) => Some(sylph_runtime::Family::Python),
+                sylph_model::Runtime::Provided(_) => None,
+            })
+            .collect();
+        for family in families {
+            runtime.prewarm(family, settings.prewarm, settings.keep_warm);
+        }
+    }
+    let pool = Pool::new(
+        service,
+        Arc::new(runtime.clone()),
+        sink,
+        PoolConfig {
+            keep_warm: settings.keep_warm,
+            concurrency_limit: settings.concurrency.max(1),
+            queue_timeout: settings.queue_timeout,
+            extra_env: Vec::new(),
+        },
+    );
+    let authorizer = if settings.no_iam {
+        say("warning: --no-iam: calls from functions into Sylph are neither authenticated nor checked".to_owned());
+        None
+    } else {
+        let identities = sylph_iam::Registry::new();
+        runtime.set_credential_issuer(Arc::new(crate::options::Issuer(identities.clone())));
+        describe_iam(service, settings.strict_iam, &mut *say);
+        Some(Arc::new(sylph_iam::Authorizer::new(identities, settings.strict_iam)))
+    };
+    let gateway = Gateway::new(
+        service,
+        pool.clone(),
+        Some(sylph_gateway::TableApi::Local(tables)),
+        Some(pool.clone()),
+        authorizer,
+    );
+    // Weak: the gateway owns the pool, which owns the runtime, which owns this handler; a
+    // strong reference would keep a retired version alive forever.
+    let api_gateway = Arc::downgrade(&gateway);
+    runtime.set_sylph_api_handler(Arc::new(move |stream, access_key, permit| {
+        if let Some(gateway) = api_gateway.upgrade() {
+            sylph_gateway::spawn_instance_connection(gateway, stream, access_key, permit)
+        }
+    }));
+    Ok(Hosted { runtime, pool, gateway })
+}
+
+/// Say how calls from functions into Sylph are checked.
+fn describe_iam(service: &Service, strict: bool, say: &mut dyn FnMut(String)) {
+    let ungranted: Vec<&str> = service
+        .functions
+        .iter()
+        .filter(|f| f.role.is_none())
+        .map(|f| f.key.as_str())
+        .collect();
+    if ungranted.len() < service.functions.len() {
+        say("iam: each instance has its own credentials; its calls to the table and Invoke APIs are checked against its role's statements".to_owned());
+    }
+    if !ungranted.is_empty() {
+        if strict {
+            say(format!(
+                "iam: {} declare no IAM statements: their calls into Sylph are refused (--strict-iam)",
+                ungranted.join(", ")
+            ));
+        } else {
+            say(format!(
+                "iam: {} declare no IAM statements: their calls into Sylph are allowed, with a warning naming each action (AWS would refuse them; --strict-iam does)",
+                ungranted.join(", ")
+            ));
+        }
+    }
+}
+
+pub fn default_concurrency() -> usize {
+    std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4)
+}

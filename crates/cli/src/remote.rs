@@ -1,0 +1,506 @@
+//! The commands that manage services on a `sylph server`: `config credentials`, `keys`,
+//! `deploy`, `info`, `invoke`, `rollback`, `alias`, `remove`. Glue: they read the manifest,
+//! package, and call the admin API; the server does the work.
+
+use std::collections::HashMap;
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context as _};
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use sylph_control::api;
+use sylph_control::package::FileEntry;
+
+use crate::client::{Client, ServerOptions};
+use crate::ServiceArgs;
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Save a server's URL and a key as a profile, for every later command.
+    Credentials {
+        #[arg(long)]
+        server: String,
+        /// ID:SECRET, as the server or `sylph keys create` printed it.
+        #[arg(long)]
+        key: String,
+        #[arg(long, default_value = "default")]
+        profile: String,
+    },
+}
+
+pub fn config(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ConfigCommand::Credentials { server, key, profile } => {
+            if sylph_control::keys::split_token(&key).is_none() {
+                bail!("--key must be ID:SECRET");
+            }
+            let path = crate::client::write_profile(&profile, &server, &key)?;
+            println!("saved profile {profile} ({server}) in {}", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Make a key; its secret is shown once.
+    Create {
+        /// What it is for.
+        #[arg(long)]
+        name: String,
+        /// A service it may deploy, manage and call (repeatable; none: every service).
+        #[arg(long = "service")]
+        services: Vec<String>,
+        /// It may also manage keys.
+        #[arg(long)]
+        admin: bool,
+        #[command(flatten)]
+        server: ServerOptions,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (never their secrets).
+    List {
+        #[command(flatten)]
+        server: ServerOptions,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key: it is refused everywhere from now on.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        server: ServerOptions,
+    },
+}
+
+pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        KeysCommand::Create {
+            name,
+            services,
+            admin,
+            server,
+            json,
+        } => {
+            let client = Client::from_options(&server)?;
+            let made: api::CreatedKey = client
+                .json(
+                    "POST",
+                    "/_sylph/admin/keys",
+                    Some(&api::CreateKey { name, services, admin }),
+                )
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&made)?);
+            } else {
+                println!("key {} made (its secret is shown only now):", made.id);
+                println!();
+                println!("  sylph:   --key {}:{}", made.id, made.secret);
+                println!(
+                    "  AWS SDKs: AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={}",
+                    made.id, made.secret
+                );
+            }
+        }
+        KeysCommand::List { server, json } => {
+            let client = Client::from_options(&server)?;
+            let keys: Vec<sylph_control::keys::Key> = client.json("GET", "/_sylph/admin/keys", None::<&()>).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                for k in keys {
+                    let scope = match &k.scope {
+                        sylph_control::keys::Scope::All => "all services".to_owned(),
+                        sylph_control::keys::Scope::Services(s) => s.join(", "),
+                    };
+                    let state = if k.revoked.is_some() { "revoked" } else { "live" };
+                    let admin = if k.admin { ", admin" } else { "" };
+                    println!("{}  {:<16} {state}{admin}  {scope}", k.id, k.name);
+                }
+            }
+        }
+        KeysCommand::Revoke { id, server } => {
+            let client = Client::from_options(&server)?;
+            let k: sylph_control::keys::Key = client
+                .json("DELETE", &format!("/_sylph/admin/keys/{id}"), None::<&()>)
+                .await?;
+            println!("key {} ({}) revoked", k.id, k.name);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    service: ServiceArgs,
+    #[command(flatten)]
+    server: ServerOptions,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Progress on stderr: one line rewritten in place on a terminal, a line per step otherwise.
+struct Progress {
+    tty: bool,
+}
+
+impl Progress {
+    fn show(&self, what: &str, done: u64, total: u64, unit: &str) {
+        if self.tty {
+            let width = 24usize;
+            let filled = (done * width as u64).checked_div(total).unwrap_or(width as u64) as usize;
+            eprint!(
+                "\r{what:<11} [{}{}] {done}/{total} {unit}   ",
+                "#".repeat(filled),
+                " ".repeat(width - filled.min(width))
+            );
+            if done == total {
+                eprintln!();
+            }
+        } else if done == total {
+            eprintln!("{what} {done}/{total} {unit}");
+        }
+    }
+}
+
+pub async fn deploy(args: DeployArgs, extra: HashMap<String, String>) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let client = Client::from_options(&args.server)?;
+    let loaded = crate::options::load_service(&args.service, &extra)?;
+    let mut service = loaded.service;
+    for notice in &loaded.notices {
+        eprintln!("notice: {notice}");
+    }
+    let rust = crate::watch::is_rust_service(&service);
+    if rust {
+        crate::watch::build_rust(&mut service)?;
+    }
+    let progress = Progress {
+        tty: std::io::stderr().is_terminal(),
+    };
+    let root = service.root.clone();
+    let mut patterns = service.package_patterns.clone();
+    if rust {
+        // The build folder is not code: the binaries are added below.
+        patterns.insert(0, "!target/**".to_owned());
+    }
+    let listed = sylph_control::package::list(&root, &patterns)?;
+    // Artifacts (a `provided` function's binary) go into the package at a path of their own.
+    let mut extra_files = Vec::new();
+    for f in &mut service.functions {
+        let Some(artifact) = f.artifact.clone() else { continue };
+        let artifact = if artifact.is_absolute() {
+            artifact
+        } else {
+            root.join(artifact)
+        };
+        match artifact.strip_prefix(&root) {
+            Ok(rel) if !rust || !rel.starts_with("target") => f.artifact = Some(rel.to_owned()),
+            _ => {
+                if !artifact.is_file() {
+                    bail!(
+                        "functions.{}: its artifact {} is not a file (a folder outside the service is not supported)",
+                        f.key,
+                        artifact.display()
+                    );
+                }
+                let rel = format!(".sylph-artifacts/{}/bootstrap", f.key);
+                extra_files.push((artifact.clone(), rel.clone()));
+                f.artifact = Some(rel.into());
+            }
+        }
+    }
+    let mut sources: Vec<(std::path::PathBuf, String, bool)> = listed
+        .iter()
+        .map(|l| (l.absolute.clone(), l.relative.clone(), l.executable))
+        .collect();
+    sources.extend(extra_files.into_iter().map(|(abs, rel)| (abs, rel, true)));
+    let total_files = sources.len() as u64;
+    let mut files = Vec::with_capacity(sources.len());
+    let mut by_hash: HashMap<String, std::path::PathBuf> = HashMap::new();
+    let mut bytes = 0u64;
+    for (i, (abs, rel, executable)) in sources.iter().enumerate() {
+        let hash = sylph_control::blobs::hash_file(abs).with_context(|| format!("cannot read {}", abs.display()))?;
+        let size = std::fs::metadata(abs)?.len();
+        bytes += size;
+        by_hash.entry(hash.clone()).or_insert_with(|| abs.clone());
+        files.push(FileEntry {
+            path: rel.clone(),
+            hash,
+            size,
+            executable: *executable,
+        });
+        progress.show("packaging", i as u64 + 1, total_files, "files");
+    }
+    if bytes > sylph_control::package::MAX_UNZIPPED_BYTES {
+        bail!("{}", sylph_control::package::PackageError::TooLarge { size: bytes });
+    }
+    let missing: api::MissingBlobs = client
+        .json(
+            "POST",
+            "/_sylph/admin/blobs/missing",
+            Some(&api::MissingBlobs {
+                hashes: by_hash.keys().cloned().collect(),
+            }),
+        )
+        .await?;
+    let to_send = missing.hashes.len() as u64;
+    let mut sent_bytes = 0u64;
+    for (i, hash) in missing.hashes.iter().enumerate() {
+        let Some(path) = by_hash.get(hash) else {
+            bail!("the server asked for a file this package does not have");
+        };
+        let content = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        sent_bytes += content.len() as u64;
+        let (status, answer) = client
+            .call(
+                "PUT",
+                &format!("/_sylph/admin/blobs/{hash}"),
+                Bytes::from(content),
+                "application/octet-stream",
+            )
+            .await?;
+        if status != 200 {
+            bail!(
+                "uploading {} failed ({status}): {}; the running version is untouched",
+                path.display(),
+                String::from_utf8_lossy(&answer)
+            );
+        }
+        progress.show("uploading", i as u64 + 1, to_send, "files");
+    }
+    if to_send == 0 {
+        eprintln!("uploading: nothing changed since the server last saw these files");
+    }
+    let name = service.name.clone();
+    let stage = service.stage.clone();
+    service.root = std::path::PathBuf::new();
+    let info: api::ServiceInfo = client
+        .json(
+            "POST",
+            &format!("/_sylph/admin/services/{name}/{stage}/deploy"),
+            Some(&api::DeployRequest { service, files }),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("deploy failed, the running version is untouched: {e}"))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "✔ Service deployed to {} as version {} ({:.1}s; {} of {} files uploaded, {} KB)",
+        client.server,
+        info.version,
+        started.elapsed().as_secs_f64(),
+        to_send,
+        by_hash.len(),
+        sent_bytes / 1024
+    );
+    println!();
+    print_info(&info);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_info(info: &api::ServiceInfo) {
+    println!("service: {}", info.name);
+    println!("stage: {}", info.stage);
+    println!("region: {}", info.region);
+    println!("version: {} (versions: {:?})", info.version, info.versions);
+    println!("api id: {}", info.api_id);
+    println!("endpoints:");
+    for r in &info.routes {
+        println!("  {:<7} - {}  ({})", r.method, r.url, r.function);
+    }
+    println!("  (also at {}/…)", info.endpoints[0]);
+    println!("functions:");
+    for f in &info.functions {
+        println!(
+            "  {}: {} ({}, {} MB, {} s)",
+            f.key, f.name, f.runtime, f.memory_mb, f.timeout_secs
+        );
+    }
+    if !info.tables.is_empty() {
+        println!("tables: {}", info.tables.join(", "));
+    }
+    for a in &info.aliases {
+        match a.additional {
+            Some((v, w)) => println!(
+                "alias {}: version {} ({:.0}% to version {v})",
+                a.name,
+                a.version,
+                w * 100.0
+            ),
+            None => println!("alias {}: version {}", a.name, a.version),
+        }
+    }
+}
+
+/// Which service a command acts on: the manifest's name and stage, or `--name`/`--stage`.
+#[derive(Args, Debug, Clone)]
+pub struct Target {
+    #[command(flatten)]
+    service: ServiceArgs,
+    /// The service's name (default: `service:` of serverless.yml in this folder).
+    #[arg(long)]
+    name: Option<String>,
+    #[command(flatten)]
+    server: ServerOptions,
+}
+
+impl Target {
+    fn resolve(&self, extra: &HashMap<String, String>) -> anyhow::Result<(Client, String, String)> {
+        let client = Client::from_options(&self.server)?;
+        if let Some(name) = &self.name {
+            let stage = self.service.stage.clone().unwrap_or_else(|| "dev".to_owned());
+            return Ok((client, name.clone(), stage));
+        }
+        let loaded = crate::options::load_service(&self.service, extra)
+            .context("cannot tell which service (pass --name NAME --stage STAGE, or run in the service's folder)")?;
+        Ok((client, loaded.service.name, loaded.service.stage))
+    }
+}
+
+#[derive(Args)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    target: Target,
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn info(args: InfoArgs, extra: HashMap<String, String>) -> anyhow::Result<ExitCode> {
+    let (client, name, stage) = args.target.resolve(&extra)?;
+    let info: api::ServiceInfo = client
+        .json("GET", &format!("/_sylph/admin/services/{name}/{stage}"), None::<&()>)
+        .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+    } else {
+        print_info(&info);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct RemoteInvokeArgs {
+    /// The function (its key under `functions:`, or its deployed name).
+    #[arg(long, short = 'f')]
+    function: Option<String>,
+    /// The event, as JSON.
+    #[arg(long, short = 'd')]
+    data: Option<String>,
+    /// A file holding the event.
+    #[arg(long, short = 'p')]
+    path: Option<std::path::PathBuf>,
+    /// Print the invocation's log (START … REPORT) too.
+    #[arg(long, short = 'l')]
+    log: bool,
+    /// `RequestResponse` (default) or `Event` (queued; answers at once).
+    #[arg(long = "type", short = 't')]
+    invocation_type: Option<String>,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    target: Target,
+}
+
+pub async fn invoke(args: RemoteInvokeArgs, extra: HashMap<String, String>) -> anyhow::Result<ExitCode> {
+    let Some(function) = args.function.clone() else {
+        bail!("which function? pass -f FUNCTION (or use `sylph invoke local` to run it here)");
+    };
+    let payload = match (&args.data, &args.path) {
+        (Some(d), _) => d.clone(),
+        (None, Some(p)) => std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+        (None, None) => "{}".to_owned(),
+    };
+    if serde_json::from_str::<serde_json::Value>(&payload).is_err() {
+        bail!("the event is not JSON");
+    }
+    let (client, name, stage) = args.target.resolve(&extra)?;
+    let answer: api::InvokeResponse = client
+        .json(
+            "POST",
+            &format!("/_sylph/admin/services/{name}/{stage}/invoke"),
+            Some(&api::InvokeRequest {
+                function,
+                payload,
+                invocation_type: args.invocation_type.clone(),
+            }),
+        )
+        .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        if args.log && !answer.log.is_empty() {
+            eprint!("{}", answer.log);
+        }
+        if answer.status == 202 {
+            println!("queued (Event invocation)");
+        } else {
+            match serde_json::from_str::<serde_json::Value>(&answer.payload) {
+                Ok(v) => println!("{}", serde_json::to_string_pretty(&v)?),
+                Err(_) => println!("{}", answer.payload),
+            }
+        }
+    }
+    Ok(if answer.function_error.is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[derive(Args)]
+pub struct RollbackArgs {
+    /// The version to serve (default: the one before the serving version).
+    #[arg(long)]
+    version: Option<u32>,
+    #[command(flatten)]
+    target: Target,
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn rollback(args: RollbackArgs, extra: HashMap<String, String>) -> anyhow::Result<ExitCode> {
+    let (client, name, stage) = args.target.resolve(&extra)?;
+    let info: api::ServiceInfo = client
+        .json(
+            "POST",
+            &format!("/_sylph/admin/services/{name}/{stage}/rollback"),
+            Some(&api::RollbackRequest { version: args.version }),
+        )
+        .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+    } else {
+        println!("{name} (stage {stage}) now serves version {}", info.version);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct RemoveArgs {
+    #[command(flatten)]
+    target: Target,
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn remove(args: RemoveArgs, extra: HashMap<String, String>) -> anyhow::Result<ExitCode> {
+    let (client, name, stage) = args.target.resolve(&extra)?;
+    let answer: serde_json::Value = client
+        .json("DELETE", &format!("/_sylph/admin/services/{name}/{stage}"), None::<&()>)
+        .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        for line in answer["removed"].as_array().into_iter().flatten() {
+            println!("{}", line.as_str().unwrap_or(""));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,292 @@
+//! The server's front door: every request on its port goes to the admin API, to one deployed
+//! service's API (by `Host: {api_id}.{domain}` or by `/apis/{api_id}/…`), or to the Invoke and
+//! table APIs, which require a SigV4 signature from a key allowed for the function's or
+//! table's service. Nothing but the services' own HTTP routes (and a content-free health
+//! check) answers without a key.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use sylph_control::keys::Key;
+use sylph_gateway::auth::{auth_error, refusal, Protocol};
+use sylph_iam::{AuthError, SignatureError};
+
+use super::platform::Platform;
+
+type Body = Full<Bytes>;
+
+pub struct Front {
+    pub platform: Arc<Platform>,
+}
+
+impl sylph_gateway::Handler for Front {
+    fn serve_request(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        _instance_key: Option<Arc<str>>,
+        body_timeout: Duration,
+    ) -> impl std::future::Future<Output = Response<Body>> + Send {
+        async move { self.route(req, peer, body_timeout).await }
+    }
+}
+
+impl Front {
+    async fn route(&self, req: Request<Incoming>, peer: SocketAddr, body_timeout: Duration) -> Response<Body> {
+        let path = req.uri().path();
+        if path == sylph_control::api::HEALTH_PATH {
+            return health(&self.platform);
+        }
+        if path.starts_with(sylph_control::api::ADMIN_PREFIX) || path == sylph_gateway::METRICS_PATH {
+            return super::admin::handle(&self.platform, req, body_timeout).await;
+        }
+        // A deployed API, by host name or by path.
+        let host = req
+            .headers()
+            .get(hyper::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if let Some(api_id) = api_from_host(host, &self.platform.domain) {
+            let Some(live) = self.platform.by_api(api_id) else {
+                return sylph_gateway::json_message(
+                    StatusCode::NOT_FOUND,
+                    "Not Found: no API is deployed with this id",
+                );
+            };
+            let (parts, body) = req.into_parts();
+            let body = match sylph_gateway::read_body(&parts, body, body_timeout).await {
+                Ok(b) => b,
+                Err(refused) => return refused,
+            };
+            let running = live.primary.clone();
+            return running
+                .hosted
+                .gateway
+                .handle_parts(parts, body, peer, sylph_iam::Caller::Public)
+                .await;
+        }
+        if let Some(rest) = path.strip_prefix("/apis/") {
+            let (api_id, tail) = rest.split_once('/').unwrap_or((rest, ""));
+            let tail = tail.to_owned();
+            let Some(live) = self.platform.by_api(api_id) else {
+                return sylph_gateway::json_message(
+                    StatusCode::NOT_FOUND,
+                    "Not Found: no API is deployed with this id",
+                );
+            };
+            let (mut parts, body) = req.into_parts();
+            let inner = match parts.uri.query() {
+                Some(q) => format!("/{tail}?{q}"),
+                None => format!("/{tail}"),
+            };
+            match inner.parse() {
+                Ok(uri) => parts.uri = uri,
+                Err(_) => return sylph_gateway::json_message(StatusCode::BAD_REQUEST, "Bad Request"),
+            }
+            let body = match sylph_gateway::read_body(&parts, body, body_timeout).await {
+                Ok(b) => b,
+                Err(refused) => return refused,
+            };
+            let running = live.primary.clone();
+            return running
+                .hosted
+                .gateway
+                .handle_parts(parts, body, peer, sylph_iam::Caller::Public)
+                .await;
+        }
+        let target = req
+            .headers()
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|t| t.strip_prefix("DynamoDB_20120810."))
+            .map(str::to_owned);
+        if let Some(op) = target {
+            let (parts, body) = req.into_parts();
+            let body = match sylph_gateway::read_body(&parts, body, body_timeout).await {
+                Ok(b) => b,
+                Err(refused) => return refused,
+            };
+            return self.table_call(&parts, &op, body).await;
+        }
+        if let Some(rest) = path.strip_prefix("/2015-03-31/functions/") {
+            let name = function_name(rest);
+            let name = name.as_str().to_owned();
+            let (parts, body) = req.into_parts();
+            let body = match sylph_gateway::read_body(&parts, body, body_timeout).await {
+                Ok(b) => b,
+                Err(refused) => return refused,
+            };
+            return self.invoke_call(parts, &name, body, peer).await;
+        }
+        sylph_gateway::json_message(
+            StatusCode::NOT_FOUND,
+            "Not Found: a deployed API is at /apis/{api-id}/ or {api-id}.<domain>; `sylph info` lists them",
+        )
+    }
+
+    /// A table API call: signed by a key that may use every table it names.
+    async fn table_call(&self, parts: &hyper::http::request::Parts, op: &str, body: Bytes) -> Response<Body> {
+        let key = match self.signed_by(parts, &body) {
+            Ok(k) => k,
+            Err(e) => return auth_error(Protocol::DynamoDb, &e),
+        };
+        let region = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|h| sylph_iam::sigv4::parse_authorization(h).ok())
+            .map_or_else(|| "us-east-1".to_owned(), |a| a.region.to_owned());
+        for (action, resource) in sylph_iam::actions::dynamodb(op, &body, &region) {
+            let allowed = match sylph_iam::actions::table_of_arn(&resource) {
+                Some(table) => self.platform.key_may_use_table(&key, table),
+                // ListTables and friends name no table.
+                None => true,
+            };
+            if !allowed {
+                return refusal(
+                    Protocol::DynamoDb,
+                    "AccessDeniedException",
+                    &format!(
+                        "User: {} is not authorized to perform: {action} on resource: {resource} because the key may not use that table's service",
+                        key.id
+                    ),
+                );
+            }
+        }
+        sylph_gateway::table_api(&self.platform.tables, op, &body).await
+    }
+
+    /// An Invoke API call: signed by a key allowed for the function's service.
+    async fn invoke_call(
+        &self,
+        parts: hyper::http::request::Parts,
+        name: &str,
+        body: Bytes,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let key = match self.signed_by(&parts, &body) {
+            Ok(k) => k,
+            Err(e) => return auth_error(Protocol::Lambda, &e),
+        };
+        let Some(live) = self.platform.by_function(name) else {
+            // Known or not, a key without access learns nothing more than "not found".
+            return refusal(
+                Protocol::Lambda,
+                "ResourceNotFoundException",
+                &format!(
+                    "Function not found: {}",
+                    sylph_iam::actions::function_arn("us-east-1", name)
+                ),
+            );
+        };
+        if !key.allows(&live.record.name) {
+            return refusal(
+                Protocol::Lambda,
+                "AccessDeniedException",
+                &format!(
+                    "User: {} is not authorized to perform: lambda:InvokeFunction on resource: {} because the key may not use service {}",
+                    key.id,
+                    sylph_iam::actions::function_arn(&live.record.region, name),
+                    live.record.name
+                ),
+            );
+        }
+        let running = live.primary.clone();
+        running
+            .hosted
+            .gateway
+            .handle_parts(parts, body, peer, sylph_iam::Caller::Public)
+            .await
+    }
+
+    /// The key whose SigV4 signature this request carries.
+    fn signed_by(&self, parts: &hyper::http::request::Parts, body: &[u8]) -> Result<Key, AuthError> {
+        let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
+        let authorization = header("authorization").ok_or(AuthError::MissingToken)?;
+        let auth = sylph_iam::sigv4::parse_authorization(authorization)?;
+        let (key, secret) = self
+            .platform
+            .key_for_signature(auth.access_key_id)
+            .ok_or(AuthError::UnrecognizedClient)?;
+        let headers: Vec<(&str, &[u8])> = parts.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())).collect();
+        let signed = sylph_iam::SignedRequest {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            headers: &headers,
+            body,
+        };
+        sylph_iam::sigv4::verify(&signed, &auth, &secret).map_err(|e| match e {
+            SignatureError::Expired => AuthError::Signature(SignatureError::Expired),
+            other => AuthError::Signature(other),
+        })?;
+        Ok(key)
+    }
+}
+
+/// `{api_id}.{domain}[:port]` → `api_id`.
+fn api_from_host<'a>(host: &'a str, domain: &str) -> Option<&'a str> {
+    let name = match host.rsplit_once(':') {
+        Some((n, port)) if port.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => host,
+    };
+    let (api, rest) = name.split_once('.')?;
+    (rest.eq_ignore_ascii_case(domain) && !api.is_empty()).then_some(api)
+}
+
+/// The function an Invoke path names (`{name}/invocations`, the name possibly an ARN).
+fn function_name(rest: &str) -> String {
+    let raw = rest.trim_end_matches("/invocations");
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .into_owned();
+    match decoded.split_once(":function:") {
+        Some((_, tail)) => tail.split(':').next().unwrap_or(tail).to_owned(),
+        None => decoded.split(':').next().unwrap_or(&decoded).to_owned(),
+    }
+}
+
+fn health(platform: &Platform) -> Response<Body> {
+    let ready = platform.ready.load(std::sync::atomic::Ordering::Acquire);
+    let (status, text) = if ready {
+        (StatusCode::OK, "{\"status\":\"ok\"}")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "{\"status\":\"starting\"}")
+    };
+    let mut res = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_ids_come_from_the_host_name_under_the_domain_only() {
+        assert_eq!(api_from_host("abc123.localhost:8080", "localhost"), Some("abc123"));
+        assert_eq!(api_from_host("abc123.sylph.example", "sylph.example"), Some("abc123"));
+        assert_eq!(api_from_host("localhost:8080", "localhost"), None);
+        assert_eq!(api_from_host("abc.evil.example", "localhost"), None);
+        assert_eq!(api_from_host("127.0.0.1:8080", "localhost"), None);
+    }
+
+    #[test]
+    fn function_names_come_from_plain_names_and_arns() {
+        assert_eq!(function_name("todo-dev-list/invocations"), "todo-dev-list");
+        assert_eq!(
+            function_name("arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Atodo-dev-list/invocations"),
+            "todo-dev-list"
+        );
+        assert_eq!(function_name("todo-dev-list:live/invocations"), "todo-dev-list");
+    }
+}

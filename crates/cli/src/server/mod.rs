@@ -1,0 +1,186 @@
+//! `sylph server`: a long-running provider that services are deployed to. One data folder
+//! holds everything it keeps (control store, master key, uploaded code, each version's code
+//! folder, tables); a restart or a kill loses no deployed service, version or table item.
+
+mod admin;
+mod front;
+mod platform;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use tokio::net::TcpListener;
+
+#[derive(Args)]
+pub struct ServerArgs {
+    /// The folder holding everything the server keeps.
+    #[arg(long, default_value = "/var/lib/sylph")]
+    data_dir: PathBuf,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, short = 'p', default_value_t = 8080)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Deployed APIs answer at `{api-id}.{domain}` (and always at `/apis/{api-id}/`).
+    /// `localhost` works with no DNS set-up: browsers and curl resolve `*.localhost` to
+    /// loopback.
+    #[arg(long, default_value = "localhost")]
+    domain: String,
+    /// The URL clients use to reach this server, for the endpoints it prints (default: the
+    /// listening address).
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Seconds an idle function instance is kept warm before it is stopped.
+    #[arg(long, default_value_t = 300)]
+    keep_warm: u64,
+    /// In-flight invocations per service (default: twice the CPU count).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Seconds an invocation waits for a free slot before it is throttled.
+    #[arg(long, default_value_t = 5)]
+    queue_timeout: u64,
+    /// Runtime processes per language started ahead of demand, per service (0: none).
+    #[arg(long, default_value_t = 1)]
+    prewarm: usize,
+    /// Run functions without the sandbox (only where the host cannot build one).
+    #[arg(long)]
+    unsandboxed: bool,
+    /// Refuse calls into Sylph from functions whose service declares no IAM statements.
+    #[arg(long)]
+    strict_iam: bool,
+    /// Also answer requests whose Host header is this name (repeatable; `*.example.com`
+    /// allows every name under it).
+    #[arg(long = "allow-host", value_name = "NAME")]
+    allow_hosts: Vec<String>,
+    /// Connections open at once; past it new clients get 503.
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Do not print function output and START/END/REPORT lines.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    /// Seconds to let requests in flight finish after SIGTERM before stopping.
+    #[arg(long, default_value_t = 30)]
+    drain_timeout: u64,
+}
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let data = args.data_dir.clone();
+    std::fs::create_dir_all(&data).with_context(|| format!("cannot create the data folder {}", data.display()))?;
+    let store = sylph_control::store::RedbStore::open(&data.join("control.redb")).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\n  help: is another sylph server using {}? Stop it, or pass another --data-dir",
+            data.display()
+        )
+    })?;
+    let master = sylph_control::keys::MasterKey::load_or_create(&data.join("master.key"))?;
+    let blobs = sylph_control::blobs::FsBlobs::open(&data.join("blobs"), &data.join("uploads"))
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", data.join("blobs").display()))?;
+    let tables = crate::dev::open_tables(&data.join("tables"), "us-east-1", false)?;
+    tables.spawn_ttl_reaper();
+
+    let listener = TcpListener::bind((args.host.as_str(), args.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
+    let addr = listener.local_addr()?;
+    let listen_url = format!("http://{addr}");
+    let public_url = args.public_url.clone().unwrap_or_else(|| listen_url.clone());
+    sylph_gateway::raise_open_file_limit();
+    let sink: Arc<dyn sylph_telemetry::LogSink> = if args.quiet {
+        Arc::new(sylph_telemetry::NullSink)
+    } else {
+        Arc::new(sylph_telemetry::TerminalSink::default())
+    };
+    let settings = crate::host::HostSettings {
+        keep_warm: Duration::from_secs(args.keep_warm.max(1)),
+        concurrency: args.concurrency.unwrap_or_else(crate::host::default_concurrency).max(1),
+        queue_timeout: Duration::from_secs(args.queue_timeout),
+        prewarm: args.prewarm,
+        unsandboxed: args.unsandboxed,
+        host_network: false,
+        no_iam: false,
+        strict_iam: args.strict_iam,
+        port: addr.port(),
+        host_url: if addr.ip().is_unspecified() {
+            format!("http://127.0.0.1:{}", addr.port())
+        } else {
+            listen_url.clone()
+        },
+    };
+    crate::options::start_guard();
+    let platform = platform::Platform::new(
+        data.clone(),
+        Arc::new(store),
+        Arc::new(blobs),
+        master,
+        tables,
+        settings,
+        sink,
+        args.domain.to_ascii_lowercase(),
+        public_url.clone(),
+    )
+    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    if let Some((id, secret)) = platform
+        .ensure_admin_key()
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?
+    {
+        println!("created the admin key (shown only now; keep it safe):");
+        println!();
+        println!("  sylph config credentials --server {public_url} --key {id}:{secret}");
+        println!();
+    }
+    // Say once how functions are isolated (every service is run the same way).
+    let probe = sylph_runtime::netns::probe();
+    match (&probe, args.unsandboxed) {
+        (_, true) => println!("sandbox: off (--unsandboxed): functions run with the same access as sylph"),
+        (Ok(()), false) => println!("network: each instance has its own network namespace"),
+        (Err(why), false) => println!("network: functions share the host's network: {why}"),
+    }
+    platform.load_all().await;
+    println!("data: {}", data.display());
+    println!("admin API, Invoke API, table API: {public_url}");
+    println!(
+        "APIs: {} and {public_url}/apis/{{api-id}}/",
+        platform.host_url("{api-id}")
+    );
+    println!("listening on {listen_url}");
+
+    let mut names = args.allow_hosts.clone();
+    names.push(format!("*.{}", args.domain));
+    let hosts = sylph_gateway::HostPolicy::new(addr.ip(), &names);
+    let defaults = sylph_gateway::ConnectionLimits::default();
+    let limits = sylph_gateway::ConnectionLimits {
+        max_connections: args.max_connections.unwrap_or(defaults.max_connections).max(1),
+        ..defaults
+    };
+    let front = Arc::new(front::Front {
+        platform: platform.clone(),
+    });
+    sylph_gateway::serve(listener, front, limits, hosts, crate::dev::shutdown_signal()).await;
+    println!("shutting down: letting requests in flight finish");
+    drain(&platform, Duration::from_secs(args.drain_timeout)).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Wait until no request is running on any service (each holds its version), or `limit`.
+async fn drain(platform: &Arc<platform::Platform>, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let busy: usize = platform
+            .all_live()
+            .iter()
+            .map(|l| Arc::strong_count(&l.primary).saturating_sub(1))
+            .sum();
+        if busy == 0 || tokio::time::Instant::now() >= deadline {
+            if busy > 0 {
+                println!("{busy} request(s) still running after --drain-timeout; stopping them");
+            }
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

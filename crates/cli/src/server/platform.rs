@@ -1,0 +1,882 @@
+//! The services a `sylph server` runs: what is deployed (kept in the control store), which
+//! version of each is serving (in memory, swapped atomically), and the operations that change
+//! them — deploy, rollback, alias, remove — each of which either completes or leaves the
+//! running version untouched.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use sylph_control::api::{AliasInfo, DeployRequest, FunctionInfo, RouteInfo, ServiceInfo};
+use sylph_control::blobs::BlobStore;
+use sylph_control::keys::{Key, MasterKey};
+use sylph_control::store::{Alias, ControlStore, ServiceRecord, VersionRecord};
+use sylph_model::Service;
+
+use crate::host::{HostSettings, Hosted};
+
+/// A refusal of an admin operation: an HTTP status and a message naming what was wrong.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: u16,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: u16, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+    fn bad(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, message)
+    }
+    fn internal(message: impl std::fmt::Display) -> ApiError {
+        ApiError::new(500, message.to_string())
+    }
+}
+
+/// One version of a service, running.
+pub struct Running {
+    pub version: u32,
+    pub service: Service,
+    pub hosted: Hosted,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // The last request on a retired version has finished (each holds an `Arc`): stop its
+        // pre-started runtimes and idle instances now rather than at keep-warm's end.
+        self.hosted.shutdown();
+    }
+}
+
+/// A deployed service as requests see it.
+pub struct Live {
+    pub record: ServiceRecord,
+    /// The version serving.
+    pub primary: Arc<Running>,
+}
+
+#[derive(Default)]
+struct State {
+    /// By API id.
+    services: HashMap<String, Arc<Live>>,
+    /// Deployed function name → API id.
+    functions: HashMap<String, String>,
+    /// Table name → the service (name) that declares it.
+    tables: HashMap<String, String>,
+    keys: HashMap<String, Key>,
+}
+
+pub struct Platform {
+    data: PathBuf,
+    store: Arc<dyn ControlStore>,
+    blobs: Arc<dyn BlobStore>,
+    master: MasterKey,
+    pub tables: sylph_tables::Tables,
+    settings: HostSettings,
+    sink: Arc<dyn sylph_telemetry::LogSink>,
+    /// `{api_id}.{domain}` serves that API.
+    pub domain: String,
+    /// How clients reach this server (`http://127.0.0.1:8080`), for the URLs it prints.
+    pub public_url: String,
+    state: RwLock<State>,
+    /// `name/stage` of services with a deploy, rollback or removal under way.
+    busy: Mutex<HashSet<String>>,
+    /// Set once every deployed service has been loaded at start.
+    pub ready: std::sync::atomic::AtomicBool,
+}
+
+/// Holds a service's operation slot; freed when dropped.
+struct Busy<'a> {
+    platform: &'a Platform,
+    id: String,
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.platform
+            .busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+impl Platform {
+    pub fn new(
+        data: PathBuf,
+        store: Arc<dyn ControlStore>,
+        blobs: Arc<dyn BlobStore>,
+        master: MasterKey,
+        tables: sylph_tables::Tables,
+        settings: HostSettings,
+        sink: Arc<dyn sylph_telemetry::LogSink>,
+        domain: String,
+        public_url: String,
+    ) -> Result<Arc<Platform>, ApiError> {
+        let keys = store.keys().map_err(ApiError::internal)?;
+        let state = State {
+            keys: keys.into_iter().map(|k| (k.id.clone(), k)).collect(),
+            ..State::default()
+        };
+        Ok(Arc::new(Platform {
+            data,
+            store,
+            blobs,
+            master,
+            tables,
+            settings,
+            sink,
+            domain,
+            public_url,
+            state: RwLock::new(state),
+            busy: Mutex::new(HashSet::new()),
+            ready: std::sync::atomic::AtomicBool::new(false),
+        }))
+    }
+
+    pub fn blobs(&self) -> &dyn BlobStore {
+        self.blobs.as_ref()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    // ---- keys ----
+
+    /// The admin key made on a first start: `Some((id, secret))` if one was made now.
+    pub fn ensure_admin_key(&self) -> Result<Option<(String, String)>, ApiError> {
+        if !self.read().keys.is_empty() {
+            return Ok(None);
+        }
+        let key = Key::new("admin", sylph_control::keys::Scope::All, true);
+        self.store.put_key(&key).map_err(ApiError::internal)?;
+        let secret = self.master.secret(&key.id);
+        let id = key.id.clone();
+        self.write().keys.insert(id.clone(), key);
+        Ok(Some((id, secret)))
+    }
+
+    /// The live key whose `ID:SECRET` this is.
+    pub fn key_for_token(&self, token: &str) -> Option<Key> {
+        let (id, secret) = sylph_control::keys::split_token(token)?;
+        let key = self.read().keys.get(id).filter(|k| k.is_live()).cloned()?;
+        self.master.verify(id, secret).then_some(key)
+    }
+
+    /// A live key and its secret, for checking a SigV4 signature.
+    pub fn key_for_signature(&self, access_key_id: &str) -> Option<(Key, String)> {
+        let key = self.read().keys.get(access_key_id).filter(|k| k.is_live()).cloned()?;
+        let secret = self.master.secret(&key.id);
+        Some((key, secret))
+    }
+
+    pub fn create_key(&self, name: &str, services: Vec<String>, admin: bool) -> Result<(Key, String), ApiError> {
+        if name.is_empty() || name.len() > 64 {
+            return Err(ApiError::bad("a key's name must be 1 to 64 characters"));
+        }
+        for s in &services {
+            check_name(s, "service")?;
+        }
+        let scope = if services.is_empty() {
+            sylph_control::keys::Scope::All
+        } else {
+            sylph_control::keys::Scope::Services(services)
+        };
+        let key = Key::new(name, scope, admin);
+        self.store.put_key(&key).map_err(ApiError::internal)?;
+        let secret = self.master.secret(&key.id);
+        self.write().keys.insert(key.id.clone(), key.clone());
+        Ok((key, secret))
+    }
+
+    pub fn keys(&self) -> Vec<Key> {
+        let mut keys: Vec<Key> = self.read().keys.values().cloned().collect();
+        keys.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        keys
+    }
+
+    pub fn revoke_key(&self, id: &str, by: &Key) -> Result<Key, ApiError> {
+        if id == by.id {
+            return Err(ApiError::bad(
+                "a key cannot revoke itself (make another admin key first, and revoke this one with it)",
+            ));
+        }
+        let mut key = self
+            .read()
+            .keys
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ApiError::new(404, format!("no key {id}")))?;
+        if key.revoked.is_none() {
+            key.revoked = Some(sylph_control::now_secs());
+            self.store.put_key(&key).map_err(ApiError::internal)?;
+            self.write().keys.insert(key.id.clone(), key.clone());
+        }
+        Ok(key)
+    }
+
+    // ---- lookups on the request path ----
+
+    pub fn by_api(&self, api_id: &str) -> Option<Arc<Live>> {
+        self.read().services.get(api_id).cloned()
+    }
+
+    pub fn by_function(&self, name: &str) -> Option<Arc<Live>> {
+        let state = self.read();
+        let api = state.functions.get(name)?;
+        state.services.get(api).cloned()
+    }
+
+    pub fn by_service(&self, name: &str, stage: &str) -> Option<Arc<Live>> {
+        self.read()
+            .services
+            .values()
+            .find(|l| l.record.name == name && l.record.stage == stage)
+            .cloned()
+    }
+
+    /// The service (name) that declares `table`, if any.
+    pub fn table_owner(&self, table: &str) -> Option<String> {
+        self.read().tables.get(table).cloned()
+    }
+
+    /// Whether `key` may use `table`: it belongs to a service the key may use; a table no
+    /// service declares (made through the API) only for keys that may use every service.
+    pub fn key_may_use_table(&self, key: &Key, table: &str) -> bool {
+        match self.table_owner(table) {
+            Some(owner) => key.allows(&owner),
+            None => key.is_live() && matches!(key.scope, sylph_control::keys::Scope::All),
+        }
+    }
+
+    pub fn all_live(&self) -> Vec<Arc<Live>> {
+        let mut v: Vec<Arc<Live>> = self.read().services.values().cloned().collect();
+        v.sort_by(|a, b| (&a.record.name, &a.record.stage).cmp(&(&b.record.name, &b.record.stage)));
+        v
+    }
+
+    // ---- start ----
+
+    /// Run every deployed service's serving version, as the store has it.
+    pub async fn load_all(self: &Arc<Self>) {
+        let records = match self.store.services() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: cannot read the deployed services: {e}");
+                return;
+            }
+        };
+        for record in records {
+            let what = format!("{} (stage {}) version {}", record.name, record.stage, record.active);
+            match self.start_version(&record, record.active).await {
+                Ok(running) => {
+                    self.install(record, running);
+                    println!("serving {what}");
+                }
+                Err(e) => eprintln!("error: cannot start {what}: {}", e.message),
+            }
+        }
+        self.ready.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    fn code_dir(&self, name: &str, stage: &str, version: u32) -> PathBuf {
+        self.data
+            .join("code")
+            .join(name)
+            .join(stage)
+            .join(format!("v{version}"))
+    }
+
+    /// Start version `number` of a service from its stored record (its code folder is made
+    /// again from the uploaded files if it is missing).
+    async fn start_version(self: &Arc<Self>, record: &ServiceRecord, number: u32) -> Result<Arc<Running>, ApiError> {
+        let version = self
+            .store
+            .version(&record.name, &record.stage, number)
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| ApiError::new(404, format!("{} has no version {number}", record.name)))?;
+        let dir = self.code_dir(&record.name, &record.stage, number);
+        if !dir.join(".complete").exists() {
+            self.materialize(&version.files, &dir).await?;
+        }
+        self.run_version(version, &dir)
+    }
+
+    fn run_version(self: &Arc<Self>, version: VersionRecord, dir: &Path) -> Result<Arc<Running>, ApiError> {
+        let mut service = version.service;
+        place_code(&mut service, dir);
+        let hosted = crate::host::host_service(
+            &service,
+            self.tables.clone(),
+            self.sink.clone(),
+            &self.settings,
+            &mut |line| tracing::debug!("{}: {line}", service.name),
+        )
+        .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+        hosted.gateway.set_table_guard(Arc::new(DeployerTables {
+            service: service.name.clone(),
+            deployed_by: version.deployed_by.clone(),
+            platform: Arc::downgrade(self),
+        }));
+        Ok(Arc::new(Running {
+            version: version.number,
+            service,
+            hosted,
+        }))
+    }
+
+    /// Make a version's code folder from uploaded files; marked complete only at the end.
+    async fn materialize(&self, files: &[sylph_control::package::FileEntry], dir: &Path) -> Result<(), ApiError> {
+        let blobs = self.blobs.clone();
+        let files = files.to_vec();
+        let dir = dir.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir)?;
+            for f in &files {
+                blobs
+                    .materialize(&f.hash, &dir.join(&f.path), f.executable)
+                    .map_err(|e| std::io::Error::other(format!("{}: {e}", f.path)))?;
+            }
+            std::fs::write(dir.join(".complete"), b"")?;
+            Ok::<(), std::io::Error>(())
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::internal(format!("cannot place the code: {e}")))
+    }
+
+    /// Make `running` the serving version of `record`'s service.
+    fn install(&self, record: ServiceRecord, running: Arc<Running>) {
+        let mut state = self.write();
+        let api = record.api_id.clone();
+        state.functions.retain(|_, a| a != &api);
+        for f in &running.service.functions {
+            state.functions.insert(f.name.clone(), api.clone());
+        }
+        // Ownership is by service name: every stage of a service may use its tables.
+        for t in &running.service.tables {
+            state.tables.insert(t.name.clone(), record.name.clone());
+        }
+        state.services.insert(
+            api,
+            Arc::new(Live {
+                record,
+                primary: running,
+            }),
+        );
+    }
+
+    fn claim(&self, name: &str, stage: &str) -> Result<Busy<'_>, ApiError> {
+        let id = format!("{name}/{stage}");
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        if !busy.insert(id.clone()) {
+            return Err(ApiError::new(
+                409,
+                format!("another deploy, rollback or removal of {name} (stage {stage}) is under way; try again when it has finished"),
+            ));
+        }
+        Ok(Busy { platform: self, id })
+    }
+
+    // ---- deploy ----
+
+    pub async fn deploy(self: &Arc<Self>, key: &Key, request: DeployRequest) -> Result<ServiceInfo, ApiError> {
+        let service = request.service;
+        check_name(&service.name, "service")?;
+        check_name(&service.stage, "stage")?;
+        if !key.allows(&service.name) {
+            return Err(ApiError::new(
+                403,
+                format!("key {} may not deploy service {}", key.id, service.name),
+            ));
+        }
+        self.check_package(&service, &request.files)?;
+        let _busy = self.claim(&service.name, &service.stage)?;
+        let existing = self
+            .store
+            .service(&service.name, &service.stage)
+            .map_err(ApiError::internal)?;
+        self.check_names_free(&service, existing.as_ref())?;
+
+        let number = existing.as_ref().map_or(1, |r| r.latest + 1);
+        let dir = self.code_dir(&service.name, &service.stage, number);
+        let version = VersionRecord {
+            number,
+            service: service.clone(),
+            files: request.files,
+            deployed_by: key.id.clone(),
+            created: sylph_control::now_secs(),
+        };
+        // Every step before `publish` can fail without a trace in what is served.
+        let result = async {
+            self.materialize(&version.files, &dir).await?;
+            self.reconcile_tables(&service).await?;
+            let running = self.run_version(version.clone(), &dir)?;
+            let now = sylph_control::now_secs();
+            let record = match &existing {
+                Some(r) => ServiceRecord {
+                    active: number,
+                    latest: number,
+                    region: service.region.clone(),
+                    updated: now,
+                    ..r.clone()
+                },
+                None => ServiceRecord {
+                    name: service.name.clone(),
+                    stage: service.stage.clone(),
+                    region: service.region.clone(),
+                    api_id: self.new_api_id(),
+                    active: number,
+                    latest: number,
+                    aliases: Default::default(),
+                    created: now,
+                    updated: now,
+                },
+            };
+            let store = self.store.clone();
+            let (r, v) = (record.clone(), version.clone());
+            tokio::task::spawn_blocking(move || store.publish(&r, Some(&v)))
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(ApiError::internal)?;
+            Ok::<_, ApiError>((record, running))
+        }
+        .await;
+        match result {
+            Ok((record, running)) => {
+                self.install(record.clone(), running);
+                Ok(self.info_of(&record.name, &record.stage).expect("just installed"))
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    /// Every file is named safely, uploaded, and within Lambda's size limit.
+    fn check_package(&self, service: &Service, files: &[sylph_control::package::FileEntry]) -> Result<(), ApiError> {
+        let mut total = 0u64;
+        let mut missing = Vec::new();
+        let mut seen = HashSet::new();
+        for f in files {
+            sylph_control::package::check_path(&f.path).map_err(|e| ApiError::bad(e.to_string()))?;
+            sylph_control::blobs::check_hash(&f.hash).map_err(|e| ApiError::bad(format!("{}: {e}", f.path)))?;
+            if !seen.insert(f.path.as_str()) {
+                return Err(ApiError::bad(format!("{} is listed twice", f.path)));
+            }
+            total = total.saturating_add(f.size);
+            if !self.blobs.contains(&f.hash) {
+                missing.push(f.path.as_str());
+            }
+        }
+        if total > sylph_control::package::MAX_UNZIPPED_BYTES {
+            return Err(ApiError::new(
+                413,
+                sylph_control::package::PackageError::TooLarge { size: total }.to_string(),
+            ));
+        }
+        if !missing.is_empty() {
+            return Err(ApiError::bad(format!(
+                "{} file(s) of the package were never uploaded: {}",
+                missing.len(),
+                missing.iter().take(5).copied().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        if service.functions.is_empty() {
+            return Err(ApiError::bad("the service declares no functions"));
+        }
+        for f in &service.functions {
+            if let Some(a) = &f.artifact {
+                let a = a.to_string_lossy();
+                let inside = sylph_control::package::check_path(&a).is_ok()
+                    && files
+                        .iter()
+                        .any(|file| file.path == a || file.path.starts_with(&format!("{a}/")));
+                if !inside {
+                    return Err(ApiError::bad(format!(
+                        "functions.{}: its artifact {a} is not a file of the package",
+                        f.key
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Function names and tables are one namespace across the server, as in one AWS account.
+    fn check_names_free(&self, service: &Service, existing: Option<&ServiceRecord>) -> Result<(), ApiError> {
+        let state = self.read();
+        let own_api = existing.map(|r| r.api_id.as_str());
+        for f in &service.functions {
+            if let Some(api) = state.functions.get(&f.name) {
+                if Some(api.as_str()) != own_api {
+                    let other = state
+                        .services
+                        .get(api)
+                        .map(|l| l.record.name.clone())
+                        .unwrap_or_default();
+                    return Err(ApiError::new(
+                        409,
+                        format!(
+                            "functions.{}: a function named {} already belongs to service {other}",
+                            f.key, f.name
+                        ),
+                    ));
+                }
+            }
+        }
+        for t in &service.tables {
+            if let Some(owner) = state.tables.get(&t.name) {
+                if owner != &service.name {
+                    return Err(ApiError::new(
+                        409,
+                        format!(
+                            "resources.Resources.{}: table {} already belongs to service {owner}",
+                            t.logical_id, t.name
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn reconcile_tables(&self, service: &Service) -> Result<(), ApiError> {
+        for t in &service.tables {
+            let outcome = self
+                .tables
+                .reconcile(&t.name, &t.properties)
+                .await
+                .map_err(|e| ApiError::bad(format!("resources.Resources.{}: {}", t.logical_id, e.message)))?;
+            if let sylph_tables::provision::Reconciled::Updated { added, removed } = outcome {
+                println!(
+                    "table {}: indexes added [{}], removed [{}]",
+                    t.name,
+                    added.join(", "),
+                    removed.join(", ")
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn new_api_id(&self) -> String {
+        loop {
+            let id = sylph_control_random_id();
+            if !self.read().services.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    // ---- rollback, aliases, removal ----
+
+    pub async fn rollback(
+        self: &Arc<Self>,
+        key: &Key,
+        name: &str,
+        stage: &str,
+        to: Option<u32>,
+    ) -> Result<ServiceInfo, ApiError> {
+        self.check_key_for(key, name)?;
+        let _busy = self.claim(name, stage)?;
+        let record = self.record(name, stage)?;
+        let numbers = self.store.version_numbers(name, stage).map_err(ApiError::internal)?;
+        let target = match to {
+            Some(n) if numbers.contains(&n) => n,
+            Some(n) => {
+                return Err(ApiError::new(
+                    404,
+                    format!("{name} (stage {stage}) has no version {n}; it has {numbers:?}"),
+                ))
+            }
+            None => *numbers.iter().rev().find(|n| **n < record.active).ok_or_else(|| {
+                ApiError::bad(format!(
+                    "{name} (stage {stage}) has no version before {}",
+                    record.active
+                ))
+            })?,
+        };
+        if target == record.active {
+            return Ok(self.info_of(name, stage).expect("running"));
+        }
+        let running = self.start_version(&record, target).await?;
+        let version = self
+            .store
+            .version(name, stage, target)
+            .map_err(ApiError::internal)?
+            .expect("listed");
+        self.reconcile_tables(&version.service).await?;
+        let new_record = ServiceRecord {
+            active: target,
+            updated: sylph_control::now_secs(),
+            ..record
+        };
+        self.store.publish(&new_record, None).map_err(ApiError::internal)?;
+        self.install(new_record, running);
+        Ok(self.info_of(name, stage).expect("running"))
+    }
+
+    pub fn set_alias(
+        &self,
+        key: &Key,
+        name: &str,
+        stage: &str,
+        alias: &str,
+        value: Alias,
+    ) -> Result<ServiceInfo, ApiError> {
+        self.check_key_for(key, name)?;
+        check_name(alias, "alias")?;
+        let _busy = self.claim(name, stage)?;
+        let mut record = self.record(name, stage)?;
+        let numbers = self.store.version_numbers(name, stage).map_err(ApiError::internal)?;
+        for v in std::iter::once(value.version).chain(value.additional.map(|(v, _)| v)) {
+            if !numbers.contains(&v) {
+                return Err(ApiError::new(404, format!("{name} (stage {stage}) has no version {v}")));
+            }
+        }
+        if let Some((_, w)) = value.additional {
+            if !(w > 0.0 && w < 1.0) {
+                return Err(ApiError::bad(format!(
+                    "a weight must be between 0 and 1 (exclusive), not {w}"
+                )));
+            }
+        }
+        record.aliases.insert(alias.to_owned(), value);
+        self.store.publish(&record, None).map_err(ApiError::internal)?;
+        let live = self
+            .by_service(name, stage)
+            .ok_or_else(|| ApiError::internal("not running"))?;
+        self.install(record.clone(), live.primary.clone());
+        Ok(self.info_of(name, stage).expect("running"))
+    }
+
+    pub async fn remove(&self, key: &Key, name: &str, stage: &str) -> Result<Vec<String>, ApiError> {
+        self.check_key_for(key, name)?;
+        let _busy = self.claim(name, stage)?;
+        let record = self.record(name, stage)?;
+        let live = self.by_service(name, stage);
+        self.store.remove_service(name, stage).map_err(ApiError::internal)?;
+        let mut said = Vec::new();
+        {
+            let mut state = self.write();
+            state.services.remove(&record.api_id);
+            state.functions.retain(|_, a| a != &record.api_id);
+            let other_stage = state.services.values().any(|l| l.record.name == name);
+            if !other_stage {
+                state.tables.retain(|_, owner| owner != name);
+            }
+        }
+        if let Some(live) = live {
+            for t in &live.primary.service.tables {
+                let retain = live
+                    .primary
+                    .service
+                    .resources
+                    .pointer(&format!("/Resources/{}/DeletionPolicy", t.logical_id))
+                    .and_then(serde_json::Value::as_str)
+                    == Some("Retain");
+                if retain {
+                    said.push(format!("table {} kept (DeletionPolicy: Retain)", t.name));
+                } else {
+                    let body = serde_json::json!({"TableName": t.name}).to_string();
+                    let (status, _) = self.tables.handle("DeleteTable", body.as_bytes()).await;
+                    said.push(if status == 200 {
+                        format!("table {} deleted", t.name)
+                    } else {
+                        format!("table {} could not be deleted", t.name)
+                    });
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(self.data.join("code").join(name).join(stage));
+        said.push(format!("service {name} (stage {stage}) removed"));
+        Ok(said)
+    }
+
+    fn check_key_for(&self, key: &Key, name: &str) -> Result<(), ApiError> {
+        if key.allows(name) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                403,
+                format!("key {} may not manage service {name}", key.id),
+            ))
+        }
+    }
+
+    fn record(&self, name: &str, stage: &str) -> Result<ServiceRecord, ApiError> {
+        self.store
+            .service(name, stage)
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| ApiError::new(404, format!("service {name} (stage {stage}) is not deployed")))
+    }
+
+    // ---- info ----
+
+    pub fn info(&self, key: &Key, name: &str, stage: &str) -> Result<ServiceInfo, ApiError> {
+        self.check_key_for(key, name)?;
+        self.info_of(name, stage)
+            .ok_or_else(|| ApiError::new(404, format!("service {name} (stage {stage}) is not deployed")))
+    }
+
+    fn info_of(&self, name: &str, stage: &str) -> Option<ServiceInfo> {
+        let live = self.by_service(name, stage)?;
+        let record = &live.record;
+        let service = &live.primary.service;
+        let versions = self.store.version_numbers(name, stage).unwrap_or_default();
+        let path_base = format!("{}/apis/{}", self.public_url, record.api_id);
+        let host_base = self.host_url(&record.api_id);
+        let routes = live
+            .primary
+            .hosted
+            .gateway
+            .router()
+            .routes()
+            .iter()
+            .map(|r| RouteInfo {
+                method: r.method.clone().unwrap_or_else(|| "ANY".to_owned()),
+                url: match r.api {
+                    sylph_model::ApiKind::Rest => format!("{path_base}/{}{}", service.stage, r.resource),
+                    sylph_model::ApiKind::Http => format!("{path_base}{}", r.resource),
+                },
+                function: service
+                    .functions
+                    .iter()
+                    .find(|f| f.name == r.function)
+                    .map_or_else(String::new, |f| f.key.clone()),
+            })
+            .collect();
+        Some(ServiceInfo {
+            name: record.name.clone(),
+            stage: record.stage.clone(),
+            region: record.region.clone(),
+            api_id: record.api_id.clone(),
+            version: live.primary.version,
+            versions,
+            updated: record.updated,
+            endpoints: vec![host_base, path_base],
+            routes,
+            functions: service
+                .functions
+                .iter()
+                .map(|f| FunctionInfo {
+                    key: f.key.clone(),
+                    name: f.name.clone(),
+                    runtime: f.runtime.id().to_owned(),
+                    memory_mb: f.memory_mb,
+                    timeout_secs: f.timeout.as_secs(),
+                    version: live.primary.version,
+                })
+                .collect(),
+            tables: service.tables.iter().map(|t| t.name.clone()).collect(),
+            aliases: record
+                .aliases
+                .iter()
+                .map(|(n, a)| AliasInfo {
+                    name: n.clone(),
+                    version: a.version,
+                    additional: a.additional,
+                })
+                .collect(),
+        })
+    }
+
+    /// `http://{api_id}.{domain}:{port}`.
+    pub fn host_url(&self, api_id: &str) -> String {
+        let (scheme, rest) = self.public_url.split_once("://").unwrap_or(("http", &self.public_url));
+        let port = rest.rsplit_once(':').map(|(_, p)| p).unwrap_or("");
+        if port.is_empty() {
+            format!("{scheme}://{api_id}.{}", self.domain)
+        } else {
+            format!("{scheme}://{api_id}.{}:{port}", self.domain)
+        }
+    }
+
+    pub fn services_for(&self, key: &Key) -> Vec<ServiceInfo> {
+        self.all_live()
+            .iter()
+            .filter(|l| key.allows(&l.record.name))
+            .filter_map(|l| self.info_of(&l.record.name, &l.record.stage))
+            .collect()
+    }
+}
+
+/// Point the service at its code folder on this server.
+fn place_code(service: &mut Service, dir: &Path) {
+    service.root = dir.to_owned();
+    for f in &mut service.functions {
+        if let Some(a) = &f.artifact {
+            f.artifact = Some(dir.join(a));
+        }
+    }
+}
+
+/// Names that become paths and URLs: letters, digits and `-`, starting with a letter or digit.
+fn check_name(name: &str, what: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad(format!(
+            "{what} name {:?} is not valid: use 1 to 128 letters, digits, `-` or `_`, starting with a letter or digit",
+            name.chars().take(140).collect::<String>()
+        )))
+    }
+}
+
+/// Ten lower-case letters and digits, like an API Gateway id.
+fn sylph_control_random_id() -> String {
+    let mut bytes = [0u8; 10];
+    sylph_telemetry::fill_random(&mut bytes);
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// What a service's functions may see: their own service's tables, and those of services the
+/// key that deployed them may use.
+struct DeployerTables {
+    service: String,
+    deployed_by: String,
+    platform: std::sync::Weak<Platform>,
+}
+
+impl sylph_gateway::TableGuard for DeployerTables {
+    fn check(&self, table: &str) -> Result<(), String> {
+        let Some(platform) = self.platform.upgrade() else {
+            return Err("the server is stopping".to_owned());
+        };
+        let owner = platform.table_owner(table);
+        if owner.as_deref() == Some(self.service.as_str()) {
+            return Ok(());
+        }
+        let deployer = platform.read().keys.get(&self.deployed_by).cloned();
+        match deployer {
+            Some(key) if platform.key_may_use_table(&key, table) => Ok(()),
+            _ => Err(format!(
+                "table {table} does not belong to service {} (and the key that deployed it may not use it)",
+                self.service
+            )),
+        }
+    }
+}
