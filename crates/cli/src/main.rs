@@ -57,6 +57,11 @@ enum Command {
     Rollback(remote::RollbackArgs),
     /// Remove a deployed service (and its tables, unless DeletionPolicy: Retain).
     Remove(remote::RemoveArgs),
+    /// Manage a deployed service's aliases (weighted: canary deploys).
+    Alias {
+        #[command(subcommand)]
+        command: remote::AliasCommand,
+    },
     /// Manage the keys of a sylph server.
     Keys {
         #[command(subcommand)]
@@ -133,6 +138,7 @@ fn main() -> ExitCode {
             Command::Rollback(args) => remote::rollback(args, extra_options).await,
             Command::Remove(args) => remote::remove(args, extra_options).await,
             Command::Keys { command } => remote::keys(command).await,
+            Command::Alias { command } => remote::alias(command, extra_options).await,
             Command::Config { command } => remote::config(command),
         }
     });

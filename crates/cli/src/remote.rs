@@ -302,6 +302,17 @@ pub async fn deploy(args: DeployArgs, extra: HashMap<String, String>) -> anyhow:
     );
     println!();
     print_info(&info);
+    if let Some(live) = info
+        .aliases
+        .iter()
+        .find(|a| a.name == "live" && a.version != info.version)
+    {
+        println!();
+        println!(
+            "note: alias live still sends the service's traffic to version {}; `sylph alias set live --version {} --weight {}=0.1` starts a canary, `sylph alias set live --version {}` switches all of it",
+            live.version, live.version, info.version, info.version
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -500,6 +511,68 @@ pub async fn remove(args: RemoveArgs, extra: HashMap<String, String>) -> anyhow:
     } else {
         for line in answer["removed"].as_array().into_iter().flatten() {
             println!("{}", line.as_str().unwrap_or(""));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+pub enum AliasCommand {
+    /// Point an alias at a version, optionally sending a share of its traffic to another
+    /// (`--weight 8=0.1`: 10% to version 8). The alias `live`, once set, is what the
+    /// service's HTTP routes and unqualified invocations follow: a canary deploy.
+    Set {
+        /// The alias (`live` steers the service's traffic).
+        alias: String,
+        #[arg(long)]
+        version: u32,
+        /// VERSION=SHARE, the share between 0 and 1.
+        #[arg(long)]
+        weight: Option<String>,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn alias(cmd: AliasCommand, extra: HashMap<String, String>) -> anyhow::Result<ExitCode> {
+    let AliasCommand::Set {
+        alias,
+        version,
+        weight,
+        target,
+        json,
+    } = cmd;
+    let additional = match weight {
+        None => None,
+        Some(w) => {
+            let parsed = w
+                .split_once('=')
+                .and_then(|(v, share)| Some((v.trim().parse::<u32>().ok()?, share.trim().parse::<f64>().ok()?)));
+            match parsed {
+                Some(p) => Some(p),
+                None => bail!("--weight must be VERSION=SHARE, like 8=0.1"),
+            }
+        }
+    };
+    let (client, name, stage) = target.resolve(&extra)?;
+    let info: api::ServiceInfo = client
+        .json(
+            "PUT",
+            &format!("/_sylph/admin/services/{name}/{stage}/aliases/{alias}"),
+            Some(&api::AliasRequest { version, additional }),
+        )
+        .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+    } else {
+        match additional {
+            Some((v, w)) => println!(
+                "alias {alias} of {name} (stage {stage}): version {version}, {:.1}% to version {v}",
+                w * 100.0
+            ),
+            None => println!("alias {alias} of {name} (stage {stage}): version {version}"),
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -148,7 +148,7 @@ async fn route(
                 version: ask.version,
                 additional: ask.additional,
             };
-            Ok(json(&platform.set_alias(&key, name, stage, alias, value)?))
+            Ok(json(&platform.set_alias(&key, name, stage, alias, value).await?))
         }
         (&Method::POST, ["services", name, stage, "invoke"]) => {
             let ask: api::InvokeRequest = read_json(req.into_body(), body_timeout).await?;
@@ -236,7 +236,7 @@ async fn invoke(
     let live = platform
         .by_service(name, stage)
         .ok_or_else(|| ApiError::new(404, format!("service {name} (stage {stage}) is not deployed")))?;
-    let running = live.primary.clone();
+    let running = live.route();
     let function = running
         .service
         .function(&ask.function)
@@ -298,10 +298,12 @@ fn metrics(platform: &Platform, key: &Key) -> Response<Body> {
         .into_iter()
         .filter(|l| key.allows(&l.record.name))
         .collect();
-    let pools: Vec<_> = lives.iter().map(|l| l.primary.hosted.pool.function_pools()).collect();
+    // Only the active version's counters: a version behind an alias counts under its own
+    // pool, which a later change may label by version.
+    let pools: Vec<_> = lives.iter().map(|l| l.active().hosted.pool.function_pools()).collect();
     let mut rows = Vec::new();
     for (live, p) in lives.iter().zip(pools.iter()) {
-        rows.extend(live.primary.hosted.pool.metric_rows(p, true));
+        rows.extend(live.active().hosted.pool.metric_rows(p, true));
     }
     let text = sylph_telemetry::metrics::render(&rows);
     let mut res = Response::new(Full::new(Bytes::from(text)));

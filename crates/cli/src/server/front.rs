@@ -63,7 +63,7 @@ impl Front {
                 Ok(b) => b,
                 Err(refused) => return refused,
             };
-            let running = live.primary.clone();
+            let running = live.route();
             return running
                 .hosted
                 .gateway
@@ -92,7 +92,7 @@ impl Front {
                 Ok(b) => b,
                 Err(refused) => return refused,
             };
-            let running = live.primary.clone();
+            let running = live.route();
             return running
                 .hosted
                 .gateway
@@ -114,14 +114,13 @@ impl Front {
             return self.table_call(&parts, &op, body).await;
         }
         if let Some(rest) = path.strip_prefix("/2015-03-31/functions/") {
-            let name = function_name(rest);
-            let name = name.as_str().to_owned();
+            let (name, qualifier) = function_name(rest, req.uri().query());
             let (parts, body) = req.into_parts();
             let body = match sylph_gateway::read_body(&parts, body, body_timeout).await {
                 Ok(b) => b,
                 Err(refused) => return refused,
             };
-            return self.invoke_call(parts, &name, body, peer).await;
+            return self.invoke_call(parts, &name, qualifier.as_deref(), body, peer).await;
         }
         sylph_gateway::json_message(
             StatusCode::NOT_FOUND,
@@ -166,6 +165,7 @@ impl Front {
         &self,
         parts: hyper::http::request::Parts,
         name: &str,
+        qualifier: Option<&str>,
         body: Bytes,
         peer: SocketAddr,
     ) -> Response<Body> {
@@ -196,7 +196,22 @@ impl Front {
                 ),
             );
         }
-        let running = live.primary.clone();
+        let running = match qualifier {
+            None => live.route(),
+            Some(q) => match live.qualified(q) {
+                Some(r) => r,
+                None => {
+                    return refusal(
+                        Protocol::Lambda,
+                        "ResourceNotFoundException",
+                        &format!(
+                            "Function not found: {}:{q} (a version runs only while it is the serving one or an alias names it)",
+                            sylph_iam::actions::function_arn(&live.record.region, name)
+                        ),
+                    )
+                }
+            },
+        };
         running
             .hosted
             .gateway
@@ -239,16 +254,26 @@ fn api_from_host<'a>(host: &'a str, domain: &str) -> Option<&'a str> {
     (rest.eq_ignore_ascii_case(domain) && !api.is_empty()).then_some(api)
 }
 
-/// The function an Invoke path names (`{name}/invocations`, the name possibly an ARN).
-fn function_name(rest: &str) -> String {
+/// The function an Invoke path names (`{name}/invocations`, the name possibly an ARN, with
+/// `:qualifier` or `?Qualifier=`), and the qualifier.
+fn function_name(rest: &str, query: Option<&str>) -> (String, Option<String>) {
     let raw = rest.trim_end_matches("/invocations");
     let decoded = percent_encoding::percent_decode_str(raw)
         .decode_utf8_lossy()
         .into_owned();
-    match decoded.split_once(":function:") {
-        Some((_, tail)) => tail.split(':').next().unwrap_or(tail).to_owned(),
-        None => decoded.split(':').next().unwrap_or(&decoded).to_owned(),
-    }
+    let bare = match decoded.split_once(":function:") {
+        Some((_, tail)) => tail,
+        None => decoded.as_str(),
+    };
+    let (name, in_name) = match bare.split_once(':') {
+        Some((n, q)) => (n, Some(q.to_owned())),
+        None => (bare, None),
+    };
+    let in_query = query.into_iter().flat_map(|q| q.split('&')).find_map(|pair| {
+        pair.strip_prefix("Qualifier=")
+            .map(|v| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
+    });
+    (name.to_owned(), in_name.or(in_query))
 }
 
 fn health(platform: &Platform) -> Response<Body> {
@@ -282,11 +307,17 @@ mod tests {
 
     #[test]
     fn function_names_come_from_plain_names_and_arns() {
-        assert_eq!(function_name("todo-dev-list/invocations"), "todo-dev-list");
+        let plain = |n: &str| (n.to_owned(), None);
+        assert_eq!(function_name("todo-dev-list/invocations", None), plain("todo-dev-list"));
         assert_eq!(
-            function_name("arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Atodo-dev-list/invocations"),
-            "todo-dev-list"
+            function_name(
+                "arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Atodo-dev-list/invocations",
+                None
+            ),
+            plain("todo-dev-list")
         );
-        assert_eq!(function_name("todo-dev-list:live/invocations"), "todo-dev-list");
+        let live = ("todo-dev-list".to_owned(), Some("live".to_owned()));
+        assert_eq!(function_name("todo-dev-list:live/invocations", None), live);
+        assert_eq!(function_name("todo-dev-list/invocations", Some("Qualifier=live")), live);
     }
 }

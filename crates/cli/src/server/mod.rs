@@ -170,11 +170,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
 async fn drain(platform: &Arc<platform::Platform>, limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        let busy: usize = platform
-            .all_live()
-            .iter()
-            .map(|l| Arc::strong_count(&l.primary).saturating_sub(1))
-            .sum();
+        let busy: usize = platform.all_live().iter().map(|l| l.in_flight()).sum();
         if busy == 0 || tokio::time::Instant::now() >= deadline {
             if busy > 0 {
                 println!("{busy} request(s) still running after --drain-timeout; stopping them");

@@ -3,7 +3,7 @@
 //! them — deploy, rollback, alias, remove — each of which either completes or leaves the
 //! running version untouched.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -52,11 +52,84 @@ impl Drop for Running {
     }
 }
 
+/// The alias that, when set, a service's HTTP routes and unqualified invocations follow
+/// instead of the newest deployed version (what a canary deploy moves step by step).
+pub const LIVE_ALIAS: &str = "live";
+
 /// A deployed service as requests see it.
 pub struct Live {
     pub record: ServiceRecord,
-    /// The version serving.
-    pub primary: Arc<Running>,
+    /// Every version something points at: the serving one and those its aliases name.
+    pub versions: BTreeMap<u32, Arc<Running>>,
+    /// Requests routed through a weighted alias so far, to split them exactly by weight.
+    routed: std::sync::atomic::AtomicU64,
+}
+
+impl Live {
+    /// The version `sylph deploy` and `sylph rollback` last made current.
+    pub fn active(&self) -> &Arc<Running> {
+        &self.versions[&self.record.active]
+    }
+
+    /// Where an HTTP request or an unqualified invocation goes: through the `live` alias when
+    /// there is one, else to the active version.
+    pub fn route(&self) -> Arc<Running> {
+        match self.record.aliases.get(LIVE_ALIAS) {
+            Some(alias) => self.through(alias),
+            None => self.active().clone(),
+        }
+    }
+
+    /// An invocation qualified with a version number, an alias or `$LATEST`.
+    pub fn qualified(&self, qualifier: &str) -> Option<Arc<Running>> {
+        if qualifier == "$LATEST" {
+            return Some(self.active().clone());
+        }
+        if let Ok(n) = qualifier.parse::<u32>() {
+            return self.versions.get(&n).cloned();
+        }
+        self.record.aliases.get(qualifier).map(|a| self.through(a))
+    }
+
+    /// The version for the next request through `alias`. With a weight `w` for a second
+    /// version, request n goes there when ⌊(n+1)·w⌋ > ⌊n·w⌋: exactly `w` of every run of
+    /// requests, evenly spread, with no random draw on the request path.
+    fn through(&self, alias: &Alias) -> Arc<Running> {
+        if let Some((other, weight)) = alias.additional {
+            let n = self.routed.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as f64;
+            if ((n + 1.0) * weight).floor() > (n * weight).floor() {
+                if let Some(r) = self.versions.get(&other) {
+                    return r.clone();
+                }
+            }
+        }
+        self.versions
+            .get(&alias.version)
+            .unwrap_or_else(|| self.active())
+            .clone()
+    }
+
+    /// Requests running on this service right now (each holds its version).
+    pub fn in_flight(&self) -> usize {
+        self.versions
+            .values()
+            .map(|r| Arc::strong_count(r).saturating_sub(1))
+            .sum()
+    }
+}
+
+/// The versions a record points at.
+fn needed_versions(record: &ServiceRecord) -> Vec<u32> {
+    let mut v = vec![record.active];
+    for a in record.aliases.values() {
+        v.push(a.version);
+        if let Some((other, _)) = a.additional {
+            v.push(other);
+        }
+    }
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 #[derive(Default)]
@@ -278,9 +351,9 @@ impl Platform {
         };
         for record in records {
             let what = format!("{} (stage {}) version {}", record.name, record.stage, record.active);
-            match self.start_version(&record, record.active).await {
-                Ok(running) => {
-                    self.install(record, running);
+            match self.assemble(&record, None).await {
+                Ok(versions) => {
+                    self.install(record, versions);
                     println!("serving {what}");
                 }
                 Err(e) => eprintln!("error: cannot start {what}: {}", e.message),
@@ -356,23 +429,46 @@ impl Platform {
         .map_err(|e| ApiError::internal(format!("cannot place the code: {e}")))
     }
 
-    /// Make `running` the serving version of `record`'s service.
-    fn install(&self, record: ServiceRecord, running: Arc<Running>) {
+    /// Every version `record` points at, running: `fresh` (just started), those already
+    /// running, and the rest started now.
+    async fn assemble(
+        self: &Arc<Self>,
+        record: &ServiceRecord,
+        fresh: Option<Arc<Running>>,
+    ) -> Result<BTreeMap<u32, Arc<Running>>, ApiError> {
+        let current = self.by_service(&record.name, &record.stage);
+        let mut versions = BTreeMap::new();
+        for n in needed_versions(record) {
+            let running = match (&fresh, current.as_ref().and_then(|c| c.versions.get(&n))) {
+                (Some(f), _) if f.version == n => f.clone(),
+                (_, Some(r)) => r.clone(),
+                _ => self.start_version(record, n).await?,
+            };
+            versions.insert(n, running);
+        }
+        Ok(versions)
+    }
+
+    /// Make `record` (and its running `versions`) what requests see, at once.
+    fn install(&self, record: ServiceRecord, versions: BTreeMap<u32, Arc<Running>>) {
         let mut state = self.write();
         let api = record.api_id.clone();
         state.functions.retain(|_, a| a != &api);
-        for f in &running.service.functions {
-            state.functions.insert(f.name.clone(), api.clone());
-        }
         // Ownership is by service name: every stage of a service may use its tables.
-        for t in &running.service.tables {
-            state.tables.insert(t.name.clone(), record.name.clone());
+        for running in versions.values() {
+            for f in &running.service.functions {
+                state.functions.insert(f.name.clone(), api.clone());
+            }
+            for t in &running.service.tables {
+                state.tables.insert(t.name.clone(), record.name.clone());
+            }
         }
         state.services.insert(
             api,
             Arc::new(Live {
                 record,
-                primary: running,
+                versions,
+                routed: std::sync::atomic::AtomicU64::new(0),
             }),
         );
     }
@@ -422,7 +518,7 @@ impl Platform {
         let result = async {
             self.materialize(&version.files, &dir).await?;
             self.reconcile_tables(&service).await?;
-            let running = self.run_version(version.clone(), &dir)?;
+            let fresh = self.run_version(version.clone(), &dir)?;
             let now = sylph_control::now_secs();
             let record = match &existing {
                 Some(r) => ServiceRecord {
@@ -444,6 +540,7 @@ impl Platform {
                     updated: now,
                 },
             };
+            let running = self.assemble(&record, Some(fresh)).await?;
             let store = self.store.clone();
             let (r, v) = (record.clone(), version.clone());
             tokio::task::spawn_blocking(move || store.publish(&r, Some(&v)))
@@ -612,25 +709,32 @@ impl Platform {
         if target == record.active {
             return Ok(self.info_of(name, stage).expect("running"));
         }
-        let running = self.start_version(&record, target).await?;
         let version = self
             .store
             .version(name, stage, target)
             .map_err(ApiError::internal)?
             .expect("listed");
         self.reconcile_tables(&version.service).await?;
-        let new_record = ServiceRecord {
+        let mut new_record = ServiceRecord {
             active: target,
             updated: sylph_control::now_secs(),
             ..record
         };
+        // A rollback is for everyone: the `live` alias (if any) goes back with it, whole.
+        if let Some(live) = new_record.aliases.get_mut(LIVE_ALIAS) {
+            *live = Alias {
+                version: target,
+                additional: None,
+            };
+        }
+        let running = self.assemble(&new_record, None).await?;
         self.store.publish(&new_record, None).map_err(ApiError::internal)?;
         self.install(new_record, running);
         Ok(self.info_of(name, stage).expect("running"))
     }
 
-    pub fn set_alias(
-        &self,
+    pub async fn set_alias(
+        self: &Arc<Self>,
         key: &Key,
         name: &str,
         stage: &str,
@@ -655,11 +759,10 @@ impl Platform {
             }
         }
         record.aliases.insert(alias.to_owned(), value);
+        record.updated = sylph_control::now_secs();
+        let running = self.assemble(&record, None).await?;
         self.store.publish(&record, None).map_err(ApiError::internal)?;
-        let live = self
-            .by_service(name, stage)
-            .ok_or_else(|| ApiError::internal("not running"))?;
-        self.install(record.clone(), live.primary.clone());
+        self.install(record, running);
         Ok(self.info_of(name, stage).expect("running"))
     }
 
@@ -680,9 +783,9 @@ impl Platform {
             }
         }
         if let Some(live) = live {
-            for t in &live.primary.service.tables {
-                let retain = live
-                    .primary
+            let active = live.active();
+            for t in &active.service.tables {
+                let retain = active
                     .service
                     .resources
                     .pointer(&format!("/Resources/{}/DeletionPolicy", t.logical_id))
@@ -735,12 +838,12 @@ impl Platform {
     fn info_of(&self, name: &str, stage: &str) -> Option<ServiceInfo> {
         let live = self.by_service(name, stage)?;
         let record = &live.record;
-        let service = &live.primary.service;
+        let active = live.active();
+        let service = &active.service;
         let versions = self.store.version_numbers(name, stage).unwrap_or_default();
         let path_base = format!("{}/apis/{}", self.public_url, record.api_id);
         let host_base = self.host_url(&record.api_id);
-        let routes = live
-            .primary
+        let routes = active
             .hosted
             .gateway
             .router()
@@ -764,7 +867,7 @@ impl Platform {
             stage: record.stage.clone(),
             region: record.region.clone(),
             api_id: record.api_id.clone(),
-            version: live.primary.version,
+            version: active.version,
             versions,
             updated: record.updated,
             endpoints: vec![host_base, path_base],
@@ -778,7 +881,7 @@ impl Platform {
                     runtime: f.runtime.id().to_owned(),
                     memory_mb: f.memory_mb,
                     timeout_secs: f.timeout.as_secs(),
-                    version: live.primary.version,
+                    version: active.version,
                 })
                 .collect(),
             tables: service.tables.iter().map(|t| t.name.clone()).collect(),

@@ -236,9 +236,12 @@ pub fn request(base: &str, method: &str, path: &str, headers: &[(&str, &str)], b
     let mut stream = TcpStream::connect(authority).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: {authority}\r\n"));
+    }
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -269,4 +272,151 @@ pub fn metric(text: &str, line_start: &str) -> f64 {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no metric {line_start} in:\n{text}"))
+}
+
+/// A running `sylph server` with its own data folder, and the admin key it made.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub data: PathBuf,
+    pub admin_key: String,
+    output: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// A new server on a new data folder.
+    pub fn start_fresh(name: &str) -> Server {
+        let data = std::env::temp_dir().join(format!("sylph-e2e-server-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data);
+        Server::start(&data, None)
+    }
+
+    /// A server on `data` (made by an earlier one, whose admin key is `key`).
+    pub fn start(data: &Path, key: Option<&str>) -> Server {
+        let mut child = sylph()
+            .arg("server")
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--port", "0", "--prewarm", "1", "--drain-timeout", "10"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sylph server");
+        let output = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out = output.clone();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(url.to_owned());
+                }
+                let mut o = out.lock().unwrap();
+                o.push_str(&line);
+                o.push('\n');
+            }
+        });
+        let err = output.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut o = err.lock().unwrap();
+                o.push_str(&line);
+                o.push('\n');
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("sylph server did not start; output:\n{}", output.lock().unwrap());
+            }
+        };
+        let admin_key = match key {
+            Some(k) => k.to_owned(),
+            None => {
+                let text = output.lock().unwrap().clone();
+                text.split_whitespace()
+                    .skip_while(|w| *w != "--key")
+                    .nth(1)
+                    .unwrap_or_else(|| panic!("no admin key printed:\n{text}"))
+                    .to_owned()
+            }
+        };
+        Server {
+            child,
+            base,
+            data: data.to_owned(),
+            admin_key,
+            output,
+        }
+    }
+
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Run `sylph ARGS --server URL --key KEY`; (success, stdout, stderr).
+    pub fn cli(&self, key: &str, args: &[&str]) -> (bool, String, String) {
+        let out = sylph()
+            .args(args)
+            .args(["--server", &self.base, "--key", key])
+            .output()
+            .expect("run sylph");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Deploy the service whose manifest is `config` with `key`; its `info` as JSON.
+    pub fn deploy(&self, key: &str, config: &Path) -> serde_json::Value {
+        let (ok, stdout, stderr) = self.cli(key, &["deploy", "--json", "--config", config.to_str().unwrap()]);
+        assert!(ok, "deploy failed:\n{stdout}\n{stderr}\nserver:\n{}", self.output());
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("deploy printed no JSON ({e}):\n{stdout}"))
+    }
+
+    /// A request to a deployed API by path (`/apis/{api_id}{path}`).
+    pub fn api(&self, api_id: &str, method: &str, path: &str, body: &[u8]) -> Response {
+        request(&self.base, method, &format!("/apis/{api_id}{path}"), &[], body)
+    }
+
+    /// An admin API call with `key`.
+    pub fn admin(&self, key: &str, method: &str, path: &str, body: &[u8]) -> Response {
+        let auth = format!("Bearer {key}");
+        request(&self.base, method, path, &[("Authorization", &auth)], body)
+    }
+
+    /// SIGTERM, and wait for the exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        unsafe {
+            libc_kill(self.child.id() as i32, 15);
+        }
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                let _ = self.child.kill();
+                panic!("sylph server did not stop on SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no chance to clean up or flush anything.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.stop();
+        }
+    }
 }

@@ -16,6 +16,7 @@ mod prewarm;
 mod runtimes;
 mod sandbox;
 mod scaling;
+mod server;
 mod shutdown;
 mod tables;
 mod throttle;

@@ -1,0 +1,571 @@
+//! `sylph server` and the commands that deploy to it, through the real binaries: deploy,
+//! restart and kill -9, versions under load, rollback, weighted aliases, keys and their
+//! scopes (admin, table and Invoke APIs), bad deploys, and removal.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::harness::{example, request, Server};
+
+fn temp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("sylph-e2e-srv-{}-{name}", std::process::id()))
+}
+
+/// A one-function Node.js service answering `GET /hello` with the content of version.txt.
+fn versioned_service(dir: &Path, name: &str, version: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("serverless.yml"),
+        format!(
+            "service: {name}\nprovider:\n  name: aws\n  runtime: nodejs20.x\nfunctions:\n  hello:\n    handler: handler.hello\n    events:\n      - httpApi: 'GET /hello'\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("handler.js"),
+        "const v = require('fs').readFileSync(__dirname + '/version.txt', 'utf8').trim();\nmodule.exports.hello = async () => ({ statusCode: 200, body: v });\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("version.txt"), version).unwrap();
+}
+
+fn split_key(key: &str) -> (String, String) {
+    let (id, secret) = key.split_once(':').unwrap();
+    (id.to_owned(), secret.to_owned())
+}
+
+/// The `aws` CLI (v1, from PyPI: `--payload` is sent as given) with `key`, against the
+/// server; (success, stdout, stderr).
+fn aws(server: &Server, key: &str, args: &[&str]) -> (bool, String, String) {
+    let (id, secret) = split_key(key);
+    let out = Command::new("aws")
+        .args(args)
+        .args([
+            "--endpoint-url",
+            &server.base,
+            "--region",
+            "us-east-1",
+            "--output",
+            "json",
+        ])
+        .env("AWS_ACCESS_KEY_ID", id)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .output()
+        .expect("the aws CLI (pip install awscli)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn make_key(server: &Server, name: &str, services: &[&str]) -> String {
+    let mut args = vec!["keys", "create", "--json", "--name", name];
+    for s in services {
+        args.extend(["--service", s]);
+    }
+    let (ok, stdout, stderr) = server.cli(&server.admin_key, &args);
+    assert!(ok, "{stdout}{stderr}");
+    let made: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    format!("{}:{}", made["id"].as_str().unwrap(), made["secret"].as_str().unwrap())
+}
+
+#[test]
+fn the_todo_service_is_deployed_used_and_survives_a_restart_and_a_kill() {
+    let mut server = Server::start_fresh("todo");
+    let key = server.admin_key.clone();
+    let info = server.deploy(&key, &example("todo").join("serverless.yml"));
+    assert_eq!(info["version"], 1, "{info}");
+    let api = info["api_id"].as_str().unwrap().to_owned();
+    assert!(info["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["name"] == "todo-dev-create"));
+
+    let created = server.api(&api, "POST", "/dev/todos", br#"{"text":"outlive the server"}"#);
+    assert_eq!(created.status, 200, "{}\n{}", created.text(), server.output());
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    // The same API by host name, as `{api-id}.localhost`.
+    let host = format!("{api}.localhost");
+    let by_host = request(
+        &server.base,
+        "GET",
+        &format!("/dev/todos/{id}"),
+        &[("Host", &host)],
+        b"",
+    );
+    assert_eq!(by_host.status, 200, "{}", by_host.text());
+    assert_eq!(by_host.json()["text"], "outlive the server");
+    let page = server.api(&api, "GET", "/dev/", b"");
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("<html"), "{}", page.text());
+    // A host name under no deployed API, and a made-up API id, are not served.
+    assert_eq!(
+        request(
+            &server.base,
+            "GET",
+            "/dev/todos",
+            &[("Host", "nosuchapi.localhost")],
+            b""
+        )
+        .status,
+        404
+    );
+    assert_eq!(server.api("nosuchapi", "GET", "/dev/todos", b"").status, 404);
+
+    // A clean restart, then a kill -9: the service, its version and its data are all there.
+    let data = server.data.clone();
+    server.stop();
+    let mut server = Server::start(&data, Some(&key));
+    assert!(
+        server.output().contains("serving todo (stage dev) version 1"),
+        "{}",
+        server.output()
+    );
+    let after = server.api(&api, "GET", &format!("/dev/todos/{id}"), b"");
+    assert_eq!(after.status, 200, "{}", after.text());
+    assert_eq!(after.json()["text"], "outlive the server");
+    let second = server.api(
+        &api,
+        "POST",
+        "/dev/todos",
+        br#"{"text":"acknowledged before the kill"}"#,
+    );
+    assert_eq!(second.status, 200);
+    let second_id = second.json()["id"].as_str().unwrap().to_owned();
+    server.kill9();
+    let server = Server::start(&data, Some(&key));
+    let list = server.api(&api, "GET", "/dev/todos", b"");
+    assert_eq!(list.status, 200, "{}", list.text());
+    let ids: Vec<String> = list
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(ids.contains(&id) && ids.contains(&second_id), "{ids:?}");
+    let (ok, stdout, _) = server.cli(&key, &["info", "--json", "--name", "todo"]);
+    assert!(ok);
+    let info: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(info["version"], 1);
+    assert_eq!(info["api_id"], api.as_str());
+
+    // `sylph invoke` runs a deployed function and shows its log.
+    let (ok, stdout, stderr) = server.cli(&key, &["invoke", "-f", "list", "--name", "todo", "--log"]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("acknowledged before the kill"), "{stdout}");
+    assert!(stderr.contains("REPORT RequestId"), "{stderr}");
+}
+
+#[test]
+fn a_deploy_under_load_fails_no_request_and_versions_roll_back_and_split_by_weight() {
+    let server = Server::start_fresh("versions");
+    let key = server.admin_key.clone();
+    let dir = temp("versions");
+    let _ = std::fs::remove_dir_all(&dir);
+    versioned_service(&dir, "canary", "v1");
+    let config = dir.join("serverless.yml");
+    let api = server.deploy(&key, &config)["api_id"].as_str().unwrap().to_owned();
+    assert_eq!(server.api(&api, "GET", "/hello", b"").text(), "v1");
+
+    // Clients keep calling while two new versions are deployed.
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, seen, base, api) = (stop.clone(), seen.clone(), server.base.clone(), api.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let r = request(&base, "GET", &format!("/apis/{api}/hello"), &[], b"");
+                    seen.lock().unwrap().push((r.status, r.text()));
+                }
+            })
+        })
+        .collect();
+    for v in ["v2", "v3"] {
+        std::fs::write(dir.join("version.txt"), v).unwrap();
+        server.deploy(&key, &config);
+        // Once the deploy has answered, every new request is served by the new version.
+        assert_eq!(server.api(&api, "GET", "/hello", b"").text(), v);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    let seen = seen.lock().unwrap();
+    let failed: Vec<_> = seen.iter().filter(|(status, _)| *status != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {failed:?}",
+        failed.len(),
+        seen.len()
+    );
+    assert!(seen.iter().any(|(_, body)| body == "v1") && seen.iter().any(|(_, body)| body == "v3"));
+
+    // Rollback: to the version before, then to a named one.
+    let (ok, out, err) = server.cli(&key, &["rollback", "--name", "canary"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(server.api(&api, "GET", "/hello", b"").text(), "v2");
+    let (ok, out, err) = server.cli(&key, &["rollback", "--name", "canary", "--version", "1"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(server.api(&api, "GET", "/hello", b"").text(), "v1");
+    let (ok, _, err) = server.cli(&key, &["rollback", "--name", "canary", "--version", "9"]);
+    assert!(!ok && err.contains("has no version 9"), "{err}");
+
+    // A canary: the `live` alias keeps version 3 and sends a quarter of requests to version 2.
+    let (ok, out, err) = server.cli(
+        &key,
+        &[
+            "alias",
+            "set",
+            "live",
+            "--version",
+            "3",
+            "--weight",
+            "2=0.25",
+            "--name",
+            "canary",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let mut to_v2 = 0;
+    for _ in 0..200 {
+        let body = server.api(&api, "GET", "/hello", b"").text();
+        assert!(body == "v2" || body == "v3", "{body}");
+        to_v2 += usize::from(body == "v2");
+    }
+    assert!(
+        (40..=60).contains(&to_v2),
+        "{to_v2} of 200 requests went to version 2, not about 50"
+    );
+    // A deploy publishes a new version but traffic stays with the alias until it is moved.
+    std::fs::write(dir.join("version.txt"), "v4").unwrap();
+    let info = server.deploy(&key, &config);
+    assert_eq!(info["version"], 4);
+    let body = server.api(&api, "GET", "/hello", b"").text();
+    assert!(body == "v2" || body == "v3", "{body}");
+    let (ok, _, _) = server.cli(&key, &["alias", "set", "live", "--version", "4", "--name", "canary"]);
+    assert!(ok);
+    assert_eq!(server.api(&api, "GET", "/hello", b"").text(), "v4");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A Python service with a table and a function that scans whatever table it is asked to,
+/// with IAM statements that allow every table: only the server's scoping stops it.
+fn scanning_service(dir: &Path, name: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("serverless.yml"),
+        format!(
+            r#"service: {name}
+provider:
+  name: aws
+  runtime: python3.12
+  timeout: 30
+  iam:
+    role:
+      statements:
+        - Effect: Allow
+          Action: 'dynamodb:*'
+          Resource: '*'
+functions:
+  peek:
+    handler: p.peek
+resources:
+  Resources:
+    Items:
+      Type: AWS::DynamoDB::Table
+      Properties:
+        TableName: {name}-items
+        AttributeDefinitions:
+          - AttributeName: id
+            AttributeType: S
+        KeySchema:
+          - AttributeName: id
+            KeyType: HASH
+        BillingMode: PAY_PER_REQUEST
+"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("p.py"),
+        "import boto3\n\ndef peek(event, context):\n    try:\n        r = boto3.client('dynamodb').scan(TableName=event['table'])\n        return {'ok': True, 'count': r['Count']}\n    except Exception as e:\n        return {'ok': False, 'error': type(e).__name__ + ': ' + str(e)}\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn keys_are_scoped_to_services_on_the_admin_table_and_invoke_apis_and_functions_see_only_their_own_tables() {
+    let server = Server::start_fresh("keys");
+    let admin = server.admin_key.clone();
+    let alpha_key = make_key(&server, "alpha-team", &["alpha"]);
+    let beta_key = make_key(&server, "beta-team", &["beta"]);
+    let (alpha_dir, beta_dir) = (temp("alpha"), temp("beta"));
+    scanning_service(&alpha_dir, "alpha");
+    scanning_service(&beta_dir, "beta");
+    server.deploy(&alpha_key, &alpha_dir.join("serverless.yml"));
+    server.deploy(&beta_key, &beta_dir.join("serverless.yml"));
+
+    // A key for one service cannot deploy, manage or read another.
+    let (ok, _, err) = server.cli(
+        &beta_key,
+        &["deploy", "--config", alpha_dir.join("serverless.yml").to_str().unwrap()],
+    );
+    assert!(!ok && err.contains("may not deploy service alpha"), "{err}");
+    let (ok, _, err) = server.cli(&beta_key, &["info", "--name", "alpha"]);
+    assert!(!ok && err.contains("403"), "{err}");
+    let (ok, _, err) = server.cli(&alpha_key, &["keys", "list"]);
+    assert!(!ok && err.contains("not an admin key"), "{err}");
+
+    // The table API: each key reads its own service's table only.
+    let put = r#"{"id":{"S":"b1"}}"#;
+    let (ok, _, err) = aws(
+        &server,
+        &beta_key,
+        &["dynamodb", "put-item", "--table-name", "beta-items", "--item", put],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = aws(&server, &alpha_key, &["dynamodb", "scan", "--table-name", "beta-items"]);
+    assert!(!ok && err.contains("AccessDeniedException"), "{err}");
+    let (ok, out, err) = aws(
+        &server,
+        &alpha_key,
+        &["dynamodb", "scan", "--table-name", "alpha-items"],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("\"Count\": 0"), "{out}");
+
+    // Functions: alpha's may scan its own table; beta's table is refused although its IAM
+    // statements allow `dynamodb:*` on `*`.
+    let peek = |table: &str| -> serde_json::Value {
+        let event = format!(r#"{{"table":"{table}"}}"#);
+        let (ok, out, err) = server.cli(
+            &alpha_key,
+            &["invoke", "--json", "-f", "peek", "--name", "alpha", "-d", &event],
+        );
+        assert!(ok, "{out}{err}");
+        let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+        serde_json::from_str(answer["payload"].as_str().unwrap()).unwrap()
+    };
+    assert_eq!(peek("alpha-items")["ok"], true);
+    let refused = peek("beta-items");
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(refused["error"].as_str().unwrap().contains("AccessDenied"), "{refused}");
+
+    // The Invoke API: signed with a key allowed for the function's service only.
+    let (ok, _, err) = aws(
+        &server,
+        &alpha_key,
+        &[
+            "lambda",
+            "invoke",
+            "--function-name",
+            "beta-dev-peek",
+            "--payload",
+            "{}",
+            "/dev/null",
+        ],
+    );
+    assert!(!ok && err.contains("AccessDenied"), "{err}");
+    let out_file = temp("invoke-out.json");
+    let (ok, _, err) = aws(
+        &server,
+        &beta_key,
+        &[
+            "lambda",
+            "invoke",
+            "--function-name",
+            "beta-dev-peek",
+            "--payload",
+            r#"{"table":"beta-items"}"#,
+            out_file.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    let answer: serde_json::Value = serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
+    assert_eq!(answer["count"], 1, "{answer}");
+
+    // Wrong secrets and unknown keys are refused everywhere.
+    let (id, _) = split_key(&alpha_key);
+    let wrong = format!("{id}:{}", "x".repeat(40));
+    assert_eq!(server.admin(&wrong, "GET", "/_sylph/admin/services", b"").status, 401);
+    assert_eq!(
+        server
+            .admin("SYLKNOSUCHKEY:abc", "GET", "/_sylph/admin/services", b"")
+            .status,
+        401
+    );
+    assert_eq!(
+        request(&server.base, "GET", "/_sylph/admin/services", &[], b"").status,
+        401
+    );
+    let (ok, _, err) = aws(&server, &wrong, &["dynamodb", "scan", "--table-name", "alpha-items"]);
+    assert!(!ok && err.contains("InvalidSignatureException"), "{err}");
+    let (ok, _, err) = aws(
+        &server,
+        &wrong,
+        &["lambda", "invoke", "--function-name", "alpha-dev-peek", "/dev/null"],
+    );
+    assert!(!ok && err.contains("InvalidSignatureException"), "{err}");
+    // Unsigned calls get nothing.
+    let unsigned = request(
+        &server.base,
+        "POST",
+        "/",
+        &[("X-Amz-Target", "DynamoDB_20120810.ListTables")],
+        b"{}",
+    );
+    assert_eq!(unsigned.status, 400);
+    assert!(
+        unsigned.text().contains("MissingAuthenticationToken"),
+        "{}",
+        unsigned.text()
+    );
+    let unsigned = request(
+        &server.base,
+        "POST",
+        "/2015-03-31/functions/alpha-dev-peek/invocations",
+        &[],
+        b"{}",
+    );
+    assert_eq!(unsigned.status, 403, "{}", unsigned.text());
+
+    // A revoked key stops working at once, on every API.
+    let (ok, out, err) = server.cli(&admin, &["keys", "revoke", &id]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(
+        server.admin(&alpha_key, "GET", "/_sylph/admin/services", b"").status,
+        401
+    );
+    let (ok, _, err) = aws(
+        &server,
+        &alpha_key,
+        &["dynamodb", "scan", "--table-name", "alpha-items"],
+    );
+    assert!(!ok && err.contains("UnrecognizedClientException"), "{err}");
+    let (ok, out, _) = server.cli(&admin, &["keys", "list"]);
+    assert!(ok && out.contains("revoked"), "{out}");
+    let _ = std::fs::remove_dir_all(&alpha_dir);
+    let _ = std::fs::remove_dir_all(&beta_dir);
+}
+
+#[test]
+fn bad_deploys_change_nothing_index_changes_apply_and_remove_cleans_up() {
+    let server = Server::start_fresh("bad");
+    let key = server.admin_key.clone();
+    let dir = temp("bad");
+    let _ = std::fs::remove_dir_all(&dir);
+    scanning_service(&dir, "gamma");
+    let config = dir.join("serverless.yml");
+    let config_arg = config.to_str().unwrap().to_owned();
+    server.deploy(&key, &config);
+    let (ok, _, err) = aws(
+        &server,
+        &key,
+        &[
+            "dynamodb",
+            "put-item",
+            "--table-name",
+            "gamma-items",
+            "--item",
+            r#"{"id":{"S":"kept"}}"#,
+        ],
+    );
+    assert!(ok, "{err}");
+    let version = |server: &Server| -> u64 {
+        let (ok, out, err) = server.cli(&key, &["info", "--json", "--name", "gamma"]);
+        assert!(ok, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["version"]
+            .as_u64()
+            .unwrap()
+    };
+
+    // An unreachable server.
+    let out = crate::harness::sylph()
+        .args([
+            "deploy",
+            "--config",
+            &config_arg,
+            "--server",
+            "http://127.0.0.1:9",
+            "--key",
+            &key,
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("cannot reach the sylph server at http://127.0.0.1:9"),
+        "{err}"
+    );
+    // A manifest error names the file and line, before anything is sent.
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        good.replace("    handler: p.peek", "    handler: p.peek\n   bad: ["),
+    )
+    .unwrap();
+    let (ok, _, err) = server.cli(&key, &["deploy", "--config", &config_arg]);
+    assert!(!ok && err.contains("serverless.yml:"), "{err}");
+    // A key schema change is refused with what to do; the running version keeps its data.
+    std::fs::write(&config, good.replace("AttributeName: id", "AttributeName: pk")).unwrap();
+    let (ok, _, err) = server.cli(&key, &["deploy", "--config", &config_arg]);
+    assert!(!ok && err.contains("key schema cannot change"), "{err}");
+    assert_eq!(version(&server), 1);
+    // A package over Lambda's 250 MB (a sparse file: nothing is read or sent).
+    std::fs::write(&config, &good).unwrap();
+    let big = std::fs::File::create(dir.join("big.bin")).unwrap();
+    big.set_len(251 * 1024 * 1024).unwrap();
+    let (ok, _, err) = server.cli(&key, &["deploy", "--config", &config_arg]);
+    assert!(!ok && err.contains("over Lambda's limit"), "{err}");
+    std::fs::remove_file(dir.join("big.bin")).unwrap();
+    assert_eq!(version(&server), 1);
+
+    // Adding a global secondary index to the manifest adds it to the table, data kept.
+    let with_index = good.replace(
+        "        BillingMode: PAY_PER_REQUEST\n",
+        "        BillingMode: PAY_PER_REQUEST\n        GlobalSecondaryIndexes:\n          - IndexName: by-id\n            KeySchema:\n              - AttributeName: id\n                KeyType: HASH\n            Projection:\n              ProjectionType: ALL\n",
+    );
+    std::fs::write(&config, with_index).unwrap();
+    assert_eq!(server.deploy(&key, &config)["version"], 2);
+    let (ok, out, err) = aws(
+        &server,
+        &key,
+        &["dynamodb", "describe-table", "--table-name", "gamma-items"],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("by-id"), "{out}");
+    assert!(out.contains("\"ItemCount\": 1"), "{out}");
+
+    // Remove: the routes, functions and table (no Retain policy) are gone.
+    let (ok, out, err) = server.cli(&key, &["remove", "--name", "gamma"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("table gamma-items deleted"), "{out}");
+    let (ok, _, err) = server.cli(&key, &["info", "--name", "gamma"]);
+    assert!(!ok && err.contains("not deployed"), "{err}");
+    let (ok, _, err) = aws(
+        &server,
+        &key,
+        &["lambda", "invoke", "--function-name", "gamma-dev-peek", "/dev/null"],
+    );
+    assert!(!ok && err.contains("ResourceNotFoundException"), "{err}");
+    let (ok, _, err) = aws(
+        &server,
+        &key,
+        &["dynamodb", "describe-table", "--table-name", "gamma-items"],
+    );
+    assert!(!ok && err.contains("ResourceNotFoundException"), "{err}");
+    assert!(!server.data.join("code/gamma/dev").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
