@@ -146,6 +146,7 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         no_iam: args.no_iam,
         strict_iam: args.strict_iam,
         port: addr.port(),
+        version: None,
         host_url: if addr.ip().is_unspecified() {
             format!("http://127.0.0.1:{}", addr.port())
         } else {

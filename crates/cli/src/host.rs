@@ -28,6 +28,8 @@ pub struct HostSettings {
     pub port: u16,
     /// The URL functions use when they share the host's network.
     pub host_url: String,
+    /// The published version being hosted (`sylph server`), named in START lines.
+    pub version: Option<u32>,
 }
 
 /// One service, running.
@@ -137,6 +139,7 @@ pub fn host_service(
             concurrency_limit: settings.concurrency.max(1),
             queue_timeout: settings.queue_timeout,
             extra_env: Vec::new(),
+            version: settings.version,
         },
     );
     let authorizer = if settings.no_iam {

@@ -57,6 +57,10 @@ enum Command {
     Rollback(remote::RollbackArgs),
     /// Remove a deployed service (and its tables, unless DeletionPolicy: Retain).
     Remove(remote::RemoveArgs),
+    /// Show a deployed function's logs (START/END/REPORT and its output).
+    Logs(remote::LogsArgs),
+    /// Show a deployed service's invocations, errors, throttles, cold starts, durations.
+    Metrics(remote::MetricsArgs),
     /// Manage a deployed service's aliases (weighted: canary deploys).
     Alias {
         #[command(subcommand)]
@@ -139,6 +143,8 @@ fn main() -> ExitCode {
             Command::Remove(args) => remote::remove(args, extra_options).await,
             Command::Keys { command } => remote::keys(command).await,
             Command::Alias { command } => remote::alias(command, extra_options).await,
+            Command::Logs(args) => remote::logs(args, extra_options).await,
+            Command::Metrics(args) => remote::metrics(args, extra_options).await,
             Command::Config { command } => remote::config(command),
         }
     });

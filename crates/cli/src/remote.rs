@@ -577,3 +577,147 @@ pub async fn alias(cmd: AliasCommand, extra: HashMap<String, String>) -> anyhow:
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `10m`, `1h`, `30s`, `2d` ago, or Unix milliseconds: the start of a window, in Unix ms.
+fn parse_start_time(text: &str) -> anyhow::Result<u64> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let text = text.trim();
+    if let Ok(ms) = text.parse::<u64>() {
+        return Ok(ms);
+    }
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--startTime {text:?}: use 30s, 10m, 1h, 2d, or Unix milliseconds"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => bail!("--startTime {text:?}: use 30s, 10m, 1h, 2d, or Unix milliseconds"),
+    };
+    Ok(now.saturating_sub(secs * 1000))
+}
+
+#[derive(Args)]
+pub struct LogsArgs {
+    /// The function (its key under `functions:`, or its deployed name).
+    #[arg(long, short = 'f')]
+    function: String,
+    /// Keep printing new lines as they come.
+    #[arg(long, short = 't')]
+    tail: bool,
+    /// Lines from this long ago on (30s, 10m, 1h, 2d) or since Unix ms. Default: 10m.
+    #[arg(long = "startTime")]
+    start_time: Option<String>,
+    /// Only lines containing this text (or of this request id).
+    #[arg(long)]
+    filter: Option<String>,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    target: Target,
+}
+
+pub async fn logs(args: LogsArgs, extra: HashMap<String, String>) -> anyhow::Result<ExitCode> {
+    let (client, name, stage) = args.target.resolve(&extra)?;
+    let mut since = parse_start_time(args.start_time.as_deref().unwrap_or("10m"))?;
+    let mut printed_at_since: Vec<api::LogLine> = Vec::new();
+    loop {
+        let mut path = format!(
+            "/_sylph/admin/services/{name}/{stage}/logs?function={}&since={since}",
+            percent_encoding::utf8_percent_encode(&args.function, percent_encoding::NON_ALPHANUMERIC)
+        );
+        if let Some(f) = &args.filter {
+            path.push_str(&format!(
+                "&filter={}",
+                percent_encoding::utf8_percent_encode(f, percent_encoding::NON_ALPHANUMERIC)
+            ));
+        }
+        let answer: api::LogsResponse = client.json("GET", &path, None::<&()>).await?;
+        let fresh: Vec<api::LogLine> = answer
+            .lines
+            .into_iter()
+            .filter(|l| !printed_at_since.contains(l))
+            .collect();
+        for line in &fresh {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"time_ms": line.time_ms, "request_id": line.request_id, "text": line.text})
+                );
+            } else {
+                let time = sylph_telemetry::UtcTime::from_system(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(line.time_ms),
+                );
+                println!("{}\t{}", time.iso8601(), line.text);
+            }
+        }
+        if !args.tail {
+            return Ok(ExitCode::SUCCESS);
+        }
+        // Continue from the newest line seen; lines of that same millisecond are remembered
+        // so that none is printed twice.
+        if let Some(last) = fresh.last() {
+            if last.time_ms != since {
+                printed_at_since.clear();
+            }
+            since = last.time_ms;
+            printed_at_since.extend(fresh.into_iter().filter(|l| l.time_ms == since));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+#[derive(Args)]
+pub struct MetricsArgs {
+    /// One function (default: every function of the service).
+    #[arg(long, short = 'f')]
+    function: Option<String>,
+    /// The window: from this long ago (30s, 10m, 1h; the server keeps 6 hours). Default: 1h.
+    #[arg(long = "startTime")]
+    start_time: Option<String>,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    target: Target,
+}
+
+pub async fn metrics(args: MetricsArgs, extra: HashMap<String, String>) -> anyhow::Result<ExitCode> {
+    let (client, name, stage) = args.target.resolve(&extra)?;
+    let since = parse_start_time(args.start_time.as_deref().unwrap_or("1h"))?;
+    let mut path = format!("/_sylph/admin/services/{name}/{stage}/metrics?since={since}");
+    if let Some(f) = &args.function {
+        path.push_str(&format!(
+            "&function={}",
+            percent_encoding::utf8_percent_encode(f, percent_encoding::NON_ALPHANUMERIC)
+        ));
+    }
+    let answer: api::MetricsResponse = client.json("GET", &path, None::<&()>).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1} ms"));
+    println!(
+        "{:<16} {:>11} {:>7} {:>9} {:>11} {:>10} {:>10} {:>11}",
+        "function", "invocations", "errors", "throttles", "cold starts", "p50", "p99", "concurrency"
+    );
+    for f in &answer.functions {
+        println!(
+            "{:<16} {:>11} {:>7} {:>9} {:>11} {:>10} {:>10} {:>11}",
+            f.function,
+            f.invocations,
+            f.errors,
+            f.throttles,
+            f.cold_starts,
+            ms(f.p50_ms),
+            ms(f.p99_ms),
+            f.max_concurrency
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

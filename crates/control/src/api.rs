@@ -126,3 +126,37 @@ pub struct CreatedKey {
 pub struct ErrorBody {
     pub error: String,
 }
+
+/// `GET …/logs?function=F&since=MS&filter=TEXT&limit=N`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LogsResponse {
+    pub lines: Vec<LogLine>,
+    /// The server's clock (Unix ms) when it answered: where a `--tail` continues from.
+    pub now_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub time_ms: u64,
+    pub request_id: Option<String>,
+    pub text: String,
+}
+
+/// `GET …/metrics?function=F&since=MS`: one row per function.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MetricsResponse {
+    pub since_ms: u64,
+    pub functions: Vec<FunctionMetrics>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FunctionMetrics {
+    pub function: String,
+    pub invocations: u64,
+    pub errors: u64,
+    pub throttles: u64,
+    pub cold_starts: u64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_concurrency: i64,
+}

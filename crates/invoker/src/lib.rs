@@ -116,6 +116,8 @@ pub struct PoolConfig {
     pub queue_timeout: Duration,
     /// Extra environment for every instance (e.g. `sylph invoke local -e K=V`).
     pub extra_env: Vec<(String, String)>,
+    /// The published version these functions are (`sylph server`); `None` is `$LATEST`.
+    pub version: Option<u32>,
 }
 
 impl Default for PoolConfig {
@@ -125,6 +127,7 @@ impl Default for PoolConfig {
             concurrency_limit: 1000,
             queue_timeout: Duration::from_secs(5),
             extra_env: Vec::new(),
+            version: None,
         }
     }
 }
@@ -136,6 +139,7 @@ struct Idle {
     generation: u64,
 }
 
+/// One function's instances and metrics.
 pub struct FunctionPool {
     config: Arc<InstanceConfig>,
     runtime: Arc<dyn Runtime>,
@@ -158,6 +162,8 @@ pub struct Pool {
     /// Platform-wide in-flight limit.
     platform: Arc<tokio::sync::Semaphore>,
     queue_timeout: Duration,
+    /// What START lines name as the version.
+    version_label: Arc<str>,
 }
 
 impl Pool {
@@ -192,6 +198,9 @@ impl Pool {
             generation: AtomicU64::new(0),
             platform: Arc::new(tokio::sync::Semaphore::new(config.concurrency_limit.max(1))),
             queue_timeout: config.queue_timeout,
+            version_label: config
+                .version
+                .map_or_else(|| Arc::from("$LATEST"), |v| Arc::from(v.to_string())),
         });
         Pool::spawn_reaper(&pool);
         pool
@@ -251,6 +260,18 @@ impl Pool {
                     &p.metrics,
                     p.idle.lock().unwrap_or_else(|e| e.into_inner()).len(),
                 )
+            })
+            .collect()
+    }
+
+    /// Each function with its counters, and an identity for its pool (new with every pool, so
+    /// that a history of readings sees a deploy or restart start again from zero).
+    pub fn function_metrics(&self) -> Vec<(&Function, usize, sylph_telemetry::metrics::Reading)> {
+        self.functions
+            .iter()
+            .filter_map(|f| {
+                let p = self.pools.get(&f.name)?;
+                Some((f, Arc::as_ptr(p) as usize, p.metrics.read()))
             })
             .collect()
     }
@@ -382,7 +403,7 @@ impl Pool {
             }
         }
         let _in_flight = InFlight(&m.concurrent);
-        let start_line = format!("START RequestId: {request_id} Version: $LATEST");
+        let start_line = format!("START RequestId: {request_id} Version: {}", self.version_label);
         self.sink.line(&f.key, None, &start_line);
         let invocation = Invocation {
             request_id: request_id.clone(),

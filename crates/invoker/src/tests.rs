@@ -191,6 +191,7 @@ fn pool(runtime: &Arc<FakeRuntime>, functions: Vec<Function>, concurrency: usize
             concurrency_limit: concurrency,
             queue_timeout: Duration::from_secs(5),
             extra_env: Vec::new(),
+            version: None,
         },
     )
 }

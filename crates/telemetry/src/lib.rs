@@ -3,6 +3,7 @@
 //!
 //! It knows nothing of runtimes, HTTP or YAML; other crates call it to say what happened.
 
+pub mod logstore;
 pub mod metrics;
 
 use std::fmt;

@@ -154,6 +154,71 @@ async fn route(
             let ask: api::InvokeRequest = read_json(req.into_body(), body_timeout).await?;
             invoke(platform, &key, name, stage, ask).await
         }
+        (&Method::GET, ["services", name, stage, "logs"]) => {
+            let q = Query(req.uri().query().unwrap_or(""));
+            let function = q
+                .get("function")
+                .ok_or_else(|| ApiError::new(400, "which function? ?function=NAME"))?;
+            let service = platform.info(&key, name, stage)?;
+            let function = service
+                .functions
+                .iter()
+                .find(|f| f.key == function || f.name == function)
+                .ok_or_else(|| ApiError::new(404, format!("service {name} has no function {function}")))?;
+            let since = q.get("since").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let limit = q
+                .get("limit")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1000usize)
+                .min(10_000);
+            let filter = q.get("filter");
+            let logs = platform.logs.clone();
+            let function_name = function.name.clone();
+            let now_ms = now_ms();
+            let lines = tokio::task::spawn_blocking(move || logs.read(&function_name, since, filter.as_deref(), limit))
+                .await
+                .map_err(|e| ApiError::new(500, e.to_string()))?;
+            Ok(json(&api::LogsResponse {
+                lines: lines
+                    .into_iter()
+                    .map(|l| api::LogLine {
+                        time_ms: l.time_ms,
+                        request_id: l.request_id,
+                        text: l.text,
+                    })
+                    .collect(),
+                now_ms,
+            }))
+        }
+        (&Method::GET, ["services", name, stage, "metrics"]) => {
+            let q = Query(req.uri().query().unwrap_or(""));
+            let service = platform.info(&key, name, stage)?;
+            let only = q.get("function");
+            let since_ms = q.get("since").and_then(|v| v.parse().ok()).unwrap_or(0);
+            platform.sample_metrics();
+            let functions = service
+                .functions
+                .iter()
+                .filter(|f| only.as_deref().is_none_or(|o| o == f.key || o == f.name))
+                .map(|f| {
+                    let s = platform.history.summary(&f.name, since_ms);
+                    api::FunctionMetrics {
+                        function: f.key.clone(),
+                        invocations: s.invocations,
+                        errors: s.errors,
+                        throttles: s.throttles,
+                        cold_starts: s.cold_starts,
+                        p50_ms: s.p50_ms,
+                        p99_ms: s.p99_ms,
+                        max_concurrency: s.max_concurrency,
+                    }
+                })
+                .collect::<Vec<_>>();
+            if functions.is_empty() {
+                return Err(ApiError::new(404, format!("service {name} has no such function")));
+            }
+            Ok(json(&api::MetricsResponse { since_ms, functions }))
+        }
         (&Method::GET, ["keys"]) => {
             require_admin(&key)?;
             Ok(json(&platform.keys()))
@@ -174,6 +239,29 @@ async fn route(
         }
         _ => Err(ApiError::new(404, format!("no admin call {method} {path}"))),
     }
+}
+
+/// `a=1&b=two` (values percent-decoded).
+struct Query<'a>(&'a str);
+
+impl Query<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (k == name).then(|| {
+                percent_encoding::percent_decode_str(&v.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+        })
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn require_admin(key: &Key) -> Result<(), ApiError> {

@@ -63,6 +63,9 @@ pub struct ServerArgs {
     /// Do not print function output and START/END/REPORT lines.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Log bytes kept per function (MB); the oldest half goes when it is reached.
+    #[arg(long, default_value_t = 16)]
+    log_retention_mb: u64,
     /// Seconds to let requests in flight finish after SIGTERM before stopping.
     #[arg(long, default_value_t = 30)]
     drain_timeout: u64,
@@ -90,11 +93,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let listen_url = format!("http://{addr}");
     let public_url = args.public_url.clone().unwrap_or_else(|| listen_url.clone());
     sylph_gateway::raise_open_file_limit();
-    let sink: Arc<dyn sylph_telemetry::LogSink> = if args.quiet {
-        Arc::new(sylph_telemetry::NullSink)
-    } else {
-        Arc::new(sylph_telemetry::TerminalSink::default())
-    };
+    let logs = sylph_telemetry::logstore::LogStore::open(&data.join("logs"), args.log_retention_mb * 1024 * 1024)
+        .with_context(|| format!("cannot open {}", data.join("logs").display()))?;
     let settings = crate::host::HostSettings {
         keep_warm: Duration::from_secs(args.keep_warm.max(1)),
         concurrency: args.concurrency.unwrap_or_else(crate::host::default_concurrency).max(1),
@@ -105,6 +105,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         no_iam: false,
         strict_iam: args.strict_iam,
         port: addr.port(),
+        version: None,
         host_url: if addr.ip().is_unspecified() {
             format!("http://127.0.0.1:{}", addr.port())
         } else {
@@ -119,7 +120,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         master,
         tables,
         settings,
-        sink,
+        Arc::new(logs),
+        !args.quiet,
         args.domain.to_ascii_lowercase(),
         public_url.clone(),
     )
@@ -141,6 +143,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         (Err(why), false) => println!("network: functions share the host's network: {why}"),
     }
     platform.load_all().await;
+    let sampler = Arc::downgrade(&platform);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(platform::SAMPLE_EVERY);
+        loop {
+            every.tick().await;
+            let Some(platform) = sampler.upgrade() else { break };
+            platform.sample_metrics();
+        }
+    });
     println!("data: {}", data.display());
     println!("admin API, Invoke API, table API: {public_url}");
     println!(

@@ -150,7 +150,12 @@ pub struct Platform {
     master: MasterKey,
     pub tables: sylph_tables::Tables,
     settings: HostSettings,
-    sink: Arc<dyn sylph_telemetry::LogSink>,
+    /// Every function's log lines, for `sylph logs`.
+    pub logs: Arc<sylph_telemetry::logstore::LogStore>,
+    /// Recent metrics per function, for `sylph metrics`.
+    pub history: sylph_telemetry::metrics::History,
+    /// Print function output and START/END/REPORT lines too.
+    echo_logs: bool,
     /// `{api_id}.{domain}` serves that API.
     pub domain: String,
     /// How clients reach this server (`http://127.0.0.1:8080`), for the URLs it prints.
@@ -187,7 +192,8 @@ impl Platform {
         master: MasterKey,
         tables: sylph_tables::Tables,
         settings: HostSettings,
-        sink: Arc<dyn sylph_telemetry::LogSink>,
+        logs: Arc<sylph_telemetry::logstore::LogStore>,
+        echo_logs: bool,
         domain: String,
         public_url: String,
     ) -> Result<Arc<Platform>, ApiError> {
@@ -203,7 +209,9 @@ impl Platform {
             master,
             tables,
             settings,
-            sink,
+            logs,
+            history: sylph_telemetry::metrics::History::new(HISTORY_SAMPLES),
+            echo_logs,
             domain,
             public_url,
             state: RwLock::new(state),
@@ -388,13 +396,22 @@ impl Platform {
     fn run_version(self: &Arc<Self>, version: VersionRecord, dir: &Path) -> Result<Arc<Running>, ApiError> {
         let mut service = version.service;
         place_code(&mut service, dir);
-        let hosted = crate::host::host_service(
-            &service,
-            self.tables.clone(),
-            self.sink.clone(),
-            &self.settings,
-            &mut |line| tracing::debug!("{}: {line}", service.name),
-        )
+        let sink = Arc::new(ServiceLogs {
+            names: service
+                .functions
+                .iter()
+                .map(|f| (f.key.clone(), f.name.clone()))
+                .collect(),
+            store: self.logs.clone(),
+            echo: self.echo_logs.then(sylph_telemetry::TerminalSink::default),
+        });
+        let settings = HostSettings {
+            version: Some(version.number),
+            ..self.settings.clone()
+        };
+        let hosted = crate::host::host_service(&service, self.tables.clone(), sink, &settings, &mut |line| {
+            tracing::debug!("{}: {line}", service.name)
+        })
         .map_err(|e| ApiError::internal(format!("{e:#}")))?;
         hosted.gateway.set_table_guard(Arc::new(DeployerTables {
             service: service.name.clone(),
@@ -783,6 +800,12 @@ impl Platform {
             }
         }
         if let Some(live) = live {
+            for running in live.versions.values() {
+                for f in &running.service.functions {
+                    self.logs.remove(&f.name);
+                    self.history.forget(&f.name);
+                }
+            }
             let active = live.active();
             for t in &active.service.tables {
                 let retain = active
@@ -954,6 +977,44 @@ fn sylph_control_random_id() -> String {
         .iter()
         .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
         .collect()
+}
+
+/// How many metric samples are kept per function (every [`SAMPLE_EVERY`]: six hours).
+const HISTORY_SAMPLES: usize = 6 * 360;
+/// How often every function's counters are sampled for `sylph metrics`.
+pub const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Log lines of one service's functions: stored under the function's deployed name (keys
+/// repeat across services), and printed too unless the server is quiet.
+struct ServiceLogs {
+    names: HashMap<String, String>,
+    store: Arc<sylph_telemetry::logstore::LogStore>,
+    echo: Option<sylph_telemetry::TerminalSink>,
+}
+
+impl sylph_telemetry::LogSink for ServiceLogs {
+    fn line(&self, function: &str, request_id: Option<&str>, text: &str) {
+        let name = self.names.get(function).map_or(function, String::as_str);
+        self.store.append(name, request_id, text);
+        if let Some(echo) = &self.echo {
+            echo.line(name, request_id, text);
+        }
+    }
+}
+
+impl Platform {
+    /// Record every serving function's counters (see [`SAMPLE_EVERY`]).
+    pub fn sample_metrics(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        for live in self.all_live() {
+            for (f, pool, reading) in live.active().hosted.pool.function_metrics() {
+                self.history.record(&f.name, pool, reading, now);
+            }
+        }
+    }
 }
 
 /// What a service's functions may see: their own service's tables, and those of services the

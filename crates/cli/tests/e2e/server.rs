@@ -165,6 +165,49 @@ fn the_todo_service_is_deployed_used_and_survives_a_restart_and_a_kill() {
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains("acknowledged before the kill"), "{stdout}");
     assert!(stderr.contains("REPORT RequestId"), "{stderr}");
+    assert!(stderr.contains("Version: 1"), "{stderr}");
+
+    // Logs: each invocation's START / END / REPORT, stored per function across the restarts,
+    // searchable by text.
+    let (ok, stdout, stderr) = server.cli(
+        &key,
+        &["logs", "-f", "create", "--name", "todo", "--json", "--startTime", "1h"],
+    );
+    assert!(ok, "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let texts: Vec<&str> = lines.iter().map(|l| l["text"].as_str().unwrap()).collect();
+    for kind in ["START RequestId", "END RequestId", "REPORT RequestId"] {
+        assert_eq!(
+            texts.iter().filter(|t| t.starts_with(kind)).count(),
+            2,
+            "two invocations of create (one before each restart): {texts:?}"
+        );
+    }
+    let (ok, stdout, _) = server.cli(
+        &key,
+        &[
+            "logs",
+            "-f",
+            "create",
+            "--name",
+            "todo",
+            "--filter",
+            "Init Duration",
+            "--startTime",
+            "1h",
+        ],
+    );
+    assert!(ok);
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    // Metrics since this server started: the list call and the Invoke above.
+    let (ok, stdout, stderr) = server.cli(&key, &["metrics", "--name", "todo", "--json", "-f", "list"]);
+    assert!(ok, "{stderr}");
+    let m: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let list = &m["functions"][0];
+    assert_eq!(list["function"], "list");
+    assert_eq!(list["invocations"], 2, "{m}");
+    assert_eq!(list["cold_starts"], 1, "{m}");
+    assert!(list["p50_ms"].as_f64().unwrap() > 0.0, "{m}");
 }
 
 #[test]
