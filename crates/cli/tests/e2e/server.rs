@@ -612,3 +612,32 @@ fn bad_deploys_change_nothing_index_changes_apply_and_remove_cleans_up() {
     assert!(!server.data.join("code/gamma/dev").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_aws_sdks_invoke_and_read_tables_through_the_server_with_a_key() {
+    let server = Server::start_fresh("sdks");
+    let key = make_key(&server, "sdk-user", &["todo"]);
+    let info = server.deploy(&key, &example("todo").join("serverless.yml"));
+    let api = info["api_id"].as_str().unwrap().to_owned();
+    let created = server.api(&api, "POST", "/dev/todos", br#"{"text":"read me through an SDK"}"#);
+    assert_eq!(created.status, 200, "{}", created.text());
+    let (id, secret) = split_key(&key);
+    let sdk = crate::harness::repo_root().join("crates/cli/tests/sdk");
+    let args = [server.base.as_str(), &id, &secret, "todo-dev-list", "todo-dev"];
+    let node = Command::new("node")
+        .arg(sdk.join("server_clients.mjs"))
+        .args(args)
+        .current_dir(&sdk)
+        .output()
+        .unwrap();
+    let python = Command::new("python3").arg(sdk.join("server_boto3.py")).args(args).output().unwrap();
+    for (client, out) in [("@aws-sdk v3", node), ("boto3", python)] {
+        assert!(out.status.success(), "{client}: {}\n{}", String::from_utf8_lossy(&out.stderr), server.output());
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["invoke"]["status"], 200, "{client}: {r}");
+        assert_eq!(r["invoke"]["functionError"], serde_json::Value::Null, "{client}: {r}");
+        assert_eq!(r["invoke"]["payload"]["statusCode"], 200, "{client}: {r}");
+        assert!(r["invoke"]["payload"]["body"].as_str().unwrap().contains("read me through an SDK"));
+        assert_eq!(r["items"][0]["text"], "read me through an SDK", "{client}: {r}");
+    }
+}
