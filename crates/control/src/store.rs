@@ -66,6 +66,21 @@ pub struct VersionRecord {
     pub created: u64,
 }
 
+/// An accepted asynchronous invocation not yet run to its end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingEvent {
+    /// Unique, and in acceptance order.
+    pub id: String,
+    pub service: String,
+    pub stage: String,
+    /// The deployed function name.
+    pub function: String,
+    /// The event (JSON text).
+    pub payload: String,
+    /// Unix milliseconds.
+    pub accepted_ms: u64,
+}
+
 /// The control plane's durable state. Every method is one transaction: it happens entirely
 /// or not at all, and once it returns `Ok` it survives a crash.
 pub trait ControlStore: Send + Sync {
@@ -80,12 +95,19 @@ pub trait ControlStore: Send + Sync {
     fn publish(&self, record: &ServiceRecord, version: Option<&VersionRecord>) -> Result<(), StoreError>;
     /// Forget a service and all its versions.
     fn remove_service(&self, name: &str, stage: &str) -> Result<(), StoreError>;
+    /// Keep an accepted event until [`ControlStore::finish_event`].
+    fn put_event(&self, event: &PendingEvent) -> Result<(), StoreError>;
+    fn finish_event(&self, id: &str) -> Result<(), StoreError>;
+    /// Events accepted and not finished, oldest first.
+    fn pending_events(&self) -> Result<Vec<PendingEvent>, StoreError>;
 }
 
 const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
 const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
 /// Keyed `{name}/{stage}/{number:010}`, so one service's versions sort together and in order.
 const VERSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("versions");
+/// Keyed by [`PendingEvent::id`].
+const EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("events");
 
 fn service_key(name: &str, stage: &str) -> String {
     format!("{name}/{stage}")
@@ -105,7 +127,7 @@ impl RedbStore {
     pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
         let db = Database::create(path).map_err(err)?;
         let txn = db.begin_write().map_err(err)?;
-        for table in [KEYS, SERVICES, VERSIONS] {
+        for table in [KEYS, SERVICES, VERSIONS, EVENTS] {
             txn.open_table(table).map_err(err)?;
         }
         txn.commit().map_err(err)?;
@@ -208,6 +230,26 @@ impl ControlStore for RedbStore {
         txn.commit().map_err(err)
     }
 
+    fn put_event(&self, event: &PendingEvent) -> Result<(), StoreError> {
+        let bytes = to_json(event)?;
+        let txn = self.db.begin_write().map_err(err)?;
+        txn.open_table(EVENTS)
+            .map_err(err)?
+            .insert(event.id.as_str(), bytes.as_slice())
+            .map_err(err)?;
+        txn.commit().map_err(err)
+    }
+
+    fn finish_event(&self, id: &str) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        txn.open_table(EVENTS).map_err(err)?.remove(id).map_err(err)?;
+        txn.commit().map_err(err)
+    }
+
+    fn pending_events(&self) -> Result<Vec<PendingEvent>, StoreError> {
+        self.all(EVENTS)
+    }
+
     fn remove_service(&self, name: &str, stage: &str) -> Result<(), StoreError> {
         let numbers = self.version_numbers(name, stage)?;
         let txn = self.db.begin_write().map_err(err)?;
@@ -289,6 +331,18 @@ mod tests {
         assert_eq!(store.service("todo", "dev").unwrap().unwrap().active, 11);
         assert_eq!(store.version("todo", "dev", 3).unwrap().unwrap().service.name, "todo");
         assert_eq!(store.keys().unwrap().len(), 1);
+        let event = |id: &str| PendingEvent {
+            id: id.into(),
+            service: "todo".into(),
+            stage: "dev".into(),
+            function: "todo-dev-create".into(),
+            payload: "{}".into(),
+            accepted_ms: 1,
+        };
+        store.put_event(&event("0002")).unwrap();
+        store.put_event(&event("0001")).unwrap();
+        store.finish_event("0002").unwrap();
+        assert_eq!(store.pending_events().unwrap(), vec![event("0001")]);
         store.remove_service("todo", "dev").unwrap();
         assert!(store.service("todo", "dev").unwrap().is_none());
         assert!(store.version_numbers("todo", "dev").unwrap().is_empty());

@@ -22,6 +22,7 @@ const LOG_TAIL_BYTES: usize = 4096;
 
 pub(crate) async fn handle(
     invoker: &Arc<dyn Invoker>,
+    queue: Option<&Arc<dyn crate::EventQueue>>,
     region: &str,
     parts: &hyper::http::request::Parts,
     rest: &str,
@@ -99,7 +100,21 @@ pub(crate) async fn handle(
                     &format!("Request must be smaller than {MAX_ASYNC_PAYLOAD} bytes for the InvokeAsync operation"),
                 );
             }
-            spawn_event(invoker.clone(), name, request);
+            match queue {
+                // Kept durably before the 202: an accepted event survives a crash.
+                Some(queue) => {
+                    let function = invoker.function(&name).map_or_else(|| name.clone(), |f| f.name.clone());
+                    if let Err(why) = queue.accept(function, request.payload.clone()).await {
+                        tracing::error!("cannot queue an asynchronous invocation: {why}");
+                        return error(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "ServiceException",
+                            "The event could not be queued; it was not accepted",
+                        );
+                    }
+                }
+                None => spawn_event(invoker.clone(), name, request),
+            }
             let mut res = Response::new(Full::new(Bytes::new()));
             *res.status_mut() = StatusCode::ACCEPTED;
             res

@@ -65,6 +65,16 @@ pub struct Gateway {
     /// Which tables this service's functions may see at all (`sylph server`: their own
     /// service's, and those of services their deployer may use), before IAM is asked.
     table_guard: std::sync::OnceLock<Arc<dyn TableGuard>>,
+    /// Where `Event` invocations go (see [`Gateway::set_event_queue`]).
+    events: std::sync::OnceLock<Arc<dyn EventQueue>>,
+}
+
+/// Where accepted asynchronous (`Event`) invocations are kept until they have run
+/// (`sylph server`: durably, so that an accepted event survives a crash). Without one, an
+/// event runs in a task of this process.
+pub trait EventQueue: Send + Sync {
+    /// Keep the event for `function` (its deployed name) and have it run; `Ok` once it is kept.
+    fn accept(&self, function: String, payload: Bytes) -> sylph_invoker::BoxFuture<'static, Result<(), String>>;
 }
 
 /// Decides which tables a service's functions may reach (see [`Gateway::set_table_guard`]).
@@ -74,6 +84,11 @@ pub trait TableGuard: Send + Sync {
 }
 
 impl Gateway {
+    /// Keep accepted `Event` invocations in `queue` instead of running them in a task.
+    pub fn set_event_queue(&self, queue: Arc<dyn EventQueue>) {
+        let _ = self.events.set(queue);
+    }
+
     /// Refuse functions' calls on tables `guard` rejects, whatever their IAM statements say.
     pub fn set_table_guard(&self, guard: Arc<dyn TableGuard>) {
         let _ = self.table_guard.set(guard);
@@ -95,6 +110,7 @@ impl Gateway {
             stage: service.stage.clone(),
             region: service.region.clone(),
             table_guard: std::sync::OnceLock::new(),
+            events: std::sync::OnceLock::new(),
         })
     }
 
@@ -177,7 +193,7 @@ impl Gateway {
                     return refused;
                 }
             }
-            return invoke_api::handle(&self.invoker, &self.region, &parts, rest, body).await;
+            return invoke_api::handle(&self.invoker, self.events.get(), &self.region, &parts, rest, body).await;
         }
         let method = parts.method.as_str();
         let Some(m) = self.router.find(method, path) else {

@@ -16,7 +16,8 @@ use tokio::time::Instant;
 
 use bytes::Bytes;
 use sylph_model::{Function, Service};
-use sylph_runtime::{BoxFuture, Completed, Instance, InstanceConfig, Invocation, Outcome, Runtime, StartError};
+pub use sylph_runtime::BoxFuture;
+use sylph_runtime::{Completed, Instance, InstanceConfig, Invocation, Outcome, Runtime, StartError};
 use sylph_telemetry::{LogSink, Report};
 
 /// One request to run a function.

@@ -345,11 +345,14 @@ async fn invoke(
         ..Default::default()
     };
     if ask.invocation_type.as_deref() == Some("Event") {
-        let pool = running.hosted.pool.clone();
-        tokio::spawn(async move {
-            let _keep = running;
-            let _ = pool.invoke(&function, request).await;
-        });
+        platform
+            .accept_event(
+                name,
+                stage,
+                &function,
+                String::from_utf8_lossy(&request.payload).into_owned(),
+            )
+            .await?;
         return Ok(json(&api::InvokeResponse {
             status: 202,
             payload: String::new(),

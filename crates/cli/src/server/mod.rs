@@ -143,6 +143,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         (Err(why), false) => println!("network: functions share the host's network: {why}"),
     }
     platform.load_all().await;
+    let resumed = platform.resume_events();
+    if resumed > 0 {
+        println!("resuming {resumed} asynchronous invocation(s) accepted before the last stop");
+    }
     let sampler = Arc::downgrade(&platform);
     tokio::spawn(async move {
         let mut every = tokio::time::interval(platform::SAMPLE_EVERY);

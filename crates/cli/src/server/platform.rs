@@ -413,6 +413,11 @@ impl Platform {
             tracing::debug!("{}: {line}", service.name)
         })
         .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+        hosted.gateway.set_event_queue(Arc::new(ServiceEvents {
+            service: service.name.clone(),
+            stage: service.stage.clone(),
+            platform: Arc::downgrade(self),
+        }));
         hosted.gateway.set_table_guard(Arc::new(DeployerTables {
             service: service.name.clone(),
             deployed_by: version.deployed_by.clone(),
@@ -1013,6 +1018,126 @@ impl Platform {
             for (f, pool, reading) in live.active().hosted.pool.function_metrics() {
                 self.history.record(&f.name, pool, reading, now);
             }
+        }
+    }
+}
+
+/// Accepted `Event` invocations of one service: kept in the control store before the caller
+/// has its 202, run, and forgotten once they have run.
+struct ServiceEvents {
+    service: String,
+    stage: String,
+    platform: std::sync::Weak<Platform>,
+}
+
+impl sylph_gateway::EventQueue for ServiceEvents {
+    fn accept(&self, function: String, payload: bytes::Bytes) -> sylph_invoker::BoxFuture<'static, Result<(), String>> {
+        let platform = self.platform.clone();
+        let (service, stage) = (self.service.clone(), self.stage.clone());
+        Box::pin(async move {
+            let platform = platform.upgrade().ok_or("the server is stopping")?;
+            platform
+                .accept_event(
+                    &service,
+                    &stage,
+                    &function,
+                    String::from_utf8_lossy(&payload).into_owned(),
+                )
+                .await
+                .map_err(|e| e.message)
+        })
+    }
+}
+
+impl Platform {
+    /// Keep an asynchronous invocation durably, then run it in the background.
+    pub async fn accept_event(
+        self: &Arc<Self>,
+        service: &str,
+        stage: &str,
+        function: &str,
+        payload: String,
+    ) -> Result<(), ApiError> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let event = sylph_control::store::PendingEvent {
+            id: format!("{now:015}-{n:010}"),
+            service: service.to_owned(),
+            stage: stage.to_owned(),
+            function: function.to_owned(),
+            payload,
+            accepted_ms: now,
+        };
+        let store = self.store.clone();
+        let kept = event.clone();
+        tokio::task::spawn_blocking(move || store.put_event(&kept))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+        tokio::spawn(self.clone().run_event(event));
+        Ok(())
+    }
+
+    /// Run every event accepted before the last stop that had not run to its end.
+    pub fn resume_events(self: &Arc<Self>) -> usize {
+        let pending = self.store.pending_events().unwrap_or_else(|e| {
+            eprintln!("error: cannot read the queued events: {e}");
+            Vec::new()
+        });
+        let n = pending.len();
+        for event in pending {
+            tokio::spawn(self.clone().run_event(event));
+        }
+        n
+    }
+
+    /// Run one accepted event to its end (a function error is an end: retries belong to the
+    /// event sources); a throttle or a failed start is tried again a few times first.
+    async fn run_event(self: Arc<Self>, event: sylph_control::store::PendingEvent) {
+        let mut attempt = 0u32;
+        loop {
+            let Some(live) = self.by_service(&event.service, &event.stage) else {
+                tracing::warn!(
+                    "dropping an event for {}: its service is no longer deployed",
+                    event.function
+                );
+                break;
+            };
+            let running = live.route();
+            drop(live);
+            let request = sylph_invoker::InvokeRequest {
+                payload: bytes::Bytes::from(event.payload.clone()),
+                ..Default::default()
+            };
+            use sylph_invoker::Invoker as _;
+            match running.hosted.pool.invoke(&event.function, request).await {
+                Ok(r) => {
+                    if let sylph_invoker::InvokeResult::Error { error_type, .. } = r.result {
+                        tracing::warn!(function = %event.function, request_id = %r.request_id, "asynchronous invocation failed: {error_type}");
+                    }
+                    break;
+                }
+                Err(e) if attempt < 3 => {
+                    attempt += 1;
+                    tracing::warn!(function = %event.function, "asynchronous invocation could not run ({e}); trying again");
+                    tokio::time::sleep(std::time::Duration::from_secs(u64::from(attempt))).await;
+                }
+                Err(e) => {
+                    tracing::error!(function = %event.function, "asynchronous invocation dropped after 4 attempts: {e}");
+                    break;
+                }
+            }
+        }
+        let store = self.store.clone();
+        let id = event.id.clone();
+        match tokio::task::spawn_blocking(move || store.finish_event(&id)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("cannot mark event {} done: {e}", event.id),
+            Err(e) => tracing::error!("cannot mark event {} done: {e}", event.id),
         }
     }
 }

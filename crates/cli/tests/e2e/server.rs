@@ -630,14 +630,113 @@ fn the_aws_sdks_invoke_and_read_tables_through_the_server_with_a_key() {
         .current_dir(&sdk)
         .output()
         .unwrap();
-    let python = Command::new("python3").arg(sdk.join("server_boto3.py")).args(args).output().unwrap();
+    let python = Command::new("python3")
+        .arg(sdk.join("server_boto3.py"))
+        .args(args)
+        .output()
+        .unwrap();
     for (client, out) in [("@aws-sdk v3", node), ("boto3", python)] {
-        assert!(out.status.success(), "{client}: {}\n{}", String::from_utf8_lossy(&out.stderr), server.output());
+        assert!(
+            out.status.success(),
+            "{client}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            server.output()
+        );
         let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(r["invoke"]["status"], 200, "{client}: {r}");
         assert_eq!(r["invoke"]["functionError"], serde_json::Value::Null, "{client}: {r}");
         assert_eq!(r["invoke"]["payload"]["statusCode"], 200, "{client}: {r}");
-        assert!(r["invoke"]["payload"]["body"].as_str().unwrap().contains("read me through an SDK"));
+        assert!(r["invoke"]["payload"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("read me through an SDK"));
         assert_eq!(r["items"][0]["text"], "read me through an SDK", "{client}: {r}");
     }
+}
+
+#[test]
+fn accepted_asynchronous_invocations_survive_a_kill_9() {
+    let mut server = Server::start_fresh("events");
+    let key = server.admin_key.clone();
+    let dir = temp("events");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("serverless.yml"),
+        r#"service: later
+provider:
+  name: aws
+  runtime: python3.12
+  timeout: 30
+  environment:
+    TABLE: later-items
+  iam:
+    role:
+      statements:
+        - Effect: Allow
+          Action: dynamodb:PutItem
+          Resource: !GetAtt Items.Arn
+functions:
+  slow:
+    handler: p.slow
+resources:
+  Resources:
+    Items:
+      Type: AWS::DynamoDB::Table
+      Properties:
+        TableName: later-items
+        AttributeDefinitions:
+          - AttributeName: id
+            AttributeType: S
+        KeySchema:
+          - AttributeName: id
+            KeyType: HASH
+        BillingMode: PAY_PER_REQUEST
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("p.py"),
+        "import os, time\nimport boto3\n\ndef slow(event, context):\n    time.sleep(event['sleep'])\n    boto3.client('dynamodb').put_item(TableName=os.environ['TABLE'], Item={'id': {'S': event['id']}})\n    return {'ok': True}\n",
+    )
+    .unwrap();
+    server.deploy(&key, &dir.join("serverless.yml"));
+    // Accepted (202) while they take long enough that the kill finds them unfinished.
+    // Sent through the Invoke API by boto3, in one process so that they are all accepted
+    // well before the first has run.
+    let (id, secret) = split_key(&key);
+    let script = "import sys, json, boto3\nc = boto3.client('lambda', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3])\nfor i in range(4):\n    r = c.invoke(FunctionName='later-dev-slow', InvocationType='Event', Payload=json.dumps({'id': 'event-%d' % i, 'sleep': 3}))\n    assert r['StatusCode'] == 202, r\n";
+    let sent = Command::new("python3")
+        .args(["-c", script, &server.base, &id, &secret])
+        .output()
+        .unwrap();
+    assert!(sent.status.success(), "{}", String::from_utf8_lossy(&sent.stderr));
+    let (ok, out, _) = aws(&server, &key, &["dynamodb", "scan", "--table-name", "later-items"]);
+    assert!(
+        ok && out.contains("\"Count\": 0"),
+        "the events ran too soon for this test: {out}"
+    );
+    let data = server.data.clone();
+    server.kill9();
+    let server = Server::start(&data, Some(&key));
+    assert!(
+        server.output().contains("resuming 4 asynchronous invocation(s)"),
+        "{}",
+        server.output()
+    );
+    let start = std::time::Instant::now();
+    loop {
+        let (ok, out, err) = aws(&server, &key, &["dynamodb", "scan", "--table-name", "later-items"]);
+        assert!(ok, "{err}");
+        if out.contains("\"Count\": 4") {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "not every event ran after the restart: {out}\n{}",
+            server.output()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
