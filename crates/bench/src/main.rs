@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 mod coldstart;
 mod isolation;
+mod server;
 mod storage;
 mod tables;
 mod todo;
@@ -120,6 +121,13 @@ impl Drop for Server {
     }
 }
 
+impl Server {
+    /// Own a server started elsewhere (in its own process group).
+    pub(crate) fn from_child(child: Child) -> Server {
+        Server { child }
+    }
+}
+
 pub(crate) fn spawn(mut cmd: Command) -> anyhow::Result<Server> {
     use std::os::unix::process::CommandExt as _;
     cmd.stdout(Stdio::null()).stderr(Stdio::null()).process_group(0);
@@ -164,7 +172,7 @@ async fn first_response(addr: SocketAddr, path: &str, started: Instant) -> anyho
 
 pub(crate) struct LoadResult {
     requests: usize,
-    errors: usize,
+    pub(crate) errors: usize,
     elapsed: Duration,
     latencies_us: Vec<u64>,
 }
@@ -327,12 +335,13 @@ async fn main() -> anyhow::Result<()> {
         Some("todo") => todo::run(todo::Options::parse(args)?).await,
         Some("coldstart") => coldstart::run(coldstart::Options::parse(args)?).await,
         Some("isolation") => isolation::run(isolation::Options::parse(args)?).await,
+        Some("server") => server::run(server::Options::parse(args)?).await,
         Some("storage") => {
             let seconds = args.skip_while(|a| a != "--seconds").nth(1).map(|s| s.parse()).transpose()?.unwrap_or(3);
             tokio::task::spawn_blocking(move || storage::run(seconds)).await?
         }
         _ => bail!(
-            "usage:\n  sylph-bench http-hello --sylph PATH --dir SERVICE_DIR [--seconds N] [--concurrency 1,8,64] [--skip-offline]\n  sylph-bench tables --sylph PATH --dynalite PATH [--dynoxide PATH] [--seconds N] [--concurrency N]\n  sylph-bench storage [--seconds N]\n  sylph-bench todo --sylph PATH --repo PATH [--seconds N] [--warmup N] [--concurrency 1,8,64] [--skip-taskset]\n  sylph-bench coldstart --sylph PATH --rust-bootstrap PATH [--samples N] [--long-samples N]\n  sylph-bench isolation --sylph PATH --rust-bootstrap PATH [--samples N] [--warm-calls N]"
+            "usage:\n  sylph-bench http-hello --sylph PATH --dir SERVICE_DIR [--seconds N] [--concurrency 1,8,64] [--skip-offline]\n  sylph-bench tables --sylph PATH --dynalite PATH [--dynoxide PATH] [--seconds N] [--concurrency N]\n  sylph-bench storage [--seconds N]\n  sylph-bench todo --sylph PATH --repo PATH [--seconds N] [--warmup N] [--concurrency 1,8,64] [--skip-taskset]\n  sylph-bench coldstart --sylph PATH --rust-bootstrap PATH [--samples N] [--long-samples N]\n  sylph-bench isolation --sylph PATH --rust-bootstrap PATH [--samples N] [--warm-calls N]\n  sylph-bench server --sylph PATH --repo PATH [--seconds N] [--clients N]"
         ),
     }
 }

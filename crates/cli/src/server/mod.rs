@@ -189,6 +189,9 @@ async fn drain(platform: &Arc<platform::Platform>, limit: Duration) {
         if busy == 0 || tokio::time::Instant::now() >= deadline {
             if busy > 0 {
                 println!("{busy} request(s) still running after --drain-timeout; stopping them");
+            } else {
+                // The last handlers have returned; give their answers a moment to be written.
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
             return;
         }

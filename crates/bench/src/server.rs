@@ -1,0 +1,302 @@
+//! `sylph-bench server`: `sylph server` with `sylph deploy`, on the Todo example, in one run:
+//! the deploy time (first deploy, then after a one-file change), the failed requests of a load
+//! that runs while three new versions are deployed, and requests/s through the server beside
+//! `sylph dev` serving the same service on the same machine.
+//!
+//! Usage: sylph-bench server --sylph PATH --repo PATH [--seconds N] [--clients N]
+
+use std::io::BufRead as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use bytes::Bytes;
+use http_body_util::Full;
+
+use crate::{load, print_comparison, MakeRequest, Row};
+
+pub struct Options {
+    sylph: PathBuf,
+    repo: PathBuf,
+    seconds: u64,
+    clients: usize,
+}
+
+impl Options {
+    pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
+        let mut o = Options {
+            sylph: PathBuf::new(),
+            repo: PathBuf::new(),
+            seconds: 10,
+            clients: 8,
+        };
+        while let Some(flag) = args.next() {
+            let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
+            match flag.as_str() {
+                "--sylph" => o.sylph = PathBuf::from(value()?),
+                "--repo" => o.repo = PathBuf::from(value()?),
+                "--seconds" => o.seconds = value()?.parse()?,
+                "--clients" => o.clients = value()?.parse()?,
+                other => bail!("unknown flag {other}"),
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// A `sylph server` (its process group stopped on drop) and its admin key.
+struct Platform {
+    _server: crate::Server,
+    base: String,
+    addr: SocketAddr,
+    key: String,
+}
+
+fn start_server(o: &Options, data: &Path) -> anyhow::Result<Platform> {
+    use std::os::unix::process::CommandExt as _;
+    let mut child = Command::new(&o.sylph)
+        .args(["server", "--quiet", "--port", "0", "--data-dir"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .context("start sylph server")?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut key = None;
+    let mut base = None;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line?;
+        if let Some(k) = line.split_whitespace().skip_while(|w| *w != "--key").nth(1) {
+            key = Some(k.to_owned());
+        }
+        if let Some(url) = line.strip_prefix("listening on ") {
+            base = Some(url.to_owned());
+            break;
+        }
+    }
+    let base = base.context("the server did not start")?;
+    let addr: SocketAddr = base.trim_start_matches("http://").parse()?;
+    Ok(Platform {
+        _server: crate::Server::from_child(child),
+        base,
+        addr,
+        key: key.context("no admin key printed")?,
+    })
+}
+
+/// `sylph deploy --json` of the service in `dir`; its wall time and the API id.
+fn deploy(o: &Options, p: &Platform, dir: &Path) -> anyhow::Result<(Duration, String)> {
+    let started = Instant::now();
+    let out = Command::new(&o.sylph)
+        .args(["deploy", "--json", "--server", &p.base, "--key", &p.key])
+        .current_dir(dir)
+        .output()?;
+    let took = started.elapsed();
+    if !out.status.success() {
+        bail!("deploy failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok((took, info["api_id"].as_str().unwrap_or_default().to_owned()))
+}
+
+/// Change one file of the Todo example (a comment in list.js), as an edit would.
+fn touch_list(dir: &Path, n: usize) -> anyhow::Result<()> {
+    let path = dir.join("todos/list.js");
+    let mut text = std::fs::read_to_string(&path)?;
+    text.push_str(&format!("// edit {n}\n"));
+    std::fs::write(path, text)?;
+    Ok(())
+}
+
+fn get_todo(addr: SocketAddr, prefix: Arc<str>, ids: Arc<Vec<String>>) -> MakeRequest {
+    Arc::new(move |n| {
+        let id = &ids[(n as usize) % ids.len()];
+        hyper::Request::get(format!("{prefix}/dev/todos/{id}"))
+            .header("host", addr.to_string())
+            .body(Full::new(Bytes::new()))
+            .expect("valid request")
+    })
+}
+
+fn post_todo(addr: SocketAddr, prefix: Arc<str>) -> MakeRequest {
+    Arc::new(move |n| {
+        hyper::Request::post(format!("{prefix}/dev/todos"))
+            .header("host", addr.to_string())
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(format!(r#"{{"text":"todo number {n}"}}"#))))
+            .expect("valid request")
+    })
+}
+
+async fn seed(addr: SocketAddr, prefix: &str, n: usize) -> anyhow::Result<Vec<String>> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let req = hyper::Request::post(format!("{prefix}/dev/todos"))
+            .header("host", addr.to_string())
+            .body(Full::new(Bytes::from(format!(r#"{{"text":"seed {i}"}}"#))))?;
+        let (status, _, body) = crate::send_once(addr, req).await?;
+        let body = String::from_utf8_lossy(&body);
+        if status != 200 {
+            bail!("seeding failed: {status} {body}");
+        }
+        let id = body
+            .split("\"id\":\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .context("no id in the answer")?;
+        ids.push(id.to_owned());
+    }
+    Ok(ids)
+}
+
+async fn throughput(
+    name: &'static str,
+    addr: SocketAddr,
+    prefix: &str,
+    o: &Options,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    let prefix: Arc<str> = Arc::from(prefix);
+    let ids = Arc::new(seed(addr, &prefix, 50).await?);
+    let warm = Duration::from_secs(3);
+    load(addr, get_todo(addr, prefix.clone(), ids.clone()), o.clients, warm).await?;
+    load(addr, post_todo(addr, prefix.clone()), o.clients, warm).await?;
+    let seconds = Duration::from_secs(o.seconds);
+    let case = format!("GET, {} clients", o.clients);
+    let result = load(addr, get_todo(addr, prefix.clone(), ids), o.clients, seconds).await?;
+    eprintln!("  {name:<12} {case:<16} {:>8.0} req/s", result.rps());
+    rows.push(Row {
+        server: name,
+        case,
+        result,
+    });
+    let case = format!("POST, {} clients", o.clients);
+    let result = load(addr, post_todo(addr, prefix), o.clients, seconds).await?;
+    eprintln!("  {name:<12} {case:<16} {:>8.0} req/s", result.rps());
+    rows.push(Row {
+        server: name,
+        case,
+        result,
+    });
+    Ok(())
+}
+
+pub async fn run(o: Options) -> anyhow::Result<()> {
+    let work = std::env::temp_dir().join(format!("sylph-bench-server-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let service = work.join("todo");
+    crate::todo::copy_dir(&o.repo.join("examples/todo"), &service)?;
+    let platform = start_server(&o, &work.join("data"))?;
+
+    // Deploy times: the first deploy uploads everything; after a one-file change, one file.
+    let (first, api) = deploy(&o, &platform, &service)?;
+    touch_list(&service, 0)?;
+    let (changed, _) = deploy(&o, &platform, &service)?;
+    let (unchanged, _) = deploy(&o, &platform, &service)?;
+    let prefix = format!("/apis/{api}");
+
+    // A load while three new versions are deployed: every failed request is counted.
+    let ids = Arc::new(seed(platform.addr, &prefix, 20).await?);
+    let (o_sylph, base, key, dir) = (
+        o.sylph.clone(),
+        platform.base.clone(),
+        platform.key.clone(),
+        service.clone(),
+    );
+    let deploys = std::thread::spawn(move || -> anyhow::Result<Vec<Duration>> {
+        let mut took = Vec::new();
+        for n in 1..=3 {
+            std::thread::sleep(Duration::from_secs(2));
+            touch_list(&dir, n)?;
+            let started = Instant::now();
+            let out = Command::new(&o_sylph)
+                .args(["deploy", "--json", "--server", &base, "--key", &key])
+                .current_dir(&dir)
+                .output()?;
+            if !out.status.success() {
+                bail!("deploy under load failed: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            took.push(started.elapsed());
+        }
+        Ok(took)
+    });
+    let under = load(
+        platform.addr,
+        get_todo(platform.addr, Arc::from(prefix.as_str()), ids),
+        o.clients,
+        Duration::from_secs(9),
+    )
+    .await?;
+    let under_load_deploys = deploys
+        .join()
+        .map_err(|_| anyhow::anyhow!("deploy thread panicked"))??;
+
+    // Requests/s through the server, then `sylph dev` on the same service.
+    let mut rows = Vec::new();
+    throughput("sylph server", platform.addr, &prefix, &o, &mut rows).await?;
+    drop(platform);
+    let port = crate::free_port();
+    let mut cmd = Command::new(&o.sylph);
+    cmd.args([
+        "dev",
+        "--quiet",
+        "--no-reload",
+        "--port",
+        &port.to_string(),
+        "--data-dir",
+    ])
+    .arg(work.join("dev-data"))
+    .current_dir(&service);
+    let _dev = crate::spawn(cmd)?;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while crate::send_once(
+        addr,
+        hyper::Request::get("/dev/todos")
+            .header("host", addr.to_string())
+            .body(Full::new(Bytes::new()))?,
+    )
+    .await
+    .map(|r| r.0 != 200)
+    .unwrap_or(true)
+    {
+        if Instant::now() > deadline {
+            bail!("sylph dev did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    throughput("sylph dev", addr, "", &o, &mut rows).await?;
+
+    println!();
+    println!("## Deploying the Todo example to sylph server");
+    println!();
+    println!("| deploy | wall time |");
+    println!("|---|---:|");
+    println!("| first (11 files uploaded) | {:.0} ms |", first.as_secs_f64() * 1000.0);
+    println!(
+        "| after a one-file change (1 file uploaded) | {:.0} ms |",
+        changed.as_secs_f64() * 1000.0
+    );
+    println!(
+        "| nothing changed (0 files uploaded) | {:.0} ms |",
+        unchanged.as_secs_f64() * 1000.0
+    );
+    for (i, d) in under_load_deploys.iter().enumerate() {
+        println!("| under load, #{} | {:.0} ms |", i + 1, d.as_secs_f64() * 1000.0);
+    }
+    println!();
+    println!(
+        "Deploy under load: {} GET requests at {} clients over 9 s while 3 versions were deployed: **{} failed**.",
+        under.requests(),
+        o.clients,
+        under.errors
+    );
+    println!();
+    print_comparison("case", "sylph dev", &rows);
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
