@@ -740,3 +740,66 @@ resources:
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn sigterm_drains_requests_in_flight_and_an_upload_cut_by_a_kill_leaves_nothing() {
+    let mut server = Server::start_fresh("drain");
+    let key = server.admin_key.clone();
+    let dir = temp("drain");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("serverless.yml"),
+        "service: drain\nprovider:\n  name: aws\n  runtime: nodejs20.x\nfunctions:\n  slow:\n    handler: h.slow\n    events:\n      - httpApi: 'GET /slow'\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("h.js"),
+        "module.exports.slow = async () => { await new Promise((r) => setTimeout(r, 1500)); return { statusCode: 200, body: 'finished' }; };\n",
+    )
+    .unwrap();
+    let api = server.deploy(&key, &dir.join("serverless.yml"))["api_id"].as_str().unwrap().to_owned();
+
+    // A request is running when SIGTERM arrives: it finishes, with its answer.
+    let (base, path) = (server.base.clone(), format!("/apis/{api}/slow"));
+    let in_flight = std::thread::spawn(move || request(&base, "GET", &path, &[], b""));
+    let line = "sylph_concurrent_executions{function=\"drain-dev-slow\"} 1";
+    let start = std::time::Instant::now();
+    while !server.admin(&key, "GET", "/_sylph/metrics", b"").text().lines().any(|l| l == line) {
+        assert!(start.elapsed() < std::time::Duration::from_secs(30), "the request never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = server.stop();
+    assert!(status.success(), "{status:?}\n{}", server.output());
+    let answer = in_flight.join().unwrap();
+    assert_eq!((answer.status, answer.text().as_str()), (200, "finished"), "{}", server.output());
+
+    // An upload cut off by a kill -9 is not kept, and the deployed service is untouched.
+    let mut server = Server::start(&server.data.clone(), Some(&key));
+    let hash = "ab".repeat(32);
+    let authority = server.base.trim_start_matches("http://").to_owned();
+    let mut upload = std::net::TcpStream::connect(&authority).unwrap();
+    let head = format!(
+        "PUT /_sylph/admin/blobs/{hash} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {key}\r\nContent-Length: 1000000\r\n\r\n"
+    );
+    use std::io::Write as _;
+    upload.write_all(head.as_bytes()).unwrap();
+    upload.write_all(&[7u8; 100_000]).unwrap();
+    upload.flush().unwrap();
+    let staged = server.data.join("uploads");
+    let start = std::time::Instant::now();
+    while std::fs::read_dir(&staged).unwrap().count() == 0 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "the upload never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    server.kill9();
+    drop(upload);
+    let server = Server::start(&server.data.clone(), Some(&key));
+    assert_eq!(std::fs::read_dir(&staged).unwrap().count(), 0);
+    let missing = server.admin(&key, "POST", "/_sylph/admin/blobs/missing", format!(r#"{{"hashes":["{hash}"]}}"#).as_bytes());
+    assert_eq!(missing.json()["hashes"][0], hash.as_str());
+    let (ok, out, err) = server.cli(&key, &["info", "--json", "--name", "drain"]);
+    assert!(ok, "{err}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["version"], 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
