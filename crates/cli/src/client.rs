@@ -21,6 +21,10 @@ pub struct ServerOptions {
     /// The profile in ~/.config/sylph/credentials (default: $SYLPH_PROFILE or `default`).
     #[arg(long)]
     pub profile: Option<String>,
+    /// A CA certificate (PEM) to trust for an https:// server, besides the system's
+    /// (default: $SYLPH_CA, then the profile's `ca`).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
 }
 
 /// A server and the key to call it with.
@@ -28,6 +32,36 @@ pub struct Client {
     pub server: String,
     host_port: String,
     token: String,
+    /// For https:// servers.
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        tokio_rustls::rustls::pki_types::ServerName<'static>,
+    )>,
+}
+
+/// Anything hyper can speak HTTP/1.1 over.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// Trust the system's CA bundle and `extra` (a PEM file).
+fn tls_connector(extra: Option<&std::path::Path>) -> anyhow::Result<tokio_rustls::TlsConnector> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    let system = std::path::Path::new("/etc/ssl/certs/ca-certificates.crt");
+    for path in extra.into_iter().chain(system.is_file().then_some(system)) {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .and_then(|c| c.collect::<Result<_, _>>())
+            .map_err(|e| anyhow::anyhow!("{}: cannot read PEM certificates: {e}", path.display()))?;
+        roots.add_parsable_certificates(certs);
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)))
 }
 
 /// The credentials file.
@@ -39,11 +73,14 @@ pub fn credentials_path() -> PathBuf {
     base.join("sylph").join("credentials")
 }
 
+/// A profile: server, key, CA file.
+type Profile = (Option<String>, Option<String>, Option<String>);
+
 /// `[profile]` sections of `key = value` lines.
-fn read_profile(name: &str) -> Option<(Option<String>, Option<String>)> {
+fn read_profile(name: &str) -> Option<Profile> {
     let text = std::fs::read_to_string(credentials_path()).ok()?;
     let mut in_section = false;
-    let (mut server, mut key) = (None, None);
+    let (mut server, mut key, mut ca) = (None, None, None);
     for line in text.lines() {
         let line = line.trim();
         if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
@@ -57,15 +94,16 @@ fn read_profile(name: &str) -> Option<(Option<String>, Option<String>)> {
             match k.trim() {
                 "server" => server = Some(v.trim().to_owned()),
                 "key" => key = Some(v.trim().to_owned()),
+                "ca" => ca = Some(v.trim().to_owned()),
                 _ => {}
             }
         }
     }
-    Some((server, key))
+    Some((server, key, ca))
 }
 
 /// Write (or replace) a profile in the credentials file, readable by its owner only.
-pub fn write_profile(name: &str, server: &str, key: &str) -> anyhow::Result<PathBuf> {
+pub fn write_profile(name: &str, server: &str, key: &str, ca: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let path = credentials_path();
     let existing = std::fs::read_to_string(&path).unwrap_or_default();
@@ -81,6 +119,12 @@ pub fn write_profile(name: &str, server: &str, key: &str) -> anyhow::Result<Path
         }
     }
     out.push_str(&format!("[{name}]\nserver = {server}\nkey = {key}\n"));
+    if let Some(ca) = ca {
+        let ca = ca
+            .canonicalize()
+            .with_context(|| format!("cannot open {}", ca.display()))?;
+        out.push_str(&format!("ca = {}\n", ca.display()));
+    }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -127,17 +171,43 @@ impl Client {
             bail!("the key must be ID:SECRET, as `sylph keys create` prints it");
         }
         let server = server.trim_end_matches('/').to_owned();
-        let Some(host_port) = server.strip_prefix("http://") else {
-            if server.starts_with("https://") {
-                bail!("{server}: this sylph speaks plain HTTP to servers; put the server behind a TLS proxy for remote use and reach it through a local tunnel, or use http:// on a trusted network");
-            }
-            bail!("{server} is not an http:// URL");
+        let (https, rest) = if let Some(rest) = server.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = server.strip_prefix("http://") {
+            (false, rest)
+        } else {
+            bail!("{server} is not an http:// or https:// URL");
         };
-        let host_port = host_port.split('/').next().unwrap_or(host_port).to_owned();
+        let host_port = rest.split('/').next().unwrap_or(rest).to_owned();
+        let tls = if https {
+            let ca = opts
+                .ca
+                .clone()
+                .or_else(|| std::env::var_os("SYLPH_CA").map(PathBuf::from))
+                .or_else(|| profile.as_ref().and_then(|p| p.2.clone()).map(PathBuf::from));
+            let host = match host_port.rsplit_once(':') {
+                Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+                _ => host_port.as_str(),
+            };
+            let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+            let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host)
+                .map_err(|e| anyhow::anyhow!("{server}: not a host name TLS can check: {e}"))?;
+            Some((tls_connector(ca.as_deref())?, name))
+        } else {
+            None
+        };
+        let host_port = if host_port.contains(':') || host_port.starts_with('[') {
+            host_port
+        } else if https {
+            format!("{host_port}:443")
+        } else {
+            format!("{host_port}:80")
+        };
         Ok(Client {
             server,
             host_port,
             token,
+            tls,
         })
     }
 
@@ -155,7 +225,16 @@ impl Client {
                 self.server
             )
         })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        let io: Box<dyn Io> = match &self.tls {
+            None => Box::new(stream),
+            Some((connector, name)) => Box::new(connector.connect(name.clone(), stream).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "TLS with {} failed: {e}\n  help: for a certificate no system CA signed, pass --ca FILE (or SYLPH_CA)",
+                    self.server
+                )
+            })?),
+        };
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
             .await
             .with_context(|| format!("cannot talk HTTP to {}", self.server))?;
         tokio::spawn(conn);

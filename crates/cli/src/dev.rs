@@ -212,7 +212,7 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
     };
     let hosts = sylph_gateway::HostPolicy::new(addr.ip(), &args.allow_hosts);
-    sylph_gateway::serve(listener, gateway, limits, hosts, shutdown_signal()).await;
+    sylph_gateway::serve(listener, gateway, limits, hosts, None, shutdown_signal()).await;
     println!("shutting down");
     drop(marker);
     hosted.shutdown();

@@ -196,6 +196,7 @@ pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyho
             gateway,
             sylph_gateway::ConnectionLimits::default(),
             hosts,
+            None,
             std::future::pending(),
         ));
     }

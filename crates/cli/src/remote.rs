@@ -27,16 +27,24 @@ pub enum ConfigCommand {
         key: String,
         #[arg(long, default_value = "default")]
         profile: String,
+        /// A CA certificate (PEM) to trust for this https:// server.
+        #[arg(long)]
+        ca: Option<std::path::PathBuf>,
     },
 }
 
 pub fn config(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        ConfigCommand::Credentials { server, key, profile } => {
+        ConfigCommand::Credentials {
+            server,
+            key,
+            profile,
+            ca,
+        } => {
             if sylph_control::keys::split_token(&key).is_none() {
                 bail!("--key must be ID:SECRET");
             }
-            let path = crate::client::write_profile(&profile, &server, &key)?;
+            let path = crate::client::write_profile(&profile, &server, &key, ca.as_deref())?;
             println!("saved profile {profile} ({server}) in {}", path.display());
             Ok(ExitCode::SUCCESS)
         }

@@ -75,6 +75,7 @@ pub async fn run(args: TablesArgs) -> anyhow::Result<ExitCode> {
         gateway,
         sylph_gateway::ConnectionLimits::default(),
         hosts,
+        None,
         shutdown_signal(),
     )
     .await;

@@ -21,6 +21,42 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::Gateway;
 
+/// TLS for a listener: a certificate chain and its private key, both PEM files.
+pub struct Tls(tokio_rustls::TlsAcceptor);
+
+impl Tls {
+    /// Read `cert` (the chain, leaf first) and `key`; an error names the file and what is wrong.
+    pub fn load(cert: &std::path::Path, key: &std::path::Path) -> Result<Tls, String> {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .and_then(|certs| certs.collect::<Result<_, _>>())
+            .map_err(|e| format!("{}: cannot read a PEM certificate chain: {e}", cert.display()))?;
+        if chain.is_empty() {
+            return Err(format!("{}: holds no certificate", cert.display()));
+        }
+        let private = PrivateKeyDer::from_pem_file(key)
+            .map_err(|e| format!("{}: cannot read a PEM private key: {e}", key.display()))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_single_cert(chain, private)
+            .map_err(|e| {
+                format!(
+                    "{} and {} do not make a usable certificate: {e}",
+                    cert.display(),
+                    key.display()
+                )
+            })?;
+        let mut config = config;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Tls(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+    }
+}
+
 /// What answers a connection's requests: one service's [`Gateway`] (`sylph dev`), or a server
 /// that routes each request to one of many.
 pub trait Handler: Send + Sync + 'static {
@@ -179,6 +215,7 @@ pub async fn serve<H: Handler>(
     gateway: Arc<H>,
     limits: ConnectionLimits,
     hosts: HostPolicy,
+    tls: Option<Arc<Tls>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let open = Arc::new(AtomicUsize::new(0));
@@ -212,8 +249,21 @@ pub async fn serve<H: Handler>(
         let gateway = gateway.clone();
         let hosts = hosts.clone();
         let limits = limits.clone();
+        let tls = tls.clone();
+        let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
-            serve_connection(gateway, stream, peer, &limits, Some(&hosts), None).await;
+            match tls {
+                None => serve_connection(gateway, stream, peer, &limits, Some(&hosts), None).await,
+                Some(tls) => {
+                    // The handshake is bounded like a request's headers: a client that
+                    // connects and says nothing holds a place under the cap no longer.
+                    match tokio::time::timeout(limits.header_timeout, tls.0.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_connection(gateway, stream, peer, &limits, Some(&hosts), None).await,
+                        Ok(Err(e)) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
+                        Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
+                    }
+                }
+            }
             drop(guard);
         });
     }
@@ -235,21 +285,21 @@ pub fn spawn_instance_connection(
     // The defaults read the open-file limit (a system call): once, not per connection.
     static LIMITS: std::sync::OnceLock<ConnectionLimits> = std::sync::OnceLock::new();
     let limits = LIMITS.get_or_init(ConnectionLimits::default);
+    let _ = stream.set_nodelay(true);
     tokio::spawn(async move {
         serve_connection(gateway, stream, peer, limits, None, access_key).await;
         drop(held);
     });
 }
 
-async fn serve_connection<H: Handler>(
+async fn serve_connection<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     gateway: Arc<H>,
-    stream: TcpStream,
+    stream: S,
     peer: SocketAddr,
     limits: &ConnectionLimits,
     hosts: Option<&Arc<HostPolicy>>,
     access_key: Option<Arc<str>>,
 ) {
-    let _ = stream.set_nodelay(true);
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Tracked {
         inner: stream,
@@ -365,12 +415,12 @@ impl Activity {
 }
 
 /// A socket that records when bytes last moved through it.
-struct Tracked {
-    inner: TcpStream,
+struct Tracked<S> {
+    inner: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Tracked {
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
@@ -381,7 +431,7 @@ impl AsyncRead for Tracked {
     }
 }
 
-impl AsyncWrite for Tracked {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write(cx, data);
         if matches!(res, Poll::Ready(Ok(n)) if n > 0) {

@@ -30,7 +30,7 @@ use sylph_tables::Tables;
 use sylph_telemetry::UtcTime;
 
 pub use apigw::{http_api_response, rest_response, MappedResponse};
-pub use conn::{raise_open_file_limit, serve, spawn_instance_connection, ConnectionLimits, Handler, HostPolicy};
+pub use conn::{raise_open_file_limit, serve, spawn_instance_connection, ConnectionLimits, Handler, HostPolicy, Tls};
 pub use routes::{Route, Router};
 
 /// Where Prometheus metrics are served (a prefix no API Gateway route can take).

@@ -66,6 +66,12 @@ pub struct ServerArgs {
     /// Log bytes kept per function (MB); the oldest half goes when it is reached.
     #[arg(long, default_value_t = 16)]
     log_retention_mb: u64,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Seconds to let requests in flight finish after SIGTERM before stopping.
     #[arg(long, default_value_t = 30)]
     drain_timeout: u64,
@@ -86,11 +92,18 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let tables = crate::dev::open_tables(&data.join("tables"), "us-east-1", false)?;
     tables.spawn_ttl_reaper();
 
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(
+            sylph_gateway::Tls::load(cert, key).map_err(|e| anyhow::anyhow!(e))?,
+        )),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = TcpListener::bind((args.host.as_str(), args.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
     let addr = listener.local_addr()?;
-    let listen_url = format!("http://{addr}");
+    let listen_url = format!("{scheme}://{addr}");
     let public_url = args.public_url.clone().unwrap_or_else(|| listen_url.clone());
     sylph_gateway::raise_open_file_limit();
     let logs = sylph_telemetry::logstore::LogStore::open(&data.join("logs"), args.log_retention_mb * 1024 * 1024)
@@ -106,8 +119,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         strict_iam: args.strict_iam,
         port: addr.port(),
         version: None,
+        // Functions that share the host's network (no namespaces) call the server itself.
         host_url: if addr.ip().is_unspecified() {
-            format!("http://127.0.0.1:{}", addr.port())
+            format!("{scheme}://127.0.0.1:{}", addr.port())
         } else {
             listen_url.clone()
         },
@@ -175,7 +189,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let front = Arc::new(front::Front {
         platform: platform.clone(),
     });
-    sylph_gateway::serve(listener, front, limits, hosts, crate::dev::shutdown_signal()).await;
+    sylph_gateway::serve(listener, front, limits, hosts, tls, crate::dev::shutdown_signal()).await;
     println!("shutting down: letting requests in flight finish");
     drain(&platform, Duration::from_secs(args.drain_timeout)).await;
     Ok(ExitCode::SUCCESS)

@@ -293,11 +293,16 @@ impl Server {
 
     /// A server on `data` (made by an earlier one, whose admin key is `key`).
     pub fn start(data: &Path, key: Option<&str>) -> Server {
+        Server::start_with(data, key, &[])
+    }
+
+    pub fn start_with(data: &Path, key: Option<&str>, args: &[&str]) -> Server {
         let mut child = sylph()
             .arg("server")
             .arg("--data-dir")
             .arg(data)
             .args(["--port", "0", "--prewarm", "1", "--drain-timeout", "10"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

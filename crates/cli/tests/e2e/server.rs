@@ -758,21 +758,37 @@ fn sigterm_drains_requests_in_flight_and_an_upload_cut_by_a_kill_leaves_nothing(
         "module.exports.slow = async () => { await new Promise((r) => setTimeout(r, 1500)); return { statusCode: 200, body: 'finished' }; };\n",
     )
     .unwrap();
-    let api = server.deploy(&key, &dir.join("serverless.yml"))["api_id"].as_str().unwrap().to_owned();
+    let api = server.deploy(&key, &dir.join("serverless.yml"))["api_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // A request is running when SIGTERM arrives: it finishes, with its answer.
     let (base, path) = (server.base.clone(), format!("/apis/{api}/slow"));
     let in_flight = std::thread::spawn(move || request(&base, "GET", &path, &[], b""));
     let line = "sylph_concurrent_executions{function=\"drain-dev-slow\"} 1";
     let start = std::time::Instant::now();
-    while !server.admin(&key, "GET", "/_sylph/metrics", b"").text().lines().any(|l| l == line) {
-        assert!(start.elapsed() < std::time::Duration::from_secs(30), "the request never started");
+    while !server
+        .admin(&key, "GET", "/_sylph/metrics", b"")
+        .text()
+        .lines()
+        .any(|l| l == line)
+    {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "the request never started"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let status = server.stop();
     assert!(status.success(), "{status:?}\n{}", server.output());
     let answer = in_flight.join().unwrap();
-    assert_eq!((answer.status, answer.text().as_str()), (200, "finished"), "{}", server.output());
+    assert_eq!(
+        (answer.status, answer.text().as_str()),
+        (200, "finished"),
+        "{}",
+        server.output()
+    );
 
     // An upload cut off by a kill -9 is not kept, and the deployed service is untouched.
     let mut server = Server::start(&server.data.clone(), Some(&key));
@@ -789,17 +805,174 @@ fn sigterm_drains_requests_in_flight_and_an_upload_cut_by_a_kill_leaves_nothing(
     let staged = server.data.join("uploads");
     let start = std::time::Instant::now();
     while std::fs::read_dir(&staged).unwrap().count() == 0 {
-        assert!(start.elapsed() < std::time::Duration::from_secs(10), "the upload never started");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "the upload never started"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     server.kill9();
     drop(upload);
     let server = Server::start(&server.data.clone(), Some(&key));
     assert_eq!(std::fs::read_dir(&staged).unwrap().count(), 0);
-    let missing = server.admin(&key, "POST", "/_sylph/admin/blobs/missing", format!(r#"{{"hashes":["{hash}"]}}"#).as_bytes());
+    let missing = server.admin(
+        &key,
+        "POST",
+        "/_sylph/admin/blobs/missing",
+        format!(r#"{{"hashes":["{hash}"]}}"#).as_bytes(),
+    );
     assert_eq!(missing.json()["hashes"][0], hash.as_str());
     let (ok, out, err) = server.cli(&key, &["info", "--json", "--name", "drain"]);
     assert!(ok, "{err}");
     assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["version"], 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn with_a_certificate_the_server_speaks_https_to_sylph_curl_and_the_aws_cli() {
+    let dir = temp("tls");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // A test CA, and a certificate for localhost and 127.0.0.1 that it signs.
+    let (ca, cert, key_file) = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,DNS:*.localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("openssl");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=sylph test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    let data = temp("tls-data");
+    let _ = std::fs::remove_dir_all(&data);
+    let server = Server::start_with(
+        &data,
+        None,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key_file.to_str().unwrap(),
+        ],
+    );
+    assert!(server.base.starts_with("https://127.0.0.1:"), "{}", server.base);
+    let key = server.admin_key.clone();
+    // sylph trusts the certificate only when told to.
+    let config = example("todo").join("serverless.yml");
+    let (ok, _, err) = server.cli(&key, &["deploy", "--config", config.to_str().unwrap()]);
+    assert!(!ok && err.contains("TLS with"), "{err}");
+    let (ok, out, err) = server.cli(
+        &key,
+        &[
+            "deploy",
+            "--json",
+            "--config",
+            config.to_str().unwrap(),
+            "--ca",
+            ca.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let api = serde_json::from_str::<serde_json::Value>(&out).unwrap()["api_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // curl, over HTTPS, by path.
+    let curl = Command::new("curl")
+        .args([
+            "-sS",
+            "--cacert",
+            ca.to_str().unwrap(),
+            "-X",
+            "POST",
+            "-d",
+            r#"{"text":"over TLS"}"#,
+        ])
+        .arg(format!("{}/apis/{api}/dev/todos", server.base))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&curl.stdout).contains("over TLS"), "{curl:?}");
+    // The aws CLI, signed, over HTTPS.
+    let (id, secret) = split_key(&key);
+    let scan = Command::new("aws")
+        .args([
+            "dynamodb",
+            "scan",
+            "--table-name",
+            "todo-dev",
+            "--region",
+            "us-east-1",
+            "--endpoint-url",
+            &server.base,
+        ])
+        .args(["--ca-bundle", ca.to_str().unwrap()])
+        .env("AWS_ACCESS_KEY_ID", id)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&scan.stdout).contains("over TLS"),
+        "{}",
+        String::from_utf8_lossy(&scan.stderr)
+    );
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    let plain = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5"])
+        .arg(server.base.replace("https://", "http://") + "/_sylph/health")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&plain.stdout), "000");
     let _ = std::fs::remove_dir_all(&dir);
 }
