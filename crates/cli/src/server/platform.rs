@@ -541,6 +541,9 @@ impl Platform {
             self.materialize(&version.files, &dir).await?;
             self.reconcile_tables(&service).await?;
             let fresh = self.run_version(version.clone(), &dir)?;
+            if let Some(current) = self.by_service(&service.name, &service.stage) {
+                self.warm_up_like(&fresh, &current.route()).await;
+            }
             let now = sylph_control::now_secs();
             let record = match &existing {
                 Some(r) => ServiceRecord {
@@ -575,11 +578,54 @@ impl Platform {
         match result {
             Ok((record, running)) => {
                 self.install(record.clone(), running);
+                self.settle(&record);
                 Ok(self.info_of(&record.name, &record.stage).expect("just installed"))
             }
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
                 Err(e)
+            }
+        }
+    }
+
+    /// Have `fresh` ready to take over from `serving` without a burst of cold starts: as many
+    /// pre-started runtimes per language as `serving` has instances (at most 8), started at
+    /// normal priority. Waits for them at most [`WARM_UP_LIMIT`]; the switch happens either way.
+    async fn warm_up_like(&self, fresh: &Running, serving: &Running) {
+        let mut want: HashMap<sylph_runtime::Family, usize> = HashMap::new();
+        for (f, _, reading) in serving.hosted.pool.function_metrics() {
+            let family = match f.runtime {
+                sylph_model::Runtime::Node(_) => sylph_runtime::Family::Node,
+                sylph_model::Runtime::Python(_) => sylph_runtime::Family::Python,
+                sylph_model::Runtime::Provided(_) => continue,
+            };
+            let instances = reading.concurrent.max(0) as usize + serving.hosted.pool.idle_instances(&f.name);
+            *want.entry(family).or_default() += instances;
+        }
+        want.retain(|_, n| *n > self.settings.prewarm);
+        if want.is_empty() || self.settings.prewarm == 0 {
+            return;
+        }
+        for (family, n) in &want {
+            fresh.hosted.runtime.warm_up(*family, *n);
+        }
+        let deadline = tokio::time::Instant::now() + WARM_UP_LIMIT;
+        while tokio::time::Instant::now() < deadline
+            && want
+                .iter()
+                .any(|(family, n)| fresh.hosted.runtime.preloaded(*family) < (*n).min(8))
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// After a switch: the serving version's pre-started runtimes go back to the usual pool.
+    fn settle(&self, record: &ServiceRecord) {
+        if let Some(live) = self.by_service(&record.name, &record.stage) {
+            for running in live.versions.values() {
+                for family in [sylph_runtime::Family::Node, sylph_runtime::Family::Python] {
+                    running.hosted.runtime.settle(family, self.settings.prewarm);
+                }
             }
         }
     }
@@ -984,6 +1030,9 @@ fn sylph_control_random_id() -> String {
         .collect()
 }
 
+/// The longest a deploy waits for the new version's runtimes to be ready before switching.
+const WARM_UP_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How many metric samples are kept per function (every [`SAMPLE_EVERY`]: six hours).
 const HISTORY_SAMPLES: usize = 6 * 360;
 /// How often every function's counters are sampled for `sylph metrics`.
@@ -1167,5 +1216,75 @@ impl sylph_gateway::TableGuard for DeployerTables {
                 self.service
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn platform(dir: &Path) -> Arc<Platform> {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).unwrap();
+        let store = sylph_control::store::RedbStore::open(&dir.join("control.redb")).unwrap();
+        let blobs = sylph_control::blobs::FsBlobs::open(&dir.join("blobs"), &dir.join("uploads")).unwrap();
+        let master = MasterKey::load_or_create(&dir.join("master.key")).unwrap();
+        let tables = sylph_tables::Tables::open(&dir.join("tables"), "us-east-1").unwrap();
+        let logs = sylph_telemetry::logstore::LogStore::open(&dir.join("logs"), 1 << 20).unwrap();
+        let settings = HostSettings {
+            keep_warm: std::time::Duration::from_secs(1),
+            concurrency: 2,
+            queue_timeout: std::time::Duration::from_secs(1),
+            prewarm: 0,
+            unsandboxed: true,
+            host_network: false,
+            no_iam: false,
+            strict_iam: false,
+            port: 1,
+            host_url: "http://127.0.0.1:1".into(),
+            version: None,
+        };
+        Platform::new(
+            dir.to_owned(),
+            Arc::new(store),
+            Arc::new(blobs),
+            master,
+            tables,
+            settings,
+            Arc::new(logs),
+            false,
+            "localhost".into(),
+            "http://127.0.0.1:1".into(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_second_operation_on_a_service_is_refused_while_one_runs() {
+        let p = platform(&std::env::temp_dir().join(format!("sylph-claim-{}", std::process::id())));
+        let first = p.claim("todo", "dev").unwrap();
+        let second = p.claim("todo", "dev").err().expect("refused while the first runs");
+        assert_eq!(second.status, 409);
+        assert!(second.message.contains("under way"), "{}", second.message);
+        // Another stage, or another service, is independent.
+        assert!(p.claim("todo", "prod").is_ok());
+        assert!(p.claim("shop", "dev").is_ok());
+        drop(first);
+        assert!(p.claim("todo", "dev").is_ok());
+    }
+
+    #[test]
+    fn keys_verify_only_with_their_secret_and_stop_when_revoked() {
+        let p = platform(&std::env::temp_dir().join(format!("sylph-keys-{}", std::process::id())));
+        let (admin_id, admin_secret) = p.ensure_admin_key().unwrap().expect("made on first start");
+        assert!(p.ensure_admin_key().unwrap().is_none(), "only once");
+        let admin = p.key_for_token(&format!("{admin_id}:{admin_secret}")).expect("valid");
+        assert!(p.key_for_token(&format!("{admin_id}:{}", "x".repeat(40))).is_none());
+        let (team, secret) = p.create_key("team", vec!["todo".into()], false).unwrap();
+        assert!(p.key_for_token(&format!("{}:{secret}", team.id)).is_some());
+        assert!(p.revoke_key(&admin.id, &admin).is_err(), "a key cannot revoke itself");
+        p.revoke_key(&team.id, &admin).unwrap();
+        assert!(p.key_for_token(&format!("{}:{secret}", team.id)).is_none());
+        assert!(p.key_for_signature(&team.id).is_none());
     }
 }

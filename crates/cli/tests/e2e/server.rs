@@ -674,7 +674,7 @@ provider:
     role:
       statements:
         - Effect: Allow
-          Action: dynamodb:PutItem
+          Action: [dynamodb:PutItem, dynamodb:GetItem]
           Resource: !GetAtt Items.Arn
 functions:
   slow:
@@ -697,25 +697,20 @@ resources:
     .unwrap();
     std::fs::write(
         dir.join("p.py"),
-        "import os, time\nimport boto3\n\ndef slow(event, context):\n    time.sleep(event['sleep'])\n    boto3.client('dynamodb').put_item(TableName=os.environ['TABLE'], Item={'id': {'S': event['id']}})\n    return {'ok': True}\n",
+        "import os, time\nimport boto3\n\n# Waits until the test says go (an item `go` in the table), then records its event.\ndef slow(event, context):\n    db = boto3.client('dynamodb')\n    while 'Item' not in db.get_item(TableName=os.environ['TABLE'], Key={'id': {'S': 'go'}}):\n        time.sleep(0.1)\n    db.put_item(TableName=os.environ['TABLE'], Item={'id': {'S': event['id']}})\n    return {'ok': True}\n",
     )
     .unwrap();
     server.deploy(&key, &dir.join("serverless.yml"));
-    // Accepted (202) while they take long enough that the kill finds them unfinished.
+    // Accepted (202); they cannot finish before the test says go, after the kill.
     // Sent through the Invoke API by boto3, in one process so that they are all accepted
     // well before the first has run.
     let (id, secret) = split_key(&key);
-    let script = "import sys, json, boto3\nc = boto3.client('lambda', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3])\nfor i in range(4):\n    r = c.invoke(FunctionName='later-dev-slow', InvocationType='Event', Payload=json.dumps({'id': 'event-%d' % i, 'sleep': 3}))\n    assert r['StatusCode'] == 202, r\n";
+    let script = "import sys, json, boto3\nc = boto3.client('lambda', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3])\nfor i in range(4):\n    r = c.invoke(FunctionName='later-dev-slow', InvocationType='Event', Payload=json.dumps({'id': 'event-%d' % i}))\n    assert r['StatusCode'] == 202, r\n";
     let sent = Command::new("python3")
         .args(["-c", script, &server.base, &id, &secret])
         .output()
         .unwrap();
     assert!(sent.status.success(), "{}", String::from_utf8_lossy(&sent.stderr));
-    let (ok, out, _) = aws(&server, &key, &["dynamodb", "scan", "--table-name", "later-items"]);
-    assert!(
-        ok && out.contains("\"Count\": 0"),
-        "the events ran too soon for this test: {out}"
-    );
     let data = server.data.clone();
     server.kill9();
     let server = Server::start(&data, Some(&key));
@@ -724,11 +719,25 @@ resources:
         "{}",
         server.output()
     );
+    let (ok, _, err) = aws(
+        &server,
+        &key,
+        &[
+            "dynamodb",
+            "put-item",
+            "--table-name",
+            "later-items",
+            "--item",
+            r#"{"id":{"S":"go"}}"#,
+        ],
+    );
+    assert!(ok, "{err}");
     let start = std::time::Instant::now();
     loop {
         let (ok, out, err) = aws(&server, &key, &["dynamodb", "scan", "--table-name", "later-items"]);
         assert!(ok, "{err}");
-        if out.contains("\"Count\": 4") {
+        // `go` and the four events.
+        if out.contains("\"Count\": 5") {
             break;
         }
         assert!(

@@ -56,6 +56,9 @@ pub(super) struct WarmPool {
     /// Recent demand: cold starts per language, to size the pool for bursts.
     demand: HashMap<Family, Demand>,
     last_used: Option<Instant>,
+    /// Start them at normal priority, not nice 19: a new version warming up before it takes
+    /// over a service's traffic (see [`ProcessRuntime::warm_up`]).
+    foreground: bool,
 }
 
 /// The largest burst of cold starts of one language seen lately, so that the pool is refilled
@@ -133,6 +136,38 @@ impl ProcessRuntime {
                 drop(expired);
             }
         });
+    }
+
+    /// Have `count` runtimes of `family` ready now, started at normal priority (a version
+    /// about to take over traffic, which would otherwise meet it with a burst of cold starts).
+    /// [`ProcessRuntime::settle`] goes back to the usual pool.
+    pub fn warm_up(&self, family: Family, count: usize) {
+        {
+            let mut w = self.inner.warm.lock().unwrap_or_else(|e| e.into_inner());
+            w.target.insert(family, count.min(MAX_STANDBY));
+            w.foreground = true;
+            w.last_used = Some(Instant::now());
+        }
+        Inner::replenish(&self.inner, family);
+    }
+
+    /// Back to `count` pre-started runtimes of `family`, loaded in the background.
+    pub fn settle(&self, family: Family, count: usize) {
+        let mut w = self.inner.warm.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(target) = w.target.get_mut(&family) {
+            *target = count;
+        }
+        w.foreground = false;
+    }
+
+    /// Pre-started runtimes of `family` that have finished loading.
+    pub fn preloaded(&self, family: Family) -> usize {
+        let w = self.inner.warm.lock().unwrap_or_else(|e| e.into_inner());
+        w.ready.get(&family).map_or(0, |list| {
+            list.iter()
+                .filter(|s| s.channel.as_ref().is_some_and(preloaded))
+                .count()
+        })
     }
 
     /// Stop every pre-started runtime and start no more (a retired version of a service).
@@ -253,12 +288,13 @@ impl Inner {
             let have = w.ready.get(&family).map_or(0, Vec::len) + w.starting.get(&family).copied().unwrap_or(0);
             let missing = target.saturating_sub(have);
             *w.starting.entry(family).or_default() += missing;
-            missing
+            (missing, !w.foreground)
         };
+        let (missing, background) = missing;
         for _ in 0..missing {
             let inner = this.clone();
             tokio::spawn(async move {
-                let started = inner.spawn_generic(family).await;
+                let started = inner.spawn_generic(family, background).await;
                 let mut w = inner.warm.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(n) = w.starting.get_mut(&family) {
                     *n = n.saturating_sub(1);
@@ -273,7 +309,7 @@ impl Inner {
 
     /// A runtime process that preloads what every function of its language loads, then waits
     /// to be told which function it is.
-    async fn spawn_generic(&self, family: Family) -> Result<Spawned, StartError> {
+    async fn spawn_generic(&self, family: Family, background: bool) -> Result<Spawned, StartError> {
         let (net, _, api_addr) = self.network(false).await?;
         let (program, args) = self.family_command(family);
         let env = self.generic_environment(family, api_addr);
@@ -291,7 +327,7 @@ impl Inner {
             memory_mb: 10240,
             tmp_mb: crate::sandbox::TMP_MB,
             visible: &visible,
-            background: true,
+            background,
         })
         .await
     }
