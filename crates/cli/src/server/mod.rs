@@ -178,8 +178,17 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     );
     println!("listening on {listen_url}");
 
+    // The names clients use: every API under the domain, the domain itself, and the host of
+    // --public-url (where `sylph` reaches the admin API).
     let mut names = args.allow_hosts.clone();
     names.push(format!("*.{}", args.domain));
+    names.push(args.domain.clone());
+    if let Some(host) = public_url
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', ':']).next().unwrap_or(rest))
+    {
+        names.push(host.to_owned());
+    }
     let hosts = sylph_gateway::HostPolicy::new(addr.ip(), &names);
     let defaults = sylph_gateway::ConnectionLimits::default();
     let limits = sylph_gateway::ConnectionLimits {
