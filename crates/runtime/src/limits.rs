@@ -177,11 +177,7 @@ impl Cgroups {
                 let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+pids");
             }
         }
-        let probe = Cgroups {
-            controller,
-            mode,
-            parent,
-        };
+        let probe = Cgroups::holding(controller, mode, parent);
         let group = probe.create(128).ok()?;
         drop(group);
         Some(probe)
@@ -429,10 +425,47 @@ impl Cgroups {
     }
 }
 
+/// How many `Cgroups` of this process use each parent folder. `sylph server` runs a process
+/// runtime per service version, all in one `sylph-<pid>` folder: only the last one to go may
+/// sweep it and remove it, or a retired version would pull the folder from under the ones
+/// still serving.
+static PARENT_USERS: std::sync::Mutex<Vec<(PathBuf, usize)>> = std::sync::Mutex::new(Vec::new());
+
+impl Cgroups {
+    fn holding(controller: Controller, mode: Mode, parent: PathBuf) -> Cgroups {
+        let mut users = PARENT_USERS.lock().unwrap_or_else(|e| e.into_inner());
+        match users.iter_mut().find(|(p, _)| *p == parent) {
+            Some((_, n)) => *n += 1,
+            None => users.push((parent.clone(), 1)),
+        }
+        Cgroups {
+            controller,
+            mode,
+            parent,
+        }
+    }
+}
+
 impl Drop for Cgroups {
     fn drop(&mut self) {
-        self.sweep();
-        let _ = std::fs::remove_dir(&self.parent);
+        let last = {
+            let mut users = PARENT_USERS.lock().unwrap_or_else(|e| e.into_inner());
+            match users.iter().position(|(p, _)| *p == self.parent) {
+                Some(i) if users[i].1 > 1 => {
+                    users[i].1 -= 1;
+                    false
+                }
+                Some(i) => {
+                    users.swap_remove(i);
+                    true
+                }
+                None => true,
+            }
+        };
+        if last {
+            self.sweep();
+            let _ = std::fs::remove_dir(&self.parent);
+        }
     }
 }
 
