@@ -18,6 +18,10 @@ use http_body_util::Full;
 
 use crate::{load, print_comparison, MakeRequest, Row};
 
+/// How long the load runs while three versions are deployed (each deploy under load waits
+/// for the new version to warm up, about 2.5 s here).
+const UNDER_LOAD: Duration = Duration::from_secs(15);
+
 pub struct Options {
     sylph: PathBuf,
     repo: PathBuf,
@@ -55,11 +59,12 @@ struct Platform {
     key: String,
 }
 
-fn start_server(o: &Options, data: &Path) -> anyhow::Result<Platform> {
+fn start_server(o: &Options, data: &Path, extra: &[&str]) -> anyhow::Result<Platform> {
     use std::os::unix::process::CommandExt as _;
     let mut child = Command::new(&o.sylph)
         .args(["server", "--quiet", "--port", "0", "--data-dir"])
         .arg(data)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .process_group(0)
@@ -68,7 +73,8 @@ fn start_server(o: &Options, data: &Path) -> anyhow::Result<Platform> {
     let stdout = child.stdout.take().context("stdout")?;
     let mut key = None;
     let mut base = None;
-    for line in std::io::BufReader::new(stdout).lines() {
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
         let line = line?;
         if let Some(k) = line.split_whitespace().skip_while(|w| *w != "--key").nth(1) {
             key = Some(k.to_owned());
@@ -78,6 +84,8 @@ fn start_server(o: &Options, data: &Path) -> anyhow::Result<Platform> {
             break;
         }
     }
+    // Keep reading what it prints (each deploy's timings), so its output never blocks.
+    std::thread::spawn(move || lines.for_each(drop));
     let base = base.context("the server did not start")?;
     let addr: SocketAddr = base.trim_start_matches("http://").parse()?;
     Ok(Platform {
@@ -153,6 +161,42 @@ async fn seed(addr: SocketAddr, prefix: &str, n: usize) -> anyhow::Result<Vec<St
     Ok(ids)
 }
 
+/// Warm the service up at `o.clients`, then load it for [`UNDER_LOAD`] while deploying three
+/// new versions; the load's result and each deploy's wall time.
+async fn deploys_under_load(
+    o: &Options,
+    p: &Platform,
+    service: &Path,
+    prefix: &str,
+) -> anyhow::Result<(crate::LoadResult, Vec<Duration>)> {
+    let ids = Arc::new(seed(p.addr, prefix, 20).await?);
+    let make = get_todo(p.addr, Arc::from(prefix), ids);
+    load(p.addr, make.clone(), o.clients, Duration::from_secs(3)).await?;
+    let (o_sylph, base, key, dir) = (o.sylph.clone(), p.base.clone(), p.key.clone(), service.to_owned());
+    let deploys = std::thread::spawn(move || -> anyhow::Result<Vec<Duration>> {
+        let mut took = Vec::new();
+        for n in 1..=3 {
+            std::thread::sleep(Duration::from_millis(1500));
+            touch_list(&dir, 100 + n)?;
+            let started = Instant::now();
+            let out = Command::new(&o_sylph)
+                .args(["deploy", "--json", "--server", &base, "--key", &key])
+                .current_dir(&dir)
+                .output()?;
+            if !out.status.success() {
+                bail!("deploy under load failed: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            took.push(started.elapsed());
+        }
+        Ok(took)
+    });
+    let result = load(p.addr, make, o.clients, UNDER_LOAD).await?;
+    let took = deploys
+        .join()
+        .map_err(|_| anyhow::anyhow!("deploy thread panicked"))??;
+    Ok((result, took))
+}
+
 async fn throughput(
     name: &'static str,
     addr: SocketAddr,
@@ -190,7 +234,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&work);
     let service = work.join("todo");
     crate::todo::copy_dir(&o.repo.join("examples/todo"), &service)?;
-    let platform = start_server(&o, &work.join("data"))?;
+    let platform = start_server(&o, &work.join("data"), &[])?;
 
     // Deploy times: the first deploy uploads everything; after a one-file change, one file.
     let (first, api) = deploy(&o, &platform, &service)?;
@@ -199,41 +243,15 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     let (unchanged, _) = deploy(&o, &platform, &service)?;
     let prefix = format!("/apis/{api}");
 
-    // A load while three new versions are deployed: every failed request is counted.
-    let ids = Arc::new(seed(platform.addr, &prefix, 20).await?);
-    let (o_sylph, base, key, dir) = (
-        o.sylph.clone(),
-        platform.base.clone(),
-        platform.key.clone(),
-        service.clone(),
-    );
-    let deploys = std::thread::spawn(move || -> anyhow::Result<Vec<Duration>> {
-        let mut took = Vec::new();
-        for n in 1..=3 {
-            std::thread::sleep(Duration::from_secs(2));
-            touch_list(&dir, n)?;
-            let started = Instant::now();
-            let out = Command::new(&o_sylph)
-                .args(["deploy", "--json", "--server", &base, "--key", &key])
-                .current_dir(&dir)
-                .output()?;
-            if !out.status.success() {
-                bail!("deploy under load failed: {}", String::from_utf8_lossy(&out.stderr));
-            }
-            took.push(started.elapsed());
-        }
-        Ok(took)
-    });
-    let under = load(
-        platform.addr,
-        get_todo(platform.addr, Arc::from(prefix.as_str()), ids),
-        o.clients,
-        Duration::from_secs(9),
-    )
-    .await?;
-    let under_load_deploys = deploys
-        .join()
-        .map_err(|_| anyhow::anyhow!("deploy thread panicked"))??;
+    // A load while three new versions are deployed, with the new version warmed up before
+    // each switch (the default) and without: every failed request is counted.
+    let warmed = deploys_under_load(&o, &platform, &service, &prefix).await?;
+    let cold_platform = start_server(&o, &work.join("data-no-warm-up"), &["--no-warm-up"])?;
+    let cold_service = work.join("todo-cold");
+    crate::todo::copy_dir(&o.repo.join("examples/todo"), &cold_service)?;
+    let (_, cold_api) = deploy(&o, &cold_platform, &cold_service)?;
+    let cold = deploys_under_load(&o, &cold_platform, &cold_service, &format!("/apis/{cold_api}")).await?;
+    drop(cold_platform);
 
     // Requests/s through the server, then `sylph dev` on the same service.
     let mut rows = Vec::new();
@@ -285,16 +303,37 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         "| nothing changed (0 files uploaded) | {:.0} ms |",
         unchanged.as_secs_f64() * 1000.0
     );
-    for (i, d) in under_load_deploys.iter().enumerate() {
-        println!("| under load, #{} | {:.0} ms |", i + 1, d.as_secs_f64() * 1000.0);
+    for (label, (_, took)) in [("warmed up", &warmed), ("no warm-up", &cold)] {
+        for (i, d) in took.iter().enumerate() {
+            println!(
+                "| under load, {label}, #{} | {:.0} ms |",
+                i + 1,
+                d.as_secs_f64() * 1000.0
+            );
+        }
     }
     println!();
     println!(
-        "Deploy under load: {} GET requests at {} clients over 9 s while 3 versions were deployed: **{} failed**.",
-        under.requests(),
+        "Deploy under load: GET at {} clients for {} s (after the instances are warm) while 3 versions are deployed:",
         o.clients,
-        under.errors
+        UNDER_LOAD.as_secs()
     );
+    println!();
+    println!("| switch | requests | failed | p50 ms | p99 ms | max ms |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (label, (r, _)) in [
+        ("new version warmed up first (default)", &warmed),
+        ("no warm-up (--no-warm-up)", &cold),
+    ] {
+        println!(
+            "| {label} | {} | **{}** | {:.1} | {:.1} | {:.1} |",
+            r.requests(),
+            r.errors,
+            r.percentile_ms(0.5),
+            r.percentile_ms(0.99),
+            r.percentile_ms(1.0)
+        );
+    }
     println!();
     print_comparison("case", "sylph dev", &rows);
     let _ = std::fs::remove_dir_all(&work);

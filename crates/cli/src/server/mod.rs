@@ -72,6 +72,10 @@ pub struct ServerArgs {
     /// The certificate's private key (PEM).
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Switch to a new version without first starting as many runtimes as the serving one
+    /// has instances (it then meets its traffic with cold starts): for measurements only.
+    #[arg(long)]
+    no_warm_up: bool,
     /// Seconds to let requests in flight finish after SIGTERM before stopping.
     #[arg(long, default_value_t = 30)]
     drain_timeout: u64,
@@ -140,6 +144,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         public_url.clone(),
     )
     .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    if args.no_warm_up {
+        platform.warm_up.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
     if let Some((id, secret)) = platform
         .ensure_admin_key()
         .map_err(|e| anyhow::anyhow!("{}", e.message))?

@@ -15,6 +15,15 @@ use sylph_model::Service;
 
 use crate::host::{HostSettings, Hosted};
 
+/// A line for the operator on standard output. Never panics: a server whose output was closed
+/// (a pipe whose reader went away) must keep serving, where `println!` would panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 /// A refusal of an admin operation: an HTTP status and a message naming what was wrong.
 #[derive(Debug)]
 pub struct ApiError {
@@ -165,6 +174,8 @@ pub struct Platform {
     busy: Mutex<HashSet<String>>,
     /// Set once every deployed service has been loaded at start.
     pub ready: std::sync::atomic::AtomicBool,
+    /// Warm a new version up before switching to it (off only for measurements).
+    pub warm_up: std::sync::atomic::AtomicBool,
 }
 
 /// Holds a service's operation slot; freed when dropped.
@@ -217,6 +228,7 @@ impl Platform {
             state: RwLock::new(state),
             busy: Mutex::new(HashSet::new()),
             ready: std::sync::atomic::AtomicBool::new(false),
+            warm_up: std::sync::atomic::AtomicBool::new(true),
         }))
     }
 
@@ -353,7 +365,7 @@ impl Platform {
         let records = match self.store.services() {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("error: cannot read the deployed services: {e}");
+                say!("error: cannot read the deployed services: {e}");
                 return;
             }
         };
@@ -362,9 +374,9 @@ impl Platform {
             match self.assemble(&record, None).await {
                 Ok(versions) => {
                     self.install(record, versions);
-                    println!("serving {what}");
+                    say!("serving {what}");
                 }
-                Err(e) => eprintln!("error: cannot start {what}: {}", e.message),
+                Err(e) => say!("error: cannot start {what}: {}", e.message),
             }
         }
         self.ready.store(true, std::sync::atomic::Ordering::Release);
@@ -485,7 +497,7 @@ impl Platform {
                 state.tables.insert(t.name.clone(), record.name.clone());
             }
         }
-        state.services.insert(
+        let retired = state.services.insert(
             api,
             Arc::new(Live {
                 record,
@@ -493,6 +505,10 @@ impl Platform {
                 routed: std::sync::atomic::AtomicU64::new(0),
             }),
         );
+        // A retired version may be stopped right here (its last reference): never while every
+        // request's lookup waits on this lock.
+        drop(state);
+        drop(retired);
     }
 
     fn claim(&self, name: &str, stage: &str) -> Result<Busy<'_>, ApiError> {
@@ -537,13 +553,25 @@ impl Platform {
             created: sylph_control::now_secs(),
         };
         // Every step before `publish` can fail without a trace in what is served.
+        let started = std::time::Instant::now();
+        let mut phases: Vec<(&str, std::time::Duration)> = Vec::new();
+        let mut mark = |name: &'static str, since: &mut std::time::Instant| {
+            phases.push((name, since.elapsed()));
+            *since = std::time::Instant::now();
+        };
         let result = async {
+            let mut t = std::time::Instant::now();
             self.materialize(&version.files, &dir).await?;
+            mark("code", &mut t);
             self.reconcile_tables(&service).await?;
+            mark("tables", &mut t);
             let fresh = self.run_version(version.clone(), &dir)?;
-            if let Some(current) = self.by_service(&service.name, &service.stage) {
+            mark("start", &mut t);
+            let warm_up = self.warm_up.load(std::sync::atomic::Ordering::Relaxed);
+            if let Some(current) = self.by_service(&service.name, &service.stage).filter(|_| warm_up) {
                 self.warm_up_like(&fresh, &current.route()).await;
             }
+            mark("warm-up", &mut t);
             let now = sylph_control::now_secs();
             let record = match &existing {
                 Some(r) => ServiceRecord {
@@ -572,6 +600,7 @@ impl Platform {
                 .await
                 .map_err(ApiError::internal)?
                 .map_err(ApiError::internal)?;
+            mark("record", &mut t);
             Ok::<_, ApiError>((record, running))
         }
         .await;
@@ -579,6 +608,18 @@ impl Platform {
             Ok((record, running)) => {
                 self.install(record.clone(), running);
                 self.settle(&record);
+                let took: Vec<String> = phases
+                    .iter()
+                    .map(|(name, d)| format!("{name} {} ms", d.as_millis()))
+                    .collect();
+                say!(
+                    "deployed {} (stage {}) version {number} in {} ms ({}), by key {}",
+                    record.name,
+                    record.stage,
+                    started.elapsed().as_millis(),
+                    took.join(", "),
+                    key.id
+                );
                 Ok(self.info_of(&record.name, &record.stage).expect("just installed"))
             }
             Err(e) => {
@@ -726,7 +767,7 @@ impl Platform {
                 .await
                 .map_err(|e| ApiError::bad(format!("resources.Resources.{}: {}", t.logical_id, e.message)))?;
             if let sylph_tables::provision::Reconciled::Updated { added, removed } = outcome {
-                println!(
+                say!(
                     "table {}: indexes added [{}], removed [{}]",
                     t.name,
                     added.join(", "),
@@ -1134,7 +1175,7 @@ impl Platform {
     /// Run every event accepted before the last stop that had not run to its end.
     pub fn resume_events(self: &Arc<Self>) -> usize {
         let pending = self.store.pending_events().unwrap_or_else(|e| {
-            eprintln!("error: cannot read the queued events: {e}");
+            say!("error: cannot read the queued events: {e}");
             Vec::new()
         });
         let n = pending.len();
