@@ -157,7 +157,29 @@ impl Front {
                 );
             }
         }
-        sylph_gateway::table_api(&self.platform.tables, op, &body).await
+        let answer = sylph_gateway::table_api(&self.platform.tables, op, &body).await;
+        if op == "ListTables" && !matches!(key.scope, sylph_control::keys::Scope::All) {
+            return self.only_usable_tables(&key, answer).await;
+        }
+        answer
+    }
+
+    /// A ListTables answer naming only the tables `key` may use: other teams' table names
+    /// are not its business.
+    async fn only_usable_tables(&self, key: &Key, answer: Response<Body>) -> Response<Body> {
+        use http_body_util::BodyExt as _;
+        let (parts, body) = answer.into_parts();
+        let Ok(collected) = body.collect().await;
+        let bytes = collected.to_bytes();
+        let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+            return Response::from_parts(parts, Full::new(bytes));
+        };
+        if let Some(names) = json.get_mut("TableNames").and_then(serde_json::Value::as_array_mut) {
+            names.retain(|n| n.as_str().is_some_and(|t| self.platform.key_may_use_table(key, t)));
+        }
+        let mut parts = parts;
+        parts.headers.remove(hyper::header::CONTENT_LENGTH);
+        Response::from_parts(parts, Full::new(Bytes::from(json.to_string())))
     }
 
     /// An Invoke API call: signed by a key allowed for the function's service.

@@ -150,6 +150,24 @@ struct State {
     /// Table name → the service (name) that declares it.
     tables: HashMap<String, String>,
     keys: HashMap<String, Key>,
+    /// Function and table names a deploy under way is about to take (`function:…`,
+    /// `table:…` → the service), so that two services deployed at once cannot both take one.
+    claimed_names: HashMap<String, String>,
+}
+
+/// Names a deploy has claimed; released when it ends (it has installed them by then, or failed).
+struct NameClaim<'a> {
+    platform: &'a Platform,
+    names: Vec<String>,
+}
+
+impl Drop for NameClaim<'_> {
+    fn drop(&mut self) {
+        let mut state = self.platform.write();
+        for n in &self.names {
+            state.claimed_names.remove(n);
+        }
+    }
 }
 
 pub struct Platform {
@@ -541,7 +559,7 @@ impl Platform {
             .store
             .service(&service.name, &service.stage)
             .map_err(ApiError::internal)?;
-        self.check_names_free(&service, existing.as_ref())?;
+        let _names = self.claim_names(&service, existing.as_ref())?;
 
         let number = existing.as_ref().map_or(1, |r| r.latest + 1);
         let dir = self.code_dir(&service.name, &service.stage, number);
@@ -722,41 +740,64 @@ impl Platform {
     }
 
     /// Function names and tables are one namespace across the server, as in one AWS account.
-    fn check_names_free(&self, service: &Service, existing: Option<&ServiceRecord>) -> Result<(), ApiError> {
-        let state = self.read();
+    /// Function and table names are one namespace across the server, as in one AWS account:
+    /// refuse names another service has or is deploying right now, and claim ours until the
+    /// deploy ends.
+    fn claim_names(&self, service: &Service, existing: Option<&ServiceRecord>) -> Result<NameClaim<'_>, ApiError> {
+        let mut state = self.write();
         let own_api = existing.map(|r| r.api_id.as_str());
         for f in &service.functions {
-            if let Some(api) = state.functions.get(&f.name) {
-                if Some(api.as_str()) != own_api {
-                    let other = state
+            let other = match state.functions.get(&f.name) {
+                Some(api) if Some(api.as_str()) != own_api => Some(
+                    state
                         .services
                         .get(api)
                         .map(|l| l.record.name.clone())
-                        .unwrap_or_default();
-                    return Err(ApiError::new(
-                        409,
-                        format!(
-                            "functions.{}: a function named {} already belongs to service {other}",
-                            f.key, f.name
-                        ),
-                    ));
-                }
+                        .unwrap_or_default(),
+                ),
+                _ => state
+                    .claimed_names
+                    .get(&format!("function:{}", f.name))
+                    .filter(|owner| **owner != service.name)
+                    .cloned(),
+            };
+            if let Some(other) = other {
+                return Err(ApiError::new(
+                    409,
+                    format!(
+                        "functions.{}: a function named {} already belongs to service {other}",
+                        f.key, f.name
+                    ),
+                ));
             }
         }
         for t in &service.tables {
-            if let Some(owner) = state.tables.get(&t.name) {
-                if owner != &service.name {
-                    return Err(ApiError::new(
-                        409,
-                        format!(
-                            "resources.Resources.{}: table {} already belongs to service {owner}",
-                            t.logical_id, t.name
-                        ),
-                    ));
-                }
+            let owner = state
+                .tables
+                .get(&t.name)
+                .or_else(|| state.claimed_names.get(&format!("table:{}", t.name)))
+                .filter(|owner| **owner != service.name);
+            if let Some(owner) = owner {
+                return Err(ApiError::new(
+                    409,
+                    format!(
+                        "resources.Resources.{}: table {} already belongs to service {owner}",
+                        t.logical_id, t.name
+                    ),
+                ));
             }
         }
-        Ok(())
+        let names: Vec<String> = service
+            .functions
+            .iter()
+            .map(|f| format!("function:{}", f.name))
+            .chain(service.tables.iter().map(|t| format!("table:{}", t.name)))
+            .filter(|n| !state.claimed_names.contains_key(n))
+            .collect();
+        for n in &names {
+            state.claimed_names.insert(n.clone(), service.name.clone());
+        }
+        Ok(NameClaim { platform: self, names })
     }
 
     async fn reconcile_tables(&self, service: &Service) -> Result<(), ApiError> {
@@ -1312,6 +1353,48 @@ mod tests {
         assert!(p.claim("shop", "dev").is_ok());
         drop(first);
         assert!(p.claim("todo", "dev").is_ok());
+    }
+
+    /// A service with one function named `function` and one table named `table`.
+    fn service(name: &str, function: &str, table: &str) -> Service {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "stage": "dev", "region": "us-east-1", "root": "/nowhere",
+            "functions": [{
+                "key": "f", "name": function, "handler": "h.f", "runtime": {"Node": "nodejs20.x"},
+                "memory_mb": 128, "ephemeral_mb": 512, "timeout": {"secs": 3, "nanos": 0},
+                "environment": {}, "reserved_concurrency": null, "events": [], "artifact": null, "role": null
+            }],
+            "http_api_cors": null, "resources": null, "custom": null, "package_patterns": [],
+            "tables": [{"logical_id": "T", "name": table, "properties": {}}]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn two_services_deployed_at_once_cannot_both_take_a_name() {
+        let p = platform(&std::env::temp_dir().join(format!("sylph-names-{}", std::process::id())));
+        let alpha = p
+            .claim_names(&service("alpha", "shared-fn", "alpha-items"), None)
+            .unwrap();
+        let err = p
+            .claim_names(&service("beta", "shared-fn", "beta-items"), None)
+            .err()
+            .expect("the function name is being taken");
+        assert_eq!(err.status, 409);
+        assert!(err.message.contains("belongs to service alpha"), "{}", err.message);
+        let err = p
+            .claim_names(&service("beta", "beta-fn", "alpha-items"), None)
+            .err()
+            .expect("the table name is being taken");
+        assert!(err.message.contains("table alpha-items"), "{}", err.message);
+        // The same service deploying again (another stage, a retry) is not refused by itself.
+        assert!(p
+            .claim_names(&service("alpha", "shared-fn", "alpha-items"), None)
+            .is_ok());
+        drop(alpha);
+        assert!(p
+            .claim_names(&service("beta", "shared-fn", "alpha-items"), None)
+            .is_ok());
     }
 
     #[test]

@@ -388,6 +388,12 @@ fn keys_are_scoped_to_services_on_the_admin_table_and_invoke_apis_and_functions_
     );
     assert!(ok, "{err}");
     assert!(out.contains("\"Count\": 0"), "{out}");
+    // Listing tables shows a key only its services' tables; a key for every service sees all.
+    let (ok, out, err) = aws(&server, &alpha_key, &["dynamodb", "list-tables"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("alpha-items") && !out.contains("beta-items"), "{out}");
+    let (ok, out, _) = aws(&server, &admin, &["dynamodb", "list-tables"]);
+    assert!(ok && out.contains("alpha-items") && out.contains("beta-items"), "{out}");
 
     // Functions: alpha's may scan its own table; beta's table is refused although its IAM
     // statements allow `dynamodb:*` on `*`.
