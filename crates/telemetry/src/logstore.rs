@@ -20,7 +20,20 @@ pub struct StoredLine {
     pub text: String,
 }
 
-pub struct LogStore {
+/// Where function logs are kept: the narrow boundary `sylph server` uses, so that a shared
+/// store can replace the files later. [`FileLogs`] is the default.
+pub trait LogStore: Send + Sync {
+    /// Append one line for `function` (its deployed name).
+    fn append(&self, function: &str, request_id: Option<&str>, text: &str);
+    /// Lines of `function` from `since_ms` on that contain `filter` (or are of that request),
+    /// oldest first, at most `limit` (the newest ones when there are more).
+    fn read(&self, function: &str, since_ms: u64, filter: Option<&str>, limit: usize) -> Vec<StoredLine>;
+    /// Forget `function`'s logs (its service was removed).
+    fn remove(&self, function: &str);
+}
+
+/// Logs in files: per function a current and a previous file.
+pub struct FileLogs {
     dir: PathBuf,
     /// Bytes kept per function, at most (both files together).
     limit: u64,
@@ -48,10 +61,10 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-impl LogStore {
-    pub fn open(dir: &Path, limit_bytes: u64) -> std::io::Result<LogStore> {
+impl FileLogs {
+    pub fn open(dir: &Path, limit_bytes: u64) -> std::io::Result<FileLogs> {
         std::fs::create_dir_all(dir)?;
-        Ok(LogStore {
+        Ok(FileLogs {
             dir: dir.to_owned(),
             limit: limit_bytes.max(2048),
             open: Mutex::new(HashMap::new()),
@@ -65,9 +78,10 @@ impl LogStore {
             self.dir.join(format!("{stem}.1.log")),
         )
     }
+}
 
-    /// Append one line for `function` (its deployed name).
-    pub fn append(&self, function: &str, request_id: Option<&str>, text: &str) {
+impl LogStore for FileLogs {
+    fn append(&self, function: &str, request_id: Option<&str>, text: &str) {
         let mut line = format!("{}\t{}\t", now_ms(), request_id.unwrap_or("-"));
         // One stored line per line written: tabs and newlines inside stay readable.
         line.extend(text.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }));
@@ -94,9 +108,7 @@ impl LogStore {
         }
     }
 
-    /// Lines of `function` from `since_ms` on that contain `filter`, oldest first, at most
-    /// `limit` (the newest ones when there are more).
-    pub fn read(&self, function: &str, since_ms: u64, filter: Option<&str>, limit: usize) -> Vec<StoredLine> {
+    fn read(&self, function: &str, since_ms: u64, filter: Option<&str>, limit: usize) -> Vec<StoredLine> {
         let (current, previous) = self.paths(function);
         let mut out = Vec::new();
         for path in [previous, current] {
@@ -123,8 +135,7 @@ impl LogStore {
         out
     }
 
-    /// Forget `function`'s logs (its service was removed).
-    pub fn remove(&self, function: &str) {
+    fn remove(&self, function: &str) {
         self.open.lock().unwrap_or_else(|e| e.into_inner()).remove(function);
         let (current, previous) = self.paths(function);
         let _ = std::fs::remove_file(current);
@@ -140,7 +151,7 @@ mod tests {
     fn lines_are_kept_per_function_filtered_and_bounded() {
         let dir = std::env::temp_dir().join(format!("sylph-logstore-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let store = LogStore::open(&dir, 64 * 1024).unwrap();
+        let store = FileLogs::open(&dir, 64 * 1024).unwrap();
         store.append("svc-dev-a", Some("r1"), "START RequestId: r1 Version: 1");
         store.append("svc-dev-a", Some("r1"), "hello\nworld");
         store.append("svc-dev-b", None, "other function");

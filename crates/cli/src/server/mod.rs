@@ -110,7 +110,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let listen_url = format!("{scheme}://{addr}");
     let public_url = args.public_url.clone().unwrap_or_else(|| listen_url.clone());
     sylph_gateway::raise_open_file_limit();
-    let logs = sylph_telemetry::logstore::LogStore::open(&data.join("logs"), args.log_retention_mb * 1024 * 1024)
+    let logs = sylph_telemetry::logstore::FileLogs::open(&data.join("logs"), args.log_retention_mb * 1024 * 1024)
         .with_context(|| format!("cannot open {}", data.join("logs").display()))?;
     let settings = crate::host::HostSettings {
         keep_warm: Duration::from_secs(args.keep_warm.max(1)),

@@ -178,7 +178,7 @@ pub struct Platform {
     pub tables: sylph_tables::Tables,
     settings: HostSettings,
     /// Every function's log lines, for `sylph logs`.
-    pub logs: Arc<sylph_telemetry::logstore::LogStore>,
+    pub logs: Arc<dyn sylph_telemetry::logstore::LogStore>,
     /// Recent metrics per function, for `sylph metrics`.
     pub history: sylph_telemetry::metrics::History,
     /// Print function output and START/END/REPORT lines too.
@@ -221,7 +221,7 @@ impl Platform {
         master: MasterKey,
         tables: sylph_tables::Tables,
         settings: HostSettings,
-        logs: Arc<sylph_telemetry::logstore::LogStore>,
+        logs: Arc<dyn sylph_telemetry::logstore::LogStore>,
         echo_logs: bool,
         domain: String,
         public_url: String,
@@ -1124,7 +1124,7 @@ pub const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(10)
 /// repeat across services), and printed too unless the server is quiet.
 struct ServiceLogs {
     names: HashMap<String, String>,
-    store: Arc<sylph_telemetry::logstore::LogStore>,
+    store: Arc<dyn sylph_telemetry::logstore::LogStore>,
     echo: Option<sylph_telemetry::TerminalSink>,
 }
 
@@ -1312,7 +1312,7 @@ mod tests {
         let blobs = sylph_control::blobs::FsBlobs::open(&dir.join("blobs"), &dir.join("uploads")).unwrap();
         let master = MasterKey::load_or_create(&dir.join("master.key")).unwrap();
         let tables = sylph_tables::Tables::open(&dir.join("tables"), "us-east-1").unwrap();
-        let logs = sylph_telemetry::logstore::LogStore::open(&dir.join("logs"), 1 << 20).unwrap();
+        let logs = sylph_telemetry::logstore::FileLogs::open(&dir.join("logs"), 1 << 20).unwrap();
         let settings = HostSettings {
             keep_warm: std::time::Duration::from_secs(1),
             concurrency: 2,
