@@ -75,6 +75,10 @@ pub struct PendingEvent {
     pub stage: String,
     /// The deployed function name.
     pub function: String,
+    /// The version that accepted it (chosen by the call's qualifier or alias), run by that
+    /// version while it still runs.
+    #[serde(default)]
+    pub version: Option<u32>,
     /// The event (JSON text).
     pub payload: String,
     /// Unix milliseconds.
@@ -336,6 +340,7 @@ mod tests {
             service: "todo".into(),
             stage: "dev".into(),
             function: "todo-dev-create".into(),
+            version: Some(1),
             payload: "{}".into(),
             accepted_ms: 1,
         };

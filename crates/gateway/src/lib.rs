@@ -31,6 +31,7 @@ use sylph_telemetry::UtcTime;
 
 pub use apigw::{http_api_response, rest_response, MappedResponse};
 pub use conn::{raise_open_file_limit, serve, spawn_instance_connection, ConnectionLimits, Handler, HostPolicy, Tls};
+pub use invoke_api::MAX_ASYNC_PAYLOAD;
 pub use routes::{Route, Router};
 
 /// Where Prometheus metrics are served (a prefix no API Gateway route can take).
@@ -195,6 +196,19 @@ impl Gateway {
             }
             return invoke_api::handle(&self.invoker, self.events.get(), &self.region, &parts, rest, body).await;
         }
+        self.handle_route(parts, body, peer).await
+    }
+
+    /// Answer a request with the service's own HTTP routes only (API Gateway's part): what
+    /// `sylph server` uses for a deployed API's public base, where the table, Invoke and
+    /// metrics APIs must never answer (they need a key, checked elsewhere).
+    pub async fn handle_route(
+        &self,
+        parts: hyper::http::request::Parts,
+        body: Bytes,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let path = parts.uri.path();
         let method = parts.method.as_str();
         let Some(m) = self.router.find(method, path) else {
             if method == "OPTIONS" {

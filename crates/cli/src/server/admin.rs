@@ -122,7 +122,8 @@ async fn route(
         (&Method::GET, ["services"]) => Ok(json(&platform.services_for(&key))),
         (&Method::GET, ["services", name, stage]) => Ok(json(&platform.info(&key, name, stage)?)),
         (&Method::DELETE, ["services", name, stage]) => {
-            let said = platform.remove(&key, name, stage).await?;
+            let (p, k, n, st) = (platform.clone(), key.clone(), name.to_string(), stage.to_string());
+            let said = to_completion(async move { p.remove(&k, &n, &st).await }).await?;
             Ok(json(&serde_json::json!({ "removed": said })))
         }
         (&Method::POST, ["services", name, stage, "deploy"]) => {
@@ -136,11 +137,15 @@ async fn route(
                     ),
                 ));
             }
-            Ok(json(&platform.deploy(&key, deploy).await?))
+            let (p, k) = (platform.clone(), key.clone());
+            Ok(json(&to_completion(async move { p.deploy(&k, deploy).await }).await?))
         }
         (&Method::POST, ["services", name, stage, "rollback"]) => {
             let ask: api::RollbackRequest = read_json(req.into_body(), body_timeout).await?;
-            Ok(json(&platform.rollback(&key, name, stage, ask.version).await?))
+            let (p, k, n, st) = (platform.clone(), key.clone(), name.to_string(), stage.to_string());
+            Ok(json(
+                &to_completion(async move { p.rollback(&k, &n, &st, ask.version).await }).await?,
+            ))
         }
         (&Method::PUT, ["services", name, stage, "aliases", alias]) => {
             let ask: api::AliasRequest = read_json(req.into_body(), body_timeout).await?;
@@ -148,7 +153,16 @@ async fn route(
                 version: ask.version,
                 additional: ask.additional,
             };
-            Ok(json(&platform.set_alias(&key, name, stage, alias, value).await?))
+            let (p, k, n, st, a) = (
+                platform.clone(),
+                key.clone(),
+                name.to_string(),
+                stage.to_string(),
+                alias.to_string(),
+            );
+            Ok(json(
+                &to_completion(async move { p.set_alias(&k, &n, &st, &a, value).await }).await?,
+            ))
         }
         (&Method::POST, ["services", name, stage, "invoke"]) => {
             let ask: api::InvokeRequest = read_json(req.into_body(), body_timeout).await?;
@@ -264,8 +278,20 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Run an operation that changes what is deployed in a task of its own: a client that goes
+/// away mid-way must not cut it between its record in the store and the switch in memory.
+async fn to_completion<T: Send + 'static>(
+    operation: impl std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::spawn(operation)
+        .await
+        .map_err(|e| ApiError::new(500, format!("the operation failed: {e}")))?
+}
+
 fn require_admin(key: &Key) -> Result<(), ApiError> {
-    if key.admin {
+    // Only keys for every service: a key scoped to some services could otherwise make itself
+    // a key for all of them.
+    if key.admin && matches!(key.scope, sylph_control::keys::Scope::All) {
         Ok(())
     } else {
         Err(ApiError::new(
@@ -345,13 +371,15 @@ async fn invoke(
         ..Default::default()
     };
     if ask.invocation_type.as_deref() == Some("Event") {
+        if request.payload.len() > sylph_gateway::MAX_ASYNC_PAYLOAD {
+            return Err(ApiError::new(
+                413,
+                "an Event payload must be smaller than 1 MB (Lambda's limit)",
+            ));
+        }
+        let payload = String::from_utf8_lossy(&request.payload).into_owned();
         platform
-            .accept_event(
-                name,
-                stage,
-                &function,
-                String::from_utf8_lossy(&request.payload).into_owned(),
-            )
+            .accept_event(name, stage, &function, Some(running.version), payload)
             .await?;
         return Ok(json(&api::InvokeResponse {
             status: 202,

@@ -51,24 +51,16 @@ impl Front {
             .get(hyper::header::HOST)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if let Some(api_id) = api_from_host(host, &self.platform.domain) {
-            let Some(live) = self.platform.by_api(api_id) else {
-                return sylph_gateway::json_message(
-                    StatusCode::NOT_FOUND,
-                    "Not Found: no API is deployed with this id",
-                );
-            };
+        // A name under the domain that is no API id (the server's own public name, say) falls
+        // through to the other APIs.
+        if let Some(live) = api_from_host(host, &self.platform.domain).and_then(|id| self.platform.by_api(id)) {
             let (parts, body) = req.into_parts();
             let body = match sylph_gateway::read_body(&parts, body, body_timeout).await {
                 Ok(b) => b,
                 Err(refused) => return refused,
             };
             let running = live.route();
-            return running
-                .hosted
-                .gateway
-                .handle_parts(parts, body, peer, sylph_iam::Caller::Public)
-                .await;
+            return running.hosted.gateway.handle_route(parts, body, peer).await;
         }
         if let Some(rest) = path.strip_prefix("/apis/") {
             let (api_id, tail) = rest.split_once('/').unwrap_or((rest, ""));
@@ -93,11 +85,7 @@ impl Front {
                 Err(refused) => return refused,
             };
             let running = live.route();
-            return running
-                .hosted
-                .gateway
-                .handle_parts(parts, body, peer, sylph_iam::Caller::Public)
-                .await;
+            return running.hosted.gateway.handle_route(parts, body, peer).await;
         }
         let target = req
             .headers()
@@ -234,6 +222,25 @@ impl Front {
                 }
             },
         };
+        // The gateway's Invoke API knows plain function names: the qualifier has chosen the
+        // version already.
+        let mut parts = parts;
+        let query: Vec<&str> = parts
+            .uri
+            .query()
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter(|p| !p.starts_with("Qualifier="))
+            .collect();
+        let plain = if query.is_empty() {
+            format!("/2015-03-31/functions/{name}/invocations")
+        } else {
+            format!("/2015-03-31/functions/{name}/invocations?{}", query.join("&"))
+        };
+        match plain.parse() {
+            Ok(uri) => parts.uri = uri,
+            Err(_) => return sylph_gateway::json_message(StatusCode::BAD_REQUEST, "Bad Request"),
+        }
         running
             .hosted
             .gateway

@@ -295,6 +295,11 @@ impl Platform {
         if name.is_empty() || name.len() > 64 {
             return Err(ApiError::bad("a key's name must be 1 to 64 characters"));
         }
+        if admin && !services.is_empty() {
+            return Err(ApiError::bad(
+                "an admin key manages every key, so it is a key for every service: drop --admin or --service",
+            ));
+        }
         for s in &services {
             check_name(s, "service")?;
         }
@@ -446,6 +451,7 @@ impl Platform {
         hosted.gateway.set_event_queue(Arc::new(ServiceEvents {
             service: service.name.clone(),
             stage: service.stage.clone(),
+            version: version.number,
             platform: Arc::downgrade(self),
         }));
         hosted.gateway.set_table_guard(Arc::new(DeployerTables {
@@ -547,6 +553,7 @@ impl Platform {
         let service = request.service;
         check_name(&service.name, "service")?;
         check_name(&service.stage, "stage")?;
+        validate_service(&service)?;
         if !key.allows(&service.name) {
             return Err(ApiError::new(
                 403,
@@ -717,9 +724,6 @@ impl Platform {
                 missing.len(),
                 missing.iter().take(5).copied().collect::<Vec<_>>().join(", ")
             )));
-        }
-        if service.functions.is_empty() {
-            return Err(ApiError::bad("the service declares no functions"));
         }
         for f in &service.functions {
             if let Some(a) = &f.artifact {
@@ -893,6 +897,11 @@ impl Platform {
     ) -> Result<ServiceInfo, ApiError> {
         self.check_key_for(key, name)?;
         check_name(alias, "alias")?;
+        if !alias.as_bytes()[0].is_ascii_alphabetic() {
+            return Err(ApiError::bad(format!(
+                "alias {alias:?} must start with a letter (a number names a version)"
+            )));
+        }
         let _busy = self.claim(name, stage)?;
         let mut record = self.record(name, stage)?;
         let numbers = self.store.version_numbers(name, stage).map_err(ApiError::internal)?;
@@ -1083,6 +1092,99 @@ fn place_code(service: &mut Service, dir: &Path) {
     }
 }
 
+/// What the server accepts in a deployed service, whatever the client sent: the manifest is
+/// resolved on the developer's machine, so a hand-made request must not get past the limits
+/// `serverless.yml` would have been held to (Lambda's, where it has them).
+fn validate_service(service: &Service) -> Result<(), ApiError> {
+    const MAX_FUNCTIONS: usize = 100;
+    const MAX_TABLES: usize = 50;
+    if service.functions.is_empty() {
+        return Err(ApiError::bad("the service declares no functions"));
+    }
+    if service.functions.len() > MAX_FUNCTIONS {
+        return Err(ApiError::bad(format!(
+            "the service declares {} functions; a deploy takes at most {MAX_FUNCTIONS}",
+            service.functions.len()
+        )));
+    }
+    if service.tables.len() > MAX_TABLES {
+        return Err(ApiError::bad(format!("at most {MAX_TABLES} tables per service")));
+    }
+    let mut names = HashSet::new();
+    for f in &service.functions {
+        let at = |what: String| {
+            ApiError::bad(format!(
+                "functions.{}: {what}",
+                f.key.chars().take(64).collect::<String>()
+            ))
+        };
+        check_name(&f.key, "function key")?;
+        // Lambda's function names: letters, digits, `-` and `_`, at most 64.
+        let valid_name = !f.name.is_empty()
+            && f.name.len() <= 64
+            && f.name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid_name {
+            return Err(at(format!(
+                "the function name {:?} is not one Lambda allows (1 to 64 letters, digits, `-` or `_`)",
+                f.name.chars().take(80).collect::<String>()
+            )));
+        }
+        if !names.insert(f.name.as_str()) {
+            return Err(at(format!("the function name {} is used twice", f.name)));
+        }
+        if !(128..=10_240).contains(&f.memory_mb) {
+            return Err(at(format!(
+                "memorySize {} is outside Lambda's 128 to 10240 MB",
+                f.memory_mb
+            )));
+        }
+        if !(512..=10_240).contains(&f.ephemeral_mb) {
+            return Err(at(format!(
+                "ephemeralStorageSize {} is outside Lambda's 512 to 10240 MB",
+                f.ephemeral_mb
+            )));
+        }
+        if f.timeout.is_zero() || f.timeout > std::time::Duration::from_secs(900) {
+            return Err(at("timeout must be 1 to 900 seconds".to_owned()));
+        }
+        if f.reserved_concurrency.is_some_and(|n| n > 10_000) {
+            return Err(at("reservedConcurrency is over 10000".to_owned()));
+        }
+        if f.handler.is_empty() || f.handler.len() > 256 || f.handler.contains('\0') {
+            return Err(at("the handler must be 1 to 256 characters".to_owned()));
+        }
+        let env: usize = f.environment.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if env > 4096 {
+            return Err(at(format!("its environment is {env} bytes; Lambda's limit is 4 KB")));
+        }
+        for event in &f.events {
+            if let sylph_model::Event::Http(route) = event {
+                let path_ok = route.path.starts_with('/')
+                    && route.path.len() <= 1024
+                    && route.path.bytes().all(|b| b.is_ascii_graphic());
+                let method_ok = route
+                    .method
+                    .as_deref()
+                    .is_none_or(|m| ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"].contains(&m));
+                if !path_ok || !method_ok {
+                    return Err(at(format!(
+                        "the route {:?} {:?} is not valid",
+                        route.method,
+                        route.path.chars().take(80).collect::<String>()
+                    )));
+                }
+            }
+        }
+    }
+    for t in &service.tables {
+        sylph_tables::catalog::validate_table_name(&t.name, "TableName")
+            .map_err(|e| ApiError::bad(format!("resources.Resources.{}: {}", t.logical_id, e.message)))?;
+    }
+    Ok(())
+}
+
 /// Names that become paths and URLs: letters, digits and `-`, starting with a letter or digit.
 fn check_name(name: &str, what: &str) -> Result<(), ApiError> {
     let ok = !name.is_empty()
@@ -1158,22 +1260,20 @@ impl Platform {
 struct ServiceEvents {
     service: String,
     stage: String,
+    /// The version whose gateway accepted the event.
+    version: u32,
     platform: std::sync::Weak<Platform>,
 }
 
 impl sylph_gateway::EventQueue for ServiceEvents {
     fn accept(&self, function: String, payload: bytes::Bytes) -> sylph_invoker::BoxFuture<'static, Result<(), String>> {
         let platform = self.platform.clone();
-        let (service, stage) = (self.service.clone(), self.stage.clone());
+        let (service, stage, version) = (self.service.clone(), self.stage.clone(), self.version);
         Box::pin(async move {
             let platform = platform.upgrade().ok_or("the server is stopping")?;
+            let payload = String::from_utf8_lossy(&payload).into_owned();
             platform
-                .accept_event(
-                    &service,
-                    &stage,
-                    &function,
-                    String::from_utf8_lossy(&payload).into_owned(),
-                )
+                .accept_event(&service, &stage, &function, Some(version), payload)
                 .await
                 .map_err(|e| e.message)
         })
@@ -1187,6 +1287,7 @@ impl Platform {
         service: &str,
         stage: &str,
         function: &str,
+        version: Option<u32>,
         payload: String,
     ) -> Result<(), ApiError> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -1200,6 +1301,7 @@ impl Platform {
             service: service.to_owned(),
             stage: stage.to_owned(),
             function: function.to_owned(),
+            version,
             payload,
             accepted_ms: now,
         };
@@ -1232,13 +1334,22 @@ impl Platform {
         let mut attempt = 0u32;
         loop {
             let Some(live) = self.by_service(&event.service, &event.stage) else {
+                if let Ok(Some(_)) = self.store.service(&event.service, &event.stage) {
+                    // Deployed, but not running (it failed to load): kept for the next start.
+                    tracing::warn!("keeping an event for {}: its service is not running", event.function);
+                    return;
+                }
                 tracing::warn!(
                     "dropping an event for {}: its service is no longer deployed",
                     event.function
                 );
                 break;
             };
-            let running = live.route();
+            // The version that accepted it, while it runs; else where the service's traffic goes.
+            let running = event
+                .version
+                .and_then(|v| live.versions.get(&v).cloned())
+                .unwrap_or_else(|| live.route());
             drop(live);
             let request = sylph_invoker::InvokeRequest {
                 payload: bytes::Bytes::from(event.payload.clone()),

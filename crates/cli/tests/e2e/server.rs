@@ -357,7 +357,10 @@ fn keys_are_scoped_to_services_on_the_admin_table_and_invoke_apis_and_functions_
     let (alpha_dir, beta_dir) = (temp("alpha"), temp("beta"));
     scanning_service(&alpha_dir, "alpha");
     scanning_service(&beta_dir, "beta");
-    server.deploy(&alpha_key, &alpha_dir.join("serverless.yml"));
+    let alpha_api = server.deploy(&alpha_key, &alpha_dir.join("serverless.yml"))["api_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     server.deploy(&beta_key, &beta_dir.join("serverless.yml"));
 
     // A key for one service cannot deploy, manage or read another.
@@ -467,6 +470,43 @@ fn keys_are_scoped_to_services_on_the_admin_table_and_invoke_apis_and_functions_
         &["lambda", "invoke", "--function-name", "alpha-dev-peek", "/dev/null"],
     );
     assert!(!ok && err.contains("InvalidSignatureException"), "{err}");
+    // A deployed API's public base (by path or by host name) serves its HTTP routes only:
+    // never the table, Invoke or metrics APIs, which need a key.
+    let host = format!("{alpha_api}.localhost");
+    for (path, headers) in [
+        (
+            format!("/apis/{alpha_api}/"),
+            vec![("X-Amz-Target", "DynamoDB_20120810.Scan")],
+        ),
+        (
+            "/".to_owned(),
+            vec![("X-Amz-Target", "DynamoDB_20120810.Scan"), ("Host", host.as_str())],
+        ),
+        (
+            format!("/apis/{alpha_api}/2015-03-31/functions/alpha-dev-peek/invocations"),
+            vec![],
+        ),
+        (
+            "/2015-03-31/functions/alpha-dev-peek/invocations".to_owned(),
+            vec![("Host", host.as_str())],
+        ),
+        (format!("/apis/{alpha_api}/_sylph/metrics"), vec![]),
+        ("/_sylph/metrics".to_owned(), vec![("Host", host.as_str())]),
+    ] {
+        let r = request(
+            &server.base,
+            "POST",
+            &path,
+            &headers,
+            br#"{"TableName":"alpha-items","table":"alpha-items"}"#,
+        );
+        let text = r.text();
+        assert!(
+            (r.status == 404 || r.status == 401) && !text.contains("Items") && !text.contains("sylph_"),
+            "{path} {headers:?} answered {}: {text}",
+            r.status
+        );
+    }
     // Unsigned calls get nothing.
     let unsigned = request(
         &server.base,
