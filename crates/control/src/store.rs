@@ -104,6 +104,11 @@ pub trait ControlStore: Send + Sync {
     fn finish_event(&self, id: &str) -> Result<(), StoreError>;
     /// Events accepted and not finished, oldest first.
     fn pending_events(&self) -> Result<Vec<PendingEvent>, StoreError>;
+    /// Which service each table belongs to (kept after a removal that retained the table, so
+    /// that only that service takes it back).
+    fn table_owners(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// Record (or, with `None`, forget) the service `table` belongs to.
+    fn set_table_owner(&self, table: &str, owner: Option<&str>) -> Result<(), StoreError>;
 }
 
 const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
@@ -112,6 +117,8 @@ const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
 const VERSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("versions");
 /// Keyed by [`PendingEvent::id`].
 const EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("events");
+/// Table name → the service it belongs to.
+const TABLE_OWNERS: TableDefinition<&str, &str> = TableDefinition::new("table_owners");
 
 fn service_key(name: &str, stage: &str) -> String {
     format!("{name}/{stage}")
@@ -134,6 +141,7 @@ impl RedbStore {
         for table in [KEYS, SERVICES, VERSIONS, EVENTS] {
             txn.open_table(table).map_err(err)?;
         }
+        txn.open_table(TABLE_OWNERS).map_err(err)?;
         txn.commit().map_err(err)?;
         Ok(RedbStore { db })
     }
@@ -254,6 +262,33 @@ impl ControlStore for RedbStore {
         self.all(EVENTS)
     }
 
+    fn table_owners(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let t = txn.open_table(TABLE_OWNERS).map_err(err)?;
+        let mut out = Vec::new();
+        for entry in t.iter().map_err(err)? {
+            let (k, v) = entry.map_err(err)?;
+            out.push((k.value().to_owned(), v.value().to_owned()));
+        }
+        Ok(out)
+    }
+
+    fn set_table_owner(&self, table: &str, owner: Option<&str>) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        {
+            let mut t = txn.open_table(TABLE_OWNERS).map_err(err)?;
+            match owner {
+                Some(o) => {
+                    t.insert(table, o).map_err(err)?;
+                }
+                None => {
+                    t.remove(table).map_err(err)?;
+                }
+            }
+        }
+        txn.commit().map_err(err)
+    }
+
     fn remove_service(&self, name: &str, stage: &str) -> Result<(), StoreError> {
         let numbers = self.version_numbers(name, stage)?;
         let txn = self.db.begin_write().map_err(err)?;
@@ -348,6 +383,13 @@ mod tests {
         store.put_event(&event("0001")).unwrap();
         store.finish_event("0002").unwrap();
         assert_eq!(store.pending_events().unwrap(), vec![event("0001")]);
+        store.set_table_owner("todo-dev", Some("todo")).unwrap();
+        store.set_table_owner("gone", Some("todo")).unwrap();
+        store.set_table_owner("gone", None).unwrap();
+        assert_eq!(
+            store.table_owners().unwrap(),
+            vec![("todo-dev".to_owned(), "todo".to_owned())]
+        );
         store.remove_service("todo", "dev").unwrap();
         assert!(store.service("todo", "dev").unwrap().is_none());
         assert!(store.version_numbers("todo", "dev").unwrap().is_empty());

@@ -87,8 +87,17 @@ impl Tables {
     /// drops are deleted (with their data; the table's items are untouched). A change to the
     /// key schema or the local indexes would need a new table, and is refused with a message
     /// saying so, before anything changes. A missing table is created.
-    pub async fn reconcile(&self, name: &str, properties: &Json) -> Result<Reconciled, DbError> {
+    ///
+    /// `phase` splits this so that a deploy changes nothing until every table is known to be
+    /// fine ([`Phase::Check`]), adds what the new version needs before it serves
+    /// ([`Phase::Grow`]: new tables, new indexes) and takes away what it no longer declares
+    /// only once it serves ([`Phase::Shrink`]), so the version serving until then never loses
+    /// an index it queries.
+    pub async fn reconcile(&self, name: &str, properties: &Json, phase: Phase) -> Result<Reconciled, DbError> {
         let Ok(meta) = self.table_named(name) else {
+            if phase != Phase::Grow {
+                return Ok(Reconciled::Unchanged);
+            }
             self.provision(name, properties).await?;
             return Ok(Reconciled::Created);
         };
@@ -148,14 +157,16 @@ impl Tables {
                 .iter()
                 .any(|w| w.get("IndexName").and_then(Json::as_str) == Some(h.as_str()))
         }) {
-            updates.push(json!({"Delete": {"IndexName": gone}}));
-            removed.push(gone.clone());
+            if phase == Phase::Shrink {
+                updates.push(json!({"Delete": {"IndexName": gone}}));
+                removed.push(gone.clone());
+            }
         }
         for index in &wanted_global {
             let Some(index_name) = index.get("IndexName").and_then(Json::as_str) else {
                 continue;
             };
-            if !have_global.iter().any(|h| h == index_name) {
+            if !have_global.iter().any(|h| h == index_name) && phase == Phase::Grow {
                 updates.push(json!({"Create": index}));
                 added.push(index_name.to_owned());
             }
@@ -184,6 +195,17 @@ impl Tables {
         }
         Ok(Reconciled::Updated { added, removed })
     }
+}
+
+/// A step of [`Tables::reconcile`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Refuse what cannot be done in place; change nothing.
+    Check,
+    /// Create missing tables and add indexes.
+    Grow,
+    /// Remove indexes no longer declared.
+    Shrink,
 }
 
 /// What [`Tables::reconcile`] did.

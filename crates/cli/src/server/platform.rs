@@ -14,6 +14,7 @@ use sylph_control::store::{Alias, ControlStore, ServiceRecord, VersionRecord};
 use sylph_model::Service;
 
 use crate::host::{HostSettings, Hosted};
+use sylph_tables::provision::Phase;
 
 /// A line for the operator on standard output. Never panics: a server whose output was closed
 /// (a pipe whose reader went away) must keep serving, where `println!` would panic.
@@ -227,8 +228,10 @@ impl Platform {
         public_url: String,
     ) -> Result<Arc<Platform>, ApiError> {
         let keys = store.keys().map_err(ApiError::internal)?;
+        let owners = store.table_owners().map_err(ApiError::internal)?;
         let state = State {
             keys: keys.into_iter().map(|k| (k.id.clone(), k)).collect(),
+            tables: owners.into_iter().collect(),
             ..State::default()
         };
         Ok(Arc::new(Platform {
@@ -396,6 +399,9 @@ impl Platform {
             let what = format!("{} (stage {}) version {}", record.name, record.stage, record.active);
             match self.assemble(&record, None).await {
                 Ok(versions) => {
+                    for running in versions.values() {
+                        self.persist_owners(&running.service);
+                    }
                     self.install(record, versions);
                     say!("serving {what}");
                 }
@@ -566,7 +572,9 @@ impl Platform {
             .store
             .service(&service.name, &service.stage)
             .map_err(ApiError::internal)?;
-        let _names = self.claim_names(&service, existing.as_ref())?;
+        let _names = self.claim_names(key, &service, existing.as_ref())?;
+        // Nothing changes before every table is known to be fine.
+        self.reconcile_tables(&service, Phase::Check).await?;
 
         let number = existing.as_ref().map_or(1, |r| r.latest + 1);
         let dir = self.code_dir(&service.name, &service.stage, number);
@@ -588,7 +596,7 @@ impl Platform {
             let mut t = std::time::Instant::now();
             self.materialize(&version.files, &dir).await?;
             mark("code", &mut t);
-            self.reconcile_tables(&service).await?;
+            self.reconcile_tables(&service, Phase::Grow).await?;
             mark("tables", &mut t);
             let fresh = self.run_version(version.clone(), &dir)?;
             mark("start", &mut t);
@@ -633,6 +641,8 @@ impl Platform {
             Ok((record, running)) => {
                 self.install(record.clone(), running);
                 self.settle(&record);
+                self.persist_owners(&service);
+                self.shrink_tables(&service).await;
                 let took: Vec<String> = phases
                     .iter()
                     .map(|(name, d)| format!("{name} {} ms", d.as_millis()))
@@ -645,7 +655,8 @@ impl Platform {
                     took.join(", "),
                     key.id
                 );
-                Ok(self.info_of(&record.name, &record.stage).expect("just installed"))
+                self.info_of(&record.name, &record.stage)
+                    .ok_or_else(|| ApiError::internal("the service is not running after its deploy"))
             }
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
@@ -747,7 +758,15 @@ impl Platform {
     /// Function and table names are one namespace across the server, as in one AWS account:
     /// refuse names another service has or is deploying right now, and claim ours until the
     /// deploy ends.
-    fn claim_names(&self, service: &Service, existing: Option<&ServiceRecord>) -> Result<NameClaim<'_>, ApiError> {
+    fn claim_names(
+        &self,
+        key: &Key,
+        service: &Service,
+        existing: Option<&ServiceRecord>,
+    ) -> Result<NameClaim<'_>, ApiError> {
+        // Tables that exist but belong to no service (made through the table API): only a key
+        // for every service may hand one to a service.
+        let existing_tables = self.tables.table_names();
         let mut state = self.write();
         let own_api = existing.map(|r| r.api_id.as_str());
         for f in &service.functions {
@@ -790,6 +809,16 @@ impl Platform {
                     ),
                 ));
             }
+            let unowned = !state.tables.contains_key(&t.name) && existing_tables.contains(&t.name);
+            if unowned && !matches!(key.scope, sylph_control::keys::Scope::All) {
+                return Err(ApiError::new(
+                    403,
+                    format!(
+                        "resources.Resources.{}: table {} exists and belongs to no service (it was made through the table API); only a key for every service may give it to a service",
+                        t.logical_id, t.name
+                    ),
+                ));
+            }
         }
         let names: Vec<String> = service
             .functions
@@ -804,11 +833,16 @@ impl Platform {
         Ok(NameClaim { platform: self, names })
     }
 
-    async fn reconcile_tables(&self, service: &Service) -> Result<(), ApiError> {
+    /// One step of bringing the tables in line with `service` (see [`Phase`]). Indexes are
+    /// never removed from a table another stage of the service declares too.
+    async fn reconcile_tables(&self, service: &Service, phase: Phase) -> Result<(), ApiError> {
         for t in &service.tables {
+            if phase == Phase::Shrink && self.other_stage_declares(service, &t.name) {
+                continue;
+            }
             let outcome = self
                 .tables
-                .reconcile(&t.name, &t.properties)
+                .reconcile(&t.name, &t.properties, phase)
                 .await
                 .map_err(|e| ApiError::bad(format!("resources.Resources.{}: {}", t.logical_id, e.message)))?;
             if let sylph_tables::provision::Reconciled::Updated { added, removed } = outcome {
@@ -821,6 +855,43 @@ impl Platform {
             }
         }
         Ok(())
+    }
+
+    /// Whether a running stage of `service` other than its own declares `table`.
+    fn other_stage_declares(&self, service: &Service, table: &str) -> bool {
+        self.read().services.values().any(|l| {
+            l.record.name == service.name
+                && l.record.stage != service.stage
+                && l.versions
+                    .values()
+                    .any(|r| r.service.tables.iter().any(|t| t.name == table))
+        })
+    }
+
+    /// Record that `service`'s tables belong to it, durably (kept after a removal that retains
+    /// them, so that no other service can take them over).
+    fn persist_owners(&self, service: &Service) {
+        for t in &service.tables {
+            if let Err(e) = self.store.set_table_owner(&t.name, Some(&service.name)) {
+                say!(
+                    "error: cannot record that table {} belongs to {}: {e}",
+                    t.name,
+                    service.name
+                );
+            }
+        }
+    }
+
+    /// The last step of a switch: indexes the serving version no longer declares go.
+    async fn shrink_tables(&self, service: &Service) {
+        if let Err(e) = self.reconcile_tables(service, Phase::Shrink).await {
+            say!(
+                "error: after switching {} (stage {}): {}",
+                service.name,
+                service.stage,
+                e.message
+            );
+        }
     }
 
     fn new_api_id(&self) -> String {
@@ -861,14 +932,19 @@ impl Platform {
             })?,
         };
         if target == record.active {
-            return Ok(self.info_of(name, stage).expect("running"));
+            if let Some(info) = self.info_of(name, stage) {
+                return Ok(info);
+            }
         }
         let version = self
             .store
             .version(name, stage, target)
             .map_err(ApiError::internal)?
-            .expect("listed");
-        self.reconcile_tables(&version.service).await?;
+            .ok_or_else(|| ApiError::new(404, format!("{name} (stage {stage}) has no version {target}")))?;
+        // An older version may name functions or tables another service has taken since.
+        let _names = self.claim_names(key, &version.service, Some(&record))?;
+        self.reconcile_tables(&version.service, Phase::Check).await?;
+        self.reconcile_tables(&version.service, Phase::Grow).await?;
         let mut new_record = ServiceRecord {
             active: target,
             updated: sylph_control::now_secs(),
@@ -884,7 +960,10 @@ impl Platform {
         let running = self.assemble(&new_record, None).await?;
         self.store.publish(&new_record, None).map_err(ApiError::internal)?;
         self.install(new_record, running);
-        Ok(self.info_of(name, stage).expect("running"))
+        self.persist_owners(&version.service);
+        self.shrink_tables(&version.service).await;
+        self.info_of(name, stage)
+            .ok_or_else(|| ApiError::internal("the service is not running after its rollback"))
     }
 
     pub async fn set_alias(
@@ -905,6 +984,12 @@ impl Platform {
         let _busy = self.claim(name, stage)?;
         let mut record = self.record(name, stage)?;
         let numbers = self.store.version_numbers(name, stage).map_err(ApiError::internal)?;
+        let mut claims = Vec::new();
+        for v in std::iter::once(value.version).chain(value.additional.map(|(v, _)| v)) {
+            if let Some(version) = self.store.version(name, stage, v).map_err(ApiError::internal)? {
+                claims.push(self.claim_names(key, &version.service, Some(&record))?);
+            }
+        }
         for v in std::iter::once(value.version).chain(value.additional.map(|(v, _)| v)) {
             if !numbers.contains(&v) {
                 return Err(ApiError::new(404, format!("{name} (stage {stage}) has no version {v}")));
@@ -922,7 +1007,8 @@ impl Platform {
         let running = self.assemble(&record, None).await?;
         self.store.publish(&record, None).map_err(ApiError::internal)?;
         self.install(record, running);
-        Ok(self.info_of(name, stage).expect("running"))
+        self.info_of(name, stage)
+            .ok_or_else(|| ApiError::internal("the service is not running after the alias change"))
     }
 
     pub async fn remove(&self, key: &Key, name: &str, stage: &str) -> Result<Vec<String>, ApiError> {
@@ -936,10 +1022,6 @@ impl Platform {
             let mut state = self.write();
             state.services.remove(&record.api_id);
             state.functions.retain(|_, a| a != &record.api_id);
-            let other_stage = state.services.values().any(|l| l.record.name == name);
-            if !other_stage {
-                state.tables.retain(|_, owner| owner != name);
-            }
         }
         if let Some(live) = live {
             for running in live.versions.values() {
@@ -956,9 +1038,16 @@ impl Platform {
                     .pointer(&format!("/Resources/{}/DeletionPolicy", t.logical_id))
                     .and_then(serde_json::Value::as_str)
                     == Some("Retain");
-                if retain {
+                if self.other_stage_declares(&active.service, &t.name) {
+                    said.push(format!("table {} kept (another stage of {name} declares it)", t.name));
+                } else if retain {
+                    // Still the service's: deploying it again takes it back, nobody else can.
                     said.push(format!("table {} kept (DeletionPolicy: Retain)", t.name));
                 } else {
+                    self.write().tables.remove(&t.name);
+                    if let Err(e) = self.store.set_table_owner(&t.name, None) {
+                        say!("error: cannot forget the owner of table {}: {e}", t.name);
+                    }
                     let body = serde_json::json!({"TableName": t.name}).to_string();
                     let (status, _) = self.tables.handle("DeleteTable", body.as_bytes()).await;
                     said.push(if status == 200 {
@@ -1484,27 +1573,28 @@ mod tests {
     #[test]
     fn two_services_deployed_at_once_cannot_both_take_a_name() {
         let p = platform(&std::env::temp_dir().join(format!("sylph-names-{}", std::process::id())));
+        let all_key = Key::new("ops", sylph_control::keys::Scope::All, false);
         let alpha = p
-            .claim_names(&service("alpha", "shared-fn", "alpha-items"), None)
+            .claim_names(&all_key, &service("alpha", "shared-fn", "alpha-items"), None)
             .unwrap();
         let err = p
-            .claim_names(&service("beta", "shared-fn", "beta-items"), None)
+            .claim_names(&all_key, &service("beta", "shared-fn", "beta-items"), None)
             .err()
             .expect("the function name is being taken");
         assert_eq!(err.status, 409);
         assert!(err.message.contains("belongs to service alpha"), "{}", err.message);
         let err = p
-            .claim_names(&service("beta", "beta-fn", "alpha-items"), None)
+            .claim_names(&all_key, &service("beta", "beta-fn", "alpha-items"), None)
             .err()
             .expect("the table name is being taken");
         assert!(err.message.contains("table alpha-items"), "{}", err.message);
         // The same service deploying again (another stage, a retry) is not refused by itself.
         assert!(p
-            .claim_names(&service("alpha", "shared-fn", "alpha-items"), None)
+            .claim_names(&all_key, &service("alpha", "shared-fn", "alpha-items"), None)
             .is_ok());
         drop(alpha);
         assert!(p
-            .claim_names(&service("beta", "shared-fn", "alpha-items"), None)
+            .claim_names(&all_key, &service("beta", "shared-fn", "alpha-items"), None)
             .is_ok());
     }
 

@@ -1031,3 +1031,84 @@ fn with_a_certificate_the_server_speaks_https_to_sylph_curl_and_the_aws_cli() {
     assert_eq!(String::from_utf8_lossy(&plain.stdout), "000");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn tables_kept_after_a_removal_or_made_through_the_api_cannot_be_taken_by_another_service() {
+    let server = Server::start_fresh("takeover");
+    let admin = server.admin_key.clone();
+    let keeper_key = make_key(&server, "keeper-team", &["keeper"]);
+    let thief_key = make_key(&server, "thief-team", &["thief"]);
+    let service = |dir: &Path, name: &str, table: &str| {
+        scanning_service(dir, name);
+        let yml = std::fs::read_to_string(dir.join("serverless.yml")).unwrap();
+        let yml = yml
+            .replace(&format!("TableName: {name}-items"), &format!("TableName: {table}"))
+            .replace(
+                "      Type: AWS::DynamoDB::Table\n",
+                "      Type: AWS::DynamoDB::Table\n      DeletionPolicy: Retain\n",
+            );
+        std::fs::write(dir.join("serverless.yml"), yml).unwrap();
+        dir.join("serverless.yml")
+    };
+    let (keeper_dir, thief_dir) = (temp("keeper"), temp("thief"));
+    let keeper = service(&keeper_dir, "keeper", "precious");
+    server.deploy(&keeper_key, &keeper);
+    let (ok, _, err) = aws(
+        &server,
+        &keeper_key,
+        &[
+            "dynamodb",
+            "put-item",
+            "--table-name",
+            "precious",
+            "--item",
+            r#"{"id":{"S":"secret"}}"#,
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = server.cli(&keeper_key, &["remove", "--name", "keeper"]);
+    assert!(ok && out.contains("table precious kept"), "{out}{err}");
+
+    // Another team declares the kept table: refused, before and after a restart.
+    let thief = service(&thief_dir, "thief", "precious");
+    let (ok, _, err) = server.cli(&thief_key, &["deploy", "--config", thief.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("table precious already belongs to service keeper"),
+        "{err}"
+    );
+    let data = server.data.clone();
+    drop(server);
+    let server = Server::start(&data, Some(&admin));
+    let (ok, _, err) = server.cli(&thief_key, &["deploy", "--config", thief.to_str().unwrap()]);
+    assert!(!ok && err.contains("already belongs to service keeper"), "{err}");
+    // Its own service takes it back, data and all.
+    server.deploy(&keeper_key, &keeper);
+    let (ok, out, err) = aws(&server, &keeper_key, &["dynamodb", "scan", "--table-name", "precious"]);
+    assert!(ok && out.contains("secret"), "{out}{err}");
+
+    // A table made through the table API belongs to no service: a scoped key cannot adopt it.
+    let create = r#"[{"AttributeName":"id","AttributeType":"S"}]"#;
+    let (ok, _, err) = aws(
+        &server,
+        &admin,
+        &[
+            "dynamodb",
+            "create-table",
+            "--table-name",
+            "loose",
+            "--attribute-definitions",
+            create,
+            "--key-schema",
+            r#"[{"AttributeName":"id","KeyType":"HASH"}]"#,
+            "--billing-mode",
+            "PAY_PER_REQUEST",
+        ],
+    );
+    assert!(ok, "{err}");
+    let loose = service(&temp("thief-loose"), "thief", "loose");
+    let (ok, _, err) = server.cli(&thief_key, &["deploy", "--config", loose.to_str().unwrap()]);
+    assert!(!ok && err.contains("belongs to no service"), "{err}");
+    for dir in [keeper_dir, thief_dir, temp("thief-loose")] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
