@@ -596,18 +596,21 @@ fn parse_start_time(text: &str) -> anyhow::Result<u64> {
     if let Ok(ms) = text.parse::<u64>() {
         return Ok(ms);
     }
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let Some(unit_at) = text.char_indices().last().map(|(i, _)| i) else {
+        bail!("--startTime is empty: use 30s, 10m, 1h, 2d, or Unix milliseconds");
+    };
+    let (number, unit) = text.split_at(unit_at);
     let n: u64 = number
         .parse()
         .map_err(|_| anyhow::anyhow!("--startTime {text:?}: use 30s, 10m, 1h, 2d, or Unix milliseconds"))?;
     let secs = match unit {
         "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
         _ => bail!("--startTime {text:?}: use 30s, 10m, 1h, 2d, or Unix milliseconds"),
     };
-    Ok(now.saturating_sub(secs * 1000))
+    Ok(now.saturating_sub(secs.saturating_mul(1000)))
 }
 
 #[derive(Args)]

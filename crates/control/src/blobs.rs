@@ -103,9 +103,16 @@ impl BlobStore for FsBlobs {
             let exe = plain.with_extension("x");
             if !exe.is_file() {
                 use std::os::unix::fs::PermissionsExt as _;
-                let tmp = self.staging.join(format!("{hash}.x.tmp"));
+                // A name of its own (two deploys may want the same copy at once), synced
+                // before it is renamed into place (a crash must not leave a broken bootstrap
+                // that later deploys would reuse).
+                let tmp = self.staging.join(format!(
+                    "{hash}.x.{}",
+                    crate::random_chars(12, b"abcdefghijklmnopqrstuvwxyz234567")
+                ));
                 std::fs::copy(&plain, &tmp)?;
                 std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o555))?;
+                std::fs::File::open(&tmp)?.sync_all()?;
                 std::fs::rename(&tmp, &exe)?;
             }
             exe

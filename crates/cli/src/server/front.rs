@@ -94,6 +94,10 @@ impl Front {
             .and_then(|t| t.strip_prefix("DynamoDB_20120810."))
             .map(str::to_owned);
         if let Some(op) = target {
+            // Refused before its body is read: unsigned, or by a key this server does not know.
+            if let Err(e) = self.known_signer(req.headers()) {
+                return auth_error(Protocol::DynamoDb, &e);
+            }
             let (parts, body) = req.into_parts();
             let body = match sylph_gateway::read_body(&parts, body, body_timeout).await {
                 Ok(b) => b,
@@ -103,6 +107,9 @@ impl Front {
         }
         if let Some(rest) = path.strip_prefix("/2015-03-31/functions/") {
             let (name, qualifier) = function_name(rest, req.uri().query());
+            if let Err(e) = self.known_signer(req.headers()) {
+                return auth_error(Protocol::Lambda, &e);
+            }
             let (parts, body) = req.into_parts();
             let body = match sylph_gateway::read_body(&parts, body, body_timeout).await {
                 Ok(b) => b,
@@ -145,11 +152,13 @@ impl Front {
                 );
             }
         }
-        let answer = sylph_gateway::table_api(&self.platform.tables, op, &body).await;
         if op == "ListTables" && !matches!(key.scope, sylph_control::keys::Scope::All) {
+            // The whole list, filtered, in one page: paging through it (`Limit`,
+            // `LastEvaluatedTableName`) would name other services' tables.
+            let answer = sylph_gateway::table_api(&self.platform.tables, op, b"{}").await;
             return self.only_usable_tables(&key, answer).await;
         }
-        answer
+        sylph_gateway::table_api(&self.platform.tables, op, &body).await
     }
 
     /// A ListTables answer naming only the tables `key` may use: other teams' table names
@@ -164,6 +173,9 @@ impl Front {
         };
         if let Some(names) = json.get_mut("TableNames").and_then(serde_json::Value::as_array_mut) {
             names.retain(|n| n.as_str().is_some_and(|t| self.platform.key_may_use_table(key, t)));
+        }
+        if let Some(map) = json.as_object_mut() {
+            map.remove("LastEvaluatedTableName");
         }
         let mut parts = parts;
         parts.headers.remove(hyper::header::CONTENT_LENGTH);
@@ -246,6 +258,20 @@ impl Front {
             .gateway
             .handle_parts(parts, body, peer, sylph_iam::Caller::Public)
             .await
+    }
+
+    /// Whether the request is signed by a live key of this server (the signature itself is
+    /// checked once the body, which it covers, has been read).
+    fn known_signer(&self, headers: &hyper::HeaderMap) -> Result<(), AuthError> {
+        let authorization = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .ok_or(AuthError::MissingToken)?;
+        let auth = sylph_iam::sigv4::parse_authorization(authorization)?;
+        self.platform
+            .key_for_signature(auth.access_key_id)
+            .map(|_| ())
+            .ok_or(AuthError::UnrecognizedClient)
     }
 
     /// The key whose SigV4 signature this request carries.

@@ -110,8 +110,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let listen_url = format!("{scheme}://{addr}");
     let public_url = args.public_url.clone().unwrap_or_else(|| listen_url.clone());
     sylph_gateway::raise_open_file_limit();
-    let logs = sylph_telemetry::logstore::FileLogs::open(&data.join("logs"), args.log_retention_mb * 1024 * 1024)
-        .with_context(|| format!("cannot open {}", data.join("logs").display()))?;
+    let logs = sylph_telemetry::logstore::FileLogs::open(
+        &data.join("logs"),
+        args.log_retention_mb.saturating_mul(1024 * 1024),
+    )
+    .with_context(|| format!("cannot open {}", data.join("logs").display()))?;
     let settings = crate::host::HostSettings {
         keep_warm: Duration::from_secs(args.keep_warm.max(1)),
         concurrency: args.concurrency.unwrap_or_else(crate::host::default_concurrency).max(1),
