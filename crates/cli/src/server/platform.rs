@@ -958,8 +958,14 @@ impl Platform {
             };
         }
         let running = self.assemble(&new_record, None).await?;
+        let warm_up = self.warm_up.load(std::sync::atomic::Ordering::Relaxed);
+        if let (Some(current), Some(target), true) = (self.by_service(name, stage), running.get(&target), warm_up) {
+            self.warm_up_like(target, &current.route()).await;
+        }
         self.store.publish(&new_record, None).map_err(ApiError::internal)?;
+        let settled = new_record.clone();
         self.install(new_record, running);
+        self.settle(&settled);
         self.persist_owners(&version.service);
         self.shrink_tables(&version.service).await;
         self.info_of(name, stage)

@@ -363,7 +363,13 @@ impl Server {
 
     /// Run `sylph ARGS --server URL --key KEY`; (success, stdout, stderr).
     pub fn cli(&self, key: &str, args: &[&str]) -> (bool, String, String) {
+        self.cli_env(key, args, &[])
+    }
+
+    /// [`Server::cli`] with extra environment.
+    pub fn cli_env(&self, key: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
         let out = sylph()
+            .envs(env.iter().copied())
             .args(args)
             .args(["--server", &self.base, "--key", key])
             .output()

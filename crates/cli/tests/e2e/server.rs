@@ -1112,3 +1112,34 @@ fn tables_kept_after_a_removal_or_made_through_the_api_cannot_be_taken_by_anothe
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+#[test]
+fn the_rust_todo_service_is_built_packaged_and_served_by_the_server() {
+    let server = Server::start_fresh("rust");
+    let key = server.admin_key.clone();
+    // Its own target folder, where scripts/test builds it (see todo.rs).
+    let target = crate::harness::target_dir().parent().unwrap().join("todo-rust");
+    let config = example("todo-rust").join("serverless.yml");
+    let (ok, out, err) = server.cli_env(
+        &key,
+        &["deploy", "--json", "--config", config.to_str().unwrap()],
+        &[("CARGO_TARGET_DIR", target.to_str().unwrap())],
+    );
+    assert!(ok, "{out}{err}\n{}", server.output());
+    assert!(err.contains("building Rust functions"), "{err}");
+    let info: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let api = info["api_id"].as_str().unwrap();
+    let created = server.api(api, "POST", "/dev/todos", br#"{"text":"from Rust"}"#);
+    assert_eq!(created.status, 200, "{}\n{}", created.text(), server.output());
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let got = server.api(api, "GET", &format!("/dev/todos/{id}"), b"");
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.json()["text"], "from Rust");
+    // The binary was sent once for every function that runs it, and the build folder not at all.
+    let (ok, out, _) = server.cli_env(
+        &key,
+        &["deploy", "--config", config.to_str().unwrap()],
+        &[("CARGO_TARGET_DIR", target.to_str().unwrap())],
+    );
+    assert!(ok && out.contains("0 of"), "{out}");
+}
