@@ -37,6 +37,8 @@ pub struct Hosted {
     pub runtime: ProcessRuntime,
     pub pool: Arc<Pool>,
     pub gateway: Arc<Gateway>,
+    /// The credentials its instances were issued (`None` with `--no-iam`).
+    pub identities: Option<Arc<sylph_iam::Registry>>,
 }
 
 impl Hosted {
@@ -142,14 +144,20 @@ pub fn host_service(
             version: settings.version,
         },
     );
-    let authorizer = if settings.no_iam {
+    let (authorizer, identities) = if settings.no_iam {
         say("warning: --no-iam: calls from functions into Sylph are neither authenticated nor checked".to_owned());
-        None
+        (None, None)
     } else {
         let identities = sylph_iam::Registry::new();
         runtime.set_credential_issuer(Arc::new(crate::options::Issuer(identities.clone())));
         describe_iam(service, settings.strict_iam, &mut *say);
-        Some(Arc::new(sylph_iam::Authorizer::new(identities, settings.strict_iam)))
+        (
+            Some(Arc::new(sylph_iam::Authorizer::new(
+                identities.clone(),
+                settings.strict_iam,
+            ))),
+            Some(identities),
+        )
     };
     let gateway = Gateway::new(
         service,
@@ -166,7 +174,12 @@ pub fn host_service(
             sylph_gateway::spawn_instance_connection(gateway, stream, access_key, permit)
         }
     }));
-    Ok(Hosted { runtime, pool, gateway })
+    Ok(Hosted {
+        runtime,
+        pool,
+        gateway,
+        identities,
+    })
 }
 
 /// Say how calls from functions into Sylph are checked.

@@ -93,6 +93,22 @@ impl Front {
             .and_then(|v| v.to_str().ok())
             .and_then(|t| t.strip_prefix("DynamoDB_20120810."))
             .map(str::to_owned);
+        let is_api_call = target.is_some() || path.starts_with("/2015-03-31/functions/");
+        if let Some(running) = is_api_call.then(|| self.instance_caller(req.headers())).flatten() {
+            // A function sharing the host's network, calling with its own credentials: checked
+            // as on its own endpoint (signature, IAM, the tables its service may see).
+            let key = sigv4_key(req.headers()).unwrap_or_default();
+            let (parts, body) = req.into_parts();
+            let body = match sylph_gateway::read_body(&parts, body, body_timeout).await {
+                Ok(b) => b,
+                Err(refused) => return refused,
+            };
+            return running
+                .hosted
+                .gateway
+                .handle_parts(parts, body, peer, sylph_iam::Caller::Instance(&key))
+                .await;
+        }
         if let Some(op) = target {
             // Refused before its body is read: unsigned, or by a key this server does not know.
             if let Err(e) = self.known_signer(req.headers()) {
@@ -260,6 +276,16 @@ impl Front {
             .await
     }
 
+    /// The version whose instance signed this request, when it is signed with instance
+    /// credentials rather than a server key.
+    fn instance_caller(&self, headers: &hyper::HeaderMap) -> Option<Arc<super::platform::Running>> {
+        let key = sigv4_key(headers)?;
+        if key.starts_with("SYLK") {
+            return None;
+        }
+        self.platform.by_instance_key(&key)
+    }
+
     /// Whether the request is signed by a live key of this server (the signature itself is
     /// checked once the body, which it covers, has been read).
     fn known_signer(&self, headers: &hyper::HeaderMap) -> Result<(), AuthError> {
@@ -297,6 +323,13 @@ impl Front {
         })?;
         Ok(key)
     }
+}
+
+/// The access key id a SigV4 `Authorization` header names.
+fn sigv4_key(headers: &hyper::HeaderMap) -> Option<String> {
+    let header = headers.get("authorization")?.to_str().ok()?;
+    let auth = sylph_iam::sigv4::parse_authorization(header).ok()?;
+    Some(auth.access_key_id.to_owned())
 }
 
 /// `{api_id}.{domain}[:port]` → `api_id`.

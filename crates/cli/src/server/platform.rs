@@ -364,6 +364,22 @@ impl Platform {
             .cloned()
     }
 
+    /// The running version whose instance was issued `access_key`: functions that share the
+    /// host's network (`--unsandboxed`) call the public port with their own credentials.
+    pub fn by_instance_key(&self, access_key: &str) -> Option<Arc<Running>> {
+        self.read().services.values().find_map(|live| {
+            live.versions
+                .values()
+                .find(|r| {
+                    r.hosted
+                        .identities
+                        .as_ref()
+                        .is_some_and(|i| i.lookup(access_key).is_some())
+                })
+                .cloned()
+        })
+    }
+
     /// The service (name) that declares `table`, if any.
     pub fn table_owner(&self, table: &str) -> Option<String> {
         self.read().tables.get(table).cloned()

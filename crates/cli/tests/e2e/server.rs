@@ -1143,3 +1143,38 @@ fn the_rust_todo_service_is_built_packaged_and_served_by_the_server() {
     );
     assert!(ok && out.contains("0 of"), "{out}");
 }
+
+#[test]
+fn without_the_sandbox_functions_call_the_public_port_with_their_own_credentials() {
+    let data = temp("unsandboxed-data");
+    let _ = std::fs::remove_dir_all(&data);
+    let server = Server::start_with(&data, None, &["--unsandboxed"]);
+    let key = server.admin_key.clone();
+    let api = server.deploy(&key, &example("todo").join("serverless.yml"))["api_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // create and get reach the table API on the server's own port, signed with the
+    // instance's credentials (not a server key), and are checked against the role.
+    let created = server.api(&api, "POST", "/dev/todos", br#"{"text":"no sandbox"}"#);
+    assert_eq!(created.status, 200, "{}\n{}", created.text(), server.output());
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let got = server.api(&api, "GET", &format!("/dev/todos/{id}"), b"");
+    assert_eq!(got.json()["text"], "no sandbox", "{}", got.text());
+    // Made-up instance credentials are still refused.
+    let forged = request(
+        &server.base,
+        "POST",
+        "/",
+        &[
+            ("X-Amz-Target", "DynamoDB_20120810.Scan"),
+            ("Authorization", "AWS4-HMAC-SHA256 Credential=ASIAFORGEDFORGEDFORG/20261129/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=00"),
+        ],
+        br#"{"TableName":"todo-dev"}"#,
+    );
+    assert!(
+        forged.text().contains("UnrecognizedClientException"),
+        "{}",
+        forged.text()
+    );
+}
