@@ -152,16 +152,17 @@ impl Gateway {
         let path = parts.uri.path();
         if let Some(target) = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
             if let (Some(op), Some(tables)) = (target.strip_prefix("DynamoDB_20120810."), &self.tables) {
-                if let (Some(guard), sylph_iam::Caller::Instance(_)) = (self.table_guard.get(), caller) {
-                    if let Err(refused) = self.guard_tables(guard.as_ref(), op, &body) {
-                        return refused;
-                    }
-                }
                 if let Some(authorizer) = &self.authorizer {
                     let needs = || sylph_iam::actions::dynamodb(op, &body, &self.region);
                     if let Err(refused) =
                         auth::check(authorizer, caller, &parts, &body, auth::Protocol::DynamoDb, needs)
                     {
+                        return refused;
+                    }
+                }
+                // After the caller is known: refusals name the service and its tables.
+                if let (Some(guard), sylph_iam::Caller::Instance(_)) = (self.table_guard.get(), caller) {
+                    if let Err(refused) = self.guard_tables(guard.as_ref(), op, &body) {
                         return refused;
                     }
                 }

@@ -11,7 +11,8 @@ pub fn table_arn(region: &str, table: &str) -> String {
 /// The table an ARN from [`dynamodb`] names (`…:table/NAME`, or `…:table/NAME/index/…`), or
 /// `None` for `*`.
 pub fn table_of_arn(arn: &str) -> Option<&str> {
-    let (_, rest) = arn.split_once(":table/")?;
+    // The last `:table/`: table names hold neither `:` nor `/`, whatever else the ARN holds.
+    let (_, rest) = arn.rsplit_once(":table/")?;
     Some(rest.split('/').next().unwrap_or(rest))
 }
 
@@ -81,6 +82,18 @@ pub fn dynamodb(operation: &str, body: &[u8], region: &str) -> Vec<(String, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_of_an_arn_is_read_from_its_end_whatever_the_region_holds() {
+        let crafted = "arn:aws:dynamodb:x:table/mine/:000000000000:table/victim";
+        assert_eq!(table_of_arn(crafted), Some("victim"));
+        assert_eq!(table_of_arn(&table_arn("us-east-1", "t")), Some("t"));
+        assert_eq!(
+            table_of_arn("arn:aws:dynamodb:us-east-1:0:table/t/index/by-date"),
+            Some("t")
+        );
+        assert_eq!(table_of_arn("*"), None);
+    }
 
     #[test]
     fn operations_map_to_actions_and_resources() {

@@ -187,7 +187,7 @@ async fn route(
                 .min(10_000);
             let filter = q.get("filter");
             let logs = platform.logs.clone();
-            let function_name = function.name.clone();
+            let function_name = super::platform::telemetry_key(name, stage, &function.name);
             let now_ms = now_ms();
             let lines = tokio::task::spawn_blocking(move || logs.read(&function_name, since, filter.as_deref(), limit))
                 .await
@@ -215,7 +215,8 @@ async fn route(
                 .iter()
                 .filter(|f| only.as_deref().is_none_or(|o| o == f.key || o == f.name))
                 .map(|f| {
-                    let s = platform.history.summary(&f.name, since_ms);
+                    let key = super::platform::telemetry_key(name, stage, &f.name);
+                    let s = platform.history.summary(&key, since_ms);
                     api::FunctionMetrics {
                         function: f.key.clone(),
                         invocations: s.invocations,

@@ -169,33 +169,29 @@ impl Front {
             }
         }
         if op == "ListTables" && !matches!(key.scope, sylph_control::keys::Scope::All) {
-            // The whole list, filtered, in one page: paging through it (`Limit`,
-            // `LastEvaluatedTableName`) would name other services' tables.
-            let answer = sylph_gateway::table_api(&self.platform.tables, op, b"{}").await;
-            return self.only_usable_tables(&key, answer).await;
+            return self.usable_tables(&key);
         }
         sylph_gateway::table_api(&self.platform.tables, op, &body).await
     }
 
-    /// A ListTables answer naming only the tables `key` may use: other teams' table names
-    /// are not its business.
-    async fn only_usable_tables(&self, key: &Key, answer: Response<Body>) -> Response<Body> {
-        use http_body_util::BodyExt as _;
-        let (parts, body) = answer.into_parts();
-        let Ok(collected) = body.collect().await;
-        let bytes = collected.to_bytes();
-        let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-            return Response::from_parts(parts, Full::new(bytes));
-        };
-        if let Some(names) = json.get_mut("TableNames").and_then(serde_json::Value::as_array_mut) {
-            names.retain(|n| n.as_str().is_some_and(|t| self.platform.key_may_use_table(key, t)));
-        }
-        if let Some(map) = json.as_object_mut() {
-            map.remove("LastEvaluatedTableName");
-        }
-        let mut parts = parts;
-        parts.headers.remove(hyper::header::CONTENT_LENGTH);
-        Response::from_parts(parts, Full::new(Bytes::from(json.to_string())))
+    /// ListTables for a key limited to some services: every table it may use, in one page
+    /// (paging through the full list would name other services' tables).
+    fn usable_tables(&self, key: &Key) -> Response<Body> {
+        let mut names: Vec<String> = self
+            .platform
+            .tables
+            .table_names()
+            .into_iter()
+            .filter(|t| self.platform.key_may_use_table(key, t))
+            .collect();
+        names.sort();
+        let body = serde_json::json!({ "TableNames": names }).to_string();
+        let mut res = Response::new(Full::new(Bytes::from(body)));
+        res.headers_mut().insert(
+            "content-type",
+            hyper::header::HeaderValue::from_static("application/x-amz-json-1.0"),
+        );
+        res
     }
 
     /// An Invoke API call: signed by a key allowed for the function's service.

@@ -153,7 +153,8 @@ struct State {
     keys: HashMap<String, Key>,
     /// Function and table names a deploy under way is about to take (`function:…`,
     /// `table:…` → the service), so that two services deployed at once cannot both take one.
-    claimed_names: HashMap<String, String>,
+    /// (the service, how many of its deploys under way claim it).
+    claimed_names: HashMap<String, (String, usize)>,
 }
 
 /// Names a deploy has claimed; released when it ends (it has installed them by then, or failed).
@@ -166,7 +167,14 @@ impl Drop for NameClaim<'_> {
     fn drop(&mut self) {
         let mut state = self.platform.write();
         for n in &self.names {
-            state.claimed_names.remove(n);
+            // Released when the last deploy of the service claiming it ends (two stages may
+            // declare one table and deploy at once).
+            if let Some((_, count)) = state.claimed_names.get_mut(n) {
+                *count -= 1;
+                if *count == 0 {
+                    state.claimed_names.remove(n);
+                }
+            }
         }
     }
 }
@@ -457,7 +465,10 @@ impl Platform {
             names: service
                 .functions
                 .iter()
-                .map(|f| (f.key.clone(), f.name.clone()))
+                .map(|f| {
+                    let stored = telemetry_key(&service.name, &service.stage, &f.name);
+                    (f.key.clone(), (stored, f.name.clone()))
+                })
                 .collect(),
             store: self.logs.clone(),
             echo: self.echo_logs.then(sylph_telemetry::TerminalSink::default),
@@ -797,6 +808,7 @@ impl Platform {
                 _ => state
                     .claimed_names
                     .get(&format!("function:{}", f.name))
+                    .map(|(owner, _)| owner)
                     .filter(|owner| **owner != service.name)
                     .cloned(),
             };
@@ -814,7 +826,12 @@ impl Platform {
             let owner = state
                 .tables
                 .get(&t.name)
-                .or_else(|| state.claimed_names.get(&format!("table:{}", t.name)))
+                .or_else(|| {
+                    state
+                        .claimed_names
+                        .get(&format!("table:{}", t.name))
+                        .map(|(owner, _)| owner)
+                })
                 .filter(|owner| **owner != service.name);
             if let Some(owner) = owner {
                 return Err(ApiError::new(
@@ -841,10 +858,13 @@ impl Platform {
             .iter()
             .map(|f| format!("function:{}", f.name))
             .chain(service.tables.iter().map(|t| format!("table:{}", t.name)))
-            .filter(|n| !state.claimed_names.contains_key(n))
             .collect();
         for n in &names {
-            state.claimed_names.insert(n.clone(), service.name.clone());
+            state
+                .claimed_names
+                .entry(n.clone())
+                .or_insert_with(|| (service.name.clone(), 0))
+                .1 += 1;
         }
         Ok(NameClaim { platform: self, names })
     }
@@ -853,7 +873,9 @@ impl Platform {
     /// never removed from a table another stage of the service declares too.
     async fn reconcile_tables(&self, service: &Service, phase: Phase) -> Result<(), ApiError> {
         for t in &service.tables {
-            if phase == Phase::Shrink && self.other_stage_declares(service, &t.name) {
+            if phase == Phase::Shrink
+                && (self.other_stage_declares(service, &t.name) || self.versions_declaring(service, &t.name) > 1)
+            {
                 continue;
             }
             let outcome = self
@@ -871,6 +893,17 @@ impl Platform {
             }
         }
         Ok(())
+    }
+
+    /// How many running versions of `service`'s stage (the serving one and those its aliases
+    /// name) declare `table`: an index one of them may still query is not removed.
+    fn versions_declaring(&self, service: &Service, table: &str) -> usize {
+        self.by_service(&service.name, &service.stage).map_or(0, |live| {
+            live.versions
+                .values()
+                .filter(|r| r.service.tables.iter().any(|t| t.name == table))
+                .count()
+        })
     }
 
     /// Whether a running stage of `service` other than its own declares `table`.
@@ -1007,10 +1040,19 @@ impl Platform {
         let mut record = self.record(name, stage)?;
         let numbers = self.store.version_numbers(name, stage).map_err(ApiError::internal)?;
         let mut claims = Vec::new();
+        let mut services = Vec::new();
         for v in std::iter::once(value.version).chain(value.additional.map(|(v, _)| v)) {
             if let Some(version) = self.store.version(name, stage, v).map_err(ApiError::internal)? {
                 claims.push(self.claim_names(key, &version.service, Some(&record))?);
+                services.push(version.service);
             }
+        }
+        // The tables an older version needs (an index since removed comes back).
+        for service in &services {
+            self.reconcile_tables(service, Phase::Check).await?;
+        }
+        for service in &services {
+            self.reconcile_tables(service, Phase::Grow).await?;
         }
         for v in std::iter::once(value.version).chain(value.additional.map(|(v, _)| v)) {
             if !numbers.contains(&v) {
@@ -1027,8 +1069,17 @@ impl Platform {
         record.aliases.insert(alias.to_owned(), value);
         record.updated = sylph_control::now_secs();
         let running = self.assemble(&record, None).await?;
-        self.store.publish(&record, None).map_err(ApiError::internal)?;
+        let store = self.store.clone();
+        let kept = record.clone();
+        tokio::task::spawn_blocking(move || store.publish(&kept, None))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
         self.install(record, running);
+        for service in &services {
+            self.persist_owners(service);
+        }
+        drop(claims);
         self.info_of(name, stage)
             .ok_or_else(|| ApiError::internal("the service is not running after the alias change"))
     }
@@ -1048,8 +1099,9 @@ impl Platform {
         if let Some(live) = live {
             for running in live.versions.values() {
                 for f in &running.service.functions {
-                    self.logs.remove(&f.name);
-                    self.history.forget(&f.name);
+                    let key = telemetry_key(name, stage, &f.name);
+                    self.logs.remove(&key);
+                    self.history.forget(&key);
                 }
             }
             let active = live.active();
@@ -1209,6 +1261,18 @@ fn place_code(service: &mut Service, dir: &Path) {
 fn validate_service(service: &Service) -> Result<(), ApiError> {
     const MAX_FUNCTIONS: usize = 100;
     const MAX_TABLES: usize = 50;
+    let region_ok = !service.region.is_empty()
+        && service.region.len() <= 32
+        && service
+            .region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !region_ok {
+        return Err(ApiError::bad(format!(
+            "region {:?} is not a region name (lower-case letters, digits and `-`)",
+            service.region.chars().take(40).collect::<String>()
+        )));
+    }
     if service.functions.is_empty() {
         return Err(ApiError::bad("the service declares no functions"));
     }
@@ -1335,18 +1399,28 @@ pub const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(10)
 
 /// Log lines of one service's functions: stored under the function's deployed name (keys
 /// repeat across services), and printed too unless the server is quiet.
+/// Where a function's logs and metrics history are kept: by service, stage and function,
+/// never by the function's name alone, which another service may take once it is free (and
+/// would then read what the first one logged). `.` appears in none of the three names.
+pub fn telemetry_key(service: &str, stage: &str, function: &str) -> String {
+    format!("{service}.{stage}.{function}")
+}
+
 struct ServiceLogs {
-    names: HashMap<String, String>,
+    /// Function key → (where its logs go, the name printed).
+    names: HashMap<String, (String, String)>,
     store: Arc<dyn sylph_telemetry::logstore::LogStore>,
     echo: Option<sylph_telemetry::TerminalSink>,
 }
 
 impl sylph_telemetry::LogSink for ServiceLogs {
     fn line(&self, function: &str, request_id: Option<&str>, text: &str) {
-        let name = self.names.get(function).map_or(function, String::as_str);
-        self.store.append(name, request_id, text);
+        let Some((stored, shown)) = self.names.get(function) else {
+            return;
+        };
+        self.store.append(stored, request_id, text);
         if let Some(echo) = &self.echo {
-            echo.line(name, request_id, text);
+            echo.line(shown, request_id, text);
         }
     }
 }
@@ -1360,7 +1434,8 @@ impl Platform {
             .unwrap_or(0);
         for live in self.all_live() {
             for (f, pool, reading) in live.active().hosted.pool.function_metrics() {
-                self.history.record(&f.name, pool, reading, now);
+                let key = telemetry_key(&live.record.name, &live.record.stage, &f.name);
+                self.history.record(&key, pool, reading, now);
             }
         }
     }
@@ -1610,14 +1685,42 @@ mod tests {
             .err()
             .expect("the table name is being taken");
         assert!(err.message.contains("table alpha-items"), "{}", err.message);
-        // The same service deploying again (another stage, a retry) is not refused by itself.
-        assert!(p
+        // The same service deploying again (another stage) is not refused by itself, and the
+        // names stay claimed until both its deploys end.
+        let alpha_prod = p
             .claim_names(&all_key, &service("alpha", "shared-fn", "alpha-items"), None)
-            .is_ok());
+            .unwrap();
         drop(alpha);
         assert!(p
             .claim_names(&all_key, &service("beta", "shared-fn", "alpha-items"), None)
+            .is_err());
+        drop(alpha_prod);
+        assert!(p
+            .claim_names(&all_key, &service("beta", "shared-fn", "alpha-items"), None)
             .is_ok());
+    }
+
+    #[test]
+    fn the_server_refuses_a_hand_made_service_past_the_manifest_limits() {
+        assert!(validate_service(&service("ok", "ok-dev-f", "ok-items")).is_ok());
+        let broken: [(&str, fn(&mut Service)); 6] = [
+            ("region", |s| s.region = "x:table/mine/".into()),
+            ("function name", |s| s.functions[0].name = "victim-dev-f.1".into()),
+            ("memorySize", |s| s.functions[0].memory_mb = u32::MAX),
+            ("ephemeralStorageSize", |s| s.functions[0].ephemeral_mb = 100),
+            ("timeout", |s| {
+                s.functions[0].timeout = std::time::Duration::from_secs(u64::MAX)
+            }),
+            ("TableName", |s| s.tables[0].name = "a/b".into()),
+        ];
+        for (what, breaks) in broken {
+            let mut s = service("ok", "ok-dev-f", "ok-items");
+            breaks(&mut s);
+            let err = validate_service(&s)
+                .err()
+                .unwrap_or_else(|| panic!("{what} was accepted"));
+            assert_eq!(err.status, 400, "{what}");
+        }
     }
 
     #[test]
