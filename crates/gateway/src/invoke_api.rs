@@ -104,13 +104,23 @@ pub(crate) async fn handle(
                 // Kept durably before the 202: an accepted event survives a crash.
                 Some(queue) => {
                     let function = invoker.function(&name).map_or_else(|| name.clone(), |f| f.name.clone());
-                    if let Err(why) = queue.accept(function, request.payload.clone()).await {
-                        tracing::error!("cannot queue an asynchronous invocation: {why}");
-                        return error(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "ServiceException",
-                            "The event could not be queued; it was not accepted",
-                        );
+                    match queue.accept(function, request.payload.clone()).await {
+                        Ok(()) => {}
+                        Err(crate::QueueError::Full) => {
+                            return error(
+                                StatusCode::TOO_MANY_REQUESTS,
+                                "TooManyRequestsException",
+                                "Rate Exceeded: too many asynchronous invocations are waiting to run",
+                            )
+                        }
+                        Err(crate::QueueError::Failed(why)) => {
+                            tracing::error!("cannot queue an asynchronous invocation: {why}");
+                            return error(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "ServiceException",
+                                "The event could not be queued; it was not accepted",
+                            );
+                        }
                     }
                 }
                 None => spawn_event(invoker.clone(), name, request),

@@ -75,7 +75,16 @@ pub struct Gateway {
 /// event runs in a task of this process.
 pub trait EventQueue: Send + Sync {
     /// Keep the event for `function` (its deployed name) and have it run; `Ok` once it is kept.
-    fn accept(&self, function: String, payload: Bytes) -> sylph_invoker::BoxFuture<'static, Result<(), String>>;
+    fn accept(&self, function: String, payload: Bytes) -> sylph_invoker::BoxFuture<'static, Result<(), QueueError>>;
+}
+
+/// Why an event was not accepted.
+#[derive(Debug)]
+pub enum QueueError {
+    /// Too many events wait already: the caller is throttled (429), and may try again.
+    Full,
+    /// It could not be kept.
+    Failed(String),
 }
 
 /// Decides which tables a service's functions may reach (see [`Gateway::set_table_guard`]).

@@ -201,6 +201,8 @@ pub struct Platform {
     busy: Mutex<HashSet<String>>,
     /// Set once every deployed service has been loaded at start.
     pub ready: std::sync::atomic::AtomicBool,
+    /// Accepted asynchronous invocations not yet run to their end (at most [`MAX_PENDING_EVENTS`]).
+    pending_events: std::sync::atomic::AtomicUsize,
     /// Warm a new version up before switching to it (off only for measurements).
     pub warm_up: std::sync::atomic::AtomicBool,
 }
@@ -257,6 +259,7 @@ impl Platform {
             state: RwLock::new(state),
             busy: Mutex::new(HashSet::new()),
             ready: std::sync::atomic::AtomicBool::new(false),
+            pending_events: std::sync::atomic::AtomicUsize::new(0),
             warm_up: std::sync::atomic::AtomicBool::new(true),
         }))
     }
@@ -1066,6 +1069,11 @@ impl Platform {
                 )));
             }
         }
+        if !record.aliases.contains_key(alias) && record.aliases.len() >= MAX_ALIASES {
+            return Err(ApiError::bad(format!(
+                "{name} (stage {stage}) has {MAX_ALIASES} aliases, the most a service may have (each keeps its versions running); point one of them elsewhere"
+            )));
+        }
         record.aliases.insert(alias.to_owned(), value);
         record.updated = sylph_control::now_secs();
         let running = self.assemble(&record, None).await?;
@@ -1389,6 +1397,12 @@ fn sylph_control_random_id() -> String {
         .collect()
 }
 
+/// Aliases a service may have: each keeps the versions it names running.
+const MAX_ALIASES: usize = 10;
+/// Accepted asynchronous invocations waiting to run, server-wide; each holds its payload (up
+/// to 1 MB) until it has run. Past it, callers are throttled (429).
+const MAX_PENDING_EVENTS: usize = 2000;
+
 /// The longest a deploy waits for the new version's runtimes to be ready before switching.
 const WARM_UP_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -1452,16 +1466,28 @@ struct ServiceEvents {
 }
 
 impl sylph_gateway::EventQueue for ServiceEvents {
-    fn accept(&self, function: String, payload: bytes::Bytes) -> sylph_invoker::BoxFuture<'static, Result<(), String>> {
+    fn accept(
+        &self,
+        function: String,
+        payload: bytes::Bytes,
+    ) -> sylph_invoker::BoxFuture<'static, Result<(), sylph_gateway::QueueError>> {
         let platform = self.platform.clone();
         let (service, stage, version) = (self.service.clone(), self.stage.clone(), self.version);
         Box::pin(async move {
-            let platform = platform.upgrade().ok_or("the server is stopping")?;
+            let platform = platform
+                .upgrade()
+                .ok_or_else(|| sylph_gateway::QueueError::Failed("the server is stopping".into()))?;
             let payload = String::from_utf8_lossy(&payload).into_owned();
             platform
                 .accept_event(&service, &stage, &function, Some(version), payload)
                 .await
-                .map_err(|e| e.message)
+                .map_err(|e| {
+                    if e.status == 429 {
+                        sylph_gateway::QueueError::Full
+                    } else {
+                        sylph_gateway::QueueError::Failed(e.message)
+                    }
+                })
         })
     }
 }
@@ -1476,6 +1502,16 @@ impl Platform {
         version: Option<u32>,
         payload: String,
     ) -> Result<(), ApiError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        // A bounded queue: past it the caller is throttled, as Lambda throttles asynchronous
+        // invocations, rather than the disk and memory filling up.
+        if self.pending_events.fetch_add(1, Relaxed) >= MAX_PENDING_EVENTS {
+            self.pending_events.fetch_sub(1, Relaxed);
+            return Err(ApiError::new(
+                429,
+                format!("{MAX_PENDING_EVENTS} asynchronous invocations are waiting to run; try again later"),
+            ));
+        }
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -1493,10 +1529,14 @@ impl Platform {
         };
         let store = self.store.clone();
         let kept = event.clone();
-        tokio::task::spawn_blocking(move || store.put_event(&kept))
+        let kept_ok = tokio::task::spawn_blocking(move || store.put_event(&kept))
             .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::internal)?;
+            .map_err(ApiError::internal)
+            .and_then(|r| r.map_err(ApiError::internal));
+        if let Err(e) = kept_ok {
+            self.pending_events.fetch_sub(1, Relaxed);
+            return Err(e);
+        }
         tokio::spawn(self.clone().run_event(event));
         Ok(())
     }
@@ -1508,6 +1548,7 @@ impl Platform {
             Vec::new()
         });
         let n = pending.len();
+        self.pending_events.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         for event in pending {
             tokio::spawn(self.clone().run_event(event));
         }
@@ -1567,6 +1608,7 @@ impl Platform {
             Ok(Err(e)) => tracing::error!("cannot mark event {} done: {e}", event.id),
             Err(e) => tracing::error!("cannot mark event {} done: {e}", event.id),
         }
+        self.pending_events.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -1721,6 +1763,32 @@ mod tests {
                 .unwrap_or_else(|| panic!("{what} was accepted"));
             assert_eq!(err.status, 400, "{what}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_full_event_queue_throttles_and_frees_up_as_events_end() {
+        let p = platform(&std::env::temp_dir().join(format!("sylph-events-{}", std::process::id())));
+        p.pending_events
+            .store(MAX_PENDING_EVENTS, std::sync::atomic::Ordering::Relaxed);
+        let full = p.accept_event("gone", "dev", "gone-dev-f", None, "{}".into()).await;
+        assert_eq!(full.err().map(|e| e.status), Some(429));
+        assert!(
+            p.store.pending_events().unwrap().is_empty(),
+            "nothing kept when refused"
+        );
+        p.pending_events.store(0, std::sync::atomic::Ordering::Relaxed);
+        // Accepted, kept, then dropped (no such service) and forgotten.
+        p.accept_event("gone", "dev", "gone-dev-f", None, "{}".into())
+            .await
+            .unwrap();
+        for _ in 0..200 {
+            if p.pending_events.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(p.pending_events.load(std::sync::atomic::Ordering::Relaxed), 0);
+        assert!(p.store.pending_events().unwrap().is_empty());
     }
 
     #[test]

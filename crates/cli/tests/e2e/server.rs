@@ -300,6 +300,21 @@ fn a_deploy_under_load_fails_no_request_and_versions_roll_back_and_split_by_weig
     let (ok, _, _) = server.cli(&key, &["alias", "set", "live", "--version", "4", "--name", "canary"]);
     assert!(ok);
     assert_eq!(server.api(&api, "GET", "/hello", b"").text(), "v4");
+    // At most 10 aliases (each keeps its versions running); moving one is always possible.
+    for n in 1..10 {
+        let (ok, _, err) = server.cli(
+            &key,
+            &["alias", "set", &format!("a{n}"), "--version", "4", "--name", "canary"],
+        );
+        assert!(ok, "{err}");
+    }
+    let (ok, _, err) = server.cli(
+        &key,
+        &["alias", "set", "one-too-many", "--version", "4", "--name", "canary"],
+    );
+    assert!(!ok && err.contains("the most a service may have"), "{err}");
+    let (ok, _, err) = server.cli(&key, &["alias", "set", "a1", "--version", "3", "--name", "canary"]);
+    assert!(ok, "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
