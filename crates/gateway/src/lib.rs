@@ -206,6 +206,9 @@ impl Gateway {
             }
             return invoke_api::handle(&self.invoker, self.events.get(), &self.region, &parts, rest, body).await;
         }
+        if let Some(refused) = unserved_aws_service(&parts.headers) {
+            return refused;
+        }
         self.handle_route(parts, body, peer).await
     }
 
@@ -353,6 +356,36 @@ impl Gateway {
         }
         Some(res)
     }
+}
+
+/// The AWS services whose APIs Sylph answers (and `execute-api`: IAM-signed calls to a
+/// service's own HTTP routes).
+const SERVED_AWS_SERVICES: &[&str] = &["dynamodb", "lambda", "execute-api"];
+
+/// An SDK call (SigV4-signed) to an AWS service Sylph does not serve: every SDK client in a
+/// function points at Sylph, so without this an SQS or S3 call got an opaque 404. The answer
+/// names the service, in the JSON error shape the SDKs read.
+pub fn unserved_aws_service(headers: &hyper::HeaderMap) -> Option<Response<Body>> {
+    let authorization = headers.get("authorization")?.to_str().ok()?;
+    let auth = sylph_iam::sigv4::parse_authorization(authorization).ok()?;
+    if SERVED_AWS_SERVICES.contains(&auth.service) {
+        return None;
+    }
+    let service: String = auth.service.chars().take(64).collect();
+    let body = serde_json::json!({
+        "__type": "UnsupportedOperationException",
+        "message": format!("Sylph does not serve the AWS service `{service}` (yet): it answers DynamoDB and Lambda only. Point this client at the real service, or do without it locally."),
+    })
+    .to_string();
+    let mut res = Response::new(Full::new(Bytes::from(body)));
+    *res.status_mut() = StatusCode::BAD_REQUEST;
+    let h = res.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/x-amz-json-1.0"));
+    h.insert(
+        "x-amzn-errortype",
+        HeaderValue::from_static("UnsupportedOperationException"),
+    );
+    Some(res)
 }
 
 /// A request's body, up to [`MAX_REQUEST_BYTES`] within `timeout`; past either, the answer the

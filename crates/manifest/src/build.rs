@@ -382,7 +382,10 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
             stage,
             region,
             root: dir.to_owned(),
-            functions: resolved,
+            functions: {
+                unserved_events(&resolved, &mut notices);
+                resolved
+            },
             http_api_cors,
             resources,
             custom,
@@ -391,6 +394,20 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
         },
         notices,
     })
+}
+
+/// Say which events Sylph does not run yet, rather than leave them silently untriggered.
+fn unserved_events(functions: &[Function], notices: &mut Vec<String>) {
+    for f in functions {
+        for (i, event) in f.events.iter().enumerate() {
+            if let Event::Other { kind, .. } = event {
+                notices.push(format!(
+                    "functions.{}.events[{i}]: `{kind}` events are not run by sylph yet; {} runs only when called over HTTP or the Invoke API",
+                    f.key, f.key
+                ));
+            }
+        }
+    }
 }
 
 /// The logical id Serverless Framework gives a function's `AWS::Lambda::Function`.

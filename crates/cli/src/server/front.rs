@@ -133,6 +133,9 @@ impl Front {
             };
             return self.invoke_call(parts, &name, qualifier.as_deref(), body, peer).await;
         }
+        if let Some(refused) = sylph_gateway::unserved_aws_service(req.headers()) {
+            return refused;
+        }
         sylph_gateway::json_message(
             StatusCode::NOT_FOUND,
             "Not Found: a deployed API is at /apis/{api-id}/ or {api-id}.<domain>; `sylph info` lists them",

@@ -78,3 +78,55 @@ fn report_lines_carry_init_duration_on_cold_starts_only() {
         .any(|l| l.starts_with("[hello] START RequestId: ") && l.ends_with("Version: $LATEST")));
     assert!(out.lines().any(|l| l.starts_with("[hello] END RequestId: ")));
 }
+
+/// Events Sylph does not run yet are named at start, and an SDK call to an AWS service it does
+/// not serve (from a function, or a tool on the port) gets an error naming that service, not a
+/// 404.
+#[test]
+fn unserved_events_and_aws_services_are_named_not_silent() {
+    let dir = std::env::temp_dir().join(format!("sylph-unserved-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("serverless.yml"),
+        "service: unserved\nprovider:\n  runtime: python3.12\n  timeout: 30\nfunctions:\n  nightly:\n    handler: p.nightly\n    events:\n      - schedule: rate(1 day)\n      - sqs: arn:aws:sqs:us-east-1:000000000000:jobs\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("p.py"),
+        "import boto3\n\ndef nightly(event, context):\n    try:\n        boto3.client('sqs').list_queues()\n        return 'no error'\n    except Exception as e:\n        return str(e)\n",
+    )
+    .unwrap();
+    let dev = Dev::start(&dir.join("serverless.yml"));
+    let out = dev.output();
+    assert!(
+        out.contains("functions.nightly.events[0]: `schedule` events are not run by sylph yet"),
+        "{out}"
+    );
+    assert!(out.contains("functions.nightly.events[1]: `sqs` events"), "{out}");
+    // From inside a function, with the SDK Sylph provides.
+    let said = dev.invoke_ok("nightly", &json!({}));
+    let said = said.as_str().unwrap_or_default();
+    assert!(said.contains("does not serve the AWS service `sqs`"), "{said}");
+    // From a tool on the port (the aws CLI, signed for SQS).
+    let cli = std::process::Command::new("aws")
+        .args([
+            "sqs",
+            "list-queues",
+            "--region",
+            "us-east-1",
+            "--endpoint-url",
+            &dev.base,
+        ])
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("the aws CLI");
+    let err = String::from_utf8_lossy(&cli.stderr);
+    assert!(!cli.status.success() && err.contains("sqs"), "{err}");
+    assert!(!err.contains("404"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
