@@ -588,10 +588,7 @@ pub async fn alias(cmd: AliasCommand, extra: HashMap<String, String>) -> anyhow:
 
 /// `10m`, `1h`, `30s`, `2d` ago, or Unix milliseconds: the start of a window, in Unix ms.
 fn parse_start_time(text: &str) -> anyhow::Result<u64> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let now = sylph_telemetry::unix_ms();
     let text = text.trim();
     if let Ok(ms) = text.parse::<u64>() {
         return Ok(ms);

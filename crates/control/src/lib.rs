@@ -22,16 +22,7 @@ pub fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// `n` characters drawn uniformly from `alphabet` (whose length divides 256).
-pub(crate) fn random_chars(n: usize, alphabet: &[u8]) -> String {
-    debug_assert!(256 % alphabet.len() == 0);
-    let mut bytes = vec![0u8; n];
-    sylph_telemetry::fill_random(&mut bytes);
-    bytes
-        .iter()
-        .map(|b| alphabet[usize::from(*b) % alphabet.len()] as char)
-        .collect()
-}
+pub(crate) use sylph_telemetry::random_chars;
 
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {

@@ -261,14 +261,4 @@ impl Authorizer {
     }
 }
 
-/// `n` characters drawn uniformly from `alphabet` (whose length divides 256), from the kernel's
-/// random source.
-fn random_chars(n: usize, alphabet: &[u8]) -> String {
-    debug_assert!(256 % alphabet.len() == 0);
-    let mut bytes = vec![0u8; n];
-    sylph_telemetry::fill_random(&mut bytes);
-    bytes
-        .iter()
-        .map(|b| alphabet[usize::from(*b) % alphabet.len()] as char)
-        .collect()
-}
+use sylph_telemetry::random_chars;

@@ -10,6 +10,26 @@ use std::fmt;
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// `n` characters drawn uniformly from `alphabet` (whose length divides 256), from the
+/// kernel's random source: access keys, secrets, ids.
+pub fn random_chars(n: usize, alphabet: &[u8]) -> String {
+    debug_assert!(256 % alphabet.len() == 0);
+    let mut bytes = vec![0u8; n];
+    fill_random(&mut bytes);
+    bytes
+        .iter()
+        .map(|b| alphabet[usize::from(*b) % alphabet.len()] as char)
+        .collect()
+}
+
+/// Milliseconds since the Unix epoch (0 on a clock set before it).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// Where function output and invocation records are written.
 ///
 /// Called from reader tasks and the request path, so implementations must not block for long.

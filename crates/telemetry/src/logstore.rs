@@ -54,12 +54,7 @@ fn file_stem(function: &str) -> String {
         .collect()
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use crate::unix_ms as now_ms;
 
 impl FileLogs {
     pub fn open(dir: &Path, limit_bytes: u64) -> std::io::Result<FileLogs> {

@@ -272,12 +272,7 @@ impl Query<'_> {
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use sylph_telemetry::unix_ms as now_ms;
 
 /// Run an operation that changes what is deployed in a task of its own: a client that goes
 /// away mid-way must not cut it between its record in the store and the switch in memory.

@@ -1442,10 +1442,7 @@ impl sylph_telemetry::LogSink for ServiceLogs {
 impl Platform {
     /// Record every serving function's counters (see [`SAMPLE_EVERY`]).
     pub fn sample_metrics(&self) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let now = sylph_telemetry::unix_ms();
         for live in self.all_live() {
             for (f, pool, reading) in live.active().hosted.pool.function_metrics() {
                 let key = telemetry_key(&live.record.name, &live.record.stage, &f.name);
@@ -1513,10 +1510,7 @@ impl Platform {
             ));
         }
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let now = sylph_telemetry::unix_ms();
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let event = sylph_control::store::PendingEvent {
             id: format!("{now:015}-{n:010}"),
