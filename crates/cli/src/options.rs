@@ -38,7 +38,7 @@ pub fn split_extra_options(args: Vec<String>, known: &[String]) -> (Vec<String>,
             Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
             None => (flag.to_owned(), None),
         };
-        if name.is_empty() || known.iter().any(|k| *k == name) {
+        if name.is_empty() || known.contains(&name) {
             kept.push(arg);
             continue;
         }

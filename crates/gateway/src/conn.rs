@@ -72,14 +72,14 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 impl Handler for Gateway {
-    fn serve_request(
+    async fn serve_request(
         self: Arc<Self>,
         req: hyper::Request<hyper::body::Incoming>,
         peer: SocketAddr,
         instance_key: Option<Arc<str>>,
         body_timeout: Duration,
-    ) -> impl std::future::Future<Output = Response<Full<Bytes>>> + Send {
-        async move { self.handle(req, peer, instance_key.as_deref(), body_timeout).await }
+    ) -> Response<Full<Bytes>> {
+        self.handle(req, peer, instance_key.as_deref(), body_timeout).await
     }
 }
 

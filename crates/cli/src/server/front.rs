@@ -25,14 +25,14 @@ pub struct Front {
 }
 
 impl sylph_gateway::Handler for Front {
-    fn serve_request(
+    async fn serve_request(
         self: Arc<Self>,
         req: Request<Incoming>,
         peer: SocketAddr,
         _instance_key: Option<Arc<str>>,
         body_timeout: Duration,
-    ) -> impl std::future::Future<Output = Response<Body>> + Send {
-        async move { self.route(req, peer, body_timeout).await }
+    ) -> Response<Body> {
+        self.route(req, peer, body_timeout).await
     }
 }
 
