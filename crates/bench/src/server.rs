@@ -16,7 +16,8 @@ use anyhow::{bail, Context as _};
 use bytes::Bytes;
 use http_body_util::Full;
 
-use crate::{load, print_comparison, MakeRequest, Row};
+use crate::todo::{get_todo, post_todo, seed};
+use crate::{load, print_comparison, Row};
 
 /// How long the load runs while three versions are deployed (each deploy under load waits
 /// for the new version to warm up, about 2.5 s here).
@@ -120,47 +121,6 @@ fn touch_list(dir: &Path, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn get_todo(addr: SocketAddr, prefix: Arc<str>, ids: Arc<Vec<String>>) -> MakeRequest {
-    Arc::new(move |n| {
-        let id = &ids[(n as usize) % ids.len()];
-        hyper::Request::get(format!("{prefix}/dev/todos/{id}"))
-            .header("host", addr.to_string())
-            .body(Full::new(Bytes::new()))
-            .expect("valid request")
-    })
-}
-
-fn post_todo(addr: SocketAddr, prefix: Arc<str>) -> MakeRequest {
-    Arc::new(move |n| {
-        hyper::Request::post(format!("{prefix}/dev/todos"))
-            .header("host", addr.to_string())
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(format!(r#"{{"text":"todo number {n}"}}"#))))
-            .expect("valid request")
-    })
-}
-
-async fn seed(addr: SocketAddr, prefix: &str, n: usize) -> anyhow::Result<Vec<String>> {
-    let mut ids = Vec::with_capacity(n);
-    for i in 0..n {
-        let req = hyper::Request::post(format!("{prefix}/dev/todos"))
-            .header("host", addr.to_string())
-            .body(Full::new(Bytes::from(format!(r#"{{"text":"seed {i}"}}"#))))?;
-        let (status, _, body) = crate::send_once(addr, req).await?;
-        let body = String::from_utf8_lossy(&body);
-        if status != 200 {
-            bail!("seeding failed: {status} {body}");
-        }
-        let id = body
-            .split("\"id\":\"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .context("no id in the answer")?;
-        ids.push(id.to_owned());
-    }
-    Ok(ids)
-}
-
 /// Warm the service up at `o.clients`, then load it for [`UNDER_LOAD`] while deploying three
 /// new versions; the load's result and each deploy's wall time.
 async fn deploys_under_load(
@@ -170,7 +130,7 @@ async fn deploys_under_load(
     prefix: &str,
 ) -> anyhow::Result<(crate::LoadResult, Vec<Duration>)> {
     let ids = Arc::new(seed(p.addr, prefix, 20).await?);
-    let make = get_todo(p.addr, Arc::from(prefix), ids);
+    let make = get_todo(p.addr, prefix, ids);
     load(p.addr, make.clone(), o.clients, Duration::from_secs(3)).await?;
     let (o_sylph, base, key, dir) = (o.sylph.clone(), p.base.clone(), p.key.clone(), service.to_owned());
     let deploys = std::thread::spawn(move || -> anyhow::Result<Vec<Duration>> {
@@ -204,14 +164,13 @@ async fn throughput(
     o: &Options,
     rows: &mut Vec<Row>,
 ) -> anyhow::Result<()> {
-    let prefix: Arc<str> = Arc::from(prefix);
-    let ids = Arc::new(seed(addr, &prefix, 50).await?);
+    let ids = Arc::new(seed(addr, prefix, 50).await?);
     let warm = Duration::from_secs(3);
-    load(addr, get_todo(addr, prefix.clone(), ids.clone()), o.clients, warm).await?;
-    load(addr, post_todo(addr, prefix.clone()), o.clients, warm).await?;
+    load(addr, get_todo(addr, prefix, ids.clone()), o.clients, warm).await?;
+    load(addr, post_todo(addr, prefix), o.clients, warm).await?;
     let seconds = Duration::from_secs(o.seconds);
     let case = format!("GET, {} clients", o.clients);
-    let result = load(addr, get_todo(addr, prefix.clone(), ids), o.clients, seconds).await?;
+    let result = load(addr, get_todo(addr, prefix, ids), o.clients, seconds).await?;
     eprintln!("  {name:<12} {case:<16} {:>8.0} req/s", result.rps());
     rows.push(Row {
         server: name,

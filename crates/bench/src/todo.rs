@@ -82,10 +82,13 @@ async fn wait_for(addr: SocketAddr, path: &str, started: Instant) -> anyhow::Res
 }
 
 /// Create `n` todos and return their ids.
-async fn seed(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<String>> {
+/// Create `n` todos through the API at `prefix` (`""` for `sylph dev`, `/apis/{id}` for a
+/// `sylph server`) and return their ids.
+pub(crate) async fn seed(addr: SocketAddr, prefix: &str, n: usize) -> anyhow::Result<Vec<String>> {
     let mut ids = Vec::with_capacity(n);
+    let path = format!("{prefix}/dev/todos");
     for i in 0..n {
-        let (status, body) = send(addr, "POST", "/dev/todos", &format!(r#"{{"text":"seed {i}"}}"#)).await?;
+        let (status, body) = send(addr, "POST", &path, &format!(r#"{{"text":"seed {i}"}}"#)).await?;
         if status != 200 {
             bail!("seeding failed: {status} {body}");
         }
@@ -99,19 +102,21 @@ async fn seed(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<String>> {
     Ok(ids)
 }
 
-fn get_todo(addr: SocketAddr, ids: Arc<Vec<String>>) -> MakeRequest {
+pub(crate) fn get_todo(addr: SocketAddr, prefix: &str, ids: Arc<Vec<String>>) -> MakeRequest {
+    let prefix: Arc<str> = Arc::from(prefix);
     Arc::new(move |n| {
         let id = &ids[(n as usize) % ids.len()];
-        hyper::Request::get(format!("/dev/todos/{id}"))
+        hyper::Request::get(format!("{prefix}/dev/todos/{id}"))
             .header("host", addr.to_string())
             .body(Full::new(Bytes::new()))
             .expect("valid request")
     })
 }
 
-fn post_todo(addr: SocketAddr) -> MakeRequest {
+pub(crate) fn post_todo(addr: SocketAddr, prefix: &str) -> MakeRequest {
+    let path: Arc<str> = Arc::from(format!("{prefix}/dev/todos"));
     Arc::new(move |n| {
-        hyper::Request::post("/dev/todos")
+        hyper::Request::post(&*path)
             .header("host", addr.to_string())
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(format!(r#"{{"text":"todo number {n}"}}"#))))
@@ -232,19 +237,19 @@ async fn measure(
     rows: &mut Vec<Row>,
     cpu_rows: &mut Vec<CpuRow>,
 ) -> anyhow::Result<Arc<Vec<String>>> {
-    let ids = Arc::new(seed(addr, 50).await?);
+    let ids = Arc::new(seed(addr, "", 50).await?);
     // Warm up: start the instances the highest client count needs, and let JITs settle.
     let most = o.concurrency.iter().copied().max().unwrap_or(1);
     let half = Duration::from_secs(o.warmup.div_ceil(2));
-    load(addr, get_todo(addr, ids.clone()), most, half).await?;
-    load(addr, post_todo(addr), most, half).await?;
+    load(addr, get_todo(addr, "", ids.clone()), most, half).await?;
+    load(addr, post_todo(addr, ""), most, half).await?;
     for &clients in &o.concurrency {
         let case = format!("GET, {clients} clients");
         let get = measured_load(
             name,
             case.clone(),
             addr,
-            get_todo(addr, ids.clone()),
+            get_todo(addr, "", ids.clone()),
             clients,
             o,
             counted,
@@ -257,7 +262,17 @@ async fn measure(
             result: get,
         });
         let case = format!("POST, {clients} clients");
-        let post = measured_load(name, case.clone(), addr, post_todo(addr), clients, o, counted, cpu_rows).await?;
+        let post = measured_load(
+            name,
+            case.clone(),
+            addr,
+            post_todo(addr, ""),
+            clients,
+            o,
+            counted,
+            cpu_rows,
+        )
+        .await?;
         rows.push(Row {
             server: name,
             case,
@@ -414,15 +429,15 @@ async fn scaling_point(
     counted: &Counted,
     cpu_rows: &mut Vec<CpuRow>,
 ) -> anyhow::Result<(f64, f64)> {
-    let ids = Arc::new(seed(addr, 50).await?);
+    let ids = Arc::new(seed(addr, "", 50).await?);
     let half = Duration::from_secs(o.warmup.div_ceil(2));
-    load(addr, get_todo(addr, ids.clone()), 8, half).await?;
-    load(addr, post_todo(addr), 8, half).await?;
+    load(addr, get_todo(addr, "", ids.clone()), 8, half).await?;
+    load(addr, post_todo(addr, ""), 8, half).await?;
     let get = measured_load(
         name,
         "GET, 8 clients".into(),
         addr,
-        get_todo(addr, ids),
+        get_todo(addr, "", ids),
         8,
         o,
         counted,
@@ -433,7 +448,7 @@ async fn scaling_point(
         name,
         "POST, 8 clients".into(),
         addr,
-        post_todo(addr),
+        post_todo(addr, ""),
         8,
         o,
         counted,

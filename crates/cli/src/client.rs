@@ -104,7 +104,6 @@ fn read_profile(name: &str) -> Option<Profile> {
 
 /// Write (or replace) a profile in the credentials file, readable by its owner only.
 pub fn write_profile(name: &str, server: &str, key: &str, ca: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
-    use std::os::unix::fs::OpenOptionsExt as _;
     let path = credentials_path();
     let existing = std::fs::read_to_string(&path).unwrap_or_default();
     let mut out = String::new();
@@ -128,16 +127,8 @@ pub fn write_profile(name: &str, server: &str, key: &str, ca: Option<&std::path:
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::io::Write::write_all(&mut f, out.as_bytes())?;
-    std::fs::rename(&tmp, &path)?;
+    sylph_control::keys::write_private_file(&path, out.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
 }
 

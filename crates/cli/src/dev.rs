@@ -147,11 +147,7 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         strict_iam: args.strict_iam,
         port: addr.port(),
         version: None,
-        host_url: if addr.ip().is_unspecified() {
-            format!("http://127.0.0.1:{}", addr.port())
-        } else {
-            base_url.clone()
-        },
+        host_url: crate::host::host_url("http", addr),
     };
     crate::options::start_guard();
     let hosted = crate::host::host_service(&service, tables, sink, &settings, &mut |line| println!("{line}"))?;

@@ -208,6 +208,16 @@ fn describe_iam(service: &Service, strict: bool, say: &mut dyn FnMut(String)) {
     }
 }
 
+/// The URL functions that share the host's network use to reach a server listening on
+/// `addr`: loopback when it listens on every address.
+pub fn host_url(scheme: &str, addr: std::net::SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("{scheme}://127.0.0.1:{}", addr.port())
+    } else {
+        format!("{scheme}://{addr}")
+    }
+}
+
 pub fn default_concurrency() -> usize {
     std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4)
 }

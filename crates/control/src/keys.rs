@@ -97,24 +97,7 @@ impl MasterKey {
         }
         let mut key = [0u8; 32];
         sylph_telemetry::fill_random(&mut key);
-        let write = || -> std::io::Result<()> {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            let tmp = path.with_extension("tmp");
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&key)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-            if let Some(dir) = path.parent() {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-            Ok(())
-        };
-        write().map_err(|source| MasterKeyError::Write { path: shown(), source })?;
+        write_private_file(path, &key).map_err(|source| MasterKeyError::Write { path: shown(), source })?;
         Ok(MasterKey(key))
     }
 
@@ -148,6 +131,27 @@ impl MasterKey {
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0
     }
+}
+
+/// Write `bytes` to `path` readable by its owner only (0600), whole or not at all: a
+/// temporary file, synced, renamed into place, and the folder synced. For secrets: the master
+/// key, and `sylph`'s credentials file.
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Split `ID:SECRET` (how `sylph` passes a key around).

@@ -21,13 +21,13 @@ pub enum Protocol {
 /// caller is an instance. `Err` is the answer to send instead of serving the call (built only
 /// when refusing, so its size costs nothing on the way through).
 #[allow(clippy::result_large_err)]
-pub(crate) fn check(
+pub(crate) fn check<N: AsRef<[(String, String)]>>(
     authorizer: &Authorizer,
     caller: Caller<'_>,
     parts: &hyper::http::request::Parts,
     body: &[u8],
     protocol: Protocol,
-    needs: impl FnOnce() -> Vec<(String, String)>,
+    needs: impl FnOnce() -> N,
 ) -> Result<(), Response<Body>> {
     let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
     let authorization = header("authorization");
@@ -56,7 +56,7 @@ pub(crate) fn check(
         }
     };
     authorizer
-        .authorize(&principal, &needs())
+        .authorize(&principal, needs().as_ref())
         .map_err(|denied| refusal(protocol, "AccessDeniedException", &denied.message))
 }
 

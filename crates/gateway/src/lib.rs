@@ -161,19 +161,8 @@ impl Gateway {
         let path = parts.uri.path();
         if let Some(target) = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
             if let (Some(op), Some(tables)) = (target.strip_prefix("DynamoDB_20120810."), &self.tables) {
-                if let Some(authorizer) = &self.authorizer {
-                    let needs = || sylph_iam::actions::dynamodb(op, &body, &self.region);
-                    if let Err(refused) =
-                        auth::check(authorizer, caller, &parts, &body, auth::Protocol::DynamoDb, needs)
-                    {
-                        return refused;
-                    }
-                }
-                // After the caller is known: refusals name the service and its tables.
-                if let (Some(guard), sylph_iam::Caller::Instance(_)) = (self.table_guard.get(), caller) {
-                    if let Err(refused) = self.guard_tables(guard.as_ref(), op, &body) {
-                        return refused;
-                    }
+                if let Err(refused) = self.authorize_table_call(caller, &parts, op, &body) {
+                    return refused;
                 }
                 return match tables {
                     TableApi::Local(tables) => table_api(tables, op, &body).await,
@@ -306,11 +295,37 @@ impl Gateway {
         res
     }
 
+    /// IAM, then (for a function) the table guard, on a table call. Which tables the call
+    /// names is read from the body once, for both.
+    #[allow(clippy::result_large_err)]
+    fn authorize_table_call(
+        &self,
+        caller: sylph_iam::Caller<'_>,
+        parts: &hyper::http::request::Parts,
+        op: &str,
+        body: &[u8],
+    ) -> Result<(), Response<Body>> {
+        let needs = std::cell::OnceCell::new();
+        let needs = || {
+            needs
+                .get_or_init(|| sylph_iam::actions::dynamodb(op, body, &self.region))
+                .as_slice()
+        };
+        if let Some(authorizer) = &self.authorizer {
+            auth::check(authorizer, caller, parts, body, auth::Protocol::DynamoDb, needs)?;
+        }
+        // After the caller is known: refusals name the service and its tables.
+        if let (Some(guard), sylph_iam::Caller::Instance(_)) = (self.table_guard.get(), caller) {
+            self.guard_tables(guard.as_ref(), op, needs())?;
+        }
+        Ok(())
+    }
+
     /// Refuse a function's table call that names a table its guard rejects.
     #[allow(clippy::result_large_err)]
-    fn guard_tables(&self, guard: &dyn TableGuard, op: &str, body: &[u8]) -> Result<(), Response<Body>> {
-        for (_, resource) in sylph_iam::actions::dynamodb(op, body, &self.region) {
-            let Some(table) = sylph_iam::actions::table_of_arn(&resource) else {
+    fn guard_tables(&self, guard: &dyn TableGuard, op: &str, needs: &[(String, String)]) -> Result<(), Response<Body>> {
+        for (_, resource) in needs {
+            let Some(table) = sylph_iam::actions::table_of_arn(resource) else {
                 continue;
             };
             if let Err(why) = guard.check(table) {

@@ -64,18 +64,18 @@ impl Front {
         }
         if let Some(rest) = path.strip_prefix("/apis/") {
             let (api_id, tail) = rest.split_once('/').unwrap_or((rest, ""));
-            let tail = tail.to_owned();
             let Some(live) = self.platform.by_api(api_id) else {
                 return sylph_gateway::json_message(
                     StatusCode::NOT_FOUND,
                     "Not Found: no API is deployed with this id",
                 );
             };
-            let (mut parts, body) = req.into_parts();
-            let inner = match parts.uri.query() {
+            // The path the service's routes see: what follows its API id.
+            let inner = match req.uri().query() {
                 Some(q) => format!("/{tail}?{q}"),
                 None => format!("/{tail}"),
             };
+            let (mut parts, body) = req.into_parts();
             match inner.parse() {
                 Ok(uri) => parts.uri = uri,
                 Err(_) => return sylph_gateway::json_message(StatusCode::BAD_REQUEST, "Bad Request"),
@@ -249,24 +249,26 @@ impl Front {
                 }
             },
         };
-        // The gateway's Invoke API knows plain function names: the qualifier has chosen the
-        // version already.
+        // The gateway's Invoke API knows plain function names (and unqualified ARNs): a
+        // qualifier, which has chosen the version already, is taken out of the path.
         let mut parts = parts;
-        let query: Vec<&str> = parts
-            .uri
-            .query()
-            .into_iter()
-            .flat_map(|q| q.split('&'))
-            .filter(|p| !p.starts_with("Qualifier="))
-            .collect();
-        let plain = if query.is_empty() {
-            format!("/2015-03-31/functions/{name}/invocations")
-        } else {
-            format!("/2015-03-31/functions/{name}/invocations?{}", query.join("&"))
-        };
-        match plain.parse() {
-            Ok(uri) => parts.uri = uri,
-            Err(_) => return sylph_gateway::json_message(StatusCode::BAD_REQUEST, "Bad Request"),
+        if qualifier.is_some() {
+            let query: Vec<&str> = parts
+                .uri
+                .query()
+                .into_iter()
+                .flat_map(|q| q.split('&'))
+                .filter(|p| !p.starts_with("Qualifier="))
+                .collect();
+            let plain = if query.is_empty() {
+                format!("/2015-03-31/functions/{name}/invocations")
+            } else {
+                format!("/2015-03-31/functions/{name}/invocations?{}", query.join("&"))
+            };
+            match plain.parse() {
+                Ok(uri) => parts.uri = uri,
+                Err(_) => return sylph_gateway::json_message(StatusCode::BAD_REQUEST, "Bad Request"),
+            }
         }
         running
             .hosted
@@ -293,10 +295,11 @@ impl Front {
             .and_then(|v| v.to_str().ok())
             .ok_or(AuthError::MissingToken)?;
         let auth = sylph_iam::sigv4::parse_authorization(authorization)?;
-        self.platform
-            .key_for_signature(auth.access_key_id)
-            .map(|_| ())
-            .ok_or(AuthError::UnrecognizedClient)
+        if self.platform.is_live_key(auth.access_key_id) {
+            Ok(())
+        } else {
+            Err(AuthError::UnrecognizedClient)
+        }
     }
 
     /// The key whose SigV4 signature this request carries.

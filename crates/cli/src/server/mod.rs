@@ -127,11 +127,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         port: addr.port(),
         version: None,
         // Functions that share the host's network (no namespaces) call the server itself.
-        host_url: if addr.ip().is_unspecified() {
-            format!("{scheme}://127.0.0.1:{}", addr.port())
-        } else {
-            listen_url.clone()
-        },
+        host_url: crate::host::host_url(scheme, addr),
     };
     crate::options::start_guard();
     let platform = platform::Platform::new(

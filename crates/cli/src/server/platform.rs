@@ -299,6 +299,11 @@ impl Platform {
     }
 
     /// A live key and its secret, for checking a SigV4 signature.
+    /// Whether `access_key_id` is a live key of this server (no secret derived).
+    pub fn is_live_key(&self, access_key_id: &str) -> bool {
+        self.read().keys.get(access_key_id).is_some_and(Key::is_live)
+    }
+
     pub fn key_for_signature(&self, access_key_id: &str) -> Option<(Key, String)> {
         let key = self.read().keys.get(access_key_id).filter(|k| k.is_live()).cloned()?;
         let secret = self.master.secret(&key.id);
@@ -1619,8 +1624,13 @@ impl sylph_gateway::TableGuard for DeployerTables {
         let Some(platform) = self.platform.upgrade() else {
             return Err("the server is stopping".to_owned());
         };
-        let owner = platform.table_owner(table);
-        if owner.as_deref() == Some(self.service.as_str()) {
+        // Its own service's table, the common case: one read lock, nothing copied.
+        if platform
+            .read()
+            .tables
+            .get(table)
+            .is_some_and(|owner| *owner == self.service)
+        {
             return Ok(());
         }
         let deployer = platform.read().keys.get(&self.deployed_by).cloned();

@@ -31,6 +31,41 @@ pub fn target_dir() -> PathBuf {
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
+/// Collect a started sylph's stdout and stderr, and wait (at most `limit`) for its
+/// `listening on URL` line; the URL and the output so far (still growing).
+fn wait_until_listening(child: &mut Child, what: &str, limit: Duration) -> (String, Arc<Mutex<String>>) {
+    let output = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let out = output.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("listening on ") {
+                let _ = tx.send(url.to_owned());
+            }
+            let mut o = out.lock().unwrap();
+            o.push_str(&line);
+            o.push('\n');
+        }
+    });
+    let err = output.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut o = err.lock().unwrap();
+            o.push_str(&line);
+            o.push('\n');
+        }
+    });
+    match rx.recv_timeout(limit) {
+        Ok(url) => (url, output),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("{what} did not start; output:\n{}", output.lock().unwrap());
+        }
+    }
+}
+
 pub struct Dev {
     child: Child,
     pub base: String,
@@ -65,37 +100,8 @@ impl Dev {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start sylph dev");
-        let output = Arc::new(Mutex::new(String::new()));
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let out = output.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(url.to_owned());
-                }
-                let mut o = out.lock().unwrap();
-                o.push_str(&line);
-                o.push('\n');
-            }
-        });
-        let err = output.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut o = err.lock().unwrap();
-                o.push_str(&line);
-                o.push('\n');
-            }
-        });
         // Generous: a Rust service is built (incrementally) before the server starts.
-        let base = match rx.recv_timeout(Duration::from_secs(600)) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("sylph dev did not start; output:\n{}", output.lock().unwrap());
-            }
-        };
+        let (base, output) = wait_until_listening(&mut child, "sylph dev", Duration::from_secs(600));
         Dev { child, base, output }
     }
 
@@ -307,36 +313,7 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start sylph server");
-        let output = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let out = output.clone();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(url.to_owned());
-                }
-                let mut o = out.lock().unwrap();
-                o.push_str(&line);
-                o.push('\n');
-            }
-        });
-        let err = output.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut o = err.lock().unwrap();
-                o.push_str(&line);
-                o.push('\n');
-            }
-        });
-        let base = match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("sylph server did not start; output:\n{}", output.lock().unwrap());
-            }
-        };
+        let (base, output) = wait_until_listening(&mut child, "sylph server", Duration::from_secs(120));
         let admin_key = match key {
             Some(k) => k.to_owned(),
             None => {

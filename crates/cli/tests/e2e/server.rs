@@ -315,6 +315,59 @@ fn a_deploy_under_load_fails_no_request_and_versions_roll_back_and_split_by_weig
     assert!(!ok && err.contains("the most a service may have"), "{err}");
     let (ok, _, err) = server.cli(&key, &["alias", "set", "a1", "--version", "3", "--name", "canary"]);
     assert!(ok, "{err}");
+    // Invocations name a version (one that serves or that an alias names) or an alias.
+    let out_file = temp("qualified.json");
+    for (qualifier, expected) in [
+        ("3", "v3"),
+        ("a1", "v3"),
+        ("live", "v4"),
+        ("$LATEST", "v4"),
+        ("4", "v4"),
+    ] {
+        let function = format!("canary-dev-hello:{qualifier}");
+        let (ok, _, err) = aws(
+            &server,
+            &key,
+            &[
+                "lambda",
+                "invoke",
+                "--function-name",
+                &function,
+                out_file.to_str().unwrap(),
+            ],
+        );
+        assert!(ok, "{qualifier}: {err}");
+        let answer: serde_json::Value = serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
+        assert_eq!(answer["body"], expected, "{qualifier}");
+    }
+    let (ok, _, err) = aws(
+        &server,
+        &key,
+        &[
+            "lambda",
+            "invoke",
+            "--function-name",
+            "canary-dev-hello",
+            "--qualifier",
+            "3",
+            out_file.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    let answer: serde_json::Value = serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
+    assert_eq!(answer["body"], "v3");
+    let (ok, _, err) = aws(
+        &server,
+        &key,
+        &[
+            "lambda",
+            "invoke",
+            "--function-name",
+            "canary-dev-hello:nope",
+            out_file.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok && err.contains("ResourceNotFoundException"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -682,6 +735,38 @@ fn the_aws_sdks_invoke_and_read_tables_through_the_server_with_a_key() {
     let api = info["api_id"].as_str().unwrap().to_owned();
     let created = server.api(&api, "POST", "/dev/todos", br#"{"text":"read me through an SDK"}"#);
     assert_eq!(created.status, 200, "{}", created.text());
+    // `sylph config credentials` saves the server and key (owner-only); later commands need
+    // neither flag.
+    let config_home = temp("config-home");
+    let _ = std::fs::remove_dir_all(&config_home);
+    let with_profile = |args: &[&str]| {
+        crate::harness::sylph()
+            .env("XDG_CONFIG_HOME", &config_home)
+            .env_remove("SYLPH_SERVER")
+            .env_remove("SYLPH_KEY")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let saved = with_profile(&["config", "credentials", "--server", &server.base, "--key", &key]);
+    assert!(saved.status.success(), "{}", String::from_utf8_lossy(&saved.stderr));
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(config_home.join("sylph/credentials"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let info = with_profile(&["info", "--json", "--name", "todo"]);
+    assert!(info.status.success(), "{}", String::from_utf8_lossy(&info.stderr));
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(info["api_id"], api.as_str());
+    let nothing = crate::harness::sylph()
+        .env("XDG_CONFIG_HOME", temp("no-config"))
+        .env_remove("SYLPH_SERVER")
+        .args(["info", "--name", "todo"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("no server given"));
     let (id, secret) = split_key(&key);
     let sdk = crate::harness::repo_root().join("crates/cli/tests/sdk");
     let args = [server.base.as_str(), &id, &secret, "todo-dev-list", "todo-dev"];
