@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use sylph_model::{ApiKind, Cors, Event, Function, HttpRoute, Runtime, Service, TableResource};
+use sylph_model::{
+    ApiKind, AsyncConfig, Cors, Destination, Event, Function, HttpRoute, Runtime, ScheduleEvent, ScheduleInput, Service,
+    TableResource,
+};
 
 use crate::cfn::Stack;
 use crate::error::Problem;
@@ -281,7 +284,7 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
                 .items()?;
                 let mut events = Vec::with_capacity(items.len());
                 for (i, ev) in items.iter().enumerate() {
-                    events.push(event(ev, &format!("{events_path}[{i}]"))?);
+                    event(ev, &format!("{events_path}[{i}]"), &fname, &mut events)?;
                 }
                 events
             }
@@ -295,6 +298,7 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
                 _ => None,
             });
         let role_source = crate::iam::function_role(node, &path);
+        let (on_async, destinations) = async_config(node, &path)?;
         functions.push((
             Function {
                 key: key.clone(),
@@ -309,9 +313,11 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
                 events,
                 artifact,
                 role: None,
+                on_async,
             },
             env_nodes,
             role_source,
+            destinations,
         ));
     }
 
@@ -324,7 +330,7 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
         resources: resources.get("Resources").unwrap_or(&empty),
         functions: functions
             .iter()
-            .map(|(f, _, _)| (logical_id(&f.key), f.name.clone()))
+            .map(|(f, _, _, _)| (logical_id(&f.key), f.name.clone()))
             .collect(),
     };
     let mut tables = Vec::new();
@@ -350,7 +356,27 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
     }
     let service_role = crate::iam::resolve(&provider_role, &stack, &mut notices)?;
     let mut resolved = Vec::with_capacity(functions.len());
-    for (mut function, env_nodes, role_source) in functions {
+    let names: Vec<(String, String)> = functions.iter().map(|(f, ..)| (f.key.clone(), f.name.clone())).collect();
+    for (mut function, env_nodes, role_source, destinations) in functions {
+        for (which, node, path) in destinations {
+            let at = At { node: &node, path: &path };
+            let target = destination(at, &stack, &names)?;
+            match &target {
+                Destination::Queue(q) => notices.push(format!(
+                    "{path}: queue {q} gets nothing yet (sylph does not serve queues); each outcome is logged instead"
+                )),
+                Destination::Unsupported(arn) => notices.push(format!(
+                    "{path}: sylph does not deliver to {arn}; each outcome is logged instead"
+                )),
+                Destination::Function(_) => {}
+            }
+            let slot = match which {
+                DestinationKind::OnSuccess => &mut function.on_async.on_success,
+                DestinationKind::OnFailure => &mut function.on_async.on_failure,
+                DestinationKind::DeadLetter => &mut function.on_async.dead_letter,
+            };
+            *slot = Some(target);
+        }
         function.role = match role_source {
             crate::iam::RoleSource::None => service_role.clone(),
             own => crate::iam::resolve(&own, &stack, &mut notices)?,
@@ -527,7 +553,9 @@ fn plugins(node: &Node, notices: &mut Vec<String>) -> Result<(), Problem> {
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
-fn event(node: &Node, path: &str) -> Result<Event, Problem> {
+/// Parse one entry of `events:` into `out` (a `schedule` with a list of rates becomes one
+/// event per rate).
+fn event(node: &Node, path: &str, function_name: &str, out: &mut Vec<Event>) -> Result<(), Problem> {
     let at = At { node, path };
     let entries = at
         .entries()
@@ -541,12 +569,242 @@ fn event(node: &Node, path: &str) -> Result<Event, Problem> {
         path: &path,
     };
     match kind.as_str() {
-        "http" => http_event(at).map(Event::Http),
-        "httpApi" => http_api_event(at).map(Event::Http),
-        _ => Ok(Event::Other {
+        "http" => out.push(Event::Http(http_event(at)?)),
+        "httpApi" => out.push(Event::Http(http_api_event(at)?)),
+        "schedule" => {
+            let before = out.iter().filter(|e| matches!(e, Event::Schedule(_))).count();
+            out.extend(schedule_events(at, function_name, before)?.into_iter().map(Event::Schedule));
+        }
+        _ => out.push(Event::Other {
             kind: kind.clone(),
             config: config.to_json(),
         }),
+    }
+    Ok(())
+}
+
+/// A `schedule` event: `schedule: rate(1 hour)`, or a mapping with `rate` (one expression or a
+/// list), `enabled`, `name`, `method`, `timezone`, and one of `input`, `inputPath` or
+/// `inputTransformer`. `earlier` schedules of the function come before it (for default names).
+fn schedule_events(at: At<'_, '_>, function_name: &str, earlier: usize) -> Result<Vec<ScheduleEvent>, Problem> {
+    let sub = |key: &str| field(at.node, key).map(|n| (n, format!("{}.{key}", at.path)));
+    let (rates_node, rates_path) = match &at.node.value {
+        Value::Str(_) => (at.node, at.path.to_owned()),
+        Value::Map(_) => sub("rate").ok_or_else(|| {
+            at.problem("`rate` is missing")
+                .help("add `rate: rate(1 hour)` or `rate: cron(0 12 * * ? *)`")
+        })?,
+        _ => return Err(at.expected("a schedule expression or a mapping with `rate`")),
+    };
+    let rates = At {
+        node: rates_node,
+        path: &rates_path,
+    };
+    let expressions = rates.strings()?;
+    let method = match sub("method") {
+        Some((n, p)) => match (At { node: n, path: &p }).str()? {
+            "scheduler" => true,
+            "eventBus" => false,
+            other => {
+                return Err(At { node: n, path: &p }
+                    .problem(format!("method `{other}` is not a schedule method"))
+                    .help("use `eventBus` (an EventBridge rule, the default) or `scheduler` (EventBridge Scheduler)"))
+            }
+        },
+        None => false,
+    };
+    let timezone = match sub("timezone") {
+        Some((n, p)) => {
+            let at = At { node: n, path: &p };
+            if !method {
+                return Err(at
+                    .problem("`timezone` needs `method: scheduler`")
+                    .help("EventBridge rules run in UTC; add `method: scheduler` for a time zone"));
+            }
+            let name = at.str()?;
+            sylph_schedule::time_zone(Some(name)).map_err(|e| at.problem(e.0))?;
+            Some(name.to_owned())
+        }
+        None => None,
+    };
+    for (i, text) in expressions.iter().enumerate() {
+        let (node, path) = match &rates_node.value {
+            Value::Seq(items) => (&items[i], format!("{rates_path}[{i}]")),
+            _ => (rates_node, rates_path.clone()),
+        };
+        sylph_schedule::Schedule::parse(text, timezone.as_deref(), method).map_err(|e| {
+            At { node, path: &path }
+                .problem(e.0)
+                .help("see https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-scheduled-rule-pattern.html")
+        })?;
+    }
+    let enabled = match sub("enabled") {
+        Some((n, p)) => At { node: n, path: &p }.bool()?,
+        None => true,
+    };
+    let inputs: Vec<(&Node, String)> = ["input", "inputPath", "inputTransformer"].iter().filter_map(|k| sub(k)).collect();
+    let input = match inputs.as_slice() {
+        [] => ScheduleInput::Event,
+        [(node, path)] => {
+            let at = At { node, path };
+            let key = path.rsplit('.').next().unwrap_or_default();
+            if method && key != "input" {
+                return Err(at
+                    .problem(format!("`{key}` is not available with `method: scheduler`"))
+                    .help("use `input`, or drop `method: scheduler`"));
+            }
+            schedule_input(at, key)?
+        }
+        [_, (node, path), ..] => {
+            return Err(At { node, path }
+                .problem("`input`, `inputPath` and `inputTransformer` exclude each other")
+                .help("keep one of them"))
+        }
+    };
+    let name = match sub("name") {
+        Some((n, p)) => Some(At { node: n, path: &p }.str()?.to_owned()),
+        None => None,
+    };
+    let count = expressions.len();
+    Ok(expressions
+        .into_iter()
+        .enumerate()
+        .map(|(i, expression)| ScheduleEvent {
+            expression,
+            name: match (&name, count) {
+                (Some(name), 1) => name.clone(),
+                (Some(name), _) => format!("{name}-{}", i + 1),
+                (None, _) => format!("{function_name}-schedule-{}", earlier + i + 1),
+            },
+            enabled,
+            scheduler: method,
+            timezone: timezone.clone(),
+            input: input.clone(),
+        })
+        .collect())
+}
+
+fn schedule_input(at: At<'_, '_>, key: &str) -> Result<ScheduleInput, Problem> {
+    let json_path = |at: At<'_, '_>| -> Result<String, Problem> {
+        let text = at.str()?;
+        sylph_schedule::json_path::JsonPath::parse(text).map_err(|e| at.problem(e.0))?;
+        Ok(text.to_owned())
+    };
+    match key {
+        // A string is JSON text, as the Framework passes it to EventBridge.
+        "input" => match &at.node.value {
+            Value::Str(text) => serde_json::from_str(text)
+                .map(ScheduleInput::Constant)
+                .map_err(|e| at.problem(format!("`input` is not JSON: {e}")).help("write the input as YAML, or as JSON text")),
+            _ => Ok(ScheduleInput::Constant(at.node.to_json())),
+        },
+        "inputPath" => Ok(ScheduleInput::Path(json_path(at)?)),
+        _ => {
+            let paths_node = field(at.node, "inputPathsMap");
+            let template_node = field(at.node, "inputTemplate").ok_or_else(|| {
+                at.problem("`inputTemplate` is missing")
+                    .help("add `inputTemplate: '{\"time\": <time>}'` with `inputPathsMap: {time: $.time}`")
+            })?;
+            let mut paths = BTreeMap::new();
+            if let Some(n) = paths_node {
+                let map_path = format!("{}.inputPathsMap", at.path);
+                for (name, value) in (At { node: n, path: &map_path }).entries()? {
+                    let path = format!("{map_path}.{name}");
+                    paths.insert(name.clone(), json_path(At { node: value, path: &path })?);
+                }
+            }
+            let template = At {
+                node: template_node,
+                path: &format!("{}.inputTemplate", at.path),
+            }
+            .str()?
+            .to_owned();
+            Ok(ScheduleInput::Transformer { paths, template })
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum DestinationKind {
+    OnSuccess,
+    OnFailure,
+    DeadLetter,
+}
+
+/// `maximumRetryAttempts`, `maximumEventAge`; and the nodes of `destinations` and `onError`,
+/// which are resolved once every function's name is known.
+#[allow(clippy::type_complexity)]
+fn async_config(node: &Node, path: &str) -> Result<(AsyncConfig, Vec<(DestinationKind, Node, String)>), Problem> {
+    let mut config = AsyncConfig::default();
+    if let Some(n) = field(node, "maximumRetryAttempts") {
+        let p = format!("{path}.maximumRetryAttempts");
+        config.maximum_retry_attempts = At { node: n, path: &p }.number(0, 2)? as u32;
+    }
+    if let Some(n) = field(node, "maximumEventAge") {
+        let p = format!("{path}.maximumEventAge");
+        config.maximum_event_age = Duration::from_secs(At { node: n, path: &p }.number(60, 21_600)? as u64);
+    }
+    let mut destinations = Vec::new();
+    if let Some(n) = field(node, "destinations") {
+        let p = format!("{path}.destinations");
+        for (key, value) in (At { node: n, path: &p }).entries()? {
+            let kind = match key.as_str() {
+                "onSuccess" => DestinationKind::OnSuccess,
+                "onFailure" => DestinationKind::OnFailure,
+                other => {
+                    return Err(At { node: value, path: &format!("{p}.{other}") }
+                        .problem(format!("`{other}` is not a destination"))
+                        .help("use onSuccess or onFailure"))
+                }
+            };
+            if value.value != Value::Null {
+                destinations.push((kind, value.clone(), format!("{p}.{key}")));
+            }
+        }
+    }
+    if let Some(n) = field(node, "onError") {
+        destinations.push((DestinationKind::DeadLetter, n.clone(), format!("{path}.onError")));
+    }
+    Ok((config, destinations))
+}
+
+/// A destination: a function of this service (key or name), an ARN, an intrinsic that gives an
+/// ARN, or `{type, arn}`.
+fn destination(at: At<'_, '_>, stack: &Stack<'_>, names: &[(String, String)]) -> Result<Destination, Problem> {
+    let (target, typed) = match &at.node.value {
+        Value::Map(_) if field(at.node, "arn").is_some() => {
+            let kind = match field(at.node, "type") {
+                Some(n) => Some(At { node: n, path: &format!("{}.type", at.path) }.str()?.to_owned()),
+                None => None,
+            };
+            (field(at.node, "arn").expect("checked"), kind)
+        }
+        _ => (at.node, None),
+    };
+    let text = match &target.value {
+        Value::Str(s) => s.clone(),
+        Value::Map(_) => stack.resolve(&target.to_json()).ok_or_else(|| {
+            at.problem("cannot resolve this destination locally")
+                .help("use a function name, an ARN, or Fn::GetAtt of a resource in this file")
+        })?,
+        _ => return Err(at.expected("a function name, an ARN, or a mapping with `arn`")),
+    };
+    if let Some((_, name)) = names.iter().find(|(key, name)| *key == text || *name == text) {
+        return Ok(Destination::Function(name.clone()));
+    }
+    let parts: Vec<&str> = text.split(':').collect();
+    match (parts.as_slice(), typed.as_deref()) {
+        (["arn", _, "lambda", _, _, "function", name, ..], None | Some("function")) => {
+            Ok(Destination::Function((*name).to_owned()))
+        }
+        (["arn", _, "sqs", _, _, name], None | Some("sqs")) => Ok(Destination::Queue((*name).to_owned())),
+        (["arn", ..], _) => Ok(Destination::Unsupported(text)),
+        _ => Err(at
+            .problem(format!("`{text}` is neither a function of this service nor an ARN"))
+            .help(format!(
+                "use one of: {}, or an ARN",
+                names.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ")
+            ))),
     }
 }
 

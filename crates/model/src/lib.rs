@@ -82,6 +82,49 @@ pub struct Function {
     /// The role its calls into Sylph are checked against; `None` when the manifest grants it
     /// nothing Sylph can read (no statements, or a role defined outside the file).
     pub role: Option<std::sync::Arc<Role>>,
+    /// How its asynchronous invocations are retried and where their results go.
+    #[serde(default)]
+    pub on_async: AsyncConfig,
+}
+
+/// `maximumRetryAttempts`, `maximumEventAge`, `destinations` and `onError` of a function: what
+/// happens to an asynchronous invocation (an `Event` invoke, a schedule's tick) that fails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AsyncConfig {
+    /// Retries after a function error (Lambda's 0 to 2; 2 by default).
+    pub maximum_retry_attempts: u32,
+    /// How long an event may wait, retries and throttles included, before it is given up
+    /// (Lambda's 60 s to 6 h; 6 h by default).
+    pub maximum_event_age: Duration,
+    /// Where a record of each success goes.
+    pub on_success: Option<Destination>,
+    /// Where a record of each event given up goes.
+    pub on_failure: Option<Destination>,
+    /// `onError`: the dead-letter target that gets the original event of each event given up.
+    pub dead_letter: Option<Destination>,
+}
+
+impl Default for AsyncConfig {
+    fn default() -> Self {
+        AsyncConfig {
+            maximum_retry_attempts: 2,
+            maximum_event_age: Duration::from_secs(6 * 3600),
+            on_success: None,
+            on_failure: None,
+            dead_letter: None,
+        }
+    }
+}
+
+/// Where an asynchronous invocation's outcome is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Destination {
+    /// A function, by its deployed name.
+    Function(String),
+    /// A queue, by name.
+    Queue(String),
+    /// A target Sylph does not deliver to (an SNS topic, an event bus): its ARN.
+    Unsupported(String),
 }
 
 /// An IAM role as far as Sylph enforces it: its policy statements.
@@ -162,10 +205,42 @@ impl Runtime {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Event {
     Http(HttpRoute),
+    Schedule(ScheduleEvent),
     /// An event kind Sylph does not serve yet (schedule, sqs, stream, …), kept as data.
     Other {
         kind: String,
         config: serde_json::Value,
+    },
+}
+
+/// A `schedule` event: one expression (a list in `serverless.yml` becomes one event each).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleEvent {
+    /// `rate(…)`, `cron(…)` or (with the scheduler method) `at(…)`, checked when loaded.
+    pub expression: String,
+    /// The rule's (or schedule's) name: `name:`, else `<function name>-schedule-<n>`.
+    pub name: String,
+    pub enabled: bool,
+    /// `method: scheduler` (EventBridge Scheduler) rather than an EventBridge rule.
+    pub scheduler: bool,
+    /// IANA time zone of a cron's fields (scheduler only); UTC when `None`.
+    pub timezone: Option<String>,
+    pub input: ScheduleInput,
+}
+
+/// What a schedule's tick delivers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ScheduleInput {
+    /// EventBridge's `Scheduled Event` (an event rule), or `{}` (the scheduler).
+    Event,
+    /// `input`: this JSON instead.
+    Constant(serde_json::Value),
+    /// `inputPath`: the part of the event at this JSONPath.
+    Path(String),
+    /// `inputTransformer`: values picked from the event by JSONPath, put into a template.
+    Transformer {
+        paths: BTreeMap<String, String>,
+        template: String,
     },
 }
 

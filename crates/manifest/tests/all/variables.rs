@@ -3,7 +3,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use sylph_manifest::{Context, Loaded};
-use sylph_model::{ApiKind, Event, Runtime};
+use sylph_model::{ApiKind, Destination, Event, Runtime, ScheduleEvent, ScheduleInput};
 
 fn load_with(source: &str, options: &[(&str, &str)], env: &[(&str, &str)]) -> Result<Loaded, String> {
     let ctx = Context {
@@ -141,7 +141,7 @@ fn http_events_in_all_their_forms() {
         .iter()
         .filter_map(|e| match e {
             Event::Http(r) => Some((r.api, r.method.clone(), r.path.clone(), r.catch_all, r.cors.is_some())),
-            Event::Other { .. } => None,
+            _ => None,
         })
         .collect();
     assert_eq!(
@@ -154,7 +154,7 @@ fn http_events_in_all_their_forms() {
             (ApiKind::Http, None, "/any".into(), false, false),
         ]
     );
-    assert!(matches!(&f.events[5], Event::Other { kind, .. } if kind == "schedule"));
+    assert!(matches!(&f.events[5], Event::Schedule(s) if s.expression == "rate(1 minute)" && s.name == "svc-dev-f-schedule-1"));
     assert!(loaded.service.http_api_cors.is_some());
 }
 
@@ -190,4 +190,85 @@ fn function_settings_override_provider_settings() {
     );
     assert_eq!(env_of(&loaded, "f", "SHARED"), "function");
     assert_eq!(env_of(&loaded, "f", "KEEP"), "kept");
+}
+
+#[test]
+fn schedules_and_asynchronous_settings() {
+    let loaded = load(
+        r#"service: svc
+provider:
+  runtime: nodejs20.x
+resources:
+  Resources:
+    Failures:
+      Type: AWS::SQS::Queue
+      Properties:
+        QueueName: failures
+functions:
+  worker:
+    handler: h.f
+    maximumRetryAttempts: 1
+    maximumEventAge: 120
+    destinations:
+      onSuccess: report
+      onFailure:
+        type: sqs
+        arn: !GetAtt Failures.Arn
+    events:
+      - schedule: cron(0 3 * * ? *)
+      - schedule:
+          rate: [rate(1 hour), rate(2 hours)]
+          enabled: false
+          input: '{"from": "schedule"}'
+      - schedule:
+          rate: cron(0 9 ? * MON-FRI *)
+          method: scheduler
+          timezone: Europe/Paris
+          name: weekday-report
+      - schedule:
+          rate: rate(5 minutes)
+          inputTransformer:
+            inputPathsMap:
+              at: $.time
+            inputTemplate: '{"at": <at>}'
+  report:
+    handler: h.g
+    onError: arn:aws:sns:us-east-1:000000000000:alarms
+"#,
+    );
+    let worker = loaded.service.function("worker").unwrap();
+    let schedules: Vec<&ScheduleEvent> = worker
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Schedule(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let names: Vec<&str> = schedules.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "svc-dev-worker-schedule-1",
+            "svc-dev-worker-schedule-2",
+            "svc-dev-worker-schedule-3",
+            "weekday-report",
+            "svc-dev-worker-schedule-5"
+        ]
+    );
+    assert_eq!(schedules[1].expression, "rate(1 hour)");
+    assert!(!schedules[2].enabled);
+    assert_eq!(schedules[2].input, ScheduleInput::Constant(serde_json::json!({"from": "schedule"})));
+    assert!(schedules[3].scheduler);
+    assert_eq!(schedules[3].timezone.as_deref(), Some("Europe/Paris"));
+    assert!(matches!(&schedules[4].input, ScheduleInput::Transformer { paths, .. } if paths["at"] == "$.time"));
+    let config = &worker.on_async;
+    assert_eq!(config.maximum_retry_attempts, 1);
+    assert_eq!(config.maximum_event_age, std::time::Duration::from_secs(120));
+    assert_eq!(config.on_success, Some(Destination::Function("svc-dev-report".into())));
+    assert_eq!(config.on_failure, Some(Destination::Queue("failures".into())));
+    let report = loaded.service.function("report").unwrap();
+    assert_eq!(report.on_async.maximum_retry_attempts, 2);
+    assert!(matches!(&report.on_async.dead_letter, Some(Destination::Unsupported(arn)) if arn.contains(":sns:")));
+    assert!(loaded.notices.iter().any(|n| n.contains("queue failures gets nothing yet")), "{:?}", loaded.notices);
 }
