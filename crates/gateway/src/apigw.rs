@@ -395,6 +395,7 @@ mod tests {
             })],
             artifact: None,
             role: None,
+            on_async: Default::default(),
         };
         Router::new(&Service {
             name: "svc".into(),

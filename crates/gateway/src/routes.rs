@@ -239,6 +239,7 @@ mod tests {
                 })],
                 artifact: None,
                 role: None,
+                on_async: Default::default(),
             })
             .collect();
         Service {

@@ -161,6 +161,7 @@ fn function(key: &str, reserved: Option<u32>) -> Function {
         events: Vec::new(),
         artifact: None,
         role: None,
+        on_async: Default::default(),
     }
 }
 
