@@ -30,10 +30,11 @@ pub struct DevArgs {
     /// Do not print function output and START/END/REPORT lines.
     #[arg(long, short = 'q')]
     quiet: bool,
-    /// Where table data is kept (default: .sylph/tables in the service's folder).
+    /// Where table data and queued asynchronous events are kept (default: .sylph/tables in
+    /// the service's folder).
     #[arg(long)]
     data_dir: Option<std::path::PathBuf>,
-    /// Start with empty tables: delete the data kept from earlier runs.
+    /// Start with empty tables and no queued events: delete what earlier runs kept.
     #[arg(long)]
     reset: bool,
     /// In-flight invocations (and so instances) across all functions, like Lambda's account
@@ -84,6 +85,8 @@ pub struct DevArgs {
     /// placeholder credentials and every call into Sylph is allowed): for measurements only.
     #[arg(long)]
     no_iam: bool,
+    #[command(flatten)]
+    events: crate::events::EventArgs,
 }
 
 pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Result<ExitCode> {
@@ -155,6 +158,30 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     if !args.no_reload {
         crate::watch::spawn(service.clone(), pool.clone());
     }
+    // Event invocations and schedule ticks: kept beside the tables, run through the pool.
+    let queue = crate::events::open_queue(
+        &data_dir.join("events.redb"),
+        Arc::new(DevFunctions(pool.clone())),
+        &args.events,
+        &service.region,
+        settings.concurrency,
+    )?;
+    gateway.set_event_queue(Arc::new(crate::events::GatewayEvents {
+        queue: queue.clone(),
+        service: service.name.clone(),
+        stage: service.stage.clone(),
+        version: None,
+    }));
+    gateway.add_metrics(Arc::new(crate::events::QueueMetrics(queue.clone())));
+    let resumed = queue.resume().context("cannot read the queued events")?;
+    if resumed > 0 {
+        println!("events: {resumed} asynchronous events accepted before the last stop will run now");
+    }
+    let scheduler = sylph_events::schedules::Scheduler::new(queue.clone());
+    let upcoming = scheduler
+        .set_service(&service, None)
+        .context("cannot read the schedules' state")?;
+    tokio::spawn(scheduler.run());
 
     println!(
         "sylph dev: service {} (stage {}, region {})",
@@ -198,6 +225,7 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         "GET",
         format!("{base_url}{}", sylph_gateway::METRICS_PATH)
     );
+    crate::events::print_schedules(&upcoming);
     println!();
     println!("listening on {base_url}");
 
@@ -213,6 +241,20 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     drop(marker);
     hosted.shutdown();
     Ok(ExitCode::SUCCESS)
+}
+
+/// `sylph dev`'s one service, for the event sources.
+struct DevFunctions(Arc<sylph_invoker::Pool>);
+
+impl sylph_events::Functions for DevFunctions {
+    fn find(&self, target: &sylph_events::Target) -> sylph_events::Lookup {
+        use sylph_invoker::Invoker as _;
+        if self.0.function(&target.function).is_some() {
+            sylph_events::Lookup::Found(self.0.clone())
+        } else {
+            sylph_events::Lookup::Gone
+        }
+    }
 }
 
 /// Open the table store in `dir`, emptied first if `reset`.

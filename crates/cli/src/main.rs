@@ -3,6 +3,7 @@
 
 mod client;
 mod dev;
+mod events;
 mod host;
 mod invoke_local;
 mod options;

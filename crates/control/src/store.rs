@@ -1,6 +1,7 @@
 //! What `sylph server` keeps about deployed services: one record per service and stage (its
 //! API id, the version it serves, its aliases), every version published (the resolved service
-//! and its files), and the access keys.
+//! and its files), the access keys, and which service owns each table. (Accepted asynchronous
+//! events are the event sources' own store: `sylph-events`.)
 //!
 //! [`ControlStore`] is the narrow boundary the server uses; [`RedbStore`] (one embedded redb
 //! file, every change one fsynced transaction) is the default. A shared external database is
@@ -66,25 +67,6 @@ pub struct VersionRecord {
     pub created: u64,
 }
 
-/// An accepted asynchronous invocation not yet run to its end.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingEvent {
-    /// Unique, and in acceptance order.
-    pub id: String,
-    pub service: String,
-    pub stage: String,
-    /// The deployed function name.
-    pub function: String,
-    /// The version that accepted it (chosen by the call's qualifier or alias), run by that
-    /// version while it still runs.
-    #[serde(default)]
-    pub version: Option<u32>,
-    /// The event (JSON text).
-    pub payload: String,
-    /// Unix milliseconds.
-    pub accepted_ms: u64,
-}
-
 /// The control plane's durable state. Every method is one transaction: it happens entirely
 /// or not at all, and once it returns `Ok` it survives a crash.
 pub trait ControlStore: Send + Sync {
@@ -99,11 +81,6 @@ pub trait ControlStore: Send + Sync {
     fn publish(&self, record: &ServiceRecord, version: Option<&VersionRecord>) -> Result<(), StoreError>;
     /// Forget a service and all its versions.
     fn remove_service(&self, name: &str, stage: &str) -> Result<(), StoreError>;
-    /// Keep an accepted event until [`ControlStore::finish_event`].
-    fn put_event(&self, event: &PendingEvent) -> Result<(), StoreError>;
-    fn finish_event(&self, id: &str) -> Result<(), StoreError>;
-    /// Events accepted and not finished, oldest first.
-    fn pending_events(&self) -> Result<Vec<PendingEvent>, StoreError>;
     /// Which service each table belongs to (kept after a removal that retained the table, so
     /// that only that service takes it back).
     fn table_owners(&self) -> Result<Vec<(String, String)>, StoreError>;
@@ -115,8 +92,6 @@ const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
 const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
 /// Keyed `{name}/{stage}/{number:010}`, so one service's versions sort together and in order.
 const VERSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("versions");
-/// Keyed by [`PendingEvent::id`].
-const EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("events");
 /// Table name → the service it belongs to.
 const TABLE_OWNERS: TableDefinition<&str, &str> = TableDefinition::new("table_owners");
 
@@ -138,7 +113,7 @@ impl RedbStore {
     pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
         let db = Database::create(path).map_err(err)?;
         let txn = db.begin_write().map_err(err)?;
-        for table in [KEYS, SERVICES, VERSIONS, EVENTS] {
+        for table in [KEYS, SERVICES, VERSIONS] {
             txn.open_table(table).map_err(err)?;
         }
         txn.open_table(TABLE_OWNERS).map_err(err)?;
@@ -240,26 +215,6 @@ impl ControlStore for RedbStore {
             }
         }
         txn.commit().map_err(err)
-    }
-
-    fn put_event(&self, event: &PendingEvent) -> Result<(), StoreError> {
-        let bytes = to_json(event)?;
-        let txn = self.db.begin_write().map_err(err)?;
-        txn.open_table(EVENTS)
-            .map_err(err)?
-            .insert(event.id.as_str(), bytes.as_slice())
-            .map_err(err)?;
-        txn.commit().map_err(err)
-    }
-
-    fn finish_event(&self, id: &str) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(err)?;
-        txn.open_table(EVENTS).map_err(err)?.remove(id).map_err(err)?;
-        txn.commit().map_err(err)
-    }
-
-    fn pending_events(&self) -> Result<Vec<PendingEvent>, StoreError> {
-        self.all(EVENTS)
     }
 
     fn table_owners(&self) -> Result<Vec<(String, String)>, StoreError> {
@@ -370,19 +325,6 @@ mod tests {
         assert_eq!(store.service("todo", "dev").unwrap().unwrap().active, 11);
         assert_eq!(store.version("todo", "dev", 3).unwrap().unwrap().service.name, "todo");
         assert_eq!(store.keys().unwrap().len(), 1);
-        let event = |id: &str| PendingEvent {
-            id: id.into(),
-            service: "todo".into(),
-            stage: "dev".into(),
-            function: "todo-dev-create".into(),
-            version: Some(1),
-            payload: "{}".into(),
-            accepted_ms: 1,
-        };
-        store.put_event(&event("0002")).unwrap();
-        store.put_event(&event("0001")).unwrap();
-        store.finish_event("0002").unwrap();
-        assert_eq!(store.pending_events().unwrap(), vec![event("0001")]);
         store.set_table_owner("todo-dev", Some("todo")).unwrap();
         store.set_table_owner("gone", Some("todo")).unwrap();
         store.set_table_owner("gone", None).unwrap();

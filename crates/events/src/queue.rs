@@ -386,11 +386,13 @@ impl AsyncQueue {
         out
     }
 
-    /// Prometheus text for the queue: the counters, how many wait, and the oldest one's age.
-    pub fn render_metrics(&self) -> String {
+    /// Prometheus text for the queue: the counters of the functions `show` accepts, how many
+    /// events wait, and the oldest one's age.
+    pub fn render_metrics(&self, show: impl Fn(&str) -> bool) -> String {
         use std::fmt::Write as _;
         let mut out = String::new();
-        let stats = self.stats();
+        let mut stats = self.stats();
+        stats.retain(|((function, _), _)| show(function));
         let counters: [(&str, &str, fn(&SourceStats) -> u64); 4] = [
             ("sylph_async_delivered_total", "Asynchronous events run successfully.", |s| s.delivered),
             ("sylph_async_retried_total", "Retries after a function error.", |s| s.retried),

@@ -68,6 +68,8 @@ pub struct Gateway {
     table_guard: std::sync::OnceLock<Arc<dyn TableGuard>>,
     /// Where `Event` invocations go (see [`Gateway::set_event_queue`]).
     events: std::sync::OnceLock<Arc<dyn EventQueue>>,
+    /// Served after `metrics` (the event sources' counters).
+    more_metrics: std::sync::OnceLock<Arc<dyn sylph_telemetry::metrics::MetricsSource>>,
 }
 
 /// Where accepted asynchronous (`Event`) invocations are kept until they have run
@@ -99,6 +101,11 @@ impl Gateway {
         let _ = self.events.set(queue);
     }
 
+    /// Serve `source`'s metrics at [`METRICS_PATH`] too.
+    pub fn add_metrics(&self, source: Arc<dyn sylph_telemetry::metrics::MetricsSource>) {
+        let _ = self.more_metrics.set(source);
+    }
+
     /// Refuse functions' calls on tables `guard` rejects, whatever their IAM statements say.
     pub fn set_table_guard(&self, guard: Arc<dyn TableGuard>) {
         let _ = self.table_guard.set(guard);
@@ -121,6 +128,7 @@ impl Gateway {
             region: service.region.clone(),
             table_guard: std::sync::OnceLock::new(),
             events: std::sync::OnceLock::new(),
+            more_metrics: std::sync::OnceLock::new(),
         })
     }
 
@@ -172,7 +180,11 @@ impl Gateway {
         }
         if path == METRICS_PATH {
             if let Some(m) = &self.metrics {
-                let mut res = Response::new(Full::new(Bytes::from(m.render())));
+                let mut text = m.render();
+                if let Some(more) = self.more_metrics.get() {
+                    text.push_str(&more.render());
+                }
+                let mut res = Response::new(Full::new(Bytes::from(text)));
                 res.headers_mut()
                     .insert("content-type", HeaderValue::from_static("text/plain; version=0.0.4"));
                 return res;

@@ -374,9 +374,23 @@ async fn invoke(
             ));
         }
         let payload = String::from_utf8_lossy(&request.payload).into_owned();
-        platform
-            .accept_event(name, stage, &function, Some(running.version), payload)
-            .await?;
+        let events = platform
+            .events()
+            .ok_or_else(|| ApiError::new(503, "the server is starting"))?;
+        let target = sylph_events::Target {
+            service: name.to_owned(),
+            stage: stage.to_owned(),
+            function: function.clone(),
+            version: Some(running.version),
+        };
+        events
+            .queue
+            .accept(target, payload, sylph_events::store::Source::Invoke)
+            .await
+            .map_err(|e| match e {
+                sylph_events::queue::AcceptError::Full(_) => ApiError::new(429, e.to_string()),
+                sylph_events::queue::AcceptError::Store(e) => ApiError::internal(e),
+            })?;
         return Ok(json(&api::InvokeResponse {
             status: 202,
             payload: String::new(),
@@ -420,7 +434,16 @@ fn metrics(platform: &Platform, key: &Key) -> Response<Body> {
     for (live, p) in lives.iter().zip(pools.iter()) {
         rows.extend(live.active().hosted.pool.metric_rows(p, true));
     }
-    let text = sylph_telemetry::metrics::render(&rows);
+    let mut text = sylph_telemetry::metrics::render(&rows);
+    if let Some(events) = platform.events() {
+        // The event sources' counters of the functions shown above, and no others.
+        let shown: std::collections::HashSet<&str> = lives
+            .iter()
+            .flat_map(|l| l.versions.values())
+            .flat_map(|r| r.service.functions.iter().map(|f| f.name.as_str()))
+            .collect();
+        text.push_str(&events.queue.render_metrics(|f| shown.contains(f)));
+    }
     let mut res = Response::new(Full::new(Bytes::from(text)));
     res.headers_mut().insert(
         "content-type",

@@ -79,6 +79,8 @@ pub struct ServerArgs {
     /// Seconds to let requests in flight finish after SIGTERM before stopping.
     #[arg(long, default_value_t = 30)]
     drain_timeout: u64,
+    #[command(flatten)]
+    events: crate::events::EventArgs,
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -162,10 +164,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         (Ok(()), false) => println!("network: each instance has its own network namespace"),
         (Err(why), false) => println!("network: functions share the host's network: {why}"),
     }
+    platform.start_events(&args.events)?;
     platform.load_all().await;
-    let resumed = platform.resume_events();
-    if resumed > 0 {
-        println!("resuming {resumed} asynchronous invocation(s) accepted before the last stop");
+    if let Some(events) = platform.events() {
+        let resumed = events.queue.resume().context("cannot read the queued events")?;
+        if resumed > 0 {
+            println!("events: {resumed} asynchronous events accepted before the last stop will run now");
+        }
     }
     let sampler = Arc::downgrade(&platform);
     tokio::spawn(async move {

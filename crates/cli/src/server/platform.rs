@@ -42,7 +42,7 @@ impl ApiError {
     fn bad(message: impl Into<String>) -> ApiError {
         ApiError::new(400, message)
     }
-    fn internal(message: impl std::fmt::Display) -> ApiError {
+    pub fn internal(message: impl std::fmt::Display) -> ApiError {
         ApiError::new(500, message.to_string())
     }
 }
@@ -201,8 +201,8 @@ pub struct Platform {
     busy: Mutex<HashSet<String>>,
     /// Set once every deployed service has been loaded at start.
     pub ready: std::sync::atomic::AtomicBool,
-    /// Accepted asynchronous invocations not yet run to their end (at most [`MAX_PENDING_EVENTS`]).
-    pending_events: std::sync::atomic::AtomicUsize,
+    /// Asynchronous invocations and schedules (set once at start, before services load).
+    events: std::sync::OnceLock<Events>,
     /// Warm a new version up before switching to it (off only for measurements).
     pub warm_up: std::sync::atomic::AtomicBool,
 }
@@ -259,7 +259,7 @@ impl Platform {
             state: RwLock::new(state),
             busy: Mutex::new(HashSet::new()),
             ready: std::sync::atomic::AtomicBool::new(false),
-            pending_events: std::sync::atomic::AtomicUsize::new(0),
+            events: std::sync::OnceLock::new(),
             warm_up: std::sync::atomic::AtomicBool::new(true),
         }))
     }
@@ -489,12 +489,14 @@ impl Platform {
             tracing::debug!("{}: {line}", service.name)
         })
         .map_err(|e| ApiError::internal(format!("{e:#}")))?;
-        hosted.gateway.set_event_queue(Arc::new(ServiceEvents {
-            service: service.name.clone(),
-            stage: service.stage.clone(),
-            version: version.number,
-            platform: Arc::downgrade(self),
-        }));
+        if let Some(events) = self.events.get() {
+            hosted.gateway.set_event_queue(Arc::new(crate::events::GatewayEvents {
+                queue: events.queue.clone(),
+                service: service.name.clone(),
+                stage: service.stage.clone(),
+                version: Some(version.number),
+            }));
+        }
         hosted.gateway.set_table_guard(Arc::new(DeployerTables {
             service: service.name.clone(),
             deployed_by: version.deployed_by.clone(),
@@ -562,6 +564,8 @@ impl Platform {
                 state.tables.insert(t.name.clone(), record.name.clone());
             }
         }
+        // Schedules follow the version that serves (they move with a deploy or a rollback).
+        let scheduled = versions.get(&record.active).cloned();
         let retired = state.services.insert(
             api,
             Arc::new(Live {
@@ -574,6 +578,11 @@ impl Platform {
         // request's lookup waits on this lock.
         drop(state);
         drop(retired);
+        if let (Some(events), Some(running)) = (self.events.get(), scheduled) {
+            if let Err(e) = events.scheduler.set_service(&running.service, Some(running.version)) {
+                say!("error: cannot start the schedules of {}: {e}", running.service.name);
+            }
+        }
     }
 
     fn claim(&self, name: &str, stage: &str) -> Result<Busy<'_>, ApiError> {
@@ -1109,6 +1118,9 @@ impl Platform {
             state.services.remove(&record.api_id);
             state.functions.retain(|_, a| a != &record.api_id);
         }
+        if let Some(events) = self.events.get() {
+            events.scheduler.remove_service(name, stage);
+        }
         if let Some(live) = live {
             for running in live.versions.values() {
                 for f in &running.service.functions {
@@ -1406,7 +1418,6 @@ fn sylph_control_random_id() -> String {
 const MAX_ALIASES: usize = 10;
 /// Accepted asynchronous invocations waiting to run, server-wide; each holds its payload (up
 /// to 1 MB) until it has run. Past it, callers are throttled (429).
-const MAX_PENDING_EVENTS: usize = 2000;
 
 /// The longest a deploy waits for the new version's runtimes to be ready before switching.
 const WARM_UP_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -1457,157 +1468,56 @@ impl Platform {
     }
 }
 
-/// Accepted `Event` invocations of one service: kept in the control store before the caller
-/// has its 202, run, and forgotten once they have run.
-struct ServiceEvents {
-    service: String,
-    stage: String,
-    /// The version whose gateway accepted the event.
-    version: u32,
-    platform: std::sync::Weak<Platform>,
+/// The event sources of the server: one durable queue and one scheduler for every service.
+pub struct Events {
+    pub queue: Arc<sylph_events::queue::AsyncQueue>,
+    pub scheduler: Arc<sylph_events::schedules::Scheduler>,
 }
 
-impl sylph_gateway::EventQueue for ServiceEvents {
-    fn accept(
-        &self,
-        function: String,
-        payload: bytes::Bytes,
-    ) -> sylph_invoker::BoxFuture<'static, Result<(), sylph_gateway::QueueError>> {
-        let platform = self.platform.clone();
-        let (service, stage, version) = (self.service.clone(), self.stage.clone(), self.version);
-        Box::pin(async move {
-            let platform = platform
-                .upgrade()
-                .ok_or_else(|| sylph_gateway::QueueError::Failed("the server is stopping".into()))?;
-            let payload = String::from_utf8_lossy(&payload).into_owned();
-            platform
-                .accept_event(&service, &stage, &function, Some(version), payload)
-                .await
-                .map_err(|e| {
-                    if e.status == 429 {
-                        sylph_gateway::QueueError::Full
-                    } else {
-                        sylph_gateway::QueueError::Failed(e.message)
-                    }
-                })
-        })
+/// How the event sources find a deployed function: the version that accepted the event while
+/// it runs, else where the service's traffic goes.
+struct DeployedFunctions(std::sync::Weak<Platform>);
+
+impl sylph_events::Functions for DeployedFunctions {
+    fn find(&self, target: &sylph_events::Target) -> sylph_events::Lookup {
+        use sylph_events::Lookup;
+        let Some(platform) = self.0.upgrade() else {
+            return Lookup::Later;
+        };
+        let Some(live) = platform.by_service(&target.service, &target.stage) else {
+            return match platform.store.service(&target.service, &target.stage) {
+                // Deployed, but not running (it failed to load): kept for later.
+                Ok(Some(_)) | Err(_) => Lookup::Later,
+                Ok(None) => Lookup::Gone,
+            };
+        };
+        let running = target
+            .version
+            .and_then(|v| live.versions.get(&v).cloned())
+            .unwrap_or_else(|| live.route());
+        Lookup::Found(running.hosted.pool.clone())
     }
 }
 
 impl Platform {
-    /// Keep an asynchronous invocation durably, then run it in the background.
-    pub async fn accept_event(
-        self: &Arc<Self>,
-        service: &str,
-        stage: &str,
-        function: &str,
-        version: Option<u32>,
-        payload: String,
-    ) -> Result<(), ApiError> {
-        use std::sync::atomic::Ordering::Relaxed;
-        // A bounded queue: past it the caller is throttled, as Lambda throttles asynchronous
-        // invocations, rather than the disk and memory filling up.
-        if self.pending_events.fetch_add(1, Relaxed) >= MAX_PENDING_EVENTS {
-            self.pending_events.fetch_sub(1, Relaxed);
-            return Err(ApiError::new(
-                429,
-                format!("{MAX_PENDING_EVENTS} asynchronous invocations are waiting to run; try again later"),
-            ));
-        }
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let now = sylph_telemetry::unix_ms();
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let event = sylph_control::store::PendingEvent {
-            id: format!("{now:015}-{n:010}"),
-            service: service.to_owned(),
-            stage: stage.to_owned(),
-            function: function.to_owned(),
-            version,
-            payload,
-            accepted_ms: now,
-        };
-        let store = self.store.clone();
-        let kept = event.clone();
-        let kept_ok = tokio::task::spawn_blocking(move || store.put_event(&kept))
-            .await
-            .map_err(ApiError::internal)
-            .and_then(|r| r.map_err(ApiError::internal));
-        if let Err(e) = kept_ok {
-            self.pending_events.fetch_sub(1, Relaxed);
-            return Err(e);
-        }
-        tokio::spawn(self.clone().run_event(event));
+    /// Open the event store in the data folder and start the event sources (before any
+    /// service loads, so that every gateway gets the queue).
+    pub fn start_events(self: &Arc<Self>, args: &crate::events::EventArgs) -> anyhow::Result<()> {
+        let queue = crate::events::open_queue(
+            &self.data.join("events.redb"),
+            Arc::new(DeployedFunctions(Arc::downgrade(self))),
+            args,
+            "us-east-1",
+            self.settings.concurrency,
+        )?;
+        let scheduler = sylph_events::schedules::Scheduler::new(queue.clone());
+        tokio::spawn(scheduler.clone().run());
+        let _ = self.events.set(Events { queue, scheduler });
         Ok(())
     }
 
-    /// Run every event accepted before the last stop that had not run to its end.
-    pub fn resume_events(self: &Arc<Self>) -> usize {
-        let pending = self.store.pending_events().unwrap_or_else(|e| {
-            say!("error: cannot read the queued events: {e}");
-            Vec::new()
-        });
-        let n = pending.len();
-        self.pending_events.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        for event in pending {
-            tokio::spawn(self.clone().run_event(event));
-        }
-        n
-    }
-
-    /// Run one accepted event to its end (a function error is an end: retries belong to the
-    /// event sources); a throttle or a failed start is tried again a few times first.
-    async fn run_event(self: Arc<Self>, event: sylph_control::store::PendingEvent) {
-        let mut attempt = 0u32;
-        loop {
-            let Some(live) = self.by_service(&event.service, &event.stage) else {
-                if let Ok(Some(_)) = self.store.service(&event.service, &event.stage) {
-                    // Deployed, but not running (it failed to load): kept for the next start.
-                    tracing::warn!("keeping an event for {}: its service is not running", event.function);
-                    return;
-                }
-                tracing::warn!(
-                    "dropping an event for {}: its service is no longer deployed",
-                    event.function
-                );
-                break;
-            };
-            // The version that accepted it, while it runs; else where the service's traffic goes.
-            let running = event
-                .version
-                .and_then(|v| live.versions.get(&v).cloned())
-                .unwrap_or_else(|| live.route());
-            drop(live);
-            let request = sylph_invoker::InvokeRequest {
-                payload: bytes::Bytes::from(event.payload.clone()),
-                ..Default::default()
-            };
-            use sylph_invoker::Invoker as _;
-            match running.hosted.pool.invoke(&event.function, request).await {
-                Ok(r) => {
-                    if let sylph_invoker::InvokeResult::Error { error_type, .. } = r.result {
-                        tracing::warn!(function = %event.function, request_id = %r.request_id, "asynchronous invocation failed: {error_type}");
-                    }
-                    break;
-                }
-                Err(e) if attempt < 3 => {
-                    attempt += 1;
-                    tracing::warn!(function = %event.function, "asynchronous invocation could not run ({e}); trying again");
-                    tokio::time::sleep(std::time::Duration::from_secs(u64::from(attempt))).await;
-                }
-                Err(e) => {
-                    tracing::error!(function = %event.function, "asynchronous invocation dropped after 4 attempts: {e}");
-                    break;
-                }
-            }
-        }
-        let store = self.store.clone();
-        let id = event.id.clone();
-        match tokio::task::spawn_blocking(move || store.finish_event(&id)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!("cannot mark event {} done: {e}", event.id),
-            Err(e) => tracing::error!("cannot mark event {} done: {e}", event.id),
-        }
-        self.pending_events.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    pub fn events(&self) -> Option<&Events> {
+        self.events.get()
     }
 }
 
@@ -1767,32 +1677,6 @@ mod tests {
                 .unwrap_or_else(|| panic!("{what} was accepted"));
             assert_eq!(err.status, 400, "{what}");
         }
-    }
-
-    #[tokio::test]
-    async fn a_full_event_queue_throttles_and_frees_up_as_events_end() {
-        let p = platform(&std::env::temp_dir().join(format!("sylph-events-{}", std::process::id())));
-        p.pending_events
-            .store(MAX_PENDING_EVENTS, std::sync::atomic::Ordering::Relaxed);
-        let full = p.accept_event("gone", "dev", "gone-dev-f", None, "{}".into()).await;
-        assert_eq!(full.err().map(|e| e.status), Some(429));
-        assert!(
-            p.store.pending_events().unwrap().is_empty(),
-            "nothing kept when refused"
-        );
-        p.pending_events.store(0, std::sync::atomic::Ordering::Relaxed);
-        // Accepted, kept, then dropped (no such service) and forgotten.
-        p.accept_event("gone", "dev", "gone-dev-f", None, "{}".into())
-            .await
-            .unwrap();
-        for _ in 0..200 {
-            if p.pending_events.load(std::sync::atomic::Ordering::Relaxed) == 0 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        assert_eq!(p.pending_events.load(std::sync::atomic::Ordering::Relaxed), 0);
-        assert!(p.store.pending_events().unwrap().is_empty());
     }
 
     #[test]

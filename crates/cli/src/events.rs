@@ -1,0 +1,103 @@
+//! Wiring the event sources (`sylph-events`) into `sylph dev` and `sylph server`: the flags
+//! they share, the gateway's `Event` invocations into the durable queue, and the queue's
+//! metrics onto the metrics page.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use sylph_events::queue::{AcceptError, AsyncQueue, QueueSettings};
+use sylph_events::store::{EventStore, Source};
+use sylph_events::Target;
+
+/// How asynchronous invocations are queued and retried.
+#[derive(Args, Debug, Clone)]
+pub struct EventArgs {
+    /// Seconds before the first retry of an asynchronous invocation that failed; the second
+    /// waits twice as long (Lambda: one minute, then two).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub async_retry_delay: u64,
+    /// Asynchronous events (Event invocations, schedule ticks) kept and not yet finished, at
+    /// most; past it new ones are refused with TooManyRequestsException.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_async_events: usize,
+}
+
+/// Open the event store at `path` and a queue on it that reaches functions through `functions`.
+pub fn open_queue(
+    path: &std::path::Path,
+    functions: Arc<dyn sylph_events::Functions>,
+    args: &EventArgs,
+    region: &str,
+    concurrency: usize,
+) -> anyhow::Result<Arc<AsyncQueue>> {
+    let store = EventStore::open(path).with_context(|| {
+        format!(
+            "cannot open the event store {} (is another sylph using it?)",
+            path.display()
+        )
+    })?;
+    Ok(AsyncQueue::new(
+        Arc::new(store),
+        functions,
+        QueueSettings {
+            max_pending: args.max_async_events.max(1),
+            retry_delay: Duration::from_secs(args.async_retry_delay),
+            max_in_flight: concurrency.max(1),
+            region: region.to_owned(),
+        },
+    ))
+}
+
+/// A service's `Event` invocations, kept in the durable queue before the caller gets its 202.
+pub struct GatewayEvents {
+    pub queue: Arc<AsyncQueue>,
+    pub service: String,
+    pub stage: String,
+    /// The version whose gateway accepted them (`sylph server`).
+    pub version: Option<u32>,
+}
+
+impl sylph_gateway::EventQueue for GatewayEvents {
+    fn accept(
+        &self,
+        function: String,
+        payload: bytes::Bytes,
+    ) -> sylph_invoker::BoxFuture<'static, Result<(), sylph_gateway::QueueError>> {
+        let queue = self.queue.clone();
+        let target = Target {
+            service: self.service.clone(),
+            stage: self.stage.clone(),
+            function,
+            version: self.version,
+        };
+        Box::pin(async move {
+            let payload = String::from_utf8_lossy(&payload).into_owned();
+            queue.accept(target, payload, Source::Invoke).await.map_err(|e| match e {
+                AcceptError::Full(_) => sylph_gateway::QueueError::Full,
+                AcceptError::Store(e) => sylph_gateway::QueueError::Failed(e.to_string()),
+            })
+        })
+    }
+}
+
+/// The queue's metrics, for every function.
+pub struct QueueMetrics(pub Arc<AsyncQueue>);
+
+impl sylph_telemetry::metrics::MetricsSource for QueueMetrics {
+    fn render(&self) -> String {
+        self.0.render_metrics(|_| true)
+    }
+}
+
+/// Print each schedule and when it next fires.
+pub fn print_schedules(upcoming: &[sylph_events::schedules::Upcoming]) {
+    if upcoming.is_empty() {
+        return;
+    }
+    let width = upcoming.iter().map(|u| u.expression.len()).max().unwrap_or(0);
+    for u in upcoming {
+        println!("  schedule {:<width$}  {}  next: {}", u.expression, u.function, u.next);
+    }
+}
