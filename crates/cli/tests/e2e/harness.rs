@@ -125,6 +125,24 @@ impl Dev {
         false
     }
 
+    /// Wait up to `limit` until the server's output contains `needle`.
+    pub fn wait_for_output_within(&self, needle: &str, limit: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if self.output().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// SIGKILL: no chance to clean up or flush anything.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Wait (bounded) until `needle` occurs `n` times in the server's output; returns the count.
     pub fn wait_for_count(&self, needle: &str, n: usize) -> usize {
         let start = Instant::now();

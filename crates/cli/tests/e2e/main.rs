@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod async_events;
 mod connections;
 mod errors;
 mod events;
