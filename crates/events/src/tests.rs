@@ -214,3 +214,65 @@ fn past_the_bound_events_are_refused_and_kept_ones_survive_a_restart() {
     });
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn ticks_missed_while_down_fire_once_on_return() {
+    use crate::schedules::{schedule_key, Scheduler};
+    use crate::store::ScheduleState;
+    use sylph_model::{Event, ScheduleEvent, ScheduleInput, Service};
+
+    let dir = temp("missed");
+    let mut worker = function("worker", AsyncConfig::default());
+    worker.events.push(Event::Schedule(ScheduleEvent {
+        expression: "rate(1 minute)".into(),
+        name: "svc-dev-worker-schedule-1".into(),
+        enabled: true,
+        scheduler: false,
+        timezone: None,
+        input: ScheduleInput::Event,
+    }));
+    let fake = Arc::new(Fake {
+        functions: vec![worker.clone()],
+        failures: 0,
+        worker_runs: AtomicU32::new(0),
+        received: Mutex::new(Vec::new()),
+    });
+    let q = queue(&dir, &fake, 100);
+    // Down for the last five minutes: five ticks were missed.
+    let now = sylph_telemetry::unix_ms() as i64;
+    let key = schedule_key("svc", "dev", "svc-dev-worker-schedule-1");
+    let before = ScheduleState {
+        began_ms: now - 600_000,
+        last_tick_ms: Some(now - 300_000),
+    };
+    q.store().tick(&key, before, None).unwrap();
+    let service = Service {
+        name: "svc".into(),
+        stage: "dev".into(),
+        region: "us-east-1".into(),
+        root: dir.clone(),
+        functions: vec![worker],
+        http_api_cors: None,
+        resources: serde_json::Value::Null,
+        custom: serde_json::Value::Null,
+        package_patterns: Vec::new(),
+        tables: Vec::new(),
+    };
+    let scheduler = Scheduler::new(q.clone());
+    let upcoming = scheduler.set_service(&service, None).unwrap();
+    assert!(upcoming[0].next.starts_with("now (a tick was missed"), "{upcoming:?}");
+    tokio::spawn(scheduler.clone().run());
+    until("the missed tick", || !fake.received.lock().unwrap().is_empty()).await;
+    until("the queue to empty", || q.pending() == 0).await;
+    // The tick recorded is the first one missed; the next is in the future, a whole period
+    // after a tick of the rate's own grid.
+    let state = q.store().schedule_state(&key).unwrap().unwrap();
+    let fired = state.last_tick_ms.unwrap();
+    assert_eq!(fired, now - 240_000);
+    let event: serde_json::Value = serde_json::from_str(&fake.received.lock().unwrap()[0].1).unwrap();
+    assert_eq!(event["time"], sylph_schedule::utc_seconds(fired));
+    // Once: the other four missed ticks were not fired (one more would be a new tick, over a
+    // minute away).
+    assert_eq!(fake.received.lock().unwrap().len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
