@@ -56,6 +56,7 @@ pub async fn run(args: TablesArgs) -> anyhow::Result<ExitCode> {
         custom: serde_json::Value::Null,
         package_patterns: Vec::new(),
         tables: Vec::new(),
+        queues: Vec::new(),
     };
     let sink: Arc<dyn sylph_telemetry::LogSink> = Arc::new(sylph_telemetry::NullSink);
     let pool = Pool::new(&service, Arc::new(NoFunctions), sink, PoolConfig::default());

@@ -277,6 +277,7 @@ mod tests {
             custom: serde_json::Value::Null,
             package_patterns: Vec::new(),
             tables: Vec::new(),
+            queues: Vec::new(),
         }
     }
 

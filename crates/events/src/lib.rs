@@ -10,6 +10,7 @@
 pub mod payload;
 pub mod queue;
 pub mod schedules;
+pub mod sqs;
 pub mod store;
 
 use std::sync::Arc;

@@ -75,6 +75,8 @@ pub struct AsyncQueue {
     in_flight: tokio::sync::Semaphore,
     stats: Mutex<HashMap<(String, &'static str), SourceStats>>,
     next_id: AtomicU64,
+    /// Where queue destinations (`onSuccess`/`onFailure`/`onError` to SQS) are delivered.
+    queues: std::sync::OnceLock<sylph_queues::Queues>,
 }
 
 impl AsyncQueue {
@@ -88,7 +90,13 @@ impl AsyncQueue {
             accepted: Mutex::new(HashMap::new()),
             stats: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
+            queues: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Deliver queue destinations to `queues`.
+    pub fn set_queues(&self, queues: sylph_queues::Queues) {
+        let _ = self.queues.set(queues);
     }
 
     pub fn store(&self) -> &Arc<EventStore> {
@@ -241,10 +249,13 @@ impl AsyncQueue {
                                 failed: false,
                             };
                             tracing::info!(function = %event.target.function, request_id = %request_id, source = event.source.label(), "asynchronous invocation delivered");
-                            let then = config.on_success.as_ref().and_then(|to| {
-                                let record = destination_record(&arn, event.target.version, Condition::Success, event.attempts + 1, &event.payload, Some(last));
-                                self.destination_event(&event, to, record)
-                            });
+                            let then = match &config.on_success {
+                                Some(to) => {
+                                    let record = destination_record(&arn, event.target.version, Condition::Success, event.attempts + 1, &event.payload, Some(last));
+                                    self.destination(&event, to, record).await
+                                }
+                                None => None,
+                            };
                             return self.end(&event, then, Outcome::Delivered).await;
                         }
                         InvokeResult::Error { error_type, body, .. } => {
@@ -295,24 +306,42 @@ impl AsyncQueue {
         condition: Condition,
         last: Option<LastRun<'_>>,
     ) -> Option<Pending> {
-        let failed = last.as_ref().map(|l| String::from_utf8_lossy(l.response).into_owned());
+        let request_id = last.as_ref().map(|l| l.request_id.to_owned()).unwrap_or_default();
+        let error_message = last
+            .as_ref()
+            .map(|l| {
+                serde_json::from_slice::<serde_json::Value>(l.response)
+                    .ok()
+                    .and_then(|v| v["errorMessage"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| String::from_utf8_lossy(l.response).into_owned())
+            })
+            .unwrap_or_else(|| condition.as_str().to_owned());
         let record = destination_record(arn, event.target.version, condition, event.attempts, &event.payload, last);
         let mut dead_lettered = false;
         let then = match &config.on_failure {
             Some(to) => {
                 dead_lettered = true;
-                self.destination_event(event, to, record)
+                self.destination(event, to, record).await
             }
             None => None,
         };
         if let Some(to) = &config.dead_letter {
             dead_lettered = true;
-            tracing::error!(
-                function = %event.target.function,
-                "dead letter for {to:?} (not delivered: sylph does not serve that target yet): event {} error {}",
-                event.payload,
-                failed.as_deref().unwrap_or(condition.as_str())
-            );
+            // A dead-letter queue gets the original event, with the error in message
+            // attributes, as Lambda sends it.
+            let attributes = [
+                ("RequestID", request_id),
+                ("ErrorCode", "200".to_owned()),
+                ("ErrorMessage", error_message.chars().take(1024).collect()),
+            ];
+            match to {
+                Destination::Queue(name) => self.send_to_queue(event, name, event.payload.clone(), &attributes).await,
+                other => tracing::error!(
+                    function = %event.target.function,
+                    "dead letter for {other:?} (not delivered: sylph does not serve that target): event {} error {error_message}",
+                    event.payload
+                ),
+            }
         }
         if !dead_lettered {
             tracing::error!(function = %event.target.function, "asynchronous event given up ({}) with no onFailure destination: {}", condition.as_str(), event.payload);
@@ -320,8 +349,9 @@ impl AsyncQueue {
         self.end(event, then, Outcome::Failed { dead_lettered }).await
     }
 
-    /// The event a destination function gets; other targets get the record in the log.
-    fn destination_event(&self, event: &Pending, to: &Destination, record: String) -> Option<Pending> {
+    /// Deliver a destination record: a queue gets it now; a function gets it as an event of
+    /// its own (returned, to take this event's place); other targets get it in the log.
+    async fn destination(&self, event: &Pending, to: &Destination, record: String) -> Option<Pending> {
         match to {
             Destination::Function(name) => {
                 let target = Target {
@@ -330,10 +360,49 @@ impl AsyncQueue {
                 };
                 Some(self.new_event(target, record, Source::Destination(event.target.function.clone())))
             }
-            other => {
-                tracing::error!(function = %event.target.function, "destination {other:?} is not served by sylph yet; its record: {record}");
+            Destination::Queue(name) => {
+                self.send_to_queue(event, name, record, &[]).await;
                 None
             }
+            Destination::Unsupported(arn) => {
+                tracing::error!(function = %event.target.function, "destination {arn} is not served by sylph; its record: {record}");
+                None
+            }
+        }
+    }
+
+    async fn send_to_queue(&self, event: &Pending, queue: &str, body: String, attributes: &[(&str, String)]) {
+        let Some(queues) = self.queues.get() else {
+            tracing::error!(function = %event.target.function, "no queue service for destination {queue}; record: {body}");
+            return;
+        };
+        let outgoing = sylph_queues::Outgoing {
+            body,
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        (*k).to_owned(),
+                        sylph_queues::MessageAttribute {
+                            data_type: "String".to_owned(),
+                            string_value: Some(if v.is_empty() { "-".to_owned() } else { v.clone() }),
+                            binary_value: None,
+                        },
+                    )
+                })
+                .collect(),
+            // A FIFO destination needs a group; the function's name keeps its outcomes in order.
+            group_id: queues.is_fifo(queue).unwrap_or(false).then(|| event.target.function.clone()),
+            dedup_id: queues.is_fifo(queue).unwrap_or(false).then(|| event.id.clone()),
+            ..Default::default()
+        };
+        match queues.send(queue, vec![outgoing]).await {
+            Ok(results) => {
+                if let Some(Err(e)) = results.first() {
+                    tracing::error!(function = %event.target.function, "cannot send to {queue}: {}", e.message);
+                }
+            }
+            Err(e) => tracing::error!(function = %event.target.function, "cannot send to {queue}: {}", e.message),
         }
     }
 

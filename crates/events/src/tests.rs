@@ -257,6 +257,7 @@ async fn ticks_missed_while_down_fire_once_on_return() {
         custom: serde_json::Value::Null,
         package_patterns: Vec::new(),
         tables: Vec::new(),
+        queues: Vec::new(),
     };
     let scheduler = Scheduler::new(q.clone());
     let upcoming = scheduler.set_service(&service, None).unwrap();

@@ -408,6 +408,7 @@ mod tests {
             custom: Value::Null,
             package_patterns: vec![],
             tables: vec![],
+            queues: Vec::new(),
         })
     }
 

@@ -15,6 +15,8 @@ use crate::Body;
 pub enum Protocol {
     DynamoDb,
     Lambda,
+    /// SQS's JSON protocol (refusals also carry the query protocol's code).
+    Sqs,
 }
 
 /// Check a call; `needs` says which (action, resource) pairs it is, computed only when the
@@ -81,6 +83,21 @@ pub fn auth_error(protocol: Protocol, e: &AuthError) -> Response<Body> {
 pub fn refusal(protocol: Protocol, kind: &'static str, message: &str) -> Response<Body> {
     match protocol {
         Protocol::Lambda => crate::invoke_api::error(StatusCode::FORBIDDEN, kind, message),
+        Protocol::Sqs => {
+            let code = match kind {
+                "AccessDeniedException" => "AccessDenied",
+                other => other,
+            };
+            let body = serde_json::json!({"__type": format!("com.amazonaws.sqs#{code}"), "message": message}).to_string();
+            let mut res = Response::new(Full::new(Bytes::from(body)));
+            *res.status_mut() = StatusCode::FORBIDDEN;
+            let h = res.headers_mut();
+            h.insert("content-type", HeaderValue::from_static("application/x-amz-json-1.0"));
+            if let Ok(v) = HeaderValue::from_str(&format!("{code};Sender")) {
+                h.insert("x-amzn-query-error", v);
+            }
+            res
+        }
         Protocol::DynamoDb => {
             let body = serde_json::json!({
                 "__type": format!("com.amazon.coral.service#{kind}"),

@@ -68,6 +68,8 @@ pub struct Gateway {
     table_guard: std::sync::OnceLock<Arc<dyn TableGuard>>,
     /// Where `Event` invocations go (see [`Gateway::set_event_queue`]).
     events: std::sync::OnceLock<Arc<dyn EventQueue>>,
+    /// The SQS-compatible queue API (see [`Gateway::set_queues`]).
+    queues: std::sync::OnceLock<sylph_queues::Queues>,
     /// Served after `metrics` (the event sources' counters).
     more_metrics: std::sync::OnceLock<Arc<dyn sylph_telemetry::metrics::MetricsSource>>,
 }
@@ -101,6 +103,11 @@ impl Gateway {
         let _ = self.events.set(queue);
     }
 
+    /// Serve the SQS API (JSON and query protocols) from `queues`.
+    pub fn set_queues(&self, queues: sylph_queues::Queues) {
+        let _ = self.queues.set(queues);
+    }
+
     /// Serve `source`'s metrics at [`METRICS_PATH`] too.
     pub fn add_metrics(&self, source: Arc<dyn sylph_telemetry::metrics::MetricsSource>) {
         let _ = self.more_metrics.set(source);
@@ -129,6 +136,7 @@ impl Gateway {
             table_guard: std::sync::OnceLock::new(),
             events: std::sync::OnceLock::new(),
             more_metrics: std::sync::OnceLock::new(),
+            queues: std::sync::OnceLock::new(),
         })
     }
 
@@ -167,6 +175,11 @@ impl Gateway {
         caller: sylph_iam::Caller<'_>,
     ) -> Response<Body> {
         let path = parts.uri.path();
+        if let Some(queues) = self.queues.get() {
+            if let Some(res) = self.sqs_call(queues, &parts, &body, caller).await {
+                return res;
+            }
+        }
         if let Some(target) = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
             if let (Some(op), Some(tables)) = (target.strip_prefix("DynamoDB_20120810."), &self.tables) {
                 if let Err(refused) = self.authorize_table_call(caller, &parts, op, &body) {
@@ -333,6 +346,62 @@ impl Gateway {
         Ok(())
     }
 
+    /// Serve the call if it is one to the SQS API: `X-Amz-Target: AmazonSQS.*` (JSON), or a
+    /// query-protocol form signed for `sqs` or sent to a queue's URL path. `None`: not SQS.
+    async fn sqs_call(
+        &self,
+        queues: &sylph_queues::Queues,
+        parts: &hyper::http::request::Parts,
+        body: &Bytes,
+        caller: sylph_iam::Caller<'_>,
+    ) -> Option<Response<Body>> {
+        let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
+        let json_op = header("x-amz-target").and_then(|t| t.strip_prefix("AmazonSQS."));
+        let query = json_op.is_none() && parts.method == hyper::Method::POST && {
+            let signed_for_sqs = header("authorization")
+                .and_then(|a| sylph_iam::sigv4::parse_authorization(a).ok())
+                .is_some_and(|a| a.service == "sqs");
+            let queue_path = parts.uri.path().starts_with(&format!("/{}/", sylph_model::LOCAL_ACCOUNT_ID));
+            (signed_for_sqs || queue_path)
+                && header("content-type").is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"))
+        };
+        if json_op.is_none() && !query {
+            return None;
+        }
+        let (operation, queue) = match json_op {
+            Some(op) => {
+                let input: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+                (op.to_owned(), sylph_queues::wire::queue_of(&input, ""))
+            }
+            None => {
+                let (action, input) = sylph_queues::wire::parse_query(body);
+                let queue = sylph_queues::wire::queue_of(&input, parts.uri.path());
+                (action, queue)
+            }
+        };
+        if let Some(authorizer) = &self.authorizer {
+            let needs = || sylph_iam::actions::sqs(&operation, queue.as_deref(), &self.region);
+            if let Err(refused) = auth::check(authorizer, caller, parts, body, auth::Protocol::Sqs, needs) {
+                return Some(refused);
+            }
+        }
+        // Queue URLs name the address the client used.
+        let host = header("host").unwrap_or("localhost");
+        let base = format!("http://{host}");
+        let answer = match json_op {
+            Some(op) => sylph_queues::wire::handle_json(queues, op, body, &base).await,
+            None => sylph_queues::wire::handle_query(queues, body, parts.uri.path(), &base).await,
+        };
+        let mut res = Response::new(Full::new(Bytes::from(answer.body)));
+        *res.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let h = res.headers_mut();
+        h.insert("content-type", HeaderValue::from_static(answer.content_type));
+        if let Some(code) = answer.query_error.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            h.insert("x-amzn-query-error", code);
+        }
+        Some(res)
+    }
+
     /// Refuse a function's table call that names a table its guard rejects.
     #[allow(clippy::result_large_err)]
     fn guard_tables(&self, guard: &dyn TableGuard, op: &str, needs: &[(String, String)]) -> Result<(), Response<Body>> {
@@ -387,7 +456,7 @@ impl Gateway {
 
 /// The AWS services whose APIs Sylph answers (and `execute-api`: IAM-signed calls to a
 /// service's own HTTP routes).
-const SERVED_AWS_SERVICES: &[&str] = &["dynamodb", "lambda", "execute-api"];
+const SERVED_AWS_SERVICES: &[&str] = &["dynamodb", "lambda", "execute-api", "sqs"];
 
 /// An SDK call (SigV4-signed) to an AWS service Sylph does not serve: every SDK client in a
 /// function points at Sylph, so without this an SQS or S3 call got an opaque 404. The answer
@@ -401,7 +470,7 @@ pub fn unserved_aws_service(headers: &hyper::HeaderMap) -> Option<Response<Body>
     let service: String = auth.service.chars().take(64).collect();
     let body = serde_json::json!({
         "__type": "UnsupportedOperationException",
-        "message": format!("Sylph does not serve the AWS service `{service}` (yet): it answers DynamoDB and Lambda only. Point this client at the real service, or do without it locally."),
+        "message": format!("Sylph does not serve the AWS service `{service}` (yet): it answers DynamoDB, Lambda and SQS only. Point this client at the real service, or do without it locally."),
     })
     .to_string();
     let mut res = Response::new(Full::new(Bytes::from(body)));

@@ -253,6 +253,7 @@ mod tests {
             custom: serde_json::Value::Null,
             package_patterns: vec![],
             tables: vec![],
+            queues: Vec::new(),
         }
     }
 

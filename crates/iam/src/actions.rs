@@ -21,6 +21,28 @@ pub fn function_arn(region: &str, function: &str) -> String {
     format!("arn:aws:lambda:{region}:{LOCAL_ACCOUNT_ID}:function:{function}")
 }
 
+/// The queue ARN as AWS writes it.
+pub fn queue_arn(region: &str, queue: &str) -> String {
+    format!("arn:aws:sqs:{region}:{LOCAL_ACCOUNT_ID}:{queue}")
+}
+
+/// The (action, resource) pair one SQS operation needs: the operation on its queue (`*` for
+/// ListQueues, or when the call names no queue). The batch operations are authorized as their
+/// single forms, as AWS does.
+pub fn sqs(operation: &str, queue: Option<&str>, region: &str) -> Vec<(String, String)> {
+    let action = match operation {
+        "SendMessageBatch" => "SendMessage",
+        "DeleteMessageBatch" => "DeleteMessage",
+        "ChangeMessageVisibilityBatch" => "ChangeMessageVisibility",
+        other => other,
+    };
+    let resource = match (operation, queue) {
+        ("ListQueues", _) | (_, None) => "*".to_owned(),
+        (_, Some(q)) => queue_arn(region, q),
+    };
+    vec![(format!("sqs:{action}"), resource)]
+}
+
 /// The (action, resource) pairs one DynamoDB operation needs. A body Sylph cannot read needs
 /// the operation on `*`, so it is judged (and refused) like any other call.
 pub fn dynamodb(operation: &str, body: &[u8], region: &str) -> Vec<(String, String)> {

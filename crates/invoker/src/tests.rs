@@ -177,6 +177,7 @@ fn service(functions: Vec<Function>) -> Service {
         custom: serde_json::Value::Null,
         package_patterns: Vec::new(),
         tables: Vec::new(),
+        queues: Vec::new(),
     }
 }
 

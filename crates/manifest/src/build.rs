@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use sylph_model::{
-    ApiKind, AsyncConfig, Cors, Destination, Event, Function, HttpRoute, Runtime, ScheduleEvent, ScheduleInput, Service,
-    TableResource,
+    ApiKind, AsyncConfig, Cors, Destination, Event, Function, HttpRoute, QueueResource, Runtime, ScheduleEvent,
+    ScheduleInput, Service, SqsEvent, TableResource,
 };
 
 use crate::cfn::Stack;
@@ -274,6 +274,8 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
             env_nodes.retain(|(ek, _, _)| *ek != k);
             env_nodes.push((k, v, env_path));
         }
+        // `sqs` events' queue ARNs (often `Fn::GetAtt`), resolved once the stack is known.
+        let mut queue_arns = Vec::new();
         let events = match field(node, "events") {
             Some(n) => {
                 let events_path = format!("{path}.events");
@@ -284,7 +286,7 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
                 .items()?;
                 let mut events = Vec::with_capacity(items.len());
                 for (i, ev) in items.iter().enumerate() {
-                    event(ev, &format!("{events_path}[{i}]"), &fname, &mut events)?;
+                    event(ev, &format!("{events_path}[{i}]"), &fname, &mut events, &mut queue_arns)?;
                 }
                 events
             }
@@ -318,6 +320,7 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
             env_nodes,
             role_source,
             destinations,
+            queue_arns,
         ));
     }
 
@@ -330,12 +333,17 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
         resources: resources.get("Resources").unwrap_or(&empty),
         functions: functions
             .iter()
-            .map(|(f, _, _, _)| (logical_id(&f.key), f.name.clone()))
+            .map(|(f, ..)| (logical_id(&f.key), f.name.clone()))
             .collect(),
     };
     let mut tables = Vec::new();
+    let mut queues = Vec::new();
     if let Some(serde_json::Value::Object(res)) = resources.get("Resources") {
         for (logical_id, r) in res {
+            if r.get("Type").and_then(serde_json::Value::as_str) == Some("AWS::SQS::Queue") {
+                queues.push(queue_resource(logical_id, r, &stack, root.mark)?);
+                continue;
+            }
             if r.get("Type").and_then(serde_json::Value::as_str) != Some("AWS::DynamoDB::Table") {
                 continue;
             }
@@ -357,18 +365,35 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
     let service_role = crate::iam::resolve(&provider_role, &stack, &mut notices)?;
     let mut resolved = Vec::with_capacity(functions.len());
     let names: Vec<(String, String)> = functions.iter().map(|(f, ..)| (f.key.clone(), f.name.clone())).collect();
-    for (mut function, env_nodes, role_source, destinations) in functions {
+    for (mut function, env_nodes, role_source, destinations, queue_arns) in functions {
+        for (index, node, path) in queue_arns {
+            let at = At { node: &node, path: &path };
+            let arn = match &node.value {
+                Value::Str(s) => s.clone(),
+                _ => stack.resolve(&node.to_json()).ok_or_else(|| {
+                    at.problem("cannot resolve the queue's ARN locally")
+                        .help("use `arn: !GetAtt MyQueue.Arn` for a queue under resources, or the queue's ARN")
+                })?,
+            };
+            let name = match arn.split(':').collect::<Vec<_>>().as_slice() {
+                ["arn", _, "sqs", _, _, name] if !name.is_empty() => (*name).to_owned(),
+                _ => {
+                    return Err(at
+                        .problem(format!("`{arn}` is not a queue ARN"))
+                        .help("write arn:aws:sqs:<region>:<account>:<name>, or !GetAtt MyQueue.Arn"))
+                }
+            };
+            if let Some(Event::Sqs(e)) = function.events.get_mut(index) {
+                e.queue = name;
+            }
+        }
         for (which, node, path) in destinations {
             let at = At { node: &node, path: &path };
             let target = destination(at, &stack, &names)?;
-            match &target {
-                Destination::Queue(q) => notices.push(format!(
-                    "{path}: queue {q} gets nothing yet (sylph does not serve queues); each outcome is logged instead"
-                )),
-                Destination::Unsupported(arn) => notices.push(format!(
+            if let Destination::Unsupported(arn) = &target {
+                notices.push(format!(
                     "{path}: sylph does not deliver to {arn}; each outcome is logged instead"
-                )),
-                Destination::Function(_) => {}
+                ));
             }
             let slot = match which {
                 DestinationKind::OnSuccess => &mut function.on_async.on_success,
@@ -417,8 +442,84 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
             custom,
             package_patterns,
             tables,
+            queues,
         },
         notices,
+    })
+}
+
+/// An `AWS::SQS::Queue` as the attributes SQS creates it with: each property that is an SQS
+/// attribute, as text, with intrinsics (a RedrivePolicy's `Fn::GetAtt DeadLetters.Arn`)
+/// resolved.
+fn queue_resource(
+    logical_id: &str,
+    r: &serde_json::Value,
+    stack: &Stack<'_>,
+    mark: crate::yaml::Mark,
+) -> Result<QueueResource, Problem> {
+    let at = |prop: &str| format!("resources.Resources.{logical_id}.Properties.{prop}");
+    let name = stack.physical_name(logical_id, 0).ok_or_else(|| {
+        Problem::new(mark, at("QueueName"), "cannot resolve the queue name locally")
+            .help("use a plain string or variables for QueueName")
+    })?;
+    let mut attributes = BTreeMap::new();
+    let mut tags = BTreeMap::new();
+    let empty = serde_json::Map::new();
+    let props = r.get("Properties").and_then(serde_json::Value::as_object).unwrap_or(&empty);
+    let text = |prop: &str, v: &serde_json::Value| -> Result<String, Problem> {
+        match v {
+            serde_json::Value::String(s) => Ok(s.clone()),
+            serde_json::Value::Number(n) => Ok(n.to_string()),
+            serde_json::Value::Bool(b) => Ok(b.to_string()),
+            other => stack.resolve(other).ok_or_else(|| {
+                Problem::new(mark, at(prop), "cannot resolve this value locally")
+                    .help("use a plain value, or Ref / Fn::GetAtt of a resource in this file")
+            }),
+        }
+    };
+    for (prop, v) in props {
+        match prop.as_str() {
+            "QueueName" => {}
+            "RedrivePolicy" | "RedriveAllowPolicy" => {
+                let policy = match v {
+                    serde_json::Value::Object(o) => {
+                        let mut resolved = serde_json::Map::new();
+                        for (k, inner) in o {
+                            let value = match inner {
+                                serde_json::Value::Object(_) => serde_json::Value::String(text(prop, inner)?),
+                                other => other.clone(),
+                            };
+                            resolved.insert(k.clone(), value);
+                        }
+                        serde_json::Value::Object(resolved).to_string()
+                    }
+                    other => text(prop, other)?,
+                };
+                attributes.insert(prop.clone(), policy);
+            }
+            "Tags" => {
+                for tag in v.as_array().into_iter().flatten() {
+                    if let (Some(k), Some(val)) = (tag.get("Key").and_then(|k| k.as_str()), tag.get("Value")) {
+                        tags.insert(k.to_owned(), text(prop, val)?);
+                    }
+                }
+            }
+            "DelaySeconds" | "MaximumMessageSize" | "MessageRetentionPeriod" | "ReceiveMessageWaitTimeSeconds"
+            | "VisibilityTimeout" | "FifoQueue" | "ContentBasedDeduplication" | "DeduplicationScope"
+            | "FifoThroughputLimit" | "KmsMasterKeyId" | "KmsDataKeyReusePeriodSeconds" | "SqsManagedSseEnabled" => {
+                attributes.insert(prop.clone(), text(prop, v)?);
+            }
+            other => {
+                return Err(Problem::new(mark, at(other), format!("`{other}` is not a property of AWS::SQS::Queue"))
+                    .help("see the AWS::SQS::Queue reference for the properties it has"))
+            }
+        }
+    }
+    Ok(QueueResource {
+        logical_id: logical_id.to_owned(),
+        name,
+        attributes,
+        tags,
     })
 }
 
@@ -554,8 +655,14 @@ fn plugins(node: &Node, notices: &mut Vec<String>) -> Result<(), Problem> {
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
 /// Parse one entry of `events:` into `out` (a `schedule` with a list of rates becomes one
-/// event per rate).
-fn event(node: &Node, path: &str, function_name: &str, out: &mut Vec<Event>) -> Result<(), Problem> {
+/// event per rate). An `sqs` event's ARN node goes to `queue_arns` with the event's index.
+fn event(
+    node: &Node,
+    path: &str,
+    function_name: &str,
+    out: &mut Vec<Event>,
+    queue_arns: &mut Vec<(usize, Node, String)>,
+) -> Result<(), Problem> {
     let at = At { node, path };
     let entries = at
         .entries()
@@ -571,6 +678,11 @@ fn event(node: &Node, path: &str, function_name: &str, out: &mut Vec<Event>) -> 
     match kind.as_str() {
         "http" => out.push(Event::Http(http_event(at)?)),
         "httpApi" => out.push(Event::Http(http_api_event(at)?)),
+        "sqs" => {
+            let (event, arn, arn_path) = sqs_event(at)?;
+            queue_arns.push((out.len(), arn, arn_path));
+            out.push(Event::Sqs(event));
+        }
         "schedule" => {
             let before = out.iter().filter(|e| matches!(e, Event::Schedule(_))).count();
             out.extend(schedule_events(at, function_name, before)?.into_iter().map(Event::Schedule));
@@ -682,6 +794,87 @@ fn schedule_events(at: At<'_, '_>, function_name: &str, earlier: usize) -> Resul
             input: input.clone(),
         })
         .collect())
+}
+
+/// An `sqs` event: `sqs: <arn>` or a mapping with `arn` and the batching settings; the ARN
+/// node is returned to be resolved later.
+fn sqs_event(at: At<'_, '_>) -> Result<(SqsEvent, Node, String), Problem> {
+    let sub = |key: &str| field(at.node, key).map(|n| (n, format!("{}.{key}", at.path)));
+    let (arn, arn_path) = match &at.node.value {
+        Value::Str(_) => (at.node.clone(), at.path.to_owned()),
+        Value::Map(_) if field(at.node, "arn").is_some() => {
+            let (n, p) = sub("arn").expect("checked");
+            (n.clone(), p)
+        }
+        Value::Map(_) => {
+            // `sqs: !GetAtt Queue.Arn` arrives as a mapping holding the intrinsic.
+            if at.node.get("Fn::GetAtt").is_some() || at.node.get("Ref").is_some() || at.node.get("Fn::Sub").is_some() {
+                (at.node.clone(), at.path.to_owned())
+            } else {
+                return Err(at.problem("`arn` is missing").help("add `arn: !GetAtt MyQueue.Arn`"));
+            }
+        }
+        _ => return Err(at.expected("a queue ARN or a mapping with `arn`")),
+    };
+    let number = |key: &str, min: i64, max: i64| -> Result<Option<u32>, Problem> {
+        match sub(key) {
+            Some((n, p)) => Ok(Some(At { node: n, path: &p }.number(min, max)? as u32)),
+            None => Ok(None),
+        }
+    };
+    let batch_size = number("batchSize", 1, 10_000)?.unwrap_or(10);
+    let window = number("maximumBatchingWindow", 0, 300)?.unwrap_or(0);
+    if batch_size > 10 && window == 0 {
+        let (n, p) = sub("batchSize").expect("set above 10");
+        return Err(At { node: n, path: &p }
+            .problem(format!("a batchSize of {batch_size} needs maximumBatchingWindow"))
+            .help("AWS allows more than 10 messages per batch only with `maximumBatchingWindow: 1` or more seconds"));
+    }
+    let report = match sub("functionResponseType") {
+        Some((n, p)) => match (At { node: n, path: &p }).str()? {
+            "ReportBatchItemFailures" => true,
+            other => {
+                return Err(At { node: n, path: &p }
+                    .problem(format!("functionResponseType `{other}` is not one AWS has"))
+                    .help("use ReportBatchItemFailures, or remove it"))
+            }
+        },
+        None => false,
+    };
+    let enabled = match sub("enabled") {
+        Some((n, p)) => At { node: n, path: &p }.bool()?,
+        None => true,
+    };
+    let filter_patterns = match sub("filterPatterns") {
+        Some((n, p)) => {
+            let at = At { node: n, path: &p };
+            at.items()?
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let item_path = format!("{p}[{i}]");
+                    let value = item.to_json();
+                    sylph_schedule::pattern::Pattern::parse(&value)
+                        .map_err(|e| At { node: item, path: &item_path }.problem(e.0))?;
+                    Ok(value)
+                })
+                .collect::<Result<Vec<_>, Problem>>()?
+        }
+        None => Vec::new(),
+    };
+    Ok((
+        SqsEvent {
+            queue: String::new(),
+            batch_size,
+            maximum_batching_window: window,
+            report_batch_item_failures: report,
+            maximum_concurrency: number("maximumConcurrency", 2, 1000)?,
+            enabled,
+            filter_patterns,
+        },
+        arn,
+        arn_path,
+    ))
 }
 
 fn schedule_input(at: At<'_, '_>, key: &str) -> Result<ScheduleInput, Problem> {

@@ -40,6 +40,20 @@ pub struct Service {
     pub package_patterns: Vec<String>,
     /// The `AWS::DynamoDB::Table` resources, with their physical names resolved.
     pub tables: Vec<TableResource>,
+    /// The `AWS::SQS::Queue` resources.
+    #[serde(default)]
+    pub queues: Vec<QueueResource>,
+}
+
+/// A queue declared under `resources:`, as the SQS attributes it is created with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueResource {
+    pub logical_id: String,
+    pub name: String,
+    /// SQS attribute → value (`VisibilityTimeout` → `"30"`; `RedrivePolicy` as JSON text with
+    /// its target's ARN resolved).
+    pub attributes: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
 }
 
 /// A table declared under `resources:`.
@@ -206,6 +220,7 @@ impl Runtime {
 pub enum Event {
     Http(HttpRoute),
     Schedule(ScheduleEvent),
+    Sqs(SqsEvent),
     /// An event kind Sylph does not serve yet (schedule, sqs, stream, …), kept as data.
     Other {
         kind: String,
@@ -226,6 +241,24 @@ pub struct ScheduleEvent {
     /// IANA time zone of a cron's fields (scheduler only); UTC when `None`.
     pub timezone: Option<String>,
     pub input: ScheduleInput,
+}
+
+/// An `sqs` event: batches of a queue's messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SqsEvent {
+    /// The queue's name (from its ARN).
+    pub queue: String,
+    /// Messages per invocation, at most (1 to 10,000; 10 by default).
+    pub batch_size: u32,
+    /// Seconds to gather a batch before invoking (0 to 300).
+    pub maximum_batching_window: u32,
+    /// `functionResponseType: ReportBatchItemFailures`.
+    pub report_batch_item_failures: bool,
+    /// Batches in flight at once, at most.
+    pub maximum_concurrency: Option<u32>,
+    pub enabled: bool,
+    /// EventBridge patterns; a message matching none of them is deleted unseen.
+    pub filter_patterns: Vec<serde_json::Value>,
 }
 
 /// What a schedule's tick delivers.

@@ -1,11 +1,12 @@
 //! Schedule expressions as Amazon EventBridge reads them — `rate(5 minutes)`, the six-field
 //! `cron(0 12 ? * MON-FRI *)`, and EventBridge Scheduler's one-time `at(2026-01-01T09:00:00)` —
-//! and when each next fires, in UTC or a named time zone; and the JSONPath and templates that
-//! shape what a tick delivers. Pure computation on Unix milliseconds: it knows nothing of
+//! and when each next fires, in UTC or a named time zone; the JSONPath and templates that
+//! shape what a tick delivers; and EventBridge's event patterns (`filterPatterns`). Pure computation on Unix milliseconds: it knows nothing of
 //! functions, storage or clocks (callers pass the time in).
 
 mod cron;
 pub mod json_path;
+pub mod pattern;
 
 use std::time::Duration;
 

@@ -89,30 +89,30 @@ fn unserved_events_and_aws_services_are_named_not_silent() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("serverless.yml"),
-        "service: unserved\nprovider:\n  runtime: python3.12\n  timeout: 30\nfunctions:\n  nightly:\n    handler: p.nightly\n    events:\n      - schedule: rate(1 day)\n      - sqs: arn:aws:sqs:us-east-1:000000000000:jobs\n",
+        "service: unserved\nprovider:\n  runtime: python3.12\n  timeout: 30\nfunctions:\n  nightly:\n    handler: p.nightly\n    events:\n      - sns: alerts\n      - s3: uploads\n",
     )
     .unwrap();
     std::fs::write(
         dir.join("p.py"),
-        "import boto3\n\ndef nightly(event, context):\n    try:\n        boto3.client('sqs').list_queues()\n        return 'no error'\n    except Exception as e:\n        return str(e)\n",
+        "import boto3\n\ndef nightly(event, context):\n    try:\n        boto3.client('sns').list_topics()\n        return 'no error'\n    except Exception as e:\n        return str(e)\n",
     )
     .unwrap();
     let dev = Dev::start(&dir.join("serverless.yml"));
     let out = dev.output();
     assert!(
-        out.contains("functions.nightly.events[0]: `schedule` events are not run by sylph yet"),
+        out.contains("functions.nightly.events[0]: `sns` events are not run by sylph yet"),
         "{out}"
     );
-    assert!(out.contains("functions.nightly.events[1]: `sqs` events"), "{out}");
+    assert!(out.contains("functions.nightly.events[1]: `s3` events"), "{out}");
     // From inside a function, with the SDK Sylph provides.
     let said = dev.invoke_ok("nightly", &json!({}));
     let said = said.as_str().unwrap_or_default();
-    assert!(said.contains("does not serve the AWS service `sqs`"), "{said}");
-    // From a tool on the port (the aws CLI, signed for SQS).
+    assert!(said.contains("does not serve the AWS service `sns`"), "{said}");
+    // From a tool on the port (the aws CLI, signed for SNS).
     let cli = std::process::Command::new("aws")
         .args([
-            "sqs",
-            "list-queues",
+            "sns",
+            "list-topics",
             "--region",
             "us-east-1",
             "--endpoint-url",
@@ -126,7 +126,7 @@ fn unserved_events_and_aws_services_are_named_not_silent() {
         .output()
         .expect("the aws CLI");
     let err = String::from_utf8_lossy(&cli.stderr);
-    assert!(!cli.status.success() && err.contains("sqs"), "{err}");
+    assert!(!cli.status.success() && err.contains("sns"), "{err}");
     assert!(!err.contains("404"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -270,5 +270,73 @@ functions:
     let report = loaded.service.function("report").unwrap();
     assert_eq!(report.on_async.maximum_retry_attempts, 2);
     assert!(matches!(&report.on_async.dead_letter, Some(Destination::Unsupported(arn)) if arn.contains(":sns:")));
-    assert!(loaded.notices.iter().any(|n| n.contains("queue failures gets nothing yet")), "{:?}", loaded.notices);
+    assert!(loaded.notices.iter().any(|n| n.contains("does not deliver to arn:aws:sns")), "{:?}", loaded.notices);
+    assert_eq!(loaded.service.queues[0].name, "failures");
+}
+
+#[test]
+fn queues_and_sqs_events() {
+    let loaded = load(
+        r#"service: svc
+provider:
+  runtime: nodejs20.x
+resources:
+  Resources:
+    Jobs:
+      Type: AWS::SQS::Queue
+      Properties:
+        QueueName: jobs
+        VisibilityTimeout: 30
+        RedrivePolicy:
+          deadLetterTargetArn: !GetAtt JobsDlq.Arn
+          maxReceiveCount: 3
+    JobsDlq:
+      Type: AWS::SQS::Queue
+      Properties:
+        QueueName: jobs-dlq
+    Ordered:
+      Type: AWS::SQS::Queue
+      Properties:
+        QueueName: ordered.fifo
+        FifoQueue: true
+        ContentBasedDeduplication: true
+functions:
+  worker:
+    handler: h.f
+    events:
+      - sqs: !GetAtt Jobs.Arn
+      - sqs:
+          arn: arn:aws:sqs:us-east-1:000000000000:ordered.fifo
+          batchSize: 100
+          maximumBatchingWindow: 2
+          functionResponseType: ReportBatchItemFailures
+          maximumConcurrency: 3
+          filterPatterns:
+            - body:
+                kind: [order]
+"#,
+    );
+    let queues = &loaded.service.queues;
+    let jobs = queues.iter().find(|q| q.name == "jobs").unwrap();
+    assert_eq!(jobs.attributes["VisibilityTimeout"], "30");
+    let policy: serde_json::Value = serde_json::from_str(&jobs.attributes["RedrivePolicy"]).unwrap();
+    assert_eq!(policy["deadLetterTargetArn"], "arn:aws:sqs:us-east-1:000000000000:jobs-dlq");
+    assert_eq!(policy["maxReceiveCount"], 3);
+    let ordered = queues.iter().find(|q| q.name == "ordered.fifo").unwrap();
+    assert_eq!(ordered.attributes["FifoQueue"], "true");
+    let f = loaded.service.function("worker").unwrap();
+    let sqs: Vec<&sylph_model::SqsEvent> = f
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Sqs(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!((sqs[0].queue.as_str(), sqs[0].batch_size), ("jobs", 10));
+    assert_eq!(sqs[1].queue, "ordered.fifo");
+    assert_eq!((sqs[1].batch_size, sqs[1].maximum_batching_window), (100, 2));
+    assert!(sqs[1].report_batch_item_failures);
+    assert_eq!(sqs[1].maximum_concurrency, Some(3));
+    assert_eq!(sqs[1].filter_patterns.len(), 1);
 }
