@@ -172,7 +172,24 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         stage: service.stage.clone(),
         version: None,
     }));
-    gateway.add_metrics(Arc::new(crate::events::QueueMetrics(queue.clone())));
+    // Queues: the SQS API on the same port, and the `sqs` events that poll them.
+    let queues = sylph_queues::Queues::open(&data_dir.join("queues"), &service.region).with_context(|| {
+        format!(
+            "cannot open the queue store in {} (is another sylph using it?)",
+            data_dir.join("queues").display()
+        )
+    })?;
+    for line in crate::events::provision_queues(&queues, &service).await? {
+        println!("{line}");
+    }
+    gateway.set_queues(queues.clone());
+    queue.set_queues(queues.clone());
+    let sqs = sylph_events::sqs::SqsSources::new(queues, Arc::new(DevFunctions(pool.clone())), settings.concurrency);
+    let sqs_lines = sqs.set_service(&service, None);
+    gateway.add_metrics(Arc::new(crate::events::SourceMetrics {
+        queue: queue.clone(),
+        sqs: sqs.clone(),
+    }));
     let resumed = queue.resume().context("cannot read the queued events")?;
     if resumed > 0 {
         println!("events: {resumed} asynchronous events accepted before the last stop will run now");
@@ -226,6 +243,14 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         format!("{base_url}{}", sylph_gateway::METRICS_PATH)
     );
     crate::events::print_schedules(&upcoming);
+    for line in &sqs_lines {
+        println!("  {line}");
+    }
+    println!(
+        "  {:<7} {:<width$} SQS API (X-Amz-Target: AmazonSQS.*; queues at {base_url}/000000000000/{{name}})",
+        "POST",
+        format!("{base_url}/")
+    );
     println!();
     println!("listening on {base_url}");
 

@@ -74,21 +74,65 @@ impl sylph_gateway::EventQueue for GatewayEvents {
         };
         Box::pin(async move {
             let payload = String::from_utf8_lossy(&payload).into_owned();
-            queue.accept(target, payload, Source::Invoke).await.map_err(|e| match e {
-                AcceptError::Full(_) => sylph_gateway::QueueError::Full,
-                AcceptError::Store(e) => sylph_gateway::QueueError::Failed(e.to_string()),
-            })
+            queue
+                .accept(target, payload, Source::Invoke)
+                .await
+                .map_err(|e| match e {
+                    AcceptError::Full(_) => sylph_gateway::QueueError::Full,
+                    AcceptError::Store(e) => sylph_gateway::QueueError::Failed(e.to_string()),
+                })
         })
     }
 }
 
-/// The queue's metrics, for every function.
-pub struct QueueMetrics(pub Arc<AsyncQueue>);
+/// The event sources' metrics (asynchronous invocation, queue pollers), for every function.
+pub struct SourceMetrics {
+    pub queue: Arc<AsyncQueue>,
+    pub sqs: Arc<sylph_events::sqs::SqsSources>,
+}
 
-impl sylph_telemetry::metrics::MetricsSource for QueueMetrics {
+impl sylph_telemetry::metrics::MetricsSource for SourceMetrics {
     fn render(&self) -> String {
-        self.0.render_metrics(|_| true)
+        let mut out = self.queue.render_metrics(|_| true);
+        out.push_str(&self.sqs.render_metrics(|_| true));
+        out
     }
+}
+
+/// Create (or bring up to date) the queues `service` declares; dead-letter queues first, since
+/// a queue's RedrivePolicy must name an existing one. Returns a line per queue.
+pub async fn provision_queues(
+    queues: &sylph_queues::Queues,
+    service: &sylph_model::Service,
+) -> anyhow::Result<Vec<String>> {
+    let mut ordered: Vec<&sylph_model::QueueResource> = service.queues.iter().collect();
+    ordered.sort_by_key(|q| q.attributes.contains_key("RedrivePolicy"));
+    let mut lines = Vec::new();
+    for q in ordered {
+        let what = if queues.exists(&q.name) {
+            let mut attributes = q.attributes.clone();
+            attributes.remove("FifoQueue");
+            queues
+                .set_attributes(&q.name, attributes)
+                .await
+                .map(|()| "kept (existing messages)")
+        } else {
+            queues
+                .create_queue(&q.name, q.attributes.clone(), q.tags.clone())
+                .await
+                .map(|()| "created")
+        }
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "resources.Resources.{}: cannot create queue {}: {}",
+                q.logical_id,
+                q.name,
+                e.message
+            )
+        })?;
+        lines.push(format!("queue {} {what}", q.name));
+    }
+    Ok(lines)
 }
 
 /// Print each schedule and when it next fires.

@@ -73,7 +73,8 @@ pub fn destination_record(
 ) -> String {
     // Either side may not be JSON (a function may answer anything): then it goes as a string.
     let as_json = |bytes: &[u8]| {
-        serde_json::from_slice::<Value>(bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+        serde_json::from_slice::<Value>(bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
     };
     let executed = version.map_or_else(|| "$LATEST".to_owned(), |v| v.to_string());
     let mut record = json!({
@@ -116,7 +117,12 @@ mod tests {
     #[test]
     fn a_tick_is_an_eventbridge_scheduled_event() {
         let tick = 1_795_000_000_123;
-        let event: Value = serde_json::from_str(&scheduled_event(&schedule(ScheduleInput::Event, false), "eu-west-1", tick)).unwrap();
+        let event: Value = serde_json::from_str(&scheduled_event(
+            &schedule(ScheduleInput::Event, false),
+            "eu-west-1",
+            tick,
+        ))
+        .unwrap();
         assert_eq!(event["detail-type"], "Scheduled Event");
         assert_eq!(event["source"], "aws.events");
         assert_eq!(event["time"], sylph_schedule::utc_seconds(tick));
@@ -126,7 +132,11 @@ mod tests {
         );
         assert_eq!(event["detail"], json!({}));
         assert_eq!(event["id"].as_str().unwrap().len(), 36);
-        let path = scheduled_event(&schedule(ScheduleInput::Path("$.region".into()), false), "eu-west-1", tick);
+        let path = scheduled_event(
+            &schedule(ScheduleInput::Path("$.region".into()), false),
+            "eu-west-1",
+            tick,
+        );
         assert_eq!(path, "\"eu-west-1\"");
         let transformed = scheduled_event(
             &schedule(
@@ -139,8 +149,14 @@ mod tests {
             "eu-west-1",
             tick,
         );
-        assert_eq!(transformed, format!(r#"{{"at": "{}"}}"#, sylph_schedule::utc_seconds(tick)));
-        assert_eq!(scheduled_event(&schedule(ScheduleInput::Event, true), "eu-west-1", tick), "{}");
+        assert_eq!(
+            transformed,
+            format!(r#"{{"at": "{}"}}"#, sylph_schedule::utc_seconds(tick))
+        );
+        assert_eq!(
+            scheduled_event(&schedule(ScheduleInput::Event, true), "eu-west-1", tick),
+            "{}"
+        );
     }
 
     #[test]
@@ -160,7 +176,10 @@ mod tests {
         let record: Value = serde_json::from_str(&record).unwrap();
         assert_eq!(record["requestContext"]["condition"], "RetriesExhausted");
         assert_eq!(record["requestContext"]["approximateInvokeCount"], 3);
-        assert_eq!(record["requestContext"]["functionArn"], "arn:aws:lambda:us-east-1:000000000000:function:svc-dev-f:$LATEST");
+        assert_eq!(
+            record["requestContext"]["functionArn"],
+            "arn:aws:lambda:us-east-1:000000000000:function:svc-dev-f:$LATEST"
+        );
         assert_eq!(record["requestPayload"]["order"], 7);
         assert_eq!(record["responseContext"]["functionError"], "Unhandled");
         assert_eq!(record["responsePayload"]["errorMessage"], "boom");

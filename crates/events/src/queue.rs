@@ -176,7 +176,10 @@ impl AsyncQueue {
         let n = self.next_id.fetch_add(1, Relaxed);
         Pending {
             // Sorts by acceptance; the random part keeps ids unique across restarts.
-            id: format!("{now:015}-{n:08}-{}", sylph_telemetry::random_chars(6, b"abcdefghijklmnopqrstuvwxyz012345")),
+            id: format!(
+                "{now:015}-{n:08}-{}",
+                sylph_telemetry::random_chars(6, b"abcdefghijklmnopqrstuvwxyz012345")
+            ),
             target,
             payload,
             source,
@@ -228,7 +231,9 @@ impl AsyncQueue {
             let config = function.on_async.clone();
             let arn = function.arn(&self.settings.region);
             if now_ms() - event.accepted_ms > config.maximum_event_age.as_millis() as i64 {
-                return self.give_up(&event, &arn, &config, Condition::EventAgeExceeded, None).await;
+                return self
+                    .give_up(&event, &arn, &config, Condition::EventAgeExceeded, None)
+                    .await;
             }
             let request = InvokeRequest {
                 payload: bytes::Bytes::from(event.payload.clone()),
@@ -251,7 +256,14 @@ impl AsyncQueue {
                             tracing::info!(function = %event.target.function, request_id = %request_id, source = event.source.label(), "asynchronous invocation delivered");
                             let then = match &config.on_success {
                                 Some(to) => {
-                                    let record = destination_record(&arn, event.target.version, Condition::Success, event.attempts + 1, &event.payload, Some(last));
+                                    let record = destination_record(
+                                        &arn,
+                                        event.target.version,
+                                        Condition::Success,
+                                        event.attempts + 1,
+                                        &event.payload,
+                                        Some(last),
+                                    );
                                     self.destination(&event, to, record).await
                                 }
                                 None => None,
@@ -267,7 +279,9 @@ impl AsyncQueue {
                                     response: &body,
                                     failed: true,
                                 };
-                                return self.give_up(&event, &arn, &config, Condition::RetriesExhausted, Some(last)).await;
+                                return self
+                                    .give_up(&event, &arn, &config, Condition::RetriesExhausted, Some(last))
+                                    .await;
                             }
                             let delay = self.settings.retry_delay * 2u32.pow(event.attempts - 1);
                             tracing::warn!(function = %event.target.function, request_id = %request_id, "asynchronous invocation failed ({error_type}); retrying in {delay:?}");
@@ -287,7 +301,8 @@ impl AsyncQueue {
                     return self.end(&event, None, Outcome::Failed { dead_lettered: false }).await;
                 }
                 Err(e) => {
-                    let backoff = (Duration::from_secs(1) * 2u32.saturating_pow(system_retries.min(16))).min(MAX_SYSTEM_BACKOFF);
+                    let backoff =
+                        (Duration::from_secs(1) * 2u32.saturating_pow(system_retries.min(16))).min(MAX_SYSTEM_BACKOFF);
                     system_retries += 1;
                     tracing::warn!(function = %event.target.function, "asynchronous invocation could not run ({e}); trying again in {backoff:?}");
                     event.not_before_ms = now_ms() + backoff.as_millis() as i64;
@@ -316,7 +331,14 @@ impl AsyncQueue {
                     .unwrap_or_else(|| String::from_utf8_lossy(l.response).into_owned())
             })
             .unwrap_or_else(|| condition.as_str().to_owned());
-        let record = destination_record(arn, event.target.version, condition, event.attempts, &event.payload, last);
+        let record = destination_record(
+            arn,
+            event.target.version,
+            condition,
+            event.attempts,
+            &event.payload,
+            last,
+        );
         let mut dead_lettered = false;
         let then = match &config.on_failure {
             Some(to) => {
@@ -335,7 +357,10 @@ impl AsyncQueue {
                 ("ErrorMessage", error_message.chars().take(1024).collect()),
             ];
             match to {
-                Destination::Queue(name) => self.send_to_queue(event, name, event.payload.clone(), &attributes).await,
+                Destination::Queue(name) => {
+                    self.send_to_queue(event, name, event.payload.clone(), &attributes)
+                        .await
+                }
                 other => tracing::error!(
                     function = %event.target.function,
                     "dead letter for {other:?} (not delivered: sylph does not serve that target): event {} error {error_message}",
@@ -392,7 +417,10 @@ impl AsyncQueue {
                 })
                 .collect(),
             // A FIFO destination needs a group; the function's name keeps its outcomes in order.
-            group_id: queues.is_fifo(queue).unwrap_or(false).then(|| event.target.function.clone()),
+            group_id: queues
+                .is_fifo(queue)
+                .unwrap_or(false)
+                .then(|| event.target.function.clone()),
             dedup_id: queues.is_fifo(queue).unwrap_or(false).then(|| event.id.clone()),
             ..Default::default()
         };
@@ -440,7 +468,9 @@ impl AsyncQueue {
             Source::Schedule(_) => "schedule",
             Source::Destination(_) => "destination",
         };
-        f(lock(&self.stats).entry((event.target.function.clone(), label)).or_default());
+        f(lock(&self.stats)
+            .entry((event.target.function.clone(), label))
+            .or_default());
     }
 
     /// Events waiting or running.
@@ -463,10 +493,22 @@ impl AsyncQueue {
         let mut stats = self.stats();
         stats.retain(|((function, _), _)| show(function));
         let counters: [(&str, &str, fn(&SourceStats) -> u64); 4] = [
-            ("sylph_async_delivered_total", "Asynchronous events run successfully.", |s| s.delivered),
-            ("sylph_async_retried_total", "Retries after a function error.", |s| s.retried),
-            ("sylph_async_failed_total", "Asynchronous events given up.", |s| s.failed),
-            ("sylph_async_dead_lettered_total", "Events given up that went to onFailure or onError.", |s| s.dead_lettered),
+            (
+                "sylph_async_delivered_total",
+                "Asynchronous events run successfully.",
+                |s| s.delivered,
+            ),
+            ("sylph_async_retried_total", "Retries after a function error.", |s| {
+                s.retried
+            }),
+            ("sylph_async_failed_total", "Asynchronous events given up.", |s| {
+                s.failed
+            }),
+            (
+                "sylph_async_dead_lettered_total",
+                "Events given up that went to onFailure or onError.",
+                |s| s.dead_lettered,
+            ),
         ];
         for (name, help, get) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");

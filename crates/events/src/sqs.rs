@@ -91,7 +91,11 @@ impl SqsSources {
                     lines.push(format!("sqs {} → {} (disabled)", e.queue, f.key));
                     continue;
                 }
-                let patterns = e.filter_patterns.iter().filter_map(|p| Pattern::parse(p).ok()).collect();
+                let patterns = e
+                    .filter_patterns
+                    .iter()
+                    .filter_map(|p| Pattern::parse(p).ok())
+                    .collect();
                 let stats = lock(&self.stats)
                     .entry((f.name.clone(), e.queue.clone()))
                     .or_default()
@@ -106,7 +110,10 @@ impl SqsSources {
                     event: e.clone(),
                     patterns,
                     region: service.region.clone(),
-                    max_pollers: e.maximum_concurrency.map_or(self.default_pollers, |n| n as usize).max(1),
+                    max_pollers: e
+                        .maximum_concurrency
+                        .map_or(self.default_pollers, |n| n as usize)
+                        .max(1),
                     pollers: AtomicUsize::new(1),
                     stopped: AtomicBool::new(false),
                     stop: tokio::sync::Notify::new(),
@@ -157,9 +164,21 @@ impl SqsSources {
         let stats: Vec<_> = self.stats().into_iter().filter(|(f, _, _)| show(f)).collect();
         let mut out = String::new();
         let counters: [(&str, &str, fn(&MappingStats) -> u64); 3] = [
-            ("sylph_sqs_delivered_total", "Queue messages handled by their function and deleted.", |s| s.delivered.load(Relaxed)),
-            ("sylph_sqs_retried_total", "Queue messages left for another try after a failed invocation.", |s| s.retried.load(Relaxed)),
-            ("sylph_sqs_filtered_total", "Queue messages deleted because no filter pattern matched.", |s| s.filtered.load(Relaxed)),
+            (
+                "sylph_sqs_delivered_total",
+                "Queue messages handled by their function and deleted.",
+                |s| s.delivered.load(Relaxed),
+            ),
+            (
+                "sylph_sqs_retried_total",
+                "Queue messages left for another try after a failed invocation.",
+                |s| s.retried.load(Relaxed),
+            ),
+            (
+                "sylph_sqs_filtered_total",
+                "Queue messages deleted because no filter pattern matched.",
+                |s| s.filtered.load(Relaxed),
+            ),
         ];
         for (name, help, get) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -172,7 +191,11 @@ impl SqsSources {
         for (_, queue, _) in &stats {
             if seen.insert(queue.clone()) {
                 let age = self.queues.oldest_age_ms(queue).unwrap_or(0);
-                let _ = writeln!(out, "sylph_sqs_oldest_message_age_seconds{{queue=\"{queue}\"}} {:.3}", age as f64 / 1000.0);
+                let _ = writeln!(
+                    out,
+                    "sylph_sqs_oldest_message_age_seconds{{queue=\"{queue}\"}} {:.3}",
+                    age as f64 / 1000.0
+                );
             }
         }
         out
@@ -270,7 +293,10 @@ impl SqsSources {
         let (keep, dropped): (Vec<usize>, Vec<usize>) = (0..batch.len()).partition(|&i| {
             m.patterns.is_empty() || {
                 let mut shown = records[i].clone();
-                if let Some(parsed) = shown["body"].as_str().and_then(|b| serde_json::from_str::<Value>(b).ok()) {
+                if let Some(parsed) = shown["body"]
+                    .as_str()
+                    .and_then(|b| serde_json::from_str::<Value>(b).ok())
+                {
                     shown["body"] = parsed;
                 }
                 m.patterns.iter().any(|p| p.matches(&shown))
@@ -411,13 +437,22 @@ mod tests {
     #[test]
     fn batch_item_failures_follow_lambdas_rules() {
         let ids = ["a", "b", "c"];
-        assert_eq!(batch_item_failures(br#"{"batchItemFailures":[{"itemIdentifier":"b"}]}"#, &ids), Some(vec!["b".to_owned()]));
+        assert_eq!(
+            batch_item_failures(br#"{"batchItemFailures":[{"itemIdentifier":"b"}]}"#, &ids),
+            Some(vec!["b".to_owned()])
+        );
         assert_eq!(batch_item_failures(br#"{"batchItemFailures":[]}"#, &ids), Some(vec![]));
         assert_eq!(batch_item_failures(b"null", &ids), Some(vec![]));
         assert_eq!(batch_item_failures(br#""done""#, &ids), Some(vec![]));
         // An id not in the batch, or none at all: the whole batch failed.
-        assert_eq!(batch_item_failures(br#"{"batchItemFailures":[{"itemIdentifier":"z"}]}"#, &ids), None);
-        assert_eq!(batch_item_failures(br#"{"batchItemFailures":[{"itemIdentifier":""}]}"#, &ids), None);
+        assert_eq!(
+            batch_item_failures(br#"{"batchItemFailures":[{"itemIdentifier":"z"}]}"#, &ids),
+            None
+        );
+        assert_eq!(
+            batch_item_failures(br#"{"batchItemFailures":[{"itemIdentifier":""}]}"#, &ids),
+            None
+        );
         assert_eq!(batch_item_failures(br#"{"batchItemFailures":[{}]}"#, &ids), None);
     }
 }

@@ -99,7 +99,12 @@ impl EventStore {
         self.change(event.as_slice(), &[], Some((schedule, state)))
     }
 
-    fn change(&self, put: &[&Pending], remove: &[&str], schedule: Option<(&str, ScheduleState)>) -> Result<(), StoreError> {
+    fn change(
+        &self,
+        put: &[&Pending],
+        remove: &[&str],
+        schedule: Option<(&str, ScheduleState)>,
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(err)?;
         {
             let mut pending = txn.open_table(PENDING).map_err(err)?;

@@ -44,19 +44,24 @@ impl Invoker for Fake {
         self.functions.iter().find(|f| f.name == name)
     }
 
-    fn invoke<'a>(&'a self, function: &'a str, request: InvokeRequest) -> BoxFuture<'a, Result<InvokeResponse, InvokeError>> {
+    fn invoke<'a>(
+        &'a self,
+        function: &'a str,
+        request: InvokeRequest,
+    ) -> BoxFuture<'a, Result<InvokeResponse, InvokeError>> {
         Box::pin(async move {
             let payload = String::from_utf8_lossy(&request.payload).into_owned();
             self.received.lock().unwrap().push((function.to_owned(), payload));
-            let result = if function == "svc-dev-worker" && self.worker_runs.fetch_add(1, Ordering::SeqCst) < self.failures {
-                InvokeResult::Error {
-                    kind: ErrorKind::Function,
-                    error_type: "Error".into(),
-                    body: Bytes::from_static(br#"{"errorType":"Error","errorMessage":"boom"}"#),
-                }
-            } else {
-                InvokeResult::Success(Bytes::from_static(br#""done""#))
-            };
+            let result =
+                if function == "svc-dev-worker" && self.worker_runs.fetch_add(1, Ordering::SeqCst) < self.failures {
+                    InvokeResult::Error {
+                        kind: ErrorKind::Function,
+                        error_type: "Error".into(),
+                        body: Bytes::from_static(br#"{"errorType":"Error","errorMessage":"boom"}"#),
+                    }
+                } else {
+                    InvokeResult::Success(Bytes::from_static(br#""done""#))
+                };
             Ok(InvokeResponse {
                 request_id: "req-1".into(),
                 result,
@@ -132,8 +137,13 @@ async fn a_failing_event_is_retried_twice_then_its_record_goes_to_on_failure() {
     };
     let fake = fake(u32::MAX, on_failure);
     let q = queue(&dir, &fake, 100);
-    q.accept(target("svc-dev-worker"), r#"{"order":7}"#.into(), Source::Invoke).await.unwrap();
-    until("the failure record", || fake.received.lock().unwrap().iter().any(|(f, _)| f == "svc-dev-sink")).await;
+    q.accept(target("svc-dev-worker"), r#"{"order":7}"#.into(), Source::Invoke)
+        .await
+        .unwrap();
+    until("the failure record", || {
+        fake.received.lock().unwrap().iter().any(|(f, _)| f == "svc-dev-sink")
+    })
+    .await;
     let received = fake.received.lock().unwrap().clone();
     let worker_runs = received.iter().filter(|(f, _)| f == "svc-dev-worker").count();
     assert_eq!(worker_runs, 3, "one run and two retries: {received:?}");
@@ -161,12 +171,23 @@ async fn maximum_retry_attempts_zero_runs_once_and_success_goes_to_on_success() 
     // It fails once: with no retries that is the end (and no success record).
     let fake = fake(1, config);
     let q = queue(&dir, &fake, 100);
-    q.accept(target("svc-dev-worker"), "1".into(), Source::Invoke).await.unwrap();
+    q.accept(target("svc-dev-worker"), "1".into(), Source::Invoke)
+        .await
+        .unwrap();
     until("the queue to empty", || q.pending() == 0).await;
-    q.accept(target("svc-dev-worker"), "2".into(), Source::Invoke).await.unwrap();
-    until("the success record", || fake.received.lock().unwrap().iter().any(|(f, _)| f == "svc-dev-sink")).await;
+    q.accept(target("svc-dev-worker"), "2".into(), Source::Invoke)
+        .await
+        .unwrap();
+    until("the success record", || {
+        fake.received.lock().unwrap().iter().any(|(f, _)| f == "svc-dev-sink")
+    })
+    .await;
     let received = fake.received.lock().unwrap().clone();
-    assert_eq!(received.iter().filter(|(f, _)| f == "svc-dev-worker").count(), 2, "{received:?}");
+    assert_eq!(
+        received.iter().filter(|(f, _)| f == "svc-dev-worker").count(),
+        2,
+        "{received:?}"
+    );
     let record: serde_json::Value = serde_json::from_str(&received.last().unwrap().1).unwrap();
     assert_eq!(record["requestContext"]["condition"], "Success");
     assert_eq!(record["requestPayload"], 2);
@@ -177,7 +198,12 @@ async fn maximum_retry_attempts_zero_runs_once_and_success_goes_to_on_success() 
 #[test]
 fn past_the_bound_events_are_refused_and_kept_ones_survive_a_restart() {
     let dir = temp("bound");
-    let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
     // No function answers yet: the lookup says "later", so events stay queued.
     struct Nowhere;
     impl Functions for Nowhere {
@@ -196,7 +222,9 @@ fn past_the_bound_events_are_refused_and_kept_ones_survive_a_restart() {
         };
         let q = AsyncQueue::new(store, Arc::new(Nowhere), settings);
         for i in 0..3 {
-            q.accept(target("svc-dev-sink"), i.to_string(), Source::Invoke).await.unwrap();
+            q.accept(target("svc-dev-sink"), i.to_string(), Source::Invoke)
+                .await
+                .unwrap();
         }
         let refused = q.accept(target("svc-dev-sink"), "3".into(), Source::Invoke).await;
         assert!(matches!(refused, Err(AcceptError::Full(3))), "{refused:?}");

@@ -88,7 +88,8 @@ pub fn refusal(protocol: Protocol, kind: &'static str, message: &str) -> Respons
                 "AccessDeniedException" => "AccessDenied",
                 other => other,
             };
-            let body = serde_json::json!({"__type": format!("com.amazonaws.sqs#{code}"), "message": message}).to_string();
+            let body =
+                serde_json::json!({"__type": format!("com.amazonaws.sqs#{code}"), "message": message}).to_string();
             let mut res = Response::new(Full::new(Bytes::from(body)));
             *res.status_mut() = StatusCode::FORBIDDEN;
             let h = res.headers_mut();

@@ -361,7 +361,10 @@ impl Gateway {
             let signed_for_sqs = header("authorization")
                 .and_then(|a| sylph_iam::sigv4::parse_authorization(a).ok())
                 .is_some_and(|a| a.service == "sqs");
-            let queue_path = parts.uri.path().starts_with(&format!("/{}/", sylph_model::LOCAL_ACCOUNT_ID));
+            let queue_path = parts
+                .uri
+                .path()
+                .starts_with(&format!("/{}/", sylph_model::LOCAL_ACCOUNT_ID));
             (signed_for_sqs || queue_path)
                 && header("content-type").is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"))
         };

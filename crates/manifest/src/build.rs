@@ -364,10 +364,16 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
     }
     let service_role = crate::iam::resolve(&provider_role, &stack, &mut notices)?;
     let mut resolved = Vec::with_capacity(functions.len());
-    let names: Vec<(String, String)> = functions.iter().map(|(f, ..)| (f.key.clone(), f.name.clone())).collect();
+    let names: Vec<(String, String)> = functions
+        .iter()
+        .map(|(f, ..)| (f.key.clone(), f.name.clone()))
+        .collect();
     for (mut function, env_nodes, role_source, destinations, queue_arns) in functions {
         for (index, node, path) in queue_arns {
-            let at = At { node: &node, path: &path };
+            let at = At {
+                node: &node,
+                path: &path,
+            };
             let arn = match &node.value {
                 Value::Str(s) => s.clone(),
                 _ => stack.resolve(&node.to_json()).ok_or_else(|| {
@@ -388,7 +394,10 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
             }
         }
         for (which, node, path) in destinations {
-            let at = At { node: &node, path: &path };
+            let at = At {
+                node: &node,
+                path: &path,
+            };
             let target = destination(at, &stack, &names)?;
             if let Destination::Unsupported(arn) = &target {
                 notices.push(format!(
@@ -465,7 +474,10 @@ fn queue_resource(
     let mut attributes = BTreeMap::new();
     let mut tags = BTreeMap::new();
     let empty = serde_json::Map::new();
-    let props = r.get("Properties").and_then(serde_json::Value::as_object).unwrap_or(&empty);
+    let props = r
+        .get("Properties")
+        .and_then(serde_json::Value::as_object)
+        .unwrap_or(&empty);
     let text = |prop: &str, v: &serde_json::Value| -> Result<String, Problem> {
         match v {
             serde_json::Value::String(s) => Ok(s.clone()),
@@ -504,14 +516,27 @@ fn queue_resource(
                     }
                 }
             }
-            "DelaySeconds" | "MaximumMessageSize" | "MessageRetentionPeriod" | "ReceiveMessageWaitTimeSeconds"
-            | "VisibilityTimeout" | "FifoQueue" | "ContentBasedDeduplication" | "DeduplicationScope"
-            | "FifoThroughputLimit" | "KmsMasterKeyId" | "KmsDataKeyReusePeriodSeconds" | "SqsManagedSseEnabled" => {
+            "DelaySeconds"
+            | "MaximumMessageSize"
+            | "MessageRetentionPeriod"
+            | "ReceiveMessageWaitTimeSeconds"
+            | "VisibilityTimeout"
+            | "FifoQueue"
+            | "ContentBasedDeduplication"
+            | "DeduplicationScope"
+            | "FifoThroughputLimit"
+            | "KmsMasterKeyId"
+            | "KmsDataKeyReusePeriodSeconds"
+            | "SqsManagedSseEnabled" => {
                 attributes.insert(prop.clone(), text(prop, v)?);
             }
             other => {
-                return Err(Problem::new(mark, at(other), format!("`{other}` is not a property of AWS::SQS::Queue"))
-                    .help("see the AWS::SQS::Queue reference for the properties it has"))
+                return Err(Problem::new(
+                    mark,
+                    at(other),
+                    format!("`{other}` is not a property of AWS::SQS::Queue"),
+                )
+                .help("see the AWS::SQS::Queue reference for the properties it has"))
             }
         }
     }
@@ -685,7 +710,11 @@ fn event(
         }
         "schedule" => {
             let before = out.iter().filter(|e| matches!(e, Event::Schedule(_))).count();
-            out.extend(schedule_events(at, function_name, before)?.into_iter().map(Event::Schedule));
+            out.extend(
+                schedule_events(at, function_name, before)?
+                    .into_iter()
+                    .map(Event::Schedule),
+            );
         }
         _ => out.push(Event::Other {
             kind: kind.clone(),
@@ -754,7 +783,10 @@ fn schedule_events(at: At<'_, '_>, function_name: &str, earlier: usize) -> Resul
         Some((n, p)) => At { node: n, path: &p }.bool()?,
         None => true,
     };
-    let inputs: Vec<(&Node, String)> = ["input", "inputPath", "inputTransformer"].iter().filter_map(|k| sub(k)).collect();
+    let inputs: Vec<(&Node, String)> = ["input", "inputPath", "inputTransformer"]
+        .iter()
+        .filter_map(|k| sub(k))
+        .collect();
     let input = match inputs.as_slice() {
         [] => ScheduleInput::Event,
         [(node, path)] => {
@@ -854,8 +886,13 @@ fn sqs_event(at: At<'_, '_>) -> Result<(SqsEvent, Node, String), Problem> {
                 .map(|(i, item)| {
                     let item_path = format!("{p}[{i}]");
                     let value = item.to_json();
-                    sylph_schedule::pattern::Pattern::parse(&value)
-                        .map_err(|e| At { node: item, path: &item_path }.problem(e.0))?;
+                    sylph_schedule::pattern::Pattern::parse(&value).map_err(|e| {
+                        At {
+                            node: item,
+                            path: &item_path,
+                        }
+                        .problem(e.0)
+                    })?;
                     Ok(value)
                 })
                 .collect::<Result<Vec<_>, Problem>>()?
@@ -886,9 +923,10 @@ fn schedule_input(at: At<'_, '_>, key: &str) -> Result<ScheduleInput, Problem> {
     match key {
         // A string is JSON text, as the Framework passes it to EventBridge.
         "input" => match &at.node.value {
-            Value::Str(text) => serde_json::from_str(text)
-                .map(ScheduleInput::Constant)
-                .map_err(|e| at.problem(format!("`input` is not JSON: {e}")).help("write the input as YAML, or as JSON text")),
+            Value::Str(text) => serde_json::from_str(text).map(ScheduleInput::Constant).map_err(|e| {
+                at.problem(format!("`input` is not JSON: {e}"))
+                    .help("write the input as YAML, or as JSON text")
+            }),
             _ => Ok(ScheduleInput::Constant(at.node.to_json())),
         },
         "inputPath" => Ok(ScheduleInput::Path(json_path(at)?)),
@@ -901,9 +939,20 @@ fn schedule_input(at: At<'_, '_>, key: &str) -> Result<ScheduleInput, Problem> {
             let mut paths = BTreeMap::new();
             if let Some(n) = paths_node {
                 let map_path = format!("{}.inputPathsMap", at.path);
-                for (name, value) in (At { node: n, path: &map_path }).entries()? {
+                for (name, value) in (At {
+                    node: n,
+                    path: &map_path,
+                })
+                .entries()?
+                {
                     let path = format!("{map_path}.{name}");
-                    paths.insert(name.clone(), json_path(At { node: value, path: &path })?);
+                    paths.insert(
+                        name.clone(),
+                        json_path(At {
+                            node: value,
+                            path: &path,
+                        })?,
+                    );
                 }
             }
             let template = At {
@@ -945,9 +994,12 @@ fn async_config(node: &Node, path: &str) -> Result<(AsyncConfig, Vec<(Destinatio
                 "onSuccess" => DestinationKind::OnSuccess,
                 "onFailure" => DestinationKind::OnFailure,
                 other => {
-                    return Err(At { node: value, path: &format!("{p}.{other}") }
-                        .problem(format!("`{other}` is not a destination"))
-                        .help("use onSuccess or onFailure"))
+                    return Err(At {
+                        node: value,
+                        path: &format!("{p}.{other}"),
+                    }
+                    .problem(format!("`{other}` is not a destination"))
+                    .help("use onSuccess or onFailure"))
                 }
             };
             if value.value != Value::Null {
@@ -967,7 +1019,14 @@ fn destination(at: At<'_, '_>, stack: &Stack<'_>, names: &[(String, String)]) ->
     let (target, typed) = match &at.node.value {
         Value::Map(_) if field(at.node, "arn").is_some() => {
             let kind = match field(at.node, "type") {
-                Some(n) => Some(At { node: n, path: &format!("{}.type", at.path) }.str()?.to_owned()),
+                Some(n) => Some(
+                    At {
+                        node: n,
+                        path: &format!("{}.type", at.path),
+                    }
+                    .str()?
+                    .to_owned(),
+                ),
                 None => None,
             };
             (field(at.node, "arn").expect("checked"), kind)

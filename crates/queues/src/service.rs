@@ -217,7 +217,10 @@ impl Queues {
     }
 
     fn cell(&self, name: &str) -> Result<Arc<Cell>, SqsError> {
-        read(&self.inner.queues).get(name).cloned().ok_or_else(SqsError::no_queue)
+        read(&self.inner.queues)
+            .get(name)
+            .cloned()
+            .ok_or_else(SqsError::no_queue)
     }
 
     pub fn exists(&self, name: &str) -> bool {
@@ -256,7 +259,11 @@ impl Queues {
                 let state = lock(&existing.state);
                 // Only the attributes given are compared, as SQS does.
                 let same = attributes.iter().all(|(k, v)| state.meta.attributes.get(k) == Some(v));
-                return if same { Ok(()) } else { Err(SqsError::queue_exists(name)) };
+                return if same {
+                    Ok(())
+                } else {
+                    Err(SqsError::queue_exists(name))
+                };
             }
             let meta = QueueMeta {
                 name: name.to_owned(),
@@ -542,7 +549,9 @@ impl Queues {
             .collect();
         let mut received = Vec::with_capacity(chosen.len());
         for seq in chosen {
-            let Some(m) = state.messages.get_mut(&seq) else { continue };
+            let Some(m) = state.messages.get_mut(&seq) else {
+                continue;
+            };
             m.receive_count += 1;
             m.first_receive_ms.get_or_insert(now);
             m.visible_ms = now + visibility;
@@ -565,8 +574,13 @@ impl Queues {
     async fn dead_letter(&self, from: &str, dlq: &str, mut message: Message) {
         let from_key = message_key(from, message.seq);
         let Ok(cell) = self.cell(dlq) else {
-            tracing::error!("dead-letter queue {dlq} of {from} is gone; message {} dropped", message.id);
-            let _ = self.durable(self.inner.store.submit(vec![Write::DropMessage(from_key)])).await;
+            tracing::error!(
+                "dead-letter queue {dlq} of {from} is gone; message {} dropped",
+                message.id
+            );
+            let _ = self
+                .durable(self.inner.store.submit(vec![Write::DropMessage(from_key)]))
+                .await;
             return;
         };
         let receiver = {
@@ -602,7 +616,10 @@ impl Queues {
                 match parse_receipt(handle, name) {
                     None => out.push(Err(SqsError::receipt_invalid(handle))),
                     Some((seq, nonce)) => {
-                        let current = state.messages.get(&seq).is_some_and(|m| m.receipt.as_deref() == Some(nonce.as_str()));
+                        let current = state
+                            .messages
+                            .get(&seq)
+                            .is_some_and(|m| m.receipt.as_deref() == Some(nonce.as_str()));
                         if current {
                             let m = state.messages.remove(&seq);
                             freed_group |= m.is_some_and(|m| m.group_id.is_some());
@@ -676,7 +693,12 @@ impl Queues {
     pub fn oldest_age_ms(&self, name: &str) -> Option<i64> {
         let cell = self.cell(name).ok()?;
         let state = lock(&cell.state);
-        state.messages.values().map(|m| m.sent_ms).min().map(|t| (now_ms() - t).max(0))
+        state
+            .messages
+            .values()
+            .map(|m| m.sent_ms)
+            .min()
+            .map(|t| (now_ms() - t).max(0))
     }
 
     /// Whether a queue is FIFO.
@@ -701,7 +723,13 @@ const KNOWN_ATTRIBUTES: &[&str] = &[
 ];
 
 /// Check and keep one message (under the queue's lock).
-fn accept(state: &mut QueueState, queue: &str, m: Outgoing, now: i64, writes: &mut Vec<Write>) -> Result<Sent, SqsError> {
+fn accept(
+    state: &mut QueueState,
+    queue: &str,
+    m: Outgoing,
+    now: i64,
+    writes: &mut Vec<Write>,
+) -> Result<Sent, SqsError> {
     check_body(&m.body)?;
     let size = m.body.len()
         + m.attributes
@@ -761,7 +789,11 @@ fn accept(state: &mut QueueState, queue: &str, m: Outgoing, now: i64, writes: &m
         if let Some((_, id)) = state.dedup.get(d) {
             // A duplicate within five minutes: accepted, not enqueued.
             return Ok(Sent {
-                message_id: if id.is_empty() { sylph_telemetry::new_request_id() } else { id.clone() },
+                message_id: if id.is_empty() {
+                    sylph_telemetry::new_request_id()
+                } else {
+                    id.clone()
+                },
                 md5_body,
                 md5_attributes,
                 sequence_number: Some(format!("{:020}", state.next_seq)),
@@ -827,14 +859,18 @@ fn check_attributes(attributes: &BTreeMap<String, MessageAttribute>) -> Result<(
     for (name, a) in attributes {
         let name_ok = !name.is_empty()
             && name.len() <= 256
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
             && !name.contains("..")
             && !name.starts_with('.')
             && !name.ends_with('.')
             && !name.to_ascii_lowercase().starts_with("aws.")
             && !name.to_ascii_lowercase().starts_with("amazon.");
         if !name_ok {
-            return Err(SqsError::invalid(format!("Message attribute name '{name}' is invalid.")));
+            return Err(SqsError::invalid(format!(
+                "Message attribute name '{name}' is invalid."
+            )));
         }
         let base = a.data_type.split('.').next().unwrap_or_default();
         match (base, &a.string_value, &a.binary_value) {
@@ -904,7 +940,9 @@ fn receipt_handle(queue: &str, seq: u64, nonce: &str) -> String {
 
 fn parse_receipt(handle: &str, queue: &str) -> Option<(u64, String)> {
     use base64::Engine as _;
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(handle.trim()).ok()?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(handle.trim())
+        .ok()?;
     let text = String::from_utf8(raw).ok()?;
     let mut parts = text.splitn(3, '\n');
     let (q, seq, nonce) = (parts.next()?, parts.next()?, parts.next()?);
@@ -915,9 +953,8 @@ fn parse_receipt(handle: &str, queue: &str) -> Option<(u64, String)> {
 fn check_queue_name(name: &str, fifo: bool) -> Result<(), SqsError> {
     let stem = name.strip_suffix(".fifo");
     let base = stem.unwrap_or(name);
-    let ok = !base.is_empty()
-        && name.len() <= 80
-        && base.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let ok =
+        !base.is_empty() && name.len() <= 80 && base.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !ok {
         return Err(SqsError::invalid(
             "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length",
@@ -947,14 +984,18 @@ fn settings(attributes: &BTreeMap<String, String>) -> Result<Settings, SqsError>
         match attributes.get(name).map(String::as_str) {
             None | Some("false") => Ok(false),
             Some("true") => Ok(true),
-            Some(v) => Err(SqsError::invalid(format!("Invalid value for the parameter {name}: `{v}` (true or false)."))),
+            Some(v) => Err(SqsError::invalid(format!(
+                "Invalid value for the parameter {name}: `{v}` (true or false)."
+            ))),
         }
     };
     let redrive = match attributes.get("RedrivePolicy").filter(|v| !v.is_empty()) {
         None => None,
         Some(text) => {
             let policy: serde_json::Value = serde_json::from_str(text).map_err(|_| {
-                SqsError::invalid("Value for parameter RedrivePolicy is invalid. Reason: Redrive policy is not a valid JSON map.")
+                SqsError::invalid(
+                    "Value for parameter RedrivePolicy is invalid. Reason: Redrive policy is not a valid JSON map.",
+                )
             })?;
             let arn = policy["deadLetterTargetArn"].as_str().ok_or_else(|| {
                 SqsError::invalid("Value for parameter RedrivePolicy is invalid. Reason: Redrive policy does not contain mandatory attribute: deadLetterTargetArn.")
@@ -976,7 +1017,12 @@ fn settings(attributes: &BTreeMap<String, String>) -> Result<Settings, SqsError>
         visibility_timeout: number("VisibilityTimeout", 30, 43_200, 0)?,
         retention: number("MessageRetentionPeriod", 345_600, 1_209_600, 60)?,
         delay: number("DelaySeconds", 0, 900, 0)?,
-        max_size: number("MaximumMessageSize", MAX_MESSAGE_BYTES as u32, MAX_MESSAGE_BYTES as u32, 1024)? as usize,
+        max_size: number(
+            "MaximumMessageSize",
+            MAX_MESSAGE_BYTES as u32,
+            MAX_MESSAGE_BYTES as u32,
+            1024,
+        )? as usize,
         wait: number("ReceiveMessageWaitTimeSeconds", 0, 20, 0)?,
         redrive,
         fifo: flag("FifoQueue")?,

@@ -159,12 +159,16 @@ fn commit<'a>(db: &Database, writes: impl Iterator<Item = &'a Write>) -> Result<
                 Write::DropQueue(name) => {
                     queues.remove(name.as_str()).map_err(err)?;
                     let (from, to) = (format!("{name}\0"), format!("{name}\u{1}"));
-                    messages.retain_in(from.as_str()..to.as_str(), |_, _| false).map_err(err)?;
+                    messages
+                        .retain_in(from.as_str()..to.as_str(), |_, _| false)
+                        .map_err(err)?;
                     dedup.retain_in(from.as_str()..to.as_str(), |_, _| false).map_err(err)?;
                 }
                 Write::Purge(name) => {
                     let (from, to) = (format!("{name}\0"), format!("{name}\u{1}"));
-                    messages.retain_in(from.as_str()..to.as_str(), |_, _| false).map_err(err)?;
+                    messages
+                        .retain_in(from.as_str()..to.as_str(), |_, _| false)
+                        .map_err(err)?;
                 }
                 Write::Message(key, bytes) => {
                     messages.insert(key.as_str(), bytes.as_slice()).map_err(err)?;

@@ -64,7 +64,9 @@ pub fn queue_of(input: &Value, path: &str) -> Option<String> {
 
 /// The name in a queue URL: its last path segment (`…/000000000000/orders`).
 pub fn queue_name_of_url(url: &str) -> Option<String> {
-    let path = url.split_once("://").map_or(url, |(_, rest)| rest.split_once('/').map_or("", |(_, p)| p));
+    let path = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest.split_once('/').map_or("", |(_, p)| p));
     let mut segments = path.trim_matches('/').split('/').filter(|s| !s.is_empty());
     let (Some(_account), Some(name), None) = (segments.next(), segments.next(), segments.next()) else {
         return None;
@@ -147,7 +149,11 @@ fn json_error(e: &SqsError) -> WireResponse {
         status: if e.sender { 400 } else { 500 },
         content_type: "application/x-amz-json-1.0",
         body: json!({"__type": format!("com.amazonaws.sqs#{}", e.code), "message": e.message}).to_string(),
-        query_error: Some(format!("{};{}", e.query_code, if e.sender { "Sender" } else { "Receiver" })),
+        query_error: Some(format!(
+            "{};{}",
+            e.query_code,
+            if e.sender { "Sender" } else { "Receiver" }
+        )),
     }
 }
 
@@ -291,7 +297,11 @@ async fn call(queues: &Queues, operation: &str, input: &Value, path: &str, base:
                 _ => Vec::new(),
             };
             let attributes = queues.attributes(&name, &names)?;
-            Ok(if attributes.is_empty() { json!({}) } else { json!({"Attributes": attributes}) })
+            Ok(if attributes.is_empty() {
+                json!({})
+            } else {
+                json!({"Attributes": attributes})
+            })
         }
         "SetQueueAttributes" => {
             let name = queue()?;
@@ -306,7 +316,11 @@ async fn call(queues: &Queues, operation: &str, input: &Value, path: &str, base:
             let name = queue()?;
             let e: Entry = typed(input)?;
             let outgoing = outgoing(e)?;
-            let sent = queues.send(&name, vec![outgoing]).await?.pop().expect("one result per message")?;
+            let sent = queues
+                .send(&name, vec![outgoing])
+                .await?
+                .pop()
+                .expect("one result per message")?;
             let mut out = json!({"MessageId": sent.message_id, "MD5OfMessageBody": sent.md5_body});
             if let Some(md5) = sent.md5_attributes {
                 out["MD5OfMessageAttributes"] = json!(md5);
@@ -319,7 +333,10 @@ async fn call(queues: &Queues, operation: &str, input: &Value, path: &str, base:
         "SendMessageBatch" => {
             let name = queue()?;
             let entries = entries(input)?;
-            let total: usize = entries.iter().map(|e| e.message_body.as_ref().map_or(0, String::len)).sum();
+            let total: usize = entries
+                .iter()
+                .map(|e| e.message_body.as_ref().map_or(0, String::len))
+                .sum();
             if total > 262_144 {
                 return Err(SqsError::batch_too_long(total));
             }
@@ -341,7 +358,8 @@ async fn call(queues: &Queues, operation: &str, input: &Value, path: &str, base:
             for (id, r) in ids.into_iter().zip(results) {
                 match r {
                     Ok(sent) => {
-                        let mut entry = json!({"Id": id, "MessageId": sent.message_id, "MD5OfMessageBody": sent.md5_body});
+                        let mut entry =
+                            json!({"Id": id, "MessageId": sent.message_id, "MD5OfMessageBody": sent.md5_body});
                         if let Some(md5) = sent.md5_attributes {
                             entry["MD5OfMessageAttributes"] = json!(md5);
                         }
@@ -370,11 +388,9 @@ async fn call(queues: &Queues, operation: &str, input: &Value, path: &str, base:
                 )));
             }
             let wait = match r.wait_time_seconds {
-                Some(w) if w > 20 => {
-                    return Err(SqsError::invalid(format!(
-                        "Value {w} for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= 20, if provided."
-                    )))
-                }
+                Some(w) if w > 20 => return Err(SqsError::invalid(format!(
+                    "Value {w} for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= 20, if provided."
+                ))),
                 Some(w) => Duration::from_secs(u64::from(w)),
                 None => queues.default_wait(&name)?,
             };
@@ -394,7 +410,11 @@ async fn call(queues: &Queues, operation: &str, input: &Value, path: &str, base:
                 .iter()
                 .map(|m| message_json(m, &system, &r.message_attribute_names))
                 .collect();
-            Ok(if messages.is_empty() { json!({}) } else { json!({"Messages": messages}) })
+            Ok(if messages.is_empty() {
+                json!({})
+            } else {
+                json!({"Messages": messages})
+            })
         }
         "DeleteMessage" => {
             let name = queue()?;
@@ -402,13 +422,20 @@ async fn call(queues: &Queues, operation: &str, input: &Value, path: &str, base:
                 .get("ReceiptHandle")
                 .and_then(Value::as_str)
                 .ok_or_else(|| SqsError::missing("ReceiptHandle"))?;
-            queues.delete(&name, &[handle.to_owned()]).await?.pop().expect("one result")?;
+            queues
+                .delete(&name, &[handle.to_owned()])
+                .await?
+                .pop()
+                .expect("one result")?;
             Ok(json!({}))
         }
         "DeleteMessageBatch" => {
             let name = queue()?;
             let entries = entries(input)?;
-            let handles: Vec<String> = entries.iter().map(|e| e.receipt_handle.clone().unwrap_or_default()).collect();
+            let handles: Vec<String> = entries
+                .iter()
+                .map(|e| e.receipt_handle.clone().unwrap_or_default())
+                .collect();
             let results = queues.delete(&name, &handles).await?;
             Ok(batch_answer(&entries, results))
         }
@@ -416,8 +443,14 @@ async fn call(queues: &Queues, operation: &str, input: &Value, path: &str, base:
             let name = queue()?;
             let e: Entry = typed(input)?;
             let handle = e.receipt_handle.ok_or_else(|| SqsError::missing("ReceiptHandle"))?;
-            let seconds = e.visibility_timeout.ok_or_else(|| SqsError::missing("VisibilityTimeout"))?;
-            queues.change_visibility(&name, &[(handle, seconds)]).await?.pop().expect("one result")?;
+            let seconds = e
+                .visibility_timeout
+                .ok_or_else(|| SqsError::missing("VisibilityTimeout"))?;
+            queues
+                .change_visibility(&name, &[(handle, seconds)])
+                .await?
+                .pop()
+                .expect("one result")?;
             Ok(json!({}))
         }
         "ChangeMessageVisibilityBatch" => {
@@ -425,7 +458,12 @@ async fn call(queues: &Queues, operation: &str, input: &Value, path: &str, base:
             let entries = entries(input)?;
             let changes: Vec<(String, u32)> = entries
                 .iter()
-                .map(|e| (e.receipt_handle.clone().unwrap_or_default(), e.visibility_timeout.unwrap_or(0)))
+                .map(|e| {
+                    (
+                        e.receipt_handle.clone().unwrap_or_default(),
+                        e.visibility_timeout.unwrap_or(0),
+                    )
+                })
                 .collect();
             let results = queues.change_visibility(&name, &changes).await?;
             Ok(batch_answer(&entries, results))
@@ -521,7 +559,10 @@ pub fn message_json(r: &crate::Received, system: &[&str], wanted: &[String]) -> 
     put("SenderId", Some("000000000000".to_owned()));
     put("SentTimestamp", Some(m.sent_ms.to_string()));
     put("ApproximateReceiveCount", Some(m.receive_count.to_string()));
-    put("ApproximateFirstReceiveTimestamp", m.first_receive_ms.map(|t| t.to_string()));
+    put(
+        "ApproximateFirstReceiveTimestamp",
+        m.first_receive_ms.map(|t| t.to_string()),
+    );
     put("MessageGroupId", m.group_id.clone());
     put("MessageDeduplicationId", m.dedup_id.clone());
     if m.dedup_id.is_some() {
@@ -535,12 +576,16 @@ pub fn message_json(r: &crate::Received, system: &[&str], wanted: &[String]) -> 
         .iter()
         .filter(|(name, _)| {
             wanted.iter().any(|w| {
-                w == "All" || w == ".*" || w == *name || w.strip_suffix(".*").is_some_and(|p| name.starts_with(&format!("{p}.")))
+                w == "All"
+                    || w == ".*"
+                    || w == *name
+                    || w.strip_suffix(".*").is_some_and(|p| name.starts_with(&format!("{p}.")))
             })
         })
         .collect();
     if !chosen.is_empty() {
-        let owned: BTreeMap<String, MessageAttribute> = chosen.iter().map(|(k, v)| ((*k).clone(), (*v).clone())).collect();
+        let owned: BTreeMap<String, MessageAttribute> =
+            chosen.iter().map(|(k, v)| ((*k).clone(), (*v).clone())).collect();
         out["MD5OfMessageAttributes"] = json!(crate::service::attributes_md5(&owned));
         out["MessageAttributes"] = serde_json::to_value(&owned).unwrap_or_default();
     }
@@ -554,13 +599,17 @@ fn form_decode(bytes: &[u8]) -> String {
 
 /// Put `value` at `path` (`Entry.2.Id`: numbers are 1-based list positions).
 fn insert_path(tree: &mut Value, path: &[&str], value: String) {
-    let Some((first, rest)) = path.split_first() else { return };
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
     let Value::Object(map) = tree else { return };
     if rest.is_empty() {
         map.insert((*first).to_owned(), Value::String(value));
         return;
     }
-    let child = map.entry((*first).to_owned()).or_insert_with(|| Value::Object(Map::new()));
+    let child = map
+        .entry((*first).to_owned())
+        .or_insert_with(|| Value::Object(Map::new()));
     // Lists are kept as objects keyed by position until `reshape`.
     insert_path(child, rest, value);
 }

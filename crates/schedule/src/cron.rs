@@ -71,8 +71,7 @@ impl Cron {
             minutes: set(minutes, "minutes", 0, 59, &[])?,
             hours: set(hours, "hours", 0, 23, &[])?,
             months: set(month, "month", 1, 12, &MONTHS)?,
-            years: set(year, "year", FIRST_YEAR as u32, LAST_YEAR as u32, &[])?
-                .split_off(FIRST_YEAR as usize),
+            years: set(year, "year", FIRST_YEAR as u32, LAST_YEAR as u32, &[])?.split_off(FIRST_YEAR as usize),
             days,
         })
     }
@@ -209,7 +208,11 @@ fn set(field: &str, name: &str, min: u32, max: u32, names: &[&str]) -> Result<Ve
             },
         };
         // A range may wrap (`FRI-MON`, `22-2`), as in Quartz.
-        let span = if last >= first { last - first } else { last + (max - min + 1) - first };
+        let span = if last >= first {
+            last - first
+        } else {
+            last + (max - min + 1) - first
+        };
         for i in (0..=span).step_by(step as usize) {
             let mut v = first + i;
             if v > max {

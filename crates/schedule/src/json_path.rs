@@ -77,7 +77,9 @@ pub fn fill_template(template: &str, value_of: impl Fn(&str) -> Option<serde_jso
             if let Some(end) = rest.find('>') {
                 let name = &rest[1..end];
                 let is_name = !name.is_empty()
-                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
                 if is_name {
                     let found = value_of(name);
                     match (found, in_string) {
@@ -143,7 +145,10 @@ mod tests {
             fill_template(r#"{"at": "<time>", "n": <n>, "t": <time>, "gone": <none>}"#, values),
             r#"{"at": "2026-11-29T11:00:00Z", "n": 3, "t": "2026-11-29T11:00:00Z", "gone": null}"#
         );
-        assert_eq!(fill_template(r#""<quote> at <time>""#, values), r#""say \"hi\" at 2026-11-29T11:00:00Z""#);
+        assert_eq!(
+            fill_template(r#""<quote> at <time>""#, values),
+            r#""say \"hi\" at 2026-11-29T11:00:00Z""#
+        );
         // Not a placeholder: left alone.
         assert_eq!(fill_template("a < b > c", values), "a < b > c");
     }

@@ -83,7 +83,11 @@ fn rate(body: &str) -> Result<Duration, ScheduleError> {
     };
     let plural = unit.ends_with('s');
     if (n == 1) == plural {
-        let want = if n == 1 { singular.to_owned() } else { format!("{singular}s") };
+        let want = if n == 1 {
+            singular.to_owned()
+        } else {
+            format!("{singular}s")
+        };
         return err(format!("rate({body}): write `{n} {want}` (AWS refuses `{n} {unit}`)"));
     }
     match n.checked_mul(seconds) {
@@ -104,8 +108,11 @@ pub struct Schedule {
 pub fn time_zone(name: Option<&str>) -> Result<jiff::tz::TimeZone, ScheduleError> {
     match name {
         None => Ok(jiff::tz::TimeZone::UTC),
-        Some(name) => jiff::tz::TimeZone::get(name)
-            .map_err(|_| ScheduleError(format!("`{name}` is not a time zone name like Europe/Paris or America/New_York"))),
+        Some(name) => jiff::tz::TimeZone::get(name).map_err(|_| {
+            ScheduleError(format!(
+                "`{name}` is not a time zone name like Europe/Paris or America/New_York"
+            ))
+        }),
     }
 }
 

@@ -30,7 +30,11 @@ fn check(pattern: &Value, at: &str, depth: usize) -> Result<(), ScheduleError> {
         return err(format!("a pattern{} must be an object of fields", place(at)));
     };
     for (key, v) in fields {
-        let here = if at.is_empty() { key.clone() } else { format!("{at}.{key}") };
+        let here = if at.is_empty() {
+            key.clone()
+        } else {
+            format!("{at}.{key}")
+        };
         match v {
             Value::Object(_) => check(v, &here, depth + 1)?,
             Value::Array(matchers) => {
@@ -59,7 +63,9 @@ fn place(at: &str) -> String {
 fn check_matcher(m: &Value, at: &str) -> Result<(), ScheduleError> {
     let Value::Object(map) = m else { return Ok(()) };
     let [(kind, arg)] = map.iter().collect::<Vec<_>>()[..] else {
-        return err(format!("a matcher in `{at}` must have exactly one key, like {{\"prefix\": \"a\"}}"));
+        return err(format!(
+            "a matcher in `{at}` must have exactly one key, like {{\"prefix\": \"a\"}}"
+        ));
     };
     let ok = match kind.as_str() {
         "prefix" | "suffix" | "equals-ignore-case" => arg.is_string(),
@@ -79,7 +85,9 @@ fn check_matcher(m: &Value, at: &str) -> Result<(), ScheduleError> {
     if ok {
         Ok(())
     } else {
-        err(format!("the `{kind}` matcher in `{at}` has a value it does not take: {arg}"))
+        err(format!(
+            "the `{kind}` matcher in `{at}` has a value it does not take: {arg}"
+        ))
     }
 }
 
@@ -92,7 +100,9 @@ fn numeric_ranges(arg: &Value) -> Option<Vec<(&str, f64)>> {
     items
         .chunks(2)
         .map(|pair| {
-            let op = pair[0].as_str().filter(|op| matches!(*op, "=" | "<" | "<=" | ">" | ">="))?;
+            let op = pair[0]
+                .as_str()
+                .filter(|op| matches!(*op, "=" | "<" | "<=" | ">" | ">="))?;
             Some((op, pair[1].as_f64()?))
         })
         .collect()
@@ -127,7 +137,9 @@ fn matcher_matches(m: &Value, value: Option<&Value>) -> bool {
 fn one_matches(m: &Value, v: &Value) -> bool {
     match m {
         Value::Object(map) => {
-            let Some((kind, arg)) = map.iter().next() else { return false };
+            let Some((kind, arg)) = map.iter().next() else {
+                return false;
+            };
             match kind.as_str() {
                 "prefix" => matches!((v, arg), (Value::String(s), Value::String(p)) if s.starts_with(p.as_str())),
                 "suffix" => matches!((v, arg), (Value::String(s), Value::String(p)) if s.ends_with(p.as_str())),
@@ -190,7 +202,10 @@ mod tests {
         assert!(p(json!({"body": {"total": [{"numeric": [">", 10, "<=", 42]}]}})).matches(&order));
         assert!(!p(json!({"body": {"total": [{"numeric": ["<", 10]}]}})).matches(&order));
         assert!(p(json!({"body": {"total": [42.0]}})).matches(&order));
-        assert!(p(json!({"body": {"tags": ["gift"]}})).matches(&order), "any element of a list");
+        assert!(
+            p(json!({"body": {"tags": ["gift"]}})).matches(&order),
+            "any element of a list"
+        );
         assert!(p(json!({"body": {"coupon": [{"exists": false}]}})).matches(&order));
         assert!(!p(json!({"body": {"coupon": [{"exists": true}]}})).matches(&order));
         // Every field must match.
@@ -204,7 +219,10 @@ mod tests {
             (json!({"body": {"kind": "order"}}), "`body.kind` must be a list"),
             (json!({"body": {"n": [{"numeric": [">"]}]}}), "numeric"),
             (json!({"body": {"n": [{"wildcard": "a*"}]}}), "`wildcard` in `body.n`"),
-            (json!({"body": {"n": [{"prefix": "a", "suffix": "b"}]}}), "exactly one key"),
+            (
+                json!({"body": {"n": [{"prefix": "a", "suffix": "b"}]}}),
+                "exactly one key",
+            ),
         ] {
             let e = Pattern::parse(&bad).unwrap_err();
             assert!(e.0.contains(needle), "{bad}: {e}");

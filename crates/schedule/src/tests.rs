@@ -55,24 +55,50 @@ fn awss_documented_examples() {
 #[test]
 fn last_nearest_and_nth_days() {
     // L: the last day of February.
-    assert_eq!(next("cron(0 0 L * ? *)", None, "2027-02-01T00:00:00Z"), "2027-02-28T00:00:00Z");
+    assert_eq!(
+        next("cron(0 0 L * ? *)", None, "2027-02-01T00:00:00Z"),
+        "2027-02-28T00:00:00Z"
+    );
     // LW: 31 January 2027 is a Sunday, so the last weekday is Friday the 29th.
-    assert_eq!(next("cron(0 12 LW * ? *)", None, "2027-01-01T00:00:00Z"), "2027-01-29T12:00:00Z");
+    assert_eq!(
+        next("cron(0 12 LW * ? *)", None, "2027-01-01T00:00:00Z"),
+        "2027-01-29T12:00:00Z"
+    );
     // 1W: 1 May 2027 is a Saturday; the nearest weekday in May is Monday the 3rd.
-    assert_eq!(next("cron(0 0 1W * ? *)", None, "2027-04-15T00:00:00Z"), "2027-05-03T00:00:00Z");
+    assert_eq!(
+        next("cron(0 0 1W * ? *)", None, "2027-04-15T00:00:00Z"),
+        "2027-05-03T00:00:00Z"
+    );
     // 5L: the last Thursday; November's (the 26th) has passed, December's is the 31st.
-    assert_eq!(next("cron(0 0 ? * 5L *)", None, "2026-11-29T00:00:00Z"), "2026-12-31T00:00:00Z");
+    assert_eq!(
+        next("cron(0 0 ? * 5L *)", None, "2026-11-29T00:00:00Z"),
+        "2026-12-31T00:00:00Z"
+    );
     // Lists, names, wrapping ranges and a year.
-    assert_eq!(next("cron(30 6 ? * SAT-SUN 2027)", None, "2026-11-29T00:00:00Z"), "2027-01-02T06:30:00Z");
-    assert_eq!(next("cron(0 0 1,15 JAN,jul ? *)", None, "2027-01-02T00:00:00Z"), "2027-01-15T00:00:00Z");
+    assert_eq!(
+        next("cron(30 6 ? * SAT-SUN 2027)", None, "2026-11-29T00:00:00Z"),
+        "2027-01-02T06:30:00Z"
+    );
+    assert_eq!(
+        next("cron(0 0 1,15 JAN,jul ? *)", None, "2027-01-02T00:00:00Z"),
+        "2027-01-15T00:00:00Z"
+    );
     // A year that has passed never fires.
-    assert_eq!(Schedule::parse("cron(0 0 * * ? 2020)", None, false).unwrap().next_after(ms("2026-01-01T00:00:00Z"), 0), None);
+    assert_eq!(
+        Schedule::parse("cron(0 0 * * ? 2020)", None, false)
+            .unwrap()
+            .next_after(ms("2026-01-01T00:00:00Z"), 0),
+        None
+    );
 }
 
 #[test]
 fn time_zones_and_daylight_saving() {
     // 9:00 in New York is 14:00 UTC in winter.
-    assert_eq!(next("cron(0 9 * * ? *)", Some("America/New_York"), "2026-11-29T11:00:00Z"), "2026-11-29T14:00:00Z");
+    assert_eq!(
+        next("cron(0 9 * * ? *)", Some("America/New_York"), "2026-11-29T11:00:00Z"),
+        "2026-11-29T14:00:00Z"
+    );
     // 02:30 does not exist on 14 March 2027 there: it fires at 03:30 EDT (07:30 UTC).
     assert_eq!(
         next("cron(30 2 * * ? *)", Some("America/New_York"), "2027-03-14T05:00:00Z"),

@@ -38,7 +38,10 @@ fn a_failing_event_is_retried_twice_then_its_record_reaches_on_failure_and_a_sch
     // Each schedule is listed with its next tick at start.
     let out = dev.output();
     assert!(out.contains("schedule rate(1 minute)"), "{out}");
-    assert!(out.contains("+01:00 [Europe/Paris]") || out.contains("+02:00 [Europe/Paris]"), "{out}");
+    assert!(
+        out.contains("+01:00 [Europe/Paris]") || out.contains("+02:00 [Europe/Paris]"),
+        "{out}"
+    );
 
     send_event(&dev, "evt-dev-fail", &json!({"n": 7}));
     assert!(
@@ -61,7 +64,12 @@ fn a_failing_event_is_retried_twice_then_its_record_reaches_on_failure_and_a_sch
     assert_eq!(record["responsePayload"]["errorMessage"], "broken on purpose 7");
 
     let metrics = dev.get("/_sylph/metrics").text();
-    let counted = |name: &str| metric(&metrics, &format!("{name}{{function=\"evt-dev-fail\",source=\"invoke\"}}"));
+    let counted = |name: &str| {
+        metric(
+            &metrics,
+            &format!("{name}{{function=\"evt-dev-fail\",source=\"invoke\"}}"),
+        )
+    };
     assert_eq!(counted("sylph_async_retried_total"), 2.0, "{metrics}");
     assert_eq!(counted("sylph_async_failed_total"), 1.0, "{metrics}");
     assert_eq!(counted("sylph_async_dead_lettered_total"), 1.0, "{metrics}");
@@ -95,11 +103,16 @@ fn events_accepted_before_a_kill_9_all_run_after_the_restart() {
     // Each run takes half a second and a few run at once: most are still waiting now.
     first.kill9();
     let before = delivered(&first.output());
-    assert!(before.len() < N, "every event ran before the kill; the test proves nothing");
+    assert!(
+        before.len() < N,
+        "every event ran before the kill; the test proves nothing"
+    );
 
     let second = Dev::start_with(&service(), &["--data-dir", data_arg], &[]);
     assert!(
-        second.output().contains("asynchronous events accepted before the last stop will run now"),
+        second
+            .output()
+            .contains("asynchronous events accepted before the last stop will run now"),
         "{}",
         second.output()
     );

@@ -14,6 +14,7 @@ mod isolation;
 mod limits;
 mod metrics;
 mod prewarm;
+mod queues;
 mod runtimes;
 mod sandbox;
 mod scaling;

@@ -861,7 +861,9 @@ resources:
     server.kill9();
     let server = Server::start(&data, Some(&key));
     assert!(
-        server.output().contains("events: 4 asynchronous events accepted before the last stop"),
+        server
+            .output()
+            .contains("events: 4 asynchronous events accepted before the last stop"),
         "{}",
         server.output()
     );

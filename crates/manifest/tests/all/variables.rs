@@ -154,7 +154,9 @@ fn http_events_in_all_their_forms() {
             (ApiKind::Http, None, "/any".into(), false, false),
         ]
     );
-    assert!(matches!(&f.events[5], Event::Schedule(s) if s.expression == "rate(1 minute)" && s.name == "svc-dev-f-schedule-1"));
+    assert!(
+        matches!(&f.events[5], Event::Schedule(s) if s.expression == "rate(1 minute)" && s.name == "svc-dev-f-schedule-1")
+    );
     assert!(loaded.service.http_api_cors.is_some());
 }
 
@@ -258,7 +260,10 @@ functions:
     );
     assert_eq!(schedules[1].expression, "rate(1 hour)");
     assert!(!schedules[2].enabled);
-    assert_eq!(schedules[2].input, ScheduleInput::Constant(serde_json::json!({"from": "schedule"})));
+    assert_eq!(
+        schedules[2].input,
+        ScheduleInput::Constant(serde_json::json!({"from": "schedule"}))
+    );
     assert!(schedules[3].scheduler);
     assert_eq!(schedules[3].timezone.as_deref(), Some("Europe/Paris"));
     assert!(matches!(&schedules[4].input, ScheduleInput::Transformer { paths, .. } if paths["at"] == "$.time"));
@@ -270,7 +275,14 @@ functions:
     let report = loaded.service.function("report").unwrap();
     assert_eq!(report.on_async.maximum_retry_attempts, 2);
     assert!(matches!(&report.on_async.dead_letter, Some(Destination::Unsupported(arn)) if arn.contains(":sns:")));
-    assert!(loaded.notices.iter().any(|n| n.contains("does not deliver to arn:aws:sns")), "{:?}", loaded.notices);
+    assert!(
+        loaded
+            .notices
+            .iter()
+            .any(|n| n.contains("does not deliver to arn:aws:sns")),
+        "{:?}",
+        loaded.notices
+    );
     assert_eq!(loaded.service.queues[0].name, "failures");
 }
 
@@ -320,7 +332,10 @@ functions:
     let jobs = queues.iter().find(|q| q.name == "jobs").unwrap();
     assert_eq!(jobs.attributes["VisibilityTimeout"], "30");
     let policy: serde_json::Value = serde_json::from_str(&jobs.attributes["RedrivePolicy"]).unwrap();
-    assert_eq!(policy["deadLetterTargetArn"], "arn:aws:sqs:us-east-1:000000000000:jobs-dlq");
+    assert_eq!(
+        policy["deadLetterTargetArn"],
+        "arn:aws:sqs:us-east-1:000000000000:jobs-dlq"
+    );
     assert_eq!(policy["maxReceiveCount"], 3);
     let ordered = queues.iter().find(|q| q.name == "ordered.fifo").unwrap();
     assert_eq!(ordered.attributes["FifoQueue"], "true");
