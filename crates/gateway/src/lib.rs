@@ -346,8 +346,7 @@ impl Gateway {
         Ok(())
     }
 
-    /// Serve the call if it is one to the SQS API: `X-Amz-Target: AmazonSQS.*` (JSON), or a
-    /// query-protocol form signed for `sqs` or sent to a queue's URL path. `None`: not SQS.
+    /// Serve the call if it is one to the SQS API (see [`sqs_protocol`]); `None`: not SQS.
     async fn sqs_call(
         &self,
         queues: &sylph_queues::Queues,
@@ -355,54 +354,24 @@ impl Gateway {
         body: &Bytes,
         caller: sylph_iam::Caller<'_>,
     ) -> Option<Response<Body>> {
-        let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
-        let json_op = header("x-amz-target").and_then(|t| t.strip_prefix("AmazonSQS."));
-        let query = json_op.is_none() && parts.method == hyper::Method::POST && {
-            let signed_for_sqs = header("authorization")
-                .and_then(|a| sylph_iam::sigv4::parse_authorization(a).ok())
-                .is_some_and(|a| a.service == "sqs");
-            let queue_path = parts
-                .uri
-                .path()
-                .starts_with(&format!("/{}/", sylph_model::LOCAL_ACCOUNT_ID));
-            (signed_for_sqs || queue_path)
-                && header("content-type").is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"))
-        };
-        if json_op.is_none() && !query {
-            return None;
-        }
-        let (operation, queue) = match json_op {
-            Some(op) => {
-                let input: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-                (op.to_owned(), sylph_queues::wire::queue_of(&input, ""))
-            }
-            None => {
-                let (action, input) = sylph_queues::wire::parse_query(body);
-                let queue = sylph_queues::wire::queue_of(&input, parts.uri.path());
-                (action, queue)
-            }
-        };
+        let protocol = sqs_protocol(&parts.method, parts.uri.path(), &parts.headers)?;
+        let call = SqsCall::read(protocol, parts, body);
         if let Some(authorizer) = &self.authorizer {
-            let needs = || sylph_iam::actions::sqs(&operation, queue.as_deref(), &self.region);
+            let needs = || sylph_iam::actions::sqs(&call.operation, call.queue.as_deref(), &self.region);
             if let Err(refused) = auth::check(authorizer, caller, parts, body, auth::Protocol::Sqs, needs) {
                 return Some(refused);
             }
         }
-        // Queue URLs name the address the client used.
-        let host = header("host").unwrap_or("localhost");
-        let base = format!("http://{host}");
-        let answer = match json_op {
-            Some(op) => sylph_queues::wire::handle_json(queues, op, body, &base).await,
-            None => sylph_queues::wire::handle_query(queues, body, parts.uri.path(), &base).await,
-        };
-        let mut res = Response::new(Full::new(Bytes::from(answer.body)));
-        *res.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let h = res.headers_mut();
-        h.insert("content-type", HeaderValue::from_static(answer.content_type));
-        if let Some(code) = answer.query_error.and_then(|c| HeaderValue::from_str(&c).ok()) {
-            h.insert("x-amzn-query-error", code);
+        // `sylph server`: a function reaches only its own service's queues (and those its
+        // deployer may use), whatever its IAM statements say.
+        if let (Some(guard), sylph_iam::Caller::Instance(_), Some(queue)) =
+            (self.table_guard.get(), caller, &call.queue)
+        {
+            if let Err(why) = guard.check(&format!("{QUEUE_OWNER_PREFIX}{queue}")) {
+                return Some(auth::refusal(auth::Protocol::Sqs, "AccessDeniedException", &why));
+            }
         }
-        Some(res)
+        Some(serve_sqs(queues, parts, body, &call).await)
     }
 
     /// Refuse a function's table call that names a table its guard rejects.
@@ -460,6 +429,103 @@ impl Gateway {
 /// The AWS services whose APIs Sylph answers (and `execute-api`: IAM-signed calls to a
 /// service's own HTTP routes).
 const SERVED_AWS_SERVICES: &[&str] = &["dynamodb", "lambda", "execute-api", "sqs"];
+
+/// Owners of queues share the tables' owner map (`sylph server`), under this prefix: a table
+/// name never holds `:`.
+pub const QUEUE_OWNER_PREFIX: &str = "sqs:";
+
+/// Which SQS protocol a request speaks, from its headers: the JSON protocol
+/// (`X-Amz-Target: AmazonSQS.*`), or the query protocol (a form POST signed for `sqs` or sent
+/// to a queue's URL path, `/000000000000/{name}`). `None`: not an SQS call.
+pub fn sqs_protocol(method: &hyper::Method, path: &str, headers: &hyper::HeaderMap) -> Option<SqsProtocol> {
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    if header("x-amz-target").is_some_and(|t| t.starts_with("AmazonSQS.")) {
+        return Some(SqsProtocol::Json);
+    }
+    let form = method == hyper::Method::POST
+        && header("content-type").is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    let signed_for_sqs = header("authorization")
+        .and_then(|a| sylph_iam::sigv4::parse_authorization(a).ok())
+        .is_some_and(|a| a.service == "sqs");
+    let queue_path = path
+        .strip_prefix('/')
+        .and_then(|p| p.strip_prefix(sylph_model::LOCAL_ACCOUNT_ID))
+        .is_some_and(|rest| rest.starts_with('/'));
+    (form && (signed_for_sqs || queue_path)).then_some(SqsProtocol::Query)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqsProtocol {
+    Json,
+    Query,
+}
+
+/// An SQS call: its operation and the queue it names.
+#[derive(Debug)]
+pub struct SqsCall {
+    pub protocol: SqsProtocol,
+    pub operation: String,
+    pub queue: Option<String>,
+}
+
+impl SqsCall {
+    pub fn read(protocol: SqsProtocol, parts: &hyper::http::request::Parts, body: &[u8]) -> SqsCall {
+        match protocol {
+            SqsProtocol::Json => {
+                let operation = parts
+                    .headers
+                    .get("x-amz-target")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|t| t.strip_prefix("AmazonSQS."))
+                    .unwrap_or_default()
+                    .to_owned();
+                let input: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+                let queue = sylph_queues::wire::queue_of(&input, "");
+                SqsCall {
+                    protocol,
+                    operation,
+                    queue,
+                }
+            }
+            SqsProtocol::Query => {
+                let (operation, input) = sylph_queues::wire::parse_query(body);
+                let queue = sylph_queues::wire::queue_of(&input, parts.uri.path());
+                SqsCall {
+                    protocol,
+                    operation,
+                    queue,
+                }
+            }
+        }
+    }
+}
+
+/// Answer an SQS call from `queues` (queue URLs name the host the client used).
+pub async fn serve_sqs(
+    queues: &sylph_queues::Queues,
+    parts: &hyper::http::request::Parts,
+    body: &[u8],
+    call: &SqsCall,
+) -> Response<Body> {
+    let host = parts
+        .headers
+        .get(hyper::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    let base = format!("http://{host}");
+    let answer = match call.protocol {
+        SqsProtocol::Json => sylph_queues::wire::handle_json(queues, &call.operation, body, &base).await,
+        SqsProtocol::Query => sylph_queues::wire::handle_query(queues, body, parts.uri.path(), &base).await,
+    };
+    let mut res = Response::new(Full::new(Bytes::from(answer.body)));
+    *res.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = res.headers_mut();
+    h.insert("content-type", HeaderValue::from_static(answer.content_type));
+    if let Some(code) = answer.query_error.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        h.insert("x-amzn-query-error", code);
+    }
+    res
+}
 
 /// An SDK call (SigV4-signed) to an AWS service Sylph does not serve: every SDK client in a
 /// function points at Sylph, so without this an SQS or S3 call got an opaque 404. The answer

@@ -388,9 +388,11 @@ async fn call(queues: &Queues, operation: &str, input: &Value, path: &str, base:
                 )));
             }
             let wait = match r.wait_time_seconds {
-                Some(w) if w > 20 => return Err(SqsError::invalid(format!(
+                Some(w) if w > 20 => {
+                    return Err(SqsError::invalid(format!(
                     "Value {w} for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= 20, if provided."
-                ))),
+                )))
+                }
                 Some(w) => Duration::from_secs(u64::from(w)),
                 None => queues.default_wait(&name)?,
             };

@@ -93,7 +93,8 @@ impl Front {
             .and_then(|v| v.to_str().ok())
             .and_then(|t| t.strip_prefix("DynamoDB_20120810."))
             .map(str::to_owned);
-        let is_api_call = target.is_some() || path.starts_with("/2015-03-31/functions/");
+        let sqs = sylph_gateway::sqs_protocol(req.method(), path, req.headers());
+        let is_api_call = target.is_some() || sqs.is_some() || path.starts_with("/2015-03-31/functions/");
         if let Some(running) = is_api_call.then(|| self.instance_caller(req.headers())).flatten() {
             // A function sharing the host's network, calling with its own credentials: checked
             // as on its own endpoint (signature, IAM, the tables its service may see).
@@ -108,6 +109,17 @@ impl Front {
                 .gateway
                 .handle_parts(parts, body, peer, sylph_iam::Caller::Instance(&key))
                 .await;
+        }
+        if let Some(protocol) = sqs {
+            if let Err(e) = self.known_signer(req.headers()) {
+                return auth_error(Protocol::Sqs, &e);
+            }
+            let (parts, body) = req.into_parts();
+            let body = match sylph_gateway::read_body(&parts, body, body_timeout).await {
+                Ok(b) => b,
+                Err(refused) => return refused,
+            };
+            return self.queue_call(&parts, protocol, body).await;
         }
         if let Some(op) = target {
             // Refused before its body is read: unsigned, or by a key this server does not know.
@@ -175,6 +187,57 @@ impl Front {
             return self.usable_tables(&key);
         }
         sylph_gateway::table_api(&self.platform.tables, op, &body).await
+    }
+
+    /// An SQS call: signed by a key that may use the queue it names (a queue belongs to the
+    /// service that declares it; one made through the API, to no service: only a key for
+    /// every service may use it).
+    async fn queue_call(
+        &self,
+        parts: &hyper::http::request::Parts,
+        protocol: sylph_gateway::SqsProtocol,
+        body: Bytes,
+    ) -> Response<Body> {
+        let key = match self.signed_by(parts, &body) {
+            Ok(k) => k,
+            Err(e) => return auth_error(Protocol::Sqs, &e),
+        };
+        let Some(events) = self.platform.events() else {
+            return sylph_gateway::json_message(StatusCode::SERVICE_UNAVAILABLE, "the server is starting");
+        };
+        let call = sylph_gateway::SqsCall::read(protocol, parts, &body);
+        let everything = matches!(key.scope, sylph_control::keys::Scope::All) && key.is_live();
+        match &call.queue {
+            Some(queue)
+                if !self
+                    .platform
+                    .key_may_use_table(&key, &super::platform::queue_owner_key(queue)) =>
+            {
+                return refusal(
+                    Protocol::Sqs,
+                    "AccessDeniedException",
+                    &format!(
+                        "User: {} is not authorized to perform: sqs:{} on resource: {} because the key may not use that queue's service",
+                        key.id,
+                        call.operation,
+                        sylph_iam::actions::queue_arn("us-east-1", queue)
+                    ),
+                );
+            }
+            // ListQueues would name every service's queues.
+            None if !everything => {
+                return refusal(
+                    Protocol::Sqs,
+                    "AccessDeniedException",
+                    &format!(
+                        "User: {} may not list every queue: it is a key for some services only",
+                        key.id
+                    ),
+                )
+            }
+            _ => {}
+        }
+        sylph_gateway::serve_sqs(&events.queues, parts, &body, &call).await
     }
 
     /// ListTables for a key limited to some services: every table it may use, in one page

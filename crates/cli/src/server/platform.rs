@@ -490,6 +490,7 @@ impl Platform {
         })
         .map_err(|e| ApiError::internal(format!("{e:#}")))?;
         if let Some(events) = self.events.get() {
+            hosted.gateway.set_queues(events.queues.clone());
             hosted.gateway.set_event_queue(Arc::new(crate::events::GatewayEvents {
                 queue: events.queue.clone(),
                 service: service.name.clone(),
@@ -563,8 +564,11 @@ impl Platform {
             for t in &running.service.tables {
                 state.tables.insert(t.name.clone(), record.name.clone());
             }
+            for q in &running.service.queues {
+                state.tables.insert(queue_owner_key(&q.name), record.name.clone());
+            }
         }
-        // Schedules follow the version that serves (they move with a deploy or a rollback).
+        // Schedules and queue pollers follow the version that serves (they move with a deploy or a rollback).
         let scheduled = versions.get(&record.active).cloned();
         let retired = state.services.insert(
             api,
@@ -582,6 +586,7 @@ impl Platform {
             if let Err(e) = events.scheduler.set_service(&running.service, Some(running.version)) {
                 say!("error: cannot start the schedules of {}: {e}", running.service.name);
             }
+            events.sqs.set_service(&running.service, Some(running.version));
         }
     }
 
@@ -870,11 +875,44 @@ impl Platform {
                 ));
             }
         }
+        let existing_queues = self.events.get().map(|e| e.queues.list("")).unwrap_or_default();
+        for q in &service.queues {
+            let owner = state
+                .tables
+                .get(&queue_owner_key(&q.name))
+                .or_else(|| {
+                    state
+                        .claimed_names
+                        .get(&format!("queue:{}", q.name))
+                        .map(|(owner, _)| owner)
+                })
+                .filter(|owner| **owner != service.name);
+            if let Some(owner) = owner {
+                return Err(ApiError::new(
+                    409,
+                    format!(
+                        "resources.Resources.{}: queue {} already belongs to service {owner}",
+                        q.logical_id, q.name
+                    ),
+                ));
+            }
+            let unowned = !state.tables.contains_key(&queue_owner_key(&q.name)) && existing_queues.contains(&q.name);
+            if unowned && !matches!(key.scope, sylph_control::keys::Scope::All) {
+                return Err(ApiError::new(
+                    403,
+                    format!(
+                        "resources.Resources.{}: queue {} exists and belongs to no service (it was made through the SQS API); only a key for every service may give it to a service",
+                        q.logical_id, q.name
+                    ),
+                ));
+            }
+        }
         let names: Vec<String> = service
             .functions
             .iter()
             .map(|f| format!("function:{}", f.name))
             .chain(service.tables.iter().map(|t| format!("table:{}", t.name)))
+            .chain(service.queues.iter().map(|q| format!("queue:{}", q.name)))
             .collect();
         for n in &names {
             state
@@ -909,6 +947,12 @@ impl Platform {
                 );
             }
         }
+        // Queues are created, or given the attributes the version declares, with the tables.
+        if let (Phase::Grow, Some(events)) = (phase, self.events.get()) {
+            crate::events::provision_queues(&events.queues, service)
+                .await
+                .map_err(|e| ApiError::bad(format!("{e:#}")))?;
+        }
         Ok(())
     }
 
@@ -937,13 +981,10 @@ impl Platform {
     /// Record that `service`'s tables belong to it, durably (kept after a removal that retains
     /// them, so that no other service can take them over).
     fn persist_owners(&self, service: &Service) {
-        for t in &service.tables {
-            if let Err(e) = self.store.set_table_owner(&t.name, Some(&service.name)) {
-                say!(
-                    "error: cannot record that table {} belongs to {}: {e}",
-                    t.name,
-                    service.name
-                );
+        let queues = service.queues.iter().map(|q| queue_owner_key(&q.name));
+        for name in service.tables.iter().map(|t| t.name.clone()).chain(queues) {
+            if let Err(e) = self.store.set_table_owner(&name, Some(&service.name)) {
+                say!("error: cannot record that {name} belongs to {}: {e}", service.name);
             }
         }
     }
@@ -1119,7 +1160,9 @@ impl Platform {
             state.functions.retain(|_, a| a != &record.api_id);
         }
         if let Some(events) = self.events.get() {
+            // The queues stay, with their messages and owner, like retained tables.
             events.scheduler.remove_service(name, stage);
+            events.sqs.remove_service(name, stage);
         }
         if let Some(live) = live {
             for running in live.versions.values() {
@@ -1468,10 +1511,18 @@ impl Platform {
     }
 }
 
+/// The key a queue's owner is kept under, in the map tables' owners share.
+pub fn queue_owner_key(queue: &str) -> String {
+    format!("{}{queue}", sylph_gateway::QUEUE_OWNER_PREFIX)
+}
+
 /// The event sources of the server: one durable queue and one scheduler for every service.
 pub struct Events {
     pub queue: Arc<sylph_events::queue::AsyncQueue>,
     pub scheduler: Arc<sylph_events::schedules::Scheduler>,
+    /// Every service's queues (one namespace, as an AWS account's), and their pollers.
+    pub queues: sylph_queues::Queues,
+    pub sqs: Arc<sylph_events::sqs::SqsSources>,
 }
 
 /// How the event sources find a deployed function: the version that accepted the event while
@@ -1512,7 +1563,21 @@ impl Platform {
         )?;
         let scheduler = sylph_events::schedules::Scheduler::new(queue.clone());
         tokio::spawn(scheduler.clone().run());
-        let _ = self.events.set(Events { queue, scheduler });
+        let dir = self.data.join("queues");
+        let queues = sylph_queues::Queues::open(&dir, "us-east-1")
+            .map_err(|e| anyhow::anyhow!("cannot open the queue store in {}: {e}", dir.display()))?;
+        queue.set_queues(queues.clone());
+        let sqs = sylph_events::sqs::SqsSources::new(
+            queues.clone(),
+            Arc::new(DeployedFunctions(Arc::downgrade(self))),
+            self.settings.concurrency,
+        );
+        let _ = self.events.set(Events {
+            queue,
+            scheduler,
+            queues,
+            sqs,
+        });
         Ok(())
     }
 
@@ -1547,7 +1612,11 @@ impl sylph_gateway::TableGuard for DeployerTables {
         match deployer {
             Some(key) if platform.key_may_use_table(&key, table) => Ok(()),
             _ => Err(format!(
-                "table {table} does not belong to service {} (and the key that deployed it may not use it)",
+                "{} does not belong to service {} (and the key that deployed it may not use it)",
+                match table.strip_prefix(sylph_gateway::QUEUE_OWNER_PREFIX) {
+                    Some(queue) => format!("queue {queue}"),
+                    None => format!("table {table}"),
+                },
                 self.service
             )),
         }

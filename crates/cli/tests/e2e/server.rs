@@ -1280,3 +1280,170 @@ fn without_the_sandbox_functions_call_the_public_port_with_their_own_credentials
         forged.text()
     );
 }
+
+/// Poll `sylph logs` of one function until a line has `needle`; returns the matching lines.
+fn logged(
+    server: &Server,
+    key: &str,
+    service: &str,
+    function: &str,
+    needle: &str,
+    limit: std::time::Duration,
+) -> Vec<String> {
+    let start = std::time::Instant::now();
+    loop {
+        let (ok, stdout, stderr) = server.cli(
+            key,
+            &[
+                "logs",
+                "-f",
+                function,
+                "--name",
+                service,
+                "--filter",
+                needle,
+                "--startTime",
+                "1h",
+            ],
+        );
+        assert!(ok, "{stderr}");
+        let lines: Vec<String> = stdout.lines().map(str::to_owned).collect();
+        if !lines.is_empty() {
+            return lines;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "no `{needle}` in the logs of {function}:\n{}",
+            server.output()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn queues_schedules_and_asynchronous_dead_letters_work_on_the_server_and_keys_reach_only_their_queues() {
+    let data = temp("server-events");
+    let _ = std::fs::remove_dir_all(&data);
+    let server = Server::start_with(&data, None, &["--async-retry-delay", "1"]);
+    let admin = server.admin_key.clone();
+    let fixtures = crate::harness::repo_root().join("crates/cli/tests/fixtures");
+    server.deploy(&admin, &fixtures.join("queues-service/serverless.yml"));
+    server.deploy(&admin, &fixtures.join("events-service/serverless.yml"));
+    let queue = |name: &str| format!("{}/000000000000/{name}", server.base);
+
+    // A message sent with the aws CLI reaches the sqs event's function.
+    let (ok, _, err) = aws(
+        &server,
+        &admin,
+        &[
+            "sqs",
+            "send-message",
+            "--queue-url",
+            &queue("qs-jobs"),
+            "--message-body",
+            "ok-on-the-server",
+        ],
+    );
+    assert!(ok, "{err}");
+    let lines = logged(
+        &server,
+        &admin,
+        "qs",
+        "consume",
+        "CONSUMED ok-on-the-server",
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(lines.len(), 1, "{lines:?}");
+
+    // A key for another service reaches none of this service's queues, and lists none.
+    let other = make_key(&server, "other", &["evt"]);
+    let (ok, _, err) = aws(
+        &server,
+        &other,
+        &[
+            "sqs",
+            "send-message",
+            "--queue-url",
+            &queue("qs-jobs"),
+            "--message-body",
+            "intruder",
+        ],
+    );
+    assert!(!ok && err.contains("AccessDenied"), "{err}");
+    let (ok, _, err) = aws(&server, &other, &["sqs", "list-queues"]);
+    assert!(!ok && err.contains("AccessDenied"), "{err}");
+
+    // An Event invocation that keeps failing: three runs, then its event in the onError queue.
+    let (ok, _, err) = aws(
+        &server,
+        &admin,
+        &[
+            "lambda",
+            "invoke",
+            "--function-name",
+            "qs-dev-failing",
+            "--invocation-type",
+            "Event",
+            "--payload",
+            r#"{"id": "srv-1"}"#,
+            "/dev/null",
+        ],
+    );
+    assert!(ok, "{err}");
+    let start = std::time::Instant::now();
+    let body = loop {
+        let (ok, out, err) = aws(
+            &server,
+            &admin,
+            &[
+                "sqs",
+                "receive-message",
+                "--queue-url",
+                &queue("qs-failed-events"),
+                "--message-attribute-names",
+                "All",
+                "--wait-time-seconds",
+                "2",
+            ],
+        );
+        assert!(ok, "{err}");
+        if !out.trim().is_empty() {
+            break serde_json::from_str::<serde_json::Value>(&out).unwrap();
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "no dead letter:\n{}",
+            server.output()
+        );
+    };
+    let message = &body["Messages"][0];
+    assert_eq!(message["Body"], r#"{"id": "srv-1"}"#);
+    assert_eq!(
+        message["MessageAttributes"]["ErrorMessage"]["StringValue"],
+        "cannot handle srv-1"
+    );
+    assert_eq!(
+        logged(
+            &server,
+            &admin,
+            "qs",
+            "failing",
+            "FAILING",
+            std::time::Duration::from_secs(5)
+        )
+        .len(),
+        3
+    );
+
+    // The other service's rate(1 minute) schedule ticks on the server too.
+    let ticks = logged(
+        &server,
+        &admin,
+        "evt",
+        "tick",
+        "Scheduled Event",
+        std::time::Duration::from_secs(90),
+    );
+    assert!(ticks[0].contains("evt-dev-tick-schedule-1"), "{ticks:?}");
+    let _ = std::fs::remove_dir_all(&data);
+}
