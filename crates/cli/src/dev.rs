@@ -153,7 +153,9 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         host_url: crate::host::host_url("http", addr),
     };
     crate::options::start_guard();
-    let hosted = crate::host::host_service(&service, tables, sink, &settings, &mut |line| println!("{line}"))?;
+    let hosted = crate::host::host_service(&service, tables.clone(), sink, &settings, &mut |line| {
+        println!("{line}")
+    })?;
     let (pool, gateway) = (hosted.pool.clone(), hosted.gateway.clone());
     if !args.no_reload {
         crate::watch::spawn(service.clone(), pool.clone());
@@ -184,11 +186,24 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     }
     gateway.set_queues(queues.clone());
     queue.set_queues(queues.clone());
-    let sqs = sylph_events::sqs::SqsSources::new(queues, Arc::new(DevFunctions(pool.clone())), settings.concurrency);
-    let sqs_lines = sqs.set_service(&service, None);
+    let sqs = sylph_events::sqs::SqsSources::new(
+        queues.clone(),
+        Arc::new(DevFunctions(pool.clone())),
+        settings.concurrency,
+    );
+    let mut source_lines = sqs.set_service(&service, None);
+    // Table streams, read in order by `stream` events.
+    let streams = sylph_events::streams::StreamSources::new(
+        tables,
+        Arc::new(DevFunctions(pool.clone())),
+        queue.store().clone(),
+        Some(queues),
+    );
+    source_lines.extend(streams.set_service(&service, None));
     gateway.add_metrics(Arc::new(crate::events::SourceMetrics {
         queue: queue.clone(),
         sqs: sqs.clone(),
+        streams: streams.clone(),
     }));
     let resumed = queue.resume().context("cannot read the queued events")?;
     if resumed > 0 {
@@ -243,7 +258,7 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         format!("{base_url}{}", sylph_gateway::METRICS_PATH)
     );
     crate::events::print_schedules(&upcoming);
-    for line in &sqs_lines {
+    for line in &source_lines {
         println!("  {line}");
     }
     println!(

@@ -89,13 +89,22 @@ impl sylph_gateway::EventQueue for GatewayEvents {
 pub struct SourceMetrics {
     pub queue: Arc<AsyncQueue>,
     pub sqs: Arc<sylph_events::sqs::SqsSources>,
+    pub streams: Arc<sylph_events::streams::StreamSources>,
+}
+
+impl SourceMetrics {
+    /// The Prometheus text of the functions `show` accepts.
+    pub fn render_for(&self, show: impl Fn(&str) -> bool) -> String {
+        let mut out = self.queue.render_metrics(&show);
+        out.push_str(&self.sqs.render_metrics(&show));
+        out.push_str(&self.streams.render_metrics(&show));
+        out
+    }
 }
 
 impl sylph_telemetry::metrics::MetricsSource for SourceMetrics {
     fn render(&self) -> String {
-        let mut out = self.queue.render_metrics(|_| true);
-        out.push_str(&self.sqs.render_metrics(|_| true));
-        out
+        self.render_for(|_| true)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod queue;
 pub mod schedules;
 pub mod sqs;
 pub mod store;
+pub mod streams;
 
 use std::sync::Arc;
 

@@ -23,6 +23,8 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 const PENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("pending");
 /// Keyed by [`crate::schedules::schedule_key`].
 const SCHEDULES: TableDefinition<&str, &[u8]> = TableDefinition::new("schedules");
+/// How far each table-stream mapping has read: its key → the last sequence number handled.
+const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new("checkpoints");
 
 /// Where an event came from (for logs and metrics).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +82,7 @@ impl EventStore {
         let txn = db.begin_write().map_err(err)?;
         txn.open_table(PENDING).map_err(err)?;
         txn.open_table(SCHEDULES).map_err(err)?;
+        txn.open_table(CHECKPOINTS).map_err(err)?;
         txn.commit().map_err(err)?;
         Ok(EventStore { db })
     }
@@ -140,6 +143,22 @@ impl EventStore {
             }
         }
         Ok(out)
+    }
+
+    /// Where a stream mapping stands, if it has started.
+    pub fn checkpoint(&self, mapping: &str) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let t = txn.open_table(CHECKPOINTS).map_err(err)?;
+        Ok(t.get(mapping).map_err(err)?.map(|v| v.value()))
+    }
+
+    pub fn set_checkpoint(&self, mapping: &str, position: u64) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        txn.open_table(CHECKPOINTS)
+            .map_err(err)?
+            .insert(mapping, position)
+            .map_err(err)?;
+        txn.commit().map_err(err)
     }
 
     pub fn schedule_state(&self, schedule: &str) -> Result<Option<ScheduleState>, StoreError> {

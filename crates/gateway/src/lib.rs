@@ -181,6 +181,29 @@ impl Gateway {
             }
         }
         if let Some(target) = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+            if let (Some(op), Some(tables)) = (target.strip_prefix("DynamoDBStreams_20120810."), &self.tables) {
+                let table = serde_json::from_slice(&body)
+                    .ok()
+                    .and_then(|j| sylph_tables::stream::api::table_of_call(op, &j));
+                if let Some(authorizer) = &self.authorizer {
+                    let needs = || sylph_iam::actions::dynamodb_streams(op, table.as_deref(), &self.region);
+                    if let Err(refused) =
+                        auth::check(authorizer, caller, &parts, &body, auth::Protocol::DynamoDb, needs)
+                    {
+                        return refused;
+                    }
+                }
+                if let (Some(guard), sylph_iam::Caller::Instance(_), Some(t)) = (self.table_guard.get(), caller, &table)
+                {
+                    if let Err(why) = guard.check(t) {
+                        return auth::refusal(auth::Protocol::DynamoDb, "AccessDeniedException", &why);
+                    }
+                }
+                return match tables {
+                    TableApi::Local(tables) => streams_api(tables, op, &body),
+                    TableApi::Relay(upstream) => relay_table_call(*upstream, target, body).await,
+                };
+            }
             if let (Some(op), Some(tables)) = (target.strip_prefix("DynamoDB_20120810."), &self.tables) {
                 if let Err(refused) = self.authorize_table_call(caller, &parts, op, &body) {
                     return refused;
@@ -584,6 +607,16 @@ pub async fn table_api(tables: &Tables, operation: &str, body: &[u8]) -> Respons
     if let Ok(v) = HeaderValue::from_str(&sylph_telemetry::new_request_id()) {
         h.insert("x-amzn-requestid", v);
     }
+    res
+}
+
+/// Answer a DynamoDB Streams call from `tables`.
+pub fn streams_api(tables: &Tables, operation: &str, body: &[u8]) -> Response<Body> {
+    let (status, bytes) = tables.handle_streams(operation, body);
+    let mut res = Response::new(Full::new(Bytes::from(bytes)));
+    *res.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    res.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/x-amz-json-1.0"));
     res
 }
 

@@ -43,6 +43,16 @@ pub fn sqs(operation: &str, queue: Option<&str>, region: &str) -> Vec<(String, S
     vec![(format!("sqs:{action}"), resource)]
 }
 
+/// The (action, resource) pair one DynamoDB Streams operation needs: the operation on the
+/// table's stream (`…:table/NAME/stream/*` matches it), or `*` when the call names no table.
+pub fn dynamodb_streams(operation: &str, table: Option<&str>, region: &str) -> Vec<(String, String)> {
+    let resource = match table {
+        Some(t) => format!("{}/stream/local", table_arn(region, t)),
+        None => "*".to_owned(),
+    };
+    vec![(format!("dynamodb:{operation}"), resource)]
+}
+
 /// The (action, resource) pairs one DynamoDB operation needs. A body Sylph cannot read needs
 /// the operation on `*`, so it is judged (and refused) like any other call.
 pub fn dynamodb(operation: &str, body: &[u8], region: &str) -> Vec<(String, String)> {

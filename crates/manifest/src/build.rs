@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sylph_model::{
     ApiKind, AsyncConfig, Cors, Destination, Event, Function, HttpRoute, QueueResource, Runtime, ScheduleEvent,
-    ScheduleInput, Service, SqsEvent, TableResource,
+    ScheduleInput, Service, SqsEvent, StreamEvent, TableResource,
 };
 
 use crate::cfn::Stack;
@@ -381,16 +381,34 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
                         .help("use `arn: !GetAtt MyQueue.Arn` for a queue under resources, or the queue's ARN")
                 })?,
             };
-            let name = match arn.split(':').collect::<Vec<_>>().as_slice() {
-                ["arn", _, "sqs", _, _, name] if !name.is_empty() => (*name).to_owned(),
+            let is_stream = matches!(function.events.get(index), Some(Event::Stream(_)));
+            let name = match (arn.split(':').collect::<Vec<_>>().as_slice(), is_stream) {
+                (["arn", _, "sqs", _, _, name], false) if !name.is_empty() => (*name).to_owned(),
+                (["arn", _, "dynamodb", _, _, resource], true) => {
+                    match resource.split('/').collect::<Vec<_>>().as_slice() {
+                        ["table", table, "stream", _] if !table.is_empty() => (*table).to_owned(),
+                        _ => {
+                            return Err(at
+                                .problem(format!("`{arn}` is not a table stream's ARN"))
+                                .help("write `arn: !GetAtt MyTable.StreamArn`"))
+                        }
+                    }
+                }
+                (_, true) => {
+                    return Err(at
+                        .problem(format!("`{arn}` is not a table stream's ARN"))
+                        .help("write `arn: !GetAtt MyTable.StreamArn`"))
+                }
                 _ => {
                     return Err(at
                         .problem(format!("`{arn}` is not a queue ARN"))
                         .help("write arn:aws:sqs:<region>:<account>:<name>, or !GetAtt MyQueue.Arn"))
                 }
             };
-            if let Some(Event::Sqs(e)) = function.events.get_mut(index) {
-                e.queue = name;
+            match function.events.get_mut(index) {
+                Some(Event::Sqs(e)) => e.queue = name,
+                Some(Event::Stream(e)) => e.table = name,
+                _ => {}
             }
         }
         for (which, node, path) in destinations {
@@ -708,6 +726,17 @@ fn event(
             queue_arns.push((out.len(), arn, arn_path));
             out.push(Event::Sqs(event));
         }
+        "stream" => match stream_event(at)? {
+            Some((event, arn, arn_path)) => {
+                queue_arns.push((out.len(), arn, arn_path));
+                out.push(Event::Stream(event));
+            }
+            // A Kinesis stream: not served.
+            None => out.push(Event::Other {
+                kind: "stream (kinesis)".into(),
+                config: config.to_json(),
+            }),
+        },
         "schedule" => {
             let before = out.iter().filter(|e| matches!(e, Event::Schedule(_))).count();
             out.extend(
@@ -912,6 +941,153 @@ fn sqs_event(at: At<'_, '_>) -> Result<(SqsEvent, Node, String), Problem> {
         arn,
         arn_path,
     ))
+}
+
+/// A `stream` event of a table (`type: dynamodb`, or an ARN of a table's stream); `None` for a
+/// Kinesis stream. The ARN node is returned to be resolved later.
+fn stream_event(at: At<'_, '_>) -> Result<Option<(StreamEvent, Node, String)>, Problem> {
+    let sub = |key: &str| field(at.node, key).map(|n| (n, format!("{}.{key}", at.path)));
+    let (arn, arn_path) = match &at.node.value {
+        Value::Str(_) => (at.node.clone(), at.path.to_owned()),
+        Value::Map(_) if field(at.node, "arn").is_some() => {
+            let (n, p) = sub("arn").expect("checked");
+            (n.clone(), p)
+        }
+        Value::Map(_) if at.node.get("Fn::GetAtt").is_some() => (at.node.clone(), at.path.to_owned()),
+        Value::Map(_) => {
+            return Err(at
+                .problem("`arn` is missing")
+                .help("add `arn: !GetAtt MyTable.StreamArn`"))
+        }
+        _ => return Err(at.expected("a stream ARN or a mapping with `arn`")),
+    };
+    if let Some((n, p)) = sub("type") {
+        match (At { node: n, path: &p }).str()? {
+            "dynamodb" => {}
+            "kinesis" => return Ok(None),
+            other => {
+                return Err(At { node: n, path: &p }
+                    .problem(format!("stream type `{other}` is not one AWS has"))
+                    .help("use dynamodb (or kinesis)"))
+            }
+        }
+    } else if let Value::Str(s) = &arn.value {
+        if s.contains(":kinesis:") {
+            return Ok(None);
+        }
+    }
+    let number = |key: &str, min: i64, max: i64| -> Result<Option<i64>, Problem> {
+        match sub(key) {
+            Some((n, p)) => Ok(Some(At { node: n, path: &p }.number(min, max)?)),
+            None => Ok(None),
+        }
+    };
+    let from_oldest = match sub("startingPosition") {
+        Some((n, p)) => match (At { node: n, path: &p }).str()? {
+            "TRIM_HORIZON" => true,
+            "LATEST" => false,
+            other => {
+                return Err(At { node: n, path: &p }
+                    .problem(format!("startingPosition `{other}` is not one a table stream takes"))
+                    .help("use TRIM_HORIZON or LATEST"))
+            }
+        },
+        None => false,
+    };
+    let flag = |key: &str| -> Result<Option<bool>, Problem> {
+        match sub(key) {
+            Some((n, p)) => Ok(Some(At { node: n, path: &p }.bool()?)),
+            None => Ok(None),
+        }
+    };
+    let report = match sub("functionResponseType") {
+        Some((n, p)) => match (At { node: n, path: &p }).str()? {
+            "ReportBatchItemFailures" => true,
+            other => {
+                return Err(At { node: n, path: &p }
+                    .problem(format!("functionResponseType `{other}` is not one AWS has"))
+                    .help("use ReportBatchItemFailures, or remove it"))
+            }
+        },
+        None => false,
+    };
+    let filter_patterns = match sub("filterPatterns") {
+        Some((n, p)) => (At { node: n, path: &p })
+            .items()?
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let value = item.to_json();
+                sylph_schedule::pattern::Pattern::parse(&value).map_err(|e| {
+                    At {
+                        node: item,
+                        path: &format!("{p}[{i}]"),
+                    }
+                    .problem(e.0)
+                })?;
+                Ok(value)
+            })
+            .collect::<Result<Vec<_>, Problem>>()?,
+        None => Vec::new(),
+    };
+    let on_failure = match sub("destinations")
+        .and_then(|(n, p)| field(n, "onFailure").map(|f| (f.clone(), format!("{p}.onFailure"))))
+    {
+        Some((n, p)) => {
+            let at = At { node: &n, path: &p };
+            let arn = match &n.value {
+                Value::Str(s) => s.clone(),
+                Value::Map(_) => match field(&n, "arn") {
+                    Some(a) => match &a.value {
+                        Value::Str(s) => s.clone(),
+                        _ => {
+                            return Err(at
+                                .problem("give the destination's ARN as text here")
+                                .help("write arn:aws:sqs:<region>:<account>:<queue>"))
+                        }
+                    },
+                    None => return Err(at.problem("`arn` is missing")),
+                },
+                _ => return Err(at.expected("an ARN")),
+            };
+            Some(match arn.split(':').collect::<Vec<_>>().as_slice() {
+                ["arn", _, "sqs", _, _, name] => Destination::Queue((*name).to_owned()),
+                _ => Destination::Unsupported(arn),
+            })
+        }
+        None => None,
+    };
+    let maximum_retry_attempts = match number("maximumRetryAttempts", -1, 10_000)? {
+        None | Some(-1) => None,
+        Some(n) => Some(n as u32),
+    };
+    let maximum_record_age = match number("maximumRecordAgeInSeconds", -1, 604_800)? {
+        None | Some(-1) => None,
+        Some(n) if n < 60 => {
+            let (node, p) = sub("maximumRecordAgeInSeconds").expect("set");
+            return Err(
+                At { node, path: &p }.problem(format!("{n} is out of range; use -1 or a value from 60 to 604800"))
+            );
+        }
+        Some(n) => Some(n as u32),
+    };
+    Ok(Some((
+        StreamEvent {
+            table: String::new(),
+            batch_size: number("batchSize", 1, 10_000)?.unwrap_or(100) as u32,
+            maximum_batching_window: number("maximumBatchingWindow", 0, 300)?.unwrap_or(0) as u32,
+            from_oldest,
+            maximum_retry_attempts,
+            maximum_record_age,
+            bisect_batch_on_function_error: flag("bisectBatchOnFunctionError")?.unwrap_or(false),
+            report_batch_item_failures: report,
+            enabled: flag("enabled")?.unwrap_or(true),
+            filter_patterns,
+            on_failure,
+        },
+        arn,
+        arn_path,
+    )))
 }
 
 fn schedule_input(at: At<'_, '_>, key: &str) -> Result<ScheduleInput, Problem> {

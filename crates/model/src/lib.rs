@@ -221,6 +221,7 @@ pub enum Event {
     Http(HttpRoute),
     Schedule(ScheduleEvent),
     Sqs(SqsEvent),
+    Stream(StreamEvent),
     /// An event kind Sylph does not serve yet (schedule, sqs, stream, …), kept as data.
     Other {
         kind: String,
@@ -259,6 +260,33 @@ pub struct SqsEvent {
     pub enabled: bool,
     /// EventBridge patterns; a message matching none of them is deleted unseen.
     pub filter_patterns: Vec<serde_json::Value>,
+}
+
+/// A `stream` event: batches of a table's changes, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamEvent {
+    /// The table whose stream it reads (from the stream's ARN).
+    pub table: String,
+    /// Records per invocation, at most (1 to 10,000; 100 by default).
+    pub batch_size: u32,
+    /// Seconds to gather a batch before invoking (0 to 300).
+    pub maximum_batching_window: u32,
+    /// Start from the oldest record kept (`TRIM_HORIZON`) rather than from new ones (`LATEST`).
+    pub from_oldest: bool,
+    /// Retries of a failing batch before it is skipped; `None`: until its records expire
+    /// (Lambda's -1, the default).
+    pub maximum_retry_attempts: Option<u32>,
+    /// Records older than this (seconds) are skipped; `None`: never.
+    pub maximum_record_age: Option<u32>,
+    /// Split a failing batch in two and retry each half.
+    pub bisect_batch_on_function_error: bool,
+    /// `functionResponseType: ReportBatchItemFailures`.
+    pub report_batch_item_failures: bool,
+    pub enabled: bool,
+    /// EventBridge patterns a record must match (others are skipped).
+    pub filter_patterns: Vec<serde_json::Value>,
+    /// `destinations.onFailure`: where a record of a skipped batch goes.
+    pub on_failure: Option<Destination>,
 }
 
 /// What a schedule's tick delivers.

@@ -327,12 +327,10 @@ impl TableMeta {
         if !lsis.is_empty() {
             d["LocalSecondaryIndexes"] = Json::Array(lsis);
         }
-        if let Some(s) = &self.stream {
-            if s.get("StreamEnabled").and_then(Json::as_bool) == Some(true) {
-                d["StreamSpecification"] = s.clone();
-                d["LatestStreamLabel"] = json!("local");
-                d["LatestStreamArn"] = json!(format!("{}/stream/local", self.arn()));
-            }
+        if let Some(view) = crate::stream::view_type(self) {
+            d["StreamSpecification"] = json!({"StreamEnabled": true, "StreamViewType": view});
+            d["LatestStreamLabel"] = json!(crate::stream::LABEL);
+            d["LatestStreamArn"] = json!(crate::stream::stream_arn(self));
         }
         d
     }

@@ -7,6 +7,8 @@
 //! - [`storage`]: the small storage trait and its embedded engine (redb).
 //! - [`service`]: the operations, behind one group-committing writer; [`Tables::handle`] answers
 //!   the JSON protocol (`X-Amz-Target: DynamoDB_20120810.<Operation>`).
+//! - [`stream`]: table streams, written with the changes they record, and the DynamoDB Streams
+//!   API over them.
 //!
 //! It knows nothing of functions or of HTTP beyond the JSON bodies.
 
@@ -21,6 +23,7 @@ pub mod provision;
 mod query;
 pub mod service;
 pub mod storage;
+pub mod stream;
 pub mod value;
 
 pub use error::{DbError, ErrorKind};

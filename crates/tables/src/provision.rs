@@ -66,6 +66,9 @@ impl Tables {
             Err(e) if e.kind == ErrorKind::ResourceInUse => Provisioned::Existing,
             Err(e) => return Err(e),
         };
+        if outcome == Provisioned::Existing {
+            self.sync_stream(name, &props).await?;
+        }
         if let Some(ttl) = props.get("TimeToLiveSpecification") {
             let enabled = ttl.get("Enabled").and_then(Json::as_bool).unwrap_or(false);
             let current = self.table_named(name)?.ttl_attribute.clone();
@@ -171,6 +174,9 @@ impl Tables {
                 added.push(index_name.to_owned());
             }
         }
+        if phase == Phase::Grow {
+            self.sync_stream(name, &props).await?;
+        }
         if updates.is_empty() {
             return Ok(Reconciled::Unchanged);
         }
@@ -194,6 +200,35 @@ impl Tables {
             }
         }
         Ok(Reconciled::Updated { added, removed })
+    }
+}
+
+impl Tables {
+    /// Turn an existing table's stream on, off or to another view type, as `properties`'
+    /// StreamSpecification says (its records so far are kept).
+    async fn sync_stream(&self, name: &str, props: &Json) -> Result<(), DbError> {
+        let meta = self.table_named(name)?;
+        let have = crate::stream::view_type(&meta).map(str::to_owned);
+        let wanted = props
+            .get("StreamSpecification")
+            .and_then(|s| s.get("StreamViewType"))
+            .and_then(Json::as_str)
+            .map(str::to_owned);
+        if have == wanted {
+            return Ok(());
+        }
+        let spec = match &wanted {
+            Some(view) => json!({"StreamEnabled": true, "StreamViewType": view}),
+            None => json!({"StreamEnabled": false}),
+        };
+        let req = json!({"TableName": name, "StreamSpecification": spec});
+        let (status, answer) = self.handle("UpdateTable", req.to_string().as_bytes()).await;
+        if status != 200 {
+            return Err(DbError::validation(format!(
+                "table {name}: cannot change its stream: {answer}"
+            )));
+        }
+        Ok(())
     }
 }
 

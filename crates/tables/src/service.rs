@@ -42,6 +42,8 @@ pub(crate) struct Inner {
     writer: std::sync::mpsc::Sender<Job>,
     pub catalog: RwLock<HashMap<String, Arc<TableMeta>>>,
     pub region: String,
+    /// Woken after each committed write batch (stream readers wait on it).
+    pub committed: Arc<tokio::sync::Notify>,
 }
 
 /// The DynamoDB-compatible table service.
@@ -78,13 +80,25 @@ pub(crate) fn read_item(r: &dyn Read, meta: &TableMeta, key: &Item) -> Result<Op
     }
 }
 
-/// Write (or delete, with `new == None`) an item and keep its index and TTL entries in step.
+/// Write (or delete, with `new == None`) an item and keep its index and TTL entries and its
+/// stream in step.
 pub(crate) fn write_item(
     b: &mut dyn Batch,
     meta: &TableMeta,
     old: Option<&Item>,
     new: Option<&Item>,
 ) -> Result<(), StorageError> {
+    write_item_by(b, meta, old, new, crate::stream::Cause::Caller)
+}
+
+pub(crate) fn write_item_by(
+    b: &mut dyn Batch,
+    meta: &TableMeta,
+    old: Option<&Item>,
+    new: Option<&Item>,
+    cause: crate::stream::Cause,
+) -> Result<(), StorageError> {
+    crate::stream::record(b, meta, old, new, cause)?;
     if let Some(old) = old {
         for index in &meta.indexes {
             if let Some(k) = meta.index_key(index, old) {
@@ -249,9 +263,11 @@ impl Tables {
         }
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let writer_storage = storage.clone();
+        let committed = Arc::new(tokio::sync::Notify::new());
+        let notify = committed.clone();
         std::thread::Builder::new()
             .name("sylph-tables-writer".into())
-            .spawn(move || writer_loop(writer_storage, rx))
+            .spawn(move || writer_loop(writer_storage, rx, &notify))
             .map_err(|e| StorageError(e.to_string()))?;
         Ok(Tables {
             inner: Arc::new(Inner {
@@ -259,6 +275,7 @@ impl Tables {
                 writer: tx,
                 catalog: RwLock::new(catalog),
                 region: region.to_owned(),
+                committed,
             }),
         })
     }
@@ -312,6 +329,16 @@ impl Tables {
         }
         if let Some(m) = meta {
             c.insert(m.name.clone(), Arc::new(m));
+        }
+    }
+
+    /// Answer one DynamoDB Streams call (`operation` from `X-Amz-Target:
+    /// DynamoDBStreams_20120810.<Operation>`): status and JSON body.
+    pub fn handle_streams(&self, operation: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        let result = parse_request(body).and_then(|req| crate::stream::api::handle(self, operation, &req));
+        match result {
+            Ok(j) => (200, j.to_string().into_bytes()),
+            Err(e) => (e.kind.status(), e.to_json().to_string().into_bytes()),
         }
     }
 
@@ -523,7 +550,7 @@ impl Tables {
             }
             b.delete(&meta_key(&m.name))?;
             b.delete(&id_key(&m.name))?;
-            let mut prefixes = vec![m.items_prefix(), m.ttl_prefix()];
+            let mut prefixes = vec![m.items_prefix(), m.ttl_prefix(), crate::stream::prefix(m.id)];
             prefixes.extend(m.indexes.iter().map(|i| m.index_prefix(i)));
             for p in prefixes {
                 delete_prefix(b, &p)?;
@@ -959,7 +986,7 @@ impl Tables {
                         // The item may have been rewritten with a later expiry since the scan.
                         let due = m.ttl_key(&item).is_some_and(|k| k < end);
                         if due {
-                            write_item(b, &m, Some(&item), None)?;
+                            write_item_by(b, &m, Some(&item), None, crate::stream::Cause::Ttl)?;
                             deleted += 1;
                         }
                     }
@@ -975,12 +1002,20 @@ impl Tables {
     pub fn spawn_ttl_reaper(&self) {
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
+            let mut ticks = 0u64;
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 let Some(inner) = weak.upgrade() else { break };
                 let tables = Tables { inner };
                 if let Err(e) = tables.expire_items().await {
                     tracing::warn!("expiring items failed: {e}");
+                }
+                // Stream records older than a day go, once a minute.
+                ticks += 1;
+                if ticks % 60 == 0 {
+                    if let Err(e) = tables.trim_streams().await {
+                        tracing::warn!("trimming streams failed: {e}");
+                    }
                 }
             }
         });
@@ -1079,7 +1114,7 @@ pub(crate) fn token_key(token: &str) -> Vec<u8> {
     k
 }
 
-fn writer_loop(storage: Arc<dyn Storage>, rx: std::sync::mpsc::Receiver<Job>) {
+fn writer_loop(storage: Arc<dyn Storage>, rx: std::sync::mpsc::Receiver<Job>, committed: &tokio::sync::Notify) {
     // Set after a failed batch: the storage is brought back (reopened) before the next one,
     // so a write after space returns succeeds without a restart.
     let mut needs_recovery = false;
@@ -1135,6 +1170,7 @@ fn writer_loop(storage: Arc<dyn Storage>, rx: std::sync::mpsc::Receiver<Job>) {
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result.unwrap_or_else(|| Err(DbError::internal("write was not run"))));
                 }
+                committed.notify_waiters();
             }
             Err(e) => {
                 tracing::error!("write batch failed: {e}");

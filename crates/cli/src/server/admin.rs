@@ -444,6 +444,7 @@ fn metrics(platform: &Platform, key: &Key) -> Response<Body> {
             .collect();
         text.push_str(&events.queue.render_metrics(|f| shown.contains(f)));
         text.push_str(&events.sqs.render_metrics(|f| shown.contains(f)));
+        text.push_str(&events.streams.render_metrics(|f| shown.contains(f)));
     }
     let mut res = Response::new(Full::new(Bytes::from(text)));
     res.headers_mut().insert(

@@ -94,7 +94,14 @@ impl Front {
             .and_then(|t| t.strip_prefix("DynamoDB_20120810."))
             .map(str::to_owned);
         let sqs = sylph_gateway::sqs_protocol(req.method(), path, req.headers());
-        let is_api_call = target.is_some() || sqs.is_some() || path.starts_with("/2015-03-31/functions/");
+        let streams_op = req
+            .headers()
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|t| t.strip_prefix("DynamoDBStreams_20120810."))
+            .map(str::to_owned);
+        let is_api_call =
+            target.is_some() || sqs.is_some() || streams_op.is_some() || path.starts_with("/2015-03-31/functions/");
         if let Some(running) = is_api_call.then(|| self.instance_caller(req.headers())).flatten() {
             // A function sharing the host's network, calling with its own credentials: checked
             // as on its own endpoint (signature, IAM, the tables its service may see).
@@ -109,6 +116,17 @@ impl Front {
                 .gateway
                 .handle_parts(parts, body, peer, sylph_iam::Caller::Instance(&key))
                 .await;
+        }
+        if let Some(op) = streams_op {
+            if let Err(e) = self.known_signer(req.headers()) {
+                return auth_error(Protocol::DynamoDb, &e);
+            }
+            let (parts, body) = req.into_parts();
+            let body = match sylph_gateway::read_body(&parts, body, body_timeout).await {
+                Ok(b) => b,
+                Err(refused) => return refused,
+            };
+            return self.streams_call(&parts, &op, body);
         }
         if let Some(protocol) = sqs {
             if let Err(e) = self.known_signer(req.headers()) {
@@ -187,6 +205,33 @@ impl Front {
             return self.usable_tables(&key);
         }
         sylph_gateway::table_api(&self.platform.tables, op, &body).await
+    }
+
+    /// A DynamoDB Streams call: signed by a key that may use the stream's table (ListStreams
+    /// without a table: a key for every service).
+    fn streams_call(&self, parts: &hyper::http::request::Parts, op: &str, body: Bytes) -> Response<Body> {
+        let key = match self.signed_by(parts, &body) {
+            Ok(k) => k,
+            Err(e) => return auth_error(Protocol::DynamoDb, &e),
+        };
+        let table = serde_json::from_slice(&body)
+            .ok()
+            .and_then(|j| sylph_tables::stream::api::table_of_call(op, &j));
+        let allowed = match &table {
+            Some(t) => self.platform.key_may_use_table(&key, t),
+            None => matches!(key.scope, sylph_control::keys::Scope::All) && key.is_live(),
+        };
+        if !allowed {
+            return refusal(
+                Protocol::DynamoDb,
+                "AccessDeniedException",
+                &format!(
+                    "User: {} is not authorized to perform: dynamodb:{op} on that stream because the key may not use its table's service",
+                    key.id
+                ),
+            );
+        }
+        sylph_gateway::streams_api(&self.platform.tables, op, &body)
     }
 
     /// An SQS call: signed by a key that may use the queue it names (a queue belongs to the

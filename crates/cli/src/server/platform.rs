@@ -587,6 +587,7 @@ impl Platform {
                 say!("error: cannot start the schedules of {}: {e}", running.service.name);
             }
             events.sqs.set_service(&running.service, Some(running.version));
+            events.streams.set_service(&running.service, Some(running.version));
         }
     }
 
@@ -1163,6 +1164,7 @@ impl Platform {
             // The queues stay, with their messages and owner, like retained tables.
             events.scheduler.remove_service(name, stage);
             events.sqs.remove_service(name, stage);
+            events.streams.remove_service(name, stage);
         }
         if let Some(live) = live {
             for running in live.versions.values() {
@@ -1523,6 +1525,7 @@ pub struct Events {
     /// Every service's queues (one namespace, as an AWS account's), and their pollers.
     pub queues: sylph_queues::Queues,
     pub sqs: Arc<sylph_events::sqs::SqsSources>,
+    pub streams: Arc<sylph_events::streams::StreamSources>,
 }
 
 /// How the event sources find a deployed function: the version that accepted the event while
@@ -1572,11 +1575,18 @@ impl Platform {
             Arc::new(DeployedFunctions(Arc::downgrade(self))),
             self.settings.concurrency,
         );
+        let streams = sylph_events::streams::StreamSources::new(
+            self.tables.clone(),
+            Arc::new(DeployedFunctions(Arc::downgrade(self))),
+            queue.store().clone(),
+            Some(queues.clone()),
+        );
         let _ = self.events.set(Events {
             queue,
             scheduler,
             queues,
             sqs,
+            streams,
         });
         Ok(())
     }

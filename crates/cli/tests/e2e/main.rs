@@ -20,6 +20,7 @@ mod sandbox;
 mod scaling;
 mod server;
 mod shutdown;
+mod streams;
 mod tables;
 mod throttle;
 mod todo;
