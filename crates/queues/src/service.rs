@@ -1058,3 +1058,124 @@ fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     m.write().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("sylph-queues-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn send(body: &str) -> Outgoing {
+        Outgoing {
+            body: body.to_owned(),
+            ..Default::default()
+        }
+    }
+
+    fn receive(max: usize, visibility: u32) -> ReceiveOptions {
+        ReceiveOptions {
+            max,
+            visibility_timeout: Some(visibility),
+            wait: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn attribute_md5_is_the_one_clients_check() {
+        // The value @aws-sdk/client-sqs accepted in the end-to-end tests.
+        let attrs = BTreeMap::from([(
+            "k".to_owned(),
+            MessageAttribute {
+                data_type: "String".into(),
+                string_value: Some("v".into()),
+                binary_value: None,
+            },
+        )]);
+        assert_eq!(attributes_md5(&attrs), "0a77b0642718c3d9dd47090567d11e0d");
+        assert_eq!(hex_md5(b"hi there"), "fd33e2e8ad3cb1bdd3ea8f5633fcf5c7");
+    }
+
+    #[tokio::test]
+    async fn received_messages_hide_until_their_timeout_and_stale_handles_delete_nothing() {
+        let dir = temp("visibility");
+        let q = Queues::open(&dir, "us-east-1").unwrap();
+        q.create_queue("jobs", BTreeMap::new(), BTreeMap::new()).await.unwrap();
+        q.send("jobs", vec![send("one")]).await.unwrap();
+        let first = q.receive("jobs", &receive(10, 0)).await.unwrap();
+        assert_eq!(first.len(), 1);
+        // Visibility 0: receivable again at once, with a new handle.
+        let second = q.receive("jobs", &receive(10, 60)).await.unwrap();
+        assert_eq!(second[0].message.receive_count, 2);
+        assert!(
+            q.receive("jobs", &receive(10, 60)).await.unwrap().is_empty(),
+            "hidden for 60 s"
+        );
+        // The first handle is stale: nothing is deleted.
+        q.delete("jobs", &[first[0].receipt_handle.clone()]).await.unwrap();
+        assert_eq!(q.depth("jobs"), Some(1));
+        q.delete("jobs", &[second[0].receipt_handle.clone()]).await.unwrap();
+        assert_eq!(q.depth("jobs"), Some(0));
+        let bad = q.delete("jobs", &["garbage".to_owned()]).await.unwrap();
+        assert_eq!(bad[0].as_ref().unwrap_err().code, "ReceiptHandleIsInvalid");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn bad_names_attributes_and_bodies_are_refused_with_what_is_wrong() {
+        let dir = temp("checks");
+        let q = Queues::open(&dir, "us-east-1").unwrap();
+        let attrs = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
+        let e = q
+            .create_queue("bad name", BTreeMap::new(), BTreeMap::new())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "InvalidParameterValue");
+        let e = q
+            .create_queue("x", attrs("VisibilityTimeout", "99999"), BTreeMap::new())
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("VisibilityTimeout"), "{e}");
+        let e = q
+            .create_queue("x", attrs("Colour", "blue"), BTreeMap::new())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "InvalidAttributeName");
+        let e = q
+            .create_queue("x.fifo", BTreeMap::new(), BTreeMap::new())
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("FifoQueue"), "{e}");
+        let e = q
+            .create_queue(
+                "x",
+                attrs(
+                    "RedrivePolicy",
+                    r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:nope","maxReceiveCount":3}"#,
+                ),
+                BTreeMap::new(),
+            )
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("does not exist"), "{e}");
+        q.create_queue("x", BTreeMap::new(), BTreeMap::new()).await.unwrap();
+        // The same queue again is fine; other attributes are not.
+        q.create_queue("x", BTreeMap::new(), BTreeMap::new()).await.unwrap();
+        let e = q
+            .create_queue("x", attrs("DelaySeconds", "5"), BTreeMap::new())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "QueueNameExists");
+        let sent = q
+            .send("x", vec![send("ok"), send("bad \u{1} char"), send("")])
+            .await
+            .unwrap();
+        assert!(sent[0].is_ok());
+        assert!(sent[1].as_ref().unwrap_err().message.contains("#x1"));
+        assert_eq!(sent[2].as_ref().unwrap_err().code, "MissingParameter");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

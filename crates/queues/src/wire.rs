@@ -759,3 +759,73 @@ fn fields_xml(action: &str, value: &Value, xml: &mut String) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_forms_become_the_json_requests_shape() {
+        let (action, input) = parse_query(
+            b"Action=SendMessageBatch&Version=2012-11-05&SendMessageBatchRequestEntry.2.Id=b&SendMessageBatchRequestEntry.2.MessageBody=two%20words&SendMessageBatchRequestEntry.1.Id=a&SendMessageBatchRequestEntry.1.MessageBody=one+word&SendMessageBatchRequestEntry.1.MessageAttribute.1.Name=k&SendMessageBatchRequestEntry.1.MessageAttribute.1.Value.DataType=String&SendMessageBatchRequestEntry.1.MessageAttribute.1.Value.StringValue=v",
+        );
+        assert_eq!(action, "SendMessageBatch");
+        assert_eq!(
+            input,
+            json!({"Entries": [
+                {"Id": "a", "MessageBody": "one word", "MessageAttributes": {"k": {"DataType": "String", "StringValue": "v"}}},
+                {"Id": "b", "MessageBody": "two words"},
+            ]})
+        );
+        let (_, input) = parse_query(b"Action=CreateQueue&QueueName=q&Attribute.1.Name=VisibilityTimeout&Attribute.1.Value=5&Tag.1.Key=team&Tag.1.Value=core");
+        assert_eq!(
+            input,
+            json!({"QueueName": "q", "Attributes": {"VisibilityTimeout": "5"}, "tags": {"team": "core"}})
+        );
+        let (_, input) =
+            parse_query(b"Action=ReceiveMessage&AttributeName.1=All&MessageAttributeName.1=k&MaxNumberOfMessages=3");
+        assert_eq!(
+            input,
+            json!({"AttributeNames": ["All"], "MessageAttributeNames": ["k"], "MaxNumberOfMessages": "3"})
+        );
+    }
+
+    #[test]
+    fn queue_urls_name_their_queue() {
+        assert_eq!(
+            queue_name_of_url("http://127.0.0.1:3000/000000000000/jobs").as_deref(),
+            Some("jobs")
+        );
+        assert_eq!(
+            queue_name_of_url("http://sqs.us-east-1.localhost/000000000000/a.fifo").as_deref(),
+            Some("a.fifo")
+        );
+        assert_eq!(queue_name_of_url("/000000000000/jobs").as_deref(), Some("jobs"));
+        assert_eq!(queue_name_of_url("http://host/jobs"), None);
+        assert_eq!(queue_name_of_url("http://host/a/b/c"), None);
+    }
+
+    #[test]
+    fn xml_answers_carry_repeated_elements_and_escape_text() {
+        let xml = to_xml(
+            "ReceiveMessage",
+            &json!({"Messages": [{"Body": "<a&b>", "Attributes": {"SentTimestamp": "1"}, "MessageAttributes": {"k": {"DataType": "String", "StringValue": "v"}}}]}),
+        );
+        assert!(!xml.contains("<Attributes>"), "{xml}");
+        assert!(xml.contains("<Body>&lt;a&amp;b&gt;</Body>"), "{xml}");
+        assert!(
+            xml.contains("<Attribute><Name>SentTimestamp</Name><Value>1</Value></Attribute>"),
+            "{xml}"
+        );
+        assert!(xml.contains("<MessageAttribute><Name>k</Name><Value><StringValue>v</StringValue><DataType>String</DataType></Value></MessageAttribute>"), "{xml}");
+        let xml = to_xml(
+            "DeleteMessageBatch",
+            &json!({"Successful": [{"Id": "a"}], "Failed": [{"Id": "b", "Code": "ReceiptHandleIsInvalid", "SenderFault": true}]}),
+        );
+        assert!(
+            xml.contains("<DeleteMessageBatchResultEntry><Id>a</Id></DeleteMessageBatchResultEntry>"),
+            "{xml}"
+        );
+        assert!(xml.contains("<BatchResultErrorEntry><Code>ReceiptHandleIsInvalid</Code><Id>b</Id><SenderFault>true</SenderFault></BatchResultErrorEntry>"), "{xml}");
+    }
+}

@@ -355,3 +355,80 @@ functions:
     assert_eq!(sqs[1].maximum_concurrency, Some(3));
     assert_eq!(sqs[1].filter_patterns.len(), 1);
 }
+
+#[test]
+fn stream_events() {
+    let loaded = load(
+        r#"service: svc
+provider:
+  runtime: nodejs20.x
+resources:
+  Resources:
+    Items:
+      Type: AWS::DynamoDB::Table
+      Properties:
+        TableName: items
+        AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
+        KeySchema: [{AttributeName: pk, KeyType: HASH}]
+        StreamSpecification:
+          StreamViewType: NEW_IMAGE
+functions:
+  changes:
+    handler: h.f
+    events:
+      - stream: !GetAtt Items.StreamArn
+      - stream:
+          type: dynamodb
+          arn: !GetAtt Items.StreamArn
+          batchSize: 5
+          startingPosition: TRIM_HORIZON
+          maximumRetryAttempts: 3
+          maximumRecordAgeInSeconds: 120
+          bisectBatchOnFunctionError: true
+          functionResponseType: ReportBatchItemFailures
+          destinations:
+            onFailure: arn:aws:sqs:us-east-1:000000000000:failed
+      - stream:
+          type: kinesis
+          arn: arn:aws:kinesis:us-east-1:000000000000:stream/clicks
+"#,
+    );
+    let f = loaded.service.function("changes").unwrap();
+    let streams: Vec<&sylph_model::StreamEvent> = f
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Stream(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(streams.len(), 2);
+    assert_eq!(
+        (streams[0].table.as_str(), streams[0].batch_size, streams[0].from_oldest),
+        ("items", 100, false)
+    );
+    assert_eq!(
+        streams[0].maximum_retry_attempts, None,
+        "until the records expire, by default"
+    );
+    let s = streams[1];
+    assert_eq!(
+        (
+            s.batch_size,
+            s.from_oldest,
+            s.maximum_retry_attempts,
+            s.maximum_record_age
+        ),
+        (5, true, Some(3), Some(120))
+    );
+    assert!(s.bisect_batch_on_function_error && s.report_batch_item_failures);
+    assert_eq!(s.on_failure, Some(Destination::Queue("failed".into())));
+    assert!(
+        loaded
+            .notices
+            .iter()
+            .any(|n| n.contains("events[2]: `stream (kinesis)` events are not run")),
+        "{:?}",
+        loaded.notices
+    );
+}
