@@ -67,6 +67,11 @@ pub fn host_service(
     } else {
         settings.host_url.clone()
     };
+    // `Ref` of a queue gives `http://sqs.<region>.localhost/<account>/<name>` (the port is not
+    // known when the manifest is read); the SQS SDKs send to a queue URL's host, so functions
+    // get it at the endpoint they reach Sylph at.
+    let local_urls = with_reachable_queue_urls(service, &function_url);
+    let service = local_urls.as_ref().unwrap_or(service);
     let mut base_env = crate::options::function_endpoint_env(&function_url);
     // Pre-started runtimes load the AWS SDK before they know their function; the SDK reads its
     // region then, and it is the same for every function of the service.
@@ -180,6 +185,28 @@ pub fn host_service(
         gateway,
         identities,
     })
+}
+
+/// `service` with every queue URL in its functions' environment pointing at `endpoint`, or
+/// `None` when none does.
+fn with_reachable_queue_urls(service: &Service, endpoint: &str) -> Option<Service> {
+    let prefix = format!("http://sqs.{}.localhost/", service.region);
+    let uses_queue_urls = service
+        .functions
+        .iter()
+        .any(|f| f.environment.values().any(|v| v.starts_with(&prefix)));
+    if !uses_queue_urls {
+        return None;
+    }
+    let mut rewritten = service.clone();
+    for f in &mut rewritten.functions {
+        for value in f.environment.values_mut() {
+            if let Some(rest) = value.strip_prefix(&prefix) {
+                *value = format!("{}/{rest}", endpoint.trim_end_matches('/'));
+            }
+        }
+    }
+    Some(rewritten)
 }
 
 /// Say how calls from functions into Sylph are checked.

@@ -796,9 +796,13 @@ impl Tables {
         let old_on_fail =
             enum_param(req, "ReturnValuesOnConditionCheckFailure", &["NONE", "ALL_OLD"], "NONE")? == "ALL_OLD";
         let cc = consumed(req, &meta.name, 1.0);
-        // A blind put on a table without indexes or TTL needs nothing from the old item, and its
+        // A blind put on a table without indexes, TTL or stream needs nothing from the old item, and its
         // bytes are prepared here rather than on the (single) writer thread.
-        let blind = cond.is_none() && !return_old && meta.indexes.is_empty() && meta.ttl_attribute.is_none();
+        let blind = cond.is_none()
+            && !return_old
+            && meta.indexes.is_empty()
+            && meta.ttl_attribute.is_none()
+            && crate::stream::view_type(&meta).is_none();
         if blind {
             let (key, bytes) = (meta.item_key(&item), encode_item(&item));
             return self

@@ -402,3 +402,52 @@ pub mod api {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::Tables;
+
+    async fn call(tables: &Tables, op: &str, body: serde_json::Value) -> serde_json::Value {
+        let (status, answer) = tables.handle(op, body.to_string().as_bytes()).await;
+        assert_eq!(status, 200, "{op}: {answer}");
+        answer
+    }
+
+    #[tokio::test]
+    async fn regression_a_blind_put_on_a_plain_table_left_no_stream_record() {
+        let dir = std::env::temp_dir().join(format!("sylph-stream-blind-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let tables = Tables::open(&dir, "us-east-1").unwrap();
+        // No index and no TTL: the put that needs nothing from the old item.
+        call(
+            &tables,
+            "CreateTable",
+            json!({"TableName": "plain", "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+                   "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}], "BillingMode": "PAY_PER_REQUEST",
+                   "StreamSpecification": {"StreamEnabled": true, "StreamViewType": "NEW_AND_OLD_IMAGES"}}),
+        )
+        .await;
+        for v in ["1", "2"] {
+            call(
+                &tables,
+                "PutItem",
+                json!({"TableName": "plain", "Item": {"pk": {"S": "a"}, "v": {"S": v}}}),
+            )
+            .await;
+        }
+        call(
+            &tables,
+            "DeleteItem",
+            json!({"TableName": "plain", "Key": {"pk": {"S": "a"}}}),
+        )
+        .await;
+        let records = tables.stream_records("plain", 0, 10).unwrap();
+        let names: Vec<&str> = records.iter().map(|(_, r)| r["eventName"].as_str().unwrap()).collect();
+        assert_eq!(names, ["INSERT", "MODIFY", "REMOVE"]);
+        assert_eq!(records[1].1["dynamodb"]["OldImage"]["v"]["S"], "1");
+        assert_eq!(records[1].1["dynamodb"]["NewImage"]["v"]["S"], "2");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

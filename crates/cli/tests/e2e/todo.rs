@@ -180,3 +180,53 @@ fn editing_a_handler_takes_effect_without_a_restart() {
     assert_eq!(dev.get("/slow").text(), "v2");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The events example: a table stream keeps the count of open items, a queue announces each
+/// item checked off, and the nightly cleanup (run here through the Invoke API) removes them.
+#[test]
+fn the_todo_events_example_counts_announces_and_cleans_up() {
+    let dev = Dev::start(&crate::harness::example("todo-events"));
+    let out = dev.output();
+    assert!(
+        out.contains("schedule cron(0 3 * * ? *)  cleanup  next:") && out.contains("[Europe/Paris]"),
+        "{out}"
+    );
+    let created: Vec<String> = ["buy milk", "walk the dog"]
+        .iter()
+        .map(|text| {
+            let r = dev.send(
+                "POST",
+                "/todos",
+                &[],
+                serde_json::json!({ "text": text }).to_string().as_bytes(),
+            );
+            assert_eq!(r.status, 201, "{}", r.text());
+            r.json()["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let open = |want: i64| {
+        let start = std::time::Instant::now();
+        loop {
+            let got = dev.get("/stats").json()["open"].as_i64().unwrap();
+            if got == want {
+                return;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "open is {got}, not {want}:\n{}",
+                dev.output()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    open(2);
+    let r = dev.send("PUT", &format!("/todos/{}/check", created[0]), &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    open(1);
+    assert!(dev.wait_for_output("done: buy milk"), "{}", dev.output());
+    let removed = dev.invoke_ok("todo-events-dev-cleanup", &serde_json::json!({}));
+    assert_eq!(removed["removed"], 1);
+    // The removal of a checked item leaves the count alone.
+    assert!(dev.wait_for_output("open items +0"), "{}", dev.output());
+    open(1);
+}
