@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod coldstart;
+mod events;
 mod isolation;
 mod server;
 mod storage;
@@ -336,12 +337,13 @@ async fn main() -> anyhow::Result<()> {
         Some("coldstart") => coldstart::run(coldstart::Options::parse(args)?).await,
         Some("isolation") => isolation::run(isolation::Options::parse(args)?).await,
         Some("server") => server::run(server::Options::parse(args)?).await,
+        Some("events") => events::run(events::Options::parse(args)?).await,
         Some("storage") => {
             let seconds = args.skip_while(|a| a != "--seconds").nth(1).map(|s| s.parse()).transpose()?.unwrap_or(3);
             tokio::task::spawn_blocking(move || storage::run(seconds)).await?
         }
         _ => bail!(
-            "usage:\n  sylph-bench http-hello --sylph PATH --dir SERVICE_DIR [--seconds N] [--concurrency 1,8,64] [--skip-offline]\n  sylph-bench tables --sylph PATH --dynalite PATH [--dynoxide PATH] [--seconds N] [--concurrency N]\n  sylph-bench storage [--seconds N]\n  sylph-bench todo --sylph PATH --repo PATH [--seconds N] [--warmup N] [--concurrency 1,8,64] [--skip-taskset]\n  sylph-bench coldstart --sylph PATH --rust-bootstrap PATH [--samples N] [--long-samples N]\n  sylph-bench isolation --sylph PATH --rust-bootstrap PATH [--samples N] [--warm-calls N]\n  sylph-bench server --sylph PATH --repo PATH [--seconds N] [--clients N]"
+            "usage:\n  sylph-bench http-hello --sylph PATH --dir SERVICE_DIR [--seconds N] [--concurrency 1,8,64] [--skip-offline]\n  sylph-bench tables --sylph PATH --dynalite PATH [--dynoxide PATH] [--seconds N] [--concurrency N]\n  sylph-bench storage [--seconds N]\n  sylph-bench todo --sylph PATH --repo PATH [--seconds N] [--warmup N] [--concurrency 1,8,64] [--skip-taskset]\n  sylph-bench coldstart --sylph PATH --rust-bootstrap PATH [--samples N] [--long-samples N]\n  sylph-bench isolation --sylph PATH --rust-bootstrap PATH [--samples N] [--warm-calls N]\n  sylph-bench server --sylph PATH --repo PATH [--seconds N] [--clients N]\n  sylph-bench events --sylph PATH --dir bench/events [--messages N] [--senders N] [--writes N] [--skip-peer]"
         ),
     }
 }
