@@ -5,11 +5,15 @@
 //! write to its `stream` handler (p50/p99) under `sylph dev` (serverless-offline runs no
 //! stream events, so it has no figure there).
 //!
-//! Durability differs and is printed with the figures: Sylph fsyncs every accepted message
-//! (group commit) before SendMessage answers; moto keeps its queues in memory.
+//! Two peers, each behind serverless-offline-sqs: moto, and ElasticMQ (the Scala SQS server,
+//! from Maven Central: `--elasticmq-lib` names the folder of its jars).
 //!
-//! Usage: sylph-bench events --sylph PATH --dir bench/events [--messages N] [--senders N]
-//!        [--writes N] [--skip-peer]
+//! Durability differs and is printed with the figures: Sylph fsyncs every accepted message
+//! (group commit) before SendMessage answers; moto and ElasticMQ (as run here) keep their
+//! queues in memory.
+//!
+//! Usage: sylph-bench events --sylph PATH --dir bench/events [--elasticmq-lib DIR]
+//!        [--messages N] [--senders N] [--writes N] [--skip-peer]
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
@@ -32,6 +36,7 @@ pub struct Options {
     senders: usize,
     writes: usize,
     skip_peer: bool,
+    elasticmq_lib: Option<PathBuf>,
 }
 
 impl Options {
@@ -39,10 +44,11 @@ impl Options {
         let mut o = Options {
             sylph: PathBuf::new(),
             dir: PathBuf::new(),
-            messages: 5000,
+            messages: 1000,
             senders: 4,
             writes: 300,
             skip_peer: false,
+            elasticmq_lib: None,
         };
         while let Some(flag) = args.next() {
             let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
@@ -53,6 +59,7 @@ impl Options {
                 "--senders" => o.senders = value()?.parse()?,
                 "--writes" => o.writes = value()?.parse()?,
                 "--skip-peer" => o.skip_peer = true,
+                "--elasticmq-lib" => o.elasticmq_lib = Some(PathBuf::from(value()?)),
                 other => bail!("unknown flag {other}"),
             }
         }
@@ -85,6 +92,12 @@ async fn sqs(addr: SocketAddr, op: &str, body: &Value) -> anyhow::Result<Value> 
         .header("host", addr.to_string())
         .header("x-amz-target", format!("AmazonSQS.{op}"))
         .header("content-type", "application/x-amz-json-1.0")
+        // moto picks the service by the credential scope (it checks no signature; Sylph's
+        // public port takes the developer's own tools' calls unchecked too).
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0",
+        )
         .body(Full::new(Bytes::from(body.to_string())))?;
     let (status, _, bytes) = send_once(addr, req).await?;
     if status != 200 {
@@ -157,11 +170,15 @@ async fn flow(addr: SocketAddr, url: &str, messages: usize, senders: usize) -> a
     }
     let accepted = start.elapsed();
     let deadline = Instant::now() + Duration::from_secs(300);
-    while depth(addr, url).await? > 0 {
-        if Instant::now() > deadline {
-            bail!("the queue did not empty within 300 s");
+    loop {
+        let left = depth(addr, url).await?;
+        if left == 0 {
+            break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        if Instant::now() > deadline {
+            bail!("the queue did not empty within 300 s ({left} messages left)");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let total = (batches * 10) as f64;
     Ok(Flow {
@@ -208,6 +225,36 @@ async fn stream_lags(addr: SocketAddr, output: &Mutex<String>, writes: usize) ->
     }
 }
 
+/// The flow through serverless-offline + serverless-offline-sqs polling the SQS server on
+/// `sqs_port` (which makes the queue at start).
+async fn peer_flow(o: &Options, sqs_port: u16) -> anyhow::Result<Flow> {
+    let sqs_addr: SocketAddr = ([127, 0, 0, 1], sqs_port).into();
+    let mut offline = Command::new(o.dir.join("node_modules/.bin/serverless"));
+    offline
+        .args([
+            "offline",
+            "start",
+            "--useInProcess",
+            "--noTimeout",
+            "--host",
+            "127.0.0.1",
+            "--httpPort",
+            &free_port().to_string(),
+            "--lambdaPort",
+            &free_port().to_string(),
+        ])
+        .env("SQS_ENDPOINT", format!("http://127.0.0.1:{sqs_port}"))
+        .env("SLS_TELEMETRY_DISABLED", "1")
+        .env("SLS_NOTIFICATIONS_MODE", "off")
+        .env("SLS_DEPRECATION_DISABLE", "*")
+        .current_dir(&o.dir);
+    let _offline = crate::spawn(offline)?;
+    let url = wait_for_queue(sqs_addr, "evbench-jobs").await?;
+    flow(sqs_addr, &url, 100, 1).await?;
+    eprintln!("  warmed up; {} messages ...", o.messages);
+    flow(sqs_addr, &url, o.messages, o.senders).await
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -238,39 +285,36 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
 
-    let peer = if o.skip_peer {
-        None
-    } else {
+    let mut peers: Vec<(&str, Flow)> = Vec::new();
+    if !o.skip_peer {
         eprintln!("serverless-offline + serverless-offline-sqs + moto ...");
-        let moto_port = free_port();
-        let moto_addr: SocketAddr = ([127, 0, 0, 1], moto_port).into();
+        let port = free_port();
         let mut moto = Command::new("moto_server");
-        moto.args(["-H", "127.0.0.1", "-p", &moto_port.to_string()]);
-        let _moto = crate::spawn(moto).context("moto_server (pip install 'moto[server]')")?;
-        let mut offline = Command::new(o.dir.join("node_modules/.bin/serverless"));
-        offline
-            .args([
-                "offline",
-                "start",
-                "--useInProcess",
-                "--noTimeout",
-                "--host",
-                "127.0.0.1",
-                "--httpPort",
-                &free_port().to_string(),
-                "--lambdaPort",
-                &free_port().to_string(),
-            ])
-            .env("SQS_ENDPOINT", format!("http://127.0.0.1:{moto_port}"))
-            .env("SLS_TELEMETRY_DISABLED", "1")
-            .env("SLS_NOTIFICATIONS_MODE", "off")
-            .env("SLS_DEPRECATION_DISABLE", "*")
-            .current_dir(&o.dir);
-        let _offline = crate::spawn(offline)?;
-        let url = wait_for_queue(moto_addr, "evbench-jobs").await?;
-        flow(moto_addr, &url, 100, 1).await?;
-        Some(flow(moto_addr, &url, o.messages, o.senders).await?)
-    };
+        moto.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        let moto = crate::spawn(moto).context("moto_server (pip install 'moto[server]')")?;
+        peers.push(("serverless-offline-sqs + moto", peer_flow(&o, port).await?));
+        drop(moto);
+        if let Some(lib) = &o.elasticmq_lib {
+            eprintln!("serverless-offline + serverless-offline-sqs + ElasticMQ ...");
+            let port = free_port();
+            let conf = std::env::temp_dir().join(format!("sylph-bench-elasticmq-{}.conf", std::process::id()));
+            std::fs::write(
+                &conf,
+                format!(
+                    "include classpath(\"application.conf\")\nnode-address {{ protocol = http, host = 127.0.0.1, port = {port}, context-path = \"\" }}\nrest-sqs {{ enabled = true, bind-port = {port}, bind-hostname = \"127.0.0.1\", sqs-limits = strict }}\nrest-stats {{ enabled = false }}\n"
+                ),
+            )?;
+            let mut java = Command::new("java");
+            java.arg(format!("-Dconfig.file={}", conf.display()))
+                .arg("-cp")
+                .arg(format!("{}/*", lib.display()))
+                .arg("org.elasticmq.server.Main");
+            let elasticmq = crate::spawn(java).context("java (ElasticMQ)")?;
+            peers.push(("serverless-offline-sqs + ElasticMQ", peer_flow(&o, port).await?));
+            drop(elasticmq);
+            let _ = std::fs::remove_file(&conf);
+        }
+    }
 
     println!();
     println!(
@@ -283,14 +327,13 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         "  {:<44} {:>16.0} {:>20.0}",
         "sylph dev (each message fsynced)", sylph.accepted, sylph.delivered
     );
-    if let Some(p) = &peer {
-        println!(
-            "  {:<44} {:>16.0} {:>20.0}",
-            "serverless-offline-sqs + moto (in memory)", p.accepted, p.delivered
-        );
+    for (name, p) in &peers {
+        println!("  {:<44} {:>16.0} {:>20.0}", format!("{name} (in memory)"), p.accepted, p.delivered);
+    }
+    for (name, p) in &peers {
         println!(
             "  {:<44} {:>15.1}x {:>19.1}x",
-            "sylph dev / peer",
+            format!("sylph dev / {name}"),
             sylph.accepted / p.accepted,
             sylph.delivered / p.delivered
         );

@@ -321,7 +321,9 @@ impl SqsSources {
             payload: bytes::Bytes::from(payload),
             ..Default::default()
         };
-        let failed_ids: Option<Vec<String>> = match invoker.invoke(&m.target.function, request).await {
+        let answer = invoker.invoke(&m.target.function, request).await;
+        let request_id = answer.as_ref().map_or_else(|_| Arc::from(""), |r| r.request_id.clone());
+        let failed_ids: Option<Vec<String>> = match answer {
             Ok(r) => match r.result {
                 InvokeResult::Success(body) if m.event.report_batch_item_failures => {
                     let ids: Vec<&str> = keep.iter().map(|&i| batch[i].message.id.as_str()).collect();
@@ -359,6 +361,7 @@ impl SqsSources {
             return;
         }
         m.stats.delivered.fetch_add(done.len() as u64, Relaxed);
+        tracing::info!(function = %m.target.function, queue = %queue, request_id = %request_id, "sqs batch delivered: {} handled, {} left for another try", done.len(), failed_ids.len());
     }
 }
 

@@ -307,7 +307,8 @@ impl StreamSources {
                 continue;
             }
             match self.invoke(&m, &batch).await {
-                Outcome::Handled => {
+                Outcome::Handled(request_id) => {
+                    tracing::info!(function = %m.target.function, table = %table, request_id = %request_id, "stream batch delivered: {} records", batch.len());
                     let first_us = batch[0].0 / 1000;
                     m.stats
                         .last_lag_ms
@@ -380,8 +381,8 @@ impl StreamSources {
         };
         match invoker.invoke(&m.target.function, request).await {
             Ok(r) => match r.result {
-                InvokeResult::Success(body) if m.event.report_batch_item_failures => first_failure(&body, batch),
-                InvokeResult::Success(_) => Outcome::Handled,
+                InvokeResult::Success(body) if m.event.report_batch_item_failures => first_failure(&body, batch, r.request_id),
+                InvokeResult::Success(_) => Outcome::Handled(r.request_id),
                 InvokeResult::Error { error_type, .. } => {
                     tracing::warn!(function = %m.target.function, request_id = %r.request_id, table = %m.event.table, "stream batch of {} failed ({error_type})", batch.len());
                     Outcome::Failed
@@ -438,7 +439,8 @@ impl StreamSources {
 }
 
 enum Outcome {
-    Handled,
+    /// Handled, by the invocation with this request id.
+    Handled(Arc<str>),
     /// Handled up to (not including) the record with this sequence number.
     FailedFrom(u64),
     Failed,
@@ -447,15 +449,15 @@ enum Outcome {
 /// A `ReportBatchItemFailures` answer: the first failed record, by its sequence number. No
 /// answer, an empty one or an empty list: all handled. A failure naming no record of the
 /// batch: the whole batch failed.
-fn first_failure(body: &[u8], batch: &[(u64, Value)]) -> Outcome {
+fn first_failure(body: &[u8], batch: &[(u64, Value)], request_id: Arc<str>) -> Outcome {
     let Ok(answer) = serde_json::from_slice::<Value>(body) else {
-        return Outcome::Handled;
+        return Outcome::Handled(request_id);
     };
     let Some(list) = answer.get("batchItemFailures").and_then(Value::as_array) else {
-        return Outcome::Handled;
+        return Outcome::Handled(request_id);
     };
     if list.is_empty() {
-        return Outcome::Handled;
+        return Outcome::Handled(request_id);
     }
     let mut first = None;
     for f in list {
@@ -469,7 +471,7 @@ fn first_failure(body: &[u8], batch: &[(u64, Value)]) -> Outcome {
             None => return Outcome::Failed,
         }
     }
-    first.map_or(Outcome::Handled, Outcome::FailedFrom)
+    first.map_or(Outcome::Handled(request_id), Outcome::FailedFrom)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
