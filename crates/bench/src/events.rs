@@ -129,7 +129,12 @@ async fn depth(addr: SocketAddr, url: &str) -> anyhow::Result<u64> {
         &json!({"QueueUrl": url, "AttributeNames": ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]}),
     )
     .await?;
-    let n = |k: &str| v["Attributes"][k].as_str().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    let n = |k: &str| {
+        v["Attributes"][k]
+            .as_str()
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     Ok(n("ApproximateNumberOfMessages") + n("ApproximateNumberOfMessagesNotVisible"))
 }
 
@@ -328,7 +333,12 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         "sylph dev (each message fsynced)", sylph.accepted, sylph.delivered
     );
     for (name, p) in &peers {
-        println!("  {:<44} {:>16.0} {:>20.0}", format!("{name} (in memory)"), p.accepted, p.delivered);
+        println!(
+            "  {:<44} {:>16.0} {:>20.0}",
+            format!("{name} (in memory)"),
+            p.accepted,
+            p.delivered
+        );
     }
     for (name, p) in &peers {
         println!(

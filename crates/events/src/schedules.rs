@@ -158,8 +158,9 @@ impl Scheduler {
                         due.push(Tick {
                             key: e.key.clone(),
                             target: e.target.clone(),
-                            payload: scheduled_event(&e.event, &e.region, tick),
-                            name: e.event.name.clone(),
+                            event: e.event.clone(),
+                            region: e.region.clone(),
+                            tick,
                             state: ScheduleState {
                                 began_ms: e.began_ms,
                                 last_tick_ms: Some(tick),
@@ -175,10 +176,12 @@ impl Scheduler {
             }
             for tick in due {
                 let function = tick.target.function.clone();
-                let name = tick.name.clone();
+                let name = tick.event.name.clone();
+                // Built here, not under the lock every schedule shares.
+                let payload = scheduled_event(&tick.event, &tick.region, tick.tick);
                 match self
                     .queue
-                    .accept_tick(tick.key, tick.state, tick.target, tick.payload, tick.name)
+                    .accept_tick(tick.key, tick.state, tick.target, payload, name.clone())
                     .await
                 {
                     Ok(()) => tracing::info!(function = %function, schedule = %name, "schedule fired"),
@@ -200,8 +203,9 @@ impl Scheduler {
 struct Tick {
     key: String,
     target: Target,
-    payload: String,
-    name: String,
+    event: ScheduleEvent,
+    region: String,
+    tick: i64,
     state: ScheduleState,
 }
 

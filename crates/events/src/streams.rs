@@ -62,6 +62,10 @@ pub struct StreamSources {
     queues: Option<sylph_queues::Queues>,
     mappings: Mutex<HashMap<(String, String), Vec<Arc<Mapping>>>>,
     stats: Mutex<HashMap<(String, String), Arc<StreamStats>>>,
+    /// One lock per mapping key, held by the task reading for it: after a redeploy the new
+    /// task starts only once the old one has finished its batch, so a batch never runs twice
+    /// at once and the checkpoint never moves back.
+    lanes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl StreamSources {
@@ -78,6 +82,7 @@ impl StreamSources {
             queues,
             mappings: Mutex::new(HashMap::new()),
             stats: Mutex::new(HashMap::new()),
+            lanes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -229,6 +234,8 @@ impl StreamSources {
     }
 
     async fn run(self: Arc<Self>, m: Arc<Mapping>) {
+        let lane = lock(&self.lanes).entry(m.key.clone()).or_default().clone();
+        let _lane = lane.lock().await;
         let table = m.event.table.clone();
         let changes = self.tables.changes();
         let mut position = loop {
@@ -330,6 +337,14 @@ impl StreamSources {
                     }
                 }
                 Outcome::Failed => {}
+                // Not the batch's fault (the function is not running, or was throttled):
+                // wait, without spending a retry.
+                Outcome::Unavailable => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => continue,
+                        _ = m.stop.notified() => return,
+                    }
+                }
             }
             failures += 1;
             m.stats.failed_batches.fetch_add(1, Relaxed);
@@ -372,7 +387,7 @@ impl StreamSources {
     async fn invoke(&self, m: &Mapping, batch: &[(u64, Value)]) -> Outcome {
         let invoker = match self.functions.find(&m.target) {
             Lookup::Found(invoker) => invoker,
-            Lookup::Later | Lookup::Gone => return Outcome::Failed,
+            Lookup::Later | Lookup::Gone => return Outcome::Unavailable,
         };
         let payload = json!({"Records": batch.iter().map(|(_, r)| r).collect::<Vec<_>>()}).to_string();
         let request = InvokeRequest {
@@ -381,7 +396,9 @@ impl StreamSources {
         };
         match invoker.invoke(&m.target.function, request).await {
             Ok(r) => match r.result {
-                InvokeResult::Success(body) if m.event.report_batch_item_failures => first_failure(&body, batch, r.request_id),
+                InvokeResult::Success(body) if m.event.report_batch_item_failures => {
+                    first_failure(&body, batch, r.request_id)
+                }
                 InvokeResult::Success(_) => Outcome::Handled(r.request_id),
                 InvokeResult::Error { error_type, .. } => {
                     tracing::warn!(function = %m.target.function, request_id = %r.request_id, table = %m.event.table, "stream batch of {} failed ({error_type})", batch.len());
@@ -390,7 +407,7 @@ impl StreamSources {
             },
             Err(e) => {
                 tracing::warn!(function = %m.target.function, table = %m.event.table, "stream batch could not run: {e}");
-                Outcome::Failed
+                Outcome::Unavailable
             }
         }
     }
@@ -444,6 +461,8 @@ enum Outcome {
     /// Handled up to (not including) the record with this sequence number.
     FailedFrom(u64),
     Failed,
+    /// Not run: the function is not there now, or was throttled.
+    Unavailable,
 }
 
 /// A `ReportBatchItemFailures` answer: the first failed record, by its sequence number. No

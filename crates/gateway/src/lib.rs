@@ -193,9 +193,14 @@ impl Gateway {
                         return refused;
                     }
                 }
-                if let (Some(guard), sylph_iam::Caller::Instance(_), Some(t)) = (self.table_guard.get(), caller, &table)
-                {
-                    if let Err(why) = guard.check(t) {
+                if let (Some(guard), sylph_iam::Caller::Instance(_)) = (self.table_guard.get(), caller) {
+                    let allowed = match &table {
+                        Some(t) => guard.check(t),
+                        None => Err(format!(
+                            "{op} names no table: a function may list only its own service's streams"
+                        )),
+                    };
+                    if let Err(why) = allowed {
                         return auth::refusal(auth::Protocol::DynamoDb, "AccessDeniedException", &why);
                     }
                 }
@@ -386,12 +391,23 @@ impl Gateway {
             }
         }
         // `sylph server`: a function reaches only its own service's queues (and those its
-        // deployer may use), whatever its IAM statements say.
-        if let (Some(guard), sylph_iam::Caller::Instance(_), Some(queue)) =
-            (self.table_guard.get(), caller, &call.queue)
-        {
-            if let Err(why) = guard.check(&format!("{QUEUE_OWNER_PREFIX}{queue}")) {
-                return Some(auth::refusal(auth::Protocol::Sqs, "AccessDeniedException", &why));
+        // deployer may use), whatever its IAM statements say; a call that names no queue
+        // (ListQueues) would name other services' queues.
+        if let (Some(guard), sylph_iam::Caller::Instance(_)) = (self.table_guard.get(), caller) {
+            let Some(queues) = call.queues() else {
+                return Some(auth::refusal(
+                    auth::Protocol::Sqs,
+                    "AccessDeniedException",
+                    &format!(
+                        "{} names no queue: a function may list or use only its own service's queues",
+                        call.operation
+                    ),
+                ));
+            };
+            for queue in queues {
+                if let Err(why) = guard.check(&format!("{QUEUE_OWNER_PREFIX}{queue}")) {
+                    return Some(auth::refusal(auth::Protocol::Sqs, "AccessDeniedException", &why));
+                }
             }
         }
         Some(serve_sqs(queues, parts, body, &call).await)
@@ -483,12 +499,23 @@ pub enum SqsProtocol {
     Query,
 }
 
-/// An SQS call: its operation and the queue it names.
+/// An SQS call: its operation, the queue it acts on, and the dead-letter queue it would point
+/// that queue at (which then receives its messages).
 #[derive(Debug)]
 pub struct SqsCall {
     pub protocol: SqsProtocol,
     pub operation: String,
     pub queue: Option<String>,
+    pub dead_letter: Option<String>,
+}
+
+impl SqsCall {
+    /// Every queue the call touches, for ownership checks. `None` for a call that names none
+    /// (ListQueues, or a queue URL that names no queue).
+    pub fn queues(&self) -> Option<Vec<&str>> {
+        let queue = self.queue.as_deref()?;
+        Some(std::iter::once(queue).chain(self.dead_letter.as_deref()).collect())
+    }
 }
 
 impl SqsCall {
@@ -503,20 +530,20 @@ impl SqsCall {
                     .unwrap_or_default()
                     .to_owned();
                 let input: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-                let queue = sylph_queues::wire::queue_of(&input, "");
                 SqsCall {
                     protocol,
+                    queue: sylph_queues::wire::queue_of(&operation, &input, ""),
+                    dead_letter: sylph_queues::wire::dead_letter_target_of(&input),
                     operation,
-                    queue,
                 }
             }
             SqsProtocol::Query => {
                 let (operation, input) = sylph_queues::wire::parse_query(body);
-                let queue = sylph_queues::wire::queue_of(&input, parts.uri.path());
                 SqsCall {
                     protocol,
+                    queue: sylph_queues::wire::queue_of(&operation, &input, parts.uri.path()),
+                    dead_letter: sylph_queues::wire::dead_letter_target_of(&input),
                     operation,
-                    queue,
                 }
             }
         }

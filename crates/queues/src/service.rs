@@ -457,8 +457,15 @@ impl Queues {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let (received, receiver, moved, next_visible) = self.take(&cell, name, options)?;
-            for (dlq, message) in moved {
-                self.dead_letter(name, &dlq, message).await;
+            if !moved.is_empty() {
+                // In a task of their own: these messages are out of this queue's memory now,
+                // and a receive dropped mid-way (a client gone) must not leave them nowhere.
+                let (queues, from) = (self.clone(), name.to_owned());
+                tokio::spawn(async move {
+                    for (dlq, message) in moved {
+                        queues.dead_letter(&from, &dlq, message).await;
+                    }
+                });
             }
             if !received.is_empty() {
                 self.durable(receiver).await?;
@@ -785,7 +792,13 @@ fn accept(
         (m.group_id, None)
     };
     if let Some(d) = &dedup_id {
-        state.dedup.retain(|_, (until, _)| *until > now);
+        state.dedup.retain(|id, (until, _)| {
+            let live = *until > now;
+            if !live {
+                writes.push(Write::DropDedup(dedup_key(queue, id)));
+            }
+            live
+        });
         if let Some((_, id)) = state.dedup.get(d) {
             // A duplicate within five minutes: accepted, not enqueued.
             return Ok(Sent {

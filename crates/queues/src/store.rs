@@ -34,6 +34,7 @@ pub enum Write {
     Message(String, Vec<u8>),
     DropMessage(String),
     Dedup(String, u64),
+    DropDedup(String),
 }
 
 pub fn message_key(queue: &str, seq: u64) -> String {
@@ -178,6 +179,9 @@ fn commit<'a>(db: &Database, writes: impl Iterator<Item = &'a Write>) -> Result<
                 }
                 Write::Dedup(key, until) => {
                     dedup.insert(key.as_str(), *until).map_err(err)?;
+                }
+                Write::DropDedup(key) => {
+                    dedup.remove(key.as_str()).map_err(err)?;
                 }
             }
         }

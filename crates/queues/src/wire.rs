@@ -50,16 +50,26 @@ const OPERATIONS: &[&str] = &[
     "UntagQueue",
 ];
 
-/// The queue a request names (by `QueueUrl`, `QueueName`, or a query request's path), for
-/// IAM and ownership checks before it is served.
-pub fn queue_of(input: &Value, path: &str) -> Option<String> {
-    if let Some(url) = input.get("QueueUrl").and_then(Value::as_str) {
-        return queue_name_of_url(url);
+/// The queue a call acts on, for IAM and ownership checks before it is served — the same one
+/// [`call`] then uses: `QueueName` for CreateQueue and GetQueueUrl, else `QueueUrl` (or, in
+/// the query protocol, the request's path).
+pub fn queue_of(operation: &str, input: &Value, path: &str) -> Option<String> {
+    if matches!(operation, "CreateQueue" | "GetQueueUrl") {
+        return input.get("QueueName").and_then(Value::as_str).map(str::to_owned);
     }
-    if let Some(name) = input.get("QueueName").and_then(Value::as_str) {
-        return Some(name.to_owned());
+    match input.get("QueueUrl").and_then(Value::as_str) {
+        Some(url) => queue_name_of_url(url),
+        None => queue_name_of_url(path),
     }
-    queue_name_of_url(path)
+}
+
+/// The dead-letter queue a CreateQueue or SetQueueAttributes would point the queue at (it
+/// receives the queue's messages, so the caller must be allowed to send there).
+pub fn dead_letter_target_of(input: &Value) -> Option<String> {
+    let policy = input.get("Attributes")?.get("RedrivePolicy")?.as_str()?;
+    let policy: Value = serde_json::from_str(policy).ok()?;
+    let arn = policy.get("deadLetterTargetArn")?.as_str()?;
+    arn.rsplit(':').next().map(str::to_owned)
 }
 
 /// The name in a queue URL: its last path segment (`…/000000000000/orders`).
@@ -98,12 +108,21 @@ pub async fn handle_json(queues: &Queues, operation: &str, body: &[u8], base: &s
     }
 }
 
+/// Parameters in one query request, at most (a batch of ten messages with ten attributes each
+/// needs about 350).
+const MAX_QUERY_PARAMS: usize = 2000;
+/// Dot-separated parts of one parameter name, at most (`SendMessageBatchRequestEntry.1.
+/// MessageAttribute.1.Value.StringValue` has six): deeper names are dropped, so a hostile form
+/// cannot make the tree (and its recursion) deep.
+const MAX_QUERY_DEPTH: usize = 8;
+
 /// The JSON form of a query-protocol request (`Action` and the rest of the form), and the
 /// action.
 pub fn parse_query(form: &[u8]) -> (String, Value) {
     let params: Vec<(String, String)> = form
         .split(|b| *b == b'&')
         .filter(|p| !p.is_empty())
+        .take(MAX_QUERY_PARAMS)
         .map(|pair| {
             let (k, v) = match pair.iter().position(|b| *b == b'=') {
                 Some(i) => (&pair[..i], &pair[i + 1..]),
@@ -122,7 +141,10 @@ pub fn parse_query(form: &[u8]) -> (String, Value) {
         if matches!(key.as_str(), "Action" | "Version") {
             continue;
         }
-        insert_path(&mut tree, &key.split('.').collect::<Vec<_>>(), value.clone());
+        let path: Vec<&str> = key.split('.').collect();
+        if path.len() <= MAX_QUERY_DEPTH {
+            insert_path(&mut tree, &path, value.clone());
+        }
     }
     (action, reshape(tree))
 }
@@ -246,7 +268,7 @@ async fn call(queues: &Queues, operation: &str, input: &Value, path: &str, base:
         return Err(SqsError::unsupported(operation));
     }
     let queue = || -> Result<String, SqsError> {
-        let name = queue_of(input, path).ok_or_else(|| SqsError::missing("QueueUrl"))?;
+        let name = queue_of(operation, input, path).ok_or_else(|| SqsError::missing("QueueUrl"))?;
         if queues.exists(&name) {
             Ok(name)
         } else {
@@ -788,6 +810,30 @@ mod tests {
             input,
             json!({"AttributeNames": ["All"], "MessageAttributeNames": ["k"], "MaxNumberOfMessages": "3"})
         );
+    }
+
+    #[test]
+    fn regression_a_deeply_dotted_form_key_overflowed_the_stack() {
+        let mut form = b"Action=SendMessage&".to_vec();
+        form.extend(std::iter::repeat_n(&b"a."[..], 200_000).flatten());
+        form.extend_from_slice(b"=1");
+        let (action, input) = parse_query(&form);
+        assert_eq!(action, "SendMessage");
+        assert_eq!(input, json!({}), "names deeper than any SQS parameter are dropped");
+        // Many parameters: only the first ones are read.
+        let many: Vec<u8> = (0..100_000).flat_map(|i| format!("P{i}=1&").into_bytes()).collect();
+        let (_, input) = parse_query(&many);
+        assert_eq!(input.as_object().unwrap().len(), MAX_QUERY_PARAMS);
+    }
+
+    #[test]
+    fn the_queue_checked_is_the_queue_used() {
+        let input = json!({"QueueUrl": "http://h/000000000000/mine", "QueueName": "victim"});
+        assert_eq!(queue_of("CreateQueue", &input, "").as_deref(), Some("victim"));
+        assert_eq!(queue_of("GetQueueUrl", &input, "").as_deref(), Some("victim"));
+        assert_eq!(queue_of("SendMessage", &input, "").as_deref(), Some("mine"));
+        let redrive = json!({"Attributes": {"RedrivePolicy": "{\"deadLetterTargetArn\":\"arn:aws:sqs:us-east-1:000000000000:theirs\",\"maxReceiveCount\":1}"}});
+        assert_eq!(dead_letter_target_of(&redrive).as_deref(), Some("theirs"));
     }
 
     #[test]

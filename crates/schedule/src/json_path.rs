@@ -64,6 +64,9 @@ impl JsonPath {
     }
 }
 
+/// The longest placeholder name looked for.
+const MAX_PLACEHOLDER: usize = 256;
+
 /// Fill an `inputTemplate`: each `<name>` becomes the value picked for `name`. Inside a JSON
 /// string a picked string goes in as its text; elsewhere every value goes in as JSON, and one
 /// that was not found as `null` (outside a string) or nothing (inside one), as EventBridge does.
@@ -74,7 +77,14 @@ pub fn fill_template(template: &str, value_of: impl Fn(&str) -> Option<serde_jso
     let mut rest = template;
     while let Some(c) = rest.chars().next() {
         if c == '<' {
-            if let Some(end) = rest.find('>') {
+            // A placeholder name is short: look for its `>` nearby only, so a template of many
+            // `<` costs linear time, not quadratic.
+            let limit = rest
+                .char_indices()
+                .nth(MAX_PLACEHOLDER + 2)
+                .map_or(rest.len(), |(i, _)| i);
+            let window = &rest[..limit];
+            if let Some(end) = window.find('>') {
                 let name = &rest[1..end];
                 let is_name = !name.is_empty()
                     && name
@@ -151,5 +161,8 @@ mod tests {
         );
         // Not a placeholder: left alone.
         assert_eq!(fill_template("a < b > c", values), "a < b > c");
+        // Many `<`, and characters of several bytes: linear, and no split character.
+        let hostile = "<é".repeat(100_000);
+        assert_eq!(fill_template(&hostile, values), hostile);
     }
 }

@@ -269,7 +269,7 @@ impl Tables {
             .name("sylph-tables-writer".into())
             .spawn(move || writer_loop(writer_storage, rx, &notify))
             .map_err(|e| StorageError(e.to_string()))?;
-        Ok(Tables {
+        let tables = Tables {
             inner: Arc::new(Inner {
                 storage,
                 writer: tx,
@@ -277,7 +277,9 @@ impl Tables {
                 region: region.to_owned(),
                 committed,
             }),
-        })
+        };
+        tables.seed_stream_sequence();
+        Ok(tables)
     }
 
     /// Names of the tables that exist.

@@ -28,8 +28,14 @@ pub const LABEL: &str = "local";
 
 static LAST_SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// A new sequence number, above every one given before in this process (and, being a time in
-/// microseconds, above those of earlier runs).
+/// Records that sequence numbers up to `seq` are taken (read back from disk at open: a clock
+/// set back across a restart must not give new records numbers below old checkpoints).
+pub(crate) fn seen_seq(seq: u64) {
+    LAST_SEQ.fetch_max(seq, Ordering::Relaxed);
+}
+
+/// A new sequence number, above every one given before (in this process, and those read back
+/// by [`seen_seq`]); a time in microseconds while the clock allows.
 fn next_seq() -> u64 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -148,6 +154,15 @@ pub(crate) fn record(
 }
 
 impl Tables {
+    /// Seed the sequence counter from the newest record of every table.
+    pub(crate) fn seed_stream_sequence(&self) {
+        for table in self.table_names() {
+            if let Ok(Some((_, last))) = self.stream_bounds(&table) {
+                seen_seq(last);
+            }
+        }
+    }
+
     /// Up to `limit` records of `table`'s stream with a sequence number above `after`, in
     /// order, each with its sequence number.
     pub fn stream_records(&self, table: &str, after: u64, limit: usize) -> Result<Vec<(u64, Json)>, DbError> {

@@ -252,22 +252,25 @@ impl Front {
         };
         let call = sylph_gateway::SqsCall::read(protocol, parts, &body);
         let everything = matches!(key.scope, sylph_control::keys::Scope::All) && key.is_live();
-        match &call.queue {
-            Some(queue)
-                if !self
-                    .platform
-                    .key_may_use_table(&key, &super::platform::queue_owner_key(queue)) =>
-            {
-                return refusal(
-                    Protocol::Sqs,
-                    "AccessDeniedException",
-                    &format!(
-                        "User: {} is not authorized to perform: sqs:{} on resource: {} because the key may not use that queue's service",
-                        key.id,
-                        call.operation,
-                        sylph_iam::actions::queue_arn("us-east-1", queue)
-                    ),
-                );
+        match call.queues() {
+            Some(queues) => {
+                for queue in queues {
+                    if !self
+                        .platform
+                        .key_may_use_table(&key, &super::platform::queue_owner_key(queue))
+                    {
+                        return refusal(
+                            Protocol::Sqs,
+                            "AccessDeniedException",
+                            &format!(
+                                "User: {} is not authorized to perform: sqs:{} on resource: {} because the key may not use that queue's service",
+                                key.id,
+                                call.operation,
+                                sylph_iam::actions::queue_arn("us-east-1", queue)
+                            ),
+                        );
+                    }
+                }
             }
             // ListQueues would name every service's queues.
             None if !everything => {
@@ -280,7 +283,7 @@ impl Front {
                     ),
                 )
             }
-            _ => {}
+            None => {}
         }
         sylph_gateway::serve_sqs(&events.queues, parts, &body, &call).await
     }

@@ -814,6 +814,7 @@ impl Platform {
         service: &Service,
         existing: Option<&ServiceRecord>,
     ) -> Result<NameClaim<'_>, ApiError> {
+        self.check_event_sources(key, service)?;
         // Tables that exist but belong to no service (made through the table API): only a key
         // for every service may hand one to a service.
         let existing_tables = self.tables.table_names();
@@ -923,6 +924,81 @@ impl Platform {
                 .1 += 1;
         }
         Ok(NameClaim { platform: self, names })
+    }
+
+    /// The queues and tables a service's events read or deliver to (`sqs` and `stream` events,
+    /// destinations, `onError`, a queue's dead-letter queue) must be its own or ones the
+    /// deploying key may use: else a deploy could read another service's table stream, drain
+    /// its queue or fill it.
+    fn check_event_sources(&self, key: &Key, service: &Service) -> Result<(), ApiError> {
+        use sylph_model::{Destination, Event};
+        let mut queues: Vec<(String, String)> = Vec::new();
+        let mut tables: Vec<(String, String)> = Vec::new();
+        let queue_of = |d: &Option<Destination>| match d {
+            Some(Destination::Queue(q)) => Some(q.clone()),
+            _ => None,
+        };
+        for f in &service.functions {
+            let at = format!("functions.{}", f.key);
+            for event in &f.events {
+                match event {
+                    Event::Sqs(e) => queues.push((at.clone(), e.queue.clone())),
+                    Event::Stream(e) => {
+                        tables.push((at.clone(), e.table.clone()));
+                        queues.extend(queue_of(&e.on_failure).map(|q| (at.clone(), q)));
+                    }
+                    _ => {}
+                }
+            }
+            let a = &f.on_async;
+            for q in [
+                queue_of(&a.on_success),
+                queue_of(&a.on_failure),
+                queue_of(&a.dead_letter),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                queues.push((at.clone(), q));
+            }
+        }
+        for q in &service.queues {
+            let target = q
+                .attributes
+                .get("RedrivePolicy")
+                .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+                .and_then(|p| {
+                    p["deadLetterTargetArn"]
+                        .as_str()
+                        .map(|a| a.rsplit(':').next().unwrap_or(a).to_owned())
+                });
+            queues.extend(target.map(|t| (format!("resources.Resources.{}", q.logical_id), t)));
+        }
+        for (at, queue) in queues {
+            let own = service.queues.iter().any(|q| q.name == queue);
+            if !own && !self.key_may_use_table(key, &queue_owner_key(&queue)) {
+                return Err(ApiError::new(
+                    403,
+                    format!(
+                        "{at}: queue {queue} is not this service's, and key {} may not use it",
+                        key.id
+                    ),
+                ));
+            }
+        }
+        for (at, table) in tables {
+            let own = service.tables.iter().any(|t| t.name == table);
+            if !own && !self.key_may_use_table(key, &table) {
+                return Err(ApiError::new(
+                    403,
+                    format!(
+                        "{at}: table {table} is not this service's, and key {} may not use it",
+                        key.id
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// One step of bringing the tables in line with `service` (see [`Phase`]). Indexes are

@@ -1435,6 +1435,67 @@ fn queues_schedules_and_asynchronous_dead_letters_work_on_the_server_and_keys_re
         3
     );
 
+    // Attacks from a key for another service. Its deploys may not read qs's queue through an
+    // sqs event, redrive into it or send failures to it.
+    let thief = make_key(&server, "thief", &["thief"]);
+    let dir = temp("thief-service");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("h.js"),
+        "exports.f = async (e) => console.log(JSON.stringify(e));\n",
+    )
+    .unwrap();
+    let head = "service: thief\nprovider:\n  runtime: nodejs20.x\nfunctions:\n  f:\n    handler: h.f\n";
+    let own_queue = "resources:\n  Resources:\n    Mine:\n      Type: AWS::SQS::Queue\n      Properties:\n        QueueName: thief-q\n";
+    let attacks = [
+        format!("{head}    events:\n      - sqs: arn:aws:sqs:us-east-1:000000000000:qs-jobs\n"),
+        format!("{head}{own_queue}        RedrivePolicy:\n          deadLetterTargetArn: arn:aws:sqs:us-east-1:000000000000:qs-jobs\n          maxReceiveCount: 1\n"),
+        format!("{head}    destinations:\n      onFailure: arn:aws:sqs:us-east-1:000000000000:qs-jobs\n"),
+    ];
+    for manifest in &attacks {
+        std::fs::write(dir.join("serverless.yml"), manifest).unwrap();
+        let (ok, out, err) = server.cli(
+            &thief,
+            &["deploy", "--config", dir.join("serverless.yml").to_str().unwrap()],
+        );
+        assert!(
+            !ok && err.contains("queue qs-jobs is not this service's"),
+            "{manifest}\n{out}{err}"
+        );
+    }
+    // Its own service, with a queue of its own, is fine; pointing that queue's dead letters at
+    // qs's queue through the API is not.
+    std::fs::write(dir.join("serverless.yml"), format!("{head}{own_queue}")).unwrap();
+    server.deploy(&thief, &dir.join("serverless.yml"));
+    let (ok, _, err) = aws(
+        &server,
+        &thief,
+        &[
+            "sqs",
+            "set-queue-attributes",
+            "--queue-url",
+            &queue("thief-q"),
+            "--attributes",
+            r#"{"RedrivePolicy": "{\"deadLetterTargetArn\":\"arn:aws:sqs:us-east-1:000000000000:qs-jobs\",\"maxReceiveCount\":\"1\"}"}"#,
+        ],
+    );
+    assert!(!ok && err.contains("AccessDenied"), "{err}");
+    // A CreateQueue whose QueueUrl names its own queue and whose QueueName names another.
+    let (id, secret) = split_key(&thief);
+    let script = "import sys, json, boto3\nc = boto3.client('sqs', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3])\ndef add_url(request, **kw):\n    body = json.loads(request.data)\n    body['QueueUrl'] = sys.argv[1] + '/000000000000/thief-q'\n    request.data = json.dumps(body).encode()\nc.meta.events.register('before-sign.sqs.CreateQueue', add_url)\ntry:\n    c.create_queue(QueueName='qs-victim')\n    print('created')\nexcept Exception as e:\n    print('refused', e)\n";
+    let out = Command::new("python3")
+        .args(["-c", script, &server.base, &id, &secret])
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("refused") && said.contains("AccessDenied"),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // The other service's rate(1 minute) schedule ticks on the server too.
     let ticks = logged(
         &server,
