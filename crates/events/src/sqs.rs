@@ -91,6 +91,21 @@ impl SqsSources {
                     lines.push(format!("sqs {} → {} (disabled)", e.queue, f.key));
                     continue;
                 }
+                // Lambda refuses a mapping whose queue hides a message for less time than the
+                // function may run (the message would come back while it is being handled).
+                let visibility = self
+                    .queues
+                    .attributes(&e.queue, &["VisibilityTimeout".to_owned()])
+                    .ok()
+                    .and_then(|a| a.get("VisibilityTimeout").and_then(|v| v.parse::<u64>().ok()));
+                if let Some(v) = visibility.filter(|v| *v < f.timeout.as_secs()) {
+                    lines.push(format!(
+                        "warning: queue {}'s VisibilityTimeout ({v} s) is shorter than {}'s timeout ({} s): a message can come back while it is being handled (AWS refuses this mapping)",
+                        e.queue,
+                        f.key,
+                        f.timeout.as_secs()
+                    ));
+                }
                 let patterns = e
                     .filter_patterns
                     .iter()
