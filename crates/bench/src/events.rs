@@ -234,25 +234,8 @@ async fn stream_lags(addr: SocketAddr, output: &Mutex<String>, writes: usize) ->
 /// `sqs_port` (which makes the queue at start).
 async fn peer_flow(o: &Options, sqs_port: u16) -> anyhow::Result<Flow> {
     let sqs_addr: SocketAddr = ([127, 0, 0, 1], sqs_port).into();
-    let mut offline = Command::new(o.dir.join("node_modules/.bin/serverless"));
-    offline
-        .args([
-            "offline",
-            "start",
-            "--useInProcess",
-            "--noTimeout",
-            "--host",
-            "127.0.0.1",
-            "--httpPort",
-            &free_port().to_string(),
-            "--lambdaPort",
-            &free_port().to_string(),
-        ])
-        .env("SQS_ENDPOINT", format!("http://127.0.0.1:{sqs_port}"))
-        .env("SLS_TELEMETRY_DISABLED", "1")
-        .env("SLS_NOTIFICATIONS_MODE", "off")
-        .env("SLS_DEPRECATION_DISABLE", "*")
-        .current_dir(&o.dir);
+    let mut offline = crate::offline_command(&o.dir, free_port(), free_port());
+    offline.env("SQS_ENDPOINT", format!("http://127.0.0.1:{sqs_port}"));
     let _offline = crate::spawn(offline)?;
     let url = wait_for_queue(sqs_addr, "evbench-jobs").await?;
     flow(sqs_addr, &url, 100, 1).await?;

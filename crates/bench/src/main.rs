@@ -129,6 +129,29 @@ impl Server {
     }
 }
 
+/// `serverless offline start --useInProcess` of the service in `dir` (its own node_modules),
+/// quiet, on the given ports.
+pub(crate) fn offline_command(dir: &std::path::Path, http_port: u16, lambda_port: u16) -> Command {
+    let mut cmd = Command::new(dir.join("node_modules/.bin/serverless"));
+    cmd.args([
+        "offline",
+        "start",
+        "--useInProcess",
+        "--noTimeout",
+        "--host",
+        "127.0.0.1",
+        "--httpPort",
+        &http_port.to_string(),
+        "--lambdaPort",
+        &lambda_port.to_string(),
+    ])
+    .env("SLS_TELEMETRY_DISABLED", "1")
+    .env("SLS_NOTIFICATIONS_MODE", "off")
+    .env("SLS_DEPRECATION_DISABLE", "*")
+    .current_dir(dir);
+    cmd
+}
+
 pub(crate) fn spawn(mut cmd: Command) -> anyhow::Result<Server> {
     use std::os::unix::process::CommandExt as _;
     cmd.stdout(Stdio::null()).stderr(Stdio::null()).process_group(0);
@@ -370,23 +393,7 @@ async fn http_hello(o: Options) -> anyhow::Result<()> {
         let port = free_port();
         let lambda_port = free_port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let mut cmd = Command::new(o.dir.join("node_modules/.bin/serverless"));
-        cmd.args([
-            "offline",
-            "start",
-            "--useInProcess",
-            "--noTimeout",
-            "--host",
-            "127.0.0.1",
-            "--httpPort",
-            &port.to_string(),
-            "--lambdaPort",
-            &lambda_port.to_string(),
-        ])
-        .env("SLS_TELEMETRY_DISABLED", "1")
-        .env("SLS_NOTIFICATIONS_MODE", "off")
-        .env("SLS_DEPRECATION_DISABLE", "*")
-        .current_dir(&o.dir);
+        let cmd = offline_command(&o.dir, port, lambda_port);
         let started = Instant::now();
         let server = spawn(cmd)?;
         first.push(("serverless-offline", first_response(addr, "/dev/hello", started).await?));

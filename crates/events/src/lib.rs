@@ -7,6 +7,7 @@
 //! It knows nothing of HTTP, or of how `sylph dev` and `sylph server` find a service: it
 //! reaches functions through the [`Functions`] trait and runs them through the invoker.
 
+mod mapping;
 pub mod payload;
 pub mod queue;
 pub mod schedules;

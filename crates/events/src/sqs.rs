@@ -12,9 +12,8 @@
 //!   up to `maximumConcurrency` (else the platform's concurrency); one that finds the queue
 //!   empty stops, down to one.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -23,6 +22,7 @@ use sylph_model::{Event, Service, SqsEvent};
 use sylph_queues::{Queues, ReceiveOptions, Received};
 use sylph_schedule::pattern::Pattern;
 
+use crate::mapping::{Counters, PerService, StopSwitch, Stoppable};
 use crate::{Functions, Lookup, Target};
 
 /// A long poll's wait.
@@ -46,14 +46,13 @@ struct Mapping {
     region: String,
     max_pollers: usize,
     pollers: AtomicUsize,
-    stopped: AtomicBool,
-    stop: tokio::sync::Notify,
+    switch: StopSwitch,
     stats: Arc<MappingStats>,
 }
 
-impl Mapping {
-    fn stopped(&self) -> bool {
-        self.stopped.load(Relaxed)
+impl Stoppable for Mapping {
+    fn switch(&self) -> &StopSwitch {
+        &self.switch
     }
 }
 
@@ -62,9 +61,9 @@ pub struct SqsSources {
     queues: Queues,
     functions: Arc<dyn Functions>,
     default_pollers: usize,
-    mappings: Mutex<HashMap<(String, String), Vec<Arc<Mapping>>>>,
-    /// (function, queue) → counters, kept across redeploys.
-    stats: Mutex<HashMap<(String, String), Arc<MappingStats>>>,
+    mappings: PerService<Mapping>,
+    /// By (function, queue).
+    stats: Counters<MappingStats>,
 }
 
 impl SqsSources {
@@ -73,8 +72,8 @@ impl SqsSources {
             queues,
             functions,
             default_pollers: default_pollers.max(1),
-            mappings: Mutex::new(HashMap::new()),
-            stats: Mutex::new(HashMap::new()),
+            mappings: PerService::new(),
+            stats: Counters::new(),
         })
     }
 
@@ -111,10 +110,7 @@ impl SqsSources {
                     .iter()
                     .filter_map(|p| Pattern::parse(p).ok())
                     .collect();
-                let stats = lock(&self.stats)
-                    .entry((f.name.clone(), e.queue.clone()))
-                    .or_default()
-                    .clone();
+                let stats = self.stats.of(&f.name, &e.queue);
                 let mapping = Arc::new(Mapping {
                     target: Target {
                         service: service.name.clone(),
@@ -130,8 +126,7 @@ impl SqsSources {
                         .map_or(self.default_pollers, |n| n as usize)
                         .max(1),
                     pollers: AtomicUsize::new(1),
-                    stopped: AtomicBool::new(false),
-                    stop: tokio::sync::Notify::new(),
+                    switch: StopSwitch::default(),
                     stats,
                 });
                 lines.push(format!(
@@ -149,28 +144,18 @@ impl SqsSources {
                 started.push(mapping);
             }
         }
-        lock(&self.mappings).insert((service.name.clone(), service.stage.clone()), started);
+        self.mappings.set(&service.name, &service.stage, started);
         lines
     }
 
     /// Stop `service`'s pollers (a batch being handled finishes first).
     pub fn remove_service(&self, name: &str, stage: &str) {
-        if let Some(old) = lock(&self.mappings).remove(&(name.to_owned(), stage.to_owned())) {
-            for m in old {
-                m.stopped.store(true, Relaxed);
-                m.stop.notify_waiters();
-            }
-        }
+        self.mappings.stop(name, stage);
     }
 
     /// (function, queue, counters), sorted.
     pub fn stats(&self) -> Vec<(String, String, Arc<MappingStats>)> {
-        let mut out: Vec<_> = lock(&self.stats)
-            .iter()
-            .map(|((f, q), s)| (f.clone(), q.clone(), s.clone()))
-            .collect();
-        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-        out
+        self.stats.all()
     }
 
     /// Prometheus text for the functions `show` accepts.
@@ -195,12 +180,7 @@ impl SqsSources {
                 |s| s.filtered.load(Relaxed),
             ),
         ];
-        for (name, help, get) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (function, queue, s) in &stats {
-                let _ = writeln!(out, "{name}{{function=\"{function}\",queue=\"{queue}\"}} {}", get(s));
-            }
-        }
+        crate::mapping::render_counters(&mut out, &counters, &stats, "queue");
         let _ = writeln!(out, "# HELP sylph_sqs_oldest_message_age_seconds Age of the oldest message in each polled queue.\n# TYPE sylph_sqs_oldest_message_age_seconds gauge");
         let mut seen = std::collections::HashSet::new();
         for (_, queue, _) in &stats {
@@ -226,7 +206,7 @@ impl SqsSources {
         let queue = m.event.queue.clone();
         let first_max = (m.event.batch_size as usize).min(10);
         loop {
-            if m.stopped() {
+            if m.switch.stopped() {
                 return;
             }
             let options = ReceiveOptions {
@@ -236,7 +216,7 @@ impl SqsSources {
             };
             let received = tokio::select! {
                 r = self.queues.receive(&queue, &options) => r,
-                _ = m.stop.notified() => return,
+                _ = m.switch.wait() => return,
             };
             let mut batch = match received {
                 Ok(b) => b,
@@ -245,7 +225,7 @@ impl SqsSources {
                     tracing::debug!(queue = %queue, "cannot poll: {}", e.message);
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_secs(2)) => continue,
-                        _ = m.stop.notified() => return,
+                        _ = m.switch.wait() => return,
                     }
                 }
             };
@@ -285,7 +265,7 @@ impl SqsSources {
         let wanted = m.event.batch_size as usize;
         while batch.len() < wanted {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() || m.stopped() {
+            if left.is_zero() || m.switch.stopped() {
                 return;
             }
             let options = ReceiveOptions {
@@ -442,10 +422,6 @@ fn record(r: &Received, arn: &str, region: &str) -> Value {
         "eventSourceARN": arn,
         "awsRegion": region,
     })
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

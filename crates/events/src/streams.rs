@@ -15,7 +15,7 @@
 //! - `filterPatterns`: records no pattern matches are passed over.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ use sylph_model::{Destination, Event, Service, StreamEvent};
 use sylph_schedule::pattern::Pattern;
 use sylph_tables::Tables;
 
+use crate::mapping::{lock, Counters, PerService, StopSwitch, Stoppable};
 use crate::store::EventStore;
 use crate::{Functions, Lookup, Target};
 
@@ -49,9 +50,14 @@ struct Mapping {
     target: Target,
     event: StreamEvent,
     patterns: Vec<Pattern>,
-    stopped: AtomicBool,
-    stop: tokio::sync::Notify,
+    switch: StopSwitch,
     stats: Arc<StreamStats>,
+}
+
+impl Stoppable for Mapping {
+    fn switch(&self) -> &StopSwitch {
+        &self.switch
+    }
 }
 
 /// Every running `stream` mapping of every service.
@@ -60,8 +66,9 @@ pub struct StreamSources {
     functions: Arc<dyn Functions>,
     store: Arc<EventStore>,
     queues: Option<sylph_queues::Queues>,
-    mappings: Mutex<HashMap<(String, String), Vec<Arc<Mapping>>>>,
-    stats: Mutex<HashMap<(String, String), Arc<StreamStats>>>,
+    mappings: PerService<Mapping>,
+    /// By (function, table).
+    stats: Counters<StreamStats>,
     /// One lock per mapping key, held by the task reading for it: after a redeploy the new
     /// task starts only once the old one has finished its batch, so a batch never runs twice
     /// at once and the checkpoint never moves back.
@@ -80,8 +87,8 @@ impl StreamSources {
             functions,
             store,
             queues,
-            mappings: Mutex::new(HashMap::new()),
-            stats: Mutex::new(HashMap::new()),
+            mappings: PerService::new(),
+            stats: Counters::new(),
             lanes: Mutex::new(HashMap::new()),
         })
     }
@@ -105,10 +112,7 @@ impl StreamSources {
                         e.table, f.key
                     ));
                 }
-                let stats = lock(&self.stats)
-                    .entry((f.name.clone(), e.table.clone()))
-                    .or_default()
-                    .clone();
+                let stats = self.stats.of(&f.name, &e.table);
                 let mapping = Arc::new(Mapping {
                     key: format!("{}/{}/{}/{i}/{}", service.name, service.stage, f.key, e.table),
                     target: Target {
@@ -123,8 +127,7 @@ impl StreamSources {
                         .iter()
                         .filter_map(|p| Pattern::parse(p).ok())
                         .collect(),
-                    stopped: AtomicBool::new(false),
-                    stop: tokio::sync::Notify::new(),
+                    switch: StopSwitch::default(),
                     stats,
                 });
                 lines.push(format!(
@@ -142,28 +145,18 @@ impl StreamSources {
                 started.push(mapping);
             }
         }
-        lock(&self.mappings).insert((service.name.clone(), service.stage.clone()), started);
+        self.mappings.set(&service.name, &service.stage, started);
         lines
     }
 
     /// Stop `service`'s mappings (a batch being handled finishes first).
     pub fn remove_service(&self, name: &str, stage: &str) {
-        if let Some(old) = lock(&self.mappings).remove(&(name.to_owned(), stage.to_owned())) {
-            for m in old {
-                m.stopped.store(true, Relaxed);
-                m.stop.notify_waiters();
-            }
-        }
+        self.mappings.stop(name, stage);
     }
 
     /// (function, table, counters), sorted.
     pub fn stats(&self) -> Vec<(String, String, Arc<StreamStats>)> {
-        let mut out: Vec<_> = lock(&self.stats)
-            .iter()
-            .map(|((f, t), s)| (f.clone(), t.clone(), s.clone()))
-            .collect();
-        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-        out
+        self.stats.all()
     }
 
     /// Prometheus text for the functions `show` accepts.
@@ -193,12 +186,7 @@ impl StreamSources {
                 |s| s.filtered.load(Relaxed),
             ),
         ];
-        for (name, help, get) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (function, table, s) in &stats {
-                let _ = writeln!(out, "{name}{{function=\"{function}\",table=\"{table}\"}} {}", get(s));
-            }
-        }
+        crate::mapping::render_counters(&mut out, &counters, &stats, "table");
         let _ = writeln!(out, "# HELP sylph_stream_lag_seconds From a change's commit to the end of the invocation that handled it (last batch).\n# TYPE sylph_stream_lag_seconds gauge");
         for (function, table, s) in &stats {
             let _ = writeln!(
@@ -239,7 +227,7 @@ impl StreamSources {
         let table = m.event.table.clone();
         let changes = self.tables.changes();
         let mut position = loop {
-            if m.stopped.load(Relaxed) {
+            if m.switch.stopped() {
                 return;
             }
             if let Some(p) = self.start_position(&m) {
@@ -250,7 +238,7 @@ impl StreamSources {
         let mut failures = 0u32;
         let mut limit = m.event.batch_size as usize;
         loop {
-            if m.stopped.load(Relaxed) {
+            if m.switch.stopped() {
                 return;
             }
             let notified = changes.notified();
@@ -262,7 +250,7 @@ impl StreamSources {
                     // The table is not there (yet): look again later.
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_secs(2)) => continue,
-                        _ = m.stop.notified() => return,
+                        _ = m.switch.wait() => return,
                     }
                 }
             };
@@ -271,7 +259,7 @@ impl StreamSources {
                     _ = &mut notified => {}
                     // The notification covers commits; this covers a missed one.
                     _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-                    _ = m.stop.notified() => return,
+                    _ = m.switch.wait() => return,
                 }
                 continue;
             }
@@ -342,7 +330,7 @@ impl StreamSources {
                 Outcome::Unavailable => {
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_secs(2)) => continue,
-                        _ = m.stop.notified() => return,
+                        _ = m.switch.wait() => return,
                     }
                 }
             }
@@ -372,7 +360,7 @@ impl StreamSources {
                 (Duration::from_millis(500) * 2u32.saturating_pow(failures.min(5) - 1)).min(Duration::from_secs(10));
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
-                _ = m.stop.notified() => return,
+                _ = m.switch.wait() => return,
             }
         }
     }
@@ -491,8 +479,4 @@ fn first_failure(body: &[u8], batch: &[(u64, Value)], request_id: Arc<str>) -> O
         }
     }
     first.map_or(Outcome::Handled(request_id), Outcome::FailedFrom)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

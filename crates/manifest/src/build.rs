@@ -857,6 +857,47 @@ fn schedule_events(at: At<'_, '_>, function_name: &str, earlier: usize) -> Resul
         .collect())
 }
 
+/// `functionResponseType` of an event source mapping: whether it is ReportBatchItemFailures.
+fn report_batch_item_failures(at: At<'_, '_>) -> Result<bool, Problem> {
+    let Some(node) = field(at.node, "functionResponseType") else {
+        return Ok(false);
+    };
+    let at = At {
+        node,
+        path: &format!("{}.functionResponseType", at.path),
+    };
+    match at.str()? {
+        "ReportBatchItemFailures" => Ok(true),
+        other => Err(at
+            .problem(format!("functionResponseType `{other}` is not one AWS has"))
+            .help("use ReportBatchItemFailures, or remove it")),
+    }
+}
+
+/// `filterPatterns` of an event source mapping, each checked as an EventBridge pattern.
+fn filter_patterns(at: At<'_, '_>) -> Result<Vec<serde_json::Value>, Problem> {
+    let Some(node) = field(at.node, "filterPatterns") else {
+        return Ok(Vec::new());
+    };
+    let path = format!("{}.filterPatterns", at.path);
+    At { node, path: &path }
+        .items()?
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let value = item.to_json();
+            sylph_schedule::pattern::Pattern::parse(&value).map_err(|e| {
+                At {
+                    node: item,
+                    path: &format!("{path}[{i}]"),
+                }
+                .problem(e.0)
+            })?;
+            Ok(value)
+        })
+        .collect()
+}
+
 /// An `sqs` event: `sqs: <arn>` or a mapping with `arn` and the batching settings; the ARN
 /// node is returned to be resolved later.
 fn sqs_event(at: At<'_, '_>) -> Result<(SqsEvent, Node, String), Problem> {
@@ -891,43 +932,12 @@ fn sqs_event(at: At<'_, '_>) -> Result<(SqsEvent, Node, String), Problem> {
             .problem(format!("a batchSize of {batch_size} needs maximumBatchingWindow"))
             .help("AWS allows more than 10 messages per batch only with `maximumBatchingWindow: 1` or more seconds"));
     }
-    let report = match sub("functionResponseType") {
-        Some((n, p)) => match (At { node: n, path: &p }).str()? {
-            "ReportBatchItemFailures" => true,
-            other => {
-                return Err(At { node: n, path: &p }
-                    .problem(format!("functionResponseType `{other}` is not one AWS has"))
-                    .help("use ReportBatchItemFailures, or remove it"))
-            }
-        },
-        None => false,
-    };
+    let report = report_batch_item_failures(at)?;
     let enabled = match sub("enabled") {
         Some((n, p)) => At { node: n, path: &p }.bool()?,
         None => true,
     };
-    let filter_patterns = match sub("filterPatterns") {
-        Some((n, p)) => {
-            let at = At { node: n, path: &p };
-            at.items()?
-                .iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    let item_path = format!("{p}[{i}]");
-                    let value = item.to_json();
-                    sylph_schedule::pattern::Pattern::parse(&value).map_err(|e| {
-                        At {
-                            node: item,
-                            path: &item_path,
-                        }
-                        .problem(e.0)
-                    })?;
-                    Ok(value)
-                })
-                .collect::<Result<Vec<_>, Problem>>()?
-        }
-        None => Vec::new(),
-    };
+    let filter_patterns = filter_patterns(at)?;
     Ok((
         SqsEvent {
             queue: String::new(),
@@ -1000,36 +1010,8 @@ fn stream_event(at: At<'_, '_>) -> Result<Option<(StreamEvent, Node, String)>, P
             None => Ok(None),
         }
     };
-    let report = match sub("functionResponseType") {
-        Some((n, p)) => match (At { node: n, path: &p }).str()? {
-            "ReportBatchItemFailures" => true,
-            other => {
-                return Err(At { node: n, path: &p }
-                    .problem(format!("functionResponseType `{other}` is not one AWS has"))
-                    .help("use ReportBatchItemFailures, or remove it"))
-            }
-        },
-        None => false,
-    };
-    let filter_patterns = match sub("filterPatterns") {
-        Some((n, p)) => (At { node: n, path: &p })
-            .items()?
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                let value = item.to_json();
-                sylph_schedule::pattern::Pattern::parse(&value).map_err(|e| {
-                    At {
-                        node: item,
-                        path: &format!("{p}[{i}]"),
-                    }
-                    .problem(e.0)
-                })?;
-                Ok(value)
-            })
-            .collect::<Result<Vec<_>, Problem>>()?,
-        None => Vec::new(),
-    };
+    let report = report_batch_item_failures(at)?;
+    let filter_patterns = filter_patterns(at)?;
     let on_failure = match sub("destinations")
         .and_then(|(n, p)| field(n, "onFailure").map(|f| (f.clone(), format!("{p}.onFailure"))))
     {
