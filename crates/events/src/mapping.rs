@@ -34,9 +34,12 @@ pub(crate) trait Stoppable {
     fn switch(&self) -> &StopSwitch;
 }
 
+/// A (service, stage) pair.
+type ServiceStage = (String, String);
+
 /// The running mappings of every service, by (service, stage).
 pub(crate) struct PerService<M> {
-    running: Mutex<HashMap<(String, String), Vec<Arc<M>>>>,
+    running: Mutex<HashMap<ServiceStage, Vec<Arc<M>>>>,
 }
 
 impl<M: Stoppable> PerService<M> {
@@ -95,11 +98,14 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// One Prometheus counter family per entry of `counters` (name, help, reading), with a sample
-/// per row labelled `function` and `label` (the queue or table).
+/// A Prometheus counter family: its name, its help text, and how to read it.
+pub(crate) type Counter<S> = (&'static str, &'static str, fn(&S) -> u64);
+
+/// One Prometheus counter family per entry of `counters`, with a sample per row labelled
+/// `function` and `label` (the queue or table).
 pub(crate) fn render_counters<S>(
     out: &mut String,
-    counters: &[(&str, &str, fn(&S) -> u64)],
+    counters: &[Counter<S>],
     rows: &[(String, String, Arc<S>)],
     label: &str,
 ) {

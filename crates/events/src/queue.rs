@@ -492,7 +492,7 @@ impl AsyncQueue {
         let mut out = String::new();
         let mut stats = self.stats();
         stats.retain(|((function, _), _)| show(function));
-        let counters: [(&str, &str, fn(&SourceStats) -> u64); 4] = [
+        let counters: [crate::mapping::Counter<SourceStats>; 4] = [
             (
                 "sylph_async_delivered_total",
                 "Asynchronous events run successfully.",

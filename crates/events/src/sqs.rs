@@ -163,7 +163,7 @@ impl SqsSources {
         use std::fmt::Write as _;
         let stats: Vec<_> = self.stats().into_iter().filter(|(f, _, _)| show(f)).collect();
         let mut out = String::new();
-        let counters: [(&str, &str, fn(&MappingStats) -> u64); 3] = [
+        let counters: [crate::mapping::Counter<MappingStats>; 3] = [
             (
                 "sylph_sqs_delivered_total",
                 "Queue messages handled by their function and deleted.",

@@ -164,7 +164,7 @@ impl StreamSources {
         use std::fmt::Write as _;
         let stats: Vec<_> = self.stats().into_iter().filter(|(f, _, _)| show(f)).collect();
         let mut out = String::new();
-        let counters: [(&str, &str, fn(&StreamStats) -> u64); 4] = [
+        let counters: [crate::mapping::Counter<StreamStats>; 4] = [
             (
                 "sylph_stream_delivered_total",
                 "Table stream records handled by their function.",

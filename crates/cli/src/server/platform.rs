@@ -1537,9 +1537,6 @@ fn sylph_control_random_id() -> String {
 
 /// Aliases a service may have: each keeps the versions it names running.
 const MAX_ALIASES: usize = 10;
-/// Accepted asynchronous invocations waiting to run, server-wide; each holds its payload (up
-/// to 1 MB) until it has run. Past it, callers are throttled (429).
-
 /// The longest a deploy waits for the new version's runtimes to be ready before switching.
 const WARM_UP_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
