@@ -708,6 +708,33 @@ impl Queues {
             .map(|t| (now_ms() - t).max(0))
     }
 
+    /// ListQueueTags.
+    pub fn tags(&self, name: &str) -> Result<BTreeMap<String, String>, SqsError> {
+        let cell = self.cell(name)?;
+        let tags = lock(&cell.state).meta.tags.clone();
+        Ok(tags)
+    }
+
+    /// TagQueue (`add`) and UntagQueue (`remove`); at most 50 tags, as SQS allows.
+    pub async fn retag(&self, name: &str, add: BTreeMap<String, String>, remove: &[String]) -> Result<(), SqsError> {
+        let cell = self.cell(name)?;
+        let receiver = {
+            let mut state = lock(&cell.state);
+            let mut tags = state.meta.tags.clone();
+            tags.extend(add);
+            tags.retain(|k, _| !remove.contains(k));
+            if tags.len() > 50 {
+                return Err(SqsError::invalid(
+                    "Too many tags added for queue: a queue has at most 50 tags.",
+                ));
+            }
+            state.meta.tags = tags;
+            let bytes = serde_json::to_vec(&state.meta).map_err(|e| SqsError::internal(e.to_string()))?;
+            self.inner.store.submit(vec![Write::Queue(name.to_owned(), bytes)])
+        };
+        self.durable(receiver).await
+    }
+
     /// Whether a queue is FIFO.
     pub fn is_fifo(&self, name: &str) -> Option<bool> {
         let cell = self.cell(name).ok()?;

@@ -501,7 +501,29 @@ async fn call(queues: &Queues, operation: &str, input: &Value, path: &str, base:
             Ok(json!({}))
         }
         "ListQueueTags" => {
-            queue()?;
+            let tags = queues.tags(&queue()?)?;
+            Ok(if tags.is_empty() {
+                json!({})
+            } else {
+                json!({"Tags": tags})
+            })
+        }
+        "TagQueue" => {
+            let name = queue()?;
+            let tags: BTreeMap<String, String> = match input.get("Tags") {
+                Some(v) => typed(v)?,
+                None => return Err(SqsError::missing("Tags")),
+            };
+            queues.retag(&name, tags, &[]).await?;
+            Ok(json!({}))
+        }
+        "UntagQueue" => {
+            let name = queue()?;
+            let keys: Vec<String> = match input.get("TagKeys") {
+                Some(v) => typed(v)?,
+                None => return Err(SqsError::missing("TagKeys")),
+            };
+            queues.retag(&name, BTreeMap::new(), &keys).await?;
             Ok(json!({}))
         }
         _ => Err(SqsError::unsupported(operation)),
@@ -648,8 +670,14 @@ fn reshape(tree: Value) -> Value {
             ("Attribute", Some(items)) => {
                 out.insert("Attributes".into(), pairs(items, "Name", "Value"));
             }
+            // CreateQueue's tags are `tags`; TagQueue's are `Tags` (both `Tag.N.Key` in a form).
             ("Tag", Some(items)) => {
-                out.insert("tags".into(), pairs(items, "Key", "Value"));
+                let tags = pairs(items, "Key", "Value");
+                out.insert("Tags".into(), tags.clone());
+                out.insert("tags".into(), tags);
+            }
+            ("TagKey", Some(items)) => {
+                out.insert("TagKeys".into(), Value::Array(items));
             }
             ("MessageAttribute", Some(items)) => {
                 let mut attrs = Map::new();
@@ -802,7 +830,7 @@ mod tests {
         let (_, input) = parse_query(b"Action=CreateQueue&QueueName=q&Attribute.1.Name=VisibilityTimeout&Attribute.1.Value=5&Tag.1.Key=team&Tag.1.Value=core");
         assert_eq!(
             input,
-            json!({"QueueName": "q", "Attributes": {"VisibilityTimeout": "5"}, "tags": {"team": "core"}})
+            json!({"QueueName": "q", "Attributes": {"VisibilityTimeout": "5"}, "tags": {"team": "core"}, "Tags": {"team": "core"}})
         );
         let (_, input) =
             parse_query(b"Action=ReceiveMessage&AttributeName.1=All&MessageAttributeName.1=k&MaxNumberOfMessages=3");

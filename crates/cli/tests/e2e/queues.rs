@@ -127,6 +127,7 @@ fn the_sqs_api_serves_the_real_sdks_and_the_query_protocol() {
     assert_eq!(v3["fifoWithoutGroup"], "MissingParameter");
     assert_eq!(v3["missing"], "QueueDoesNotExist");
     assert_eq!(v3["delay"], "5");
+    assert_eq!(v3["tags"], json!({"team": "core"}));
     assert_eq!(v3["left"], 0);
 
     let v2 = run_script("node", "sqs_v2.js", &dev.base, "v2");

@@ -5,6 +5,7 @@ import {
   SetQueueAttributesCommand, SendMessageCommand, SendMessageBatchCommand, ReceiveMessageCommand,
   DeleteMessageCommand, DeleteMessageBatchCommand, ChangeMessageVisibilityCommand,
   ChangeMessageVisibilityBatchCommand, PurgeQueueCommand, DeleteQueueCommand,
+  TagQueueCommand, UntagQueueCommand, ListQueueTagsCommand,
 } from '@aws-sdk/client-sqs';
 import assert from 'node:assert/strict';
 
@@ -121,6 +122,9 @@ try {
 }
 await sqs.send(new SetQueueAttributesCommand({ QueueUrl: jobs, Attributes: { DelaySeconds: '5' } }));
 out.delay = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: jobs, AttributeNames: ['DelaySeconds'] }))).Attributes.DelaySeconds;
+await sqs.send(new TagQueueCommand({ QueueUrl: jobs, Tags: { team: 'core', env: 'dev' } }));
+await sqs.send(new UntagQueueCommand({ QueueUrl: jobs, TagKeys: ['env'] }));
+out.tags = (await sqs.send(new ListQueueTagsCommand({ QueueUrl: jobs }))).Tags;
 await sqs.send(new PurgeQueueCommand({ QueueUrl: jobs }));
 for (const url of [jobs, dlq, fifo]) {
   await sqs.send(new DeleteQueueCommand({ QueueUrl: url }));
