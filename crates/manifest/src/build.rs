@@ -192,10 +192,10 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
         None => Vec::new(),
     };
 
-    let resources = root
-        .get("resources")
-        .map(Node::to_json)
-        .unwrap_or(serde_json::Value::Null);
+    let resources = match root.get("resources") {
+        Some(node) => resources_of(node)?,
+        None => serde_json::Value::Null,
+    };
     let custom = root.get("custom").map(Node::to_json).unwrap_or(serde_json::Value::Null);
 
     if let Some(n) = field(root, "plugins") {
@@ -473,6 +473,47 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
         },
         notices,
     })
+}
+
+/// `resources:`, which the Framework also takes as a list of fragments (often
+/// `${file(resources/table.yml)}` each): the list is merged into one, later fragments adding to
+/// and overriding earlier ones key by key (`Resources`, `Outputs`, `Conditions`, …).
+fn resources_of(node: &Node) -> Result<serde_json::Value, Problem> {
+    let Value::Seq(items) = &node.value else {
+        return Ok(node.to_json());
+    };
+    let mut merged = serde_json::Value::Object(serde_json::Map::new());
+    for (i, item) in items.iter().enumerate() {
+        match item.to_json() {
+            fragment @ serde_json::Value::Object(_) => deep_merge(&mut merged, fragment),
+            serde_json::Value::Null => {}
+            _ => {
+                return Err(At {
+                    node: item,
+                    path: &format!("resources[{i}]"),
+                }
+                .expected("a mapping (with Resources, Outputs, …)"))
+            }
+        }
+    }
+    Ok(merged)
+}
+
+/// Merge `from` into `into`: mappings key by key, anything else replaced.
+fn deep_merge(into: &mut serde_json::Value, from: serde_json::Value) {
+    match (into, from) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (k, v) in b {
+                match a.get_mut(&k) {
+                    Some(existing) => deep_merge(existing, v),
+                    None => {
+                        a.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, other) => *slot = other,
+    }
 }
 
 /// An `AWS::SQS::Queue` as the attributes SQS creates it with: each property that is an SQS

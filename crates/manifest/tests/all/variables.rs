@@ -432,3 +432,42 @@ functions:
         loaded.notices
     );
 }
+
+#[test]
+fn resources_given_as_a_list_of_fragments_are_merged() {
+    let loaded = load(
+        r#"service: svc
+provider:
+  runtime: nodejs20.x
+functions:
+  f:
+    handler: h.f
+    environment:
+      TABLE: !Ref Items
+      QUEUE: !GetAtt Jobs.QueueName
+resources:
+  - Resources:
+      Items:
+        Type: AWS::DynamoDB::Table
+        Properties:
+          TableName: items
+          AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
+          KeySchema: [{AttributeName: pk, KeyType: HASH}]
+  - Resources:
+      Jobs:
+        Type: AWS::SQS::Queue
+        Properties:
+          QueueName: jobs
+    Outputs:
+      ItemsName:
+        Value: !Ref Items
+"#,
+    );
+    let service = &loaded.service;
+    assert_eq!(service.tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["items"]);
+    assert_eq!(service.queues.iter().map(|q| q.name.as_str()).collect::<Vec<_>>(), ["jobs"]);
+    let f = service.function("f").unwrap();
+    assert_eq!(f.environment["TABLE"], "items");
+    assert_eq!(f.environment["QUEUE"], "jobs");
+    assert!(service.resources["Outputs"]["ItemsName"].is_object());
+}
