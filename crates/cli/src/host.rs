@@ -123,6 +123,7 @@ pub fn host_service(
             say("freezer: not available (no writable freezer cgroup); instances run between invocations".to_owned())
         }
     }
+    describe_interpreters(service, &runtime, &mut *say);
     if settings.prewarm > 0 {
         let families: std::collections::HashSet<_> = service
             .functions
@@ -185,6 +186,75 @@ pub fn host_service(
         gateway,
         identities,
     })
+}
+
+/// Say which interpreter runs which runtimes, and when it is not the version they name (an
+/// older runtime such as `nodejs14.x` runs on the machine's Node.js, as with serverless-offline).
+fn describe_interpreters(service: &Service, runtime: &ProcessRuntime, say: &mut dyn FnMut(String)) {
+    use sylph_model::Runtime;
+    for (family, name) in [
+        (sylph_runtime::Family::Node, "Node.js"),
+        (sylph_runtime::Family::Python, "Python"),
+    ] {
+        let mut ids: Vec<&str> = service
+            .functions
+            .iter()
+            .filter_map(|f| match (&f.runtime, family) {
+                (Runtime::Node(id), sylph_runtime::Family::Node)
+                | (Runtime::Python(id), sylph_runtime::Family::Python) => Some(id.as_str()),
+                _ => None,
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            continue;
+        }
+        let (path, version) = runtime.interpreter(family);
+        let version = match (version, family) {
+            (Some(v), sylph_runtime::Family::Node) => format!("Node.js {v}"),
+            (Some(v), _) => v,
+            (None, _) => format!("{name} (version unknown)"),
+        };
+        // `v20.11.1` → "20", `Python 3.11.7` → "3.11": what a runtime id names.
+        let have = match family {
+            sylph_runtime::Family::Node => version
+                .trim_start_matches("Node.js v")
+                .split('.')
+                .next()
+                .unwrap_or("")
+                .to_owned(),
+            sylph_runtime::Family::Python => version
+                .trim_start_matches("Python ")
+                .split('.')
+                .take(2)
+                .collect::<Vec<_>>()
+                .join("."),
+        };
+        let wanted = |id: &str| match family {
+            sylph_runtime::Family::Node => id
+                .trim_start_matches("nodejs")
+                .split('.')
+                .next()
+                .unwrap_or("")
+                .to_owned(),
+            sylph_runtime::Family::Python => id.trim_start_matches("python").to_owned(),
+        };
+        let others: Vec<&str> = ids.iter().copied().filter(|id| wanted(id) != have).collect();
+        let note = if others.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (no exact interpreter for {} here: the closest one serves it)",
+                others.join(", ")
+            )
+        };
+        say(format!(
+            "runtime: {} on {version} ({}){note}",
+            ids.join(", "),
+            path.display()
+        ));
+    }
 }
 
 /// `service` with every queue URL in its functions' environment pointing at `endpoint`, or

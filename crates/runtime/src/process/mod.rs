@@ -239,6 +239,21 @@ impl ProcessRuntime {
 }
 
 impl ProcessRuntime {
+    /// The interpreter that runs `family`'s functions, and the version it reports
+    /// (`v20.11.1`, `Python 3.11.7`), for the start-up lines.
+    pub fn interpreter(&self, family: Family) -> (PathBuf, Option<String>) {
+        let (path, _) = self.inner.family_command(family);
+        let version = std::process::Command::new(&path)
+            .arg("--version")
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|v| v.trim().to_owned());
+        (path, version)
+    }
+
     /// The sandbox functions run in, or `None` when running unsandboxed.
     pub fn sandbox(&self) -> Option<String> {
         self.inner.sandbox.as_ref().map(|s| s.describe())
