@@ -579,23 +579,46 @@ pub async fn serve_sqs(
 
 /// An SDK call (SigV4-signed) to an AWS service Sylph does not serve: every SDK client in a
 /// function points at Sylph, so without this an SQS or S3 call got an opaque 404. The answer
-/// names the service, in the JSON error shape the SDKs read.
+/// names the service, in the error shape the client's protocol reads: XML for query-protocol
+/// services (SNS, STS, SES, … send forms) and for S3, JSON for the others.
 pub fn unserved_aws_service(headers: &hyper::HeaderMap) -> Option<Response<Body>> {
     let authorization = headers.get("authorization")?.to_str().ok()?;
     let auth = sylph_iam::sigv4::parse_authorization(authorization).ok()?;
     if SERVED_AWS_SERVICES.contains(&auth.service) {
         return None;
     }
-    let service: String = auth.service.chars().take(64).collect();
-    let body = serde_json::json!({
-        "__type": "UnsupportedOperationException",
-        "message": format!("Sylph does not serve the AWS service `{service}` (yet): it answers DynamoDB, Lambda and SQS only. Point this client at the real service, or do without it locally."),
-    })
-    .to_string();
+    // Only letters, digits and `-` of the service name go into the answer (it is the caller's).
+    let service: String = auth
+        .service
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(64)
+        .collect();
+    let message = format!("Sylph does not serve the AWS service `{service}` (yet): it answers DynamoDB, Lambda and SQS only. Point this client at the real service, or do without it locally.");
+    let form = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    let (body, content_type) = if service == "s3" {
+        (
+            format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NotImplemented</Code><Message>{message}</Message></Error>"),
+            "application/xml",
+        )
+    } else if form {
+        (
+            format!("<ErrorResponse><Error><Type>Sender</Type><Code>UnsupportedOperation</Code><Message>{message}</Message></Error><RequestId>{}</RequestId></ErrorResponse>", sylph_telemetry::new_request_id()),
+            "text/xml",
+        )
+    } else {
+        (
+            serde_json::json!({"__type": "UnsupportedOperationException", "message": message}).to_string(),
+            "application/x-amz-json-1.0",
+        )
+    };
     let mut res = Response::new(Full::new(Bytes::from(body)));
     *res.status_mut() = StatusCode::BAD_REQUEST;
     let h = res.headers_mut();
-    h.insert("content-type", HeaderValue::from_static("application/x-amz-json-1.0"));
+    h.insert("content-type", HeaderValue::from_static(content_type));
     h.insert(
         "x-amzn-errortype",
         HeaderValue::from_static("UnsupportedOperationException"),

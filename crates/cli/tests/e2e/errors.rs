@@ -130,3 +130,31 @@ fn unserved_events_and_aws_services_are_named_not_silent() {
     assert!(!err.contains("404"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Lambda's Node.js runtimes provide the v3 SDK's clients: a function requiring one (here SNS,
+/// which Sylph does not serve) loads it, and its call gets an error naming the service.
+#[test]
+fn v3_sdk_clients_load_and_unserved_services_are_named() {
+    let dir = std::env::temp_dir().join(format!("sylph-v3-clients-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("serverless.yml"),
+        "service: clients\nprovider:\n  runtime: nodejs20.x\nfunctions:\n  f:\n    handler: h.f\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("h.js"),
+        "const { SNSClient, ListTopicsCommand } = require('@aws-sdk/client-sns');\nrequire('@aws-sdk/client-s3');\nrequire('@aws-sdk/client-ssm');\nexports.f = async () => {\n  try {\n    await new SNSClient({}).send(new ListTopicsCommand({}));\n    return 'no error';\n  } catch (e) {\n    return String(e.message);\n  }\n};\n",
+    )
+    .unwrap();
+    let dev = Dev::start(&dir.join("serverless.yml"));
+    let said = dev.invoke_ok("f", &json!({}));
+    assert!(
+        said.as_str()
+            .unwrap_or_default()
+            .contains("does not serve the AWS service `sns`"),
+        "{said}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
