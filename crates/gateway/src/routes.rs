@@ -108,7 +108,7 @@ impl Router {
                 },
                 ApiKind::Http => path,
             };
-            let Some((mut score, params)) = match_segments(&route.segments, candidate) else {
+            let Some((mut score, params)) = route_match(route, candidate) else {
                 continue;
             };
             // REST routes under the stage prefix take precedence over HTTP API routes that
@@ -135,7 +135,7 @@ impl Router {
                 },
                 ApiKind::Http => path,
             };
-            if match_segments(&route.segments, candidate).is_none() {
+            if route_match(route, candidate).is_none() {
                 continue;
             }
             if let Some(c) = &route.cors {
@@ -163,6 +163,12 @@ fn parse_segments(path: &str) -> Vec<Segment> {
             }
         })
         .collect()
+}
+
+/// Match a route: its segments, or (the HTTP API's `$default`, `httpApi: '*'`) any path at all,
+/// `/` included, below every other route.
+fn route_match(route: &Route, path: &str) -> Option<(Vec<u8>, Vec<(String, String)>)> {
+    match_segments(&route.segments, path).or_else(|| (route.route_key == "$default").then(|| (vec![0], Vec::new())))
 }
 
 /// Match path segments; the score ranks literal (3) over param (2) over greedy (1) per position.
@@ -279,6 +285,25 @@ mod tests {
             ("greedy", vec![("proxy".into(), "a/b c".into())])
         );
         assert_eq!(router.find("POST", "/dev/items/42").unwrap().route.function, "greedy");
+    }
+
+    #[test]
+    fn the_http_apis_default_route_takes_every_path_the_root_included() {
+        let mut svc = service(&[
+            ("default", ApiKind::Http, None, "/{proxy+}"),
+            ("hello", ApiKind::Http, Some("GET"), "/hello"),
+        ]);
+        // `httpApi: '*'`, as the manifest reads it.
+        if let Event::Http(r) = &mut svc.functions[0].events[0] {
+            r.catch_all = true;
+        }
+        let router = Router::new(&svc);
+        assert_eq!(router.find("GET", "/").unwrap().route.function, "default");
+        assert_eq!(router.find("POST", "/a/b").unwrap().route.function, "default");
+        assert_eq!(router.find("GET", "/hello").unwrap().route.function, "hello");
+        // A plain greedy route still needs a segment, as on API Gateway.
+        let plain = Router::new(&service(&[("greedy", ApiKind::Http, None, "/{proxy+}")]));
+        assert!(plain.find("GET", "/").is_none());
     }
 
     #[test]
