@@ -481,16 +481,23 @@ pub fn sqs_protocol(method: &hyper::Method, path: &str, headers: &hyper::HeaderM
     if header("x-amz-target").is_some_and(|t| t.starts_with("AmazonSQS.")) {
         return Some(SqsProtocol::Json);
     }
+    // Every request passes here: only a form POST goes on to the checks below (the signature's
+    // service is parsed for those alone, not for every signed table call).
     let form = method == hyper::Method::POST
         && header("content-type").is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
-    let signed_for_sqs = header("authorization")
-        .and_then(|a| sylph_iam::sigv4::parse_authorization(a).ok())
-        .is_some_and(|a| a.service == "sqs");
+    if !form {
+        return None;
+    }
     let queue_path = path
         .strip_prefix('/')
         .and_then(|p| p.strip_prefix(sylph_model::LOCAL_ACCOUNT_ID))
         .is_some_and(|rest| rest.starts_with('/'));
-    (form && (signed_for_sqs || queue_path)).then_some(SqsProtocol::Query)
+    let signed_for_sqs = || {
+        header("authorization")
+            .and_then(|a| sylph_iam::sigv4::parse_authorization(a).ok())
+            .is_some_and(|a| a.service == "sqs")
+    };
+    (queue_path || signed_for_sqs()).then_some(SqsProtocol::Query)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -179,6 +179,57 @@ impl Drop for NameClaim<'_> {
     }
 }
 
+/// A resource a service declares and owns.
+#[derive(Clone, Copy)]
+enum Resource {
+    Table,
+    Queue,
+}
+
+impl State {
+    /// Whether `service` may declare the table or queue `name` (`logical_id` in its manifest):
+    /// not if another service owns or is claiming it, and one that exists but belongs to no
+    /// service (`unowned`, made through the API) only with a key for every service.
+    fn check_claim(
+        &self,
+        key: &Key,
+        service: &str,
+        logical_id: &str,
+        kind: Resource,
+        name: &str,
+        unowned: bool,
+    ) -> Result<(), ApiError> {
+        let (what, owner_key, made_through) = match kind {
+            Resource::Table => ("table", name.to_owned(), "the table API"),
+            Resource::Queue => ("queue", queue_owner_key(name), "the SQS API"),
+        };
+        let owner = self
+            .tables
+            .get(&owner_key)
+            .or_else(|| {
+                self.claimed_names
+                    .get(&format!("{what}:{name}"))
+                    .map(|(owner, _)| owner)
+            })
+            .filter(|owner| **owner != service);
+        if let Some(owner) = owner {
+            return Err(ApiError::new(
+                409,
+                format!("resources.Resources.{logical_id}: {what} {name} already belongs to service {owner}"),
+            ));
+        }
+        if unowned && !matches!(key.scope, sylph_control::keys::Scope::All) {
+            return Err(ApiError::new(
+                403,
+                format!(
+                    "resources.Resources.{logical_id}: {what} {name} exists and belongs to no service (it was made through {made_through}); only a key for every service may give it to a service"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 pub struct Platform {
     data: PathBuf,
     store: Arc<dyn ControlStore>,
@@ -847,67 +898,13 @@ impl Platform {
             }
         }
         for t in &service.tables {
-            let owner = state
-                .tables
-                .get(&t.name)
-                .or_else(|| {
-                    state
-                        .claimed_names
-                        .get(&format!("table:{}", t.name))
-                        .map(|(owner, _)| owner)
-                })
-                .filter(|owner| **owner != service.name);
-            if let Some(owner) = owner {
-                return Err(ApiError::new(
-                    409,
-                    format!(
-                        "resources.Resources.{}: table {} already belongs to service {owner}",
-                        t.logical_id, t.name
-                    ),
-                ));
-            }
             let unowned = !state.tables.contains_key(&t.name) && existing_tables.contains(&t.name);
-            if unowned && !matches!(key.scope, sylph_control::keys::Scope::All) {
-                return Err(ApiError::new(
-                    403,
-                    format!(
-                        "resources.Resources.{}: table {} exists and belongs to no service (it was made through the table API); only a key for every service may give it to a service",
-                        t.logical_id, t.name
-                    ),
-                ));
-            }
+            state.check_claim(key, &service.name, &t.logical_id, Resource::Table, &t.name, unowned)?;
         }
         let existing_queues = self.events.get().map(|e| e.queues.list("")).unwrap_or_default();
         for q in &service.queues {
-            let owner = state
-                .tables
-                .get(&queue_owner_key(&q.name))
-                .or_else(|| {
-                    state
-                        .claimed_names
-                        .get(&format!("queue:{}", q.name))
-                        .map(|(owner, _)| owner)
-                })
-                .filter(|owner| **owner != service.name);
-            if let Some(owner) = owner {
-                return Err(ApiError::new(
-                    409,
-                    format!(
-                        "resources.Resources.{}: queue {} already belongs to service {owner}",
-                        q.logical_id, q.name
-                    ),
-                ));
-            }
             let unowned = !state.tables.contains_key(&queue_owner_key(&q.name)) && existing_queues.contains(&q.name);
-            if unowned && !matches!(key.scope, sylph_control::keys::Scope::All) {
-                return Err(ApiError::new(
-                    403,
-                    format!(
-                        "resources.Resources.{}: queue {} exists and belongs to no service (it was made through the SQS API); only a key for every service may give it to a service",
-                        q.logical_id, q.name
-                    ),
-                ));
-            }
+            state.check_claim(key, &service.name, &q.logical_id, Resource::Queue, &q.name, unowned)?;
         }
         let names: Vec<String> = service
             .functions
