@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
-use sylph_model::ApiKind;
+use sylph_model::{ApiKind, RouteAuthorizer};
 use sylph_telemetry::TerminalSink;
 use tokio::net::TcpListener;
 
@@ -85,6 +85,10 @@ pub struct DevArgs {
     /// placeholder credentials and every call into Sylph is allowed): for measurements only.
     #[arg(long)]
     no_iam: bool,
+    /// A JSON object handed to functions as `requestContext.authorizer` on routes whose
+    /// authorizer is defined outside this service (an ARN, a user pool), which cannot run here.
+    #[arg(long, value_name = "FILE")]
+    authorizer_context: Option<std::path::PathBuf>,
     #[command(flatten)]
     events: crate::events::EventArgs,
 }
@@ -157,6 +161,8 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         println!("{line}")
     })?;
     let (pool, gateway) = (hosted.pool.clone(), hosted.gateway.clone());
+    let (access, access_lines) = crate::access::settings(&service, &data_dir, args.authorizer_context.as_deref())?;
+    gateway.set_access(access);
     if !args.no_reload {
         crate::watch::spawn(service.clone(), pool.clone());
     }
@@ -240,7 +246,21 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
             .find(|f| f.name == r.function)
             .map(|f| f.key.as_str())
             .unwrap_or("");
-        println!("  {method:<7} {url:<width$} {function}");
+        let mut guards = Vec::new();
+        match r.auth.as_ref().map(|a| &a.authorizer) {
+            Some(RouteAuthorizer::Function(f)) => guards.push(format!("authorizer {}", f.name)),
+            Some(RouteAuthorizer::External { reference }) => guards.push(format!("authorizer {reference} (not run here)")),
+            Some(RouteAuthorizer::Iam) => guards.push("aws_iam".to_owned()),
+            None => {}
+        }
+        if r.private {
+            guards.push("api key".to_owned());
+        }
+        if guards.is_empty() {
+            println!("  {method:<7} {url:<width$} {function}");
+        } else {
+            println!("  {method:<7} {url:<width$} {function} [{}]", guards.join(", "));
+        }
     }
     println!(
         "  {:<7} {:<width$} Lambda Invoke API",
@@ -266,6 +286,9 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         "POST",
         format!("{base_url}/")
     );
+    for line in &access_lines {
+        println!("  {line}");
+    }
     println!();
     println!("listening on {base_url}");
 

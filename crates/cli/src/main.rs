@@ -1,6 +1,7 @@
 //! `sylph`: the command line. Glue only — argument parsing, wiring the crates together and
 //! printing; the work happens in the library crates.
 
+mod access;
 mod client;
 mod dev;
 mod events;

@@ -278,6 +278,7 @@ mod tests {
             package_patterns: Vec::new(),
             tables: Vec::new(),
             queues: Vec::new(),
+            api_keys: Vec::new(),
         }
     }
 

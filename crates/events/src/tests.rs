@@ -286,6 +286,7 @@ async fn ticks_missed_while_down_fire_once_on_return() {
         package_patterns: Vec::new(),
         tables: Vec::new(),
         queues: Vec::new(),
+        api_keys: Vec::new(),
     };
     let scheduler = Scheduler::new(q.clone());
     let upcoming = scheduler.set_service(&service, None).unwrap();

@@ -32,7 +32,7 @@ pub struct MappedResponse {
     pub body: Bytes,
 }
 
-const API_ID: &str = "sylphlocal";
+pub(crate) const API_ID: &str = "sylphlocal";
 
 /// `content-type` → `Content-Type`: REST APIs hand headers over with the case the client sent;
 /// HTTP/1.1 clients send title case, and hyper has already folded names to lower case.
@@ -115,8 +115,53 @@ fn params_value(params: &[(String, String)]) -> Value {
     }
 }
 
+/// What access control learned about a request, handed to the function in its event.
+#[derive(Debug, Default)]
+pub struct Access {
+    /// `requestContext.authorizer`, in the shape of the API flavour.
+    pub authorizer: Option<Value>,
+    /// The API key the request carried (`private: true` routes).
+    pub api_key: Option<ApiKeyUsed>,
+    /// The signer of an `aws_iam` request.
+    pub iam: Option<IamCaller>,
+}
+
+#[derive(Debug)]
+pub struct ApiKeyUsed {
+    pub id: String,
+    pub value: String,
+}
+
+/// Who signed an `aws_iam` request.
+#[derive(Debug)]
+pub struct IamCaller {
+    pub access_key: String,
+    /// `AROA…:function` or the key itself for a key Sylph did not issue.
+    pub caller: String,
+    pub user_arn: String,
+}
+
 /// REST API (payload format 1.0) event.
-pub fn rest_event(req: &RequestParts<'_>, m: &Match<'_>, stage: &str, request_id: &str, now: &UtcTime) -> Vec<u8> {
+pub fn rest_event(
+    req: &RequestParts<'_>,
+    m: &Match<'_>,
+    stage: &str,
+    request_id: &str,
+    now: &UtcTime,
+    access: &Access,
+) -> Vec<u8> {
+    serde_json::to_vec(&rest_event_value(req, m, stage, request_id, now, access)).unwrap_or_default()
+}
+
+/// The REST API event as a JSON value (a REQUEST authorizer's event is built from it).
+pub fn rest_event_value(
+    req: &RequestParts<'_>,
+    m: &Match<'_>,
+    stage: &str,
+    request_id: &str,
+    now: &UtcTime,
+    access: &Access,
+) -> Value {
     let mut headers = Map::new();
     let mut multi_headers: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for (name, value) in req.headers {
@@ -139,7 +184,7 @@ pub fn rest_event(req: &RequestParts<'_>, m: &Match<'_>, stage: &str, request_id
         .and_then(|p| p.strip_prefix(stage))
         .filter(|p| p.starts_with('/'))
         .unwrap_or(req.path);
-    let event = json!({
+    json!({
         "resource": m.route.resource,
         "path": path_without_stage,
         "httpMethod": req.method,
@@ -167,27 +212,32 @@ pub fn rest_event(req: &RequestParts<'_>, m: &Match<'_>, stage: &str, request_id
             "identity": {
                 "sourceIp": req.source_ip,
                 "userAgent": user_agent(req.headers),
-                "accountId": Value::Null,
-                "apiKey": Value::Null,
-                "caller": Value::Null,
-                "user": Value::Null,
-                "userArn": Value::Null,
-                "accessKey": Value::Null,
+                "accountId": access.iam.as_ref().map(|_| LOCAL_ACCOUNT_ID),
+                "apiKey": access.api_key.as_ref().map(|k| k.value.as_str()),
+                "apiKeyId": access.api_key.as_ref().map(|k| k.id.as_str()),
+                "caller": access.iam.as_ref().map(|i| i.caller.as_str()),
+                "user": access.iam.as_ref().map(|i| i.caller.as_str()),
+                "userArn": access.iam.as_ref().map(|i| i.user_arn.as_str()),
+                "accessKey": access.iam.as_ref().map(|i| i.access_key.as_str()),
                 "cognitoIdentityId": Value::Null,
                 "cognitoIdentityPoolId": Value::Null,
                 "cognitoAuthenticationType": Value::Null,
                 "cognitoAuthenticationProvider": Value::Null,
             },
-            "authorizer": Value::Null,
+            "authorizer": access.authorizer.clone().unwrap_or(Value::Null),
         },
         "body": body,
         "isBase64Encoded": is_base64,
-    });
-    serde_json::to_vec(&event).unwrap_or_default()
+    })
 }
 
 /// HTTP API (payload format 2.0) event.
-pub fn http_api_event(req: &RequestParts<'_>, m: &Match<'_>, request_id: &str, now: &UtcTime) -> Vec<u8> {
+pub fn http_api_event(req: &RequestParts<'_>, m: &Match<'_>, request_id: &str, now: &UtcTime, access: &Access) -> Vec<u8> {
+    serde_json::to_vec(&http_api_event_value(req, m, request_id, now, access)).unwrap_or_default()
+}
+
+/// The HTTP API event as a JSON value (a payload 2.0 authorizer's event is built from it).
+pub fn http_api_event_value(req: &RequestParts<'_>, m: &Match<'_>, request_id: &str, now: &UtcTime, access: &Access) -> Value {
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
     let mut cookies = Vec::new();
     for (name, value) in req.headers {
@@ -254,7 +304,27 @@ pub fn http_api_event(req: &RequestParts<'_>, m: &Match<'_>, request_id: &str, n
     if !body.is_null() {
         obj.insert("body".into(), body);
     }
-    serde_json::to_vec(&event).unwrap_or_default()
+    let context = obj
+        .get_mut("requestContext")
+        .and_then(Value::as_object_mut)
+        .expect("requestContext is an object");
+    if let Some(authorizer) = &access.authorizer {
+        context.insert("authorizer".into(), authorizer.clone());
+    }
+    if let Some(iam) = &access.iam {
+        context.insert(
+            "authorizer".into(),
+            json!({"iam": {
+                "accessKey": iam.access_key,
+                "accountId": LOCAL_ACCOUNT_ID,
+                "callerId": iam.caller,
+                "principalOrgId": Value::Null,
+                "userArn": iam.user_arn,
+                "userId": iam.caller,
+            }}),
+        );
+    }
+    event
 }
 
 fn header_text(v: &Value) -> Option<String> {
@@ -392,6 +462,8 @@ mod tests {
                 path: path.into(),
                 catch_all: false,
                 cors: None,
+                authorizer: None,
+                private: false,
             })],
             artifact: None,
             role: None,
@@ -409,6 +481,7 @@ mod tests {
             package_patterns: vec![],
             tables: vec![],
             queues: Vec::new(),
+            api_keys: Vec::new(),
         })
     }
 
@@ -436,7 +509,7 @@ mod tests {
             protocol: "HTTP/1.1",
         };
         let now = UtcTime::now();
-        let ev: Value = serde_json::from_slice(&rest_event(&req, &m, "dev", "rid", &now)).unwrap();
+        let ev: Value = serde_json::from_slice(&rest_event(&req, &m, "dev", "rid", &now, &Access::default())).unwrap();
         assert_eq!(ev["resource"], "/items/{id}");
         assert_eq!(ev["path"], "/items/7");
         assert_eq!(ev["requestContext"]["path"], "/dev/items/7");
@@ -468,7 +541,7 @@ mod tests {
             source_ip: "127.0.0.1",
             protocol: "HTTP/1.1",
         };
-        let ev: Value = serde_json::from_slice(&http_api_event(&req, &m, "rid", &UtcTime::now())).unwrap();
+        let ev: Value = serde_json::from_slice(&http_api_event(&req, &m, "rid", &UtcTime::now(), &Access::default())).unwrap();
         assert_eq!(ev["version"], "2.0");
         assert_eq!(ev["routeKey"], "POST /items/{id}");
         assert_eq!(ev["rawQueryString"], "a=1&a=2");

@@ -12,6 +12,7 @@
 
 mod apigw;
 pub mod auth;
+mod authorizers;
 mod conn;
 mod invoke_api;
 mod routes;
@@ -30,6 +31,7 @@ use sylph_tables::Tables;
 use sylph_telemetry::UtcTime;
 
 pub use apigw::{http_api_response, rest_response, MappedResponse};
+pub use authorizers::AccessSettings;
 pub use conn::{raise_open_file_limit, serve, spawn_instance_connection, ConnectionLimits, Handler, HostPolicy, Tls};
 pub use invoke_api::MAX_ASYNC_PAYLOAD;
 pub use routes::{Route, Router};
@@ -72,6 +74,8 @@ pub struct Gateway {
     queues: std::sync::OnceLock<sylph_queues::Queues>,
     /// Served after `metrics` (the event sources' counters).
     more_metrics: std::sync::OnceLock<Arc<dyn sylph_telemetry::metrics::MetricsSource>>,
+    /// Authorizers and API keys of the service's routes.
+    guard: authorizers::RouteGuard,
 }
 
 /// Where accepted asynchronous (`Event`) invocations are kept until they have run
@@ -113,6 +117,12 @@ impl Gateway {
         let _ = self.more_metrics.set(source);
     }
 
+    /// The API keys `private: true` routes accept, and the context routes with an authorizer
+    /// defined outside the service get.
+    pub fn set_access(&self, settings: AccessSettings) {
+        self.guard.configure(settings);
+    }
+
     /// Refuse functions' calls on tables `guard` rejects, whatever their IAM statements say.
     pub fn set_table_guard(&self, guard: Arc<dyn TableGuard>) {
         let _ = self.table_guard.set(guard);
@@ -127,6 +137,12 @@ impl Gateway {
     ) -> Arc<Gateway> {
         Arc::new(Gateway {
             router: Router::new(service),
+            guard: authorizers::RouteGuard::new(
+                invoker.clone(),
+                authorizer.clone(),
+                service.region.clone(),
+                service.stage.clone(),
+            ),
             invoker,
             tables,
             metrics,
@@ -290,9 +306,29 @@ impl Gateway {
             source_ip: &source_ip,
             protocol,
         };
+        let id_header = match route.api {
+            ApiKind::Rest => "x-amzn-requestid",
+            ApiKind::Http => "apigw-requestid",
+        };
+        let access = if route.auth.is_some() || route.private {
+            match self.guard.check(route, &m, &req, &parts, &request_id, &now).await {
+                Ok(access) => access,
+                Err(mut refused) => {
+                    if let (ApiKind::Http, Some(cors)) = (route.api, &route.cors) {
+                        add_cors_headers(&mut refused, cors, &parts.headers);
+                    }
+                    if let Ok(v) = HeaderValue::from_str(&request_id) {
+                        refused.headers_mut().insert(id_header, v);
+                    }
+                    return refused;
+                }
+            }
+        } else {
+            apigw::Access::default()
+        };
         let event = match route.api {
-            ApiKind::Rest => apigw::rest_event(&req, &m, &self.stage, &request_id, &now),
-            ApiKind::Http => apigw::http_api_event(&req, &m, &request_id, &now),
+            ApiKind::Rest => apigw::rest_event(&req, &m, &self.stage, &request_id, &now, &access),
+            ApiKind::Http => apigw::http_api_event(&req, &m, &request_id, &now, &access),
         };
         let result = self
             .invoker
@@ -338,10 +374,6 @@ impl Gateway {
         if let (ApiKind::Http, Some(cors)) = (route.api, &route.cors) {
             add_cors_headers(&mut res, cors, &parts.headers);
         }
-        let id_header = match route.api {
-            ApiKind::Rest => "x-amzn-requestid",
-            ApiKind::Http => "apigw-requestid",
-        };
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             res.headers_mut().insert(id_header, v);
         }

@@ -22,6 +22,10 @@ pub struct Route {
     /// The function's deployed name.
     pub function: String,
     pub cors: Option<Cors>,
+    /// The route's authorizer, compiled once.
+    pub auth: Option<std::sync::Arc<crate::authorizers::RouteAuth>>,
+    /// `private: true`: an API key is required.
+    pub private: bool,
     segments: Vec<Segment>,
 }
 
@@ -61,6 +65,11 @@ impl Router {
                     route_key,
                     function: f.name.clone(),
                     cors,
+                    auth: r
+                        .authorizer
+                        .clone()
+                        .map(|a| std::sync::Arc::new(crate::authorizers::RouteAuth::new(a))),
+                    private: r.private,
                     segments: parse_segments(&r.path),
                 });
             }
@@ -242,6 +251,8 @@ mod tests {
                     path: (*path).into(),
                     catch_all: false,
                     cors: None,
+                    authorizer: None,
+                    private: false,
                 })],
                 artifact: None,
                 role: None,
@@ -260,6 +271,7 @@ mod tests {
             package_patterns: vec![],
             tables: vec![],
             queues: Vec::new(),
+            api_keys: Vec::new(),
         }
     }
 

@@ -178,6 +178,7 @@ fn service(functions: Vec<Function>) -> Service {
         package_patterns: Vec::new(),
         tables: Vec::new(),
         queues: Vec::new(),
+        api_keys: Vec::new(),
     }
 }
 

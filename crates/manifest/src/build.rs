@@ -9,6 +9,7 @@ use sylph_model::{
     ScheduleInput, Service, SqsEvent, StreamEvent, TableResource,
 };
 
+use crate::auth::AuthContext;
 use crate::cfn::Stack;
 use crate::error::Problem;
 use crate::yaml::{Node, Value};
@@ -32,42 +33,42 @@ const REPLACED_PLUGINS: &[(&str, &str)] = &[
 
 /// A node plus its path in the document, for error messages.
 #[derive(Clone, Copy)]
-struct At<'a, 'p> {
-    node: &'a Node,
-    path: &'p str,
+pub(crate) struct At<'a, 'p> {
+    pub node: &'a Node,
+    pub path: &'p str,
 }
 
 impl<'a> At<'a, '_> {
-    fn problem(&self, message: impl Into<String>) -> Problem {
+    pub(crate) fn problem(&self, message: impl Into<String>) -> Problem {
         Problem::new(self.node.mark, self.path, message)
     }
 
-    fn expected(&self, what: &str) -> Problem {
+    pub(crate) fn expected(&self, what: &str) -> Problem {
         self.problem(format!("expected {what}, found {}", self.node.kind()))
     }
 
-    fn str(&self) -> Result<&'a str, Problem> {
+    pub(crate) fn str(&self) -> Result<&'a str, Problem> {
         match &self.node.value {
             Value::Str(s) => Ok(s),
             _ => Err(self.expected("a string")),
         }
     }
 
-    fn entries(&self) -> Result<&'a [(String, Node)], Problem> {
+    pub(crate) fn entries(&self) -> Result<&'a [(String, Node)], Problem> {
         match &self.node.value {
             Value::Map(e) => Ok(e),
             _ => Err(self.expected("a mapping")),
         }
     }
 
-    fn items(&self) -> Result<&'a [Node], Problem> {
+    pub(crate) fn items(&self) -> Result<&'a [Node], Problem> {
         match &self.node.value {
             Value::Seq(i) => Ok(i),
             _ => Err(self.expected("a list")),
         }
     }
 
-    fn number(&self, min: i64, max: i64) -> Result<i64, Problem> {
+    pub(crate) fn number(&self, min: i64, max: i64) -> Result<i64, Problem> {
         let n = match &self.node.value {
             Value::Int(i) => *i,
             Value::Float(f) if f.fract() == 0.0 => *f as i64,
@@ -81,7 +82,7 @@ impl<'a> At<'a, '_> {
         Ok(n)
     }
 
-    fn bool(&self) -> Result<bool, Problem> {
+    pub(crate) fn bool(&self) -> Result<bool, Problem> {
         match &self.node.value {
             Value::Bool(b) => Ok(*b),
             Value::Str(s) if s == "true" => Ok(true),
@@ -90,7 +91,7 @@ impl<'a> At<'a, '_> {
         }
     }
 
-    fn strings(&self) -> Result<Vec<String>, Problem> {
+    pub(crate) fn strings(&self) -> Result<Vec<String>, Problem> {
         match &self.node.value {
             Value::Str(s) => Ok(vec![s.clone()]),
             Value::Seq(items) => items
@@ -109,7 +110,7 @@ impl<'a> At<'a, '_> {
     }
 }
 
-fn field<'a>(node: &'a Node, key: &str) -> Option<&'a Node> {
+pub(crate) fn field<'a>(node: &'a Node, key: &str) -> Option<&'a Node> {
     node.get(key).filter(|n| n.value != Value::Null)
 }
 
@@ -211,11 +212,11 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
         None => &[],
     };
     let stack_name = format!("{name}-{stage}");
-    let mut functions = Vec::with_capacity(function_nodes.len());
+    // Every function's deployed name, first: an event's authorizer may name any function.
+    let mut deployed = Vec::with_capacity(function_nodes.len());
     for (key, node) in function_nodes {
         let path = format!("functions.{key}");
-        let at = At { node, path: &path };
-        at.entries()?;
+        At { node, path: &path }.entries()?;
         let fname = match field(node, "name") {
             Some(n) => At {
                 node: n,
@@ -225,6 +226,18 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
             .to_owned(),
             None => format!("{stack_name}-{key}"),
         };
+        deployed.push((key.clone(), fname));
+    }
+    let auth = AuthContext {
+        http_api: crate::auth::http_api_authorizers(provider, &deployed)?,
+        functions: deployed,
+    };
+    let api_keys = crate::auth::api_keys(provider)?;
+    let mut functions = Vec::with_capacity(function_nodes.len());
+    for ((key, node), (_, fname)) in function_nodes.iter().zip(&auth.functions) {
+        let fname = fname.clone();
+        let path = format!("functions.{key}");
+        let at = At { node, path: &path };
         let handler = match field(node, "handler") {
             Some(n) => At {
                 node: n,
@@ -286,7 +299,7 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
                 .items()?;
                 let mut events = Vec::with_capacity(items.len());
                 for (i, ev) in items.iter().enumerate() {
-                    event(ev, &format!("{events_path}[{i}]"), &fname, &mut events, &mut queue_arns)?;
+                    event(ev, &format!("{events_path}[{i}]"), &fname, &auth, &mut events, &mut queue_arns)?;
                 }
                 events
             }
@@ -461,7 +474,7 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
             region,
             root: dir.to_owned(),
             functions: {
-                unserved_events(&resolved, &mut notices);
+                unserved_events(&resolved, &api_keys, &mut notices);
                 resolved
             },
             http_api_cors,
@@ -470,6 +483,7 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
             package_patterns,
             tables,
             queues,
+            api_keys,
         },
         notices,
     })
@@ -608,21 +622,36 @@ fn queue_resource(
 }
 
 /// Say which events Sylph does not run yet, rather than leave them silently untriggered.
-fn unserved_events(functions: &[Function], notices: &mut Vec<String>) {
+fn unserved_events(functions: &[Function], api_keys: &[sylph_model::ApiKey], notices: &mut Vec<String>) {
     for f in functions {
         for (i, event) in f.events.iter().enumerate() {
-            if let Event::Other { kind, .. } = event {
-                notices.push(format!(
+            match event {
+                Event::Other { kind, .. } => notices.push(format!(
                     "functions.{}.events[{i}]: `{kind}` events are not run by sylph yet; {} runs only when called over HTTP or the Invoke API",
                     f.key, f.key
-                ));
+                )),
+                Event::Http(route) => {
+                    if let Some(sylph_model::RouteAuthorizer::External { reference }) = &route.authorizer {
+                        notices.push(format!(
+                            "functions.{}.events[{i}]: authorizer {reference} is defined outside this service and cannot run here; requests pass with the context given by --authorizer-context (or an empty one)",
+                            f.key
+                        ));
+                    }
+                    if route.private && api_keys.is_empty() {
+                        notices.push(format!(
+                            "functions.{}.events[{i}]: the route is private but provider.apiGateway.apiKeys lists no key, so every request gets 403",
+                            f.key
+                        ));
+                    }
+                }
+                _ => {}
             }
         }
     }
 }
 
 /// The logical id Serverless Framework gives a function's `AWS::Lambda::Function`.
-fn logical_id(key: &str) -> String {
+pub(crate) fn logical_id(key: &str) -> String {
     let mut out = String::with_capacity(key.len() + 14);
     let mut upper = true;
     for ch in key.chars() {
@@ -746,6 +775,7 @@ fn event(
     node: &Node,
     path: &str,
     function_name: &str,
+    auth: &AuthContext,
     out: &mut Vec<Event>,
     queue_arns: &mut Vec<(usize, Node, String)>,
 ) -> Result<(), Problem> {
@@ -762,8 +792,8 @@ fn event(
         path: &path,
     };
     match kind.as_str() {
-        "http" => out.push(Event::Http(http_event(at)?)),
-        "httpApi" => out.push(Event::Http(http_api_event(at)?)),
+        "http" => out.push(Event::Http(http_event(at, auth)?)),
+        "httpApi" => out.push(Event::Http(http_api_event(at, auth)?)),
         "sqs" => {
             let (event, arn, arn_path) = sqs_event(at)?;
             queue_arns.push((out.len(), arn, arn_path));
@@ -1261,7 +1291,7 @@ fn destination(at: At<'_, '_>, stack: &Stack<'_>, names: &[(String, String)]) ->
     }
 }
 
-fn http_event(at: At<'_, '_>) -> Result<HttpRoute, Problem> {
+fn http_event(at: At<'_, '_>, auth: &AuthContext) -> Result<HttpRoute, Problem> {
     let (method, raw_path, cors) = match &at.node.value {
         Value::Str(s) => {
             let (m, p) = split_method_path(at, s, "`GET hello/{id}`")?;
@@ -1308,16 +1338,52 @@ fn http_event(at: At<'_, '_>) -> Result<HttpRoute, Problem> {
         }
         _ => return Err(at.expected("a string like `GET hello` or a mapping with `method` and `path`")),
     };
+    let (authorizer, private) = match &at.node.value {
+        Value::Map(_) => {
+            let authorizer = match field(at.node, "authorizer") {
+                Some(n) => Some(crate::auth::rest_authorizer(
+                    At {
+                        node: n,
+                        path: &format!("{}.authorizer", at.path),
+                    },
+                    auth,
+                )?),
+                None => None,
+            };
+            let private = match field(at.node, "private") {
+                Some(n) => At {
+                    node: n,
+                    path: &format!("{}.private", at.path),
+                }
+                .bool()?,
+                None => false,
+            };
+            (authorizer, private)
+        }
+        _ => (None, false),
+    };
     Ok(HttpRoute {
         api: ApiKind::Rest,
         method,
         path: raw_path,
         catch_all: false,
         cors,
+        authorizer,
+        private,
     })
 }
 
-fn http_api_event(at: At<'_, '_>) -> Result<HttpRoute, Problem> {
+fn http_api_event(at: At<'_, '_>, auth: &AuthContext) -> Result<HttpRoute, Problem> {
+    let authorizer = match field(at.node, "authorizer").filter(|_| matches!(at.node.value, Value::Map(_))) {
+        Some(n) => Some(crate::auth::http_api_route_authorizer(
+            At {
+                node: n,
+                path: &format!("{}.authorizer", at.path),
+            },
+            auth,
+        )?),
+        None => None,
+    };
     let (method, path) = match &at.node.value {
         Value::Str(s) if s.trim() == "*" => {
             return Ok(HttpRoute {
@@ -1326,6 +1392,8 @@ fn http_api_event(at: At<'_, '_>) -> Result<HttpRoute, Problem> {
                 path: "/{proxy+}".into(),
                 catch_all: true,
                 cors: None,
+                authorizer: None,
+                private: false,
             })
         }
         Value::Str(s) => split_method_path(at, s, "`GET /hello/{id}` or `*`")?,
@@ -1354,6 +1422,8 @@ fn http_api_event(at: At<'_, '_>) -> Result<HttpRoute, Problem> {
                     path: "/{proxy+}".into(),
                     catch_all: true,
                     cors: None,
+                    authorizer,
+                    private: false,
                 });
             }
             (m, route_path(p, p.str()?)?)
@@ -1366,6 +1436,8 @@ fn http_api_event(at: At<'_, '_>) -> Result<HttpRoute, Problem> {
         path,
         catch_all: false,
         cors: None,
+        authorizer,
+        private: false,
     })
 }
 

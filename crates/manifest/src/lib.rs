@@ -7,6 +7,7 @@
 //! Every error names the file, line, column and document path and says what to do.
 //! This crate does not start processes or serve anything.
 
+mod auth;
 mod build;
 mod cfn;
 mod error;

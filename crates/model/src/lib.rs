@@ -43,6 +43,9 @@ pub struct Service {
     /// The `AWS::SQS::Queue` resources.
     #[serde(default)]
     pub queues: Vec<QueueResource>,
+    /// `provider.apiGateway.apiKeys`: what `private: true` routes accept.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKey>,
 }
 
 /// A queue declared under `resources:`, as the SQS attributes it is created with.
@@ -336,6 +339,73 @@ pub struct HttpRoute {
     pub catch_all: bool,
     /// Per-route CORS (`http` events); `httpApi` routes use [`Service::http_api_cors`].
     pub cors: Option<Cors>,
+    /// Who may call the route, checked before its function runs.
+    #[serde(default)]
+    pub authorizer: Option<RouteAuthorizer>,
+    /// `private: true` (`http` events): a request needs one of [`Service::api_keys`] in
+    /// `x-api-key`.
+    #[serde(default)]
+    pub private: bool,
+}
+
+/// An API Gateway authorizer on one route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RouteAuthorizer {
+    /// A Lambda authorizer that is a function of this service: run as API Gateway runs it.
+    Function(FunctionAuthorizer),
+    /// An authorizer that lives outside the service (a Lambda ARN, a user pool, a shared
+    /// authorizer id). It cannot run here: requests pass, with the context the operator
+    /// supplies, and a notice at start names it.
+    External {
+        /// What the manifest names (an ARN or an authorizer id), for messages.
+        reference: String,
+    },
+    /// `aws_iam`: the request must be signed with SigV4.
+    Iam,
+}
+
+/// A Lambda authorizer of this service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionAuthorizer {
+    /// The authorizer's name in the manifest; results are cached per name.
+    pub name: String,
+    /// The authorizer function's deployed name.
+    pub function: String,
+    /// `REQUEST` (the whole request) rather than `TOKEN` (one header).
+    pub request: bool,
+    /// Where the identity comes from; a request missing any of them is refused with 401
+    /// without running the authorizer. Also the cache key.
+    pub identity_sources: Vec<IdentitySource>,
+    /// `identityValidationExpression` (TOKEN authorizers): a token that does not match is
+    /// refused with 401 without running the authorizer.
+    pub validation_expression: Option<String>,
+    /// How long a result is reused for the same identity (0: never).
+    pub ttl_seconds: u32,
+    /// HTTP API authorizers: payload format 2.0 (otherwise 1.0, the REST shape).
+    pub payload_v2: bool,
+    /// HTTP API `enableSimpleResponses`: the answer is `{"isAuthorized": bool, "context": {..}}`.
+    pub simple_responses: bool,
+}
+
+/// One `identitySource` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IdentitySource {
+    /// A request header (lower case).
+    Header(String),
+    /// A query string parameter.
+    Query(String),
+    /// A `$context` / `context.` variable.
+    Context(String),
+    /// A stage variable (Sylph has none, so it is always missing).
+    StageVariable(String),
+}
+
+/// An API key of `provider.apiGateway.apiKeys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub name: String,
+    /// The key's value when the manifest gives one; otherwise Sylph makes one up at start.
+    pub value: Option<String>,
 }
 
 /// CORS settings as Serverless Framework fills them in for `cors: true` or the object form.

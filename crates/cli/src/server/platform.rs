@@ -549,6 +549,11 @@ impl Platform {
                 version: Some(version.number),
             }));
         }
+        // API keys made up for this service stay the same across versions and restarts.
+        let keys_dir = self.data.join("api-keys").join(&service.name).join(&service.stage);
+        let (access, _) = crate::access::settings(&service, &keys_dir, None)
+            .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+        hosted.gateway.set_access(access);
         hosted.gateway.set_table_guard(Arc::new(DeployerTables {
             service: service.name.clone(),
             deployed_by: version.deployed_by.clone(),

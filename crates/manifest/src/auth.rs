@@ -1,0 +1,463 @@
+//! Who may call an HTTP route, as `serverless.yml` says it: Lambda authorizers (`authorizer:` on
+//! an `http` event, `provider.httpApi.authorizers` for `httpApi` events), `aws_iam`, and the API
+//! keys that `private: true` routes require.
+//!
+//! An authorizer that is a function of this service becomes a [`FunctionAuthorizer`] that the
+//! gateway runs as API Gateway would. One defined elsewhere (a Lambda ARN of another service, a
+//! Cognito user pool, a shared `authorizerId`, a `jwt` issuer) cannot run here: it becomes
+//! [`RouteAuthorizer::External`] and the caller prints a notice naming it.
+
+use sylph_model::{ApiKey, FunctionAuthorizer, IdentitySource, RouteAuthorizer};
+
+use crate::build::{field, logical_id, At};
+use crate::error::Problem;
+use crate::yaml::{Node, Value};
+
+/// What an event's `authorizer` may refer to.
+pub(crate) struct AuthContext {
+    /// (key, deployed name) of every function of the service.
+    pub functions: Vec<(String, String)>,
+    /// `provider.httpApi.authorizers`, by name.
+    pub http_api: Vec<(String, RouteAuthorizer)>,
+}
+
+/// API Gateway's (and the Framework's) default cache time for REST Lambda authorizers.
+const REST_DEFAULT_TTL: u32 = 300;
+/// The longest cache time API Gateway accepts.
+const MAX_TTL: i64 = 3600;
+const DEFAULT_TOKEN_SOURCE: &str = "method.request.header.Authorization";
+
+impl AuthContext {
+    fn function(&self, at: At<'_, '_>, key: &str) -> Result<String, Problem> {
+        match self.functions.iter().find(|(k, _)| k == key) {
+            Some((_, name)) => Ok(name.clone()),
+            None => {
+                let known: Vec<&str> = self.functions.iter().map(|(k, _)| k.as_str()).collect();
+                Err(at
+                    .problem(format!("authorizer function `{key}` is not a function of this service"))
+                    .help(format!(
+                        "name one of: {}; or give an authorizer elsewhere by `arn:`",
+                        known.join(", ")
+                    )))
+            }
+        }
+    }
+
+    /// The deployed name of this service's function an `arn` names (a Lambda ARN string, or
+    /// `Fn::GetAtt: [XLambdaFunction, Arn]`), if it names one.
+    fn function_of_arn(&self, node: &Node) -> Option<String> {
+        match &node.value {
+            Value::Str(arn) => {
+                let name = arn.strip_prefix("arn:")?.split(':').nth(5)?;
+                self.functions.iter().find(|(_, n)| n == name).map(|(_, n)| n.clone())
+            }
+            Value::Map(_) => {
+                let json = node.to_json();
+                let target = json.get("Fn::GetAtt")?.get(0)?.as_str()?.to_owned();
+                self.functions
+                    .iter()
+                    .find(|(k, _)| logical_id(k) == target)
+                    .map(|(_, n)| n.clone())
+            }
+            _ => None,
+        }
+    }
+}
+
+fn describe(node: &Node) -> String {
+    match &node.value {
+        Value::Str(s) => s.clone(),
+        _ => serde_json::to_string(&node.to_json()).unwrap_or_default(),
+    }
+}
+
+/// `authorizer:` on an `http` (REST) event.
+pub(crate) fn rest_authorizer(at: At<'_, '_>, ctx: &AuthContext) -> Result<RouteAuthorizer, Problem> {
+    let mut auth = FunctionAuthorizer {
+        name: String::new(),
+        function: String::new(),
+        request: false,
+        identity_sources: Vec::new(),
+        validation_expression: None,
+        ttl_seconds: REST_DEFAULT_TTL,
+        payload_v2: false,
+        simple_responses: false,
+    };
+    let sub = |key: &str| field(at.node, key).map(|n| (n, format!("{}.{key}", at.path)));
+    match &at.node.value {
+        Value::Str(s) if s == "aws_iam" => return Ok(RouteAuthorizer::Iam),
+        Value::Str(s) if s.starts_with("arn:") => {
+            return Ok(match ctx.function_of_arn(at.node) {
+                Some(function) => {
+                    auth.name = function.clone();
+                    auth.function = function;
+                    auth.identity_sources = rest_identity_sources(at, DEFAULT_TOKEN_SOURCE)?;
+                    RouteAuthorizer::Function(auth)
+                }
+                None => RouteAuthorizer::External { reference: s.clone() },
+            })
+        }
+        Value::Str(key) => {
+            auth.function = ctx.function(at, key)?;
+            auth.name = key.clone();
+            auth.identity_sources = rest_identity_sources(at, DEFAULT_TOKEN_SOURCE)?;
+            return Ok(RouteAuthorizer::Function(auth));
+        }
+        Value::Map(_) => {}
+        _ => return Err(at.expected("a function name, an ARN, `aws_iam` or a mapping")),
+    }
+    let kind = match sub("type") {
+        Some((n, path)) => At { node: n, path: &path }.str()?.to_ascii_lowercase(),
+        None => "token".to_owned(),
+    };
+    match kind.as_str() {
+        "aws_iam" => return Ok(RouteAuthorizer::Iam),
+        "token" | "request" => auth.request = kind == "request",
+        "cognito_user_pools" => {
+            let reference = sub("arn")
+                .or_else(|| sub("authorizerId"))
+                .map(|(n, _)| describe(n))
+                .unwrap_or_else(|| "a Cognito user pool".into());
+            return Ok(RouteAuthorizer::External { reference });
+        }
+        "custom" => {}
+        other => {
+            let (n, path) = sub("type").expect("type was read above");
+            return Err(At { node: n, path: &path }
+                .problem(format!("authorizer type `{other}` is not known"))
+                .help("use token, request, aws_iam or COGNITO_USER_POOLS"));
+        }
+    }
+    if let Some((n, _)) = sub("authorizerId") {
+        return Ok(RouteAuthorizer::External { reference: describe(n) });
+    }
+    match (sub("arn"), sub("name")) {
+        (Some((n, _)), _) => match ctx.function_of_arn(n) {
+            Some(function) => {
+                auth.name = function.clone();
+                auth.function = function;
+            }
+            None => return Ok(RouteAuthorizer::External { reference: describe(n) }),
+        },
+        (None, Some((n, path))) => {
+            let key = At { node: n, path: &path }.str()?;
+            auth.function = ctx.function(At { node: n, path: &path }, key)?;
+            auth.name = key.to_owned();
+        }
+        (None, None) => {
+            return Err(at
+                .problem("the authorizer names no function")
+                .help("add `name: myAuthorizerFunction` (a function of this service) or `arn:`"))
+        }
+    }
+    if let Some((n, path)) = sub("resultTtlInSeconds") {
+        auth.ttl_seconds = At { node: n, path: &path }.number(0, MAX_TTL)? as u32;
+    }
+    auth.identity_sources = match sub("identitySource") {
+        Some((n, path)) => rest_identity_sources(At { node: n, path: &path }, "")?,
+        None if auth.request && auth.ttl_seconds == 0 => Vec::new(),
+        None => rest_identity_sources(at, DEFAULT_TOKEN_SOURCE)?,
+    };
+    if auth.request && auth.ttl_seconds > 0 && auth.identity_sources.is_empty() {
+        return Err(at
+            .problem("a REQUEST authorizer with caching needs an `identitySource`")
+            .help("add `identitySource: method.request.header.Authorization`, or `resultTtlInSeconds: 0`"));
+    }
+    if !auth.request && auth.identity_sources.len() != 1 {
+        return Err(at
+            .problem("a TOKEN authorizer takes exactly one header as its `identitySource`")
+            .help("write `identitySource: method.request.header.Authorization`"));
+    }
+    if let Some((n, path)) = sub("identityValidationExpression") {
+        let at = At { node: n, path: &path };
+        let expression = at.str()?;
+        if let Err(e) = regex_lite::Regex::new(expression) {
+            return Err(at.problem(format!("`{expression}` is not a valid regular expression: {e}")));
+        }
+        auth.validation_expression = Some(expression.to_owned());
+    }
+    Ok(RouteAuthorizer::Function(auth))
+}
+
+/// `identitySource` of a REST authorizer: a comma-separated list of
+/// `method.request.header.X`, `method.request.querystring.X`, `context.X`, `stageVariables.X`.
+/// `default` applies when `at` is the authorizer itself rather than its `identitySource`.
+fn rest_identity_sources(at: At<'_, '_>, default: &str) -> Result<Vec<IdentitySource>, Problem> {
+    let text = if default.is_empty() { at.str()? } else { default };
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let source = if let Some(h) = part.strip_prefix("method.request.header.") {
+            IdentitySource::Header(h.to_ascii_lowercase())
+        } else if let Some(q) = part.strip_prefix("method.request.querystring.") {
+            IdentitySource::Query(q.to_owned())
+        } else if let Some(c) = part.strip_prefix("context.") {
+            IdentitySource::Context(c.to_owned())
+        } else if let Some(v) = part.strip_prefix("stageVariables.") {
+            IdentitySource::StageVariable(v.to_owned())
+        } else {
+            return Err(at
+                .problem(format!("`{part}` is not an identity source"))
+                .help("use method.request.header.NAME, method.request.querystring.NAME, context.NAME or stageVariables.NAME"));
+        };
+        out.push(source);
+    }
+    Ok(out)
+}
+
+/// `identitySource` of an HTTP API authorizer: one or a list of `$request.header.X`,
+/// `$request.querystring.X`, `$context.X`, `$stageVariables.X`.
+fn http_identity_sources(at: At<'_, '_>) -> Result<Vec<IdentitySource>, Problem> {
+    let mut out = Vec::new();
+    for part in at.strings()? {
+        for part in part.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let source = if let Some(h) = part.strip_prefix("$request.header.") {
+                IdentitySource::Header(h.to_ascii_lowercase())
+            } else if let Some(q) = part.strip_prefix("$request.querystring.") {
+                IdentitySource::Query(q.to_owned())
+            } else if let Some(c) = part.strip_prefix("$context.") {
+                IdentitySource::Context(c.to_owned())
+            } else if let Some(v) = part.strip_prefix("$stageVariables.") {
+                IdentitySource::StageVariable(v.to_owned())
+            } else {
+                return Err(at
+                    .problem(format!("`{part}` is not an identity source"))
+                    .help("use $request.header.NAME, $request.querystring.NAME, $context.NAME or $stageVariables.NAME"));
+            };
+            out.push(source);
+        }
+    }
+    Ok(out)
+}
+
+/// `provider.httpApi.authorizers`: named authorizers that `httpApi` events refer to.
+pub(crate) fn http_api_authorizers(
+    provider: &Node,
+    functions: &[(String, String)],
+) -> Result<Vec<(String, RouteAuthorizer)>, Problem> {
+    let Some(node) = field(provider, "httpApi").and_then(|h| field(h, "authorizers")) else {
+        return Ok(Vec::new());
+    };
+    let ctx = AuthContext {
+        functions: functions.to_vec(),
+        http_api: Vec::new(),
+    };
+    let mut out = Vec::new();
+    for (name, def) in (At {
+        node,
+        path: "provider.httpApi.authorizers",
+    })
+    .entries()?
+    {
+        let path = format!("provider.httpApi.authorizers.{name}");
+        let at = At { node: def, path: &path };
+        at.entries()?;
+        let sub = |key: &str| field(def, key).map(|n| (n, format!("{path}.{key}")));
+        let kind = match sub("type") {
+            Some((n, p)) => At { node: n, path: &p }.str()?.to_ascii_lowercase(),
+            None if sub("functionName").is_some() || sub("functionArn").is_some() => "request".into(),
+            None => "jwt".into(),
+        };
+        let authorizer = match kind.as_str() {
+            "jwt" => RouteAuthorizer::External {
+                reference: match sub("issuerUrl") {
+                    Some((n, _)) => format!("jwt issuer {}", describe(n)),
+                    None => format!("jwt authorizer {name}"),
+                },
+            },
+            "request" => {
+                let function = match (sub("functionName"), sub("functionArn")) {
+                    (Some((n, p)), _) => {
+                        let key_at = At { node: n, path: &p };
+                        Some(ctx.function(key_at, key_at.str()?)?)
+                    }
+                    (None, Some((n, _))) => ctx.function_of_arn(n),
+                    (None, None) => {
+                        return Err(at
+                            .problem(format!("request authorizer `{name}` names no function"))
+                            .help("add `functionName: myAuthorizerFunction` or `functionArn:`"))
+                    }
+                };
+                match function {
+                    None => RouteAuthorizer::External {
+                        reference: sub("functionArn").map(|(n, _)| describe(n)).unwrap_or_default(),
+                    },
+                    Some(function) => {
+                        let ttl_seconds = match sub("resultTtlInSeconds") {
+                            Some((n, p)) => At { node: n, path: &p }.number(0, MAX_TTL)? as u32,
+                            None => 0,
+                        };
+                        let payload_v2 = match sub("payloadVersion") {
+                            None => true,
+                            Some((n, p)) => {
+                                let v_at = At { node: n, path: &p };
+                                match &n.value {
+                                    Value::Str(s) if s == "2.0" => true,
+                                    Value::Str(s) if s == "1.0" => false,
+                                    Value::Float(f) if *f == 2.0 => true,
+                                    Value::Float(f) if *f == 1.0 => false,
+                                    _ => return Err(v_at.expected("'1.0' or '2.0'")),
+                                }
+                            }
+                        };
+                        let simple_responses = match sub("enableSimpleResponses") {
+                            Some((n, p)) => At { node: n, path: &p }.bool()?,
+                            None => false,
+                        };
+                        if simple_responses && !payload_v2 {
+                            return Err(at
+                                .problem("enableSimpleResponses needs payloadVersion '2.0'")
+                                .help("remove `payloadVersion: '1.0'` or `enableSimpleResponses`"));
+                        }
+                        let identity_sources = match sub("identitySource") {
+                            Some((n, p)) => http_identity_sources(At { node: n, path: &p })?,
+                            None => Vec::new(),
+                        };
+                        if ttl_seconds > 0 && identity_sources.is_empty() {
+                            return Err(at
+                                .problem(format!("authorizer `{name}` caches results but has no `identitySource`"))
+                                .help("add `identitySource: $request.header.Authorization`, or `resultTtlInSeconds: 0`"));
+                        }
+                        RouteAuthorizer::Function(FunctionAuthorizer {
+                            name: name.clone(),
+                            function,
+                            request: true,
+                            identity_sources,
+                            validation_expression: None,
+                            ttl_seconds,
+                            payload_v2,
+                            simple_responses,
+                        })
+                    }
+                }
+            }
+            other => {
+                return Err(at
+                    .problem(format!("authorizer type `{other}` is not known"))
+                    .help("use `type: jwt` or `type: request`"))
+            }
+        };
+        out.push((name.clone(), authorizer));
+    }
+    Ok(out)
+}
+
+/// `authorizer:` on an `httpApi` event: a name from `provider.httpApi.authorizers`,
+/// `{ name, scopes }`, `{ type: aws_iam }` or `{ id }` (an authorizer made elsewhere).
+pub(crate) fn http_api_route_authorizer(at: At<'_, '_>, ctx: &AuthContext) -> Result<RouteAuthorizer, Problem> {
+    let name = match &at.node.value {
+        Value::Str(s) if s == "aws_iam" => return Ok(RouteAuthorizer::Iam),
+        Value::Str(s) => s.as_str(),
+        Value::Map(_) => {
+            if let Some(t) = field(at.node, "type") {
+                let t_at = At {
+                    node: t,
+                    path: &format!("{}.type", at.path),
+                };
+                if t_at.str()?.eq_ignore_ascii_case("aws_iam") {
+                    return Ok(RouteAuthorizer::Iam);
+                }
+            }
+            if let Some(id) = field(at.node, "id") {
+                return Ok(RouteAuthorizer::External { reference: describe(id) });
+            }
+            match field(at.node, "name") {
+                Some(n) => At {
+                    node: n,
+                    path: &format!("{}.name", at.path),
+                }
+                .str()?,
+                None => {
+                    return Err(at
+                        .problem("the authorizer has no `name`")
+                        .help("name one of provider.httpApi.authorizers, or write `type: aws_iam`"))
+                }
+            }
+        }
+        _ => return Err(at.expected("an authorizer name or a mapping")),
+    };
+    match ctx.http_api.iter().find(|(n, _)| n == name) {
+        Some((_, a)) => Ok(a.clone()),
+        None => {
+            let known: Vec<&str> = ctx.http_api.iter().map(|(n, _)| n.as_str()).collect();
+            Err(at
+                .problem(format!("authorizer `{name}` is not defined"))
+                .help(if known.is_empty() {
+                    "define it under provider.httpApi.authorizers".to_owned()
+                } else {
+                    format!("define it under provider.httpApi.authorizers (defined: {})", known.join(", "))
+                }))
+        }
+    }
+}
+
+/// `provider.apiGateway.apiKeys` (or the older `provider.apiKeys`): names, `{ name, value }`
+/// mappings, or usage plans mapping to such lists.
+pub(crate) fn api_keys(provider: &Node) -> Result<Vec<ApiKey>, Problem> {
+    let (node, path) = match field(provider, "apiGateway").and_then(|g| field(g, "apiKeys")) {
+        Some(n) => (n, "provider.apiGateway.apiKeys"),
+        None => match field(provider, "apiKeys") {
+            Some(n) => (n, "provider.apiKeys"),
+            None => return Ok(Vec::new()),
+        },
+    };
+    let mut out = Vec::new();
+    collect_keys(At { node, path }, &mut out, 0)?;
+    Ok(out)
+}
+
+fn collect_keys(at: At<'_, '_>, out: &mut Vec<ApiKey>, depth: u8) -> Result<(), Problem> {
+    for (i, item) in at.items()?.iter().enumerate() {
+        let path = format!("{}[{i}]", at.path);
+        let item_at = At { node: item, path: &path };
+        match &item.value {
+            Value::Str(name) => out.push(ApiKey {
+                name: name.clone(),
+                value: None,
+            }),
+            Value::Map(_) if field(item, "name").is_some() || field(item, "value").is_some() => {
+                let name = match field(item, "name") {
+                    Some(n) => At {
+                        node: n,
+                        path: &format!("{path}.name"),
+                    }
+                    .str()?
+                    .to_owned(),
+                    None => format!("key{}", out.len() + 1),
+                };
+                let value = match field(item, "value") {
+                    Some(n) => {
+                        let v_at = At {
+                            node: n,
+                            path: &format!("{path}.value"),
+                        };
+                        let v = v_at.str()?;
+                        // API Gateway's own rule for imported key values.
+                        if v.len() < 20 {
+                            return Err(v_at
+                                .problem("an API key value must be at least 20 characters long")
+                                .help("use a longer value, or leave `value` out to have one made up"));
+                        }
+                        Some(v.to_owned())
+                    }
+                    None => None,
+                };
+                out.push(ApiKey { name, value });
+            }
+            // A usage plan: `- free: [key1, key2]`.
+            Value::Map(entries) if depth == 0 => {
+                for (plan, keys) in entries {
+                    collect_keys(
+                        At {
+                            node: keys,
+                            path: &format!("{path}.{plan}"),
+                        },
+                        out,
+                        depth + 1,
+                    )?;
+                }
+            }
+            _ => return Err(item_at.expected("a key name or a mapping with `name` and `value`")),
+        }
+    }
+    Ok(())
+}
