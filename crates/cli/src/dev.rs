@@ -249,7 +249,9 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         let mut guards = Vec::new();
         match r.auth.as_ref().map(|a| &a.authorizer) {
             Some(RouteAuthorizer::Function(f)) => guards.push(format!("authorizer {}", f.name)),
-            Some(RouteAuthorizer::External { reference }) => guards.push(format!("authorizer {reference} (not run here)")),
+            Some(RouteAuthorizer::External { reference }) => {
+                guards.push(format!("authorizer {reference} (not run here)"))
+            }
             Some(RouteAuthorizer::Iam) => guards.push("aws_iam".to_owned()),
             None => {}
         }

@@ -232,12 +232,24 @@ pub fn rest_event_value(
 }
 
 /// HTTP API (payload format 2.0) event.
-pub fn http_api_event(req: &RequestParts<'_>, m: &Match<'_>, request_id: &str, now: &UtcTime, access: &Access) -> Vec<u8> {
+pub fn http_api_event(
+    req: &RequestParts<'_>,
+    m: &Match<'_>,
+    request_id: &str,
+    now: &UtcTime,
+    access: &Access,
+) -> Vec<u8> {
     serde_json::to_vec(&http_api_event_value(req, m, request_id, now, access)).unwrap_or_default()
 }
 
 /// The HTTP API event as a JSON value (a payload 2.0 authorizer's event is built from it).
-pub fn http_api_event_value(req: &RequestParts<'_>, m: &Match<'_>, request_id: &str, now: &UtcTime, access: &Access) -> Value {
+pub fn http_api_event_value(
+    req: &RequestParts<'_>,
+    m: &Match<'_>,
+    request_id: &str,
+    now: &UtcTime,
+    access: &Access,
+) -> Value {
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
     let mut cookies = Vec::new();
     for (name, value) in req.headers {
@@ -541,7 +553,8 @@ mod tests {
             source_ip: "127.0.0.1",
             protocol: "HTTP/1.1",
         };
-        let ev: Value = serde_json::from_slice(&http_api_event(&req, &m, "rid", &UtcTime::now(), &Access::default())).unwrap();
+        let ev: Value =
+            serde_json::from_slice(&http_api_event(&req, &m, "rid", &UtcTime::now(), &Access::default())).unwrap();
         assert_eq!(ev["version"], "2.0");
         assert_eq!(ev["routeKey"], "POST /items/{id}");
         assert_eq!(ev["rawQueryString"], "a=1&a=2");

@@ -69,7 +69,10 @@ enum Outcome {
         context: Map<String, Value>,
     },
     /// An HTTP API simple response.
-    Simple { authorized: bool, context: Map<String, Value> },
+    Simple {
+        authorized: bool,
+        context: Map<String, Value>,
+    },
 }
 
 /// Runs the checks; one per gateway.
@@ -108,7 +111,9 @@ impl RouteGuard {
 
     fn settings(&self) -> &AccessSettings {
         static NONE: std::sync::OnceLock<AccessSettings> = std::sync::OnceLock::new();
-        self.settings.get().unwrap_or_else(|| NONE.get_or_init(AccessSettings::default))
+        self.settings
+            .get()
+            .unwrap_or_else(|| NONE.get_or_init(AccessSettings::default))
     }
 
     /// Check a request against its route's authorizer and API key. `Ok` carries what the
@@ -133,7 +138,8 @@ impl RouteGuard {
                     access.authorizer = Some(match route.api {
                         ApiKind::Rest => {
                             let mut c = context;
-                            c.entry("principalId").or_insert_with(|| Value::String("sylph-local".into()));
+                            c.entry("principalId")
+                                .or_insert_with(|| Value::String("sylph-local".into()));
                             Value::Object(c)
                         }
                         ApiKind::Http => json!({ "lambda": context }),
@@ -231,7 +237,11 @@ impl RouteGuard {
                 let event = self.authorizer_event(route, f, m, req, request_id, now, &method_arn, &identity);
                 let outcome = Arc::new(self.invoke_authorizer(route.api, f, event).await?);
                 if f.ttl_seconds > 0 {
-                    self.remember(cache_key, Duration::from_secs(u64::from(f.ttl_seconds)), outcome.clone());
+                    self.remember(
+                        cache_key,
+                        Duration::from_secs(u64::from(f.ttl_seconds)),
+                        outcome.clone(),
+                    );
                 }
                 outcome
             }
@@ -252,7 +262,9 @@ impl RouteGuard {
                 match sylph_iam::policy::evaluate(policy, "execute-api:Invoke", &method_arn) {
                     sylph_iam::Decision::Allowed => {}
                     sylph_iam::Decision::ExplicitDeny(_) => {
-                        return Err(forbidden("User is not authorized to access this resource with an explicit deny"))
+                        return Err(forbidden(
+                            "User is not authorized to access this resource with an explicit deny",
+                        ))
                     }
                     sylph_iam::Decision::ImplicitDeny => {
                         return Err(forbidden("User is not authorized to access this resource"))
@@ -347,7 +359,12 @@ impl RouteGuard {
         serde_json::to_vec(&event).unwrap_or_default()
     }
 
-    async fn invoke_authorizer(&self, api: ApiKind, f: &FunctionAuthorizer, event: Vec<u8>) -> Result<Outcome, Refused> {
+    async fn invoke_authorizer(
+        &self,
+        api: ApiKind,
+        f: &FunctionAuthorizer,
+        event: Vec<u8>,
+    ) -> Result<Outcome, Refused> {
         let misconfigured = |why: &str| {
             tracing::warn!(authorizer = %f.name, "authorizer {} failed: {why}", f.function);
             match api {
@@ -382,7 +399,11 @@ impl RouteGuard {
                         .ok()
                         .and_then(|v| v.get("errorMessage").and_then(Value::as_str).map(str::to_owned));
                     if message.as_deref() == Some("Unauthorized") {
-                        return Err(refuse(StatusCode::UNAUTHORIZED, "UnauthorizedException", json!("Unauthorized")));
+                        return Err(refuse(
+                            StatusCode::UNAUTHORIZED,
+                            "UnauthorizedException",
+                            json!("Unauthorized"),
+                        ));
                     }
                     return Err(misconfigured(&format!(
                         "it failed: {}",
@@ -398,7 +419,9 @@ impl RouteGuard {
             Some(Value::Object(c)) => {
                 // API Gateway takes only strings, numbers and booleans in a REST context.
                 if api == ApiKind::Rest && c.values().any(|v| v.is_object() || v.is_array()) {
-                    return Err(misconfigured("its context holds an object or a list; only strings, numbers and booleans are allowed"));
+                    return Err(misconfigured(
+                        "its context holds an object or a list; only strings, numbers and booleans are allowed",
+                    ));
                 }
                 c.clone()
             }
@@ -481,7 +504,11 @@ impl RouteGuard {
             Ok(Some(principal)) => {
                 let arn = self.method_arn(route, req);
                 if let Err(denied) = iam.authorize(&principal, &[("execute-api:Invoke".to_owned(), arn)]) {
-                    return Err(refuse(StatusCode::FORBIDDEN, "AccessDeniedException", json!(denied.message)));
+                    return Err(refuse(
+                        StatusCode::FORBIDDEN,
+                        "AccessDeniedException",
+                        json!(denied.message),
+                    ));
                 }
                 Ok(IamCaller {
                     caller: format!("{access_key}:{}", principal.function),
@@ -533,7 +560,11 @@ fn identity_value(source: &IdentitySource, req: &RequestParts<'_>, request_id: &
             "stage" => Some(stage.to_owned()),
             "httpMethod" => Some(req.method.to_owned()),
             "identity.sourceIp" | "sourceIp" => Some(req.source_ip.to_owned()),
-            "identity.userAgent" => req.headers.get("user-agent").and_then(|v| v.to_str().ok()).map(str::to_owned),
+            "identity.userAgent" => req
+                .headers
+                .get("user-agent")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
             _ => None,
         },
         // Sylph has no stage variables.
@@ -573,7 +604,9 @@ fn policy_of(doc: &Value) -> Result<Role, String> {
             _ => (None, false),
         };
         let (Some(actions), Some(resources)) = (actions, resources) else {
-            return Err(format!("statement {i} of its policy needs one Action and one Resource (strings or lists)"));
+            return Err(format!(
+                "statement {i} of its policy needs one Action and one Resource (strings or lists)"
+            ));
         };
         out.push(IamStatement {
             allow,
@@ -627,7 +660,11 @@ mod tests {
             sylph_iam::Decision::ExplicitDeny(_)
         ));
         assert_eq!(
-            sylph_iam::policy::evaluate(&role, "execute-api:Invoke", "arn:aws:execute-api:us-east-1:000000000000:sylphlocal/dev/POST/todos"),
+            sylph_iam::policy::evaluate(
+                &role,
+                "execute-api:Invoke",
+                "arn:aws:execute-api:us-east-1:000000000000:sylphlocal/dev/POST/todos"
+            ),
             sylph_iam::Decision::ImplicitDeny
         );
     }

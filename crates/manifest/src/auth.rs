@@ -195,9 +195,9 @@ fn rest_identity_sources(at: At<'_, '_>, default: &str) -> Result<Vec<IdentitySo
         } else if let Some(v) = part.strip_prefix("stageVariables.") {
             IdentitySource::StageVariable(v.to_owned())
         } else {
-            return Err(at
-                .problem(format!("`{part}` is not an identity source"))
-                .help("use method.request.header.NAME, method.request.querystring.NAME, context.NAME or stageVariables.NAME"));
+            return Err(at.problem(format!("`{part}` is not an identity source")).help(
+                "use method.request.header.NAME, method.request.querystring.NAME, context.NAME or stageVariables.NAME",
+            ));
         };
         out.push(source);
     }
@@ -219,9 +219,9 @@ fn http_identity_sources(at: At<'_, '_>) -> Result<Vec<IdentitySource>, Problem>
             } else if let Some(v) = part.strip_prefix("$stageVariables.") {
                 IdentitySource::StageVariable(v.to_owned())
             } else {
-                return Err(at
-                    .problem(format!("`{part}` is not an identity source"))
-                    .help("use $request.header.NAME, $request.querystring.NAME, $context.NAME or $stageVariables.NAME"));
+                return Err(at.problem(format!("`{part}` is not an identity source")).help(
+                    "use $request.header.NAME, $request.querystring.NAME, $context.NAME or $stageVariables.NAME",
+                ));
             };
             out.push(source);
         }
@@ -314,8 +314,12 @@ pub(crate) fn http_api_authorizers(
                         };
                         if ttl_seconds > 0 && identity_sources.is_empty() {
                             return Err(at
-                                .problem(format!("authorizer `{name}` caches results but has no `identitySource`"))
-                                .help("add `identitySource: $request.header.Authorization`, or `resultTtlInSeconds: 0`"));
+                                .problem(format!(
+                                    "authorizer `{name}` caches results but has no `identitySource`"
+                                ))
+                                .help(
+                                    "add `identitySource: $request.header.Authorization`, or `resultTtlInSeconds: 0`",
+                                ));
                         }
                         RouteAuthorizer::Function(FunctionAuthorizer {
                             name: name.clone(),
@@ -358,7 +362,9 @@ pub(crate) fn http_api_route_authorizer(at: At<'_, '_>, ctx: &AuthContext) -> Re
                 }
             }
             if let Some(id) = field(at.node, "id") {
-                return Ok(RouteAuthorizer::External { reference: describe(id) });
+                return Ok(RouteAuthorizer::External {
+                    reference: describe(id),
+                });
             }
             match field(at.node, "name") {
                 Some(n) => At {
@@ -384,7 +390,10 @@ pub(crate) fn http_api_route_authorizer(at: At<'_, '_>, ctx: &AuthContext) -> Re
                 .help(if known.is_empty() {
                     "define it under provider.httpApi.authorizers".to_owned()
                 } else {
-                    format!("define it under provider.httpApi.authorizers (defined: {})", known.join(", "))
+                    format!(
+                        "define it under provider.httpApi.authorizers (defined: {})",
+                        known.join(", ")
+                    )
                 }))
         }
     }
@@ -408,7 +417,10 @@ pub(crate) fn api_keys(provider: &Node) -> Result<Vec<ApiKey>, Problem> {
 fn collect_keys(at: At<'_, '_>, out: &mut Vec<ApiKey>, depth: u8) -> Result<(), Problem> {
     for (i, item) in at.items()?.iter().enumerate() {
         let path = format!("{}[{i}]", at.path);
-        let item_at = At { node: item, path: &path };
+        let item_at = At {
+            node: item,
+            path: &path,
+        };
         match &item.value {
             Value::Str(name) => out.push(ApiKey {
                 name: name.clone(),

@@ -299,7 +299,14 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
                 .items()?;
                 let mut events = Vec::with_capacity(items.len());
                 for (i, ev) in items.iter().enumerate() {
-                    event(ev, &format!("{events_path}[{i}]"), &fname, &auth, &mut events, &mut queue_arns)?;
+                    event(
+                        ev,
+                        &format!("{events_path}[{i}]"),
+                        &fname,
+                        &auth,
+                        &mut events,
+                        &mut queue_arns,
+                    )?;
                 }
                 events
             }

@@ -551,8 +551,8 @@ impl Platform {
         }
         // API keys made up for this service stay the same across versions and restarts.
         let keys_dir = self.data.join("api-keys").join(&service.name).join(&service.stage);
-        let (access, _) = crate::access::settings(&service, &keys_dir, None)
-            .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+        let (access, _) =
+            crate::access::settings(&service, &keys_dir, None).map_err(|e| ApiError::internal(format!("{e:#}")))?;
         hosted.gateway.set_access(access);
         hosted.gateway.set_table_guard(Arc::new(DeployerTables {
             service: service.name.clone(),

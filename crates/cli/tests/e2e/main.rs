@@ -4,6 +4,7 @@
 mod harness;
 
 mod async_events;
+mod authorizers;
 mod connections;
 mod errors;
 mod events;
