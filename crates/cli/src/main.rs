@@ -98,6 +98,13 @@ pub struct ServiceArgs {
     /// The region, for ${opt:region} and ${aws:region} (default: provider.region or us-east-1).
     #[arg(long, short = 'r')]
     pub region: Option<String>,
+    /// A value for a variable AWS resolves when deploying (repeatable): NAME=VALUE for
+    /// ${param:NAME}, or SOURCE:ADDRESS=VALUE (ssm:/path=…, cf:stack.Output=…, ImportValue:name=…).
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// The parameters file (default: sylph.params.yml beside serverless.yml, if there is one).
+    #[arg(long, value_name = "FILE")]
+    pub params_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {

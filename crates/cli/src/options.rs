@@ -77,10 +77,12 @@ pub fn load_service(args: &ServiceArgs, extra: &HashMap<String, String>) -> anyh
     if let Some(r) = &args.region {
         options.insert("region".into(), r.clone());
     }
+    let params = sylph_manifest::Params::load(args.params_file.as_deref(), &service_dir, &args.params)?;
     let ctx = Context {
         options,
         env: std::env::vars().collect(),
         service_dir,
+        params,
     };
     Ok(sylph_manifest::load(&path, &ctx)?)
 }

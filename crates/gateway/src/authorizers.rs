@@ -4,6 +4,9 @@
 //! API keys of `private: true` routes. Refusals carry API Gateway's status, body and
 //! `x-amzn-ErrorType`.
 
+// A refusal is a whole response; it is built once per refused request, never copied around.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -75,6 +78,9 @@ enum Outcome {
     },
 }
 
+/// (authorizer name, identity source values): whose answer a cached result is.
+type CacheKey = (String, String);
+
 /// Runs the checks; one per gateway.
 pub struct RouteGuard {
     invoker: Arc<dyn Invoker>,
@@ -82,7 +88,7 @@ pub struct RouteGuard {
     region: String,
     stage: String,
     settings: std::sync::OnceLock<AccessSettings>,
-    cache: Mutex<HashMap<(String, String), (Instant, Arc<Outcome>)>>,
+    cache: Mutex<HashMap<CacheKey, (Instant, Arc<Outcome>)>>,
 }
 
 /// A refusal: the response API Gateway would send.
@@ -298,7 +304,7 @@ impl RouteGuard {
         }
     }
 
-    fn remember(&self, key: (String, String), ttl: Duration, outcome: Arc<Outcome>) {
+    fn remember(&self, key: CacheKey, ttl: Duration, outcome: Arc<Outcome>) {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= MAX_CACHED_RESULTS {
             let now = Instant::now();

@@ -114,7 +114,13 @@ pub(crate) fn field<'a>(node: &'a Node, key: &str) -> Option<&'a Node> {
     node.get(key).filter(|n| n.value != Value::Null)
 }
 
-pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) -> Result<Loaded, Problem> {
+pub(crate) fn service(
+    root: &Node,
+    stage: String,
+    region: String,
+    dir: &Path,
+    params: &crate::params::Params,
+) -> Result<Loaded, Problem> {
     let mut notices = Vec::new();
     let name = match root.get("service") {
         None | Some(Node { value: Value::Null, .. }) => {
@@ -351,6 +357,7 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
         name: stack_name,
         region: &region,
         resources: resources.get("Resources").unwrap_or(&empty),
+        params,
         functions: functions
             .iter()
             .map(|(f, ..)| (logical_id(&f.key), f.name.clone()))
@@ -466,7 +473,7 @@ pub(crate) fn service(root: &Node, stage: String, region: String, dir: &Path) ->
                         "cannot resolve {} locally",
                         serde_json::to_string(&node.to_json()).unwrap_or_default()
                     ))
-                    .help("sylph resolves Ref, Fn::GetAtt, Fn::Sub, Fn::Join and Fn::Select of resources declared in this file; set a plain value for anything else")
+                    .help(format!("sylph resolves Ref, Fn::GetAtt, Fn::Sub, Fn::Join and Fn::Select of resources declared in this file; for anything from outside it, give the value under ImportValue:, GetAtt: or Ref: in {}", crate::params::PARAMS_FILE))
                 })?,
             };
             function.environment.insert(key, value);

@@ -15,6 +15,9 @@ pub struct Stack<'a> {
     pub resources: &'a Value,
     /// Logical ids Serverless Framework gives functions (`HelloLambdaFunction`) and their names.
     pub functions: Vec<(String, String)>,
+    /// Values the operator gives for what lives outside the service (`ImportValue`,
+    /// `GetAtt`, `Ref` sections of the parameters file).
+    pub params: &'a crate::params::Params,
 }
 
 /// Properties that carry a resource's physical name, by resource type.
@@ -47,6 +50,10 @@ impl Stack<'_> {
                 let (func, arg) = map.iter().next()?;
                 match func.as_str() {
                     "Ref" => self.reference(arg.as_str()?, depth),
+                    "Fn::ImportValue" => {
+                        let name = self.resolve_depth(arg, depth + 1)?;
+                        self.params.get("ImportValue", &name).map(str::to_owned)
+                    }
                     "Fn::GetAtt" => {
                         let (res, attr) = match arg {
                             Value::Array(a) if a.len() == 2 => (a[0].as_str()?, a[1].as_str()?),
@@ -85,6 +92,9 @@ impl Stack<'_> {
     }
 
     fn reference(&self, name: &str, depth: u32) -> Option<String> {
+        if let Some(given) = self.params.get("Ref", name) {
+            return Some(given.to_owned());
+        }
         match name {
             "AWS::Region" => return Some(self.region.to_owned()),
             "AWS::AccountId" => return Some(LOCAL_ACCOUNT_ID.to_owned()),
@@ -123,6 +133,9 @@ impl Stack<'_> {
     }
 
     fn attribute(&self, logical_id: &str, attr: &str, depth: u32) -> Option<String> {
+        if let Some(given) = self.params.get("GetAtt", &format!("{logical_id}.{attr}")) {
+            return Some(given.to_owned());
+        }
         if let Some((_, fname)) = self.functions.iter().find(|(id, _)| id == logical_id) {
             return match attr {
                 "Arn" => Some(format!(
@@ -193,12 +206,15 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    static NO_PARAMS: std::sync::LazyLock<crate::params::Params> = std::sync::LazyLock::new(Default::default);
+
     fn stack(resources: &Value) -> Stack<'_> {
         Stack {
             name: "todo-dev".into(),
             region: "us-east-1",
             resources,
             functions: vec![],
+            params: &NO_PARAMS,
         }
     }
 

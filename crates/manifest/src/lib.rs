@@ -12,12 +12,14 @@ mod build;
 mod cfn;
 mod error;
 mod iam;
+pub mod params;
 pub mod vars;
 pub mod yaml;
 
 use std::path::Path;
 
 pub use error::{Diagnostic, ManifestError};
+pub use params::Params;
 pub use vars::Context;
 
 use crate::vars::{Resolver, Seg};
@@ -59,7 +61,7 @@ pub fn load_str(source: &str, file: &Path, ctx: &Context) -> Result<Loaded, Mani
     resolver.resolve_deep(&mut Vec::<Seg>::new()).map_err(fail)?;
     let stage = resolver.stage().map_err(fail)?;
     let region = resolver.region().map_err(fail)?;
-    build::service(&resolver.root, stage, region, &ctx.service_dir).map_err(fail)
+    build::service(&resolver.root, stage, region, &ctx.service_dir, &ctx.params).map_err(fail)
 }
 
 /// Make `provider.stage`, `provider.region` and friends visible to `${self:provider.…}` even

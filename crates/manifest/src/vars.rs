@@ -23,6 +23,8 @@ pub struct Context {
     pub env: HashMap<String, String>,
     /// The folder holding the manifest; `${file(...)}` paths are relative to it.
     pub service_dir: PathBuf,
+    /// Values for the sources AWS resolves (`${ssm:…}`, `${param:…}`, …).
+    pub params: crate::params::Params,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +53,16 @@ pub(crate) fn path_string(path: &[Seg]) -> String {
 
 /// Sources that exist on AWS but cannot be read on a local machine. A variable from one of
 /// them counts as missing, so a fallback (`${ssm:/x, 'local'}`) still works.
-const REMOTE_SOURCES: &[&str] = &["ssm", "cf", "s3", "param", "secretsmanager", "terraform", "git"];
+pub(crate) const REMOTE_SOURCES: &[&str] = &[
+    "ssm",
+    "cf",
+    "s3",
+    "param",
+    "secretsmanager",
+    "terraform",
+    "git",
+    "construct",
+];
 
 pub(crate) struct Resolver<'a> {
     pub root: Node,
@@ -369,12 +380,49 @@ impl<'a> Resolver<'a> {
                         .help("known: ${aws:region}, ${aws:accountId}")),
                 }
             }
-            remote if REMOTE_SOURCES.contains(&remote) => Ok(Err(Missing(format!(
-                "the `{remote}` source reads from AWS and is not available locally"
-            )))),
+            remote if REMOTE_SOURCES.contains(&remote) => {
+                // `${ssm:/path~true}`: the Framework's old "decrypt" suffix.
+                let address = address
+                    .strip_suffix("~true")
+                    .or_else(|| address.strip_suffix("~false"))
+                    .unwrap_or(address);
+                if let Some(v) = self.ctx.params.get(remote, address) {
+                    return Ok(Ok(Node::new(Value::Str(v.to_owned()), mark)));
+                }
+                if remote == "param" {
+                    if let Some(node) = self.stage_param(address)? {
+                        return Ok(Ok(node));
+                    }
+                }
+                Ok(Err(Missing(format!(
+                    "the `{remote}` source is resolved by AWS when deploying; {}",
+                    self.ctx.params.how_to_set(remote, address)
+                ))))
+            }
             other => Err(problem(format!("unknown variable source `{other}` in `${{{item}}}`"))
                 .help("known sources: self, opt, env, sls, file(...), aws")),
         }
+    }
+
+    /// `${param:NAME}` from the manifest itself: `params.<stage>.NAME`, then
+    /// `params.default.NAME` (Framework v3/v4), or the same under `stages:` (v4).
+    fn stage_param(&mut self, name: &str) -> Result<Option<Node>, Problem> {
+        let stage = self.stage()?;
+        for (top, inner) in [("params", None), ("stages", Some("params"))] {
+            for group in [stage.as_str(), "default"] {
+                let mut path = vec![Seg::Key(top.into()), Seg::Key(group.into())];
+                if let Some(inner) = inner {
+                    path.push(Seg::Key(inner.into()));
+                }
+                path.push(Seg::Key(name.into()));
+                if let Some(node) = self.lookup(&path)? {
+                    if node.value != Value::Null {
+                        return Ok(Some(node));
+                    }
+                }
+            }
+        }
+        Ok(None)
     }
 
     fn option(&self, name: &str) -> Option<String> {

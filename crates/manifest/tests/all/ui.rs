@@ -27,6 +27,7 @@ fn bad_manifests_print_the_expected_errors() {
             options: HashMap::new(),
             env: HashMap::from([("SET_VAR".to_owned(), "set".to_owned())]),
             service_dir: dir.to_owned(),
+            params: Default::default(),
         };
         let actual = match sylph_manifest::load(&case, &ctx) {
             Ok(_) => "loaded without error".to_owned(),

@@ -13,6 +13,7 @@ fn load_with(source: &str, options: &[(&str, &str)], env: &[(&str, &str)]) -> Re
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<HashMap<_, _>>(),
         service_dir: Path::new("tests/fixtures").to_owned(),
+        params: Default::default(),
     };
     sylph_manifest::load_str(source, Path::new("serverless.yml"), &ctx).map_err(|e| e.to_string())
 }
@@ -476,4 +477,90 @@ resources:
     assert_eq!(f.environment["TABLE"], "items");
     assert_eq!(f.environment["QUEUE"], "jobs");
     assert!(service.resources["Outputs"]["ItemsName"].is_object());
+}
+
+fn load_with_params(source: &str, file: Option<&str>, flags: &[&str], options: &[(&str, &str)]) -> Result<Loaded, String> {
+    let dir = std::env::temp_dir().join(format!(
+        "sylph-params-{}-{}",
+        std::process::id(),
+        NEXT_DIR.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    if let Some(text) = file {
+        std::fs::write(dir.join(sylph_manifest::params::PARAMS_FILE), text).unwrap();
+    }
+    let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+    let params = sylph_manifest::Params::load(None, &dir, &flags).map_err(|e| e.to_string())?;
+    let ctx = Context {
+        options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        env: HashMap::new(),
+        service_dir: dir.clone(),
+        params,
+    };
+    let out = sylph_manifest::load_str(source, Path::new("serverless.yml"), &ctx).map_err(|e| e.to_string());
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
+static NEXT_DIR: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+const AWS_SIDE: &str = "service: svc\nprovider:\n  runtime: python3.11\n  environment:\n    API: ${ssm:/shared/api-url}\n    VPC: ${cf:network-${sls:stage}.VpcId, 'no-vpc'}\n    QUEUE: ${construct:jobs.queueUrl}\n    DOMAIN: ${param:domain}\n    BUCKET: !ImportValue shared-bucket\n    POOL: !GetAtt UserPool.Arn\nparams:\n  prod:\n    domain: example.com\n  default:\n    domain: dev.example.test\nfunctions:\n  f:\n    handler: h.f\n";
+
+#[test]
+fn aws_side_variables_come_from_the_parameters_file_and_flags() {
+    let file = "ssm:\n  /shared/api-url: http://127.0.0.1:9000\nconstruct:\n  jobs.queueUrl: http://sqs.local/jobs\nImportValue:\n  shared-bucket: local-bucket\nGetAtt:\n  UserPool.Arn: arn:aws:cognito-idp:us-east-1:000000000000:userpool/local\n";
+    let loaded = load_with_params(AWS_SIDE, Some(file), &[], &[]).unwrap();
+    assert_eq!(env_of(&loaded, "f", "API"), "http://127.0.0.1:9000");
+    assert_eq!(env_of(&loaded, "f", "QUEUE"), "http://sqs.local/jobs");
+    // A fallback still applies when no value is given.
+    assert_eq!(env_of(&loaded, "f", "VPC"), "no-vpc");
+    // `params:` of the manifest: the stage's, else `default`.
+    assert_eq!(env_of(&loaded, "f", "DOMAIN"), "dev.example.test");
+    assert_eq!(env_of(&loaded, "f", "BUCKET"), "local-bucket");
+    assert_eq!(
+        env_of(&loaded, "f", "POOL"),
+        "arn:aws:cognito-idp:us-east-1:000000000000:userpool/local"
+    );
+    let prod = load_with_params(AWS_SIDE, Some(file), &[], &[("stage", "prod")]).unwrap();
+    assert_eq!(env_of(&prod, "f", "DOMAIN"), "example.com");
+
+    // Flags win over the file and the manifest.
+    let flagged = load_with_params(
+        AWS_SIDE,
+        Some(file),
+        &["domain=flag.example.test", "ssm:/shared/api-url=http://127.0.0.1:9999", "cf:network-dev.VpcId=vpc-1"],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(env_of(&flagged, "f", "DOMAIN"), "flag.example.test");
+    assert_eq!(env_of(&flagged, "f", "API"), "http://127.0.0.1:9999");
+    assert_eq!(env_of(&flagged, "f", "VPC"), "vpc-1");
+}
+
+#[test]
+fn a_missing_aws_side_value_names_where_to_give_it() {
+    let err = load_with_params(AWS_SIDE, None, &[], &[]).err().unwrap();
+    assert!(err.contains("provider.environment.API"), "{err}");
+    assert!(err.contains("`${ssm:/shared/api-url}`"), "{err}");
+    assert!(
+        err.contains("under `ssm:` in ") && err.contains("sylph.params.yml") && err.contains("--param 'ssm:/shared/api-url=VALUE'"),
+        "{err}"
+    );
+    // With the variables given, an ImportValue still missing names the file's section.
+    let err = load_with_params(
+        AWS_SIDE,
+        Some("ssm:\n  /shared/api-url: x\nconstruct:\n  jobs.queueUrl: y\n"),
+        &[],
+        &[],
+    )
+    .err()
+    .unwrap();
+    assert!(err.contains("BUCKET") && err.contains("ImportValue:") && err.contains("sylph.params.yml"), "{err}");
+    // A malformed file or flag is an error that says where.
+    let err = load_with_params(AWS_SIDE, Some("ssm:\n  /x: [1, 2]\n"), &[], &[]).err().unwrap();
+    assert!(err.contains("sylph.params.yml:2:") && err.contains("expected a string"), "{err}");
+    let err = load_with_params(AWS_SIDE, Some("vault:\n  x: y\n"), &[], &[]).err().unwrap();
+    assert!(err.contains("`vault` is not a variable source"), "{err}");
+    let err = load_with_params(AWS_SIDE, None, &["no-equals-sign"], &[]).err().unwrap();
+    assert!(err.contains("--param `no-equals-sign` has no `=`"), "{err}");
 }
