@@ -187,6 +187,8 @@ enum Frame {
     Map {
         entries: Vec<(String, Node)>,
         key: Option<String>,
+        /// Where each key of `entries` was written, for the duplicate-key error.
+        key_marks: Vec<Mark>,
         mark: Mark,
         anchor: usize,
         tag: Option<Tag>,
@@ -228,6 +230,7 @@ impl Builder {
             Some(Frame::Map {
                 entries,
                 key,
+                key_marks,
                 size: total,
                 height: inner,
                 ..
@@ -235,7 +238,10 @@ impl Builder {
                 *total += size;
                 *inner = (*inner).max(height + 1);
                 match key.take() {
-                    None => *key = Some(key_string(&node)),
+                    None => {
+                        key_marks.push(node.mark);
+                        *key = Some(key_string(&node))
+                    }
                     Some(k) => entries.push((k, node)),
                 }
             }
@@ -309,6 +315,7 @@ impl MarkedEventReceiver for Builder {
                 Frame::Map {
                     entries: Vec::new(),
                     key: None,
+                    key_marks: Vec::new(),
                     mark,
                     anchor,
                     tag,
@@ -335,6 +342,7 @@ impl MarkedEventReceiver for Builder {
             Event::MappingEnd => {
                 if let Some(Frame::Map {
                     entries,
+                    key_marks,
                     mark,
                     anchor,
                     tag,
@@ -343,6 +351,19 @@ impl MarkedEventReceiver for Builder {
                     ..
                 }) = self.stack.pop()
                 {
+                    // YAML forbids a key twice in one mapping, and the Framework refuses it;
+                    // silently keeping one of the two would run something the user did not see.
+                    if let Some((first, second)) = first_duplicate(&entries) {
+                        let (at, was) = (key_marks.get(second), key_marks.get(first));
+                        return self.fail(
+                            at.copied().unwrap_or(mark),
+                            format!(
+                                "duplicate key `{}` (first written at line {})",
+                                entries[second].0,
+                                was.map_or(0, |m| m.line)
+                            ),
+                        );
+                    }
                     let entries = apply_merge_keys(entries);
                     match apply_tag(Node::new(Value::Map(entries), mark), tag.as_ref()) {
                         Ok(node) => self.push_node(node, anchor, size, height),
@@ -382,6 +403,18 @@ fn key_string(node: &Node) -> String {
         Value::Float(f) => f.to_string(),
         Value::Seq(_) | Value::Map(_) => serde_json::to_string(&node.to_json()).unwrap_or_default(),
     }
+}
+
+/// The first key written twice: (index of its first entry, index of the second). Sorting
+/// keeps a mapping with many keys linear-logarithmic rather than quadratic.
+fn first_duplicate(entries: &[(String, Node)]) -> Option<(usize, usize)> {
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by(|a, b| entries[*a].0.cmp(&entries[*b].0).then(a.cmp(b)));
+    order
+        .windows(2)
+        .filter(|w| entries[w[0]].0 == entries[w[1]].0 && entries[w[0]].0 != "<<")
+        .map(|w| (w[0], w[1]))
+        .min_by_key(|(_, second)| *second)
 }
 
 /// `<<: *base` merges the entries of `base` that the mapping does not set itself.
