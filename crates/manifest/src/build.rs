@@ -240,6 +240,7 @@ pub(crate) fn service(
     };
     let api_keys = crate::auth::api_keys(provider)?;
     let mut functions = Vec::with_capacity(function_nodes.len());
+    let mut routes = RoutesSeen::default();
     for ((key, node), (_, fname)) in function_nodes.iter().zip(&auth.functions) {
         let fname = fname.clone();
         let path = format!("functions.{key}");
@@ -310,6 +311,7 @@ pub(crate) fn service(
                         &format!("{events_path}[{i}]"),
                         &fname,
                         &auth,
+                        &mut routes,
                         &mut events,
                         &mut queue_arns,
                     )?;
@@ -781,6 +783,42 @@ fn plugins(node: &Node, notices: &mut Vec<String>) -> Result<(), Problem> {
     Ok(())
 }
 
+/// The routes declared so far, to refuse a second function on the same method and path (API
+/// Gateway refuses to deploy it; serving one of the two would hide the other).
+#[derive(Default)]
+struct RoutesSeen {
+    /// (API flavour, method, path shape) and where it was declared.
+    seen: Vec<(ApiKind, String, String, String)>,
+}
+
+impl RoutesSeen {
+    fn check(&mut self, at: At<'_, '_>, route: HttpRoute) -> Result<HttpRoute, Problem> {
+        let method = route.method.clone().unwrap_or_else(|| "ANY".into());
+        // `/items/{id}` and `/items/{itemId}` are one resource to API Gateway.
+        let shape: Vec<&str> = route
+            .path
+            .split('/')
+            .map(|seg| match (seg.starts_with('{'), seg.ends_with("+}")) {
+                (true, true) => "{+}",
+                (true, false) => "{}",
+                _ => seg,
+            })
+            .collect();
+        let shape = shape.join("/");
+        if let Some((.., first)) = self
+            .seen
+            .iter()
+            .find(|(api, m, p, _)| *api == route.api && *m == method && *p == shape)
+        {
+            return Err(at
+                .problem(format!("{method} {} is already a route of {first}", route.path))
+                .help("API Gateway takes one integration per method and path: remove one of them, or change its path or method"));
+        }
+        self.seen.push((route.api, method, shape, at.path.to_owned()));
+        Ok(route)
+    }
+}
+
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
 /// Parse one entry of `events:` into `out` (a `schedule` with a list of rates becomes one
@@ -790,6 +828,7 @@ fn event(
     path: &str,
     function_name: &str,
     auth: &AuthContext,
+    routes: &mut RoutesSeen,
     out: &mut Vec<Event>,
     queue_arns: &mut Vec<(usize, Node, String)>,
 ) -> Result<(), Problem> {
@@ -806,8 +845,8 @@ fn event(
         path: &path,
     };
     match kind.as_str() {
-        "http" => out.push(Event::Http(http_event(at, auth)?)),
-        "httpApi" => out.push(Event::Http(http_api_event(at, auth)?)),
+        "http" => out.push(Event::Http(routes.check(at, http_event(at, auth)?)?)),
+        "httpApi" => out.push(Event::Http(routes.check(at, http_api_event(at, auth)?)?)),
         "sqs" => {
             let (event, arn, arn_path) = sqs_event(at)?;
             queue_arns.push((out.len(), arn, arn_path));

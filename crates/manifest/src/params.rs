@@ -76,15 +76,29 @@ impl Params {
         let sections = match &root.value {
             Value::Map(entries) => entries,
             Value::Null => return Ok(()),
-            _ => return Err(Problem::new(root.mark, "", "expected a mapping of sources (param, ssm, cf, …)")),
+            _ => {
+                return Err(Problem::new(
+                    root.mark,
+                    "",
+                    "expected a mapping of sources (param, ssm, cf, …)",
+                ))
+            }
         };
         for (source, node) in sections {
             if !is_source(source) {
-                return Err(Problem::new(node.mark, source.clone(), format!("`{source}` is not a variable source"))
-                    .help("use param, ssm, cf, s3, secretsmanager, construct, terraform, ImportValue, GetAtt or Ref"));
+                return Err(Problem::new(
+                    node.mark,
+                    source.clone(),
+                    format!("`{source}` is not a variable source"),
+                )
+                .help("use param, ssm, cf, s3, secretsmanager, construct, terraform, ImportValue, GetAtt or Ref"));
             }
             let Value::Map(entries) = &node.value else {
-                return Err(Problem::new(node.mark, source.clone(), format!("expected a mapping, found {}", node.kind())));
+                return Err(Problem::new(
+                    node.mark,
+                    source.clone(),
+                    format!("expected a mapping, found {}", node.kind()),
+                ));
             };
             for (address, value) in entries {
                 let text = match &value.value {

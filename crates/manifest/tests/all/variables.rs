@@ -479,7 +479,12 @@ resources:
     assert!(service.resources["Outputs"]["ItemsName"].is_object());
 }
 
-fn load_with_params(source: &str, file: Option<&str>, flags: &[&str], options: &[(&str, &str)]) -> Result<Loaded, String> {
+fn load_with_params(
+    source: &str,
+    file: Option<&str>,
+    flags: &[&str],
+    options: &[(&str, &str)],
+) -> Result<Loaded, String> {
     let dir = std::env::temp_dir().join(format!(
         "sylph-params-{}-{}",
         std::process::id(),
@@ -528,7 +533,11 @@ fn aws_side_variables_come_from_the_parameters_file_and_flags() {
     let flagged = load_with_params(
         AWS_SIDE,
         Some(file),
-        &["domain=flag.example.test", "ssm:/shared/api-url=http://127.0.0.1:9999", "cf:network-dev.VpcId=vpc-1"],
+        &[
+            "domain=flag.example.test",
+            "ssm:/shared/api-url=http://127.0.0.1:9999",
+            "cf:network-dev.VpcId=vpc-1",
+        ],
         &[],
     )
     .unwrap();
@@ -543,7 +552,9 @@ fn a_missing_aws_side_value_names_where_to_give_it() {
     assert!(err.contains("provider.environment.API"), "{err}");
     assert!(err.contains("`${ssm:/shared/api-url}`"), "{err}");
     assert!(
-        err.contains("under `ssm:` in ") && err.contains("sylph.params.yml") && err.contains("--param 'ssm:/shared/api-url=VALUE'"),
+        err.contains("under `ssm:` in ")
+            && err.contains("sylph.params.yml")
+            && err.contains("--param 'ssm:/shared/api-url=VALUE'"),
         "{err}"
     );
     // With the variables given, an ImportValue still missing names the file's section.
@@ -555,12 +566,24 @@ fn a_missing_aws_side_value_names_where_to_give_it() {
     )
     .err()
     .unwrap();
-    assert!(err.contains("BUCKET") && err.contains("ImportValue:") && err.contains("sylph.params.yml"), "{err}");
+    assert!(
+        err.contains("BUCKET") && err.contains("ImportValue:") && err.contains("sylph.params.yml"),
+        "{err}"
+    );
     // A malformed file or flag is an error that says where.
-    let err = load_with_params(AWS_SIDE, Some("ssm:\n  /x: [1, 2]\n"), &[], &[]).err().unwrap();
-    assert!(err.contains("sylph.params.yml:2:") && err.contains("expected a string"), "{err}");
-    let err = load_with_params(AWS_SIDE, Some("vault:\n  x: y\n"), &[], &[]).err().unwrap();
+    let err = load_with_params(AWS_SIDE, Some("ssm:\n  /x: [1, 2]\n"), &[], &[])
+        .err()
+        .unwrap();
+    assert!(
+        err.contains("sylph.params.yml:2:") && err.contains("expected a string"),
+        "{err}"
+    );
+    let err = load_with_params(AWS_SIDE, Some("vault:\n  x: y\n"), &[], &[])
+        .err()
+        .unwrap();
     assert!(err.contains("`vault` is not a variable source"), "{err}");
-    let err = load_with_params(AWS_SIDE, None, &["no-equals-sign"], &[]).err().unwrap();
+    let err = load_with_params(AWS_SIDE, None, &["no-equals-sign"], &[])
+        .err()
+        .unwrap();
     assert!(err.contains("--param `no-equals-sign` has no `=`"), "{err}");
 }
