@@ -96,12 +96,13 @@ pub struct DevArgs {
 pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Result<ExitCode> {
     let loaded = load_service(&args.service, &extra)?;
     let mut service = loaded.service;
-    if crate::watch::is_rust_service(&service) {
-        crate::watch::build_rust(&mut service)?;
-    }
     for notice in &loaded.notices {
         println!("notice: {notice}");
     }
+    if crate::watch::is_rust_service(&service) {
+        crate::watch::build_rust(&mut service)?;
+    }
+    let node_builder = crate::bundle::build_node(&mut service)?;
     let listener = TcpListener::bind((args.host.as_str(), args.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
@@ -164,7 +165,7 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     let (access, access_lines) = crate::access::settings(&service, &data_dir, args.authorizer_context.as_deref())?;
     gateway.set_access(access);
     if !args.no_reload {
-        crate::watch::spawn(service.clone(), pool.clone());
+        crate::watch::spawn(service.clone(), pool.clone(), node_builder);
     }
     // Event invocations and schedule ticks: kept beside the tables, run through the pool.
     let queue = crate::events::open_queue(

@@ -107,6 +107,7 @@ pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyho
     if crate::watch::is_rust_service(&service) {
         crate::watch::build_rust(&mut service)?;
     }
+    crate::bundle::build_node(&mut service)?;
 
     // The function reaches tables as under sylph dev: those of the sylph dev running for this
     // service if there is one, otherwise the service's stored tables, served for this invocation.

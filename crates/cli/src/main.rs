@@ -2,6 +2,7 @@
 //! printing; the work happens in the library crates.
 
 mod access;
+mod bundle;
 mod client;
 mod dev;
 mod events;

@@ -187,6 +187,8 @@ pub async fn deploy(args: DeployArgs, extra: HashMap<String, String>) -> anyhow:
     if rust {
         crate::watch::build_rust(&mut service)?;
     }
+    // Built handlers live under .esbuild/.build, which is packaged like any other folder.
+    crate::bundle::build_node(&mut service)?;
     let progress = Progress {
         tty: std::io::stderr().is_terminal(),
     };

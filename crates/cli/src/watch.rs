@@ -12,7 +12,15 @@ use sylph_invoker::Pool;
 use sylph_model::{Runtime, Service};
 
 /// Folders that are never function code (dependencies, build output, Sylph's own data).
-const SKIP: &[&str] = &["node_modules", "target", ".sylph", ".git", ".serverless", "__pycache__"];
+const SKIP: &[&str] = &[
+    "node_modules",
+    "target",
+    ".sylph",
+    ".git",
+    ".serverless",
+    "__pycache__",
+    ".esbuild",
+];
 
 /// Path → (modified time, size) for every file under `root` worth watching.
 fn snapshot(root: &Path) -> BTreeMap<PathBuf, (SystemTime, u64)> {
@@ -120,7 +128,7 @@ pub fn build_rust(service: &mut Service) -> anyhow::Result<()> {
 }
 
 /// Poll the service folder; on a change, rebuild if needed and reload the pool.
-pub fn spawn(mut service: Service, pool: Arc<Pool>) {
+pub fn spawn(mut service: Service, pool: Arc<Pool>, node_builder: Option<crate::bundle::NodeBuilder>) {
     let rust = is_rust_service(&service);
     tokio::task::spawn_blocking(move || {
         let mut last = snapshot(&service.root);
@@ -149,6 +157,14 @@ pub fn spawn(mut service: Service, pool: Arc<Pool>) {
                 });
             if needs_build {
                 if let Err(e) = build_rust(&mut service) {
+                    println!("rebuild failed, keeping the running code: {e:#}");
+                    last = now;
+                    continue;
+                }
+            }
+            if let Some(builder) = &node_builder {
+                println!("rebuilding the Node.js handlers with esbuild");
+                if let Err(e) = builder.rebuild() {
                     println!("rebuild failed, keeping the running code: {e:#}");
                     last = now;
                     continue;

@@ -279,6 +279,7 @@ mod tests {
             tables: Vec::new(),
             queues: Vec::new(),
             api_keys: Vec::new(),
+            node_build: None,
         }
     }
 

@@ -494,6 +494,7 @@ mod tests {
             tables: vec![],
             queues: Vec::new(),
             api_keys: Vec::new(),
+            node_build: None,
         })
     }
 

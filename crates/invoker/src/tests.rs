@@ -179,6 +179,7 @@ fn service(functions: Vec<Function>) -> Service {
         tables: Vec::new(),
         queues: Vec::new(),
         api_keys: Vec::new(),
+        node_build: None,
     }
 }
 

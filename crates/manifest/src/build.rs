@@ -205,9 +205,11 @@ pub(crate) fn service(
     };
     let custom = root.get("custom").map(Node::to_json).unwrap_or(serde_json::Value::Null);
 
-    if let Some(n) = field(root, "plugins") {
-        plugins(n, &mut notices)?;
-    }
+    let plugin_names = match field(root, "plugins") {
+        Some(n) => plugins(n, &mut notices)?,
+        None => Vec::new(),
+    };
+    let node_build = crate::bundle::node_build(&plugin_names, root, &mut notices)?;
 
     let function_nodes: &[(String, Node)] = match field(root, "functions") {
         Some(n) => At {
@@ -500,6 +502,7 @@ pub(crate) fn service(
             tables,
             queues,
             api_keys,
+            node_build,
         },
         notices,
     })
@@ -764,7 +767,9 @@ fn environment_nodes(node: &Node, path: &str) -> Result<Vec<(String, Node, Strin
     Ok(out)
 }
 
-fn plugins(node: &Node, notices: &mut Vec<String>) -> Result<(), Problem> {
+/// The plugins listed, after a notice for each that Sylph does not run (bundlers are left to
+/// [`crate::bundle`], which says what it does instead).
+fn plugins(node: &Node, notices: &mut Vec<String>) -> Result<Vec<String>, Problem> {
     // v3 also allows `plugins: { localPath: ..., modules: [...] }`.
     let list = match field(node, "modules") {
         Some(modules) => At {
@@ -774,13 +779,14 @@ fn plugins(node: &Node, notices: &mut Vec<String>) -> Result<(), Problem> {
         .strings()?,
         None => At { node, path: "plugins" }.strings()?,
     };
-    for plugin in list {
-        match REPLACED_PLUGINS.iter().find(|(name, _)| *name == plugin) {
+    for plugin in &list {
+        match REPLACED_PLUGINS.iter().find(|(name, _)| name == plugin) {
             Some((name, why)) => notices.push(format!("plugin {name} is not needed: {why}")),
+            None if crate::bundle::BUNDLER_PLUGINS.contains(&plugin.as_str()) => {}
             None => notices.push(format!("plugin {plugin} is not run by sylph")),
         }
     }
-    Ok(())
+    Ok(list)
 }
 
 /// The routes declared so far, to refuse a second function on the same method and path (API

@@ -9,6 +9,7 @@
 
 mod auth;
 mod build;
+mod bundle;
 mod cfn;
 mod error;
 mod iam;

@@ -46,6 +46,33 @@ pub struct Service {
     /// `provider.apiGateway.apiKeys`: what `private: true` routes accept.
     #[serde(default)]
     pub api_keys: Vec<ApiKey>,
+    /// Set when a bundler plugin is listed: Node.js handlers are built before they run.
+    #[serde(default)]
+    pub node_build: Option<NodeBuild>,
+}
+
+/// How Node.js handlers are built, as a bundler plugin (`serverless-esbuild`,
+/// `serverless-plugin-typescript`, `serverless-bundle`, `serverless-webpack`) builds them on
+/// deploy: Sylph runs esbuild with the options that map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeBuild {
+    /// The plugin that asked for it, for messages.
+    pub plugin: String,
+    /// Inline dependencies (`false`: compile each handler file only).
+    pub bundle: bool,
+    pub minify: bool,
+    pub sourcemap: bool,
+    /// esbuild's `target` (`node20`); `None`: the function's runtime decides.
+    pub target: Option<String>,
+    /// Packages left out of the bundle, found at run time instead (the AWS SDK by default).
+    pub external: Vec<String>,
+    /// `define`: identifier → replacement text.
+    pub define: BTreeMap<String, String>,
+    /// Emit ES modules (`.mjs`) instead of CommonJS.
+    pub esm: bool,
+    /// `tsconfig` path relative to the service folder.
+    pub tsconfig: Option<String>,
+    pub keep_names: bool,
 }
 
 /// A queue declared under `resources:`, as the SQS attributes it is created with.

@@ -300,6 +300,11 @@ async function main() {
     await becomeFunction();
     delete process.env.SYLPH_PREWARM;
   }
+  // A pre-started runtime began before the function's NODE_OPTIONS were known; source maps
+  // (bundled handlers) can still be switched on now, as node would have at start.
+  if (/--enable-source-maps\b/.test(process.env.NODE_OPTIONS || '') && process.setSourceMapsEnabled) {
+    process.setSourceMapsEnabled(true);
+  }
   pointAwsSdkV2AtSylph();
   let handler;
   try {

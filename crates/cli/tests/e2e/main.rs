@@ -5,6 +5,7 @@ mod harness;
 
 mod async_events;
 mod authorizers;
+mod bundling;
 mod connections;
 mod errors;
 mod events;
