@@ -36,6 +36,7 @@ fn function(key: &str, on_async: AsyncConfig) -> Function {
         artifact: None,
         role: None,
         on_async,
+        layers: Vec::new(),
     }
 }
 

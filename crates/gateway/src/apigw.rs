@@ -480,6 +480,7 @@ mod tests {
             artifact: None,
             role: None,
             on_async: Default::default(),
+            layers: Vec::new(),
         };
         Router::new(&Service {
             name: "svc".into(),

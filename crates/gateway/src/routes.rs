@@ -257,6 +257,7 @@ mod tests {
                 artifact: None,
                 role: None,
                 on_async: Default::default(),
+                layers: Vec::new(),
             })
             .collect();
         Service {

@@ -162,6 +162,7 @@ fn function(key: &str, reserved: Option<u32>) -> Function {
         artifact: None,
         role: None,
         on_async: Default::default(),
+        layers: Vec::new(),
     }
 }
 

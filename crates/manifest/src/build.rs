@@ -241,6 +241,7 @@ pub(crate) fn service(
         functions: deployed,
     };
     let api_keys = crate::auth::api_keys(provider)?;
+    let layers = crate::layers::ServiceLayers::read(root, dir, &mut notices)?;
     let mut functions = Vec::with_capacity(function_nodes.len());
     let mut routes = RoutesSeen::default();
     for ((key, node), (_, fname)) in function_nodes.iter().zip(&auth.functions) {
@@ -346,6 +347,7 @@ pub(crate) fn service(
                 artifact,
                 role: None,
                 on_async,
+                layers: layers.of_function(node, provider, &path, &mut notices)?,
             },
             env_nodes,
             role_source,
@@ -671,6 +673,13 @@ fn unserved_events(functions: &[Function], api_keys: &[sylph_model::ApiKey], not
 
 /// The logical id Serverless Framework gives a function's `AWS::Lambda::Function`.
 pub(crate) fn logical_id(key: &str) -> String {
+    let mut out = logical_id_base(key);
+    out.push_str("LambdaFunction");
+    out
+}
+
+/// A key normalized as the Framework does for logical ids (`my-fn` → `MyDashfn`).
+pub(crate) fn logical_id_base(key: &str) -> String {
     let mut out = String::with_capacity(key.len() + 14);
     let mut upper = true;
     for ch in key.chars() {
@@ -686,7 +695,6 @@ pub(crate) fn logical_id(key: &str) -> String {
         }
         upper = false;
     }
-    out.push_str("LambdaFunction");
     out
 }
 

@@ -13,6 +13,7 @@ mod bundle;
 mod cfn;
 mod error;
 mod iam;
+mod layers;
 pub mod params;
 pub mod vars;
 pub mod yaml;

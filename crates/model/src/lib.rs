@@ -129,6 +129,10 @@ pub struct Function {
     /// How its asynchronous invocations are retried and where their results go.
     #[serde(default)]
     pub on_async: AsyncConfig,
+    /// The folders of its layers, in order: merged into `/opt` as Lambda extracts them, a
+    /// later layer's file replacing an earlier one's.
+    #[serde(default)]
+    pub layers: Vec<PathBuf>,
 }
 
 /// `maximumRetryAttempts`, `maximumEventAge`, `destinations` and `onError` of a function: what

@@ -88,7 +88,7 @@ impl Sandbox {
             empty_dir,
             empty_file,
         };
-        let (program, args) = sandbox.wrap(Path::new("/bin/true"), &[], Path::new("/"), &[], 0, TMP_MB, None);
+        let (program, args) = sandbox.wrap(Path::new("/bin/true"), &[], Path::new("/"), &[], &[], 0, TMP_MB, None);
         let ok = std::process::Command::new(program)
             .args(args)
             .stderr(std::process::Stdio::piped())
@@ -119,6 +119,7 @@ impl Sandbox {
         args: &[String],
         cwd: &Path,
         visible: &[&Path],
+        mounts: &[(PathBuf, PathBuf)],
         seccomp_filters: usize,
         tmp_mb: u32,
         resolv_conf: Option<&Path>,
@@ -179,6 +180,9 @@ impl Sandbox {
         }
         for p in self.shared.iter().map(PathBuf::as_path).chain(visible.iter().copied()) {
             args_for("--ro-bind-try", p, p);
+        }
+        for (from, to) in mounts {
+            args_for("--ro-bind", from, to);
         }
         for p in &self.hidden {
             if visible
@@ -245,6 +249,58 @@ pub fn unpackaged(root: &Path, patterns: &[String]) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// Where Lambda extracts layers.
+pub const LAYERS_DIR: &str = "/opt";
+
+/// How deep layers are merged before a later layer's folder simply replaces an earlier one's.
+const MAX_LAYER_MERGE_DEPTH: usize = 8;
+
+/// Binds that make `/opt` look as Lambda makes it from `layers` (in order): the union of their
+/// contents, a later layer's file replacing an earlier one's. Folders present in several
+/// layers are merged entry by entry; every other entry is bound whole.
+pub fn layer_mounts(layers: &[PathBuf]) -> Vec<(PathBuf, PathBuf)> {
+    let mut out = Vec::new();
+    let dirs: Vec<PathBuf> = layers.iter().filter(|l| l.is_dir()).cloned().collect();
+    merge_layers(&dirs, Path::new(LAYERS_DIR), 0, &mut out);
+    out
+}
+
+fn merge_layers(dirs: &[PathBuf], to: &Path, depth: usize, out: &mut Vec<(PathBuf, PathBuf)>) {
+    match dirs {
+        [] => {}
+        [only] => out.push((only.clone(), to.to_owned())),
+        _ if depth >= MAX_LAYER_MERGE_DEPTH => out.push((dirs[dirs.len() - 1].clone(), to.to_owned())),
+        _ => {
+            // Names in the order first seen, each with the layers that have it.
+            let mut names: Vec<(std::ffi::OsString, Vec<PathBuf>)> = Vec::new();
+            for dir in dirs {
+                let Ok(entries) = std::fs::read_dir(dir) else { continue };
+                let mut listed: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
+                listed.sort();
+                for name in listed {
+                    let path = dir.join(&name);
+                    match names.iter_mut().find(|(n, _)| *n == name) {
+                        Some((_, sources)) => sources.push(path),
+                        None => names.push((name, vec![path])),
+                    }
+                }
+            }
+            for (name, sources) in names {
+                let target = to.join(&name);
+                // A file (or a folder replacing a file) in a later layer wins outright.
+                let last = &sources[sources.len() - 1];
+                let folders: Vec<PathBuf> = if last.is_dir() {
+                    let start = sources.iter().rposition(|s| !s.is_dir()).map_or(0, |i| i + 1);
+                    sources[start..].to_vec()
+                } else {
+                    vec![last.clone()]
+                };
+                merge_layers(&folders, &target, depth + 1, out);
+            }
+        }
+    }
 }
 
 /// The folders an interpreter needs beyond the system folders: its installation prefix when it

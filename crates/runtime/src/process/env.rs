@@ -109,6 +109,15 @@ impl Inner {
             let dirs = self.visible_dirs(Family::of(&f.runtime));
             env.insert("PATH".to_owned(), self.sandbox_path(&dirs));
         }
+        if !f.layers.is_empty() {
+            // In the sandbox the layers are merged at /opt; without one, each folder is used
+            // where it is, the last layer first (it wins, as it would in /opt).
+            let roots: Vec<PathBuf> = match self.sandbox {
+                Some(_) => vec![PathBuf::from(crate::sandbox::LAYERS_DIR)],
+                None => f.layers.iter().rev().cloned().collect(),
+            };
+            add_layer_paths(&mut env, &roots, &f.runtime);
+        }
         env
     }
 
@@ -125,4 +134,46 @@ impl Inner {
         }
         env
     }
+}
+
+/// The search paths Lambda gives layers, ahead of the runtime's own: `nodejs/node{major}/
+/// node_modules` and `nodejs/node_modules` on `NODE_PATH`, `python/lib/python3.x/site-packages`
+/// and `python` on `PYTHONPATH`, `bin` on `PATH`, `lib` on `LD_LIBRARY_PATH`.
+fn add_layer_paths(env: &mut BTreeMap<String, String>, roots: &[PathBuf], runtime: &sylph_model::Runtime) {
+    let mut prepend = |key: &str, dirs: Vec<PathBuf>| {
+        let mut parts: Vec<String> = dirs.iter().map(|d| d.to_string_lossy().into_owned()).collect();
+        // Without a PATH of its own, an instance inherits Sylph's: keep it behind the layers'.
+        let inherited = (key == "PATH").then(|| std::env::var("PATH").ok()).flatten();
+        if let Some(existing) = env.get(key).cloned().or(inherited).filter(|v| !v.is_empty()) {
+            parts.push(existing);
+        }
+        env.insert(key.to_owned(), parts.join(":"));
+    };
+    match runtime {
+        sylph_model::Runtime::Node(id) => {
+            let major = id.trim_start_matches("nodejs").trim_end_matches(".x");
+            prepend(
+                "NODE_PATH",
+                roots
+                    .iter()
+                    .flat_map(|r| {
+                        [
+                            r.join(format!("nodejs/node{major}/node_modules")),
+                            r.join("nodejs/node_modules"),
+                        ]
+                    })
+                    .collect(),
+            );
+        }
+        sylph_model::Runtime::Python(id) => prepend(
+            "PYTHONPATH",
+            roots
+                .iter()
+                .flat_map(|r| [r.join(format!("python/lib/{id}/site-packages")), r.join("python")])
+                .collect(),
+        ),
+        sylph_model::Runtime::Provided(_) => {}
+    }
+    prepend("PATH", roots.iter().map(|r| r.join("bin")).collect());
+    prepend("LD_LIBRARY_PATH", roots.iter().map(|r| r.join("lib")).collect());
 }

@@ -364,6 +364,10 @@ impl Inner {
         let credentials = self.credentials.get().map(|i| i.issue(&config.function));
         let env = self.environment(&config, &api_addr, credentials.as_ref());
         let visible = self.visible_dirs(Family::of(&config.function.runtime));
+        let mounts = match &self.sandbox {
+            Some(_) => crate::sandbox::layer_mounts(&config.function.layers),
+            None => Vec::new(),
+        };
         let spawned = self
             .spawn_process(spawn::ProcessSpec {
                 program: &program,
@@ -377,6 +381,7 @@ impl Inner {
                 memory_mb: config.function.memory_mb,
                 tmp_mb: config.function.ephemeral_mb,
                 visible: &visible,
+                mounts: &mounts,
                 background: false,
             })
             .await?;

@@ -197,8 +197,9 @@ impl Inner {
     /// start, and what every function loads (the AWS SDK) is already loaded. `None` when there
     /// is none ready (or the function needs what a pre-started runtime lacks): start anew.
     pub(super) fn start_prewarmed(self: &Arc<Self>, config: &Arc<InstanceConfig>) -> Option<Box<dyn Instance>> {
-        // Pre-started runtimes have the default /tmp; a function with another size starts anew.
-        if config.function.ephemeral_mb != crate::sandbox::TMP_MB {
+        // Pre-started runtimes have the default /tmp and an empty /opt; a function with another
+        // size or with layers starts anew.
+        if config.function.ephemeral_mb != crate::sandbox::TMP_MB || !config.function.layers.is_empty() {
             return None;
         }
         let family = Family::of(&config.function.runtime)?;
@@ -327,6 +328,7 @@ impl Inner {
             memory_mb: 10240,
             tmp_mb: crate::sandbox::TMP_MB,
             visible: &visible,
+            mounts: &[],
             background,
         })
         .await

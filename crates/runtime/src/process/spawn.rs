@@ -36,6 +36,8 @@ pub(super) struct ProcessSpec<'a> {
     pub tmp_mb: u32,
     /// Folders it sees inside the sandbox beyond the system's.
     pub visible: &'a [PathBuf],
+    /// (host path, path inside the sandbox) bound read-only elsewhere: layers under `/opt`.
+    pub mounts: &'a [(PathBuf, PathBuf)],
     /// Started ahead of demand: it runs at the lowest CPU priority until it becomes a function,
     /// so that filling the pool never slows the invocations being served.
     pub background: bool,
@@ -137,6 +139,7 @@ impl Inner {
             memory_mb,
             tmp_mb,
             visible,
+            mounts,
             background,
         } = spec;
         let memory = self.limit_group(self.memory.as_ref(), memory_mb, label);
@@ -195,6 +198,7 @@ impl Inner {
                     args,
                     cwd,
                     &seen,
+                    mounts,
                     seccomp_filters,
                     tmp_mb,
                     resolv_conf.as_deref(),
