@@ -182,6 +182,74 @@ fn run(esbuild: &Path, root: &Path, args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `serverless-python-requirements`: install the service's requirements file with pip into a
+/// cache keyed by the file's content and the interpreter (so an unchanged file installs once),
+/// and give every Python function the result as its last layer (`python/` in it), where it
+/// wins over the other layers as the plugin's packaged copy would.
+pub fn install_python_requirements(service: &mut Service) -> anyhow::Result<()> {
+    use sha2::Digest as _;
+    let Some(file) = service.python_requirements.clone() else {
+        return Ok(());
+    };
+    if !service
+        .functions
+        .iter()
+        .any(|f| matches!(f.runtime, Runtime::Python(_)))
+    {
+        return Ok(());
+    }
+    let text = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let version = Command::new("python3")
+        .arg("--version")
+        .output()
+        .context("cannot run python3")?
+        .stdout;
+    let mut hash = sha2::Sha256::new();
+    hash.update(&text);
+    hash.update(&version);
+    let key: String = hash.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect();
+    let layer = crate::options::sylph_home().join("python-requirements").join(key);
+    let done = layer.join(".complete");
+    if !done.is_file() {
+        eprintln!(
+            "installing {} for the Python functions (pip, into {})",
+            file.display(),
+            layer.display()
+        );
+        let _ = std::fs::remove_dir_all(&layer);
+        let target = layer.join("python");
+        let status = Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-input",
+                "-r",
+            ])
+            .arg(&file)
+            .arg("--target")
+            .arg(&target)
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            .status()
+            .context("cannot run pip (python3 -m pip)")?;
+        if !status.success() {
+            bail!("pip could not install {} (its messages are above)", file.display());
+        }
+        std::fs::write(&done, b"").with_context(|| format!("cannot write {}", done.display()))?;
+    }
+    for f in service
+        .functions
+        .iter_mut()
+        .filter(|f| matches!(f.runtime, Runtime::Python(_)))
+    {
+        f.layers.push(layer.clone());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

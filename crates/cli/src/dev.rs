@@ -103,6 +103,7 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         crate::watch::build_rust(&mut service)?;
     }
     let node_builder = crate::bundle::build_node(&mut service)?;
+    crate::bundle::install_python_requirements(&mut service)?;
     let listener = TcpListener::bind((args.host.as_str(), args.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;

@@ -108,6 +108,7 @@ pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyho
         crate::watch::build_rust(&mut service)?;
     }
     crate::bundle::build_node(&mut service)?;
+    crate::bundle::install_python_requirements(&mut service)?;
 
     // The function reaches tables as under sylph dev: those of the sylph dev running for this
     // service if there is one, otherwise the service's stored tables, served for this invocation.

@@ -224,6 +224,19 @@ pub async fn deploy(args: DeployArgs, extra: HashMap<String, String>) -> anyhow:
             }
         }
     }
+    // Layers travel inside the code, as paths relative to it.
+    for f in &mut service.functions {
+        for layer in &mut f.layers {
+            match layer.strip_prefix(&root) {
+                Ok(rel) => *layer = rel.to_owned(),
+                Err(_) => bail!(
+                    "functions.{}: layer folder {} is outside the service, so it cannot be deployed",
+                    f.key,
+                    layer.display()
+                ),
+            }
+        }
+    }
     let mut sources: Vec<(std::path::PathBuf, String, bool)> = listed
         .iter()
         .map(|l| (l.absolute.clone(), l.relative.clone(), l.executable))

@@ -59,6 +59,7 @@ pub async fn run(args: TablesArgs) -> anyhow::Result<ExitCode> {
         queues: Vec::new(),
         api_keys: Vec::new(),
         node_build: None,
+        python_requirements: None,
     };
     let sink: Arc<dyn sylph_telemetry::LogSink> = Arc::new(sylph_telemetry::NullSink);
     let pool = Pool::new(&service, Arc::new(NoFunctions), sink, PoolConfig::default());

@@ -289,6 +289,7 @@ async fn ticks_missed_while_down_fire_once_on_return() {
         queues: Vec::new(),
         api_keys: Vec::new(),
         node_build: None,
+        python_requirements: None,
     };
     let scheduler = Scheduler::new(q.clone());
     let upcoming = scheduler.set_service(&service, None).unwrap();

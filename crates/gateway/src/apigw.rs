@@ -496,6 +496,7 @@ mod tests {
             queues: Vec::new(),
             api_keys: Vec::new(),
             node_build: None,
+            python_requirements: None,
         })
     }
 

@@ -181,6 +181,7 @@ fn service(functions: Vec<Function>) -> Service {
         queues: Vec::new(),
         api_keys: Vec::new(),
         node_build: None,
+        python_requirements: None,
     }
 }
 

@@ -210,6 +210,8 @@ pub(crate) fn service(
         None => Vec::new(),
     };
     let node_build = crate::bundle::node_build(&plugin_names, root, &mut notices)?;
+    let python_requirements = crate::bundle::python_requirements(&plugin_names, root, dir, &mut notices)?;
+    let wsgi_app = crate::bundle::wsgi_app(&plugin_names, root, &mut notices)?;
 
     let function_nodes: &[(String, Node)] = match field(root, "functions") {
         Some(n) => At {
@@ -484,6 +486,12 @@ pub(crate) fn service(
             };
             function.environment.insert(key, value);
         }
+        if let (Some(app), Runtime::Python(_)) = (&wsgi_app, &function.runtime) {
+            if function.handler == crate::bundle::WSGI_HANDLER {
+                function.handler = crate::bundle::SYLPH_WSGI_HANDLER.to_owned();
+                function.environment.insert("SYLPH_WSGI_APP".into(), app.clone());
+            }
+        }
         resolved.push(function);
     }
 
@@ -505,6 +513,7 @@ pub(crate) fn service(
             queues,
             api_keys,
             node_build,
+            python_requirements,
         },
         notices,
     })
@@ -790,7 +799,7 @@ fn plugins(node: &Node, notices: &mut Vec<String>) -> Result<Vec<String>, Proble
     for plugin in &list {
         match REPLACED_PLUGINS.iter().find(|(name, _)| name == plugin) {
             Some((name, why)) => notices.push(format!("plugin {name} is not needed: {why}")),
-            None if crate::bundle::BUNDLER_PLUGINS.contains(&plugin.as_str()) => {}
+            None if crate::bundle::BUILD_PLUGINS.contains(&plugin.as_str()) => {}
             None => notices.push(format!("plugin {plugin} is not run by sylph")),
         }
     }

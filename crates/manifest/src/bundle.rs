@@ -12,6 +12,16 @@ use crate::build::{field, At};
 use crate::error::Problem;
 use crate::yaml::{Node, Value};
 
+/// Every plugin whose job Sylph does itself (each says how in its own notice).
+pub(crate) const BUILD_PLUGINS: &[&str] = &[
+    "serverless-esbuild",
+    "serverless-plugin-typescript",
+    "serverless-bundle",
+    "serverless-webpack",
+    "serverless-python-requirements",
+    "serverless-wsgi",
+];
+
 /// The plugins whose job Sylph does with esbuild.
 pub(crate) const BUNDLER_PLUGINS: &[&str] = &[
     "serverless-esbuild",
@@ -156,3 +166,76 @@ fn bundle_options(at: At<'_, '_>, build: &mut NodeBuild) -> Result<(), Problem> 
     }
     Ok(())
 }
+
+/// `serverless-python-requirements`: the requirements file to install (`custom.
+/// pythonRequirements.fileName`, default `requirements.txt`), if the plugin is listed.
+pub(crate) fn python_requirements(
+    plugins: &[String],
+    root: &Node,
+    dir: &std::path::Path,
+    notices: &mut Vec<String>,
+) -> Result<Option<std::path::PathBuf>, Problem> {
+    if !plugins.iter().any(|p| p == "serverless-python-requirements") {
+        return Ok(None);
+    }
+    let options = field(root, "custom").and_then(|c| field(c, "pythonRequirements"));
+    let name = match options.and_then(|o| field(o, "fileName")) {
+        Some(n) => At {
+            node: n,
+            path: "custom.pythonRequirements.fileName",
+        }
+        .str()?
+        .to_owned(),
+        None => "requirements.txt".to_owned(),
+    };
+    let file = dir.join(&name);
+    if !file.is_file() {
+        notices.push(format!(
+            "plugin serverless-python-requirements: there is no {name} beside serverless.yml (Pipfile and pyproject.toml are not read), so nothing is installed"
+        ));
+        return Ok(None);
+    }
+    notices.push(format!(
+        "plugin serverless-python-requirements: sylph installs {name} with pip into a cache that Python functions see as their last layer"
+    ));
+    Ok(Some(file))
+}
+
+/// `serverless-wsgi`: the WSGI application (`custom.wsgi.app`) that functions whose handler is
+/// `wsgi_handler.handler` serve, if the plugin is listed.
+pub(crate) fn wsgi_app(plugins: &[String], root: &Node, notices: &mut Vec<String>) -> Result<Option<String>, Problem> {
+    if !plugins.iter().any(|p| p == "serverless-wsgi") {
+        return Ok(None);
+    }
+    let app = field(root, "custom")
+        .and_then(|c| field(c, "wsgi"))
+        .and_then(|w| field(w, "app"));
+    match app {
+        Some(n) => {
+            let at = At {
+                node: n,
+                path: "custom.wsgi.app",
+            };
+            let app = at.str()?;
+            if !app.contains('.') {
+                return Err(at
+                    .problem(format!("`{app}` does not name a WSGI application"))
+                    .help("write module.attribute, for example `app.app` for `app = Flask(__name__)` in app.py"));
+            }
+            notices.push(format!(
+                "plugin serverless-wsgi: functions with handler {WSGI_HANDLER} serve {app} through sylph's WSGI adapter"
+            ));
+            Ok(Some(app.to_owned()))
+        }
+        None => Err(Problem::new(
+            root.mark,
+            "custom.wsgi.app",
+            "serverless-wsgi is listed but `custom.wsgi.app` is missing",
+        )
+        .help("add `custom: { wsgi: { app: app.app } }` naming your Flask or Django application")),
+    }
+}
+
+/// The handler serverless-wsgi's functions name, and the one Sylph serves them with.
+pub(crate) const WSGI_HANDLER: &str = "wsgi_handler.handler";
+pub(crate) const SYLPH_WSGI_HANDLER: &str = "sylph_wsgi.handler";

@@ -49,6 +49,10 @@ pub struct Service {
     /// Set when a bundler plugin is listed: Node.js handlers are built before they run.
     #[serde(default)]
     pub node_build: Option<NodeBuild>,
+    /// `serverless-python-requirements`: the requirements file whose packages Python functions
+    /// get (installed into a cache, mounted as their last layer).
+    #[serde(default)]
+    pub python_requirements: Option<PathBuf>,
 }
 
 /// How Node.js handlers are built, as a bundler plugin (`serverless-esbuild`,

@@ -1400,6 +1400,9 @@ fn place_code(service: &mut Service, dir: &Path) {
         if let Some(a) = &f.artifact {
             f.artifact = Some(dir.join(a));
         }
+        for layer in &mut f.layers {
+            *layer = dir.join(&*layer);
+        }
     }
 }
 
@@ -1477,6 +1480,19 @@ fn validate_service(service: &Service) -> Result<(), ApiError> {
         }
         if f.handler.is_empty() || f.handler.len() > 256 || f.handler.contains('\0') {
             return Err(at("the handler must be 1 to 256 characters".to_owned()));
+        }
+        // Code paths are joined to the version's own folder: an absolute path or `..` would
+        // hand a function (its bootstrap, or a layer at /opt) any file of the host.
+        let inside = |p: &Path| {
+            p.is_relative()
+                && p.components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir))
+        };
+        if f.artifact.as_deref().is_some_and(|a| !inside(a)) {
+            return Err(at("its artifact must be a path inside the service's code".to_owned()));
+        }
+        if f.layers.iter().any(|l| !inside(l)) {
+            return Err(at("its layers must be folders inside the service's code".to_owned()));
         }
         let env: usize = f.environment.iter().map(|(k, v)| k.len() + v.len()).sum();
         if env > 4096 {
@@ -1813,7 +1829,7 @@ mod tests {
     #[test]
     fn the_server_refuses_a_hand_made_service_past_the_manifest_limits() {
         assert!(validate_service(&service("ok", "ok-dev-f", "ok-items")).is_ok());
-        let broken: [(&str, fn(&mut Service)); 6] = [
+        let broken: [(&str, fn(&mut Service)); 9] = [
             ("region", |s| s.region = "x:table/mine/".into()),
             ("function name", |s| s.functions[0].name = "victim-dev-f.1".into()),
             ("memorySize", |s| s.functions[0].memory_mb = u32::MAX),
@@ -1822,6 +1838,12 @@ mod tests {
                 s.functions[0].timeout = std::time::Duration::from_secs(u64::MAX)
             }),
             ("TableName", |s| s.tables[0].name = "a/b".into()),
+            // Host folders mounted into a function: its bootstrap, or a layer at /opt.
+            ("artifact", |s| s.functions[0].artifact = Some("/usr/bin/env".into())),
+            ("layer", |s| s.functions[0].layers = vec!["/root".into()]),
+            ("layer", |s| {
+                s.functions[0].layers = vec!["layers/../../../../etc".into()]
+            }),
         ];
         for (what, breaks) in broken {
             let mut s = service("ok", "ok-dev-f", "ok-items");

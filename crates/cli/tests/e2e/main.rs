@@ -27,3 +27,4 @@ mod streams;
 mod tables;
 mod throttle;
 mod todo;
+mod wsgi;

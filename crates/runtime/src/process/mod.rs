@@ -27,6 +27,9 @@ use prestart::WarmPool;
 
 const NODE_BOOTSTRAP: &str = include_str!("../../bootstrap/node.js");
 const PYTHON_BOOTSTRAP: &str = include_str!("../../bootstrap/python.py");
+/// The WSGI adapter that `serverless-wsgi` services' handlers are pointed at; beside the
+/// Python bootstrap, so its folder (first on `sys.path`) holds it.
+const WSGI_ADAPTER: &str = include_str!("../../bootstrap/sylph_wsgi.py");
 
 /// Cheap to clone: clones share the same runtime.
 #[derive(Clone)]
@@ -120,7 +123,11 @@ impl ProcessRuntime {
         sandbox: Option<crate::sandbox::Sandbox>,
     ) -> std::io::Result<ProcessRuntime> {
         std::fs::create_dir_all(&bootstrap_dir)?;
-        for (name, text) in [("node.js", NODE_BOOTSTRAP), ("python.py", PYTHON_BOOTSTRAP)] {
+        for (name, text) in [
+            ("node.js", NODE_BOOTSTRAP),
+            ("python.py", PYTHON_BOOTSTRAP),
+            ("sylph_wsgi.py", WSGI_ADAPTER),
+        ] {
             let path = bootstrap_dir.join(name);
             if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
                 // Write then rename, so a concurrently starting sylph never reads half a file.
