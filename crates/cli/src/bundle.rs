@@ -100,7 +100,7 @@ fn split_handler(handler: &str) -> Option<(&str, &str)> {
     let slash = handler.rfind('/').map_or(0, |i| i + 1);
     let dot = slash + handler[slash..].find('.')?;
     let (module, export) = (&handler[..dot], &handler[dot + 1..]);
-    (!module.is_empty() && !export.is_empty()).then_some((module, export))
+    (dot > slash && !export.is_empty()).then_some((module, export))
 }
 
 fn esbuild_args(options: &NodeBuild, entries: &[String], target: Option<&str>) -> Vec<String> {

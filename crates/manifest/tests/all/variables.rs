@@ -166,17 +166,20 @@ fn replaced_plugins_get_a_notice() {
     let loaded = load(
         "service: svc\nplugins:\n  - serverless-offline\n  - serverless-webpack\nprovider:\n  runtime: nodejs20.x\nfunctions: {}\n",
     );
-    assert_eq!(loaded.notices.len(), 2);
+    assert_eq!(loaded.notices.len(), 3, "{:?}", loaded.notices);
     assert!(
         loaded.notices[0].contains("serverless-offline is not needed"),
         "{:?}",
         loaded.notices
     );
+    // A bundler's job is done with esbuild; its own config file is not run.
     assert!(
-        loaded.notices[1].contains("serverless-webpack is not run"),
+        loaded.notices[1].contains("webpack.config.js is not run")
+            && loaded.notices[2].contains("sylph builds the Node.js handlers with esbuild"),
         "{:?}",
         loaded.notices
     );
+    assert_eq!(loaded.service.node_build.as_ref().map(|b| b.plugin.as_str()), Some("serverless-webpack"));
 }
 
 #[test]
