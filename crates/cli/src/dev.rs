@@ -266,6 +266,16 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
             println!("  {method:<7} {url:<width$} {function} [{}]", guards.join(", "));
         }
     }
+    for (route, function) in gateway.websocket_routes() {
+        let function = service
+            .functions
+            .iter()
+            .find(|f| f.name == function)
+            .map(|f| f.key.as_str())
+            .unwrap_or("");
+        let url = format!("{}/{}", base_url.replacen("http://", "ws://", 1), service.stage);
+        println!("  {:<7} {url:<width$} {function} ({route})", "WS");
+    }
     println!(
         "  {:<7} {:<width$} Lambda Invoke API",
         "POST",

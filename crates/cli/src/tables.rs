@@ -60,6 +60,7 @@ pub async fn run(args: TablesArgs) -> anyhow::Result<ExitCode> {
         api_keys: Vec::new(),
         node_build: None,
         python_requirements: None,
+        websocket_route_selection: Vec::new(),
     };
     let sink: Arc<dyn sylph_telemetry::LogSink> = Arc::new(sylph_telemetry::NullSink);
     let pool = Pool::new(&service, Arc::new(NoFunctions), sink, PoolConfig::default());

@@ -281,6 +281,7 @@ mod tests {
             api_keys: Vec::new(),
             node_build: None,
             python_requirements: None,
+            websocket_route_selection: Vec::new(),
         }
     }
 

@@ -290,6 +290,7 @@ async fn ticks_missed_while_down_fire_once_on_return() {
         api_keys: Vec::new(),
         node_build: None,
         python_requirements: None,
+        websocket_route_selection: Vec::new(),
     };
     let scheduler = Scheduler::new(q.clone());
     let upcoming = scheduler.set_service(&service, None).unwrap();

@@ -497,6 +497,7 @@ mod tests {
             api_keys: Vec::new(),
             node_build: None,
             python_requirements: None,
+            websocket_route_selection: Vec::new(),
         })
     }
 

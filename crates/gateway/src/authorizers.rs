@@ -253,11 +253,83 @@ impl RouteGuard {
             }
         };
         let latency = started.elapsed().as_millis() as u64;
-        let forbidden = |message: &str| match route.api {
+        decide(route.api, f, &outcome, &method_arn, latency)
+    }
+
+    /// The `$connect` authorizer of a WebSocket API, a REQUEST authorizer: `event` is the
+    /// `$connect` event, to which the authorizer's `type` and `methodArn` are added. `Ok` is
+    /// the `requestContext.authorizer` of the connection's events.
+    pub async fn check_websocket_connect(
+        &self,
+        auth: &RouteAuth,
+        parts: &hyper::http::request::Parts,
+        stage: &str,
+        mut event: Value,
+    ) -> Result<Value, Refused> {
+        let f = match &auth.authorizer {
+            RouteAuthorizer::Function(f) => f,
+            _ => {
+                let mut context = self.settings().external_context.clone().unwrap_or_default();
+                context
+                    .entry("principalId")
+                    .or_insert_with(|| Value::String("sylph-local".into()));
+                return Ok(Value::Object(context));
+            }
+        };
+        let req = RequestParts {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            headers: &parts.headers,
+            body: &[],
+            source_ip: "",
+            protocol: "HTTP/1.1",
+        };
+        for source in &f.identity_sources {
+            if identity_value(source, &req, "", stage).is_none_or(|v| v.is_empty()) {
+                return Err(refuse(
+                    StatusCode::UNAUTHORIZED,
+                    "UnauthorizedException",
+                    json!("Unauthorized"),
+                ));
+            }
+        }
+        let method_arn = format!(
+            "arn:aws:execute-api:{}:{LOCAL_ACCOUNT_ID}:{}/{stage}/$connect",
+            self.region,
+            apigw::API_ID
+        );
+        event["type"] = json!("REQUEST");
+        event["methodArn"] = json!(method_arn);
+        let started = Instant::now();
+        let outcome = self
+            .invoke_authorizer(ApiKind::Rest, f, serde_json::to_vec(&event).unwrap_or_default())
+            .await?;
+        decide(
+            ApiKind::Rest,
+            f,
+            &outcome,
+            &method_arn,
+            started.elapsed().as_millis() as u64,
+        )
+    }
+}
+
+/// What an authorizer's answer means for one request: the `requestContext.authorizer` to
+/// hand over, or API Gateway's refusal.
+fn decide(
+    api: ApiKind,
+    f: &FunctionAuthorizer,
+    outcome: &Outcome,
+    method_arn: &str,
+    latency: u64,
+) -> Result<Value, Refused> {
+    {
+        let forbidden = |message: &str| match api {
             ApiKind::Rest => refuse(StatusCode::FORBIDDEN, "AccessDeniedException", json!(message)),
             ApiKind::Http => refuse(StatusCode::FORBIDDEN, "ForbiddenException", json!("Forbidden")),
         };
-        match &*outcome {
+        match outcome {
             Outcome::Simple { authorized: false, .. } => Err(forbidden("Forbidden")),
             Outcome::Simple { context, .. } => Ok(json!({ "lambda": context })),
             Outcome::Policy {
@@ -265,7 +337,7 @@ impl RouteGuard {
                 policy,
                 context,
             } => {
-                match sylph_iam::policy::evaluate(policy, "execute-api:Invoke", &method_arn) {
+                match sylph_iam::policy::evaluate(policy, "execute-api:Invoke", method_arn) {
                     sylph_iam::Decision::Allowed => {}
                     sylph_iam::Decision::ExplicitDeny(_) => {
                         return Err(forbidden(
@@ -276,7 +348,7 @@ impl RouteGuard {
                         return Err(forbidden("User is not authorized to access this resource"))
                     }
                 }
-                Ok(match (route.api, f.payload_v2) {
+                Ok(match (api, f.payload_v2) {
                     // REST hands the context over with every value as a string.
                     (ApiKind::Rest, _) => {
                         let mut out: Map<String, Value> = context
@@ -303,7 +375,9 @@ impl RouteGuard {
             }
         }
     }
+}
 
+impl RouteGuard {
     fn remember(&self, key: CacheKey, ttl: Duration, outcome: Arc<Outcome>) {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= MAX_CACHED_RESULTS {

@@ -335,7 +335,9 @@ async fn serve_connection<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send +
         .keep_alive(true)
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
-        .serve_connection(io, service);
+        .serve_connection(io, service)
+        // A WebSocket handshake hands the connection over to its own task.
+        .with_upgrades();
     tokio::pin!(conn);
     let idle = limits.idle_timeout;
     let check_every = (idle / 4).max(Duration::from_millis(50));

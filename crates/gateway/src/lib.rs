@@ -16,6 +16,7 @@ mod authorizers;
 mod conn;
 mod invoke_api;
 mod routes;
+mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -76,6 +77,8 @@ pub struct Gateway {
     more_metrics: std::sync::OnceLock<Arc<dyn sylph_telemetry::metrics::MetricsSource>>,
     /// Authorizers and API keys of the service's routes.
     guard: authorizers::RouteGuard,
+    /// The service's WebSocket API, if it has `websocket` events.
+    websockets: Option<Arc<websocket::WebSockets>>,
 }
 
 /// Where accepted asynchronous (`Event`) invocations are kept until they have run
@@ -137,6 +140,7 @@ impl Gateway {
     ) -> Arc<Gateway> {
         Arc::new(Gateway {
             router: Router::new(service),
+            websockets: websocket::WebSockets::new(service, invoker.clone()),
             guard: authorizers::RouteGuard::new(
                 invoker.clone(),
                 authorizer.clone(),
@@ -158,6 +162,19 @@ impl Gateway {
 
     pub fn router(&self) -> &Router {
         &self.router
+    }
+
+    /// The WebSocket API's (route key, function) pairs; empty without `websocket` events.
+    pub fn websocket_routes(&self) -> Vec<(String, String)> {
+        self.websockets
+            .as_ref()
+            .map(|w| {
+                w.route_keys()
+                    .into_iter()
+                    .map(|(k, f)| (k.to_owned(), f.to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Answer one request. Never fails: every error becomes the protocol's error response.
@@ -190,6 +207,33 @@ impl Gateway {
         peer: SocketAddr,
         caller: sylph_iam::Caller<'_>,
     ) -> Response<Body> {
+        if let Some(ws) = &self.websockets {
+            if websocket::is_upgrade(&parts) && ws.is_endpoint(parts.uri.path()) {
+                return ws.upgrade(parts, peer, &self.guard).await;
+            }
+            if let Some(id) = websocket::connection_path(parts.uri.path()) {
+                if let Some(authorizer) = &self.authorizer {
+                    let needs = || {
+                        vec![(
+                            "execute-api:ManageConnections".to_owned(),
+                            format!(
+                                "arn:aws:execute-api:{}:{}:{}/{}/{}/@connections/{id}",
+                                self.region,
+                                sylph_model::LOCAL_ACCOUNT_ID,
+                                apigw::API_ID,
+                                self.stage,
+                                parts.method
+                            ),
+                        )]
+                    };
+                    if let Err(refused) = auth::check(authorizer, caller, &parts, &body, auth::Protocol::Lambda, needs)
+                    {
+                        return refused;
+                    }
+                }
+                return ws.manage(&parts.method, &id, body);
+            }
+        }
         let path = parts.uri.path();
         if let Some(queues) = self.queues.get() {
             if let Some(res) = self.sqs_call(queues, &parts, &body, caller).await {

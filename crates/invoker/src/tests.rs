@@ -182,6 +182,7 @@ fn service(functions: Vec<Function>) -> Service {
         api_keys: Vec::new(),
         node_build: None,
         python_requirements: None,
+        websocket_route_selection: Vec::new(),
     }
 }
 

@@ -473,3 +473,93 @@ fn collect_keys(at: At<'_, '_>, out: &mut Vec<ApiKey>, depth: u8) -> Result<(), 
     }
     Ok(())
 }
+
+/// `authorizer:` on a `websocket` `$connect` route: a function of this service (by name, or
+/// `{ name, identitySource }`) run as a REQUEST authorizer, or an ARN from elsewhere.
+pub(crate) fn websocket_authorizer(at: At<'_, '_>, ctx: &AuthContext) -> Result<RouteAuthorizer, Problem> {
+    let (key_node, sources) = match &at.node.value {
+        Value::Str(s) if s.starts_with("arn:") => {
+            return Ok(match ctx.function_of_arn(at.node) {
+                Some(function) => {
+                    RouteAuthorizer::Function(websocket_function_authorizer(function.clone(), function, Vec::new()))
+                }
+                None => RouteAuthorizer::External { reference: s.clone() },
+            })
+        }
+        Value::Str(_) => (at.node, None),
+        Value::Map(_) => {
+            if let Some(arn) = field(at.node, "arn") {
+                if ctx.function_of_arn(arn).is_none() {
+                    return Ok(RouteAuthorizer::External {
+                        reference: describe(arn),
+                    });
+                }
+            }
+            let key = field(at.node, "name").ok_or_else(|| {
+                at.problem("the authorizer has no `name`")
+                    .help("name the authorizer function of this service: `name: auth`")
+            })?;
+            (key, field(at.node, "identitySource"))
+        }
+        _ => return Err(at.expected("a function name or a mapping with `name`")),
+    };
+    let key_path = format!("{}.name", at.path);
+    let key_at = At {
+        node: key_node,
+        path: if std::ptr::eq(key_node, at.node) {
+            at.path
+        } else {
+            &key_path
+        },
+    };
+    let key = key_at.str()?;
+    let function = ctx.function(key_at, key)?;
+    let mut identity_sources = Vec::new();
+    let source_path = format!("{}.identitySource", at.path);
+    let texts = match sources {
+        Some(n) => At {
+            node: n,
+            path: &source_path,
+        }
+        .strings()?,
+        // The Framework's default for WebSocket authorizers.
+        None => vec!["route.request.header.Auth".to_owned()],
+    };
+    for text in texts {
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let source = if let Some(h) = part.strip_prefix("route.request.header.") {
+                IdentitySource::Header(h.to_ascii_lowercase())
+            } else if let Some(q) = part.strip_prefix("route.request.querystring.") {
+                IdentitySource::Query(q.to_owned())
+            } else {
+                return Err(at
+                    .problem(format!("`{part}` is not a WebSocket identity source"))
+                    .help("use route.request.header.NAME or route.request.querystring.NAME"));
+            };
+            identity_sources.push(source);
+        }
+    }
+    Ok(RouteAuthorizer::Function(websocket_function_authorizer(
+        key.to_owned(),
+        function,
+        identity_sources,
+    )))
+}
+
+fn websocket_function_authorizer(
+    name: String,
+    function: String,
+    identity_sources: Vec<IdentitySource>,
+) -> FunctionAuthorizer {
+    FunctionAuthorizer {
+        name,
+        function,
+        request: true,
+        identity_sources,
+        validation_expression: None,
+        // WebSocket authorizers run once per connection; nothing to reuse.
+        ttl_seconds: 0,
+        payload_v2: false,
+        simple_responses: false,
+    }
+}

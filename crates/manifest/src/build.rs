@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sylph_model::{
     ApiKind, AsyncConfig, Cors, Destination, Event, Function, HttpRoute, QueueResource, Runtime, ScheduleEvent,
-    ScheduleInput, Service, SqsEvent, StreamEvent, TableResource,
+    ScheduleInput, Service, SqsEvent, StreamEvent, TableResource, WebSocketRoute,
 };
 
 use crate::auth::AuthContext;
@@ -243,6 +243,7 @@ pub(crate) fn service(
         functions: deployed,
     };
     let api_keys = crate::auth::api_keys(provider)?;
+    let websocket_route_selection = route_selection(provider)?;
     let layers = crate::layers::ServiceLayers::read(root, dir, &mut notices)?;
     let mut functions = Vec::with_capacity(function_nodes.len());
     let mut routes = RoutesSeen::default();
@@ -514,6 +515,7 @@ pub(crate) fn service(
             api_keys,
             node_build,
             python_requirements,
+            websocket_route_selection,
         },
         notices,
     })
@@ -812,9 +814,21 @@ fn plugins(node: &Node, notices: &mut Vec<String>) -> Result<Vec<String>, Proble
 struct RoutesSeen {
     /// (API flavour, method, path shape) and where it was declared.
     seen: Vec<(ApiKind, String, String, String)>,
+    /// WebSocket route keys and where each was declared.
+    websocket: Vec<(String, String)>,
 }
 
 impl RoutesSeen {
+    fn check_websocket(&mut self, at: At<'_, '_>, route: WebSocketRoute) -> Result<WebSocketRoute, Problem> {
+        if let Some((.., first)) = self.websocket.iter().find(|(key, _)| *key == route.route) {
+            return Err(at
+                .problem(format!("WebSocket route `{}` is already taken by {first}", route.route))
+                .help("each route key goes to one function"));
+        }
+        self.websocket.push((route.route.clone(), at.path.to_owned()));
+        Ok(route)
+    }
+
     fn check(&mut self, at: At<'_, '_>, route: HttpRoute) -> Result<HttpRoute, Problem> {
         let method = route.method.clone().unwrap_or_else(|| "ANY".into());
         // `/items/{id}` and `/items/{itemId}` are one resource to API Gateway.
@@ -840,6 +854,88 @@ impl RoutesSeen {
         self.seen.push((route.api, method, shape, at.path.to_owned()));
         Ok(route)
     }
+}
+
+/// A `websocket` event: `websocket: $connect`, or a mapping with `route`, `authorizer` (on
+/// `$connect`) and `routeResponseSelectionExpression`.
+fn websocket_event(at: At<'_, '_>, auth: &AuthContext) -> Result<WebSocketRoute, Problem> {
+    let (route, authorizer, respond) = match &at.node.value {
+        Value::Str(route) => (route.clone(), None, false),
+        Value::Map(_) => {
+            let route_node = field(at.node, "route").ok_or_else(|| {
+                at.problem("`route` is missing")
+                    .help("add `route: $default` (or $connect, $disconnect, a route key)")
+            })?;
+            let route = At {
+                node: route_node,
+                path: &format!("{}.route", at.path),
+            }
+            .str()?
+            .to_owned();
+            let authorizer = match field(at.node, "authorizer") {
+                Some(n) => {
+                    let a_at = At {
+                        node: n,
+                        path: &format!("{}.authorizer", at.path),
+                    };
+                    if route != "$connect" {
+                        return Err(a_at
+                            .problem(format!(
+                                "an authorizer runs on the $connect route only, not on `{route}`"
+                            ))
+                            .help("move `authorizer` to the function with `route: $connect`"));
+                    }
+                    Some(crate::auth::websocket_authorizer(a_at, auth)?)
+                }
+                None => None,
+            };
+            let respond = match field(at.node, "routeResponseSelectionExpression") {
+                Some(n) => {
+                    let r_at = At {
+                        node: n,
+                        path: &format!("{}.routeResponseSelectionExpression", at.path),
+                    };
+                    if r_at.str()? != "$default" {
+                        return Err(r_at.problem("the only route response selection expression is `$default`"));
+                    }
+                    true
+                }
+                None => false,
+            };
+            (route, authorizer, respond)
+        }
+        _ => return Err(at.expected("a route key such as `$default`, or a mapping with `route`")),
+    };
+    if route.is_empty() || route.len() > 128 {
+        return Err(at.problem("a route key is 1 to 128 characters"));
+    }
+    Ok(WebSocketRoute {
+        route,
+        authorizer,
+        respond,
+    })
+}
+
+/// `provider.websocketsApiRouteSelectionExpression`: `$request.body.<path>`.
+fn route_selection(provider: &Node) -> Result<Vec<String>, Problem> {
+    let Some(n) = field(provider, "websocketsApiRouteSelectionExpression") else {
+        return Ok(vec!["action".to_owned()]);
+    };
+    let at = At {
+        node: n,
+        path: "provider.websocketsApiRouteSelectionExpression",
+    };
+    let text = at.str()?;
+    let path: Vec<String> = text
+        .strip_prefix("$request.body.")
+        .map(|p| p.split('.').map(str::to_owned).collect())
+        .unwrap_or_default();
+    if path.is_empty() || path.iter().any(String::is_empty) {
+        return Err(at
+            .problem(format!("`{text}` is not a route selection expression"))
+            .help("write `$request.body.action` (a field of the message's JSON body)"));
+    }
+    Ok(path)
 }
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
@@ -870,6 +966,9 @@ fn event(
     match kind.as_str() {
         "http" => out.push(Event::Http(routes.check(at, http_event(at, auth)?)?)),
         "httpApi" => out.push(Event::Http(routes.check(at, http_api_event(at, auth)?)?)),
+        "websocket" => out.push(Event::WebSocket(
+            routes.check_websocket(at, websocket_event(at, auth)?)?,
+        )),
         "sqs" => {
             let (event, arn, arn_path) = sqs_event(at)?;
             queue_arns.push((out.len(), arn, arn_path));

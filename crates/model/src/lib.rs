@@ -53,6 +53,10 @@ pub struct Service {
     /// get (installed into a cache, mounted as their last layer).
     #[serde(default)]
     pub python_requirements: Option<PathBuf>,
+    /// `provider.websocketsApiRouteSelectionExpression`: the JSON path into a message's body
+    /// whose value picks its route (`$request.body.action` gives `["action"]`).
+    #[serde(default)]
+    pub websocket_route_selection: Vec<String>,
 }
 
 /// How Node.js handlers are built, as a bundler plugin (`serverless-esbuild`,
@@ -267,6 +271,7 @@ impl Runtime {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Event {
     Http(HttpRoute),
+    WebSocket(WebSocketRoute),
     Schedule(ScheduleEvent),
     Sqs(SqsEvent),
     Stream(StreamEvent),
@@ -433,6 +438,18 @@ pub enum IdentitySource {
     Context(String),
     /// A stage variable (Sylph has none, so it is always missing).
     StageVariable(String),
+}
+
+/// A `websocket` event: one route of the service's WebSocket API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebSocketRoute {
+    /// `$connect`, `$disconnect`, `$default` or a route key the selection expression yields.
+    pub route: String,
+    /// On `$connect` only: who may connect.
+    pub authorizer: Option<RouteAuthorizer>,
+    /// `routeResponseSelectionExpression` is set: the function's answer is sent back to the
+    /// client on its connection.
+    pub respond: bool,
 }
 
 /// An API key of `provider.apiGateway.apiKeys`.

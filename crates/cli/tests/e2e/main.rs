@@ -27,4 +27,5 @@ mod streams;
 mod tables;
 mod throttle;
 mod todo;
+mod websocket;
 mod wsgi;

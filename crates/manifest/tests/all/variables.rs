@@ -179,7 +179,10 @@ fn replaced_plugins_get_a_notice() {
         "{:?}",
         loaded.notices
     );
-    assert_eq!(loaded.service.node_build.as_ref().map(|b| b.plugin.as_str()), Some("serverless-webpack"));
+    assert_eq!(
+        loaded.service.node_build.as_ref().map(|b| b.plugin.as_str()),
+        Some("serverless-webpack")
+    );
 }
 
 #[test]
