@@ -314,6 +314,17 @@ impl Gateway {
         self.handle_route(parts, body, peer).await
     }
 
+    /// Answer a request to a deployed API's public base (`sylph server`): a WebSocket
+    /// handshake for its WebSocket API, or one of its HTTP routes ([`Gateway::handle_route`]).
+    pub async fn handle_api(&self, parts: hyper::http::request::Parts, body: Bytes, peer: SocketAddr) -> Response<Body> {
+        if let Some(ws) = &self.websockets {
+            if websocket::is_upgrade(&parts) && ws.is_endpoint(parts.uri.path()) {
+                return ws.upgrade(parts, peer, &self.guard).await;
+            }
+        }
+        self.handle_route(parts, body, peer).await
+    }
+
     /// Answer a request with the service's own HTTP routes only (API Gateway's part): what
     /// `sylph server` uses for a deployed API's public base, where the table, Invoke and
     /// metrics APIs must never answer (they need a key, checked elsewhere).

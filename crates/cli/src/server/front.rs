@@ -60,7 +60,7 @@ impl Front {
                 Err(refused) => return refused,
             };
             let running = live.route();
-            return running.hosted.gateway.handle_route(parts, body, peer).await;
+            return running.hosted.gateway.handle_api(parts, body, peer).await;
         }
         if let Some(rest) = path.strip_prefix("/apis/") {
             let (api_id, tail) = rest.split_once('/').unwrap_or((rest, ""));
@@ -85,7 +85,7 @@ impl Front {
                 Err(refused) => return refused,
             };
             let running = live.route();
-            return running.hosted.gateway.handle_route(parts, body, peer).await;
+            return running.hosted.gateway.handle_api(parts, body, peer).await;
         }
         let target = req
             .headers()
