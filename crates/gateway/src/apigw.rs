@@ -476,6 +476,7 @@ mod tests {
                 cors: None,
                 authorizer: None,
                 private: false,
+                validation: None,
             })],
             artifact: None,
             role: None,

@@ -16,6 +16,7 @@ mod authorizers;
 mod conn;
 mod invoke_api;
 mod routes;
+mod validation;
 mod websocket;
 
 use std::net::SocketAddr;
@@ -316,7 +317,12 @@ impl Gateway {
 
     /// Answer a request to a deployed API's public base (`sylph server`): a WebSocket
     /// handshake for its WebSocket API, or one of its HTTP routes ([`Gateway::handle_route`]).
-    pub async fn handle_api(&self, parts: hyper::http::request::Parts, body: Bytes, peer: SocketAddr) -> Response<Body> {
+    pub async fn handle_api(
+        &self,
+        parts: hyper::http::request::Parts,
+        body: Bytes,
+        peer: SocketAddr,
+    ) -> Response<Body> {
         if let Some(ws) = &self.websockets {
             if websocket::is_upgrade(&parts) && ws.is_endpoint(parts.uri.path()) {
                 return ws.upgrade(parts, peer, &self.guard).await;
@@ -381,6 +387,14 @@ impl Gateway {
         } else {
             apigw::Access::default()
         };
+        if let Some(validator) = &route.validation {
+            if let Err(mut refused) = validator.check(&req, &m) {
+                if let Ok(v) = HeaderValue::from_str(&request_id) {
+                    refused.headers_mut().insert(id_header, v);
+                }
+                return refused;
+            }
+        }
         let event = match route.api {
             ApiKind::Rest => apigw::rest_event(&req, &m, &self.stage, &request_id, &now, &access),
             ApiKind::Http => apigw::http_api_event(&req, &m, &request_id, &now, &access),

@@ -26,6 +26,8 @@ pub struct Route {
     pub auth: Option<std::sync::Arc<crate::authorizers::RouteAuth>>,
     /// `private: true`: an API key is required.
     pub private: bool,
+    /// `request.schemas` / `request.parameters`, compiled once.
+    pub validation: Option<std::sync::Arc<crate::validation::Validator>>,
     segments: Vec<Segment>,
 }
 
@@ -70,6 +72,10 @@ impl Router {
                         .clone()
                         .map(|a| std::sync::Arc::new(crate::authorizers::RouteAuth::new(a))),
                     private: r.private,
+                    validation: r
+                        .validation
+                        .clone()
+                        .map(|v| std::sync::Arc::new(crate::validation::Validator::new(v))),
                     segments: parse_segments(&r.path),
                 });
             }
@@ -253,6 +259,7 @@ mod tests {
                     cors: None,
                     authorizer: None,
                     private: false,
+                    validation: None,
                 })],
                 artifact: None,
                 role: None,

@@ -1537,6 +1537,13 @@ fn http_event(at: At<'_, '_>, auth: &AuthContext) -> Result<HttpRoute, Problem> 
         }
         _ => (None, false),
     };
+    let validation = match field(at.node, "request").filter(|_| matches!(at.node.value, Value::Map(_))) {
+        Some(n) => crate::validation::request_validation(At {
+            node: n,
+            path: &format!("{}.request", at.path),
+        })?,
+        None => None,
+    };
     Ok(HttpRoute {
         api: ApiKind::Rest,
         method,
@@ -1545,6 +1552,7 @@ fn http_event(at: At<'_, '_>, auth: &AuthContext) -> Result<HttpRoute, Problem> 
         cors,
         authorizer,
         private,
+        validation,
     })
 }
 
@@ -1569,6 +1577,7 @@ fn http_api_event(at: At<'_, '_>, auth: &AuthContext) -> Result<HttpRoute, Probl
                 cors: None,
                 authorizer: None,
                 private: false,
+                validation: None,
             })
         }
         Value::Str(s) => split_method_path(at, s, "`GET /hello/{id}` or `*`")?,
@@ -1599,6 +1608,7 @@ fn http_api_event(at: At<'_, '_>, auth: &AuthContext) -> Result<HttpRoute, Probl
                     cors: None,
                     authorizer,
                     private: false,
+                    validation: None,
                 });
             }
             (m, route_path(p, p.str()?)?)
@@ -1613,6 +1623,7 @@ fn http_api_event(at: At<'_, '_>, auth: &AuthContext) -> Result<HttpRoute, Probl
         cors: None,
         authorizer,
         private: false,
+        validation: None,
     })
 }
 

@@ -15,6 +15,7 @@ mod error;
 mod iam;
 mod layers;
 pub mod params;
+mod validation;
 pub mod vars;
 pub mod yaml;
 

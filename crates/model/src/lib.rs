@@ -386,6 +386,21 @@ pub struct HttpRoute {
     /// `x-api-key`.
     #[serde(default)]
     pub private: bool,
+    /// `request.schemas` and `request.parameters` (`http` events): checked before the
+    /// function runs, as API Gateway's request validator does.
+    #[serde(default)]
+    pub validation: Option<RequestValidation>,
+}
+
+/// What API Gateway's request validator checks on one route.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestValidation {
+    /// (content type, JSON Schema draft 4) for the body.
+    pub schemas: Vec<(String, serde_json::Value)>,
+    /// Query string parameters, headers (lower case) and path parameters that must be there.
+    pub required_query: Vec<String>,
+    pub required_headers: Vec<String>,
+    pub required_paths: Vec<String>,
 }
 
 /// An API Gateway authorizer on one route.

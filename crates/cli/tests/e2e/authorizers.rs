@@ -276,6 +276,46 @@ fn authorizers_and_api_keys_guard_routes_as_api_gateway_does() {
     // Routes without access control stay open.
     assert_eq!(dev.get("/dev/open").status, 200);
 
+    // The request validator: required parameters, then the body against its schema.
+    let json_type = ("Content-Type", "application/json");
+    let r = dev.send(
+        "POST",
+        "/dev/items?tenant=a",
+        &[json_type],
+        br#"{"name":"pen","count":2}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    refused(
+        &dev.send("POST", "/dev/items", &[json_type], br#"{"name":"pen"}"#),
+        400,
+        "BadRequestException",
+        json!("Missing required request parameters: [tenant]"),
+    );
+    for bad in [
+        &br#"{"count":-1}"#[..],
+        br#"{"name":"pen","extra":true}"#,
+        br#"{"name":"#,
+        b"",
+    ] {
+        refused(
+            &dev.send("POST", "/dev/items?tenant=a", &[json_type], bad),
+            400,
+            "BadRequestException",
+            json!("Invalid request body"),
+        );
+    }
+    // A content type without a schema is not checked, as in API Gateway.
+    assert_eq!(
+        dev.send(
+            "POST",
+            "/dev/items?tenant=a",
+            &[("Content-Type", "text/plain")],
+            b"anything"
+        )
+        .status,
+        200
+    );
+
     // After a restart, the made-up key is the same.
     dev.stop();
     let dev = Dev::start_with(&config(), &args, &[]);
