@@ -20,7 +20,16 @@ pub fn settings(
     service: &Service,
     data_dir: &Path,
     authorizer_context: Option<&Path>,
+    jwks: Option<&Path>,
 ) -> anyhow::Result<(AccessSettings, Vec<String>)> {
+    let jwks = match jwks {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read --jwks {}", path.display()))?;
+            Some(serde_json::from_str::<Value>(&text).with_context(|| format!("--jwks {}: not JSON", path.display()))?)
+        }
+        None => None,
+    };
     let mut lines = Vec::new();
     let external_context = match authorizer_context {
         Some(path) => {
@@ -45,6 +54,7 @@ pub fn settings(
         AccessSettings {
             api_keys,
             external_context,
+            jwks,
         },
         lines,
     ))

@@ -89,6 +89,10 @@ pub struct DevArgs {
     /// authorizer is defined outside this service (an ARN, a user pool), which cannot run here.
     #[arg(long, value_name = "FILE")]
     authorizer_context: Option<std::path::PathBuf>,
+    /// A JWKS file (the keys of your identity provider) that JWT and Cognito authorizers
+    /// check tokens with, instead of fetching the issuer's keys: for offline use.
+    #[arg(long, value_name = "FILE")]
+    jwks: Option<std::path::PathBuf>,
     #[command(flatten)]
     events: crate::events::EventArgs,
 }
@@ -163,8 +167,13 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         println!("{line}")
     })?;
     let (pool, gateway) = (hosted.pool.clone(), hosted.gateway.clone());
-    let (access, access_lines) = crate::access::settings(&service, &data_dir, args.authorizer_context.as_deref())?;
-    gateway.set_access(access);
+    let (access, access_lines) = crate::access::settings(
+        &service,
+        &data_dir,
+        args.authorizer_context.as_deref(),
+        args.jwks.as_deref(),
+    )?;
+    gateway.set_access(access).map_err(|e| anyhow::anyhow!("--jwks: {e}"))?;
     if !args.no_reload {
         crate::watch::spawn(service.clone(), pool.clone(), node_builder);
     }
@@ -255,6 +264,7 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
                 guards.push(format!("authorizer {reference} (not run here)"))
             }
             Some(RouteAuthorizer::Iam) => guards.push("aws_iam".to_owned()),
+            Some(RouteAuthorizer::Jwt(j)) => guards.push(format!("jwt {}", j.issuer)),
             None => {}
         }
         if r.private {

@@ -59,6 +59,9 @@ pub struct AccessSettings {
     /// The `requestContext.authorizer` to hand over on routes whose authorizer is defined
     /// outside the service (`--authorizer-context`).
     pub external_context: Option<Map<String, Value>>,
+    /// A JWKS that JWT authorizers check tokens against instead of fetching their issuer's
+    /// (`--jwks`, for offline use).
+    pub jwks: Option<Value>,
 }
 
 /// What an authorizer answered, kept for its TTL.
@@ -88,6 +91,8 @@ pub struct RouteGuard {
     region: String,
     stage: String,
     settings: std::sync::OnceLock<AccessSettings>,
+    /// Keys of JWT issuers (the operator's JWKS, or fetched).
+    jwt_keys: std::sync::OnceLock<crate::jwt::JwtKeys>,
     cache: Mutex<HashMap<CacheKey, (Instant, Arc<Outcome>)>>,
 }
 
@@ -107,12 +112,60 @@ impl RouteGuard {
             region,
             stage,
             settings: std::sync::OnceLock::new(),
+            jwt_keys: std::sync::OnceLock::new(),
             cache: Mutex::new(HashMap::new()),
         }
     }
 
-    pub fn configure(&self, settings: AccessSettings) {
+    /// `Err` when the operator's JWKS cannot be used.
+    pub fn configure(&self, settings: AccessSettings) -> Result<(), String> {
+        if let Some(jwks) = &settings.jwks {
+            let _ = self.jwt_keys.set(crate::jwt::JwtKeys::fixed(jwks)?);
+        }
         let _ = self.settings.set(settings);
+        Ok(())
+    }
+
+    fn jwt_keys(&self) -> &crate::jwt::JwtKeys {
+        self.jwt_keys.get_or_init(crate::jwt::JwtKeys::default)
+    }
+
+    /// A JWT authorizer: the token in its header, checked; the claims for the event.
+    async fn check_jwt(
+        &self,
+        route: &Route,
+        auth: &sylph_model::JwtAuthorizer,
+        req: &RequestParts<'_>,
+    ) -> Result<Value, Refused> {
+        let unauthorized = |why: &str| {
+            tracing::debug!(authorizer = %auth.name, "refused a token: {why}");
+            let mut res = refuse(StatusCode::UNAUTHORIZED, "UnauthorizedException", json!("Unauthorized"));
+            if route.api == ApiKind::Http {
+                let value = format!("Bearer error=\"invalid_token\" error_description=\"{why}\"");
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    res.headers_mut().insert("www-authenticate", v);
+                }
+            }
+            res
+        };
+        let Some(token) = req.headers.get(auth.header.as_str()).and_then(|v| v.to_str().ok()) else {
+            return Err(unauthorized("no token"));
+        };
+        match self.jwt_keys().verify(auth, token).await {
+            Ok(claims) => Ok(if auth.rest {
+                json!({ "claims": crate::jwt::claims_as_strings(&claims) })
+            } else {
+                json!({ "jwt": {
+                    "claims": crate::jwt::claims_as_strings(&claims),
+                    "scopes": crate::jwt::scopes_of(&claims),
+                }})
+            }),
+            Err(crate::jwt::JwtError::Invalid(why)) => Err(unauthorized(&why)),
+            Err(crate::jwt::JwtError::Scope) => Err(match route.api {
+                ApiKind::Rest => refuse(StatusCode::UNAUTHORIZED, "UnauthorizedException", json!("Unauthorized")),
+                ApiKind::Http => refuse(StatusCode::FORBIDDEN, "ForbiddenException", json!("Forbidden")),
+            }),
+        }
     }
 
     fn settings(&self) -> &AccessSettings {
@@ -153,6 +206,9 @@ impl RouteGuard {
                 }
                 RouteAuthorizer::Iam => {
                     access.iam = Some(self.check_signature(route, req, parts)?);
+                }
+                RouteAuthorizer::Jwt(jwt) => {
+                    access.authorizer = Some(self.check_jwt(route, jwt, req).await?);
                 }
             }
         }

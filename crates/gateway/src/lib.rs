@@ -15,6 +15,7 @@ pub mod auth;
 mod authorizers;
 mod conn;
 mod invoke_api;
+mod jwt;
 mod routes;
 mod validation;
 mod websocket;
@@ -123,8 +124,9 @@ impl Gateway {
 
     /// The API keys `private: true` routes accept, and the context routes with an authorizer
     /// defined outside the service get.
-    pub fn set_access(&self, settings: AccessSettings) {
-        self.guard.configure(settings);
+    /// `Err` when the settings cannot be used (a JWKS without RSA keys).
+    pub fn set_access(&self, settings: AccessSettings) -> Result<(), String> {
+        self.guard.configure(settings)
     }
 
     /// Refuse functions' calls on tables `guard` rejects, whatever their IAM statements say.

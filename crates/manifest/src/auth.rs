@@ -7,7 +7,7 @@
 //! Cognito user pool, a shared `authorizerId`, a `jwt` issuer) cannot run here: it becomes
 //! [`RouteAuthorizer::External`] and the caller prints a notice naming it.
 
-use sylph_model::{ApiKey, FunctionAuthorizer, IdentitySource, RouteAuthorizer};
+use sylph_model::{ApiKey, FunctionAuthorizer, IdentitySource, JwtAuthorizer, RouteAuthorizer};
 
 use crate::build::{field, logical_id, At};
 use crate::error::Problem;
@@ -114,11 +114,46 @@ pub(crate) fn rest_authorizer(at: At<'_, '_>, ctx: &AuthContext) -> Result<Route
         "aws_iam" => return Ok(RouteAuthorizer::Iam),
         "token" | "request" => auth.request = kind == "request",
         "cognito_user_pools" => {
-            let reference = sub("arn")
-                .or_else(|| sub("authorizerId"))
-                .map(|(n, _)| describe(n))
-                .unwrap_or_else(|| "a Cognito user pool".into());
-            return Ok(RouteAuthorizer::External { reference });
+            // `arn: arn:aws:cognito-idp:REGION:ACCOUNT:userpool/POOL_ID` names the issuer.
+            let pool = sub("arn").and_then(|(n, _)| match &n.value {
+                Value::Str(arn) => {
+                    let mut parts = arn.split(':');
+                    let region = parts.nth(3)?;
+                    let pool = parts.nth(1)?.strip_prefix("userpool/")?;
+                    Some((region.to_owned(), pool.to_owned()))
+                }
+                _ => None,
+            });
+            let Some((region, pool)) = pool else {
+                let reference = sub("arn")
+                    .or_else(|| sub("authorizerId"))
+                    .map(|(n, _)| describe(n))
+                    .unwrap_or_else(|| "a Cognito user pool".into());
+                return Ok(RouteAuthorizer::External { reference });
+            };
+            let header = match sub("identitySource") {
+                Some((n, path)) => match rest_identity_sources(At { node: n, path: &path }, "")?.as_slice() {
+                    [IdentitySource::Header(h)] => h.clone(),
+                    _ => {
+                        return Err(At { node: n, path: &path }
+                            .problem("a Cognito authorizer reads its token from one header")
+                            .help("write `identitySource: method.request.header.Authorization`"))
+                    }
+                },
+                None => "authorization".to_owned(),
+            };
+            let scopes = match sub("scopes") {
+                Some((n, path)) => At { node: n, path: &path }.strings()?,
+                None => Vec::new(),
+            };
+            return Ok(RouteAuthorizer::Jwt(JwtAuthorizer {
+                name: pool.clone(),
+                issuer: format!("https://cognito-idp.{region}.amazonaws.com/{pool}"),
+                audience: Vec::new(),
+                header,
+                scopes,
+                rest: true,
+            }));
         }
         "custom" => {}
         other => {
@@ -258,12 +293,43 @@ pub(crate) fn http_api_authorizers(
             None => "jwt".into(),
         };
         let authorizer = match kind.as_str() {
-            "jwt" => RouteAuthorizer::External {
-                reference: match sub("issuerUrl") {
-                    Some((n, _)) => format!("jwt issuer {}", describe(n)),
-                    None => format!("jwt authorizer {name}"),
-                },
-            },
+            "jwt" => {
+                let issuer = match sub("issuerUrl") {
+                    Some((n, p)) => At { node: n, path: &p }.str()?.trim_end_matches('/').to_owned(),
+                    None => {
+                        return Err(at
+                            .problem(format!("jwt authorizer `{name}` has no `issuerUrl`"))
+                            .help("add `issuerUrl: https://cognito-idp.REGION.amazonaws.com/POOL_ID` (or your identity provider's issuer)"))
+                    }
+                };
+                let audience = match sub("audience") {
+                    Some((n, p)) => At { node: n, path: &p }.strings()?,
+                    None => {
+                        return Err(at
+                            .problem(format!("jwt authorizer `{name}` has no `audience`"))
+                            .help("add `audience: [CLIENT_ID]`: API Gateway requires one"))
+                    }
+                };
+                let header = match sub("identitySource") {
+                    Some((n, p)) => match http_identity_sources(At { node: n, path: &p })?.as_slice() {
+                        [IdentitySource::Header(h)] => h.clone(),
+                        _ => {
+                            return Err(At { node: n, path: &p }
+                                .problem("a jwt authorizer reads its token from one header")
+                                .help("write `identitySource: $request.header.Authorization`"))
+                        }
+                    },
+                    None => "authorization".to_owned(),
+                };
+                RouteAuthorizer::Jwt(JwtAuthorizer {
+                    name: name.clone(),
+                    issuer,
+                    audience,
+                    header,
+                    scopes: Vec::new(),
+                    rest: false,
+                })
+            }
             "request" => {
                 let function = match (sub("functionName"), sub("functionArn")) {
                     (Some((n, p)), _) => {
@@ -382,6 +448,17 @@ pub(crate) fn http_api_route_authorizer(at: At<'_, '_>, ctx: &AuthContext) -> Re
         _ => return Err(at.expected("an authorizer name or a mapping")),
     };
     match ctx.http_api.iter().find(|(n, _)| n == name) {
+        Some((_, RouteAuthorizer::Jwt(jwt))) => {
+            let mut jwt = jwt.clone();
+            if let Some(n) = field(at.node, "scopes").filter(|_| matches!(at.node.value, Value::Map(_))) {
+                jwt.scopes = At {
+                    node: n,
+                    path: &format!("{}.scopes", at.path),
+                }
+                .strings()?;
+            }
+            Ok(RouteAuthorizer::Jwt(jwt))
+        }
         Some((_, a)) => Ok(a.clone()),
         None => {
             let known: Vec<&str> = ctx.http_api.iter().map(|(n, _)| n.as_str()).collect();

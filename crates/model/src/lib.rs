@@ -417,6 +417,28 @@ pub enum RouteAuthorizer {
     },
     /// `aws_iam`: the request must be signed with SigV4.
     Iam,
+    /// An HTTP API `jwt` authorizer, or a REST `COGNITO_USER_POOLS` one: a JSON Web Token
+    /// checked against its issuer's keys.
+    Jwt(JwtAuthorizer),
+}
+
+/// A JWT authorizer on one route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JwtAuthorizer {
+    /// The authorizer's name (or the user pool), for messages.
+    pub name: String,
+    /// `iss` must be exactly this; its keys are at `{issuer}/.well-known/jwks.json` (Cognito)
+    /// or where `{issuer}/.well-known/openid-configuration` says.
+    pub issuer: String,
+    /// `aud` (or `client_id`) must be one of these; empty: not checked (Cognito on REST).
+    pub audience: Vec<String>,
+    /// The header the token comes in (lower case).
+    pub header: String,
+    /// The route's scopes: the token must carry one of them (none: no check).
+    pub scopes: Vec<String>,
+    /// REST (`COGNITO_USER_POOLS`): claims go to `requestContext.authorizer.claims`; HTTP API:
+    /// to `requestContext.authorizer.jwt`.
+    pub rest: bool,
 }
 
 /// A Lambda authorizer of this service.
