@@ -199,10 +199,14 @@ pub(crate) fn service(
         None => Vec::new(),
     };
 
-    let resources = match root.get("resources") {
+    let mut resources = match root.get("resources") {
         Some(node) => resources_of(node)?,
         None => serde_json::Value::Null,
     };
+    let conditions = crate::conditions::apply(&mut resources, &region, &format!("{name}-{stage}")).map_err(|e| {
+        Problem::new(root.get("resources").map_or(root.mark, |n| n.mark), e.path, e.message)
+            .help("CloudFormation conditions compare values known before deploying: variables and pseudo parameters")
+    })?;
     let custom = root.get("custom").map(Node::to_json).unwrap_or(serde_json::Value::Null);
 
     let plugin_names = match field(root, "plugins") {
@@ -367,6 +371,7 @@ pub(crate) fn service(
         region: &region,
         resources: resources.get("Resources").unwrap_or(&empty),
         params,
+        conditions: &conditions,
         functions: functions
             .iter()
             .map(|(f, ..)| (logical_id(&f.key), f.name.clone()))

@@ -18,6 +18,8 @@ pub struct Stack<'a> {
     /// Values the operator gives for what lives outside the service (`ImportValue`,
     /// `GetAtt`, `Ref` sections of the parameters file).
     pub params: &'a crate::params::Params,
+    /// The values of `resources.Conditions`, for `Fn::If`.
+    pub conditions: &'a std::collections::HashMap<String, bool>,
 }
 
 /// Properties that carry a resource's physical name, by resource type.
@@ -50,6 +52,10 @@ impl Stack<'_> {
                 let (func, arg) = map.iter().next()?;
                 match func.as_str() {
                     "Ref" => self.reference(arg.as_str()?, depth),
+                    "Fn::If" => {
+                        let chosen = crate::conditions::chosen_branch(value, self.conditions, "").ok()??;
+                        self.resolve_depth(&chosen, depth + 1)
+                    }
                     "Fn::ImportValue" => {
                         let name = self.resolve_depth(arg, depth + 1)?;
                         self.params.get("ImportValue", &name).map(str::to_owned)
@@ -207,6 +213,8 @@ mod tests {
     use serde_json::json;
 
     static NO_PARAMS: std::sync::LazyLock<crate::params::Params> = std::sync::LazyLock::new(Default::default);
+    static NO_CONDITIONS: std::sync::LazyLock<std::collections::HashMap<String, bool>> =
+        std::sync::LazyLock::new(Default::default);
 
     fn stack(resources: &Value) -> Stack<'_> {
         Stack {
@@ -215,6 +223,7 @@ mod tests {
             resources,
             functions: vec![],
             params: &NO_PARAMS,
+            conditions: &NO_CONDITIONS,
         }
     }
 

@@ -11,6 +11,7 @@ mod auth;
 mod build;
 mod bundle;
 mod cfn;
+mod conditions;
 mod error;
 mod iam;
 mod layers;

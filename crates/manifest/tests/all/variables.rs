@@ -593,3 +593,33 @@ fn a_missing_aws_side_value_names_where_to_give_it() {
         .unwrap();
     assert!(err.contains("--param `no-equals-sign` has no `=`"), "{err}");
 }
+
+const CONDITIONAL: &str = "service: svc\nprovider:\n  runtime: nodejs20.x\n  environment:\n    MODE: !If [IsProd, live, test]\nfunctions:\n  f:\n    handler: h.f\nresources:\n  Conditions:\n    IsProd: !Equals ['${sls:stage}', prod]\n    NotProd: !Not [!Condition IsProd]\n    East: !Equals [!Ref AWS::Region, us-east-1]\n  Resources:\n    ProdTable:\n      Type: AWS::DynamoDB::Table\n      Condition: IsProd\n      Properties:\n        TableName: prod-table\n        AttributeDefinitions: [{AttributeName: id, AttributeType: S}]\n        KeySchema: [{AttributeName: id, KeyType: HASH}]\n        BillingMode: PAY_PER_REQUEST\n    DevTable:\n      Type: AWS::DynamoDB::Table\n      Condition: NotProd\n      Properties:\n        TableName: dev-table\n        AttributeDefinitions: [{AttributeName: id, AttributeType: S}]\n        KeySchema: [{AttributeName: id, KeyType: HASH}]\n        BillingMode: !If [East, PAY_PER_REQUEST, PROVISIONED]\n        ProvisionedThroughput: !If [East, !Ref AWS::NoValue, {ReadCapacityUnits: 1, WriteCapacityUnits: 1}]\n";
+
+#[test]
+fn conditions_choose_resources_and_values_by_stage_and_region() {
+    let dev = load(CONDITIONAL);
+    let tables: Vec<&str> = dev.service.tables.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(tables, ["dev-table"]);
+    let props = &dev.service.tables[0].properties;
+    assert_eq!(props["BillingMode"], "PAY_PER_REQUEST");
+    assert!(props.get("ProvisionedThroughput").is_none(), "{props}");
+    assert_eq!(env_of(&dev, "f", "MODE"), "test");
+
+    let prod = load_with(CONDITIONAL, &[("stage", "prod"), ("region", "eu-west-1")], &[]).unwrap();
+    let tables: Vec<&str> = prod.service.tables.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(tables, ["prod-table"]);
+    assert_eq!(env_of(&prod, "f", "MODE"), "live");
+
+    let err = load_with(
+        &CONDITIONAL.replace("Condition: IsProd", "Condition: IsStaging"),
+        &[],
+        &[],
+    )
+    .err()
+    .unwrap();
+    assert!(
+        err.contains("resources.Resources.ProdTable.Condition") && err.contains("`IsStaging` is not defined"),
+        "{err}"
+    );
+}
