@@ -58,6 +58,7 @@ pub async fn run(args: TablesArgs) -> anyhow::Result<ExitCode> {
         tables: Vec::new(),
         queues: Vec::new(),
         api_keys: Vec::new(),
+        usage_plans: Vec::new(),
         node_build: None,
         python_requirements: None,
         websocket_route_selection: Vec::new(),

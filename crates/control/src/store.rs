@@ -279,6 +279,7 @@ mod tests {
             tables: Vec::new(),
             queues: Vec::new(),
             api_keys: Vec::new(),
+            usage_plans: Vec::new(),
             node_build: None,
             python_requirements: None,
             websocket_route_selection: Vec::new(),

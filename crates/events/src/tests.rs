@@ -288,6 +288,7 @@ async fn ticks_missed_while_down_fire_once_on_return() {
         tables: Vec::new(),
         queues: Vec::new(),
         api_keys: Vec::new(),
+        usage_plans: Vec::new(),
         node_build: None,
         python_requirements: None,
         websocket_route_selection: Vec::new(),

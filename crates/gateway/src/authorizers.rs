@@ -17,7 +17,10 @@ use hyper::header::HeaderValue;
 use hyper::{Response, StatusCode};
 use serde_json::{json, Map, Value};
 use sylph_invoker::{InvokeRequest, InvokeResult, Invoker};
-use sylph_model::{ApiKind, FunctionAuthorizer, IamStatement, IdentitySource, Role, RouteAuthorizer, LOCAL_ACCOUNT_ID};
+use sylph_model::{
+    ApiKind, FunctionAuthorizer, IamStatement, IdentitySource, QuotaPeriod, Role, RouteAuthorizer, UsagePlan,
+    LOCAL_ACCOUNT_ID,
+};
 use sylph_telemetry::UtcTime;
 
 use crate::apigw::{self, Access, ApiKeyUsed, IamCaller, RequestParts};
@@ -94,6 +97,20 @@ pub struct RouteGuard {
     /// Keys of JWT issuers (the operator's JWKS, or fetched).
     jwt_keys: std::sync::OnceLock<crate::jwt::JwtKeys>,
     cache: Mutex<HashMap<CacheKey, (Instant, Arc<Outcome>)>>,
+    /// Each API key's usage plan, by key name.
+    plans: HashMap<String, UsagePlan>,
+    /// What each key has used (in memory: a restart starts every key afresh).
+    usage: Mutex<HashMap<String, Usage>>,
+}
+
+/// One key's throttle bucket and quota count.
+#[derive(Debug)]
+struct Usage {
+    tokens: f64,
+    refilled: Instant,
+    /// The quota period the count is for (see [`period_index`]).
+    period: i64,
+    used: u64,
 }
 
 /// A refusal: the response API Gateway would send.
@@ -101,12 +118,22 @@ type Refused = Response<Body>;
 
 impl RouteGuard {
     pub fn new(
+        service: &sylph_model::Service,
         invoker: Arc<dyn Invoker>,
         iam: Option<Arc<sylph_iam::Authorizer>>,
-        region: String,
-        stage: String,
     ) -> RouteGuard {
+        let plans = service
+            .api_keys
+            .iter()
+            .filter_map(|key| {
+                let plan = service.usage_plans.iter().find(|p| p.name == key.plan)?;
+                Some((key.name.clone(), plan.clone()))
+            })
+            .collect();
+        let (region, stage) = (service.region.clone(), service.stage.clone());
         RouteGuard {
+            plans,
+            usage: Mutex::new(HashMap::new()),
             invoker,
             iam,
             region,
@@ -222,6 +249,9 @@ impl RouteGuard {
             });
             match key {
                 Some((name, value)) => {
+                    if let Some(plan) = self.plans.get(name) {
+                        self.meter(name, plan)?;
+                    }
                     access.api_key = Some(ApiKeyUsed {
                         id: name.clone(),
                         value: value.clone(),
@@ -231,6 +261,51 @@ impl RouteGuard {
             }
         }
         Ok(access)
+    }
+
+    /// Count one request of `key` against its usage plan: the throttle's token bucket, then
+    /// the quota of the current period.
+    fn meter(&self, key: &str, plan: &UsagePlan) -> Result<(), Refused> {
+        let now = Instant::now();
+        let period = plan
+            .quota
+            .as_ref()
+            .map_or(0, |q| period_index(q.period, &UtcTime::now()));
+        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        let u = usage.entry(key.to_owned()).or_insert_with(|| Usage {
+            tokens: plan.throttle.map_or(0.0, |(_, burst)| f64::from(burst)),
+            refilled: now,
+            period,
+            used: 0,
+        });
+        if let Some((rate, burst)) = plan.throttle {
+            let elapsed = now.duration_since(u.refilled).as_secs_f64();
+            u.tokens = (u.tokens + rate * elapsed).min(f64::from(burst.max(1)));
+            u.refilled = now;
+            if u.tokens < 1.0 {
+                return Err(refuse(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TooManyRequestsException",
+                    json!("Too Many Requests"),
+                ));
+            }
+            u.tokens -= 1.0;
+        }
+        if let Some(quota) = &plan.quota {
+            if u.period != period {
+                u.period = period;
+                u.used = 0;
+            }
+            if u.used >= quota.limit {
+                return Err(refuse(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "LimitExceededException",
+                    json!("Limit Exceeded"),
+                ));
+            }
+            u.used += 1;
+        }
+        Ok(())
     }
 
     /// `arn:aws:execute-api:{region}:{account}:{api}/{stage}/{METHOD}/{path}`: what an
@@ -660,6 +735,17 @@ impl RouteGuard {
             )),
             Err(_) => Err(bad_signature()),
         }
+    }
+}
+
+/// Which quota period `now` falls in (UTC calendar days, weeks from Monday, months).
+fn period_index(period: QuotaPeriod, now: &UtcTime) -> i64 {
+    let days = (now.epoch_millis / 86_400_000) as i64;
+    match period {
+        QuotaPeriod::Day => days,
+        // 1970-01-01 was a Thursday: three days on, weeks start on Mondays.
+        QuotaPeriod::Week => (days + 3) / 7,
+        QuotaPeriod::Month => now.year * 12 + i64::from(now.month),
     }
 }
 

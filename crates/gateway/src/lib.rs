@@ -144,12 +144,7 @@ impl Gateway {
         Arc::new(Gateway {
             router: Router::new(service),
             websockets: websocket::WebSockets::new(service, invoker.clone()),
-            guard: authorizers::RouteGuard::new(
-                invoker.clone(),
-                authorizer.clone(),
-                service.region.clone(),
-                service.stage.clone(),
-            ),
+            guard: authorizers::RouteGuard::new(service, invoker.clone(), authorizer.clone()),
             invoker,
             tables,
             metrics,

@@ -7,7 +7,9 @@
 //! Cognito user pool, a shared `authorizerId`, a `jwt` issuer) cannot run here: it becomes
 //! [`RouteAuthorizer::External`] and the caller prints a notice naming it.
 
-use sylph_model::{ApiKey, FunctionAuthorizer, IdentitySource, JwtAuthorizer, RouteAuthorizer};
+use sylph_model::{
+    ApiKey, FunctionAuthorizer, IdentitySource, JwtAuthorizer, Quota, QuotaPeriod, RouteAuthorizer, UsagePlan,
+};
 
 use crate::build::{field, logical_id, At};
 use crate::error::Problem;
@@ -487,11 +489,11 @@ pub(crate) fn api_keys(provider: &Node) -> Result<Vec<ApiKey>, Problem> {
         },
     };
     let mut out = Vec::new();
-    collect_keys(At { node, path }, &mut out, 0)?;
+    collect_keys(At { node, path }, &mut out, None)?;
     Ok(out)
 }
 
-fn collect_keys(at: At<'_, '_>, out: &mut Vec<ApiKey>, depth: u8) -> Result<(), Problem> {
+fn collect_keys(at: At<'_, '_>, out: &mut Vec<ApiKey>, plan: Option<&str>) -> Result<(), Problem> {
     for (i, item) in at.items()?.iter().enumerate() {
         let path = format!("{}[{i}]", at.path);
         let item_at = At {
@@ -502,6 +504,7 @@ fn collect_keys(at: At<'_, '_>, out: &mut Vec<ApiKey>, depth: u8) -> Result<(), 
             Value::Str(name) => out.push(ApiKey {
                 name: name.clone(),
                 value: None,
+                plan: plan.map(str::to_owned),
             }),
             Value::Map(_) if field(item, "name").is_some() || field(item, "value").is_some() => {
                 let name = match field(item, "name") {
@@ -530,18 +533,22 @@ fn collect_keys(at: At<'_, '_>, out: &mut Vec<ApiKey>, depth: u8) -> Result<(), 
                     }
                     None => None,
                 };
-                out.push(ApiKey { name, value });
+                out.push(ApiKey {
+                    name,
+                    value,
+                    plan: plan.map(str::to_owned),
+                });
             }
             // A usage plan: `- free: [key1, key2]`.
-            Value::Map(entries) if depth == 0 => {
-                for (plan, keys) in entries {
+            Value::Map(entries) if plan.is_none() => {
+                for (name, keys) in entries {
                     collect_keys(
                         At {
                             node: keys,
-                            path: &format!("{path}.{plan}"),
+                            path: &format!("{path}.{name}"),
                         },
                         out,
-                        depth + 1,
+                        Some(name),
                     )?;
                 }
             }
@@ -639,4 +646,118 @@ fn websocket_function_authorizer(
         payload_v2: false,
         simple_responses: false,
     }
+}
+
+/// `provider.apiGateway.usagePlan`: one plan (`{ quota, throttle }`) for every key, or a list
+/// of named plans (`- free: { quota, throttle }`) that `apiKeys` groups keys under.
+pub(crate) fn usage_plans(provider: &Node, keys: &[ApiKey]) -> Result<Vec<UsagePlan>, Problem> {
+    let Some(node) = field(provider, "apiGateway").and_then(|g| field(g, "usagePlan")) else {
+        return Ok(Vec::new());
+    };
+    let path = "provider.apiGateway.usagePlan";
+    let at = At { node, path };
+    let mut out = Vec::new();
+    match &node.value {
+        Value::Map(_) => out.push(usage_plan(at, None)?),
+        Value::Seq(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let item_path = format!("{path}[{i}]");
+                for (name, plan) in (At {
+                    node: item,
+                    path: &item_path,
+                })
+                .entries()?
+                {
+                    out.push(usage_plan(
+                        At {
+                            node: plan,
+                            path: &format!("{item_path}.{name}"),
+                        },
+                        Some(name.clone()),
+                    )?);
+                }
+            }
+        }
+        _ => return Err(at.expected("a mapping with quota and throttle, or a list of named plans")),
+    }
+    for key in keys {
+        if let Some(plan) = &key.plan {
+            if !out.iter().any(|p| p.name.as_deref() == Some(plan)) {
+                return Err(at
+                    .problem(format!(
+                        "API key {} is in usage plan `{plan}`, which is not defined here",
+                        key.name
+                    ))
+                    .help(format!("add `- {plan}: {{ quota: ..., throttle: ... }}` to usagePlan")));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn usage_plan(at: At<'_, '_>, name: Option<String>) -> Result<UsagePlan, Problem> {
+    at.entries()?;
+    let quota = match field(at.node, "quota") {
+        Some(q) => {
+            let q_path = format!("{}.quota", at.path);
+            let limit = match field(q, "limit") {
+                Some(n) => At {
+                    node: n,
+                    path: &format!("{q_path}.limit"),
+                }
+                .number(0, i64::MAX)? as u64,
+                None => return Err(At { node: q, path: &q_path }.problem("a quota needs a `limit`")),
+            };
+            let period = match field(q, "period") {
+                Some(n) => {
+                    let p_at = At {
+                        node: n,
+                        path: &format!("{q_path}.period"),
+                    };
+                    match p_at.str()?.to_ascii_uppercase().as_str() {
+                        "DAY" => QuotaPeriod::Day,
+                        "WEEK" => QuotaPeriod::Week,
+                        "MONTH" => QuotaPeriod::Month,
+                        other => {
+                            return Err(p_at
+                                .problem(format!("`{other}` is not a quota period"))
+                                .help("use DAY, WEEK or MONTH"))
+                        }
+                    }
+                }
+                None => QuotaPeriod::Month,
+            };
+            Some(Quota { limit, period })
+        }
+        None => None,
+    };
+    let throttle = match field(at.node, "throttle") {
+        Some(t) => {
+            let t_path = format!("{}.throttle", at.path);
+            let rate = match field(t, "rateLimit").map(|n| &n.value) {
+                Some(Value::Int(i)) if *i >= 0 => *i as f64,
+                Some(Value::Float(f)) if *f >= 0.0 => *f,
+                Some(Value::Str(s)) => s.parse::<f64>().ok().filter(|f| *f >= 0.0).ok_or_else(|| {
+                    At { node: t, path: &t_path }.problem("rateLimit must be a number of requests per second")
+                })?,
+                None => 10_000.0,
+                Some(_) => {
+                    return Err(
+                        At { node: t, path: &t_path }.problem("rateLimit must be a number of requests per second")
+                    )
+                }
+            };
+            let burst = match field(t, "burstLimit") {
+                Some(n) => At {
+                    node: n,
+                    path: &format!("{t_path}.burstLimit"),
+                }
+                .number(0, 5_000_000)? as u32,
+                None => 5_000,
+            };
+            Some((rate, burst))
+        }
+        None => None,
+    };
+    Ok(UsagePlan { name, quota, throttle })
 }

@@ -247,6 +247,7 @@ pub(crate) fn service(
         functions: deployed,
     };
     let api_keys = crate::auth::api_keys(provider)?;
+    let usage_plans = crate::auth::usage_plans(provider, &api_keys)?;
     let websocket_route_selection = route_selection(provider)?;
     let layers = crate::layers::ServiceLayers::read(root, dir, &mut notices)?;
     let mut functions = Vec::with_capacity(function_nodes.len());
@@ -518,6 +519,7 @@ pub(crate) fn service(
             tables,
             queues,
             api_keys,
+            usage_plans,
             node_build,
             python_requirements,
             websocket_route_selection,

@@ -46,6 +46,9 @@ pub struct Service {
     /// `provider.apiGateway.apiKeys`: what `private: true` routes accept.
     #[serde(default)]
     pub api_keys: Vec<ApiKey>,
+    /// `provider.apiGateway.usagePlan`: quotas and throttles of the keys.
+    #[serde(default)]
+    pub usage_plans: Vec<UsagePlan>,
     /// Set when a bundler plugin is listed: Node.js handlers are built before they run.
     #[serde(default)]
     pub node_build: Option<NodeBuild>,
@@ -495,6 +498,35 @@ pub struct ApiKey {
     pub name: String,
     /// The key's value when the manifest gives one; otherwise Sylph makes one up at start.
     pub value: Option<String>,
+    /// The usage plan it belongs to (`apiKeys: [{ free: [...] }]`); `None` with a single,
+    /// unnamed `usagePlan`, which then applies to every key.
+    #[serde(default)]
+    pub plan: Option<String>,
+}
+
+/// `provider.apiGateway.usagePlan`: how much a key may be used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsagePlan {
+    /// `None`: the single plan of every key.
+    pub name: Option<String>,
+    /// Requests per period.
+    pub quota: Option<Quota>,
+    /// Steady requests per second, and the burst above it (a token bucket).
+    pub throttle: Option<(f64, u32)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quota {
+    pub limit: u64,
+    pub period: QuotaPeriod,
+}
+
+/// Quota periods as API Gateway counts them (calendar, UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QuotaPeriod {
+    Day,
+    Week,
+    Month,
 }
 
 /// CORS settings as Serverless Framework fills them in for `cors: true` or the object form.

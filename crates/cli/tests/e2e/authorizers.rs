@@ -226,6 +226,29 @@ fn authorizers_and_api_keys_guard_routes_as_api_gateway_does() {
         200
     );
 
+    // Usage plans: a quota of 3 a day, and a burst of 2 refilled once in 1,000 s.
+    let with_key = |key: &str| dev.send("GET", "/dev/private", &[("x-api-key", key)], b"");
+    for _ in 0..3 {
+        assert_eq!(with_key("quota-key-value-0123456789").status, 200);
+    }
+    refused(
+        &with_key("quota-key-value-0123456789"),
+        429,
+        "LimitExceededException",
+        json!("Limit Exceeded"),
+    );
+    for _ in 0..2 {
+        assert_eq!(with_key("burst-key-value-0123456789").status, 200);
+    }
+    refused(
+        &with_key("burst-key-value-0123456789"),
+        429,
+        "TooManyRequestsException",
+        json!("Too Many Requests"),
+    );
+    // Other keys are not held back by them.
+    assert_eq!(with_key("fixed-key-value-0123456789").status, 200);
+
     // An authorizer elsewhere: the context the operator gave.
     let r = dev.get("/dev/external");
     assert_eq!(r.status, 200, "{}", r.text());
