@@ -21,6 +21,7 @@ pub fn settings(
     data_dir: &Path,
     authorizer_context: Option<&Path>,
     jwks: Option<&Path>,
+    development: bool,
 ) -> anyhow::Result<(AccessSettings, Vec<String>)> {
     let jwks = match jwks {
         Some(path) => {
@@ -55,6 +56,7 @@ pub fn settings(
             api_keys,
             external_context,
             jwks,
+            development,
         },
         lines,
     ))

@@ -172,6 +172,7 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         &data_dir,
         args.authorizer_context.as_deref(),
         args.jwks.as_deref(),
+        true,
     )?;
     gateway.set_access(access).map_err(|e| anyhow::anyhow!("--jwks: {e}"))?;
     if !args.no_reload {

@@ -65,6 +65,10 @@ pub struct AccessSettings {
     /// A JWKS that JWT authorizers check tokens against instead of fetching their issuer's
     /// (`--jwks`, for offline use).
     pub jwks: Option<Value>,
+    /// `sylph dev`: the developer's own SigV4 keys (which Sylph cannot check) pass `aws_iam`,
+    /// and routes whose authorizer lives outside the service pass with the context above.
+    /// `sylph server` leaves it off: both are refused there, as nothing could vouch for them.
+    pub development: bool,
 }
 
 /// What an authorizer answered, kept for its TTL.
@@ -84,7 +88,8 @@ enum Outcome {
     },
 }
 
-/// (authorizer name, identity source values): whose answer a cached result is.
+/// (the authorizer as configured on the route, identity source values): whose answer a
+/// cached result is.
 type CacheKey = (String, String);
 
 /// Runs the checks; one per gateway.
@@ -220,6 +225,13 @@ impl RouteGuard {
                     access.authorizer = Some(self.run_authorizer(route, auth, f, m, req, request_id, now).await?);
                 }
                 RouteAuthorizer::External { .. } => {
+                    if !self.settings().development {
+                        return Err(refuse(
+                            StatusCode::UNAUTHORIZED,
+                            "UnauthorizedException",
+                            json!("Unauthorized"),
+                        ));
+                    }
                     let context = self.settings().external_context.clone().unwrap_or_default();
                     access.authorizer = Some(match route.api {
                         ApiKind::Rest => {
@@ -357,7 +369,15 @@ impl RouteGuard {
             }
         }
         let method_arn = self.method_arn(route, req);
-        let cache_key = (f.name.clone(), identity.join("\u{0}"));
+        // Everything that shapes the answer: one authorizer name may be configured differently
+        // on two routes (another identity source, another API flavour, simple responses).
+        let cache_key = (
+            format!(
+                "{:?}|{}|{}|{}|{}|{:?}",
+                route.api, f.function, f.request, f.payload_v2, f.simple_responses, f.identity_sources
+            ),
+            identity.join("\u{0}"),
+        );
         let cached = if f.ttl_seconds > 0 {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             cache
@@ -399,6 +419,13 @@ impl RouteGuard {
     ) -> Result<Value, Refused> {
         let f = match &auth.authorizer {
             RouteAuthorizer::Function(f) => f,
+            _ if !self.settings().development => {
+                return Err(refuse(
+                    StatusCode::UNAUTHORIZED,
+                    "UnauthorizedException",
+                    json!("Unauthorized"),
+                ));
+            }
             _ => {
                 let mut context = self.settings().external_context.clone().unwrap_or_default();
                 context
@@ -696,8 +723,19 @@ impl RouteGuard {
             )
         })?;
         let access_key = parsed.access_key_id.to_owned();
+        let unknown_signer = || {
+            refuse(
+                StatusCode::FORBIDDEN,
+                "UnrecognizedClientException",
+                json!("The security token included in the request is invalid."),
+            )
+        };
         let Some(iam) = &self.iam else {
-            return Ok(developer(access_key));
+            return if self.settings().development {
+                Ok(developer(access_key))
+            } else {
+                Err(unknown_signer())
+            };
         };
         let headers: Vec<(&str, &[u8])> = parts.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())).collect();
         let call = sylph_iam::CallParts {
@@ -727,12 +765,8 @@ impl RouteGuard {
                     user_arn: principal.arn(),
                 })
             }
-            Ok(None) => Ok(developer(access_key)),
-            Err(sylph_iam::AuthError::UnrecognizedClient) => Err(refuse(
-                StatusCode::FORBIDDEN,
-                "UnrecognizedClientException",
-                json!("The security token included in the request is invalid."),
-            )),
+            Ok(None) if self.settings().development => Ok(developer(access_key)),
+            Ok(None) | Err(sylph_iam::AuthError::UnrecognizedClient) => Err(unknown_signer()),
             Err(_) => Err(bad_signature()),
         }
     }

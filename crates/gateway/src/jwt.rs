@@ -93,7 +93,11 @@ impl JwtKeys {
         };
         let kid = header.get("kid").and_then(Value::as_str);
         let signed = &token[..head.len() + 1 + body.len()];
-        let keys = self.keys(&auth.issuer, kid).await.map_err(|e| JwtError::Invalid(e))?;
+        // Why the keys are missing is logged, not told to an anonymous caller.
+        let keys = self
+            .keys(&auth.issuer, kid)
+            .await
+            .map_err(|_| invalid("the issuer's keys are not available"))?;
         let verified = keys
             .iter()
             .filter(|k| kid.is_none() || k.kid.as_deref() == kid)
@@ -154,7 +158,10 @@ impl JwtKeys {
         let mut fetched = self.fetched.lock().await;
         if let Some((at, keys)) = fetched.get(issuer) {
             let knows_kid = kid.is_none_or(|k| keys.iter().any(|key| key.kid.as_deref() == Some(k)));
-            if at.elapsed() < KEYS_TTL && (knows_kid || !self.may_fetch(issuer)) {
+            let fresh = at.elapsed() < KEYS_TTL && knows_kid;
+            // Old or missing a kid, but fetched (or tried) less than a minute ago: keep what
+            // there is rather than fetch for every request.
+            if fresh || !self.may_fetch(issuer) {
                 return Ok(keys.clone());
             }
         } else if !self.may_fetch(issuer) {

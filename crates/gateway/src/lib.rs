@@ -368,6 +368,13 @@ impl Gateway {
             ApiKind::Rest => "x-amzn-requestid",
             ApiKind::Http => "apigw-requestid",
         };
+        // A browser's preflight carries no credentials: API Gateway answers it itself, before
+        // any authorizer, on routes with CORS (an ANY or catch-all route matches OPTIONS too).
+        if method == "OPTIONS" && route.method.is_none() && route.cors.is_some() {
+            if let Some(res) = self.preflight(&parts) {
+                return res;
+            }
+        }
         let access = if route.auth.is_some() || route.private {
             match self.guard.check(route, &m, &req, &parts, &request_id, &now).await {
                 Ok(access) => access,

@@ -43,6 +43,12 @@ const MAX_DURATION: Duration = Duration::from_secs(2 * 60 * 60);
 const MAX_CONNECTIONS: usize = 10_000;
 /// Messages waiting to be written to one client; a PostToConnection past it gets 429.
 const OUTGOING_QUEUE: usize = 64;
+/// Messages of one connection whose functions run at once; past it Sylph stops reading from
+/// the client until one finishes, so a fast sender cannot pile up tasks and memory.
+const IN_FLIGHT_PER_CONNECTION: usize = 16;
+/// How long a write to a client may wait (a client that stops reading fills its socket): past
+/// it the connection is dropped, so its task ends and `$disconnect` runs.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 struct WsRoute {
@@ -251,6 +257,7 @@ impl WebSockets {
             .max_frame_size(Some(MAX_FRAME_BYTES));
         let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
         let deadline = tokio::time::Instant::now() + MAX_DURATION;
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_PER_CONNECTION));
         let (code, reason) = loop {
             let idle_since = connection.last_active.load(Ordering::Relaxed);
             let idle_left = IDLE_TIMEOUT.saturating_sub(Duration::from_millis(
@@ -258,14 +265,15 @@ impl WebSockets {
             ));
             tokio::select! {
                 incoming = ws.next() => match incoming {
-                    Some(Ok(Message::Text(text))) => {
+                    Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
                         self.touch(&connection);
-                        self.clone().dispatch(id, &connection, text.as_str().to_owned(), false);
-                    }
-                    Some(Ok(Message::Binary(data))) => {
-                        self.touch(&connection);
-                        let encoded = base64::engine::general_purpose::STANDARD.encode(&data);
-                        self.clone().dispatch(id, &connection, encoded, true);
+                        let Ok(permit) = in_flight.clone().acquire_owned().await else { break (1011, String::new()) };
+                        let (body, binary) = match message {
+                            Message::Binary(data) => (base64::engine::general_purpose::STANDARD.encode(&data), true),
+                            Message::Text(text) => (text.as_str().to_owned(), false),
+                            _ => unreachable!("matched above"),
+                        };
+                        self.clone().dispatch(id, &connection, body, binary, permit);
                     }
                     Some(Ok(Message::Close(frame))) => {
                         break frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
@@ -273,9 +281,7 @@ impl WebSockets {
                     Some(Ok(_)) => {}
                     Some(Err(e)) => {
                         tracing::debug!("WebSocket {id}: {e}");
-                        let _ = ws
-                            .close(Some(CloseFrame { code: CloseCode::Size, reason: "Message too big".into() }))
-                            .await;
+                        close(&mut ws, CloseCode::Size, "Message too big").await;
                         break (1009, e.to_string());
                     }
                     None => break (1006, "Connection lost".to_owned()),
@@ -283,23 +289,21 @@ impl WebSockets {
                 out = outgoing.recv() => match out {
                     Some(Outgoing::Message(m)) => {
                         self.touch(&connection);
-                        if ws.send(m).await.is_err() {
+                        if !matches!(tokio::time::timeout(WRITE_TIMEOUT, ws.send(m)).await, Ok(Ok(()))) {
                             break (1006, "Connection lost".to_owned());
                         }
                     }
                     Some(Outgoing::Close) | None => {
-                        let _ = ws
-                            .close(Some(CloseFrame { code: CloseCode::Normal, reason: "Connection closed by the server".into() }))
-                            .await;
+                        close(&mut ws, CloseCode::Normal, "Connection closed by the server").await;
                         break (1000, "Connection closed by the server".to_owned());
                     }
                 },
                 _ = tokio::time::sleep(idle_left) => {
-                    let _ = ws.close(Some(CloseFrame { code: CloseCode::Away, reason: "Idle timeout".into() })).await;
+                    close(&mut ws, CloseCode::Away, "Idle timeout").await;
                     break (1001, "Going away".to_owned());
                 }
                 _ = tokio::time::sleep_until(deadline) => {
-                    let _ = ws.close(Some(CloseFrame { code: CloseCode::Away, reason: "Connection time limit".into() })).await;
+                    close(&mut ws, CloseCode::Away, "Connection time limit").await;
                     break (1001, "Going away".to_owned());
                 }
             }
@@ -333,7 +337,14 @@ impl WebSockets {
 
     /// Run the route a message selects, in a task of its own (API Gateway does not wait for
     /// one message's function before taking the next).
-    fn dispatch(self: Arc<Self>, id: &str, connection: &Arc<Connection>, body: String, binary: bool) {
+    fn dispatch(
+        self: Arc<Self>,
+        id: &str,
+        connection: &Arc<Connection>,
+        body: String,
+        binary: bool,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) {
         let selected = if binary {
             None
         } else {
@@ -352,6 +363,7 @@ impl WebSockets {
         let id = id.to_owned();
         let connection = connection.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let Some(route) = self.routes.get(&route_key) else {
                 // API Gateway's answer to a message no route takes.
                 let text =
@@ -552,6 +564,18 @@ impl WebSockets {
             ),
         }
     }
+}
+
+/// Send a close frame, but never wait long for a client that does not read.
+async fn close<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>, code: CloseCode, reason: &str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let frame = CloseFrame {
+        code,
+        reason: reason.to_owned().into(),
+    };
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, ws.close(Some(frame))).await;
 }
 
 /// The connection id in `…/@connections/{id}` (with or without the stage in front).

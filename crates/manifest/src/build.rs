@@ -672,7 +672,7 @@ fn unserved_events(functions: &[Function], api_keys: &[sylph_model::ApiKey], not
                 Event::Http(route) => {
                     if let Some(sylph_model::RouteAuthorizer::External { reference }) = &route.authorizer {
                         notices.push(format!(
-                            "functions.{}.events[{i}]: authorizer {reference} is defined outside this service and cannot run here; requests pass with the context given by --authorizer-context (or an empty one)",
+                            "functions.{}.events[{i}]: authorizer {reference} is defined outside this service and cannot run here: under sylph dev requests pass with the context given by --authorizer-context (or an empty one); sylph server refuses them with 401",
                             f.key
                         ));
                     }

@@ -29,6 +29,11 @@ def _application():
             raise RuntimeError(
                 "SYLPH_WSGI_APP must name the WSGI application as module.attribute (custom.wsgi.app), got %r" % target
             )
+        # serverless-wsgi also takes a path (`src/api.app`): its folder joins sys.path.
+        folder, _, module_name = module_name.rpartition("/")
+        if folder:
+            root = os.environ.get("LAMBDA_TASK_ROOT", os.getcwd())
+            sys.path.insert(0, os.path.join(root, folder))
         _app = getattr(importlib.import_module(module_name), attribute)
     return _app
 

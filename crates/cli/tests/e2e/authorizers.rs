@@ -140,6 +140,14 @@ fn authorizers_and_api_keys_guard_routes_as_api_gateway_does() {
         json!("User is not authorized to access this resource"),
     );
 
+    // A cached answer belongs to the authorizer as one route configures it: the same function
+    // as a REQUEST authorizer on another route runs for itself (and denies: no token there).
+    assert_eq!(
+        dev.send("GET", "/dev/request-cached", &[("X-Token", "allow-token")], b"")
+            .status,
+        403
+    );
+
     // Without caching, each request runs the authorizer; the validation expression refuses
     // a token before it runs (the authorizer itself would allow `allow-token`).
     let a = auth(&dev, "/dev/uncached", "Bearer allow-me");
@@ -195,6 +203,21 @@ fn authorizers_and_api_keys_guard_routes_as_api_gateway_does() {
         json!("Forbidden"),
     );
     refused(&dev.get("/simple"), 401, "UnauthorizedException", json!("Unauthorized"));
+    // A browser's preflight has no credentials; API Gateway answers it before the authorizer.
+    let preflight = dev.send(
+        "OPTIONS",
+        "/guarded/x",
+        &[("Origin", "http://app.test"), ("Access-Control-Request-Method", "GET")],
+        b"",
+    );
+    assert!(preflight.status < 300, "{} {}", preflight.status, preflight.text());
+    assert!(preflight.header("access-control-allow-origin").is_some());
+    refused(
+        &dev.get("/guarded/x"),
+        401,
+        "UnauthorizedException",
+        json!("Unauthorized"),
+    );
 
     // API keys.
     refused(&dev.get("/dev/private"), 403, "ForbiddenException", json!("Forbidden"));
@@ -354,4 +377,42 @@ fn authorizers_and_api_keys_guard_routes_as_api_gateway_does() {
     );
     drop(dev);
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// On a shared server nothing vouches for a signer Sylph does not know or for an authorizer
+/// it cannot run: both are refused there, where `sylph dev` lets the developer through.
+#[test]
+fn the_server_refuses_unknown_signers_and_authorizers_it_cannot_run() {
+    let server = crate::harness::Server::start_fresh("auth");
+    let key = server.admin_key.clone();
+    let api = server.deploy(&key, &config())["api_id"].as_str().unwrap().to_owned();
+    let base = format!("/apis/{api}");
+    // A made-up key on an aws_iam route.
+    let forged = "AWS4-HMAC-SHA256 Credential=AKIDMADEUPMADEUP0001/20261129/us-east-1/execute-api/aws4_request, SignedHeaders=host, Signature=00";
+    let r = crate::harness::request(
+        &server.base,
+        "GET",
+        &format!("{base}/dev/iam"),
+        &[("Authorization", forged)],
+        b"",
+    );
+    refused(
+        &r,
+        403,
+        "UnrecognizedClientException",
+        json!("The security token included in the request is invalid."),
+    );
+    // A route whose authorizer lives in another account.
+    let r = server.api(&api, "GET", "/dev/external", b"");
+    refused(&r, 401, "UnauthorizedException", json!("Unauthorized"));
+    // The service's own authorizers run as under sylph dev.
+    let r = crate::harness::request(
+        &server.base,
+        "GET",
+        &format!("{base}/dev/token/1"),
+        &[("Authorization", "allow-token")],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(server.api(&api, "GET", "/dev/token/1", b"").status, 401);
 }
