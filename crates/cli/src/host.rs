@@ -291,15 +291,19 @@ fn describe_iam(service: &Service, strict: bool, say: &mut dyn FnMut(String)) {
         say("iam: each instance has its own credentials; its calls to the table and Invoke APIs are checked against its role's statements".to_owned());
     }
     if !ungranted.is_empty() {
+        let (verb, their) = if ungranted.len() == 1 {
+            ("declares", "its")
+        } else {
+            ("declare", "their")
+        };
+        let names = ungranted.join(", ");
         if strict {
             say(format!(
-                "iam: {} declare no IAM statements: their calls into Sylph are refused (--strict-iam)",
-                ungranted.join(", ")
+                "iam: {names} {verb} no IAM statements: {their} calls into Sylph are refused (--strict-iam)"
             ));
         } else {
             say(format!(
-                "iam: {} declare no IAM statements: their calls into Sylph are allowed, with a warning naming each action (AWS would refuse them; --strict-iam does)",
-                ungranted.join(", ")
+                "iam: {names} {verb} no IAM statements: {their} calls into Sylph are allowed, with a warning naming each action (AWS would refuse them; --strict-iam does)"
             ));
         }
     }

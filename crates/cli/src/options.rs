@@ -78,13 +78,62 @@ pub fn load_service(args: &ServiceArgs, extra: &HashMap<String, String>) -> anyh
         options.insert("region".into(), r.clone());
     }
     let params = sylph_manifest::Params::load(args.params_file.as_deref(), &service_dir, &args.params)?;
+    // `.env.<stage>` then `.env`, as the Framework loads them: they never override the real
+    // environment, and the first file to set a variable wins.
+    let stage = options.get("stage").map_or("dev", String::as_str);
+    let mut dotenv: Vec<(String, String)> = Vec::new();
+    for name in [format!(".env.{stage}"), ".env".to_owned()] {
+        if let Ok(text) = std::fs::read_to_string(service_dir.join(&name)) {
+            for (key, value) in parse_dotenv(&text) {
+                if !dotenv.iter().any(|(k, _)| *k == key) {
+                    dotenv.push((key, value));
+                }
+            }
+        }
+    }
+    let mut env: HashMap<String, String> = std::env::vars().collect();
+    for (key, value) in &dotenv {
+        env.entry(key.clone()).or_insert_with(|| value.clone());
+    }
     let ctx = Context {
         options,
-        env: std::env::vars().collect(),
+        env,
         service_dir,
         params,
+        dotenv,
     };
     Ok(sylph_manifest::load(&path, &ctx)?)
+}
+
+/// `KEY=value` lines of a `.env` file: `#` comments, `export ` prefixes, and values in single
+/// or double quotes (double quotes with `\n` escapes) as dotenv reads them.
+fn parse_dotenv(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim();
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            continue;
+        }
+        let value = value.trim();
+        let value = if let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+            inner.replace("\\n", "\n")
+        } else if let Some(inner) = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+            inner.to_owned()
+        } else {
+            // An unquoted value ends at a comment.
+            value.split(" #").next().unwrap_or("").trim().to_owned()
+        };
+        out.push((key.to_owned(), value));
+    }
+    out
 }
 
 fn find_manifest(dir: &Path) -> anyhow::Result<PathBuf> {
@@ -293,5 +342,27 @@ mod tests {
         assert_eq!(extra.get("table-suffix").map(String::as_str), Some("x"));
         assert_eq!(extra.get("flag").map(String::as_str), Some("true"));
         assert_eq!(extra.get("color").map(String::as_str), Some("red"));
+    }
+}
+
+#[cfg(test)]
+mod dotenv_tests {
+    use super::parse_dotenv;
+
+    #[test]
+    fn dotenv_lines_parse_as_dotenv_reads_them() {
+        let text = "# comment\nA=1\nexport B = two words \nC=\"line\\nbreak\"\nD='single # kept'\nE=x # note\nbad line\n=no key\n";
+        let got = parse_dotenv(text);
+        let want: Vec<(String, String)> = [
+            ("A", "1"),
+            ("B", "two words"),
+            ("C", "line\nbreak"),
+            ("D", "single # kept"),
+            ("E", "x"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(got, want);
     }
 }

@@ -580,16 +580,16 @@ where
 
 /// The connection id in `…/@connections/{id}` (with or without the stage in front).
 pub fn connection_path(path: &str) -> Option<String> {
-    let (_, id) = path.split_once("/@connections/")?;
-    let id = crate::routes::decode(id);
-    (!id.is_empty() && !id.contains('/')).then_some(id)
+    let (_, raw) = path.split_once("/@connections/")?;
+    (!raw.is_empty() && !raw.contains('/')).then(|| crate::routes::decode(raw))
 }
 
-/// Ids in API Gateway's shape: 12 random bytes, base64 (`L0SM9cOFvHcCIhw=`-like).
+/// Ids in API Gateway's shape (16 characters of 12 random bytes), in base64's URL alphabet so
+/// that an id is one path segment however a client escapes it.
 fn connection_id() -> String {
     let mut bytes = [0u8; 12];
     sylph_telemetry::fill_random(&mut bytes);
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 fn message(status: StatusCode, text: &str) -> Response<Body> {

@@ -28,6 +28,10 @@ const REPLACED_PLUGINS: &[(&str, &str)] = &[
     ("serverless-dynamodb", "sylph serves the tables under resources: itself"),
     ("serverless-offline-sqs", "sylph runs queue events itself"),
     ("serverless-offline-scheduler", "sylph runs schedule events itself"),
+    (
+        "serverless-dotenv-plugin",
+        "sylph reads .env and .env.<stage> itself and hands their variables to every function",
+    ),
     ("serverless-rust", "sylph runs provided.* bootstrap binaries itself"),
 ];
 
@@ -120,6 +124,7 @@ pub(crate) fn service(
     region: String,
     dir: &Path,
     params: &crate::params::Params,
+    dotenv: &[(String, String)],
 ) -> Result<Loaded, Problem> {
     let mut notices = Vec::new();
     let name = match root.get("service") {
@@ -492,6 +497,12 @@ pub(crate) fn service(
                 })?,
             };
             function.environment.insert(key, value);
+        }
+        if plugin_names.iter().any(|p| p == "serverless-dotenv-plugin") {
+            // The plugin adds every variable of the .env files, below what the file sets.
+            for (key, value) in dotenv {
+                function.environment.entry(key.clone()).or_insert_with(|| value.clone());
+            }
         }
         if let (Some(app), Runtime::Python(_)) = (&wsgi_app, &function.runtime) {
             if function.handler == crate::bundle::WSGI_HANDLER {

@@ -65,7 +65,15 @@ pub fn load_str(source: &str, file: &Path, ctx: &Context) -> Result<Loaded, Mani
     resolver.resolve_deep(&mut Vec::<Seg>::new()).map_err(fail)?;
     let stage = resolver.stage().map_err(fail)?;
     let region = resolver.region().map_err(fail)?;
-    build::service(&resolver.root, stage, region, &ctx.service_dir, &ctx.params).map_err(fail)
+    build::service(
+        &resolver.root,
+        stage,
+        region,
+        &ctx.service_dir,
+        &ctx.params,
+        &ctx.dotenv,
+    )
+    .map_err(fail)
 }
 
 /// Make `provider.stage`, `provider.region` and friends visible to `${self:provider.…}` even

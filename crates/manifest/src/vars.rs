@@ -25,6 +25,9 @@ pub struct Context {
     pub service_dir: PathBuf,
     /// Values for the sources AWS resolves (`${ssm:…}`, `${param:…}`, …).
     pub params: crate::params::Params,
+    /// What `.env` files beside the manifest set (also in `env` when the environment does not
+    /// set them itself): serverless-dotenv-plugin hands them to every function.
+    pub dotenv: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -461,9 +464,17 @@ impl<'a> Resolver<'a> {
         let full = self.ctx.service_dir.join(file);
         let problem = |message: String| Problem::new(mark, path_string(path), message);
         let ext = Path::new(file).extension().and_then(|e| e.to_str()).unwrap_or("");
-        if !matches!(ext, "yml" | "yaml" | "json") {
-            return Err(problem(format!("`${{file({file})}}`: .{ext} files are not supported"))
-                .help("use a .yml, .yaml or .json file (JavaScript files are not run by sylph)"));
+        if matches!(ext, "js" | "cjs" | "mjs" | "ts") {
+            return Err(
+                problem(format!("`${{file({file})}}`: JavaScript files are not run by sylph"))
+                    .help("put the values in a .yml or .json file, or give them with ${env:…} or --param"),
+            );
+        }
+        if std::fs::metadata(&full).is_ok_and(|m| m.len() > MAX_RESOLVED_BYTES as u64) {
+            return Err(problem(format!(
+                "`{file}` is larger than {} MB",
+                MAX_RESOLVED_BYTES >> 20
+            )));
         }
         let text = match std::fs::read_to_string(&full) {
             Ok(text) => text,
@@ -472,6 +483,16 @@ impl<'a> Resolver<'a> {
             }
             Err(e) => return Err(problem(format!("cannot read `{file}`: {e}"))),
         };
+        // Any other file is its text, as the Framework reads it (a key, a certificate, a query).
+        if !matches!(ext, "yml" | "yaml" | "json") {
+            if !address.is_empty() {
+                return Err(problem(format!(
+                    "`${{file({file}):{address}}}`: `{file}` is read as plain text, which has no `{address}`"
+                ))
+                .help("address values only in .yml, .yaml or .json files"));
+            }
+            return Ok(Ok(Node::new(Value::Str(text), mark)));
+        }
         let mut doc = match ext {
             "yml" | "yaml" => yaml::parse(&text)
                 .map_err(|e| problem(format!("`{file}` line {}:{}: {}", e.mark.line, e.mark.col, e.message)))?,

@@ -28,6 +28,7 @@ fn bad_manifests_print_the_expected_errors() {
             env: HashMap::from([("SET_VAR".to_owned(), "set".to_owned())]),
             service_dir: dir.to_owned(),
             params: Default::default(),
+            dotenv: Vec::new(),
         };
         let actual = match sylph_manifest::load(&case, &ctx) {
             Ok(_) => "loaded without error".to_owned(),

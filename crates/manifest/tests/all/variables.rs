@@ -14,6 +14,7 @@ fn load_with(source: &str, options: &[(&str, &str)], env: &[(&str, &str)]) -> Re
             .collect::<HashMap<_, _>>(),
         service_dir: Path::new("tests/fixtures").to_owned(),
         params: Default::default(),
+        dotenv: Vec::new(),
     };
     sylph_manifest::load_str(source, Path::new("serverless.yml"), &ctx).map_err(|e| e.to_string())
 }
@@ -507,6 +508,7 @@ fn load_with_params(
         env: HashMap::new(),
         service_dir: dir.clone(),
         params,
+        dotenv: Vec::new(),
     };
     let out = sylph_manifest::load_str(source, Path::new("serverless.yml"), &ctx).map_err(|e| e.to_string());
     let _ = std::fs::remove_dir_all(&dir);
@@ -621,5 +623,54 @@ fn conditions_choose_resources_and_values_by_stage_and_region() {
     assert!(
         err.contains("resources.Resources.ProdTable.Condition") && err.contains("`IsStaging` is not defined"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_yaml_or_json_is_read_as_text() {
+    let loaded = load(
+        "service: svc\nprovider:\n  runtime: nodejs20.x\n  environment:\n    KEY: ${file(./public_key)}\nfunctions:\n  f:\n    handler: h.f\n",
+    );
+    let key = env_of(&loaded, "f", "KEY");
+    assert!(
+        key.starts_with("-----BEGIN PUBLIC KEY-----\n") && key.ends_with("-----END PUBLIC KEY-----\n"),
+        "{key}"
+    );
+    let err = load_with(
+        "service: svc\nprovider:\n  runtime: nodejs20.x\n  environment:\n    KEY: ${file(./public_key):pem}\nfunctions:\n  f:\n    handler: h.f\n",
+        &[],
+        &[],
+    )
+    .err()
+    .unwrap();
+    assert!(err.contains("read as plain text, which has no `pem`"), "{err}");
+}
+
+#[test]
+fn serverless_dotenv_plugin_hands_the_env_files_to_every_function() {
+    let source = "service: svc\nplugins:\n  - serverless-dotenv-plugin\nprovider:\n  runtime: nodejs20.x\n  environment:\n    FROM_FILE: ${env:DB_HOST}\n    OWN: provider\nfunctions:\n  f:\n    handler: h.f\n";
+    let dotenv = vec![
+        ("DB_HOST".to_owned(), "127.0.0.1".to_owned()),
+        ("OWN".to_owned(), "dotenv".to_owned()),
+    ];
+    let ctx = Context {
+        options: HashMap::new(),
+        env: dotenv.iter().cloned().collect(),
+        service_dir: Path::new("tests/fixtures").to_owned(),
+        params: Default::default(),
+        dotenv,
+    };
+    let loaded = sylph_manifest::load_str(source, Path::new("serverless.yml"), &ctx).unwrap();
+    assert_eq!(env_of(&loaded, "f", "FROM_FILE"), "127.0.0.1");
+    assert_eq!(env_of(&loaded, "f", "DB_HOST"), "127.0.0.1");
+    // What the manifest sets itself wins over the file.
+    assert_eq!(env_of(&loaded, "f", "OWN"), "provider");
+    assert!(
+        loaded
+            .notices
+            .iter()
+            .any(|n| n.contains("serverless-dotenv-plugin is not needed")),
+        "{:?}",
+        loaded.notices
     );
 }
