@@ -121,6 +121,9 @@ fn esbuild_args(options: &NodeBuild, entries: &[String], target: Option<&str>) -
     }
     if options.bundle {
         args.push("--bundle".into());
+        if options.packages_external {
+            args.push("--packages=external".into());
+        }
         for e in &options.external {
             args.push(format!("--external:{e}"));
         }

@@ -819,7 +819,7 @@ fn plugins(node: &Node, notices: &mut Vec<String>) -> Result<Vec<String>, Proble
     for plugin in &list {
         match REPLACED_PLUGINS.iter().find(|(name, _)| name == plugin) {
             Some((name, why)) => notices.push(format!("plugin {name} is not needed: {why}")),
-            None if crate::bundle::BUILD_PLUGINS.contains(&plugin.as_str()) => {}
+            None if crate::bundle::BUILD_PLUGINS.contains(&plugin.as_str()) || crate::bundle::is_bundler(plugin) => {}
             None => notices.push(format!("plugin {plugin} is not run by sylph")),
         }
     }

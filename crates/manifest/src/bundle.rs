@@ -36,12 +36,13 @@ pub(crate) fn node_build(
     root: &Node,
     notices: &mut Vec<String>,
 ) -> Result<Option<NodeBuild>, Problem> {
-    let Some(plugin) = plugins.iter().find(|p| BUNDLER_PLUGINS.contains(&p.as_str())) else {
+    let Some(plugin) = plugins.iter().find(|p| is_bundler(p)) else {
         return Ok(None);
     };
     let mut build = NodeBuild {
         plugin: plugin.clone(),
         bundle: true,
+        packages_external: false,
         minify: false,
         sourcemap: true,
         target: None,
@@ -76,9 +77,10 @@ pub(crate) fn node_build(
                 )?;
             }
         }
-        "serverless-plugin-typescript" => {
-            // It compiles with tsc, file by file, and copies node_modules.
-            build.bundle = false;
+        p if p.ends_with("serverless-plugin-typescript") => {
+            // It compiles every file with tsc and ships node_modules beside them: the same as
+            // bundling the service's own modules with npm packages left outside.
+            build.packages_external = true;
         }
         _ => notices.push(
             "plugin serverless-webpack: its webpack.config.js is not run; sylph bundles the handlers with esbuild instead".into(),
@@ -88,6 +90,13 @@ pub(crate) fn node_build(
         "plugin {plugin}: sylph builds the Node.js handlers with esbuild into .esbuild/.build (and again on every change)"
     ));
     Ok(Some(build))
+}
+
+/// A bundler plugin, or a published fork of one (`@scope/serverless-plugin-typescript`).
+pub(crate) fn is_bundler(plugin: &str) -> bool {
+    BUNDLER_PLUGINS
+        .iter()
+        .any(|b| plugin == *b || plugin.strip_suffix(b).is_some_and(|scope| scope.starts_with('@') && scope.ends_with('/')))
 }
 
 /// `custom.esbuild`, as serverless-esbuild reads it.

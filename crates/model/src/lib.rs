@@ -71,6 +71,10 @@ pub struct NodeBuild {
     pub plugin: String,
     /// Inline dependencies (`false`: compile each handler file only).
     pub bundle: bool,
+    /// Bundle the service's own modules but leave every npm package to `node_modules` at run
+    /// time (what serverless-plugin-typescript's per-file compile amounts to).
+    #[serde(default)]
+    pub packages_external: bool,
     pub minify: bool,
     pub sourcemap: bool,
     /// esbuild's `target` (`node20`); `None`: the function's runtime decides.

@@ -9,9 +9,9 @@ use serde_json::json;
 use crate::harness::{repo_root, Dev};
 
 /// A copy of the fixture, so the test can edit its sources.
-fn copy_fixture() -> std::path::PathBuf {
+fn copy_fixture(name: &str) -> std::path::PathBuf {
     let from = repo_root().join("crates/cli/tests/fixtures/typescript-service");
-    let to = std::env::temp_dir().join(format!("sylph-e2e-ts-{}", std::process::id()));
+    let to = std::env::temp_dir().join(format!("sylph-e2e-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&to);
     for rel in ["serverless.yml", "src/handlers/hello.ts", "src/lib/greet.ts"] {
         std::fs::create_dir_all(to.join(rel).parent().unwrap()).unwrap();
@@ -22,7 +22,7 @@ fn copy_fixture() -> std::path::PathBuf {
 
 #[test]
 fn a_typescript_service_is_built_with_esbuild_and_rebuilt_on_change() {
-    let dir = copy_fixture();
+    let dir = copy_fixture("esbuild");
     let dev = Dev::start(&dir.join("serverless.yml"));
     let out = dev.output();
     assert!(
@@ -78,6 +78,42 @@ fn a_typescript_service_is_built_with_esbuild_and_rebuilt_on_change() {
         dev.output()
     );
     assert_eq!(dev.get("/hello?name=ada").json()["message"], "Welcome back, ada.");
+    drop(dev);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// serverless-plugin-typescript compiles every file and ships node_modules beside them: the
+/// service's own modules are bundled, npm packages are found in node_modules at run time.
+#[test]
+fn serverless_plugin_typescript_services_find_their_own_modules_and_packages() {
+    let dir = copy_fixture("ts-plugin");
+    let manifest = std::fs::read_to_string(dir.join("serverless.yml"))
+        .unwrap()
+        .replace("  - serverless-esbuild\n", "  - serverless-plugin-typescript\n");
+    std::fs::write(dir.join("serverless.yml"), manifest).unwrap();
+    // A package in node_modules, used by the service's own module.
+    let package = dir.join("node_modules/shout");
+    std::fs::create_dir_all(&package).unwrap();
+    std::fs::write(package.join("index.js"), "exports.shout = (s) => s.toUpperCase() + '!!';\n").unwrap();
+    let greet = std::fs::read_to_string(dir.join("src/lib/greet.ts")).unwrap();
+    let greet = format!(
+        "// eslint-disable-next-line\nconst {{ shout }} = require('shout');\n{}",
+        greet.replace("`Hello, ${name}!`", "shout(`Hello, ${name}`)")
+    );
+    std::fs::write(dir.join("src/lib/greet.ts"), greet).unwrap();
+    // custom.esbuild's `define` is serverless-esbuild's, not this plugin's.
+    let handler = std::fs::read_to_string(dir.join("src/handlers/hello.ts"))
+        .unwrap()
+        .replace("flavour: BUILD_FLAVOUR", "flavour: 'tsc'");
+    std::fs::write(dir.join("src/handlers/hello.ts"), handler).unwrap();
+
+    let dev = Dev::start(&dir.join("serverless.yml"));
+    let r = dev.get("/hello?name=ada");
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), dev.output());
+    assert_eq!(r.json()["message"], "HELLO, ADA!!");
+    let built = std::fs::read_to_string(dir.join(".esbuild/.build/src/handlers/hello.js")).unwrap();
+    assert!(built.contains("require(\"shout\")"), "the package stays outside the bundle");
+    assert!(!built.contains("toUpperCase"), "the package stays outside the bundle");
     drop(dev);
     let _ = std::fs::remove_dir_all(&dir);
 }
