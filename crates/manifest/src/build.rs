@@ -343,6 +343,11 @@ pub(crate) fn service(
                 Value::Str(s) => Some(dir.join(s)),
                 _ => None,
             });
+        if field(node, "url").is_some_and(|u| u.value != Value::Bool(false)) {
+            notices.push(format!(
+                "{path}.url: function URLs are not served by sylph; call {key} through the Invoke API, or give it an httpApi event"
+            ));
+        }
         let role_source = crate::iam::function_role(node, &path);
         let (on_async, destinations) = async_config(node, &path)?;
         functions.push((
@@ -1009,6 +1014,36 @@ fn event(
                 schedule_events(at, function_name, before)?
                     .into_iter()
                     .map(Event::Schedule),
+            );
+        }
+        // An EventBridge rule with `schedule:` is a scheduled rule: the same as `schedule`.
+        "eventBridge" if field(config, "schedule").is_some() && field(config, "pattern").is_none() => {
+            let Value::Map(entries) = &config.value else {
+                return Err(at.expected("a mapping"));
+            };
+            let as_schedule: Vec<(String, Node)> = entries
+                .iter()
+                .filter_map(|(k, v)| match k.as_str() {
+                    "schedule" => Some(("rate".to_owned(), v.clone())),
+                    "enabled" | "input" | "inputPath" | "inputTransformer" | "name" | "description" => {
+                        Some((k.clone(), v.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let node = Node::new(Value::Map(as_schedule), config.mark);
+            let before = out.iter().filter(|e| matches!(e, Event::Schedule(_))).count();
+            out.extend(
+                schedule_events(
+                    At {
+                        node: &node,
+                        path: &path,
+                    },
+                    function_name,
+                    before,
+                )?
+                .into_iter()
+                .map(Event::Schedule),
             );
         }
         _ => out.push(Event::Other {

@@ -94,9 +94,12 @@ pub(crate) fn node_build(
 
 /// A bundler plugin, or a published fork of one (`@scope/serverless-plugin-typescript`).
 pub(crate) fn is_bundler(plugin: &str) -> bool {
-    BUNDLER_PLUGINS
-        .iter()
-        .any(|b| plugin == *b || plugin.strip_suffix(b).is_some_and(|scope| scope.starts_with('@') && scope.ends_with('/')))
+    BUNDLER_PLUGINS.iter().any(|b| {
+        plugin == *b
+            || plugin
+                .strip_suffix(b)
+                .is_some_and(|scope| scope.starts_with('@') && scope.ends_with('/'))
+    })
 }
 
 /// `custom.esbuild`, as serverless-esbuild reads it.

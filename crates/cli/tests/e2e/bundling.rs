@@ -94,7 +94,11 @@ fn serverless_plugin_typescript_services_find_their_own_modules_and_packages() {
     // A package in node_modules, used by the service's own module.
     let package = dir.join("node_modules/shout");
     std::fs::create_dir_all(&package).unwrap();
-    std::fs::write(package.join("index.js"), "exports.shout = (s) => s.toUpperCase() + '!!';\n").unwrap();
+    std::fs::write(
+        package.join("index.js"),
+        "exports.shout = (s) => s.toUpperCase() + '!!';\n",
+    )
+    .unwrap();
     let greet = std::fs::read_to_string(dir.join("src/lib/greet.ts")).unwrap();
     let greet = format!(
         "// eslint-disable-next-line\nconst {{ shout }} = require('shout');\n{}",
@@ -112,7 +116,10 @@ fn serverless_plugin_typescript_services_find_their_own_modules_and_packages() {
     assert_eq!(r.status, 200, "{}\n{}", r.text(), dev.output());
     assert_eq!(r.json()["message"], "HELLO, ADA!!");
     let built = std::fs::read_to_string(dir.join(".esbuild/.build/src/handlers/hello.js")).unwrap();
-    assert!(built.contains("require(\"shout\")"), "the package stays outside the bundle");
+    assert!(
+        built.contains("require(\"shout\")"),
+        "the package stays outside the bundle"
+    );
     assert!(!built.contains("toUpperCase"), "the package stays outside the bundle");
     drop(dev);
     let _ = std::fs::remove_dir_all(&dir);

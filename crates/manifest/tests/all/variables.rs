@@ -674,3 +674,25 @@ fn serverless_dotenv_plugin_hands_the_env_files_to_every_function() {
         loaded.notices
     );
 }
+
+#[test]
+fn an_eventbridge_schedule_is_a_schedule_and_a_function_url_is_named() {
+    let loaded = load(
+        "service: svc\nprovider:\n  runtime: nodejs20.x\nfunctions:\n  f:\n    handler: h.f\n    url: true\n    events:\n      - eventBridge:\n          schedule: rate(10 minutes)\n          input:\n            key: value\n      - eventBridge:\n          pattern:\n            source: [my.app]\n",
+    );
+    let f = loaded.service.function("f").unwrap();
+    assert!(
+        matches!(&f.events[0], Event::Schedule(s) if s.expression == "rate(10 minutes)" && s.input == ScheduleInput::Constant(serde_json::json!({"key": "value"}))),
+        "{:?}",
+        f.events[0]
+    );
+    assert!(matches!(&f.events[1], Event::Other { kind, .. } if kind == "eventBridge"));
+    assert!(
+        loaded
+            .notices
+            .iter()
+            .any(|n| n.contains("function URLs are not served")),
+        "{:?}",
+        loaded.notices
+    );
+}
