@@ -191,66 +191,64 @@ pub fn host_service(
 /// Say which interpreter runs which runtimes, and when it is not the version they name (an
 /// older runtime such as `nodejs14.x` runs on the machine's Node.js, as with serverless-offline).
 fn describe_interpreters(service: &Service, runtime: &ProcessRuntime, say: &mut dyn FnMut(String)) {
-    use sylph_model::Runtime;
-    for (family, name) in [
-        (sylph_runtime::Family::Node, "Node.js"),
-        (sylph_runtime::Family::Python, "Python"),
-    ] {
-        let mut ids: Vec<&str> = service
-            .functions
-            .iter()
-            .filter_map(|f| match (&f.runtime, family) {
-                (Runtime::Node(id), sylph_runtime::Family::Node)
-                | (Runtime::Python(id), sylph_runtime::Family::Python) => Some(id.as_str()),
-                _ => None,
-            })
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        if ids.is_empty() {
+    // Runtime ids grouped by the interpreter that serves them.
+    let mut ids: Vec<&sylph_model::Runtime> = service.functions.iter().map(|f| &f.runtime).collect();
+    ids.sort_by(|a, b| a.id().cmp(b.id()));
+    ids.dedup();
+    let mut lines: Vec<(std::path::PathBuf, String, Vec<String>, Vec<String>)> = Vec::new();
+    for id in ids {
+        let Some((path, version, note)) = runtime.interpreter_of(id) else {
             continue;
+        };
+        let (name, short) = match id {
+            sylph_model::Runtime::Node(_) => (
+                "Node.js",
+                version
+                    .as_deref()
+                    .map(|v| v.trim_start_matches('v').split('.').next().unwrap_or("").to_owned()),
+            ),
+            _ => (
+                "Python",
+                version.as_deref().map(|v| {
+                    v.trim_start_matches("Python ")
+                        .split('.')
+                        .take(2)
+                        .collect::<Vec<_>>()
+                        .join(".")
+                }),
+            ),
+        };
+        let shown = match (&version, name) {
+            (Some(v), "Node.js") => format!("Node.js {v}"),
+            (Some(v), _) => v.clone(),
+            (None, n) => format!("{n} (version unknown)"),
+        };
+        let wanted = id.id().trim_start_matches("nodejs").trim_start_matches("python");
+        let wanted = wanted.strip_suffix(".x").unwrap_or(wanted);
+        let exact = short.as_deref() == Some(wanted);
+        let entry = match lines.iter_mut().find(|(p, ..)| *p == path) {
+            Some(e) => e,
+            None => {
+                lines.push((path.clone(), shown, Vec::new(), Vec::new()));
+                lines.last_mut().expect("just pushed")
+            }
+        };
+        entry.2.push(id.id().to_owned());
+        if !exact {
+            entry.3.push(match note {
+                Some(why) => format!("{}: {why}", id.id()),
+                None => format!("no exact interpreter for {} here: the closest one serves it", id.id()),
+            });
         }
-        let (path, version) = runtime.interpreter(family);
-        let version = match (version, family) {
-            (Some(v), sylph_runtime::Family::Node) => format!("Node.js {v}"),
-            (Some(v), _) => v,
-            (None, _) => format!("{name} (version unknown)"),
-        };
-        // `v20.11.1` → "20", `Python 3.11.7` → "3.11": what a runtime id names.
-        let have = match family {
-            sylph_runtime::Family::Node => version
-                .trim_start_matches("Node.js v")
-                .split('.')
-                .next()
-                .unwrap_or("")
-                .to_owned(),
-            sylph_runtime::Family::Python => version
-                .trim_start_matches("Python ")
-                .split('.')
-                .take(2)
-                .collect::<Vec<_>>()
-                .join("."),
-        };
-        let wanted = |id: &str| match family {
-            sylph_runtime::Family::Node => id
-                .trim_start_matches("nodejs")
-                .split('.')
-                .next()
-                .unwrap_or("")
-                .to_owned(),
-            sylph_runtime::Family::Python => id.trim_start_matches("python").to_owned(),
-        };
-        let others: Vec<&str> = ids.iter().copied().filter(|id| wanted(id) != have).collect();
-        let note = if others.is_empty() {
+    }
+    for (path, shown, ids, notes) in lines {
+        let note = if notes.is_empty() {
             String::new()
         } else {
-            format!(
-                " (no exact interpreter for {} here: the closest one serves it)",
-                others.join(", ")
-            )
+            format!(" ({})", notes.join("; "))
         };
         say(format!(
-            "runtime: {} on {version} ({}){note}",
+            "runtime: {} on {shown} ({}){note}",
             ids.join(", "),
             path.display()
         ));

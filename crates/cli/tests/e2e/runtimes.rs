@@ -101,3 +101,66 @@ fn older_runtimes_run_on_the_closest_interpreter_and_say_so() {
         .starts_with("3."));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An interpreter of exactly a runtime's version, where pyenv and nvm install them, serves
+/// that runtime (here fake versions 3.39 and 39: scripts that run this machine's own
+/// interpreters and mark what they run, so the test does not depend on what is installed);
+/// other ids keep the default interpreter.
+#[test]
+fn an_installed_interpreter_of_the_exact_version_serves_its_runtime() {
+    let dir = std::env::temp_dir().join(format!("sylph-exact-runtimes-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let real = |program: &str, probe: &[&str]| {
+        let out = std::process::Command::new(program).args(probe).output().unwrap();
+        std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    };
+    let python = real("python3", &["-c", "import sys; print(sys.executable)"]);
+    let node = real("node", &["-e", "process.stdout.write(process.execPath)"]);
+    let fake_python = dir.join("pyenv/versions/3.39.0/bin/python3.39");
+    let fake_node = dir.join("nvm/versions/node/v39.0.0/bin/node");
+    for (fake, real) in [(&fake_python, &python), (&fake_node, &node)] {
+        std::fs::create_dir_all(fake.parent().unwrap()).unwrap();
+        let script = format!(
+            "#!/bin/sh\nSYLPH_TEST_INTERPRETER=exact exec {} \"$@\"\n",
+            real.display()
+        );
+        std::fs::write(fake, script).unwrap();
+        std::fs::set_permissions(fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let service = dir.join("svc");
+    std::fs::create_dir_all(&service).unwrap();
+    std::fs::write(
+        service.join("serverless.yml"),
+        "service: exact\nprovider:\n  runtime: python3.39\nfunctions:\n  py:\n    handler: p.b\n  node:\n    handler: h.a\n    runtime: nodejs39.x\n  other:\n    handler: p.b\n    runtime: python3.38\n",
+    )
+    .unwrap();
+    std::fs::write(
+        service.join("p.py"),
+        "import os\ndef b(e, c):\n    return {'interpreter': os.environ.get('SYLPH_TEST_INTERPRETER', 'default')}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        service.join("h.js"),
+        "exports.a = async () => ({ interpreter: process.env.SYLPH_TEST_INTERPRETER || 'default' });\n",
+    )
+    .unwrap();
+    let env = [
+        ("PYENV_ROOT", dir.join("pyenv").to_string_lossy().into_owned()),
+        ("NVM_DIR", dir.join("nvm").to_string_lossy().into_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let dev = crate::harness::Dev::start_with(&service.join("serverless.yml"), &[], &env);
+    let out = dev.output();
+    assert!(
+        out.contains(&format!("runtime: python3.39 on Python 3.")) && out.contains(&fake_python.display().to_string()),
+        "{out}"
+    );
+    assert!(out.contains(&format!("({})", fake_node.display())), "{out}");
+    assert!(out.contains("no exact interpreter for python3.38 here"), "{out}");
+    let interpreter = |f: &str| dev.invoke_ok(f, &serde_json::json!({}))["interpreter"].clone();
+    assert_eq!(interpreter("py"), "exact");
+    assert_eq!(interpreter("node"), "exact");
+    assert_eq!(interpreter("other"), "default");
+    drop(dev);
+    let _ = std::fs::remove_dir_all(&dir);
+}

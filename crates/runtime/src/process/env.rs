@@ -58,6 +58,11 @@ impl Inner {
     ) -> BTreeMap<String, String> {
         let f = &config.function;
         let mut env = self.shared_environment();
+        let exact = self.exact_choice(&f.runtime);
+        if let Some(sdk) = &exact.sdk_path {
+            // The SDK installed for this exact Python version replaces the default one.
+            env.insert("PYTHONPATH".to_owned(), sdk.clone());
+        }
         for (k, v) in &f.environment {
             env.insert(k.clone(), v.clone());
         }
@@ -106,7 +111,7 @@ impl Inner {
             env.entry(k.to_owned()).or_insert_with(|| v.to_owned());
         }
         if self.sandbox.is_some() {
-            let dirs = self.visible_dirs(Family::of(&f.runtime));
+            let dirs = self.dirs_for(&f.runtime);
             env.insert("PATH".to_owned(), self.sandbox_path(&dirs));
         }
         if !f.layers.is_empty() {

@@ -12,6 +12,7 @@
 
 mod env;
 mod instance;
+mod interpreters;
 mod prestart;
 mod spawn;
 
@@ -112,6 +113,22 @@ struct Inner {
     /// Folders each interpreter needs inside the sandbox (its installation prefix).
     node_dirs: OnceLock<Vec<PathBuf>>,
     python_dirs: OnceLock<Vec<PathBuf>>,
+    /// Per runtime id, an interpreter of exactly its version, if one serves it (see
+    /// `interpreters.rs`); decided once.
+    exact: Mutex<std::collections::HashMap<String, Arc<ExactChoice>>>,
+    /// The sandbox folders of those interpreters, by program.
+    exact_dirs: Mutex<std::collections::HashMap<PathBuf, Vec<PathBuf>>>,
+}
+
+/// How a runtime id is served when it is not by the default interpreter.
+#[derive(Debug, Default)]
+pub(crate) struct ExactChoice {
+    /// The interpreter of exactly its version; `None`: the default one serves it.
+    program: Option<PathBuf>,
+    /// The `PYTHONPATH` that replaces the default SDK folder for it (`<folder>-3.X`).
+    sdk_path: Option<String>,
+    /// Why an installed exact interpreter is not used, for the start-up line.
+    note: Option<String>,
 }
 
 impl ProcessRuntime {
@@ -177,6 +194,8 @@ impl ProcessRuntime {
                 credentials: OnceLock::new(),
                 node_dirs: OnceLock::new(),
                 python_dirs: OnceLock::new(),
+                exact: Mutex::new(std::collections::HashMap::new()),
+                exact_dirs: Mutex::new(std::collections::HashMap::new()),
             }),
         })
     }
@@ -246,6 +265,16 @@ impl ProcessRuntime {
 }
 
 impl ProcessRuntime {
+    /// The interpreter that runs functions of `runtime` (an exact one, or the default), the
+    /// version it reports, and why an installed exact one is not used, if it is not.
+    pub fn interpreter_of(&self, runtime: &RuntimeId) -> Option<(PathBuf, Option<String>, Option<String>)> {
+        let family = Family::of(runtime)?;
+        let choice = self.inner.exact_choice(runtime);
+        let (path, _) = self.inner.program_for(runtime, family);
+        let version = interpreters::reported_version(&path);
+        Some((path, version, choice.note.clone()))
+    }
+
     /// The interpreter that runs `family`'s functions, and the version it reports
     /// (`v20.11.1`, `Python 3.11.7`), for the start-up lines.
     pub fn interpreter(&self, family: Family) -> (PathBuf, Option<String>) {
@@ -325,22 +354,97 @@ impl Inner {
         };
         cell.get_or_init(|| {
             let (program, _) = self.family_command(family);
-            let prefixes: Vec<PathBuf> = match family {
-                // `<prefix>/bin/node`, with its libraries under `<prefix>/lib`.
-                Family::Node => program.parent().and_then(Path::parent).map(Path::to_path_buf).into_iter().collect(),
-                // A virtualenv's base installation holds the standard library.
-                Family::Python => std::process::Command::new(&program)
-                    .args([
-                        "-c",
-                        "import sys, site; print(sys.prefix); print(sys.base_prefix); print(site.getusersitepackages())",
-                    ])
-                    .stderr(Stdio::null())
-                    .output()
-                    .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(PathBuf::from).collect())
-                    .unwrap_or_default(),
-            };
-            crate::sandbox::interpreter_dirs(&prefixes)
+            program_dirs(family, &program)
         })
+    }
+
+    /// How `runtime` is served, decided once: an installed interpreter of exactly its version
+    /// that loads the SDK Sylph provides, or the default one.
+    fn exact_choice(&self, runtime: &RuntimeId) -> Arc<ExactChoice> {
+        let mut cache = self.exact.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = cache.get(runtime.id()) {
+            return c.clone();
+        }
+        let choice = Arc::new(self.decide_exact(runtime));
+        cache.insert(runtime.id().to_owned(), choice.clone());
+        choice
+    }
+
+    fn decide_exact(&self, runtime: &RuntimeId) -> ExactChoice {
+        let Some((family, want)) = interpreters::wanted(runtime) else {
+            return ExactChoice::default();
+        };
+        let (default, _) = self.family_command(family);
+        let have = interpreters::reported_version(&default).map(|v| interpreters::short_version(family, &v));
+        if have.as_deref() == Some(want.as_str()) {
+            return ExactChoice::default();
+        }
+        let Some(program) = interpreters::find_exact(family, &want) else {
+            return ExactChoice::default();
+        };
+        let key = match family {
+            Family::Python => "PYTHONPATH",
+            Family::Node => "NODE_PATH",
+        };
+        let base = self.base_env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        // An SDK installed for this Python version, beside the default one.
+        let own_sdk = match family {
+            Family::Python => base
+                .as_ref()
+                .map(|b| format!("{b}-{want}"))
+                .filter(|p| Path::new(p).is_dir()),
+            Family::Node => None,
+        };
+        if interpreters::loads_sdk(family, &program, own_sdk.as_deref().or(base.as_deref())) {
+            ExactChoice {
+                program: Some(program),
+                sdk_path: own_sdk,
+                note: None,
+            }
+        } else {
+            ExactChoice {
+                note: Some(format!(
+                    "{} is installed, but the AWS SDK Sylph provides does not load on it (scripts/install-runtimes installs one for it)",
+                    program.display()
+                )),
+                ..ExactChoice::default()
+            }
+        }
+    }
+
+    /// The interpreter that runs `runtime`'s functions: an exact one, or the default.
+    fn program_for(&self, runtime: &RuntimeId, family: Family) -> (PathBuf, Vec<String>) {
+        let (default, args) = self.family_command(family);
+        match &self.exact_choice(runtime).program {
+            Some(exact) => (exact.clone(), args),
+            None => (default, args),
+        }
+    }
+
+    /// The sandbox folders of the interpreter that runs `runtime`.
+    fn dirs_for(&self, runtime: &RuntimeId) -> Vec<PathBuf> {
+        let Some(family) = Family::of(runtime) else {
+            return self.visible_dirs(None);
+        };
+        let Some(program) = self.exact_choice(runtime).program.clone() else {
+            return self.visible_dirs(Some(family));
+        };
+        let mut out = vec![self.bootstrap_dir.clone()];
+        if self.sandbox.is_none() {
+            return out;
+        }
+        let mut cache = self.exact_dirs.lock().unwrap_or_else(|e| e.into_inner());
+        let dirs = cache
+            .entry(program.clone())
+            .or_insert_with(|| {
+                let mut dirs = program_dirs(family, &program);
+                // The program's own folder (a pyenv version's `bin`), whatever its prefix says.
+                dirs.extend(program.parent().map(Path::to_path_buf));
+                dirs
+            })
+            .clone();
+        out.extend(dirs);
+        out
     }
 
     /// Everything an instance of `runtime` sees beyond the system folders and its code: Sylph's
@@ -370,7 +474,7 @@ impl Inner {
         let (net, runtime_api, api_addr) = self.network(!channel).await?;
         let credentials = self.credentials.get().map(|i| i.issue(&config.function));
         let env = self.environment(&config, &api_addr, credentials.as_ref());
-        let visible = self.visible_dirs(Family::of(&config.function.runtime));
+        let visible = self.dirs_for(&config.function.runtime);
         let mounts = match &self.sandbox {
             Some(_) => crate::sandbox::layer_mounts(&config.function.layers),
             None => Vec::new(),
@@ -405,4 +509,28 @@ impl Runtime for ProcessRuntime {
     fn standby(&self) -> Vec<(&'static str, usize)> {
         self.inner.standby()
     }
+}
+
+/// The folders an interpreter needs inside the sandbox: its installation prefix (for Python,
+/// also a virtualenv's base installation and the user site).
+fn program_dirs(family: Family, program: &Path) -> Vec<PathBuf> {
+    let prefixes: Vec<PathBuf> = match family {
+        // `<prefix>/bin/node`, with its libraries under `<prefix>/lib`.
+        Family::Node => program
+            .parent()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .into_iter()
+            .collect(),
+        Family::Python => std::process::Command::new(program)
+            .args([
+                "-c",
+                "import sys, site; print(sys.prefix); print(sys.base_prefix); print(site.getusersitepackages())",
+            ])
+            .stderr(Stdio::null())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(PathBuf::from).collect())
+            .unwrap_or_default(),
+    };
+    crate::sandbox::interpreter_dirs(&prefixes)
 }

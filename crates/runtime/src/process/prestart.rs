@@ -202,6 +202,10 @@ impl Inner {
         if config.function.ephemeral_mb != crate::sandbox::TMP_MB || !config.function.layers.is_empty() {
             return None;
         }
+        // Pre-started runtimes run the default interpreter.
+        if self.exact_choice(&config.function.runtime).program.is_some() {
+            return None;
+        }
         let family = Family::of(&config.function.runtime)?;
         let taken = self.take_warm(family);
         // Taken or not, refill: a cold start that found none (after the pool expired, or while

@@ -118,8 +118,8 @@ impl Inner {
     pub(super) fn command_for(&self, config: &InstanceConfig) -> Result<(PathBuf, Vec<String>), StartError> {
         let f = &config.function;
         Ok(match &f.runtime {
-            RuntimeId::Node(_) => self.family_command(Family::Node),
-            RuntimeId::Python(_) => self.family_command(Family::Python),
+            RuntimeId::Node(_) => self.program_for(&f.runtime, Family::Node),
+            RuntimeId::Python(_) => self.program_for(&f.runtime, Family::Python),
             RuntimeId::Provided(_) => (provided_bootstrap(config)?, Vec::new()),
         })
     }
