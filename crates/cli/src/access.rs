@@ -22,6 +22,7 @@ pub fn settings(
     authorizer_context: Option<&Path>,
     jwks: Option<&Path>,
     development: bool,
+    cognito_identity_id: Option<&str>,
 ) -> anyhow::Result<(AccessSettings, Vec<String>)> {
     let jwks = match jwks {
         Some(path) => {
@@ -57,6 +58,7 @@ pub fn settings(
             external_context,
             jwks,
             development,
+            cognito_identity_id: cognito_identity_id.map(str::to_owned),
         },
         lines,
     ))

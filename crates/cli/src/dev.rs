@@ -93,6 +93,10 @@ pub struct DevArgs {
     /// check tokens with, instead of fetching the issuer's keys: for offline use.
     #[arg(long, value_name = "FILE")]
     jwks: Option<std::path::PathBuf>,
+    /// The Cognito identity id that `aws_iam` requests signed with your own keys stand for
+    /// (`requestContext.identity.cognitoIdentityId`), as an identity pool's credentials would.
+    #[arg(long, value_name = "ID")]
+    cognito_identity_id: Option<String>,
     #[command(flatten)]
     events: crate::events::EventArgs,
 }
@@ -173,6 +177,7 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
         args.authorizer_context.as_deref(),
         args.jwks.as_deref(),
         true,
+        args.cognito_identity_id.as_deref(),
     )?;
     gateway.set_access(access).map_err(|e| anyhow::anyhow!("--jwks: {e}"))?;
     if !args.no_reload {

@@ -139,6 +139,8 @@ pub struct IamCaller {
     /// `AROA…:function` or the key itself for a key Sylph did not issue.
     pub caller: String,
     pub user_arn: String,
+    /// The Cognito identity the signer's credentials came from (`--cognito-identity-id`).
+    pub cognito_identity_id: Option<String>,
 }
 
 /// REST API (payload format 1.0) event.
@@ -219,9 +221,9 @@ pub fn rest_event_value(
                 "user": access.iam.as_ref().map(|i| i.caller.as_str()),
                 "userArn": access.iam.as_ref().map(|i| i.user_arn.as_str()),
                 "accessKey": access.iam.as_ref().map(|i| i.access_key.as_str()),
-                "cognitoIdentityId": Value::Null,
+                "cognitoIdentityId": access.iam.as_ref().and_then(|i| i.cognito_identity_id.as_deref()),
                 "cognitoIdentityPoolId": Value::Null,
-                "cognitoAuthenticationType": Value::Null,
+                "cognitoAuthenticationType": access.iam.as_ref().and_then(|i| i.cognito_identity_id.as_ref()).map(|_| "authenticated"),
                 "cognitoAuthenticationProvider": Value::Null,
             },
             "authorizer": access.authorizer.clone().unwrap_or(Value::Null),

@@ -69,6 +69,9 @@ pub struct AccessSettings {
     /// and routes whose authorizer lives outside the service pass with the context above.
     /// `sylph server` leaves it off: both are refused there, as nothing could vouch for them.
     pub development: bool,
+    /// `sylph dev --cognito-identity-id`: the Cognito identity `aws_iam` requests signed by the
+    /// developer's own keys stand for (identity pools hand out such keys on AWS).
+    pub cognito_identity_id: Option<String>,
 }
 
 /// What an authorizer answered, kept for its TTL.
@@ -732,7 +735,7 @@ impl RouteGuard {
         };
         let Some(iam) = &self.iam else {
             return if self.settings().development {
-                Ok(developer(access_key))
+                Ok(developer(access_key, self.settings().cognito_identity_id.clone()))
             } else {
                 Err(unknown_signer())
             };
@@ -763,9 +766,12 @@ impl RouteGuard {
                     caller: format!("{access_key}:{}", principal.function),
                     access_key,
                     user_arn: principal.arn(),
+                    cognito_identity_id: None,
                 })
             }
-            Ok(None) if self.settings().development => Ok(developer(access_key)),
+            Ok(None) if self.settings().development => {
+                Ok(developer(access_key, self.settings().cognito_identity_id.clone()))
+            }
             Ok(None) | Err(sylph_iam::AuthError::UnrecognizedClient) => Err(unknown_signer()),
             Err(_) => Err(bad_signature()),
         }
@@ -784,11 +790,12 @@ fn period_index(period: QuotaPeriod, now: &UtcTime) -> i64 {
 }
 
 /// A signer Sylph did not issue: the developer's own key.
-fn developer(access_key: String) -> IamCaller {
+fn developer(access_key: String, cognito_identity_id: Option<String>) -> IamCaller {
     IamCaller {
         caller: access_key.clone(),
         user_arn: format!("arn:aws:iam::{LOCAL_ACCOUNT_ID}:user/{access_key}"),
         access_key,
+        cognito_identity_id,
     }
 }
 

@@ -551,7 +551,7 @@ impl Platform {
         }
         // API keys made up for this service stay the same across versions and restarts.
         let keys_dir = self.data.join("api-keys").join(&service.name).join(&service.stage);
-        let (access, _) = crate::access::settings(&service, &keys_dir, None, None, false)
+        let (access, _) = crate::access::settings(&service, &keys_dir, None, None, false, None)
             .map_err(|e| ApiError::internal(format!("{e:#}")))?;
         hosted.gateway.set_access(access).map_err(ApiError::internal)?;
         hosted.gateway.set_table_guard(Arc::new(DeployerTables {

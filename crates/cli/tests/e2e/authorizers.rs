@@ -61,6 +61,8 @@ fn authorizers_and_api_keys_guard_routes_as_api_gateway_does() {
         data_dir.to_str().unwrap(),
         "--authorizer-context",
         context_file.to_str().unwrap(),
+        "--cognito-identity-id",
+        "us-east-1:local-identity",
     ];
     let mut dev = Dev::start_with(&config(), &args, &[]);
     let out = dev.output();
@@ -318,6 +320,11 @@ fn authorizers_and_api_keys_guard_routes_as_api_gateway_does() {
     let (status, body) = signed_get(&url, "AKIDLOCALDEVELOPER01", "dev-secret", None);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["requestContext"]["identity"]["accessKey"], "AKIDLOCALDEVELOPER01");
+    // Standing for the Cognito identity the developer named, as identity-pool keys would.
+    assert_eq!(
+        body["requestContext"]["identity"]["cognitoIdentityId"],
+        "us-east-1:local-identity"
+    );
 
     // Routes without access control stay open.
     assert_eq!(dev.get("/dev/open").status, 200);
