@@ -221,22 +221,52 @@ pub(crate) fn rest_authorizer(at: At<'_, '_>, ctx: &AuthContext) -> Result<Route
 /// `default` applies when `at` is the authorizer itself rather than its `identitySource`.
 fn rest_identity_sources(at: At<'_, '_>, default: &str) -> Result<Vec<IdentitySource>, Problem> {
     let text = if default.is_empty() { at.str()? } else { default };
+    identity_sources(at, &[text.to_owned()], &REST_SOURCES)
+}
+
+/// How each API flavour spells where an identity comes from: a header, a query string
+/// parameter, a context variable, a stage variable (WebSockets: the first two only).
+const REST_SOURCES: [&str; 4] = [
+    "method.request.header.",
+    "method.request.querystring.",
+    "context.",
+    "stageVariables.",
+];
+const HTTP_SOURCES: [&str; 4] = [
+    "$request.header.",
+    "$request.querystring.",
+    "$context.",
+    "$stageVariables.",
+];
+const WEBSOCKET_SOURCES: [&str; 2] = ["route.request.header.", "route.request.querystring."];
+
+/// Comma-separated identity sources in `texts`, spelled with `prefixes`.
+fn identity_sources(at: At<'_, '_>, texts: &[String], prefixes: &[&str]) -> Result<Vec<IdentitySource>, Problem> {
     let mut out = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let source = if let Some(h) = part.strip_prefix("method.request.header.") {
-            IdentitySource::Header(h.to_ascii_lowercase())
-        } else if let Some(q) = part.strip_prefix("method.request.querystring.") {
-            IdentitySource::Query(q.to_owned())
-        } else if let Some(c) = part.strip_prefix("context.") {
-            IdentitySource::Context(c.to_owned())
-        } else if let Some(v) = part.strip_prefix("stageVariables.") {
-            IdentitySource::StageVariable(v.to_owned())
-        } else {
-            return Err(at.problem(format!("`{part}` is not an identity source")).help(
-                "use method.request.header.NAME, method.request.querystring.NAME, context.NAME or stageVariables.NAME",
-            ));
-        };
-        out.push(source);
+    for part in texts
+        .iter()
+        .flat_map(|t| t.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let source = prefixes.iter().enumerate().find_map(|(kind, prefix)| {
+            let name = part.strip_prefix(prefix)?;
+            Some(match kind {
+                0 => IdentitySource::Header(name.to_ascii_lowercase()),
+                1 => IdentitySource::Query(name.to_owned()),
+                2 => IdentitySource::Context(name.to_owned()),
+                _ => IdentitySource::StageVariable(name.to_owned()),
+            })
+        });
+        match source {
+            Some(s) => out.push(s),
+            None => {
+                let spelled: Vec<String> = prefixes.iter().map(|p| format!("{p}NAME")).collect();
+                return Err(at
+                    .problem(format!("`{part}` is not an identity source"))
+                    .help(format!("use {}", spelled.join(", "))));
+            }
+        }
     }
     Ok(out)
 }
@@ -244,26 +274,7 @@ fn rest_identity_sources(at: At<'_, '_>, default: &str) -> Result<Vec<IdentitySo
 /// `identitySource` of an HTTP API authorizer: one or a list of `$request.header.X`,
 /// `$request.querystring.X`, `$context.X`, `$stageVariables.X`.
 fn http_identity_sources(at: At<'_, '_>) -> Result<Vec<IdentitySource>, Problem> {
-    let mut out = Vec::new();
-    for part in at.strings()? {
-        for part in part.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let source = if let Some(h) = part.strip_prefix("$request.header.") {
-                IdentitySource::Header(h.to_ascii_lowercase())
-            } else if let Some(q) = part.strip_prefix("$request.querystring.") {
-                IdentitySource::Query(q.to_owned())
-            } else if let Some(c) = part.strip_prefix("$context.") {
-                IdentitySource::Context(c.to_owned())
-            } else if let Some(v) = part.strip_prefix("$stageVariables.") {
-                IdentitySource::StageVariable(v.to_owned())
-            } else {
-                return Err(at.problem(format!("`{part}` is not an identity source")).help(
-                    "use $request.header.NAME, $request.querystring.NAME, $context.NAME or $stageVariables.NAME",
-                ));
-            };
-            out.push(source);
-        }
-    }
-    Ok(out)
+    identity_sources(at, &at.strings()?, &HTTP_SOURCES)
 }
 
 /// `provider.httpApi.authorizers`: named authorizers that `httpApi` events refer to.
@@ -598,31 +609,18 @@ pub(crate) fn websocket_authorizer(at: At<'_, '_>, ctx: &AuthContext) -> Result<
     };
     let key = key_at.str()?;
     let function = ctx.function(key_at, key)?;
-    let mut identity_sources = Vec::new();
     let source_path = format!("{}.identitySource", at.path);
-    let texts = match sources {
-        Some(n) => At {
-            node: n,
-            path: &source_path,
-        }
-        .strings()?,
-        // The Framework's default for WebSocket authorizers.
-        None => vec!["route.request.header.Auth".to_owned()],
-    };
-    for text in texts {
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let source = if let Some(h) = part.strip_prefix("route.request.header.") {
-                IdentitySource::Header(h.to_ascii_lowercase())
-            } else if let Some(q) = part.strip_prefix("route.request.querystring.") {
-                IdentitySource::Query(q.to_owned())
-            } else {
-                return Err(at
-                    .problem(format!("`{part}` is not a WebSocket identity source"))
-                    .help("use route.request.header.NAME or route.request.querystring.NAME"));
+    let identity_sources = match sources {
+        Some(n) => {
+            let s_at = At {
+                node: n,
+                path: &source_path,
             };
-            identity_sources.push(source);
+            identity_sources(s_at, &s_at.strings()?, &WEBSOCKET_SOURCES)?
         }
-    }
+        // The Framework's default for WebSocket authorizers.
+        None => vec![IdentitySource::Header("auth".to_owned())],
+    };
     Ok(RouteAuthorizer::Function(websocket_function_authorizer(
         key.to_owned(),
         function,
