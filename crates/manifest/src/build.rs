@@ -29,6 +29,10 @@ const REPLACED_PLUGINS: &[(&str, &str)] = &[
     ("serverless-offline-sqs", "sylph runs queue events itself"),
     ("serverless-offline-scheduler", "sylph runs schedule events itself"),
     (
+        "serverless-iam-roles-per-function",
+        "sylph gives each function with iamRoleStatements a role of its own itself",
+    ),
+    (
         "serverless-dotenv-plugin",
         "sylph reads .env and .env.<stage> itself and hands their variables to every function",
     ),
@@ -348,7 +352,12 @@ pub(crate) fn service(
                 "{path}.url: function URLs are not served by sylph; call {key} through the Invoke API, or give it an httpApi event"
             ));
         }
-        let role_source = crate::iam::function_role(node, &path);
+        let role_source = crate::iam::function_role(
+            node,
+            &path,
+            &provider_role,
+            format!("{name}-{stage}-{key}-{region}-lambdaRole"),
+        );
         let (on_async, destinations) = async_config(node, &path)?;
         functions.push((
             Function {

@@ -76,8 +76,33 @@ pub(crate) fn provider_role(provider: Option<&Node>, default_name: String) -> Ro
     RoleSource::None
 }
 
-/// A function's own `role:`, if it has one.
-pub(crate) fn function_role(function: &Node, path: &str) -> RoleSource {
+/// A function's own `role:`, or its own `iamRoleStatements` (serverless-iam-roles-per-function:
+/// a role of its own, with the provider's statements too when `iamRoleStatementsInherit` is
+/// true), if it has one.
+pub(crate) fn function_role(function: &Node, path: &str, provider: &RoleSource, role_name: String) -> RoleSource {
+    if let Some(own) = function.get("iamRoleStatements") {
+        let mut json = own.to_json();
+        let inherit = function
+            .get("iamRoleStatementsInherit")
+            .is_some_and(|n| n.to_json() == Json::Bool(true));
+        if let (
+            true,
+            RoleSource::Statements {
+                json: Json::Array(inherited),
+                ..
+            },
+            Json::Array(list),
+        ) = (inherit, provider, &mut json)
+        {
+            list.extend(inherited.iter().cloned());
+        }
+        return RoleSource::Statements {
+            name: role_name,
+            json,
+            mark: own.mark,
+            path: format!("{path}.iamRoleStatements"),
+        };
+    }
     match function.get("role") {
         Some(role) => RoleSource::Reference {
             json: role.to_json(),

@@ -696,3 +696,21 @@ fn an_eventbridge_schedule_is_a_schedule_and_a_function_url_is_named() {
         loaded.notices
     );
 }
+
+#[test]
+fn a_function_of_iam_roles_per_function_gets_a_role_of_its_own() {
+    let loaded = load(
+        "service: svc\nplugins:\n  - serverless-iam-roles-per-function\nprovider:\n  runtime: nodejs20.x\n  iam:\n    role:\n      statements:\n        - Effect: Allow\n          Action: sqs:SendMessage\n          Resource: '*'\nfunctions:\n  own:\n    handler: h.own\n    iamRoleStatements:\n      - Effect: Allow\n        Action: dynamodb:GetItem\n        Resource: arn:aws:dynamodb:us-east-1:000000000000:table/t\n  inheriting:\n    handler: h.inheriting\n    iamRoleStatementsInherit: true\n    iamRoleStatements:\n      - Effect: Allow\n        Action: dynamodb:PutItem\n        Resource: arn:aws:dynamodb:us-east-1:000000000000:table/t\n  plain:\n    handler: h.plain\n",
+    );
+    let actions = |f: &str| -> Vec<String> {
+        let role = loaded.service.function(f).unwrap().role.clone().unwrap();
+        role.statements.iter().flat_map(|s| s.actions.clone()).collect()
+    };
+    assert_eq!(actions("own"), ["dynamodb:GetItem"]);
+    assert_eq!(actions("inheriting"), ["dynamodb:PutItem", "sqs:SendMessage"]);
+    assert_eq!(actions("plain"), ["sqs:SendMessage"]);
+    assert_eq!(
+        loaded.service.function("own").unwrap().role.as_ref().unwrap().name,
+        "svc-dev-own-us-east-1-lambdaRole"
+    );
+}
