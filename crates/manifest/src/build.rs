@@ -257,6 +257,12 @@ pub(crate) fn service(
     };
     let api_keys = crate::auth::api_keys(provider)?;
     let usage_plans = crate::auth::usage_plans(provider, &api_keys)?;
+    if field(provider, "apiGateway").and_then(|g| field(g, "resourcePolicy")).is_some() {
+        notices.push(
+            "provider.apiGateway.resourcePolicy is not enforced by sylph: every caller that passes the routes' authorizers and keys gets through"
+                .to_owned(),
+        );
+    }
     let websocket_route_selection = route_selection(provider)?;
     let layers = crate::layers::ServiceLayers::read(root, dir, &mut notices)?;
     let mut functions = Vec::with_capacity(function_nodes.len());
