@@ -79,6 +79,8 @@ pub fn host_service(
     base_env.push(("AWS_DEFAULT_REGION".to_owned(), service.region.clone()));
     let mut runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), base_env, sandbox)
         .context("cannot write the runtime clients")?;
+    // Pre-started runtimes run the interpreter of the service's own runtime ids.
+    runtime.prefer_runtimes(&service.functions.iter().map(|f| &f.runtime).collect::<Vec<_>>());
     if settings.host_network && runtime.share_host_network() {
         say(
             "warning: --host-network: functions share this machine's network and can reach every service on it"

@@ -257,7 +257,10 @@ pub(crate) fn service(
     };
     let api_keys = crate::auth::api_keys(provider)?;
     let usage_plans = crate::auth::usage_plans(provider, &api_keys)?;
-    if field(provider, "apiGateway").and_then(|g| field(g, "resourcePolicy")).is_some() {
+    let resource_policy = field(provider, "apiGateway")
+        .and_then(|g| field(g, "resourcePolicy"))
+        .or_else(|| field(provider, "resourcePolicy"));
+    if resource_policy.is_some() {
         notices.push(
             "provider.apiGateway.resourcePolicy is not enforced by sylph: every caller that passes the routes' authorizers and keys gets through"
                 .to_owned(),

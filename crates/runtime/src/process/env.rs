@@ -66,6 +66,21 @@ impl Inner {
         for (k, v) in &f.environment {
             env.insert(k.clone(), v.clone());
         }
+        // Lambda puts the code at /var/task, and search paths are written against it
+        // (`PYTHONPATH: /var/task/vendored`): here the code stays in its own folder.
+        let root_text = config.root.to_string_lossy();
+        for key in ["PYTHONPATH", "NODE_PATH", "PATH", "LD_LIBRARY_PATH"] {
+            if let Some(v) = f.environment.get(key).filter(|v| v.contains("/var/task")) {
+                let moved: Vec<String> = v
+                    .split(':')
+                    .map(|part| match part.strip_prefix("/var/task") {
+                        Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("{root_text}{rest}"),
+                        _ => part.to_owned(),
+                    })
+                    .collect();
+                env.insert(key.to_owned(), moved.join(":"));
+            }
+        }
         for (k, v) in &config.extra_env {
             env.insert(k.clone(), v.clone());
         }
@@ -136,6 +151,16 @@ impl Inner {
         env.insert("TZ".into(), ":UTC".into());
         if self.sandbox.is_some() {
             env.insert("PATH".into(), self.sandbox_path(&self.visible_dirs(Some(family))));
+        }
+        // The SDK it preloads must be the one its interpreter loads (`runtime/python-3.X`).
+        let preferred = self
+            .preferred
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&family)
+            .cloned();
+        if let Some(sdk) = preferred.and_then(|id| self.exact_choice(&id).sdk_path.clone()) {
+            env.insert("PYTHONPATH".into(), sdk);
         }
         env
     }

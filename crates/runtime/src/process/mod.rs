@@ -118,6 +118,8 @@ struct Inner {
     exact: Mutex<std::collections::HashMap<String, Arc<ExactChoice>>>,
     /// The sandbox folders of those interpreters, by program.
     exact_dirs: Mutex<std::collections::HashMap<PathBuf, Vec<PathBuf>>>,
+    /// Per language, the runtime id whose interpreter pre-started runtimes run.
+    preferred: Mutex<std::collections::HashMap<Family, RuntimeId>>,
 }
 
 /// How a runtime id is served when it is not by the default interpreter.
@@ -196,6 +198,7 @@ impl ProcessRuntime {
                 python_dirs: OnceLock::new(),
                 exact: Mutex::new(std::collections::HashMap::new()),
                 exact_dirs: Mutex::new(std::collections::HashMap::new()),
+                preferred: Mutex::new(std::collections::HashMap::new()),
             }),
         })
     }
@@ -265,6 +268,29 @@ impl ProcessRuntime {
 }
 
 impl ProcessRuntime {
+    /// Pre-start runtimes of each language on the interpreter of its most common id among
+    /// `ids` (the service's functions), so those functions start from them. Call before
+    /// anything is pre-started.
+    pub fn prefer_runtimes(&self, ids: &[&RuntimeId]) {
+        let mut counts: Vec<(&RuntimeId, usize)> = Vec::new();
+        for id in ids {
+            match counts.iter_mut().find(|(known, _)| known == id) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((id, 1)),
+            }
+        }
+        let mut preferred = self.inner.preferred.lock().unwrap_or_else(|e| e.into_inner());
+        for family in [Family::Node, Family::Python] {
+            if let Some((id, _)) = counts
+                .iter()
+                .filter(|(id, _)| Family::of(id) == Some(family))
+                .max_by_key(|(_, n)| *n)
+            {
+                preferred.insert(family, (*id).clone());
+            }
+        }
+    }
+
     /// The interpreter that runs functions of `runtime` (an exact one, or the default), the
     /// version it reports, and why an installed exact one is not used, if it is not.
     pub fn interpreter_of(&self, runtime: &RuntimeId) -> Option<(PathBuf, Option<String>, Option<String>)> {
@@ -329,8 +355,8 @@ impl Inner {
         .clone()
     }
 
-    /// The interpreter and Sylph's bootstrap for a language runtime.
-    fn family_command(&self, family: Family) -> (PathBuf, Vec<String>) {
+    /// The machine's default interpreter for a language, and Sylph's bootstrap for it.
+    fn default_command(&self, family: Family) -> (PathBuf, Vec<String>) {
         match family {
             Family::Node => (
                 Self::interpreter(&self.node, "node", &["-e", "process.stdout.write(process.execPath)"]),
@@ -343,6 +369,24 @@ impl Inner {
                     self.bootstrap_dir.join("python.py").to_string_lossy().into_owned(),
                 ],
             ),
+        }
+    }
+
+    /// The interpreter pre-started runtimes of `family` run, and Sylph's bootstrap for it: the
+    /// one that serves the service's most common runtime id of that language (see
+    /// [`ProcessRuntime::prefer_runtimes`]), so that its functions start from them, else the
+    /// machine's default.
+    fn family_command(&self, family: Family) -> (PathBuf, Vec<String>) {
+        let (default, args) = self.default_command(family);
+        let preferred = self
+            .preferred
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&family)
+            .cloned();
+        match preferred.and_then(|id| self.exact_choice(&id).program.clone()) {
+            Some(exact) => (exact, args),
+            None => (default, args),
         }
     }
 
@@ -374,7 +418,7 @@ impl Inner {
         let Some((family, want)) = interpreters::wanted(runtime) else {
             return ExactChoice::default();
         };
-        let (default, _) = self.family_command(family);
+        let (default, _) = self.default_command(family);
         let have = interpreters::reported_version(&default).map(|v| interpreters::short_version(family, &v));
         if have.as_deref() == Some(want.as_str()) {
             return ExactChoice::default();
@@ -414,7 +458,7 @@ impl Inner {
 
     /// The interpreter that runs `runtime`'s functions: an exact one, or the default.
     fn program_for(&self, runtime: &RuntimeId, family: Family) -> (PathBuf, Vec<String>) {
-        let (default, args) = self.family_command(family);
+        let (default, args) = self.default_command(family);
         match &self.exact_choice(runtime).program {
             Some(exact) => (exact.clone(), args),
             None => (default, args),
@@ -433,17 +477,7 @@ impl Inner {
         if self.sandbox.is_none() {
             return out;
         }
-        let mut cache = self.exact_dirs.lock().unwrap_or_else(|e| e.into_inner());
-        let dirs = cache
-            .entry(program.clone())
-            .or_insert_with(|| {
-                let mut dirs = program_dirs(family, &program);
-                // The program's own folder (a pyenv version's `bin`), whatever its prefix says.
-                dirs.extend(program.parent().map(Path::to_path_buf));
-                dirs
-            })
-            .clone();
-        out.extend(dirs);
+        out.extend(self.dirs_of_program(family, &program));
         out
     }
 
@@ -457,12 +491,29 @@ impl Inner {
         }
         match runtime {
             Some(f) => out.extend_from_slice(self.interpreter_dirs(f)),
+            // `provided` bootstraps call `node` / `python3` from PATH: the machine's defaults.
             None => {
-                out.extend_from_slice(self.interpreter_dirs(Family::Node));
-                out.extend_from_slice(self.interpreter_dirs(Family::Python));
+                for family in [Family::Node, Family::Python] {
+                    let (program, _) = self.default_command(family);
+                    out.extend(self.dirs_of_program(family, &program));
+                }
             }
         }
         out
+    }
+
+    /// The sandbox folders of `program` (cached): its prefix and its own folder.
+    fn dirs_of_program(&self, family: Family, program: &Path) -> Vec<PathBuf> {
+        let mut cache = self.exact_dirs.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry(program.to_path_buf())
+            .or_insert_with(|| {
+                let mut dirs = program_dirs(family, program);
+                // The program's own folder (a pyenv version's `bin`), whatever its prefix says.
+                dirs.extend(program.parent().map(Path::to_path_buf));
+                dirs
+            })
+            .clone()
     }
 
     async fn start_instance(self: Arc<Self>, config: Arc<InstanceConfig>) -> Result<Box<dyn Instance>, StartError> {

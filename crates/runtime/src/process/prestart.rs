@@ -202,11 +202,11 @@ impl Inner {
         if config.function.ephemeral_mb != crate::sandbox::TMP_MB || !config.function.layers.is_empty() {
             return None;
         }
-        // Pre-started runtimes run the default interpreter.
-        if self.exact_choice(&config.function.runtime).program.is_some() {
+        let family = Family::of(&config.function.runtime)?;
+        // Pre-started runtimes run one interpreter per language: only its functions take them.
+        if self.program_for(&config.function.runtime, family).0 != self.family_command(family).0 {
             return None;
         }
-        let family = Family::of(&config.function.runtime)?;
         let taken = self.take_warm(family);
         // Taken or not, refill: a cold start that found none (after the pool expired, or while
         // it was still loading) is the sign the next one will want one too.
