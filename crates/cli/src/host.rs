@@ -45,6 +45,9 @@ impl Hosted {
     /// Stop its pre-started runtimes and idle instances.
     pub fn shutdown(&self) {
         self.runtime.stop_prewarmed();
+        // Its WebSocket clients would otherwise stay connected to functions that are gone:
+        // closed, they reconnect to the version that serves now.
+        self.gateway.close_websockets();
         self.pool.shutdown();
     }
 }

@@ -741,11 +741,16 @@ impl RouteGuard {
             };
         };
         let headers: Vec<(&str, &[u8])> = parts.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())).collect();
+        // The signature covers the URI the client sent, before any front door rewrote it.
+        let uri = parts
+            .extensions
+            .get::<crate::OriginalUri>()
+            .map_or(&parts.uri, |o| &o.0);
         let call = sylph_iam::CallParts {
             signed: sylph_iam::SignedRequest {
                 method: parts.method.as_str(),
-                path: parts.uri.path(),
-                query: parts.uri.query(),
+                path: uri.path(),
+                query: uri.query(),
                 headers: &headers,
                 body: req.body,
             },

@@ -39,6 +39,11 @@ pub use conn::{raise_open_file_limit, serve, spawn_instance_connection, Connecti
 pub use invoke_api::MAX_ASYNC_PAYLOAD;
 pub use routes::{Route, Router};
 
+/// The URI a request arrived with, when a front door rewrote `parts.uri` before handing it
+/// to a service (`sylph server`'s `/apis/{id}/…`): what a SigV4 signature covers.
+#[derive(Debug, Clone)]
+pub struct OriginalUri(pub hyper::Uri);
+
 /// Where Prometheus metrics are served (a prefix no API Gateway route can take).
 pub const METRICS_PATH: &str = "/_sylph/metrics";
 
@@ -160,6 +165,13 @@ impl Gateway {
 
     pub fn router(&self) -> &Router {
         &self.router
+    }
+
+    /// Close every WebSocket connection (the version that served them is retired).
+    pub fn close_websockets(&self) {
+        if let Some(ws) = &self.websockets {
+            ws.close_all();
+        }
     }
 
     /// The WebSocket API's (route key, function) pairs; empty without `websocket` events.

@@ -139,6 +139,13 @@ impl WebSockets {
         keys
     }
 
+    /// Close every connection (with a close frame, as DeleteConnection does).
+    pub fn close_all(&self) {
+        for connection in self.connections.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            let _ = connection.sender.try_send(Outgoing::Close);
+        }
+    }
+
     fn connection(&self, id: &str) -> Option<Arc<Connection>> {
         self.connections
             .lock()

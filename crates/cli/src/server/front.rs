@@ -77,7 +77,10 @@ impl Front {
             };
             let (mut parts, body) = req.into_parts();
             match inner.parse() {
-                Ok(uri) => parts.uri = uri,
+                Ok(uri) => {
+                    let original = std::mem::replace(&mut parts.uri, uri);
+                    parts.extensions.insert(sylph_gateway::OriginalUri(original));
+                }
                 Err(_) => return sylph_gateway::json_message(StatusCode::BAD_REQUEST, "Bad Request"),
             }
             let body = match sylph_gateway::read_body(&parts, body, body_timeout).await {

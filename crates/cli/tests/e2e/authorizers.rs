@@ -412,6 +412,28 @@ fn the_server_refuses_unknown_signers_and_authorizers_it_cannot_run() {
     // A route whose authorizer lives in another account.
     let r = server.api(&api, "GET", "/dev/external", b"");
     refused(&r, 401, "UnauthorizedException", json!("Unauthorized"));
+    // A key the server issued, signing the URL as the client sent it (path style).
+    let (ok, out, err) = server.cli(
+        &key,
+        &["invoke", "--json", "-f", "credentials", "--name", "auth-service"],
+    );
+    assert!(ok, "{out}{err}");
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    let creds: Value = serde_json::from_str(answer["payload"].as_str().unwrap()).unwrap();
+    let (status, body) = signed_get(
+        &format!("{}{base}/dev/iam", server.base),
+        creds["key"].as_str().unwrap(),
+        creds["secret"].as_str().unwrap(),
+        creds["token"].as_str(),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["requestContext"]["identity"]["userArn"]
+            .as_str()
+            .unwrap()
+            .ends_with("/auth-service-dev-credentials"),
+        "{body}"
+    );
     // The service's own authorizers run as under sylph dev.
     let r = crate::harness::request(
         &server.base,

@@ -150,3 +150,36 @@ fn a_websocket_chat_connects_broadcasts_and_disconnects() {
         .unwrap();
     assert_eq!(receive(&mut alice), json!({"from": "alice", "text": "still here"}));
 }
+
+/// On a server, a deploy retires the version whose functions a connection talks to: its
+/// clients get a close frame, and reconnect to the version that serves now.
+#[test]
+fn a_deploy_closes_the_websockets_of_the_version_it_retires() {
+    let server = crate::harness::Server::start_fresh("ws");
+    let key = server.admin_key.clone();
+    let config = repo_root().join("crates/cli/tests/fixtures/chat-service/serverless.yml");
+    let api = server.deploy(&key, &config)["api_id"].as_str().unwrap().to_owned();
+    let url = format!(
+        "{}/apis/{api}/dev?token=letmein&name=ada",
+        server.base.replacen("http://", "ws://", 1)
+    );
+    let (mut ada, _) = tungstenite::connect(url.as_str()).expect("connects to the deployed API");
+    if let MaybeTlsStream::Plain(s) = ada.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    }
+    ada.send(Message::text(r#"{"action":"dance"}"#)).unwrap();
+    assert_eq!(receive(&mut ada)["route"], "$default");
+    server.deploy(&key, &config);
+    let closed = loop {
+        match ada.read() {
+            Ok(Message::Close(frame)) => break frame.map(|f| u16::from(f.code)),
+            Ok(_) => continue,
+            Err(e) => panic!("no close frame: {e}"),
+        }
+    };
+    assert_eq!(closed, Some(1000));
+    // The new version takes connections.
+    let (mut again, _) = tungstenite::connect(url.as_str()).expect("reconnects");
+    again.send(Message::text(r#"{"action":"dance"}"#)).unwrap();
+    assert_eq!(receive(&mut again)["route"], "$default");
+}
