@@ -43,12 +43,15 @@ const KEYS_TTL: Duration = Duration::from_secs(3600);
 /// fetch on every request).
 const REFETCH_AFTER: Duration = Duration::from_secs(60);
 
+/// An issuer's keys and when they were fetched.
+type Fetched = (Instant, Arc<Vec<RsaKey>>);
+
 /// Keys by issuer.
 #[derive(Default)]
 pub struct JwtKeys {
     /// The operator's JWKS (`--jwks`): used for every issuer, nothing is fetched.
     fixed: Option<Arc<Vec<RsaKey>>>,
-    fetched: tokio::sync::Mutex<HashMap<String, (Instant, Arc<Vec<RsaKey>>)>>,
+    fetched: tokio::sync::Mutex<HashMap<String, Fetched>>,
     /// When each issuer was last fetched, successful or not.
     tried: Mutex<HashMap<String, Instant>>,
 }

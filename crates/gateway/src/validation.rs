@@ -2,6 +2,9 @@
 //! required parameters first, then the body against the JSON Schema of its content type.
 //! Failures are 400 `BadRequestException` with API Gateway's messages.
 
+// A refusal is a whole response, built once per refused request.
+#![allow(clippy::result_large_err)]
+
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::HeaderValue;
