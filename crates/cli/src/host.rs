@@ -196,57 +196,43 @@ pub fn host_service(
 /// Say which interpreter runs which runtimes, and when it is not the version they name (an
 /// older runtime such as `nodejs14.x` runs on the machine's Node.js, as with serverless-offline).
 fn describe_interpreters(service: &Service, runtime: &ProcessRuntime, say: &mut dyn FnMut(String)) {
-    // Runtime ids grouped by the interpreter that serves them.
     let mut ids: Vec<&sylph_model::Runtime> = service.functions.iter().map(|f| &f.runtime).collect();
     ids.sort_by(|a, b| a.id().cmp(b.id()));
     ids.dedup();
-    let mut lines: Vec<(std::path::PathBuf, String, Vec<String>, Vec<String>)> = Vec::new();
+    // Runtime ids grouped by the interpreter that serves them: (interpreter, ids, notes).
+    let mut lines: Vec<(sylph_runtime::Interpreter, Vec<&str>, Vec<String>)> = Vec::new();
     for id in ids {
-        let Some((path, version, note)) = runtime.interpreter_of(id) else {
+        let Some(interpreter) = runtime.interpreter_of(id) else {
             continue;
         };
-        let (name, short) = match id {
-            sylph_model::Runtime::Node(_) => (
-                "Node.js",
-                version
-                    .as_deref()
-                    .map(|v| v.trim_start_matches('v').split('.').next().unwrap_or("").to_owned()),
-            ),
-            _ => (
-                "Python",
-                version.as_deref().map(|v| {
-                    v.trim_start_matches("Python ")
-                        .split('.')
-                        .take(2)
-                        .collect::<Vec<_>>()
-                        .join(".")
-                }),
-            ),
+        let note = match (&interpreter.note, interpreter.exact) {
+            (Some(why), _) => Some(format!("{}: {why}", id.id())),
+            (None, false) => Some(format!(
+                "no exact interpreter for {} here: the closest one serves it",
+                id.id()
+            )),
+            (None, true) => None,
         };
-        let shown = match (&version, name) {
-            (Some(v), "Node.js") => format!("Node.js {v}"),
-            (Some(v), _) => v.clone(),
-            (None, n) => format!("{n} (version unknown)"),
-        };
-        let wanted = id.id().trim_start_matches("nodejs").trim_start_matches("python");
-        let wanted = wanted.strip_suffix(".x").unwrap_or(wanted);
-        let exact = short.as_deref() == Some(wanted);
-        let entry = match lines.iter_mut().find(|(p, ..)| *p == path) {
-            Some(e) => e,
+        let at = match lines.iter().position(|(i, ..)| i.path == interpreter.path) {
+            Some(at) => at,
             None => {
-                lines.push((path.clone(), shown, Vec::new(), Vec::new()));
-                lines.last_mut().expect("just pushed")
+                lines.push((interpreter, Vec::new(), Vec::new()));
+                lines.len() - 1
             }
         };
-        entry.2.push(id.id().to_owned());
-        if !exact {
-            entry.3.push(match note {
-                Some(why) => format!("{}: {why}", id.id()),
-                None => format!("no exact interpreter for {} here: the closest one serves it", id.id()),
-            });
-        }
+        lines[at].1.push(id.id());
+        lines[at].2.extend(note);
     }
-    for (path, shown, ids, notes) in lines {
+    for (interpreter, ids, notes) in lines {
+        let shown = match (
+            &interpreter.version,
+            ids.first().is_some_and(|id| id.starts_with("nodejs")),
+        ) {
+            (Some(v), true) => format!("Node.js {v}"),
+            (Some(v), false) => v.clone(),
+            (None, true) => "Node.js (version unknown)".to_owned(),
+            (None, false) => "Python (version unknown)".to_owned(),
+        };
         let note = if notes.is_empty() {
             String::new()
         } else {
@@ -255,7 +241,7 @@ fn describe_interpreters(service: &Service, runtime: &ProcessRuntime, say: &mut 
         say(format!(
             "runtime: {} on {shown} ({}){note}",
             ids.join(", "),
-            path.display()
+            interpreter.path.display()
         ));
     }
 }

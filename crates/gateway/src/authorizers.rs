@@ -37,10 +37,21 @@ pub struct RouteAuth {
     pub authorizer: RouteAuthorizer,
     /// `identityValidationExpression`, anchored at both ends as API Gateway matches it.
     validation: Option<regex_lite::Regex>,
+    /// Whose cached answers this route may reuse: everything that shapes an answer, since one
+    /// authorizer function may be configured differently on two routes (another identity
+    /// source, another API flavour, simple responses).
+    cache_scope: Arc<str>,
 }
 
 impl RouteAuth {
-    pub fn new(authorizer: RouteAuthorizer) -> RouteAuth {
+    pub fn new(authorizer: RouteAuthorizer, api: ApiKind) -> RouteAuth {
+        let cache_scope = match &authorizer {
+            RouteAuthorizer::Function(f) => format!(
+                "{api:?}|{}|{}|{}|{}|{:?}",
+                f.function, f.request, f.payload_v2, f.simple_responses, f.identity_sources
+            ),
+            _ => String::new(),
+        };
         let validation = match &authorizer {
             RouteAuthorizer::Function(f) => f
                 .validation_expression
@@ -50,7 +61,11 @@ impl RouteAuth {
                 .and_then(|e| regex_lite::Regex::new(&format!("^(?:{e})$")).ok()),
             _ => None,
         };
-        RouteAuth { authorizer, validation }
+        RouteAuth {
+            authorizer,
+            validation,
+            cache_scope: cache_scope.into(),
+        }
     }
 }
 
@@ -93,7 +108,7 @@ enum Outcome {
 
 /// (the authorizer as configured on the route, identity source values): whose answer a
 /// cached result is.
-type CacheKey = (String, String);
+type CacheKey = (Arc<str>, String);
 
 /// Runs the checks; one per gateway.
 pub struct RouteGuard {
@@ -372,36 +387,23 @@ impl RouteGuard {
             }
         }
         let method_arn = self.method_arn(route, req);
-        // Everything that shapes the answer: one authorizer name may be configured differently
-        // on two routes (another identity source, another API flavour, simple responses).
-        let cache_key = (
-            format!(
-                "{:?}|{}|{}|{}|{}|{:?}",
-                route.api, f.function, f.request, f.payload_v2, f.simple_responses, f.identity_sources
-            ),
-            identity.join("\u{0}"),
-        );
-        let cached = if f.ttl_seconds > 0 {
+        // Only an authorizer that caches needs the key.
+        let cache_key = (f.ttl_seconds > 0).then(|| (auth.cache_scope.clone(), identity.join("\u{0}")));
+        let cached = cache_key.as_ref().and_then(|key| {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             cache
-                .get(&cache_key)
+                .get(key)
                 .filter(|(expires, _)| *expires > Instant::now())
                 .map(|(_, o)| o.clone())
-        } else {
-            None
-        };
+        });
         let started = Instant::now();
         let outcome = match cached {
             Some(o) => o,
             None => {
                 let event = self.authorizer_event(route, f, m, req, request_id, now, &method_arn, &identity);
                 let outcome = Arc::new(self.invoke_authorizer(route.api, f, event).await?);
-                if f.ttl_seconds > 0 {
-                    self.remember(
-                        cache_key,
-                        Duration::from_secs(u64::from(f.ttl_seconds)),
-                        outcome.clone(),
-                    );
+                if let Some(key) = cache_key {
+                    self.remember(key, Duration::from_secs(u64::from(f.ttl_seconds)), outcome.clone());
                 }
                 outcome
             }

@@ -70,7 +70,7 @@ impl Router {
                     auth: r
                         .authorizer
                         .clone()
-                        .map(|a| std::sync::Arc::new(crate::authorizers::RouteAuth::new(a))),
+                        .map(|a| std::sync::Arc::new(crate::authorizers::RouteAuth::new(a, r.api))),
                     private: r.private,
                     validation: r
                         .validation

@@ -96,7 +96,8 @@ impl WebSockets {
                     continue;
                 };
                 if let (Some(a), "$connect") = (&r.authorizer, r.route.as_str()) {
-                    connect_auth = Some(Arc::new(RouteAuth::new(a.clone())));
+                    // `$connect` authorizers take REST's event and policy shapes.
+                    connect_auth = Some(Arc::new(RouteAuth::new(a.clone(), sylph_model::ApiKind::Rest)));
                 }
                 routes.insert(
                     r.route.clone(),
@@ -185,8 +186,9 @@ impl WebSockets {
         let request_id = sylph_telemetry::new_request_id();
         let now = UtcTime::now();
         let domain = header("host").unwrap_or("localhost").to_owned();
-        let connection = Connection {
-            sender: mpsc::channel(1).0,
+        let (sender, receiver) = mpsc::channel(OUTGOING_QUEUE);
+        let mut connection = Connection {
+            sender,
             connected_at: now,
             last_active: AtomicU64::new(now.epoch_millis),
             source_ip: peer.ip().to_string(),
@@ -194,7 +196,6 @@ impl WebSockets {
             authorizer: None,
             domain,
         };
-        let mut connection = connection;
         if let Some(auth) = &self.connect_auth {
             let event = self.connect_event(&parts, &connection, &id, &request_id, &now);
             match guard.check_websocket_connect(auth, &parts, &self.stage, event).await {
@@ -203,10 +204,8 @@ impl WebSockets {
             }
         }
         if let Some(route) = self.routes.get("$connect") {
-            let mut event = self.connect_event(&parts, &connection, &id, &request_id, &now);
-            if let (Some(a), Some(ctx)) = (&connection.authorizer, event.get_mut("requestContext")) {
-                ctx["authorizer"] = a.clone();
-            }
+            // Its `requestContext` carries what the authorizer said.
+            let event = self.connect_event(&parts, &connection, &id, &request_id, &now);
             match self.invoke(&route.function, &event).await {
                 Ok(answer) => {
                     let status = answer.get("statusCode").and_then(Value::as_u64).unwrap_or(200);
@@ -220,8 +219,6 @@ impl WebSockets {
                 Err(()) => return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"),
             }
         }
-        let (sender, receiver) = mpsc::channel(OUTGOING_QUEUE);
-        connection.sender = sender;
         let connection = Arc::new(connection);
         self.connections
             .lock()

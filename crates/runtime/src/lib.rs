@@ -28,7 +28,7 @@ use bytes::Bytes;
 use sylph_model::Function;
 
 pub use process::{
-    ApiHandler, ConnectionPermit, CredentialIssuer, Family, InstanceCredentials, ProcessRuntime,
+    ApiHandler, ConnectionPermit, CredentialIssuer, Family, InstanceCredentials, Interpreter, ProcessRuntime,
     MAX_INSTANCE_CONNECTIONS,
 };
 

@@ -122,6 +122,18 @@ struct Inner {
     preferred: Mutex<std::collections::HashMap<Family, RuntimeId>>,
 }
 
+/// The interpreter that serves a runtime id, as the start-up lines describe it.
+#[derive(Debug, Clone)]
+pub struct Interpreter {
+    pub path: PathBuf,
+    /// What it reports (`v20.11.1`, `Python 3.11.7`).
+    pub version: Option<String>,
+    /// Its version is the one the runtime id names.
+    pub exact: bool,
+    /// Why an installed interpreter of the exact version is not used, when it is not.
+    pub note: Option<String>,
+}
+
 /// How a runtime id is served when it is not by the default interpreter.
 #[derive(Debug, Default)]
 pub(crate) struct ExactChoice {
@@ -291,29 +303,23 @@ impl ProcessRuntime {
         }
     }
 
-    /// The interpreter that runs functions of `runtime` (an exact one, or the default), the
-    /// version it reports, and why an installed exact one is not used, if it is not.
-    pub fn interpreter_of(&self, runtime: &RuntimeId) -> Option<(PathBuf, Option<String>, Option<String>)> {
+    /// The interpreter that runs functions of `runtime` (an exact one, or the default), for
+    /// the start-up lines; `None` for `provided` runtimes.
+    pub fn interpreter_of(&self, runtime: &RuntimeId) -> Option<Interpreter> {
         let family = Family::of(runtime)?;
         let choice = self.inner.exact_choice(runtime);
         let (path, _) = self.inner.program_for(runtime, family);
         let version = interpreters::reported_version(&path);
-        Some((path, version, choice.note.clone()))
-    }
-
-    /// The interpreter that runs `family`'s functions, and the version it reports
-    /// (`v20.11.1`, `Python 3.11.7`), for the start-up lines.
-    pub fn interpreter(&self, family: Family) -> (PathBuf, Option<String>) {
-        let (path, _) = self.inner.family_command(family);
-        let version = std::process::Command::new(&path)
-            .arg("--version")
-            .stderr(Stdio::null())
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .map(|v| v.trim().to_owned());
-        (path, version)
+        let exact = match (&version, interpreters::wanted(runtime)) {
+            (Some(v), Some((_, want))) => interpreters::short_version(family, v) == want,
+            _ => false,
+        };
+        Some(Interpreter {
+            path,
+            version,
+            exact,
+            note: choice.note.clone(),
+        })
     }
 
     /// The sandbox functions run in, or `None` when running unsandboxed.
