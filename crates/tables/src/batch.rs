@@ -4,20 +4,39 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value as Json};
 
-use crate::catalog::TableMeta;
+use crate::catalog::{Catalog, TableMeta};
+use crate::codec::{read_item, storage_err, token_key};
 use crate::error::{DbError, ErrorKind};
 use crate::expr::{self, Condition, Path, Substitutions, UpdateAction};
-use crate::service::{
-    check_substitutions_need_expressions, projection, read_item, same_table, str_param, token_key, write_condition,
-    write_item, Tables,
-};
-use crate::value::{item_from_json, item_size, item_to_json, Item, MAX_ITEM_BYTES};
+use crate::items::{item_param, key_param};
+use crate::request::{check_substitutions_need_expressions, old_on_fail, projection, str_param, write_condition};
+use crate::storage::Storage;
+use crate::value::{item_to_json, Item};
+use crate::writer::{same_table, write_item, WriteOp};
 
 const MAX_BATCH_GET: usize = 100;
 const MAX_BATCH_WRITE: usize = 25;
 const MAX_TRANSACT: usize = 100;
 /// How long a transaction's ClientRequestToken is remembered.
 const TOKEN_TTL_SECS: u64 = 600;
+
+/// A transaction's ClientRequestToken: 1 to 36 characters.
+pub(crate) fn check_request_token(token: &str) -> Result<(), DbError> {
+    let n = token.chars().count();
+    if (1..=36).contains(&n) {
+        return Ok(());
+    }
+    Err(DbError::validation(format!(
+        "1 validation error detected: Value '{token}' at 'clientRequestToken' failed to satisfy constraint: Member must have length {}",
+        if n == 0 { "greater than or equal to 1" } else { "less than or equal to 36" }
+    )))
+}
+
+fn key_of(meta: &TableMeta, key: &Json) -> Result<Item, DbError> {
+    let key = crate::value::item_from_json(key)?;
+    meta.check_key(&key)?;
+    Ok(key)
+}
 
 fn request_items(req: &Json) -> Result<&Map<String, Json>, DbError> {
     match req.get("RequestItems") {
@@ -28,7 +47,7 @@ fn request_items(req: &Json) -> Result<&Map<String, Json>, DbError> {
     }
 }
 
-pub fn batch_get(tables: &Tables, req: &Json) -> Result<Json, DbError> {
+pub(crate) fn batch_get(catalog: &Catalog, storage: &dyn Storage, req: &Json) -> Result<Json, DbError> {
     let items = request_items(req)?;
     let total: usize = items
         .values()
@@ -39,14 +58,10 @@ pub fn batch_get(tables: &Tables, req: &Json) -> Result<Json, DbError> {
             "Too many items requested for the BatchGetItem call",
         ));
     }
-    let snap = tables
-        .inner
-        .storage
-        .snapshot()
-        .map_err(|e| DbError::internal(e.to_string()))?;
+    let snap = storage.snapshot().map_err(storage_err)?;
     let mut responses = Map::new();
     for (name, spec) in items {
-        let meta = tables.table_named(name)?;
+        let meta = catalog.get(name)?;
         check_substitutions_need_expressions(spec, &["ProjectionExpression"])?;
         let subs = Substitutions::new(spec)?;
         let paths = projection(spec, &subs)?;
@@ -58,14 +73,13 @@ pub fn batch_get(tables: &Tables, req: &Json) -> Result<Json, DbError> {
         let mut seen = Vec::with_capacity(keys.len());
         let mut found = Vec::new();
         for k in &keys {
-            let key = item_from_json(k)?;
-            meta.check_key(&key)?;
+            let key = key_of(&meta, k)?;
             let storage_key = meta.item_key(&key);
             if seen.contains(&storage_key) {
                 return Err(DbError::validation("Provided list of item keys contains duplicates"));
             }
             seen.push(storage_key);
-            if let Some(item) = read_item(&*snap, &meta, &key).map_err(|e| DbError::internal(e.to_string()))? {
+            if let Some(item) = read_item(&*snap, &meta, &key).map_err(storage_err)? {
                 let item = match &paths {
                     Some(p) => expr::project(&item, p),
                     None => item,
@@ -83,7 +97,7 @@ enum WriteRequest {
     Delete(Item),
 }
 
-pub async fn batch_write(tables: &Tables, req: &Json) -> Result<Json, DbError> {
+pub(crate) fn batch_write(catalog: &Catalog, req: &Json) -> Result<WriteOp, DbError> {
     let items = request_items(req)?;
     let total: usize = items.values().map(|t| t.as_array().map_or(0, Vec::len)).sum();
     if total > MAX_BATCH_WRITE {
@@ -93,21 +107,16 @@ pub async fn batch_write(tables: &Tables, req: &Json) -> Result<Json, DbError> {
     }
     let mut plan: Vec<(Arc<TableMeta>, Vec<WriteRequest>)> = Vec::new();
     for (name, list) in items {
-        let meta = tables.table_named(name)?;
+        let meta = catalog.get(name)?;
         let list = list.as_array().cloned().unwrap_or_default();
         let mut writes = Vec::with_capacity(list.len());
         let mut seen = Vec::with_capacity(list.len());
         for w in &list {
             let (storage_key, write) = if let Some(p) = w.get("PutRequest") {
-                let item = item_from_json(p.get("Item").unwrap_or(&Json::Null))?;
-                meta.check_item(&item)?;
-                if item_size(&item) > MAX_ITEM_BYTES {
-                    return Err(DbError::validation("Item size has exceeded the maximum allowed size"));
-                }
+                let item = item_param(&meta, p)?;
                 (meta.item_key(&item), WriteRequest::Put(item))
             } else if let Some(d) = w.get("DeleteRequest") {
-                let key = item_from_json(d.get("Key").unwrap_or(&Json::Null))?;
-                meta.check_key(&key)?;
+                let key = key_param(&meta, d)?;
                 (meta.item_key(&key), WriteRequest::Delete(key))
             } else {
                 return Err(DbError::validation("1 validation error detected: Value at 'requestItems' failed to satisfy constraint: a WriteRequest must hold a PutRequest or a DeleteRequest"));
@@ -120,30 +129,28 @@ pub async fn batch_write(tables: &Tables, req: &Json) -> Result<Json, DbError> {
         }
         plan.push((meta, writes));
     }
-    tables
-        .write(Box::new(move |b| {
-            for (meta, _) in &plan {
-                if let Err(e) = same_table(b, meta)? {
-                    return Ok(Err(e));
-                }
+    Ok(Box::new(move |b| {
+        for (meta, _) in &plan {
+            if let Err(e) = same_table(b, meta)? {
+                return Ok(Err(e));
             }
-            for (meta, writes) in &plan {
-                for w in writes {
-                    match w {
-                        WriteRequest::Put(item) => {
-                            let old = read_item(b, meta, item)?;
-                            write_item(b, meta, old.as_ref(), Some(item))?;
-                        }
-                        WriteRequest::Delete(key) => {
-                            let old = read_item(b, meta, key)?;
-                            write_item(b, meta, old.as_ref(), None)?;
-                        }
+        }
+        for (meta, writes) in &plan {
+            for w in writes {
+                match w {
+                    WriteRequest::Put(item) => {
+                        let old = read_item(b, meta, item)?;
+                        write_item(b, meta, old.as_ref(), Some(item))?;
+                    }
+                    WriteRequest::Delete(key) => {
+                        let old = read_item(b, meta, key)?;
+                        write_item(b, meta, old.as_ref(), None)?;
                     }
                 }
             }
-            Ok(Ok(json!({"UnprocessedItems": {}})))
-        }))
-        .await
+        }
+        Ok(Ok(json!({"UnprocessedItems": {}})))
+    }))
 }
 
 enum TxKind {
@@ -161,14 +168,14 @@ struct TxOp {
     kind: TxKind,
 }
 
-fn tx_op(tables: &Tables, entry: &Json) -> Result<TxOp, DbError> {
+fn tx_op(catalog: &Catalog, entry: &Json) -> Result<TxOp, DbError> {
     let (kind_name, spec) = ["ConditionCheck", "Put", "Update", "Delete"]
         .iter()
         .find_map(|k| entry.get(*k).map(|v| (*k, v)))
         .ok_or_else(|| {
             DbError::validation("TransactItems can only contain one of ConditionCheck, Put, Update or Delete")
         })?;
-    let meta = tables.table(spec)?;
+    let meta = catalog.of_request(spec)?;
     let expressions: &[&str] = match kind_name {
         "Update" => &["ConditionExpression", "UpdateExpression"],
         _ => &["ConditionExpression"],
@@ -176,19 +183,14 @@ fn tx_op(tables: &Tables, entry: &Json) -> Result<TxOp, DbError> {
     check_substitutions_need_expressions(spec, expressions)?;
     let subs = Substitutions::new(spec)?;
     let condition = write_condition(spec, &subs)?;
-    let return_old = str_param(spec, "ReturnValuesOnConditionCheckFailure") == Some("ALL_OLD");
+    let return_old = old_on_fail(spec)?;
     let (key, kind) = match kind_name {
         "Put" => {
-            let item = item_from_json(spec.get("Item").unwrap_or(&Json::Null))?;
-            meta.check_item(&item)?;
-            if item_size(&item) > MAX_ITEM_BYTES {
-                return Err(DbError::validation("Item size has exceeded the maximum allowed size"));
-            }
+            let item = item_param(&meta, spec)?;
             (meta.key_of(&item), TxKind::Put(item))
         }
         other => {
-            let key = item_from_json(spec.get("Key").unwrap_or(&Json::Null))?;
-            meta.check_key(&key)?;
+            let key = key_param(&meta, spec)?;
             let kind = match other {
                 "Update" => {
                     let text = str_param(spec, "UpdateExpression").ok_or_else(|| {
@@ -219,7 +221,7 @@ fn tx_op(tables: &Tables, entry: &Json) -> Result<TxOp, DbError> {
     })
 }
 
-pub async fn transact_write(tables: &Tables, req: &Json) -> Result<Json, DbError> {
+pub(crate) fn transact_write(catalog: &Catalog, req: &Json) -> Result<WriteOp, DbError> {
     let entries = req
         .get("TransactItems")
         .and_then(Json::as_array)
@@ -234,7 +236,7 @@ pub async fn transact_write(tables: &Tables, req: &Json) -> Result<Json, DbError
     let mut ops = Vec::with_capacity(entries.len());
     let mut seen: Vec<(u32, Vec<u8>)> = Vec::with_capacity(entries.len());
     for e in &entries {
-        let op = tx_op(tables, e)?;
+        let op = tx_op(catalog, e)?;
         let id = (op.meta.id, op.meta.item_key(&op.key));
         if seen.contains(&id) {
             return Err(DbError::validation(
@@ -245,6 +247,9 @@ pub async fn transact_write(tables: &Tables, req: &Json) -> Result<Json, DbError
         ops.push(op);
     }
     let token = str_param(req, "ClientRequestToken").map(str::to_owned);
+    if let Some(t) = &token {
+        check_request_token(t)?;
+    }
     // The request without its token identifies it for idempotency.
     let fingerprint = {
         let mut r = req.clone();
@@ -253,105 +258,103 @@ pub async fn transact_write(tables: &Tables, req: &Json) -> Result<Json, DbError
         }
         r.to_string()
     };
-    tables
-        .write(Box::new(move |b| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            if let Some(t) = &token {
-                if let Some(bytes) = b.get(&token_key(t))? {
-                    let seen: Json = serde_json::from_slice(&bytes).unwrap_or(Json::Null);
-                    let at = seen.get("at").and_then(Json::as_u64).unwrap_or(0);
-                    if now.saturating_sub(at) < TOKEN_TTL_SECS {
-                        if seen.get("request").and_then(Json::as_str) == Some(fingerprint.as_str()) {
-                            return Ok(Ok(json!({})));
-                        }
-                        return Ok(Err(DbError::new(
-                            ErrorKind::IdempotentParameterMismatch,
-                            "Specified idempotent token was already used with different request parameters",
-                        )));
+    Ok(Box::new(move |b| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if let Some(t) = &token {
+            if let Some(bytes) = b.get(&token_key(t))? {
+                let seen: Json = serde_json::from_slice(&bytes).unwrap_or(Json::Null);
+                let at = seen.get("at").and_then(Json::as_u64).unwrap_or(0);
+                if now.saturating_sub(at) < TOKEN_TTL_SECS {
+                    if seen.get("request").and_then(Json::as_str) == Some(fingerprint.as_str()) {
+                        return Ok(Ok(json!({})));
                     }
+                    return Ok(Err(DbError::new(
+                        ErrorKind::IdempotentParameterMismatch,
+                        "Specified idempotent token was already used with different request parameters",
+                    )));
                 }
             }
-            for op in &ops {
-                if let Err(e) = same_table(b, &op.meta)? {
-                    return Ok(Err(e));
-                }
-            }
-            // Every condition is checked before anything is written: all or nothing.
-            let mut olds = Vec::with_capacity(ops.len());
-            let mut reasons = Vec::with_capacity(ops.len());
-            let mut failed = false;
-            for op in &ops {
-                let old = read_item(b, &op.meta, &op.key)?;
-                let ok = op
-                    .condition
-                    .as_ref()
-                    .is_none_or(|c| expr::matches(c, old.as_ref().unwrap_or(&Item::new())));
-                if ok {
-                    reasons.push(json!({"Code": "None"}));
-                } else {
-                    failed = true;
-                    let mut r = json!({"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"});
-                    if let (true, Some(o)) = (op.return_old, &old) {
-                        r["Item"] = item_to_json(o);
-                    }
-                    reasons.push(r);
-                }
-                olds.push(old);
-            }
-            // Updates can fail on their own (bad types, key attributes): that cancels too.
-            let mut news = Vec::with_capacity(ops.len());
-            if !failed {
-                for (i, op) in ops.iter().enumerate() {
-                    let new = match &op.kind {
-                        TxKind::Check => None,
-                        TxKind::Delete => None,
-                        TxKind::Put(item) => Some(item.clone()),
-                        TxKind::Update(actions) => {
-                            let base = olds[i].clone().unwrap_or_else(|| op.key.clone());
-                            match expr::apply_update(&base, actions, &op.meta.key_names()) {
-                                Ok(o) => {
-                                    if let Err(e) = op.meta.check_item(&o.item) {
-                                        return Ok(Err(e));
-                                    }
-                                    Some(o.item)
-                                }
-                                Err(e) => return Ok(Err(e)),
-                            }
-                        }
-                    };
-                    news.push(new);
-                }
-            }
-            if failed {
-                let codes: Vec<&str> = reasons.iter().map(|r| r["Code"].as_str().unwrap_or("None")).collect();
-                let message = format!(
-                    "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
-                    codes.join(", ")
-                );
-                let mut e = DbError::new(ErrorKind::TransactionCanceled, message);
-                e.extra = Some(("CancellationReasons", Json::Array(reasons)));
+        }
+        for op in &ops {
+            if let Err(e) = same_table(b, &op.meta)? {
                 return Ok(Err(e));
             }
-            for (i, op) in ops.iter().enumerate() {
-                match &op.kind {
-                    TxKind::Check => {}
-                    TxKind::Delete => write_item(b, &op.meta, olds[i].as_ref(), None)?,
-                    TxKind::Put(_) | TxKind::Update(_) => write_item(b, &op.meta, olds[i].as_ref(), news[i].as_ref())?,
+        }
+        // Every condition is checked before anything is written: all or nothing.
+        let mut olds = Vec::with_capacity(ops.len());
+        let mut reasons = Vec::with_capacity(ops.len());
+        let mut failed = false;
+        for op in &ops {
+            let old = read_item(b, &op.meta, &op.key)?;
+            let ok = op
+                .condition
+                .as_ref()
+                .is_none_or(|c| expr::matches(c, old.as_ref().unwrap_or(&Item::new())));
+            if ok {
+                reasons.push(json!({"Code": "None"}));
+            } else {
+                failed = true;
+                let mut r = json!({"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"});
+                if let (true, Some(o)) = (op.return_old, &old) {
+                    r["Item"] = item_to_json(o);
                 }
+                reasons.push(r);
             }
-            if let Some(t) = &token {
-                let record = json!({"at": now, "request": fingerprint});
-                b.put(&token_key(t), record.to_string().as_bytes())?;
+            olds.push(old);
+        }
+        // Updates can fail on their own (bad types, key attributes): that cancels too.
+        let mut news = Vec::with_capacity(ops.len());
+        if !failed {
+            for (i, op) in ops.iter().enumerate() {
+                let new = match &op.kind {
+                    TxKind::Check => None,
+                    TxKind::Delete => None,
+                    TxKind::Put(item) => Some(item.clone()),
+                    TxKind::Update(actions) => {
+                        let base = olds[i].clone().unwrap_or_else(|| op.key.clone());
+                        match expr::apply_update(&base, actions, &op.meta.key_names()) {
+                            Ok(o) => {
+                                if let Err(e) = op.meta.check_item(&o.item) {
+                                    return Ok(Err(e));
+                                }
+                                Some(o.item)
+                            }
+                            Err(e) => return Ok(Err(e)),
+                        }
+                    }
+                };
+                news.push(new);
             }
-            Ok(Ok(json!({})))
-        }))
-        .await
+        }
+        if failed {
+            let codes: Vec<&str> = reasons.iter().map(|r| r["Code"].as_str().unwrap_or("None")).collect();
+            let message = format!(
+                "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
+                codes.join(", ")
+            );
+            let mut e = DbError::new(ErrorKind::TransactionCanceled, message);
+            e.extra = Some(("CancellationReasons", Json::Array(reasons)));
+            return Ok(Err(e));
+        }
+        for (i, op) in ops.iter().enumerate() {
+            match &op.kind {
+                TxKind::Check => {}
+                TxKind::Delete => write_item(b, &op.meta, olds[i].as_ref(), None)?,
+                TxKind::Put(_) | TxKind::Update(_) => write_item(b, &op.meta, olds[i].as_ref(), news[i].as_ref())?,
+            }
+        }
+        if let Some(t) = &token {
+            let record = json!({"at": now, "request": fingerprint});
+            b.put(&token_key(t), record.to_string().as_bytes())?;
+        }
+        Ok(Ok(json!({})))
+    }))
 }
 
-pub fn transact_get(tables: &Tables, req: &Json) -> Result<Json, DbError> {
+pub(crate) fn transact_get(catalog: &Catalog, storage: &dyn Storage, req: &Json) -> Result<Json, DbError> {
     let entries = req
         .get("TransactItems")
         .and_then(Json::as_array)
@@ -365,23 +368,18 @@ pub fn transact_get(tables: &Tables, req: &Json) -> Result<Json, DbError> {
         let spec = e
             .get("Get")
             .ok_or_else(|| DbError::validation("TransactGetItems can only contain Get"))?;
-        let meta = tables.table(spec)?;
-        let key = item_from_json(spec.get("Key").unwrap_or(&Json::Null))?;
-        meta.check_key(&key)?;
+        let meta = catalog.of_request(spec)?;
+        let key = key_param(&meta, spec)?;
         check_substitutions_need_expressions(spec, &["ProjectionExpression"])?;
         let subs = Substitutions::new(spec)?;
         let paths = projection(spec, &subs)?;
         subs.check_all_used()?;
         gets.push((meta, key, paths));
     }
-    let snap = tables
-        .inner
-        .storage
-        .snapshot()
-        .map_err(|e| DbError::internal(e.to_string()))?;
+    let snap = storage.snapshot().map_err(storage_err)?;
     let mut responses = Vec::with_capacity(gets.len());
     for (meta, key, paths) in gets {
-        let item = read_item(&*snap, &meta, &key).map_err(|e| DbError::internal(e.to_string()))?;
+        let item = read_item(&*snap, &meta, &key).map_err(storage_err)?;
         responses.push(match item {
             Some(i) => json!({"Item": item_to_json(&match &paths { Some(p) => expr::project(&i, p), None => i })}),
             None => json!({}),

@@ -279,7 +279,8 @@ impl TableMeta {
         Json::Array(v)
     }
 
-    pub fn describe(&self, item_count: u64, size_bytes: u64, status: &str) -> Json {
+    /// The table's description as DynamoDB answers it, with its statistics.
+    pub fn describe(&self, stats: &crate::stats::TableStats, status: &str) -> Json {
         let tp =
             |t: (u64, u64)| json!({"NumberOfDecreasesToday": 0, "ReadCapacityUnits": t.0, "WriteCapacityUnits": t.1});
         let mut d = json!({
@@ -289,8 +290,8 @@ impl TableMeta {
             "TableStatus": status,
             "CreationDateTime": self.created,
             "ProvisionedThroughput": tp(self.throughput),
-            "TableSizeBytes": size_bytes,
-            "ItemCount": item_count,
+            "TableSizeBytes": stats.table.bytes,
+            "ItemCount": stats.table.items,
             "TableArn": self.arn(),
             "TableId": self.uuid,
             "DeletionProtectionEnabled": self.deletion_protection,
@@ -309,8 +310,8 @@ impl TableMeta {
                 "IndexName": i.name,
                 "KeySchema": Self::key_schema_json(&i.hash, &i.range),
                 "Projection": projection,
-                "IndexSizeBytes": 0,
-                "ItemCount": 0,
+                "IndexSizeBytes": stats.index(i.id).bytes,
+                "ItemCount": stats.index(i.id).items,
                 "IndexArn": format!("{}/index/{}", self.arn(), i.name),
             });
             if !i.local {
@@ -504,5 +505,54 @@ impl TableMeta {
                     .collect()
             }
         }
+    }
+}
+
+/// The tables that exist, by name: the in-memory copy of every stored description, read by
+/// every request and changed only by the table operations after their write commits.
+#[derive(Default)]
+pub struct Catalog {
+    tables: std::sync::RwLock<std::collections::HashMap<String, std::sync::Arc<TableMeta>>>,
+}
+
+impl Catalog {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, std::collections::HashMap<String, std::sync::Arc<TableMeta>>> {
+        self.tables.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The table called `name` (checked to be a valid name first, as DynamoDB does).
+    pub fn get(&self, name: &str) -> Result<std::sync::Arc<TableMeta>, DbError> {
+        validate_table_name(name, "tableName")?;
+        self.read().get(name).cloned().ok_or_else(DbError::not_found)
+    }
+
+    /// The table a request's `TableName` names.
+    pub fn of_request(&self, req: &Json) -> Result<std::sync::Arc<TableMeta>, DbError> {
+        let name = req.get("TableName").and_then(Json::as_str).ok_or_else(|| {
+            DbError::validation(
+                "1 validation error detected: Value null at 'tableName' failed to satisfy constraint: Member must not be null",
+            )
+        })?;
+        self.get(name)
+    }
+
+    /// Names in order.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.read().keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    pub fn all(&self) -> Vec<std::sync::Arc<TableMeta>> {
+        self.read().values().cloned().collect()
+    }
+
+    pub(crate) fn insert(&self, meta: TableMeta) {
+        let mut c = self.tables.write().unwrap_or_else(|e| e.into_inner());
+        c.insert(meta.name.clone(), std::sync::Arc::new(meta));
+    }
+
+    pub(crate) fn remove(&self, name: &str) {
+        self.tables.write().unwrap_or_else(|e| e.into_inner()).remove(name);
     }
 }

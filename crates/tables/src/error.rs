@@ -11,6 +11,8 @@ pub enum ErrorKind {
     ConditionalCheckFailed,
     TransactionCanceled,
     IdempotentParameterMismatch,
+    /// A PartiQL INSERT of an item that exists.
+    DuplicateItem,
     UnknownOperation,
     InternalServerError,
 }
@@ -24,6 +26,7 @@ impl ErrorKind {
             ErrorKind::ResourceInUse => "com.amazonaws.dynamodb.v20120810#ResourceInUseException",
             ErrorKind::ConditionalCheckFailed => "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
             ErrorKind::TransactionCanceled => "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+            ErrorKind::DuplicateItem => "com.amazonaws.dynamodb.v20120810#DuplicateItemException",
             ErrorKind::IdempotentParameterMismatch => {
                 "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException"
             }

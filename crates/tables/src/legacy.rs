@@ -145,6 +145,24 @@ pub fn attribute_updates(map: &Map<String, Json>) -> Result<Vec<UpdateAction>, D
     Ok(actions)
 }
 
-pub fn attributes_to_get(list: &[Json]) -> Vec<Path> {
-    list.iter().filter_map(Json::as_str).map(path).collect()
+/// AttributesToGet: at least one name, none twice.
+pub fn attributes_to_get(list: &[Json]) -> Result<Vec<Path>, DbError> {
+    if list.is_empty() {
+        return Err(DbError::validation(
+            "1 validation error detected: Value '[]' at 'attributesToGet' failed to satisfy constraint: Member must have length greater than or equal to 1",
+        ));
+    }
+    let mut names: Vec<&str> = Vec::with_capacity(list.len());
+    for v in list {
+        let name = v
+            .as_str()
+            .ok_or_else(|| DbError::serialization("AttributesToGet must be a list of strings"))?;
+        if names.contains(&name) {
+            return Err(DbError::validation(format!(
+                "One or more parameter values were invalid: Duplicate value in attribute name: {name}"
+            )));
+        }
+        names.push(name);
+    }
+    Ok(names.into_iter().map(path).collect())
 }

@@ -14,17 +14,24 @@
 
 mod batch;
 pub mod catalog;
+mod codec;
 pub mod error;
 pub mod expr;
+mod items;
 pub mod keys;
 pub mod legacy;
+mod manage;
 pub mod number;
+mod partiql;
 pub mod provision;
 mod query;
+mod request;
 pub mod service;
+pub mod stats;
 pub mod storage;
 pub mod stream;
 pub mod value;
+mod writer;
 
 pub use error::{DbError, ErrorKind};
 pub use service::Tables;

@@ -5,15 +5,15 @@ use std::ops::Bound;
 
 use serde_json::Value as Json;
 
+use crate::catalog::Catalog;
 use crate::catalog::{IndexMeta, KeyAttr, Projection, TableMeta};
+use crate::codec::{decode_item, storage_err};
 use crate::error::DbError;
 use crate::expr::{self, Comparator, Condition, ExprKind, Operand, Path, PathElem, Substitutions};
 use crate::keys::{encode_key_value, prefix_end};
 use crate::legacy;
-use crate::service::{
-    check_no_mix, check_substitutions_need_expressions, consumed, decode_item, projection, str_param, Tables,
-};
-use crate::storage::Read;
+use crate::request::{check_no_mix, check_substitutions_need_expressions, limit, projection, str_param, Capacity};
+use crate::storage::{Read, Storage};
 use crate::value::{item_from_json, item_to_json, Item, Value};
 
 /// DynamoDB stops a page after 1 MB of items read.
@@ -29,18 +29,7 @@ struct Plan<'m> {
     reverse: bool,
     /// Storage key to start strictly after (before, in reverse).
     start_after: Option<Vec<u8>>,
-}
-
-fn limit(req: &Json) -> Result<Option<usize>, DbError> {
-    match req.get("Limit") {
-        None | Some(Json::Null) => Ok(None),
-        Some(v) => match v.as_i64() {
-            Some(n) if n >= 1 => Ok(Some(n as usize)),
-            _ => Err(DbError::validation(format!(
-                "1 validation error detected: Value '{v}' at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1"
-            ))),
-        },
-    }
+    capacity: Capacity,
 }
 
 /// The index a Query or Scan reads (`IndexName`), checking DynamoDB's rule for consistent reads.
@@ -72,7 +61,7 @@ fn filter(req: &Json, legacy_param: &str, subs: &Substitutions<'_>) -> Result<Op
     }
 }
 
-fn select(req: &Json, index: Option<&IndexMeta>, has_projection: bool) -> Result<bool, DbError> {
+fn count_only(req: &Json, index: Option<&IndexMeta>, has_projection: bool) -> Result<bool, DbError> {
     let s = str_param(req, "Select");
     match s {
         None => Ok(false),
@@ -427,7 +416,7 @@ fn partition_end(enc: &[u8]) -> usize {
 }
 
 /// The answer as bytes: the items are spliced in as they are.
-fn page_bytes(page: Page, plan: &Plan<'_>, req: &Json) -> Vec<u8> {
+fn page_bytes(page: Page, plan: &Plan<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(page.items.len() + 128);
     out.extend_from_slice(b"{");
     if !plan.count_only {
@@ -440,7 +429,10 @@ fn page_bytes(page: Page, plan: &Plan<'_>, req: &Json) -> Vec<u8> {
         out.extend_from_slice(b",\"LastEvaluatedKey\":");
         out.extend_from_slice(&serde_json::to_vec(&item_to_json(&k)).unwrap_or_default());
     }
-    if let Some(cc) = consumed(req, &plan.meta.name, (page.scanned as f64 * 0.5).max(0.5)) {
+    if let Some(cc) = plan
+        .capacity
+        .report(&plan.meta.name, (page.scanned as f64 * 0.5).max(0.5))
+    {
         out.extend_from_slice(b",\"ConsumedCapacity\":");
         out.extend_from_slice(cc.to_string().as_bytes());
     }
@@ -448,8 +440,8 @@ fn page_bytes(page: Page, plan: &Plan<'_>, req: &Json) -> Vec<u8> {
     out
 }
 
-pub fn query(tables: &Tables, req: &Json) -> Result<Vec<u8>, DbError> {
-    let meta = tables.table(req)?;
+pub(crate) fn query(catalog: &Catalog, storage: &dyn Storage, req: &Json) -> Result<Vec<u8>, DbError> {
+    let meta = catalog.of_request(req)?;
     let index = index(&meta, req)?;
     check_no_mix(
         req,
@@ -483,7 +475,7 @@ pub fn query(tables: &Tables, req: &Json) -> Result<Vec<u8>, DbError> {
         None => (&meta.hash, meta.range.as_ref()),
     };
     let (hash_value, sort) = key_condition(key_cond, hash, range)?;
-    let count_only = select(req, index, projection.is_some())?;
+    let count_only = count_only(req, index, projection.is_some())?;
     let plan = Plan {
         meta: &meta,
         index,
@@ -493,6 +485,7 @@ pub fn query(tables: &Tables, req: &Json) -> Result<Vec<u8>, DbError> {
         limit: limit(req)?,
         reverse: req.get("ScanIndexForward").and_then(Json::as_bool) == Some(false),
         start_after: start_key(&meta, index, req)?,
+        capacity: Capacity::of(req)?,
     };
     let mut partition = match index {
         Some(ix) => meta.index_prefix(ix),
@@ -513,17 +506,13 @@ pub fn query(tables: &Tables, req: &Json) -> Result<Vec<u8>, DbError> {
             Bound::Excluded(&partition_end),
         ),
     };
-    let snap = tables
-        .inner
-        .storage
-        .snapshot()
-        .map_err(|e| DbError::internal(e.to_string()))?;
+    let snap = storage.snapshot().map_err(storage_err)?;
     let page = run(&*snap, &plan, start, end, sort.as_ref(), None)?;
-    Ok(page_bytes(page, &plan, req))
+    Ok(page_bytes(page, &plan))
 }
 
-pub fn scan(tables: &Tables, req: &Json) -> Result<Vec<u8>, DbError> {
-    let meta = tables.table(req)?;
+pub(crate) fn scan(catalog: &Catalog, storage: &dyn Storage, req: &Json) -> Result<Vec<u8>, DbError> {
+    let meta = catalog.of_request(req)?;
     let index = index(&meta, req)?;
     check_no_mix(req, &["ScanFilter"], &["FilterExpression"])?;
     check_substitutions_need_expressions(req, &["FilterExpression", "ProjectionExpression"])?;
@@ -541,7 +530,7 @@ pub fn scan(tables: &Tables, req: &Json) -> Result<Vec<u8>, DbError> {
         (None, Some(_)) => return Err(DbError::validation("The Segment parameter is required but was not present in the request when parameter TotalSegments is present")),
         _ => return Err(DbError::validation("1 validation error detected: Value at 'totalSegments' failed to satisfy constraint: Member must have value between 1 and 1000000")),
     };
-    let count_only = select(req, index, projection.is_some())?;
+    let count_only = count_only(req, index, projection.is_some())?;
     let plan = Plan {
         meta: &meta,
         index,
@@ -551,6 +540,7 @@ pub fn scan(tables: &Tables, req: &Json) -> Result<Vec<u8>, DbError> {
         limit: limit(req)?,
         reverse: false,
         start_after: start_key(&meta, index, req)?,
+        capacity: Capacity::of(req)?,
     };
     let prefix = match index {
         Some(ix) => meta.index_prefix(ix),
@@ -561,11 +551,63 @@ pub fn scan(tables: &Tables, req: &Json) -> Result<Vec<u8>, DbError> {
         Some(k) => Bound::Excluded(k.as_slice()),
         None => Bound::Included(prefix.as_slice()),
     };
-    let snap = tables
-        .inner
-        .storage
-        .snapshot()
-        .map_err(|e| DbError::internal(e.to_string()))?;
+    let snap = storage.snapshot().map_err(storage_err)?;
     let page = run(&*snap, &plan, start, Bound::Excluded(&end), None, segment)?;
-    Ok(page_bytes(page, &plan, req))
+    Ok(page_bytes(page, &plan))
+}
+
+/// A PartiQL SELECT as a read: one partition when the statement pins the partition key,
+/// otherwise the whole table or index, filtered and projected.
+pub(crate) struct Select<'m> {
+    pub meta: &'m TableMeta,
+    pub index: Option<&'m IndexMeta>,
+    pub partition: Option<Value>,
+    pub filter: Option<Condition>,
+    pub projection: Option<Vec<Path>>,
+    pub limit: Option<usize>,
+    pub reverse: bool,
+    /// The key the previous page ended on (from its NextToken).
+    pub start_after: Option<Item>,
+}
+
+/// One page of a [`Select`]: the items as comma-separated DynamoDB JSON, and the key to
+/// continue after when there is more.
+pub(crate) fn select_page(storage: &dyn Storage, s: Select<'_>) -> Result<(Vec<u8>, Option<Item>), DbError> {
+    let start_after = match &s.start_after {
+        None => None,
+        Some(key) => Some(
+            match s.index {
+                Some(ix) => s.meta.index_key(ix, key),
+                None => Some(s.meta.item_key(key)),
+            }
+            .ok_or_else(|| DbError::validation("Invalid NextToken"))?,
+        ),
+    };
+    let plan = Plan {
+        meta: s.meta,
+        index: s.index,
+        filter: s.filter,
+        projection: s.projection,
+        count_only: false,
+        limit: s.limit,
+        reverse: s.reverse,
+        start_after,
+        capacity: Capacity::default(),
+    };
+    let mut prefix = match s.index {
+        Some(ix) => s.meta.index_prefix(ix),
+        None => s.meta.items_prefix(),
+    };
+    if let Some(v) = &s.partition {
+        encode_key_value(v, &mut prefix);
+    }
+    let end = prefix_end(&prefix).unwrap_or_default();
+    let (start, end): (Bound<&[u8]>, Bound<&[u8]>) = match (&plan.start_after, plan.reverse) {
+        (Some(k), false) => (Bound::Excluded(k), Bound::Excluded(&end)),
+        (Some(k), true) => (Bound::Included(&prefix), Bound::Excluded(k)),
+        (None, _) => (Bound::Included(&prefix), Bound::Excluded(&end)),
+    };
+    let snap = storage.snapshot().map_err(storage_err)?;
+    let page = run(&*snap, &plan, start, end, None, None)?;
+    Ok((page.items, page.last_key))
 }

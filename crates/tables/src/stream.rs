@@ -225,14 +225,7 @@ impl Tables {
     /// Drop records older than [`RETENTION_MS`].
     pub(crate) async fn trim_streams(&self) -> Result<(), DbError> {
         let cutoff_us = (sylph_telemetry::unix_ms().saturating_sub(RETENTION_MS)) * 1000;
-        let tables: Vec<std::sync::Arc<TableMeta>> = self
-            .inner
-            .catalog
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let tables: Vec<std::sync::Arc<TableMeta>> = self.inner.catalog.all();
         for meta in tables {
             let start = prefix(meta.id);
             let end = key(meta.id, cutoff_us);

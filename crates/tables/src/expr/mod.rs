@@ -17,7 +17,7 @@ use crate::error::DbError;
 use crate::value::Value;
 
 pub use eval::{get_path, matches, project};
-pub use update::{apply_update, UpdateOutcome};
+pub use update::{apply_update, check_update_paths, UpdateOutcome};
 
 /// One element of a document path: `a`, `.b`, `[3]`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

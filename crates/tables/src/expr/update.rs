@@ -3,8 +3,6 @@
 //! As in DynamoDB, every operand is read from the item as it was before the update; the
 //! actions are then applied in order.
 
-use std::collections::BTreeSet;
-
 use crate::error::DbError;
 use crate::expr::eval::get_path;
 use crate::expr::parser::check_overlaps;
@@ -13,8 +11,8 @@ use crate::value::{Item, Value};
 
 pub struct UpdateOutcome {
     pub item: Item,
-    /// Top-level attributes the update touched (for UPDATED_OLD / UPDATED_NEW).
-    pub touched: BTreeSet<String>,
+    /// The paths the update wrote (for UPDATED_OLD / UPDATED_NEW, which return just those).
+    pub updated: Vec<Path>,
 }
 
 fn wrong_type() -> DbError {
@@ -31,7 +29,8 @@ fn action_path(a: &UpdateAction) -> &Path {
     }
 }
 
-pub fn apply_update(old: &Item, actions: &[UpdateAction], key_names: &[&str]) -> Result<UpdateOutcome, DbError> {
+/// The checks that need no item: no two paths overlap, no key attribute is touched.
+pub fn check_update_paths(actions: &[UpdateAction], key_names: &[&str]) -> Result<(), DbError> {
     let paths: Vec<Path> = actions.iter().map(|a| action_path(a).clone()).collect();
     check_overlaps(&paths, "UpdateExpression")?;
     for p in &paths {
@@ -43,6 +42,11 @@ pub fn apply_update(old: &Item, actions: &[UpdateAction], key_names: &[&str]) ->
             }
         }
     }
+    Ok(())
+}
+
+pub fn apply_update(old: &Item, actions: &[UpdateAction], key_names: &[&str]) -> Result<UpdateOutcome, DbError> {
+    check_update_paths(actions, key_names)?;
     // Operands are evaluated against the old item, before any action is applied.
     let mut resolved: Vec<(usize, Value)> = Vec::new();
     for (i, a) in actions.iter().enumerate() {
@@ -55,12 +59,9 @@ pub fn apply_update(old: &Item, actions: &[UpdateAction], key_names: &[&str]) ->
         }
     }
     let mut item = old.clone();
-    let mut touched = BTreeSet::new();
+    let updated = actions.iter().map(|a| action_path(a).clone()).collect();
     for (i, a) in actions.iter().enumerate() {
         let path = action_path(a);
-        if let PathElem::Name(top) = &path[0] {
-            touched.insert(top.clone());
-        }
         let value = resolved.iter().find(|(j, _)| *j == i).map(|(_, v)| v.clone());
         match a {
             UpdateAction::Set(..) => set_path(&mut item, path, value.unwrap_or(Value::Null))?,
@@ -96,7 +97,7 @@ pub fn apply_update(old: &Item, actions: &[UpdateAction], key_names: &[&str]) ->
             }
         }
     }
-    Ok(UpdateOutcome { item, touched })
+    Ok(UpdateOutcome { item, updated })
 }
 
 fn union<T: Clone + PartialEq>(a: &[T], b: &[T]) -> Vec<T> {

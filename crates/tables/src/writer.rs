@@ -1,0 +1,221 @@
+//! The one writer: every write runs on one thread, as a closure inside a storage batch that
+//! groups whatever writes are waiting (group commit), so concurrent writers share one fsync
+//! while every acknowledged write is on disk. Each write closure checks everything (conditions,
+//! the table's identity) before it changes anything, so a failed operation leaves no trace in
+//! the batch it shares with others.
+//!
+//! Also here: what every item write does besides storing the item (index and TTL entries,
+//! stream records, statistics), so no operation can forget one of them.
+
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+use tokio::sync::oneshot;
+
+use crate::catalog::TableMeta;
+use crate::codec::{encode_item, id_key, read_item};
+use crate::error::DbError;
+use crate::expr::{self, Condition};
+use crate::storage::{Batch, Storage, StorageError};
+use crate::value::{item_to_json, Item};
+
+/// A unit of work for the writer: reads and writes through the batch, returns the response.
+/// The outer error (storage) fails the whole group; the inner one answers this request only.
+pub(crate) type WriteOp = Box<dyn FnOnce(&mut dyn Batch) -> Result<Result<Json, DbError>, StorageError> + Send>;
+
+struct Job {
+    op: WriteOp,
+    reply: oneshot::Sender<Result<Json, DbError>>,
+}
+
+/// The most writes committed together.
+const MAX_GROUP: usize = 1024;
+
+/// The handle to the writer thread (which ends when the last handle is dropped).
+pub(crate) struct Writer {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Start the writer thread; `committed` is woken after each committed batch.
+    pub fn start(storage: Arc<dyn Storage>, committed: Arc<tokio::sync::Notify>) -> Result<Writer, StorageError> {
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sylph-tables-writer".into())
+            .spawn(move || writer_loop(storage, rx, &committed))
+            .map_err(|e| StorageError(e.to_string()))?;
+        Ok(Writer { jobs })
+    }
+
+    /// Run `op` in the next group and wait until it is committed (or refused).
+    pub async fn write(&self, op: WriteOp) -> Result<Json, DbError> {
+        let (reply, rx) = oneshot::channel();
+        self.jobs
+            .send(Job { op, reply })
+            .map_err(|_| DbError::internal("the writer has stopped"))?;
+        rx.await.map_err(|_| DbError::internal("the writer has stopped"))?
+    }
+}
+
+/// Write (or delete, with `new == None`) an item and keep its index, TTL and statistics
+/// entries and its stream in step.
+pub(crate) fn write_item(
+    b: &mut dyn Batch,
+    meta: &TableMeta,
+    old: Option<&Item>,
+    new: Option<&Item>,
+) -> Result<(), StorageError> {
+    write_item_by(b, meta, old, new, crate::stream::Cause::Caller)
+}
+
+pub(crate) fn write_item_by(
+    b: &mut dyn Batch,
+    meta: &TableMeta,
+    old: Option<&Item>,
+    new: Option<&Item>,
+    cause: crate::stream::Cause,
+) -> Result<(), StorageError> {
+    crate::stream::record(b, meta, old, new, cause)?;
+    crate::stats::record_write(b, meta, old, new)?;
+    if let Some(old) = old {
+        for index in &meta.indexes {
+            if let Some(k) = meta.index_key(index, old) {
+                b.delete(&k)?;
+            }
+        }
+        if let Some(k) = meta.ttl_key(old) {
+            b.delete(&k)?;
+        }
+    }
+    match new {
+        Some(item) => {
+            b.put(&meta.item_key(item), &encode_item(item))?;
+            let key_json = serde_json::to_vec(&item_to_json(&meta.key_of(item))).unwrap_or_default();
+            for index in &meta.indexes {
+                if let Some(k) = meta.index_key(index, item) {
+                    b.put(&k, &key_json)?;
+                }
+            }
+            if let Some(k) = meta.ttl_key(item) {
+                b.put(&k, &[])?;
+            }
+        }
+        None => {
+            if let Some(old) = old {
+                b.delete(&meta.item_key(old))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fails (without a storage error) if the table was deleted or re-created since `meta` was read.
+pub(crate) fn same_table(b: &dyn Batch, meta: &TableMeta) -> Result<Result<(), DbError>, StorageError> {
+    // A 4-byte id per table keeps this check cheap on every write.
+    let ok = b
+        .get(&id_key(&meta.name))?
+        .is_some_and(|id| id.as_slice() == meta.id.to_be_bytes());
+    Ok(if ok { Ok(()) } else { Err(DbError::not_found()) })
+}
+
+/// In a write: the table is still the one the request saw, and the item's current state passes
+/// the condition. Returns the current item.
+pub(crate) fn checked_old(
+    b: &dyn Batch,
+    meta: &TableMeta,
+    key: &Item,
+    cond: Option<&Condition>,
+    old_on_fail: bool,
+) -> Result<Result<Option<Item>, DbError>, StorageError> {
+    if let Err(e) = same_table(b, meta)? {
+        return Ok(Err(e));
+    }
+    let old = read_item(b, meta, key)?;
+    if let Some(c) = cond {
+        if !expr::matches(c, old.as_ref().unwrap_or(&Item::new())) {
+            return Ok(Err(condition_error(old.as_ref(), old_on_fail)));
+        }
+    }
+    Ok(Ok(old))
+}
+
+pub(crate) fn condition_error(old: Option<&Item>, return_old: bool) -> DbError {
+    let e = DbError::condition_failed();
+    match (return_old, old) {
+        (true, Some(old)) => e.with("Item", item_to_json(old)),
+        _ => e,
+    }
+}
+
+fn writer_loop(storage: Arc<dyn Storage>, rx: std::sync::mpsc::Receiver<Job>, committed: &tokio::sync::Notify) {
+    // Set after a failed batch: the storage is brought back (reopened) before the next one,
+    // so a write after space returns succeeds without a restart.
+    let mut needs_recovery = false;
+    loop {
+        // While the store needs reopening, try again every second even with no write waiting,
+        // so that reads come back too.
+        let first = if needs_recovery {
+            match rx.recv_timeout(std::time::Duration::from_secs(1)) {
+                Ok(job) => Some(job),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            match rx.recv() {
+                Ok(job) => Some(job),
+                Err(_) => return,
+            }
+        };
+        if needs_recovery {
+            match storage.recover() {
+                Ok(()) => {
+                    tracing::info!("table storage reopened after the earlier write error");
+                    needs_recovery = false;
+                }
+                Err(e) => tracing::error!("table storage cannot be reopened yet: {e}"),
+            }
+        }
+        let Some(first) = first else { continue };
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let mut ops: Vec<Option<WriteOp>> = Vec::with_capacity(jobs.len());
+        let mut replies = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            ops.push(Some(j.op));
+            replies.push(j.reply);
+        }
+        let mut results: Vec<Option<Result<Json, DbError>>> = (0..ops.len()).map(|_| None).collect();
+        let outcome = storage.write(&mut |b| {
+            for (i, op) in ops.iter_mut().enumerate() {
+                if let Some(op) = op.take() {
+                    results[i] = Some(op(b)?);
+                }
+            }
+            Ok(())
+        });
+        match outcome {
+            Ok(()) => {
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result.unwrap_or_else(|| Err(DbError::internal("write was not run"))));
+                }
+                committed.notify_waiters();
+            }
+            Err(e) => {
+                tracing::error!("write batch failed: {e}");
+                // Reopen now, so reads work again at once; if that fails too, retry before the
+                // next batch.
+                needs_recovery = storage.recover().is_err();
+                // Say what happened (a full disk, most often), and that nothing was applied.
+                let message = format!("The write was not applied: {e}");
+                for reply in replies {
+                    let _ = reply.send(Err(DbError::internal(message.clone())));
+                }
+            }
+        }
+    }
+}
