@@ -9,7 +9,8 @@ use libfuzzer_sys::fuzz_target;
 const OPERATIONS: &[&str] = &[
     "PutItem", "GetItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem", "BatchWriteItem",
     "TransactGetItems", "TransactWriteItems", "CreateTable", "DescribeTable", "DeleteTable", "UpdateTable",
-    "ListTables", "UpdateTimeToLive", "DescribeTimeToLive", "TagResource", "ListTagsOfResource", "Unknown",
+    "ListTables", "UpdateTimeToLive", "DescribeTimeToLive", "TagResource", "ListTagsOfResource", "ExecuteStatement",
+    "BatchExecuteStatement", "ExecuteTransaction", "Unknown",
 ];
 
 struct Store {

@@ -99,6 +99,24 @@ enum WriteRequest {
 
 pub(crate) fn batch_write(catalog: &Catalog, req: &Json) -> Result<WriteOp, DbError> {
     let items = request_items(req)?;
+    // One table's list longer than 25 breaks the request's shape; 25 in all across tables is
+    // DynamoDB's other limit, worded differently.
+    if items
+        .values()
+        .any(|t| t.as_array().is_some_and(|l| l.len() > MAX_BATCH_WRITE))
+    {
+        let shown: Vec<String> = items
+            .iter()
+            .map(|(name, list)| {
+                let entries: Vec<String> = list.as_array().into_iter().flatten().map(Json::to_string).collect();
+                format!("{name}=[{}]", entries.join(", "))
+            })
+            .collect();
+        return Err(DbError::validation(format!(
+            "1 validation error detected: Value '{{{}}}' at 'requestItems' failed to satisfy constraint: Map value must satisfy constraint: [Member must have length less than or equal to 25, Member must have length greater than or equal to 1]",
+            shown.join(", ")
+        )));
+    }
     let total: usize = items.values().map(|t| t.as_array().map_or(0, Vec::len)).sum();
     if total > MAX_BATCH_WRITE {
         return Err(DbError::validation(
@@ -196,7 +214,9 @@ fn tx_op(catalog: &Catalog, entry: &Json) -> Result<TxOp, DbError> {
                     let text = str_param(spec, "UpdateExpression").ok_or_else(|| {
                         DbError::validation("UpdateExpression is required for an Update in a transaction")
                     })?;
-                    TxKind::Update(expr::parse_update(text, &subs)?)
+                    let actions = expr::parse_update(text, &subs)?;
+                    expr::check_update_paths(&actions, &meta.key_names())?;
+                    TxKind::Update(actions)
                 }
                 "Delete" => TxKind::Delete,
                 _ => {
@@ -315,19 +335,22 @@ pub(crate) fn transact_write(catalog: &Catalog, req: &Json) -> Result<WriteOp, D
                     TxKind::Put(item) => Some(item.clone()),
                     TxKind::Update(actions) => {
                         let base = olds[i].clone().unwrap_or_else(|| op.key.clone());
-                        match expr::apply_update(&base, actions, &op.meta.key_names()) {
-                            Ok(o) => {
-                                if let Err(e) = op.meta.check_item(&o.item) {
-                                    return Ok(Err(e));
-                                }
-                                Some(o.item)
+                        let applied = expr::apply_update(&base, actions, &op.meta.key_names())
+                            .and_then(|o| op.meta.check_item(&o.item).map(|()| o.item));
+                        match applied {
+                            Ok(item) => Some(item),
+                            // An update that cannot apply to the stored item cancels the
+                            // transaction with a ValidationError reason, as DynamoDB does.
+                            Err(e) => {
+                                reasons[i] = json!({"Code": "ValidationError", "Message": e.message});
+                                None
                             }
-                            Err(e) => return Ok(Err(e)),
                         }
                     }
                 };
                 news.push(new);
             }
+            failed = reasons.iter().any(|r| r["Code"] != "None");
         }
         if failed {
             let codes: Vec<&str> = reasons.iter().map(|r| r["Code"].as_str().unwrap_or("None")).collect();

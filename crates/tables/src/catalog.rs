@@ -71,6 +71,29 @@ pub fn validate_table_name(name: &str, field: &str) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Key values are limited to 2,048 bytes for a partition key and 1,024 for a sort key, in the
+/// table and in its indexes alike.
+fn check_key_size(v: &Value, is_hash: bool) -> Result<(), DbError> {
+    let len = match v {
+        Value::S(s) => s.len(),
+        Value::B(b) => b.len(),
+        // A number's encoding is at most 21 bytes.
+        _ => 0,
+    };
+    if is_hash && len > 2048 {
+        // DynamoDB's text, without a space before the number.
+        return Err(DbError::validation(
+            "One or more parameter values were invalid: Size of hashkey has exceeded the maximum size limit of2048 bytes",
+        ));
+    }
+    if !is_hash && len > 1024 {
+        return Err(DbError::validation(
+            "One or more parameter values were invalid: Aggregated size of all range keys has exceeded the size limit of 1024 bytes",
+        ));
+    }
+    Ok(())
+}
+
 fn key_schema(schema: &Json, defs: &[KeyAttr], what: &str) -> Result<(KeyAttr, Option<KeyAttr>), DbError> {
     let elems = schema
         .as_array()
@@ -106,16 +129,32 @@ fn projection(j: Option<&Json>) -> Result<Projection, DbError> {
     let Some(p) = j else {
         return Err(DbError::validation("Projection is required for an index"));
     };
-    match p.get("ProjectionType").and_then(Json::as_str).unwrap_or("ALL") {
-        "ALL" => Ok(Projection::All),
-        "KEYS_ONLY" => Ok(Projection::KeysOnly),
-        "INCLUDE" => Ok(Projection::Include(
-            p.get("NonKeyAttributes")
-                .and_then(Json::as_array)
-                .map(|a| a.iter().filter_map(Json::as_str).map(String::from).collect())
-                .unwrap_or_default(),
+    let non_key = p.get("NonKeyAttributes").filter(|v| !v.is_null());
+    let kind = p.get("ProjectionType").and_then(Json::as_str).unwrap_or("ALL");
+    match (kind, non_key) {
+        ("ALL" | "KEYS_ONLY", Some(_)) => Err(DbError::validation(format!(
+            "One or more parameter values were invalid: ProjectionType is {kind}, but NonKeyAttributes is specified"
+        ))),
+        ("ALL", None) => Ok(Projection::All),
+        ("KEYS_ONLY", None) => Ok(Projection::KeysOnly),
+        ("INCLUDE", None) => Err(DbError::validation(
+            "One or more parameter values were invalid: ProjectionType is INCLUDE, but NonKeyAttributes is not specified",
         )),
-        other => Err(DbError::validation(format!("Unknown ProjectionType: {other}"))),
+        ("INCLUDE", Some(names)) => {
+            let names: Vec<String> = names
+                .as_array()
+                .map(|a| a.iter().filter_map(Json::as_str).map(String::from).collect())
+                .unwrap_or_default();
+            if names.is_empty() {
+                return Err(DbError::validation(
+                    "1 validation error detected: Value '[]' at 'projection.nonKeyAttributes' failed to satisfy constraint: Member must have length greater than or equal to 1",
+                ));
+            }
+            Ok(Projection::Include(names))
+        }
+        (other, _) => Err(DbError::validation(format!(
+            "One or more parameter values were invalid: Unknown ProjectionType: {other}"
+        ))),
     }
 }
 
@@ -166,6 +205,9 @@ impl TableMeta {
                     "1 validation error detected: Value '{k}' at 'attributeDefinitions.member.attributeType' failed to satisfy constraint: Member must satisfy enum value set: [B, N, S]"
                 )));
             }
+            if attributes.iter().any(|a: &KeyAttr| a.name == n) {
+                return Err(DbError::validation(format!("Attribute Name is duplicated: {n}")));
+            }
             attributes.push(KeyAttr { name: n, kind: k });
         }
         let (hash, range) = key_schema(req.get("KeySchema").unwrap_or(&Json::Null), &attributes, "keySchema")?;
@@ -175,8 +217,22 @@ impl TableMeta {
             for ix in req.get(field).and_then(Json::as_array).into_iter().flatten() {
                 let meta = parse_index(ix, &attributes, local, next_id)?;
                 next_id += 1;
-                if local && (meta.hash != hash || meta.range.is_none() || range.is_none()) {
-                    return Err(DbError::validation("One or more parameter values were invalid: Table KeySchema does not have a range key, which is required when specifying a LocalSecondaryIndex"));
+                if local {
+                    if range.is_none() {
+                        return Err(DbError::validation("One or more parameter values were invalid: Table KeySchema does not have a range key, which is required when specifying a LocalSecondaryIndex"));
+                    }
+                    if meta.hash != hash {
+                        return Err(DbError::validation(format!(
+                            "One or more parameter values were invalid: Index KeySchema does not have the same leading hash key as table KeySchema for index: {}. index hash key: {}, table hash key: {}",
+                            meta.name, meta.hash.name, hash.name
+                        )));
+                    }
+                    if meta.range.is_none() {
+                        return Err(DbError::validation(format!(
+                            "One or more parameter values were invalid: Index KeySchema does not have a range key for index: {}",
+                            meta.name
+                        )));
+                    }
                 }
                 if indexes.iter().any(|i: &IndexMeta| i.name == meta.name) {
                     return Err(DbError::validation(format!(
@@ -196,7 +252,19 @@ impl TableMeta {
                     .any(|i| i.hash.name == a.name || i.range.as_ref().is_some_and(|r| r.name == a.name))
         };
         if attributes.iter().any(|a| !used(a)) {
-            return Err(DbError::validation("One or more parameter values were invalid: Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions"));
+            if indexes.is_empty() {
+                return Err(DbError::validation("One or more parameter values were invalid: Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions"));
+            }
+            // With indexes DynamoDB lists both sides, sorted.
+            let mut defined: Vec<&str> = attributes.iter().map(|a| a.name.as_str()).collect();
+            defined.sort_unstable();
+            let mut keys: Vec<&str> = attributes.iter().filter(|a| used(a)).map(|a| a.name.as_str()).collect();
+            keys.sort_unstable();
+            return Err(DbError::validation(format!(
+                "One or more parameter values were invalid: Some AttributeDefinitions are not used. AttributeDefinitions: [{}], keys used: [{}]",
+                defined.join(", "),
+                keys.join(", ")
+            )));
         }
         let billing_mode = req
             .get("BillingMode")
@@ -408,10 +476,10 @@ impl TableMeta {
                 v.type_name()
             )));
         }
-        let (empty, len) = match v {
-            Value::S(s) => (s.is_empty(), s.len()),
-            Value::B(b) => (b.is_empty(), b.len()),
-            _ => (false, 0),
+        let empty = match v {
+            Value::S(s) => s.is_empty(),
+            Value::B(b) => b.is_empty(),
+            _ => false,
         };
         if empty {
             let kind = if matches!(v, Value::S(_)) { "string" } else { "binary" };
@@ -420,14 +488,7 @@ impl TableMeta {
                 attr.name
             )));
         }
-        let max = if is_hash { 2048 } else { 1024 };
-        if len > max {
-            return Err(DbError::validation(format!(
-                "One or more parameter values were invalid: Size of {} has exceeded the maximum size limit of{max} bytes",
-                if is_hash { "hashkey" } else { "rangekey" }
-            )));
-        }
-        Ok(())
+        check_key_size(v, is_hash)
     }
 
     /// Check an item for PutItem: key attributes present with the right types; index keys typed.
@@ -456,6 +517,7 @@ impl TableMeta {
                             index.name, attr.name
                         )));
                     }
+                    check_key_size(v, attr.name == index.hash.name)?;
                 }
             }
         }

@@ -169,6 +169,9 @@ pub(crate) struct UpdateItem {
     return_values: ReturnValues,
     old_on_fail: bool,
     capacity: Capacity,
+    /// Whether the update creates a missing item. The legacy AttributeUpdates made only of
+    /// DELETE actions do not: DynamoDB leaves the item absent.
+    creates: bool,
 }
 
 impl UpdateItem {
@@ -178,13 +181,20 @@ impl UpdateItem {
         check_substitutions_need_expressions(req, &["ConditionExpression", "UpdateExpression"])?;
         let subs = Substitutions::new(req)?;
         let condition = write_condition(req, &subs)?;
-        let actions = match (
+        let (actions, creates) = match (
             str_param(req, "UpdateExpression"),
             req.get("AttributeUpdates").and_then(Json::as_object),
         ) {
-            (Some(text), _) => expr::parse_update(text, &subs)?,
-            (None, Some(m)) => legacy::attribute_updates(m)?,
-            (None, None) => Vec::new(),
+            (Some(text), _) => (expr::parse_update(text, &subs)?, true),
+            (None, Some(m)) => {
+                let actions = legacy::attribute_updates(m)?;
+                let only_deletes = !actions.is_empty()
+                    && actions
+                        .iter()
+                        .all(|a| matches!(a, UpdateAction::Remove(_) | UpdateAction::Delete(..)));
+                (actions, !only_deletes)
+            }
+            (None, None) => (Vec::new(), true),
         };
         subs.check_all_used()?;
         // Checked before the item is read, as DynamoDB does: a key attribute in an update is
@@ -209,6 +219,7 @@ impl UpdateItem {
             return_values,
             old_on_fail: old_on_fail(req)?,
             capacity: Capacity::of(req)?,
+            creates,
             meta,
         })
     }
@@ -221,6 +232,9 @@ impl UpdateItem {
                 Ok(old) => old,
                 Err(e) => return Ok(Err(e)),
             };
+            if old.is_none() && !self.creates {
+                return Ok(Ok(json!({})));
+            }
             let base = old.clone().unwrap_or_else(|| self.key.clone());
             let outcome = match expr::apply_update(&base, &self.actions, &meta.key_names()) {
                 Ok(o) => o,

@@ -131,12 +131,29 @@ pub fn attribute_updates(map: &Map<String, Json>) -> Result<Vec<UpdateAction>, D
         let action = match (spec.get("Action").and_then(Json::as_str).unwrap_or("PUT"), value) {
             ("PUT", Some(v)) => UpdateAction::Set(path(name), SetValue::Operand(Operand::Value(v))),
             ("DELETE", None) => UpdateAction::Remove(path(name)),
-            ("DELETE", Some(v)) => UpdateAction::Delete(path(name), Operand::Value(v)),
-            ("ADD", Some(v)) => UpdateAction::Add(path(name), Operand::Value(v)),
-            (a, None) => {
-                return Err(DbError::validation(format!(
-                    "One or more parameter values were invalid: Only DELETE action is allowed when no attribute value is specified; action: {a}, attribute: {name}"
-                )))
+            ("DELETE", Some(v)) => {
+                if !matches!(v, Value::SS(_) | Value::NS(_) | Value::BS(_)) {
+                    return Err(DbError::validation(format!(
+                        "One or more parameter values were invalid: DELETE action with value is not supported for the type {}",
+                        v.type_name()
+                    )));
+                }
+                UpdateAction::Delete(path(name), Operand::Value(v))
+            }
+            ("ADD", Some(v)) => {
+                // Unlike the ADD of update expressions, the legacy one also appends to lists.
+                if !matches!(v, Value::N(_) | Value::SS(_) | Value::NS(_) | Value::BS(_) | Value::L(_)) {
+                    return Err(DbError::validation(format!(
+                        "One or more parameter values were invalid: ADD action is not supported for the type {}",
+                        v.type_name()
+                    )));
+                }
+                UpdateAction::Add(path(name), Operand::Value(v))
+            }
+            (_, None) => {
+                return Err(DbError::validation(
+                    "One or more parameter values were invalid: Only DELETE action is allowed when no attribute value is specified",
+                ))
             }
             (other, _) => return Err(DbError::validation(format!("Unknown AttributeAction: {other}"))),
         };

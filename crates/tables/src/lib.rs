@@ -7,6 +7,9 @@
 //! - [`storage`]: the small storage trait and its embedded engine (redb).
 //! - [`service`]: the operations, behind one group-committing writer; [`Tables::handle`] answers
 //!   the JSON protocol (`X-Amz-Target: DynamoDB_20120810.<Operation>`).
+//! - [`partiql`]: PartiQL statements (ExecuteStatement, BatchExecuteStatement,
+//!   ExecuteTransaction) on the same condition and update trees as the expressions.
+//! - [`stats`]: item counts and sizes, kept by every write (DescribeTable reads them).
 //! - [`stream`]: table streams, written with the changes they record, and the DynamoDB Streams
 //!   API over them.
 //!
@@ -22,7 +25,7 @@ pub mod keys;
 pub mod legacy;
 mod manage;
 pub mod number;
-mod partiql;
+pub mod partiql;
 pub mod provision;
 mod query;
 mod request;

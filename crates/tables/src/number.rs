@@ -19,8 +19,9 @@ const MIN_ADJUSTED_EXPONENT: i32 = -130;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NumberError {
-    #[error("A value provided cannot be converted into a number")]
-    Invalid,
+    /// DynamoDB's text: the value is named, unless it is empty.
+    #[error("The parameter cannot be converted to a numeric value{}", if .0.is_empty() { String::new() } else { format!(": {}", .0) })]
+    Invalid(String),
     #[error("Attempting to store more than 38 significant digits in a Number")]
     TooManyDigits,
     #[error("Number overflow. Attempting to store a number with magnitude larger than supported range")]
@@ -71,8 +72,11 @@ impl Number {
         })
     }
 
+    /// Parse DynamoDB's number syntax: an optional sign, digits with an optional point, an
+    /// optional exponent. Anything else (spaces included, as DynamoDB refuses them) is invalid.
     pub fn parse(text: &str) -> Result<Number, NumberError> {
-        let s = text.trim();
+        let invalid = || NumberError::Invalid(text.to_owned());
+        let s = text;
         let (negative, s) = match s.as_bytes().first() {
             Some(b'-') => (true, &s[1..]),
             Some(b'+') => (false, &s[1..]),
@@ -83,15 +87,15 @@ impl Number {
             None => (s, None),
         };
         let mut exponent: i64 = match exp_part {
-            Some(e) => e.parse::<i64>().map_err(|_| NumberError::Invalid)?,
+            Some(e) => e.parse::<i64>().map_err(|_| invalid())?,
             None => 0,
         };
         let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
         if int_part.is_empty() && frac_part.is_empty() {
-            return Err(NumberError::Invalid);
+            return Err(invalid());
         }
         if !int_part.bytes().all(|b| b.is_ascii_digit()) || !frac_part.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(NumberError::Invalid);
+            return Err(invalid());
         }
         let digits = format!("{int_part}{frac_part}");
         let digits = digits.trim_start_matches('0');
@@ -111,7 +115,7 @@ impl Number {
         if adjusted < i64::from(MIN_ADJUSTED_EXPONENT) {
             return Err(NumberError::Underflow);
         }
-        let coefficient: u128 = trimmed.parse().map_err(|_| NumberError::Invalid)?;
+        let coefficient: u128 = trimmed.parse().map_err(|_| invalid())?;
         Number::normalized(negative, coefficient, exponent as i32)
     }
 
@@ -140,8 +144,17 @@ impl Number {
         }
     }
 
-    /// Exact sum; an error if the result does not fit DynamoDB's Number.
+    /// Exact sum; an error if the result does not fit DynamoDB's Number. A sum that would need
+    /// more than 38 digits is reported as an overflow, as DynamoDB does (not as a precision
+    /// error, as storing such a number is).
     pub fn add(&self, other: &Number) -> Result<Number, NumberError> {
+        self.add_exact(other).map_err(|e| match e {
+            NumberError::TooManyDigits => NumberError::Overflow,
+            other => other,
+        })
+    }
+
+    fn add_exact(&self, other: &Number) -> Result<Number, NumberError> {
         if self.is_zero() {
             return Ok(other.clone());
         }
@@ -274,10 +287,22 @@ mod tests {
 
     #[test]
     fn rejects_what_dynamodb_rejects() {
-        assert_eq!(Number::parse("abc"), Err(NumberError::Invalid));
-        assert_eq!(Number::parse(""), Err(NumberError::Invalid));
-        assert_eq!(Number::parse("1.2.3"), Err(NumberError::Invalid));
-        assert_eq!(Number::parse("NaN"), Err(NumberError::Invalid));
+        for bad in [
+            "abc", "", "1.2.3", "NaN", "Infinity", " 1", "1 ", "1e", "0x10", "+e2", ".",
+        ] {
+            assert_eq!(Number::parse(bad), Err(NumberError::Invalid(bad.to_owned())), "{bad:?}");
+        }
+        assert_eq!(
+            NumberError::Invalid("dog".into()).to_string(),
+            "The parameter cannot be converted to a numeric value: dog"
+        );
+        assert_eq!(
+            NumberError::Invalid(String::new()).to_string(),
+            "The parameter cannot be converted to a numeric value"
+        );
+        for good in ["+3", ".123", "0001.23", "1e+5", "5.", "-17e5"] {
+            assert!(Number::parse(good).is_ok(), "{good:?}");
+        }
         assert_eq!(
             Number::parse("123456789012345678901234567890123456789"),
             Err(NumberError::TooManyDigits)
@@ -305,7 +330,8 @@ mod tests {
         assert_eq!(n("0.1").add(&n("0.2")).unwrap().to_string(), "0.3");
         assert_eq!(n("5").sub(&n("7.5")).unwrap().to_string(), "-2.5");
         assert_eq!(n("-5").add(&n("5")).unwrap().to_string(), "0");
-        assert_eq!(n("1e100").add(&n("1e-100")), Err(NumberError::TooManyDigits));
+        // More than 38 digits in a sum: DynamoDB calls it an overflow.
+        assert_eq!(n("1e100").add(&n("1e-100")), Err(NumberError::Overflow));
         assert_eq!(
             n("99999999999999999999999999999999999999")
                 .add(&n("1"))

@@ -24,6 +24,9 @@ struct Plan<'m> {
     index: Option<&'m IndexMeta>,
     filter: Option<Condition>,
     projection: Option<Vec<Path>>,
+    /// PartiQL's projection: each value under its last name (`SELECT m.x` answers `{x: …}`),
+    /// not rebuilt inside its parents as ProjectionExpression does.
+    leaf_names: bool,
     count_only: bool,
     limit: Option<usize>,
     reverse: bool,
@@ -61,38 +64,86 @@ fn filter(req: &Json, legacy_param: &str, subs: &Substitutions<'_>) -> Result<Op
     }
 }
 
-fn count_only(req: &Json, index: Option<&IndexMeta>, has_projection: bool) -> Result<bool, DbError> {
-    let s = str_param(req, "Select");
-    match s {
+/// Which operation a rule is checked for: DynamoDB words a few messages differently.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Query,
+    Scan,
+}
+
+impl Op {
+    /// Query's Select errors come in the "1 validation error detected: " envelope, Scan's not.
+    fn select_error(self, message: &str) -> DbError {
+        match self {
+            Op::Query => DbError::validation(format!("1 validation error detected: {message}")),
+            Op::Scan => DbError::validation(message),
+        }
+    }
+}
+
+/// `Select`: whether only the count is answered, after DynamoDB's checks of how it combines
+/// with a projection and an index.
+fn count_only(req: &Json, op: Op, index: Option<&IndexMeta>) -> Result<bool, DbError> {
+    let projection_param = ["ProjectionExpression", "AttributesToGet"]
+        .into_iter()
+        .find(|p| req.get(*p).is_some_and(|v| !v.is_null()));
+    match str_param(req, "Select") {
         None => Ok(false),
-        Some("COUNT") => Ok(false).map(|_: bool| true),
-        Some("ALL_ATTRIBUTES") => {
-            if let Some(ix) = index {
-                if !ix.local && ix.projection != Projection::All {
-                    return Err(DbError::validation(format!(
+        Some("COUNT") => match projection_param {
+            Some(p) => Err(op.select_error(&format!("Cannot specify the {p} when choosing to get only the Count"))),
+            None => Ok(true),
+        },
+        Some(all @ ("ALL_ATTRIBUTES" | "ALL_PROJECTED_ATTRIBUTES")) => {
+            if let Some(p) = projection_param {
+                return Err(op.select_error(&format!("Cannot specify the {p} when choosing to get {all}")));
+            }
+            match index {
+                None if all == "ALL_PROJECTED_ATTRIBUTES" => {
+                    Err(op.select_error("ALL_PROJECTED_ATTRIBUTES can be used only when Querying using an IndexName"))
+                }
+                Some(ix) if all == "ALL_ATTRIBUTES" && !ix.local && ix.projection != Projection::All => {
+                    Err(DbError::validation(format!(
                         "One or more parameter values were invalid: Select type ALL_ATTRIBUTES is not supported for global secondary index {} because its projection type is not ALL",
                         ix.name
-                    )));
+                    )))
                 }
+                _ => Ok(false),
             }
-            Ok(false)
         }
-        Some("ALL_PROJECTED_ATTRIBUTES") => {
-            if index.is_none() {
-                return Err(DbError::validation("One or more parameter values were invalid: Select type ALL_PROJECTED_ATTRIBUTES is supported only for index queries"));
-            }
-            Ok(false)
-        }
-        Some("SPECIFIC_ATTRIBUTES") => {
-            if !has_projection {
-                return Err(DbError::validation("One or more parameter values were invalid: Must specify the AttributesToGet or ProjectionExpression when choosing to get SPECIFIC_ATTRIBUTES"));
-            }
-            Ok(false)
-        }
+        Some("SPECIFIC_ATTRIBUTES") => match projection_param {
+            Some(_) => Ok(false),
+            None => Err(op.select_error(
+                "Must specify the AttributesToGet or ProjectionExpression when choosing to get SPECIFIC_ATTRIBUTES",
+            )),
+        },
         Some(other) => Err(DbError::validation(format!(
             "1 validation error detected: Value '{other}' at 'select' failed to satisfy constraint: Member must satisfy enum value set: [SPECIFIC_ATTRIBUTES, COUNT, ALL_ATTRIBUTES, ALL_PROJECTED_ATTRIBUTES]"
         ))),
     }
+}
+
+/// Query's `Limit`, whose error DynamoDB words apart from Scan's: no value, a capital L.
+fn query_limit(req: &Json) -> Result<Option<usize>, DbError> {
+    limit(req).map_err(|_| {
+        DbError::validation(
+            "1 validation error detected: Value at 'Limit' failed to satisfy constraint: Member must have value greater than or equal to 1",
+        )
+    })
+}
+
+/// A FilterExpression (or QueryFilter) of a Query may not touch the key being queried.
+fn check_filter_keys(filter: Option<&Condition>, keys: &[&KeyAttr], legacy: bool) -> Result<(), DbError> {
+    let Some(filter) = filter else { return Ok(()) };
+    let mut names = Vec::new();
+    expr::top_level_names(filter, &mut names);
+    if let Some(k) = keys.iter().find(|k| names.iter().any(|n| *n == k.name)) {
+        let what = if legacy { "QueryFilter" } else { "Filter Expression" };
+        return Err(DbError::validation(format!(
+            "{what} can only contain non-primary key attributes: Primary key attribute: {}",
+            k.name
+        )));
+    }
+    Ok(())
 }
 
 /// The storage key to resume after, from ExclusiveStartKey.
@@ -116,10 +167,78 @@ fn start_key(meta: &TableMeta, index: Option<&IndexMeta>, req: &Json) -> Result<
             _ => return Err(invalid()),
         }
     }
+    // Nothing but the key attributes (an index's and the table's may be the same attribute).
+    if key.keys().any(|k| !needed.iter().any(|a| a.name == *k)) {
+        return Err(invalid());
+    }
     Ok(Some(match index {
         Some(ix) => meta.index_key(ix, &key).ok_or_else(invalid)?,
         None => meta.item_key(&key),
     }))
+}
+
+/// One condition of a key condition, as DynamoDB accepts it: a top-level attribute first,
+/// constants after (`:v = pk` is turned round to `pk = :v`).
+fn key_part(c: Condition) -> Result<(String, Condition), DbError> {
+    let invalid_operator =
+        |op: &str| DbError::validation(format!("Invalid operator used in KeyConditionExpression: {op}"));
+    let invalid = |m: &str| DbError::validation(format!("Invalid condition in KeyConditionExpression: {m}"));
+    let name_of = |p: &Path| -> Result<String, DbError> {
+        match p.as_slice() {
+            [PathElem::Name(n)] => Ok(n.clone()),
+            _ => Err(DbError::validation(
+                "KeyConditionExpressions cannot have conditions on nested attributes",
+            )),
+        }
+    };
+    let nested = || DbError::validation("KeyConditionExpressions cannot contain nested operations");
+    match c {
+        Condition::Or(..) => Err(invalid_operator("OR")),
+        Condition::Not(..) => Err(invalid_operator("NOT")),
+        Condition::In(..) => Err(invalid_operator("IN")),
+        Condition::Compare(_, Comparator::Ne, _) => Err(invalid_operator("<>")),
+        Condition::AttributeExists(_) => Err(invalid_operator("attribute_exists")),
+        Condition::AttributeNotExists(_) => Err(invalid_operator("attribute_not_exists")),
+        Condition::AttributeType(..) => Err(invalid_operator("attribute_type")),
+        Condition::Contains(..) => Err(invalid_operator("contains")),
+        Condition::And(..) => Err(invalid_operator("AND")),
+        Condition::Compare(a, cmp, b) => match (a, b) {
+            (Operand::Size(_), _) | (_, Operand::Size(_)) => Err(nested()),
+            (Operand::Path(_), Operand::Path(_)) => Err(invalid("Multiple attribute names used in one condition")),
+            (Operand::Value(_), Operand::Value(_)) => Err(invalid("No key attribute specified")),
+            (Operand::Path(p), v @ Operand::Value(_)) => {
+                Ok((name_of(&p)?, Condition::Compare(Operand::Path(p), cmp, v)))
+            }
+            (v @ Operand::Value(_), Operand::Path(p)) => {
+                let mirrored = match cmp {
+                    Comparator::Lt => Comparator::Gt,
+                    Comparator::Le => Comparator::Ge,
+                    Comparator::Gt => Comparator::Lt,
+                    Comparator::Ge => Comparator::Le,
+                    other => other,
+                };
+                Ok((name_of(&p)?, Condition::Compare(Operand::Path(p), mirrored, v)))
+            }
+        },
+        Condition::Between(x, lo, hi) => match (x, &lo, &hi) {
+            (Operand::Size(_), _, _) => Err(nested()),
+            (Operand::Value(_), _, _) => Err(invalid(
+                "BETWEEN operator must have the key attribute as its first operand",
+            )),
+            (Operand::Path(p), Operand::Value(_), Operand::Value(_)) => {
+                Ok((name_of(&p)?, Condition::Between(Operand::Path(p), lo, hi)))
+            }
+            _ => Err(invalid("Multiple attribute names used in one condition")),
+        },
+        Condition::BeginsWith(a, b) => match (a, b) {
+            (Operand::Size(_), _) => Err(nested()),
+            (Operand::Value(_), _) => Err(invalid(
+                "begins_with operator must have the key attribute as its first operand",
+            )),
+            (Operand::Path(p), v @ Operand::Value(_)) => Ok((name_of(&p)?, Condition::BeginsWith(Operand::Path(p), v))),
+            _ => Err(invalid("Multiple attribute names used in one condition")),
+        },
+    }
 }
 
 /// Split `hash = :v AND <sort condition>` into its parts.
@@ -137,16 +256,21 @@ fn key_condition(
             other => out.push(other),
         }
     }
-    let mut parts = Vec::new();
-    flatten(cond, &mut parts);
-    let unsupported = || DbError::validation("Query key condition not supported");
-    let attr_of = |o: &Operand| match o {
-        Operand::Path(p) if p.len() == 1 => match &p[0] {
-            PathElem::Name(n) => Some(n.clone()),
-            PathElem::Index(_) => None,
-        },
-        _ => None,
-    };
+    let mut conditions = Vec::new();
+    flatten(cond, &mut conditions);
+    if conditions.len() > 2 {
+        return Err(DbError::validation("Conditions can be of length 1 or 2 only"));
+    }
+    let mut parts = Vec::with_capacity(2);
+    for c in conditions {
+        let (name, part) = key_part(c)?;
+        if parts.iter().any(|(n, _)| *n == name) {
+            return Err(DbError::validation(
+                "KeyConditionExpressions must only contain one condition per key",
+            ));
+        }
+        parts.push((name, part));
+    }
     let type_check = |v: &Value, attr: &KeyAttr| {
         if v.type_name() == attr.kind {
             Ok(())
@@ -156,57 +280,43 @@ fn key_condition(
             ))
         }
     };
+    let missed = |name: &str| DbError::validation(format!("Query condition missed key schema element: {name}"));
     let mut hash_value = None;
     let mut sort = None;
-    if parts.len() > 2 {
-        return Err(DbError::validation("Conditions can be of length 1 or 2 only"));
-    }
-    for part in parts {
-        let name = match &part {
-            Condition::Compare(a, _, _) | Condition::Between(a, _, _) | Condition::BeginsWith(a, _) => attr_of(a),
-            _ => None,
-        }
-        .ok_or_else(unsupported)?;
+    for (name, part) in parts {
         if name == hash.name {
             match part {
                 Condition::Compare(_, Comparator::Eq, Operand::Value(v)) => {
                     type_check(&v, hash)?;
-                    if hash_value.replace(v).is_some() {
-                        return Err(unsupported());
-                    }
+                    hash_value = Some(v);
                 }
-                _ => return Err(unsupported()),
+                _ => return Err(DbError::validation("Query key condition not supported")),
             }
         } else if let Some(r) = range.filter(|r| r.name == name) {
-            let ok = match &part {
-                Condition::Compare(_, Comparator::Ne, _) => false,
-                Condition::Compare(_, _, Operand::Value(v)) => type_check(v, r).is_ok(),
+            match &part {
+                Condition::Compare(_, _, Operand::Value(v)) => type_check(v, r)?,
                 Condition::Between(_, Operand::Value(a), Operand::Value(b)) => {
-                    type_check(a, r).is_ok() && type_check(b, r).is_ok()
+                    type_check(a, r)?;
+                    type_check(b, r)?;
                 }
                 Condition::BeginsWith(_, Operand::Value(v)) => {
                     if r.kind == "N" {
                         return Err(DbError::validation("Invalid KeyConditionExpression: Incorrect operand type for operator or function; operator or function: begins_with, operand type: N"));
                     }
-                    type_check(v, r).is_ok()
+                    type_check(v, r)?;
                 }
-                _ => false,
-            };
-            if !ok {
-                return Err(unsupported());
+                _ => return Err(DbError::validation("Query key condition not supported")),
             }
-            if sort.replace(part).is_some() {
-                return Err(unsupported());
-            }
+            sort = Some(part);
         } else {
-            return Err(DbError::validation(format!(
-                "Query condition missed key schema element: {}",
-                hash.name
-            )));
+            // A condition on another attribute: DynamoDB names the key element it misses.
+            return Err(missed(match (&hash_value, range) {
+                (Some(_), Some(r)) => &r.name,
+                _ => &hash.name,
+            }));
         }
     }
-    let hash_value = hash_value
-        .ok_or_else(|| DbError::validation(format!("Query condition missed key schema element: {}", hash.name)))?;
+    let hash_value = hash_value.ok_or_else(|| missed(&hash.name))?;
     Ok((hash_value, sort))
 }
 
@@ -325,6 +435,7 @@ fn run(
                 page.count += 1;
                 if !plan.count_only {
                     let shown = match &plan.projection {
+                        Some(p) if plan.leaf_names => expr::project_leaves(&item, p),
                         Some(p) => expr::project(&item, p),
                         None => item.clone(),
                     };
@@ -475,14 +586,21 @@ pub(crate) fn query(catalog: &Catalog, storage: &dyn Storage, req: &Json) -> Res
         None => (&meta.hash, meta.range.as_ref()),
     };
     let (hash_value, sort) = key_condition(key_cond, hash, range)?;
-    let count_only = count_only(req, index, projection.is_some())?;
+    let keys: Vec<&KeyAttr> = std::iter::once(hash).chain(range).collect();
+    check_filter_keys(
+        filter.as_ref(),
+        &keys,
+        req.get("QueryFilter").is_some_and(|v| !v.is_null()),
+    )?;
+    let count_only = count_only(req, Op::Query, index)?;
     let plan = Plan {
         meta: &meta,
         index,
         filter,
         projection,
+        leaf_names: false,
         count_only,
-        limit: limit(req)?,
+        limit: query_limit(req)?,
         reverse: req.get("ScanIndexForward").and_then(Json::as_bool) == Some(false),
         start_after: start_key(&meta, index, req)?,
         capacity: Capacity::of(req)?,
@@ -492,6 +610,11 @@ pub(crate) fn query(catalog: &Catalog, storage: &dyn Storage, req: &Json) -> Res
         None => meta.items_prefix(),
     };
     encode_key_value(&hash_value, &mut partition);
+    if plan.start_after.as_ref().is_some_and(|k| !k.starts_with(&partition)) {
+        return Err(DbError::validation(
+            "The provided starting key is outside query boundaries based on provided conditions",
+        ));
+    }
     let partition_end = prefix_end(&partition).unwrap_or_default();
     let seek = if plan.reverse {
         None
@@ -523,25 +646,33 @@ pub(crate) fn scan(catalog: &Catalog, storage: &dyn Storage, req: &Json) -> Resu
     let segment = match (req.get("Segment").and_then(Json::as_u64), req.get("TotalSegments").and_then(Json::as_u64)) {
         (None, None) => None,
         (Some(s), Some(t)) if t >= 1 && t <= 1_000_000 && s < t => Some((s, t)),
-        (Some(_), Some(t)) if t >= 1 && t <= 1_000_000 => {
-            return Err(DbError::validation("The Segment parameter is zero-based and must be less than parameter TotalSegments"))
+        (Some(s), Some(t)) if t >= 1 && t <= 1_000_000 => {
+            return Err(DbError::validation(format!("The Segment parameter is zero-based and must be less than parameter TotalSegments: Segment: {s} is not less than TotalSegments: {t}")))
         }
         (Some(_), None) => return Err(DbError::validation("The TotalSegments parameter is required but was not present in the request when Segment parameter is present")),
         (None, Some(_)) => return Err(DbError::validation("The Segment parameter is required but was not present in the request when parameter TotalSegments is present")),
         _ => return Err(DbError::validation("1 validation error detected: Value at 'totalSegments' failed to satisfy constraint: Member must have value between 1 and 1000000")),
     };
-    let count_only = count_only(req, index, projection.is_some())?;
+    let count_only = count_only(req, Op::Scan, index)?;
     let plan = Plan {
         meta: &meta,
         index,
         filter,
         projection,
+        leaf_names: false,
         count_only,
         limit: limit(req)?,
         reverse: false,
         start_after: start_key(&meta, index, req)?,
         capacity: Capacity::of(req)?,
     };
+    if let (Some((segment, total)), Some(k)) = (segment, &plan.start_after) {
+        if partition_hash(&plan, k) % total != segment {
+            return Err(DbError::validation(format!(
+                "The provided starting key is invalid: Invalid ExclusiveStartKey. Please use ExclusiveStartKey with correct Segment. TotalSegments: {total} Segment: {segment}"
+            )));
+        }
+    }
     let prefix = match index {
         Some(ix) => meta.index_prefix(ix),
         None => meta.items_prefix(),
@@ -588,6 +719,7 @@ pub(crate) fn select_page(storage: &dyn Storage, s: Select<'_>) -> Result<(Vec<u
         index: s.index,
         filter: s.filter,
         projection: s.projection,
+        leaf_names: true,
         count_only: false,
         limit: s.limit,
         reverse: s.reverse,

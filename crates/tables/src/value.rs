@@ -227,6 +227,12 @@ pub fn item_from_json(json: &Json) -> Result<Item, DbError> {
         .ok_or_else(|| DbError::serialization("Unexpected value type in payload: expected an item map"))?;
     let mut item = Item::new();
     for (k, v) in obj {
+        if k.len() > MAX_NAME_BYTES {
+            return Err(DbError::validation(format!(
+                "One or more parameter values were invalid: Attribute name is too large, must be less than {} bytes",
+                MAX_NAME_BYTES + 1
+            )));
+        }
         item.insert(k.clone(), Value::from_json(v)?);
     }
     Ok(item)
@@ -240,6 +246,9 @@ pub fn item_to_json(item: &Item) -> Json {
 pub fn item_size(item: &Item) -> usize {
     item.iter().map(|(k, v)| k.len() + v.size()).sum()
 }
+
+/// The longest attribute name (64 KB less one byte).
+pub const MAX_NAME_BYTES: usize = 65535;
 
 /// The 400 KB item limit.
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;

@@ -169,3 +169,18 @@ pub fn project(item: &Item, paths: &[Path]) -> Item {
     }
     out
 }
+
+/// Each of `paths`' values under the path's last attribute name (PartiQL's SELECT list).
+pub fn project_leaves(item: &Item, paths: &[Path]) -> Item {
+    let mut out = Item::new();
+    for path in paths {
+        let name = path.iter().rev().find_map(|e| match e {
+            PathElem::Name(n) => Some(n),
+            PathElem::Index(_) => None,
+        });
+        if let (Some(name), Some(v)) = (name, get_path(item, path)) {
+            out.insert(name.clone(), v.clone());
+        }
+    }
+    out
+}

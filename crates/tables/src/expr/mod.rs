@@ -6,6 +6,7 @@ mod eval;
 mod lexer;
 mod parser;
 mod reserved;
+pub(crate) mod types;
 mod update;
 
 use std::cell::RefCell;
@@ -16,7 +17,7 @@ use serde_json::{Map, Value as Json};
 use crate::error::DbError;
 use crate::value::Value;
 
-pub use eval::{get_path, matches, project};
+pub use eval::{get_path, matches, project, project_leaves};
 pub use update::{apply_update, check_update_paths, UpdateOutcome};
 
 /// One element of a document path: `a`, `.b`, `[3]`.
@@ -93,6 +94,45 @@ pub enum UpdateAction {
     Remove(Path),
     Add(Path, Operand),
     Delete(Path, Operand),
+}
+
+/// The top-level attribute names a condition reads (into `out`).
+pub fn top_level_names<'c>(c: &'c Condition, out: &mut Vec<&'c str>) {
+    let operand = |o: &'c Operand, out: &mut Vec<&'c str>| match o {
+        Operand::Path(p) | Operand::Size(p) => {
+            if let Some(PathElem::Name(n)) = p.first() {
+                out.push(n);
+            }
+        }
+        Operand::Value(_) => {}
+    };
+    match c {
+        Condition::Compare(a, _, b) | Condition::BeginsWith(a, b) | Condition::Contains(a, b) => {
+            operand(a, out);
+            operand(b, out);
+        }
+        Condition::Between(a, b, d) => {
+            for o in [a, b, d] {
+                operand(o, out);
+            }
+        }
+        Condition::In(a, list) => {
+            operand(a, out);
+            for o in list {
+                operand(o, out);
+            }
+        }
+        Condition::And(a, b) | Condition::Or(a, b) => {
+            top_level_names(a, out);
+            top_level_names(b, out);
+        }
+        Condition::Not(a) => top_level_names(a, out),
+        Condition::AttributeExists(p) | Condition::AttributeNotExists(p) | Condition::AttributeType(p, _) => {
+            if let Some(PathElem::Name(n)) = p.first() {
+                out.push(n);
+            }
+        }
+    }
 }
 
 /// ExpressionAttributeNames and ExpressionAttributeValues of one request, with the record of

@@ -181,6 +181,11 @@ impl<'s, 'a> Parser<'s, 'a> {
                         return self.boolean_function(&name);
                     }
                     "size" => {}
+                    other if is_function(other) => {
+                        return Err(self.invalid(format!(
+                            "The function is not allowed to be used this way in an expression; function: {other}"
+                        )));
+                    }
                     other => {
                         return Err(self.invalid(format!("Invalid function name; function: {other}")));
                     }
@@ -203,7 +208,9 @@ impl<'s, 'a> Parser<'s, 'a> {
                 }
                 self.pos += 1;
                 let high = self.operand()?;
-                return Ok(Condition::Between(left, low, high));
+                let c = Condition::Between(left, low, high);
+                super::types::check_condition(&c).map_err(|m| self.invalid(m))?;
+                return Ok(c);
             }
             Some(Token::Ident(w)) if w.eq_ignore_ascii_case("IN") => {
                 self.pos += 1;
@@ -225,44 +232,70 @@ impl<'s, 'a> Parser<'s, 'a> {
         };
         self.pos += 1;
         let right = self.operand()?;
-        Ok(Condition::Compare(left, cmp, right))
+        let c = Condition::Compare(left, cmp, right);
+        super::types::check_condition(&c).map_err(|m| self.invalid(m))?;
+        Ok(c)
+    }
+
+    /// A function call's arguments: `(operand, …)`, with DynamoDB's check of their number.
+    fn arguments(&mut self, name: &str, want: usize) -> Result<Vec<Operand>, DbError> {
+        self.expect(&Token::LParen)?;
+        self.descend()?;
+        let mut args = vec![self.operand()?];
+        while self.peek() == Some(&Token::Comma) {
+            self.pos += 1;
+            args.push(self.operand()?);
+        }
+        self.ascend();
+        self.expect(&Token::RParen)?;
+        if args.len() != want {
+            return Err(self.invalid(format!(
+                "Incorrect number of operands for operator or function; operator or function: {name}, number of operands: {}",
+                args.len()
+            )));
+        }
+        Ok(args)
+    }
+
+    /// An argument that must be a document path.
+    fn path_argument(&self, name: &str, arg: Operand) -> Result<Path, DbError> {
+        match arg {
+            Operand::Path(p) => Ok(p),
+            _ => Err(self.invalid(format!(
+                "Operator or function requires a document path; operator or function: {name}"
+            ))),
+        }
     }
 
     fn boolean_function(&mut self, name: &str) -> Result<Condition, DbError> {
-        self.pos += 2; // name and '('
+        self.pos += 1; // the name
+        let want = if name.starts_with("attribute_") && name != "attribute_type" {
+            1
+        } else {
+            2
+        };
+        let mut args = self.arguments(name, want)?.into_iter();
+        let mut next = || args.next().unwrap_or(Operand::Value(Value::Null));
         let c = match name {
-            "attribute_exists" => Condition::AttributeExists(self.path()?),
-            "attribute_not_exists" => Condition::AttributeNotExists(self.path()?),
+            "attribute_exists" => Condition::AttributeExists(self.path_argument(name, next())?),
+            "attribute_not_exists" => Condition::AttributeNotExists(self.path_argument(name, next())?),
             "attribute_type" => {
-                let p = self.path()?;
-                self.expect(&Token::Comma)?;
-                let t = self.operand()?;
-                if let Operand::Value(v) = &t {
+                let p = self.path_argument(name, next())?;
+                let t = next();
+                if let Operand::Value(Value::S(s)) = &t {
                     const TYPES: [&str; 10] = ["S", "SS", "N", "NS", "B", "BS", "BOOL", "NULL", "L", "M"];
-                    match v {
-                        Value::S(s) if TYPES.contains(&s.as_str()) => {}
-                        _ => {
-                            return Err(self.invalid(format!(
-                                "Invalid attribute type name found; type: {}, valid types: {{B,NULL,SS,BOOL,L,BS,N,NS,S,M}}",
-                                match v { Value::S(s) => s.clone(), other => other.type_name().to_owned() }
-                            )))
-                        }
+                    if !TYPES.contains(&s.as_str()) {
+                        return Err(self.invalid(format!(
+                            "Invalid attribute type name found; type: {s}, valid types: {{B,NULL,SS,BOOL,L,BS,N,NS,S,M}}"
+                        )));
                     }
                 }
                 Condition::AttributeType(p, t)
             }
-            "begins_with" => {
-                let a = self.operand()?;
-                self.expect(&Token::Comma)?;
-                Condition::BeginsWith(a, self.operand()?)
-            }
-            _ => {
-                let a = self.operand()?;
-                self.expect(&Token::Comma)?;
-                Condition::Contains(a, self.operand()?)
-            }
+            "begins_with" => Condition::BeginsWith(next(), next()),
+            _ => Condition::Contains(next(), next()),
         };
-        self.expect(&Token::RParen)?;
+        super::types::check_condition(&c).map_err(|m| self.invalid(m))?;
         Ok(c)
     }
 
@@ -273,13 +306,18 @@ impl<'s, 'a> Parser<'s, 'a> {
                 let v = self.subs.value(&alias).map_err(|m| self.invalid(m))??;
                 Ok(Operand::Value(v))
             }
-            Some(Token::Ident(name))
-                if name == "size" && self.tokens.get(self.pos + 1).map(|(t, _)| t) == Some(&Token::LParen) =>
-            {
-                self.pos += 2;
-                let p = self.path()?;
-                self.expect(&Token::RParen)?;
-                Ok(Operand::Size(p))
+            Some(Token::Ident(name)) if self.tokens.get(self.pos + 1).map(|(t, _)| t) == Some(&Token::LParen) => {
+                if name != "size" {
+                    if is_function(&name) {
+                        return Err(self.invalid(format!(
+                            "The function is not allowed to be used this way in an expression; function: {name}"
+                        )));
+                    }
+                    return Err(self.invalid(format!("Invalid function name; function: {name}")));
+                }
+                self.pos += 1;
+                let arg = self.arguments("size", 1)?.remove(0);
+                super::types::size_operand(arg).map_err(|m| self.invalid(m))
             }
             Some(Token::Ident(_)) | Some(Token::NameRef(_)) => Ok(Operand::Path(self.path()?)),
             _ => Err(self.unexpected()),
@@ -363,11 +401,15 @@ impl<'s, 'a> Parser<'s, 'a> {
                     "REMOVE" => UpdateAction::Remove(self.path()?),
                     "ADD" => {
                         let p = self.path()?;
-                        UpdateAction::Add(p, self.value_operand()?)
+                        let v = self.value_operand()?;
+                        super::types::check_add_delete("ADD", &v).map_err(|m| self.invalid(m))?;
+                        UpdateAction::Add(p, v)
                     }
                     _ => {
                         let p = self.path()?;
-                        UpdateAction::Delete(p, self.value_operand()?)
+                        let v = self.value_operand()?;
+                        super::types::check_add_delete("DELETE", &v).map_err(|m| self.invalid(m))?;
+                        UpdateAction::Delete(p, v)
                     }
                 };
                 actions.push(action);
@@ -390,17 +432,19 @@ impl<'s, 'a> Parser<'s, 'a> {
 
     fn set_value(&mut self) -> Result<SetValue, DbError> {
         let left = self.set_operand()?;
-        match self.peek() {
+        let v = match self.peek() {
             Some(Token::Plus) => {
                 self.pos += 1;
-                Ok(SetValue::Plus(Box::new(left), Box::new(self.set_operand()?)))
+                SetValue::Plus(Box::new(left), Box::new(self.set_operand()?))
             }
             Some(Token::Minus) => {
                 self.pos += 1;
-                Ok(SetValue::Minus(Box::new(left), Box::new(self.set_operand()?)))
+                SetValue::Minus(Box::new(left), Box::new(self.set_operand()?))
             }
-            _ => Ok(left),
-        }
+            _ => left,
+        };
+        super::types::check_set_value(&v).map_err(|m| self.invalid(m))?;
+        Ok(v)
     }
 
     fn set_operand(&mut self) -> Result<SetValue, DbError> {
@@ -411,7 +455,16 @@ impl<'s, 'a> Parser<'s, 'a> {
                 self.descend()?;
                 let v = match name.as_str() {
                     "if_not_exists" => {
-                        let p = self.path()?;
+                        let p = match self.peek() {
+                            Some(Token::Ident(_)) | Some(Token::NameRef(_))
+                                if self.tokens.get(self.pos + 1).map(|(t, _)| t) != Some(&Token::LParen) =>
+                            {
+                                self.path()?
+                            }
+                            _ => return Err(self.invalid(
+                                "Operator or function requires a document path; operator or function: if_not_exists",
+                            )),
+                        };
                         self.expect(&Token::Comma)?;
                         SetValue::IfNotExists(p, Box::new(self.set_value()?))
                     }
@@ -456,19 +509,44 @@ fn path_display(p: &Path) -> String {
     format!("[{}]", parts.join(", "))
 }
 
-/// DynamoDB rejects two paths where one is a prefix of the other.
+/// DynamoDB rejects two paths where one is a prefix of the other (they overlap), and two that
+/// go on from the same place one as a map, the other as a list (they conflict).
 pub fn check_overlaps(paths: &[Path], label: &str) -> Result<(), DbError> {
     for (i, a) in paths.iter().enumerate() {
         for b in &paths[i + 1..] {
-            let n = a.len().min(b.len());
-            if a[..n] == b[..n] {
-                return Err(DbError::validation(format!(
-                    "Invalid {label}: Two document paths overlap with each other; must remove or rewrite one of these paths; path one: {}, path two: {}",
-                    path_display(a),
-                    path_display(b)
-                )));
-            }
+            let common = a.iter().zip(b.iter()).take_while(|(x, y)| x == y).count();
+            let problem = if common == a.len().min(b.len()) {
+                "overlap"
+            } else if matches!(
+                (&a[common], &b[common]),
+                (PathElem::Name(_), PathElem::Index(_)) | (PathElem::Index(_), PathElem::Name(_))
+            ) {
+                "conflict"
+            } else {
+                continue;
+            };
+            return Err(DbError::validation(format!(
+                "Invalid {label}: Two document paths {problem} with each other; must remove or rewrite one of these paths; path one: {}, path two: {}",
+                path_display(a),
+                path_display(b)
+            )));
         }
     }
     Ok(())
+}
+
+/// The functions of the expression languages (a name used where none is allowed gets its own
+/// error, an unknown name another).
+fn is_function(name: &str) -> bool {
+    matches!(
+        name,
+        "attribute_exists"
+            | "attribute_not_exists"
+            | "attribute_type"
+            | "begins_with"
+            | "contains"
+            | "size"
+            | "if_not_exists"
+            | "list_append"
+    )
 }

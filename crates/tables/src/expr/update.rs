@@ -69,7 +69,8 @@ pub fn apply_update(old: &Item, actions: &[UpdateAction], key_names: &[&str]) ->
             UpdateAction::Add(..) => {
                 let add = value.ok_or_else(wrong_type)?;
                 let new = match (get_path(&item, path), &add) {
-                    (None, Value::N(_) | Value::SS(_) | Value::NS(_) | Value::BS(_)) => add.clone(),
+                    (None, Value::N(_) | Value::SS(_) | Value::NS(_) | Value::BS(_) | Value::L(_)) => add.clone(),
+                    (Some(Value::L(a)), Value::L(b)) => Value::L(a.iter().chain(b).cloned().collect()),
                     (None, _) => return Err(wrong_type()),
                     (Some(Value::N(a)), Value::N(b)) => {
                         Value::N(a.add(b).map_err(|e| DbError::validation(e.to_string()))?)

@@ -8,6 +8,8 @@
 //! (DuplicateItemException) and UPDATE never creates (ConditionalCheckFailedException).
 
 mod parser;
+
+pub use parser::{parse, Returning, Statement, Target};
 #[cfg(test)]
 mod tests;
 
@@ -26,8 +28,6 @@ use crate::service::Tables;
 use crate::storage::{Batch, StorageError};
 use crate::value::{item_size, item_to_json, Item, Value, MAX_ITEM_BYTES};
 use crate::writer::{same_table, write_item};
-
-use parser::{Returning, Statement};
 
 const MAX_BATCH_STATEMENTS: usize = 25;
 const MAX_TRANSACTION_STATEMENTS: usize = 100;
@@ -325,7 +325,7 @@ impl Lookup {
         Ok(item
             .filter(|i| self.filter.as_ref().is_none_or(|f| expr::matches(f, i)))
             .map(|i| match &self.projection {
-                Some(p) => expr::project(&i, p),
+                Some(p) => expr::project_leaves(&i, p),
                 None => i,
             }))
     }
@@ -383,6 +383,7 @@ impl Tables {
         let Statement::Select {
             projection,
             filter,
+            order_by,
             descending,
             ..
         } = stmt
@@ -390,6 +391,19 @@ impl Tables {
             return Err(DbError::internal("not a SELECT"));
         };
         let index = index_of(&meta, index_name.as_deref());
+        if let Some(path) = &order_by {
+            let (hash, range) = match index {
+                Some(ix) => (&ix.hash, ix.range.as_ref()),
+                None => (&meta.hash, meta.range.as_ref()),
+            };
+            let is_key = matches!(path.as_slice(), [PathElem::Name(n)] if *n == hash.name || range.is_some_and(|r| r.name == *n));
+            if !is_key {
+                return Err(DbError::validation(format!(
+                    "Variable reference {} in ORDER BY clause must be part of the primary key",
+                    expr::path_to_string(path)
+                )));
+            }
+        }
         if index.is_some_and(|i| !i.local) && req.get("ConsistentRead").and_then(Json::as_bool) == Some(true) {
             return Err(DbError::validation(
                 "Strongly consistent read is not supported on Global Secondary Indexes",
@@ -510,9 +524,10 @@ impl Tables {
                 if list.is_empty() { "greater than or equal to 1" } else { "less than or equal to 100" }
             )));
         }
+        // Errors about one statement say which; syntax errors are answered as they are.
         let failed_at = |i: usize| {
             move |e: DbError| {
-                if e.kind == ErrorKind::Validation {
+                if e.kind == ErrorKind::Validation && !e.message.starts_with("Statement wasn't well formed") {
                     DbError::validation(format!("Validation failed in TransactStatements[{i}]: {}", e.message))
                 } else {
                     e

@@ -165,6 +165,8 @@ pub enum Statement {
         /// `None` for `*`.
         projection: Option<Vec<Path>>,
         filter: Option<Condition>,
+        /// `ORDER BY`: only a key attribute of the target (checked when the target is known).
+        order_by: Option<Path>,
         descending: bool,
     },
     Insert {
@@ -366,10 +368,11 @@ impl Parser<'_> {
         self.expect_word("FROM")?;
         let target = self.target()?;
         let filter = if self.eat_word("WHERE") { Some(self.or()?) } else { None };
+        let mut order_by = None;
         let mut descending = false;
         if self.eat_word("ORDER") {
             self.expect_word("BY")?;
-            self.path()?;
+            order_by = Some(self.path()?);
             if self.eat_word("DESC") {
                 descending = true;
             } else {
@@ -380,6 +383,7 @@ impl Parser<'_> {
             target,
             projection,
             filter,
+            order_by,
             descending,
         })
     }
@@ -520,7 +524,7 @@ impl Parser<'_> {
                     _ => Condition::AttributeType(path, v),
                 };
                 self.expect(&Tok::RParen)?;
-                return Ok(c);
+                return checked(c);
             }
             if name != "size" {
                 return Err(DbError::validation(format!("Unrecognized function: {w}")));
@@ -542,7 +546,7 @@ impl Parser<'_> {
             let low = self.operand()?;
             self.expect_word("AND")?;
             let high = self.operand()?;
-            return Ok(Condition::Between(left, low, high));
+            return checked(Condition::Between(left, low, high));
         }
         if self.eat_word("IN") {
             let close = if self.eat(&Tok::LBracket) {
@@ -572,7 +576,7 @@ impl Parser<'_> {
         };
         self.pos += 1;
         let right = self.operand()?;
-        Ok(Condition::Compare(left, cmp, right))
+        checked(Condition::Compare(left, cmp, right))
     }
 
     fn operand(&mut self) -> Result<Operand, DbError> {
@@ -770,6 +774,12 @@ impl Parser<'_> {
             }
         })
     }
+}
+
+/// The constant operand types DynamoDB refuses, as in the expression languages.
+fn checked(c: Condition) -> Result<Condition, DbError> {
+    crate::expr::types::check_condition(&c).map_err(DbError::validation)?;
+    Ok(c)
 }
 
 fn number(text: &str) -> Result<Number, DbError> {

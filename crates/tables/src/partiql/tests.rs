@@ -107,3 +107,37 @@ fn paths_with_indexes_and_quoted_names() {
         ]
     );
 }
+
+proptest::proptest! {
+    #[test]
+    fn any_text_parses_or_is_refused(text in "[ -~]{0,600}") {
+        let _ = parse(&text, &[s("a")]);
+    }
+
+    #[test]
+    fn statement_like_inputs_never_panic(parts in proptest::collection::vec(proptest::prop_oneof![
+        proptest::strategy::Just("SELECT"), proptest::strategy::Just("*"), proptest::strategy::Just("FROM"),
+        proptest::strategy::Just("\"t\""), proptest::strategy::Just("WHERE"), proptest::strategy::Just("pk"),
+        proptest::strategy::Just("="), proptest::strategy::Just("?"), proptest::strategy::Just("AND"),
+        proptest::strategy::Just("OR"), proptest::strategy::Just("NOT"), proptest::strategy::Just("("),
+        proptest::strategy::Just(")"), proptest::strategy::Just("["), proptest::strategy::Just("]"),
+        proptest::strategy::Just("{"), proptest::strategy::Just("}"), proptest::strategy::Just("<<"),
+        proptest::strategy::Just(">>"), proptest::strategy::Just("'x'"), proptest::strategy::Just("1"),
+        proptest::strategy::Just(","), proptest::strategy::Just(":"), proptest::strategy::Just("INSERT"),
+        proptest::strategy::Just("INTO"), proptest::strategy::Just("VALUE"), proptest::strategy::Just("UPDATE"),
+        proptest::strategy::Just("SET"), proptest::strategy::Just("REMOVE"), proptest::strategy::Just("DELETE"),
+        proptest::strategy::Just("IS"), proptest::strategy::Just("MISSING"), proptest::strategy::Just("BETWEEN"),
+        proptest::strategy::Just("IN"), proptest::strategy::Just("size"), proptest::strategy::Just("."),
+        proptest::strategy::Just("RETURNING"), proptest::strategy::Just("ALL"), proptest::strategy::Just("NEW"),
+    ], 0..300)) {
+        let text = parts.join(" ");
+        let item: crate::value::Item = [("pk".to_owned(), s("k")), ("n".to_owned(), Value::Bool(true))].into_iter().collect();
+        for n in 0..3 {
+            let params = vec![s("k"); n];
+            if let Ok(Statement::Update { actions, filter, .. }) = parse(&text, &params) {
+                let _ = crate::expr::matches(&filter, &item);
+                let _ = crate::expr::apply_update(&item, &actions, &["pk"]);
+            }
+        }
+    }
+}
