@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod coldstart;
+mod describe;
 mod events;
 mod isolation;
 mod server;
@@ -356,6 +357,7 @@ async fn main() -> anyhow::Result<()> {
     match args.next().as_deref() {
         Some("http-hello") => http_hello(parse_args(args)?).await,
         Some("tables") => tables::run(tables::Options::parse(args)?).await,
+        Some("describe-table") => describe::run(describe::Options::parse(args)?).await,
         Some("todo") => todo::run(todo::Options::parse(args)?).await,
         Some("coldstart") => coldstart::run(coldstart::Options::parse(args)?).await,
         Some("isolation") => isolation::run(isolation::Options::parse(args)?).await,
@@ -366,7 +368,7 @@ async fn main() -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || storage::run(seconds)).await?
         }
         _ => bail!(
-            "usage:\n  sylph-bench http-hello --sylph PATH --dir SERVICE_DIR [--seconds N] [--concurrency 1,8,64] [--skip-offline]\n  sylph-bench tables --sylph PATH --dynalite PATH [--dynoxide PATH] [--seconds N] [--concurrency N]\n  sylph-bench storage [--seconds N]\n  sylph-bench todo --sylph PATH --repo PATH [--seconds N] [--warmup N] [--concurrency 1,8,64] [--skip-taskset]\n  sylph-bench coldstart --sylph PATH --rust-bootstrap PATH [--samples N] [--long-samples N]\n  sylph-bench isolation --sylph PATH --rust-bootstrap PATH [--samples N] [--warm-calls N]\n  sylph-bench server --sylph PATH --repo PATH [--seconds N] [--clients N]\n  sylph-bench events --sylph PATH --dir bench/events [--messages N] [--senders N] [--writes N] [--skip-peer]"
+            "usage:\n  sylph-bench http-hello --sylph PATH --dir SERVICE_DIR [--seconds N] [--concurrency 1,8,64] [--skip-offline]\n  sylph-bench tables --sylph PATH --dynalite PATH [--dynoxide PATH] [--seconds N] [--concurrency N]\n  sylph-bench describe-table --sylph PATH [--dynoxide PATH] [--sizes 1000,10000,100000,1000000] [--seconds N]\n  sylph-bench storage [--seconds N]\n  sylph-bench todo --sylph PATH --repo PATH [--seconds N] [--warmup N] [--concurrency 1,8,64] [--skip-taskset]\n  sylph-bench coldstart --sylph PATH --rust-bootstrap PATH [--samples N] [--long-samples N]\n  sylph-bench isolation --sylph PATH --rust-bootstrap PATH [--samples N] [--warm-calls N]\n  sylph-bench server --sylph PATH --repo PATH [--seconds N] [--clients N]\n  sylph-bench events --sylph PATH --dir bench/events [--messages N] [--senders N] [--writes N] [--skip-peer]"
         ),
     }
 }

@@ -51,7 +51,7 @@ impl Options {
     }
 }
 
-fn ddb_request(addr: SocketAddr, op: &str, body: String) -> hyper::Request<Full<Bytes>> {
+pub(crate) fn ddb_request(addr: SocketAddr, op: &str, body: String) -> hyper::Request<Full<Bytes>> {
     hyper::Request::post("/")
         .header("host", addr.to_string())
         .header("content-type", "application/x-amz-json-1.0")

@@ -10,26 +10,81 @@ use crate::error::{DbError, ErrorKind};
 use crate::expr::{self, Condition, Path, Substitutions, UpdateAction};
 use crate::items::{item_param, key_param};
 use crate::request::{check_substitutions_need_expressions, old_on_fail, projection, str_param, write_condition};
-use crate::storage::Storage;
-use crate::value::{item_to_json, Item};
+use crate::storage::{Batch, Storage, StorageError};
+use crate::value::{item_size, item_to_json, Item, MAX_ITEM_BYTES};
 use crate::writer::{same_table, write_item, WriteOp};
 
 const MAX_BATCH_GET: usize = 100;
 const MAX_BATCH_WRITE: usize = 25;
 const MAX_TRANSACT: usize = 100;
+/// The most a transaction may write.
+const MAX_TRANSACTION_BYTES: usize = 4 * 1024 * 1024;
 /// How long a transaction's ClientRequestToken is remembered.
 const TOKEN_TTL_SECS: u64 = 600;
 
-/// A transaction's ClientRequestToken: 1 to 36 characters.
-pub(crate) fn check_request_token(token: &str) -> Result<(), DbError> {
-    let n = token.chars().count();
-    if (1..=36).contains(&n) {
-        return Ok(());
+/// A transaction's ClientRequestToken, with the request it came with: the same request with
+/// the same token within ten minutes succeeds again without applying anything; another request
+/// with it is refused.
+pub(crate) struct RequestToken {
+    token: String,
+    /// The request without its token.
+    fingerprint: String,
+}
+
+impl RequestToken {
+    /// The request's token, if it has one (1 to 36 characters).
+    pub fn of(req: &Json) -> Result<Option<RequestToken>, DbError> {
+        let Some(token) = str_param(req, "ClientRequestToken") else {
+            return Ok(None);
+        };
+        let n = token.chars().count();
+        if !(1..=36).contains(&n) {
+            return Err(DbError::validation(format!(
+                "1 validation error detected: Value '{token}' at 'clientRequestToken' failed to satisfy constraint: Member must have length {}",
+                if n == 0 { "greater than or equal to 1" } else { "less than or equal to 36" }
+            )));
+        }
+        let mut rest = req.clone();
+        if let Some(o) = rest.as_object_mut() {
+            o.remove("ClientRequestToken");
+        }
+        Ok(Some(RequestToken {
+            token: token.to_owned(),
+            fingerprint: rest.to_string(),
+        }))
     }
-    Err(DbError::validation(format!(
-        "1 validation error detected: Value '{token}' at 'clientRequestToken' failed to satisfy constraint: Member must have length {}",
-        if n == 0 { "greater than or equal to 1" } else { "less than or equal to 36" }
-    )))
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    /// In the write: the answer to give if this token was used within the window.
+    pub fn seen(&self, b: &dyn Batch) -> Result<Option<Result<Json, DbError>>, StorageError> {
+        let Some(bytes) = b.get(&token_key(&self.token))? else {
+            return Ok(None);
+        };
+        let seen: Json = serde_json::from_slice(&bytes).unwrap_or(Json::Null);
+        let at = seen.get("at").and_then(Json::as_u64).unwrap_or(0);
+        if Self::now().saturating_sub(at) >= TOKEN_TTL_SECS {
+            return Ok(None);
+        }
+        if seen.get("request").and_then(Json::as_str) == Some(self.fingerprint.as_str()) {
+            return Ok(Some(Ok(json!({}))));
+        }
+        Ok(Some(Err(DbError::new(
+            ErrorKind::IdempotentParameterMismatch,
+            "Specified idempotent token was already used with different request parameters",
+        ))))
+    }
+
+    /// In the write, once it has been applied.
+    pub fn remember(&self, b: &mut dyn Batch) -> Result<(), StorageError> {
+        let record = json!({"at": Self::now(), "request": self.fingerprint});
+        b.put(&token_key(&self.token), record.to_string().as_bytes())
+    }
 }
 
 fn key_of(meta: &TableMeta, key: &Json) -> Result<Item, DbError> {
@@ -266,36 +321,25 @@ pub(crate) fn transact_write(catalog: &Catalog, req: &Json) -> Result<WriteOp, D
         seen.push(id);
         ops.push(op);
     }
-    let token = str_param(req, "ClientRequestToken").map(str::to_owned);
-    if let Some(t) = &token {
-        check_request_token(t)?;
+    // DynamoDB's 4 MB limit on what a transaction writes: the items it puts and the keys of
+    // its other actions. (The text is ours: DynamoDB's exact wording is not documented.)
+    let written: usize = ops
+        .iter()
+        .map(|op| match &op.kind {
+            TxKind::Put(item) => item_size(item),
+            _ => item_size(&op.key),
+        })
+        .sum();
+    if written > MAX_TRANSACTION_BYTES {
+        return Err(DbError::validation(format!(
+            "Transaction request cannot be larger than 4 MB: the items in it total {written} bytes"
+        )));
     }
-    // The request without its token identifies it for idempotency.
-    let fingerprint = {
-        let mut r = req.clone();
-        if let Some(o) = r.as_object_mut() {
-            o.remove("ClientRequestToken");
-        }
-        r.to_string()
-    };
+    let token = RequestToken::of(req)?;
     Ok(Box::new(move |b| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         if let Some(t) = &token {
-            if let Some(bytes) = b.get(&token_key(t))? {
-                let seen: Json = serde_json::from_slice(&bytes).unwrap_or(Json::Null);
-                let at = seen.get("at").and_then(Json::as_u64).unwrap_or(0);
-                if now.saturating_sub(at) < TOKEN_TTL_SECS {
-                    if seen.get("request").and_then(Json::as_str) == Some(fingerprint.as_str()) {
-                        return Ok(Ok(json!({})));
-                    }
-                    return Ok(Err(DbError::new(
-                        ErrorKind::IdempotentParameterMismatch,
-                        "Specified idempotent token was already used with different request parameters",
-                    )));
-                }
+            if let Some(answer) = t.seen(b)? {
+                return Ok(answer);
             }
         }
         for op in &ops {
@@ -336,7 +380,15 @@ pub(crate) fn transact_write(catalog: &Catalog, req: &Json) -> Result<WriteOp, D
                     TxKind::Update(actions) => {
                         let base = olds[i].clone().unwrap_or_else(|| op.key.clone());
                         let applied = expr::apply_update(&base, actions, &op.meta.key_names())
-                            .and_then(|o| op.meta.check_item(&o.item).map(|()| o.item));
+                            .and_then(|o| op.meta.check_item(&o.item).map(|()| o.item))
+                            .and_then(|item| {
+                                if item_size(&item) > MAX_ITEM_BYTES {
+                                    return Err(DbError::validation(
+                                        "Item size to update has exceeded the maximum allowed size",
+                                    ));
+                                }
+                                Ok(item)
+                            });
                         match applied {
                             Ok(item) => Some(item),
                             // An update that cannot apply to the stored item cancels the
@@ -370,8 +422,7 @@ pub(crate) fn transact_write(catalog: &Catalog, req: &Json) -> Result<WriteOp, D
             }
         }
         if let Some(t) = &token {
-            let record = json!({"at": now, "request": fingerprint});
-            b.put(&token_key(t), record.to_string().as_bytes())?;
+            t.remember(b)?;
         }
         Ok(Ok(json!({})))
     }))

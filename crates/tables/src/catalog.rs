@@ -51,6 +51,14 @@ pub struct TableMeta {
     pub deletion_protection: bool,
     pub uuid: String,
     pub region: String,
+    /// Bumped by every change of the description (UpdateTable, TTL, tags): a write checked
+    /// against an older one runs again.
+    #[serde(default)]
+    pub version: u32,
+    /// The highest index id ever given, so a deleted index's id is never reused (its entries
+    /// may still be on their way out when the next index is created).
+    #[serde(default)]
+    pub last_index_id: u16,
 }
 
 pub fn validate_table_name(name: &str, field: &str) -> Result<(), DbError> {
@@ -320,6 +328,8 @@ impl TableMeta {
                 .unwrap_or(false),
             uuid: format!("{:08x}-0000-4000-8000-{:012x}", id, (now * 1000.0) as u64),
             region: region.to_owned(),
+            version: 0,
+            last_index_id: next_id - 1,
         })
     }
 
@@ -447,6 +457,30 @@ impl TableMeta {
         let base = self.item_key(item);
         out.extend_from_slice(&base[5..]);
         Some(out)
+    }
+
+    /// Whether `item` has the index's key attributes, with the index's types (the test
+    /// [`TableMeta::index_key`] makes, without building the key).
+    pub fn in_index(&self, index: &IndexMeta, item: &Item) -> bool {
+        let typed = |attr: &KeyAttr| item.get(&attr.name).is_some_and(|v| v.type_name() == attr.kind);
+        typed(&index.hash) && index.range.as_ref().is_none_or(typed)
+    }
+
+    /// DynamoDB's size of what an index keeps of `item`: its projected attributes.
+    pub fn index_item_size(&self, index: &IndexMeta, item: &Item) -> usize {
+        match &index.projection {
+            Projection::All => crate::value::item_size(item),
+            projection => item
+                .iter()
+                .filter(|(k, _)| {
+                    self.key_names().contains(&k.as_str())
+                        || index.hash.name == **k
+                        || index.range.as_ref().is_some_and(|r| r.name == **k)
+                        || matches!(projection, Projection::Include(extra) if extra.contains(k))
+                })
+                .map(|(k, v)| k.len() + v.size())
+                .sum(),
+        }
     }
 
     pub fn ttl_prefix(&self) -> Vec<u8> {

@@ -6,7 +6,7 @@
 //! | prefix | record |
 //! |---|---|
 //! | `m\0` + name | the table's description ([`TableMeta`] as JSON) |
-//! | `t\0` + name | the table's 4-byte id (checked by every write: the table was not re-created) |
+//! | `t\0` + name | the table's id and description version, 4 bytes each (checked by every write: the table was not re-created, its description not changed) |
 //! | `n\0table-id` | the last table id handed out |
 //! | `d` + id + key | an item, as DynamoDB JSON (answered as is by the hot reads) |
 //! | `x` + id + index id + index key + item key | an index entry: the item's key as JSON |
@@ -17,7 +17,7 @@
 
 use crate::catalog::TableMeta;
 use crate::error::DbError;
-use crate::storage::{Read, StorageError};
+use crate::storage::{Batch, Read, StorageError};
 use crate::value::{item_from_json, item_to_json, Item};
 
 pub(crate) const META_PREFIX: &[u8] = b"m\x00";
@@ -34,6 +34,25 @@ pub(crate) fn id_key(name: &str) -> Vec<u8> {
     let mut k = b"t\x00".to_vec();
     k.extend_from_slice(name.as_bytes());
     k
+}
+
+/// Store a table's description and its identity (id and version) record.
+pub(crate) fn store_meta(b: &mut dyn Batch, meta: &TableMeta) -> Result<(), StorageError> {
+    b.put(&meta_key(&meta.name), &serde_json::to_vec(meta).unwrap_or_default())?;
+    let mut identity = meta.id.to_be_bytes().to_vec();
+    identity.extend_from_slice(&meta.version.to_be_bytes());
+    b.put(&id_key(&meta.name), &identity)
+}
+
+/// The id and description version of an identity record (stores from before versions hold
+/// the id alone: version 0).
+pub(crate) fn decode_identity(bytes: &[u8]) -> Option<(u32, u32)> {
+    let id = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?);
+    let version = match bytes.get(4..8) {
+        Some(v) => u32::from_be_bytes(v.try_into().ok()?),
+        None => 0,
+    };
+    Some((id, version))
 }
 
 pub(crate) fn token_key(token: &str) -> Vec<u8> {

@@ -15,6 +15,10 @@ pub enum ErrorKind {
     DuplicateItem,
     UnknownOperation,
     InternalServerError,
+    /// Internal: a write was checked against a table description that a table operation has
+    /// since replaced. The service runs such a request again with the new description; a
+    /// client sees it only if that keeps happening.
+    TableChanged,
 }
 
 impl ErrorKind {
@@ -31,13 +35,15 @@ impl ErrorKind {
                 "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException"
             }
             ErrorKind::UnknownOperation => "com.amazon.coral.service#UnknownOperationException",
-            ErrorKind::InternalServerError => "com.amazonaws.dynamodb.v20120810#InternalServerError",
+            ErrorKind::InternalServerError | ErrorKind::TableChanged => {
+                "com.amazonaws.dynamodb.v20120810#InternalServerError"
+            }
         }
     }
 
     pub fn status(self) -> u16 {
         match self {
-            ErrorKind::InternalServerError => 500,
+            ErrorKind::InternalServerError | ErrorKind::TableChanged => 500,
             _ => 400,
         }
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{json, Value as Json};
 
 use crate::catalog::{Catalog, TableMeta};
-use crate::codec::{read_item, storage_err};
+use crate::codec::{encode_item, read_item, storage_err};
 use crate::error::DbError;
 use crate::expr::{self, Condition, Path, Substitutions, UpdateAction};
 use crate::legacy;
@@ -15,8 +15,9 @@ use crate::request::{
     check_substitutions_need_expressions, enum_param, old_on_fail, projection, str_param, write_condition, Capacity,
 };
 use crate::storage::Read;
+use crate::stream::Cause;
 use crate::value::{item_from_json, item_size, item_to_json, Item, MAX_ITEM_BYTES};
-use crate::writer::{checked_old, write_item, WriteOp};
+use crate::writer::{checked_old, write_item, write_item_by, WriteOp};
 
 /// The `Key` parameter, checked against the table's key schema.
 pub(crate) fn key_param(meta: &TableMeta, req: &Json) -> Result<Item, DbError> {
@@ -76,12 +77,21 @@ impl PutItem {
 
     pub fn into_write(self) -> WriteOp {
         let cc = self.capacity.report(&self.meta.name, 1.0);
+        // Encoded here, on the caller's thread: the writer thread is shared by every write.
+        let bytes = encode_item(&self.item);
         Box::new(move |b| {
             let old = match checked_old(b, &self.meta, &self.item, self.condition.as_ref(), self.old_on_fail)? {
                 Ok(old) => old,
                 Err(e) => return Ok(Err(e)),
             };
-            write_item(b, &self.meta, old.as_ref(), Some(&self.item))?;
+            write_item_by(
+                b,
+                &self.meta,
+                old.as_ref(),
+                Some(&self.item),
+                Some(&bytes),
+                Cause::Caller,
+            )?;
             Ok(Ok(old_item_answer(old.as_ref().filter(|_| self.return_old), cc)))
         })
     }

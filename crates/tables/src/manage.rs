@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{json, Value as Json};
 
 use crate::catalog::{parse_index, KeyAttr, TableMeta};
-use crate::codec::{decode_item, id_key, meta_key, storage_err, ID_COUNTER};
+use crate::codec::{decode_item, id_key, meta_key, storage_err, store_meta, ID_COUNTER};
 use crate::error::{DbError, ErrorKind};
 use crate::request::str_param;
 use crate::service::Tables;
@@ -41,8 +41,7 @@ impl Tables {
                 let id = last.unwrap_or(0) + 1;
                 b.put(ID_COUNTER, &id.to_be_bytes())?;
                 meta.id = id;
-                b.put(&key, &serde_json::to_vec(&meta).unwrap_or_default())?;
-                b.put(&id_key(&meta.name), &id.to_be_bytes())?;
+                store_meta(b, &meta)?;
                 stats::store(b, &meta, &TableStats::default())?;
                 Ok(Ok(json!(id)))
             }))
@@ -127,6 +126,7 @@ impl Tables {
     pub(crate) async fn update_table(&self, req: &Json) -> Result<Json, DbError> {
         let meta = self.inner.catalog.of_request(req).map_err(with_table_name(req))?;
         let mut new = (*meta).clone();
+        new.version = meta.version.wrapping_add(1);
         if let Some(mode) = str_param(req, "BillingMode") {
             new.billing_mode = mode.to_owned();
             if mode == "PAY_PER_REQUEST" {
@@ -168,7 +168,15 @@ impl Tables {
             .flatten()
         {
             if let Some(c) = u.get("Create") {
-                let id = new.indexes.iter().map(|i| i.id).max().unwrap_or(0) + 1;
+                let id = new
+                    .indexes
+                    .iter()
+                    .map(|i| i.id)
+                    .max()
+                    .unwrap_or(0)
+                    .max(new.last_index_id)
+                    + 1;
+                new.last_index_id = id;
                 let ix = parse_index(c, &new.attributes, false, id)?;
                 if new.index(&ix.name).is_some() {
                     return Err(DbError::validation(format!(
@@ -216,7 +224,7 @@ impl Tables {
             if !created.is_empty() {
                 // Backfill new indexes from the items already in the table, and count them.
                 let entries = collect_prefix(b, &old_meta.items_prefix())?;
-                let mut items = Vec::with_capacity(entries.len());
+                let mut counted = stats::Recount::new(&new_meta);
                 for (_, v) in entries {
                     let Ok(item) = decode_item(&v) else { continue };
                     let key_json = serde_json::to_vec(&item_to_json(&new_meta.key_of(&item))).unwrap_or_default();
@@ -225,14 +233,11 @@ impl Tables {
                             b.put(&k, &key_json)?;
                         }
                     }
-                    items.push(item);
+                    counted.add(&item);
                 }
-                stats::store(b, &new_meta, &stats::recount(&new_meta, items.into_iter()))?;
+                stats::store(b, &new_meta, &counted.finish())?;
             }
-            b.put(
-                &meta_key(&new_meta.name),
-                &serde_json::to_vec(&new_meta).unwrap_or_default(),
-            )?;
+            store_meta(b, &new_meta)?;
             Ok(Ok(Json::Null))
         }))
         .await?;
@@ -256,6 +261,7 @@ impl Tables {
             _ => {}
         }
         let mut new = (*meta).clone();
+        new.version = meta.version.wrapping_add(1);
         new.ttl_attribute = enabled.then(|| attr.clone());
         let (old_meta, new_meta) = ((*meta).clone(), new.clone());
         self.write(Box::new(move |b| {
@@ -270,10 +276,7 @@ impl Tables {
                     }
                 }
             }
-            b.put(
-                &meta_key(&new_meta.name),
-                &serde_json::to_vec(&new_meta).unwrap_or_default(),
-            )?;
+            store_meta(b, &new_meta)?;
             Ok(Ok(Json::Null))
         }))
         .await?;
@@ -306,6 +309,7 @@ impl Tables {
     pub(crate) async fn tag(&self, req: &Json, add: bool) -> Result<Json, DbError> {
         let meta = self.table_for_arn(req)?;
         let mut new = (*meta).clone();
+        new.version = meta.version.wrapping_add(1);
         if add {
             for t in req.get("Tags").and_then(Json::as_array).into_iter().flatten() {
                 let k = str_param(t, "Key").unwrap_or("").to_owned();
@@ -328,10 +332,7 @@ impl Tables {
             if let Err(e) = same_table(b, &old_meta)? {
                 return Ok(Err(e));
             }
-            b.put(
-                &meta_key(&new_meta.name),
-                &serde_json::to_vec(&new_meta).unwrap_or_default(),
-            )?;
+            store_meta(b, &new_meta)?;
             Ok(Ok(Json::Null))
         }))
         .await?;
@@ -390,7 +391,7 @@ impl Tables {
                         // The item may have been rewritten with a later expiry since the scan.
                         let due = m.ttl_key(&item).is_some_and(|k| k < end);
                         if due {
-                            write_item_by(b, &m, Some(&item), None, crate::stream::Cause::Ttl)?;
+                            write_item_by(b, &m, Some(&item), None, None, crate::stream::Cause::Ttl)?;
                             deleted += 1;
                         }
                     }

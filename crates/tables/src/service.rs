@@ -141,7 +141,23 @@ impl Tables {
         }
     }
 
+    /// Run one operation; again (with the new table description) when a table operation changed
+    /// its table between the request's checks and its write.
     async fn dispatch(&self, operation: &str, req: &Json) -> Result<Json, DbError> {
+        let mut attempts = 0;
+        loop {
+            match self.dispatch_once(operation, req).await {
+                Err(e) if e.kind == ErrorKind::TableChanged && attempts < 100 => {
+                    attempts += 1;
+                    // The catalog takes the new description just after its commit.
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn dispatch_once(&self, operation: &str, req: &Json) -> Result<Json, DbError> {
         let (catalog, storage) = (&self.inner.catalog, &*self.inner.storage);
         let from_bytes = |b: Vec<u8>| serde_json::from_slice(&b).map_err(|e| DbError::internal(e.to_string()));
         match operation {
@@ -196,14 +212,14 @@ fn count_tables_without_statistics(storage: &dyn Storage, catalog: &Catalog) -> 
         }
         let prefix = meta.items_prefix();
         let end = crate::keys::prefix_end(&prefix).unwrap_or_default();
-        let mut items = Vec::new();
+        let mut counted = stats::Recount::new(&meta);
         storage.scan(Bound::Included(&prefix), Bound::Excluded(&end), false, &mut |_, v| {
             if let Ok(item) = decode_item(v) {
-                items.push(item);
+                counted.add(&item);
             }
             true
         })?;
-        let counted = stats::recount(&meta, items.into_iter());
+        let counted = counted.finish();
         storage.write(&mut |b| stats::store(b, &meta, &counted))?;
         tracing::info!(table = %meta.name, "counted the table's items for its statistics");
     }

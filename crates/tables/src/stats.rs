@@ -8,7 +8,7 @@
 //! names plus values, [`item_size`]); an index counts the items that have its key attributes,
 //! at the size of the attributes it projects.
 
-use crate::catalog::{IndexMeta, Projection, TableMeta};
+use crate::catalog::TableMeta;
 use crate::storage::{Batch, Read, StorageError};
 use crate::value::{item_size, Item};
 
@@ -104,14 +104,6 @@ pub(crate) fn read(r: &dyn Read, meta: &TableMeta) -> Result<TableStats, Storage
         .unwrap_or_default())
 }
 
-/// The size an item takes in an index: the attributes the index projects.
-fn index_size(meta: &TableMeta, index: &IndexMeta, item: &Item) -> u64 {
-    match index.projection {
-        Projection::All => item_size(item) as u64,
-        _ => item_size(&meta.project_for_index(index, item)) as u64,
-    }
-}
-
 /// Account for an item replaced (`old` → `new`; either may be absent) in the same batch.
 pub(crate) fn record_write(
     b: &mut dyn Batch,
@@ -121,32 +113,47 @@ pub(crate) fn record_write(
 ) -> Result<(), StorageError> {
     let mut stats = read(b, meta)?;
     for (item, added) in old.map(|i| (i, false)).into_iter().chain(new.map(|i| (i, true))) {
-        stats.index_mut(TABLE).count(item_size(item) as u64, added);
-        for index in &meta.indexes {
-            if meta.index_key(index, item).is_some() {
-                stats.index_mut(index.id).count(index_size(meta, index, item), added);
-            }
-        }
+        stats.count(meta, item, added);
     }
     b.put(&key(meta.id), &stats.encode())
 }
 
-/// Count a table's items from scratch (for tables written before statistics were kept, and
-/// for indexes added to a table that has items).
-pub(crate) fn recount(meta: &TableMeta, items: impl Iterator<Item = Item>) -> TableStats {
-    let mut stats = TableStats::default();
-    for index in &meta.indexes {
-        stats.index_mut(index.id);
-    }
-    for item in items {
-        stats.index_mut(TABLE).count(item_size(&item) as u64, true);
+impl TableStats {
+    /// Count `item` in (`added`) or out of the table and the indexes it is in.
+    fn count(&mut self, meta: &TableMeta, item: &Item, added: bool) {
+        self.index_mut(TABLE).count(item_size(item) as u64, added);
         for index in &meta.indexes {
-            if meta.index_key(index, &item).is_some() {
-                stats.index_mut(index.id).count(index_size(meta, index, &item), true);
+            if meta.in_index(index, item) {
+                self.index_mut(index.id)
+                    .count(meta.index_item_size(index, item) as u64, added);
             }
         }
     }
-    stats
+}
+
+/// Counting a table's items from scratch, one item at a time (for stores written before
+/// statistics were kept, and for indexes added to a table that has items).
+pub(crate) struct Recount<'m> {
+    meta: &'m TableMeta,
+    stats: TableStats,
+}
+
+impl<'m> Recount<'m> {
+    pub fn new(meta: &'m TableMeta) -> Recount<'m> {
+        let mut stats = TableStats::default();
+        for index in &meta.indexes {
+            stats.index_mut(index.id);
+        }
+        Recount { meta, stats }
+    }
+
+    pub fn add(&mut self, item: &Item) {
+        self.stats.count(self.meta, item, true);
+    }
+
+    pub fn finish(self) -> TableStats {
+        self.stats
+    }
 }
 
 /// Store statistics computed elsewhere ([`recount`]).
@@ -164,6 +171,222 @@ pub(crate) fn drop_index(b: &mut dyn Batch, meta: &TableMeta, index_id: u16) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Tables;
+    use serde_json::{json, Value as Json};
+
+    async fn call(tables: &Tables, op: &str, body: Json) -> Json {
+        let (status, answer) = tables.handle(op, body.to_string().as_bytes()).await;
+        assert_eq!(status, 200, "{op}: {answer}");
+        answer
+    }
+
+    async fn counts(tables: &Tables) -> (Json, Json, Json) {
+        let d = call(tables, "DescribeTable", json!({"TableName": "tab"})).await;
+        let t = &d["Table"];
+        let gsi = t["GlobalSecondaryIndexes"]
+            .as_array()
+            .and_then(|a| a.first())
+            .map(|i| json!([i["ItemCount"], i["IndexSizeBytes"]]))
+            .unwrap_or(Json::Null);
+        (t["ItemCount"].clone(), t["TableSizeBytes"].clone(), gsi)
+    }
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("sylph-stats-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    async fn table_with_gsi(tables: &Tables) {
+        call(
+            tables,
+            "CreateTable",
+            json!({"TableName": "tab", "BillingMode": "PAY_PER_REQUEST",
+                   "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "g", "AttributeType": "S"}],
+                   "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+                   "GlobalSecondaryIndexes": [{"IndexName": "byG", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                                               "Projection": {"ProjectionType": "KEYS_ONLY"}}]}),
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn every_kind_of_write_keeps_the_counts() {
+        let dir = temp("writes");
+        let tables = Tables::open(&dir, "us-east-1").unwrap();
+        table_with_gsi(&tables).await;
+        assert_eq!(counts(&tables).await, (json!(0), json!(0), json!([0, 0])));
+        // "pk" + "a" + "g" + "x": 2 + 1 + 1 + 1 = 5 bytes (the index keeps both: 5); "pk" + "b": 3.
+        call(
+            &tables,
+            "PutItem",
+            json!({"TableName": "tab", "Item": {"pk": {"S": "a"}, "g": {"S": "x"}}}),
+        )
+        .await;
+        call(
+            &tables,
+            "PutItem",
+            json!({"TableName": "tab", "Item": {"pk": {"S": "b"}}}),
+        )
+        .await;
+        assert_eq!(counts(&tables).await, (json!(2), json!(8), json!([1, 5])));
+        // An overwrite changes the size, not the count; an update that removes the index key
+        // takes the item out of the index.
+        call(
+            &tables,
+            "PutItem",
+            json!({"TableName": "tab", "Item": {"pk": {"S": "b"}, "s": {"S": "12345"}}}),
+        )
+        .await;
+        call(
+            &tables,
+            "UpdateItem",
+            json!({"TableName": "tab", "Key": {"pk": {"S": "a"}}, "UpdateExpression": "REMOVE g"}),
+        )
+        .await;
+        assert_eq!(counts(&tables).await, (json!(2), json!(12), json!([0, 0])));
+        call(
+            &tables,
+            "BatchWriteItem",
+            json!({"RequestItems": {"tab": [
+                {"PutRequest": {"Item": {"pk": {"S": "c"}, "g": {"S": "y"}}}},
+                {"DeleteRequest": {"Key": {"pk": {"S": "a"}}}}
+            ]}}),
+        )
+        .await;
+        call(
+            &tables,
+            "TransactWriteItems",
+            json!({"TransactItems": [
+                {"Delete": {"TableName": "tab", "Key": {"pk": {"S": "b"}}}},
+                {"Put": {"TableName": "tab", "Item": {"pk": {"S": "d"}}}}
+            ]}),
+        )
+        .await;
+        call(
+            &tables,
+            "ExecuteStatement",
+            json!({"Statement": "INSERT INTO tab VALUE {'pk': 'e', 'g': 'z'}"}),
+        )
+        .await;
+        call(
+            &tables,
+            "ExecuteStatement",
+            json!({"Statement": "DELETE FROM tab WHERE pk = 'd'"}),
+        )
+        .await;
+        // Left: c (pk, g: 5 bytes) and e (5 bytes), both in the index.
+        assert_eq!(counts(&tables).await, (json!(2), json!(10), json!([2, 10])));
+        // A failed conditional write changes nothing.
+        let (status, _) = tables
+            .handle("PutItem", json!({"TableName": "tab", "Item": {"pk": {"S": "c"}}, "ConditionExpression": "attribute_not_exists(pk)"}).to_string().as_bytes())
+            .await;
+        assert_eq!(status, 400);
+        assert_eq!(counts(&tables).await, (json!(2), json!(10), json!([2, 10])));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn an_index_added_later_counts_the_items_already_there() {
+        let dir = temp("gsi");
+        let tables = Tables::open(&dir, "us-east-1").unwrap();
+        call(
+            &tables,
+            "CreateTable",
+            json!({"TableName": "tab", "BillingMode": "PAY_PER_REQUEST",
+                   "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+                   "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}]}),
+        )
+        .await;
+        for (k, g) in [("a", Some("x")), ("b", None), ("c", Some("y"))] {
+            let mut item = json!({"pk": {"S": k}});
+            if let Some(g) = g {
+                item["g"] = json!({"S": g});
+            }
+            call(&tables, "PutItem", json!({"TableName": "tab", "Item": item})).await;
+        }
+        call(&tables, "UpdateTable", json!({"TableName": "tab",
+            "AttributeDefinitions": [{"AttributeName": "g", "AttributeType": "S"}],
+            "GlobalSecondaryIndexUpdates": [{"Create": {"IndexName": "byG", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                                                        "Projection": {"ProjectionType": "ALL"}}}]})).await;
+        assert_eq!(counts(&tables).await, (json!(3), json!(13), json!([2, 10])));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A write checked against the description an UpdateTable then replaced must not run with
+    /// it: it would miss the new index (its entry and its count).
+    #[tokio::test]
+    async fn a_write_checked_before_an_index_was_added_runs_again() {
+        let dir = temp("stale");
+        let tables = Tables::open(&dir, "us-east-1").unwrap();
+        call(
+            &tables,
+            "CreateTable",
+            json!({"TableName": "tab", "BillingMode": "PAY_PER_REQUEST",
+                   "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+                   "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}]}),
+        )
+        .await;
+        let put = json!({"TableName": "tab", "Item": {"pk": {"S": "a"}, "g": {"S": "x"}}});
+        let early = crate::items::PutItem::parse(&put, &tables.inner.catalog).unwrap();
+        call(&tables, "UpdateTable", json!({"TableName": "tab",
+            "AttributeDefinitions": [{"AttributeName": "g", "AttributeType": "S"}],
+            "GlobalSecondaryIndexUpdates": [{"Create": {"IndexName": "byG", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                                                        "Projection": {"ProjectionType": "ALL"}}}]})).await;
+        let e = tables.write(early.into_write()).await.unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::TableChanged);
+        // Sent again (as the service does), it is checked against the new description.
+        call(&tables, "PutItem", put).await;
+        assert_eq!(counts(&tables).await, (json!(1), json!(5), json!([1, 5])));
+        let q = call(
+            &tables,
+            "Query",
+            json!({"TableName": "tab", "IndexName": "byG", "KeyConditionExpression": "g = :g",
+            "ExpressionAttributeValues": {":g": {"S": "x"}}}),
+        )
+        .await;
+        assert_eq!(q["Count"], 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A store written before statistics were kept has none: they are counted once, at open.
+    #[tokio::test]
+    async fn tables_without_statistics_are_counted_when_opened() {
+        let dir = temp("migrate");
+        {
+            let tables = Tables::open(&dir, "us-east-1").unwrap();
+            table_with_gsi(&tables).await;
+            for k in ["a", "b", "c"] {
+                call(
+                    &tables,
+                    "PutItem",
+                    json!({"TableName": "tab", "Item": {"pk": {"S": k}, "g": {"S": k}}}),
+                )
+                .await;
+            }
+            let meta = tables.table_named("tab").unwrap();
+            tables
+                .write(Box::new(move |b| {
+                    b.delete(&key(meta.id))?;
+                    Ok(Ok(Json::Null))
+                }))
+                .await
+                .unwrap();
+            assert_eq!(counts(&tables).await, (json!(0), json!(0), json!([0, 0])));
+        }
+        // The writer thread lets go of the store once the last handle is gone.
+        let mut reopened = Tables::open(&dir, "us-east-1");
+        for _ in 0..100 {
+            if reopened.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            reopened = Tables::open(&dir, "us-east-1");
+        }
+        let tables = reopened.unwrap();
+        assert_eq!(counts(&tables).await, (json!(3), json!(15), json!([3, 15])));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn encoding_round_trips() {

@@ -13,8 +13,8 @@ use serde_json::Value as Json;
 use tokio::sync::oneshot;
 
 use crate::catalog::TableMeta;
-use crate::codec::{encode_item, id_key, read_item};
-use crate::error::DbError;
+use crate::codec::{decode_identity, encode_item, id_key, read_item};
+use crate::error::{DbError, ErrorKind};
 use crate::expr::{self, Condition};
 use crate::storage::{Batch, Storage, StorageError};
 use crate::value::{item_to_json, Item};
@@ -65,14 +65,17 @@ pub(crate) fn write_item(
     old: Option<&Item>,
     new: Option<&Item>,
 ) -> Result<(), StorageError> {
-    write_item_by(b, meta, old, new, crate::stream::Cause::Caller)
+    write_item_by(b, meta, old, new, None, crate::stream::Cause::Caller)
 }
 
+/// [`write_item`], with the new item's stored bytes when the caller encoded them already
+/// (off the writer thread), and what made the change.
 pub(crate) fn write_item_by(
     b: &mut dyn Batch,
     meta: &TableMeta,
     old: Option<&Item>,
     new: Option<&Item>,
+    new_bytes: Option<&[u8]>,
     cause: crate::stream::Cause,
 ) -> Result<(), StorageError> {
     crate::stream::record(b, meta, old, new, cause)?;
@@ -89,11 +92,16 @@ pub(crate) fn write_item_by(
     }
     match new {
         Some(item) => {
-            b.put(&meta.item_key(item), &encode_item(item))?;
-            let key_json = serde_json::to_vec(&item_to_json(&meta.key_of(item))).unwrap_or_default();
-            for index in &meta.indexes {
-                if let Some(k) = meta.index_key(index, item) {
-                    b.put(&k, &key_json)?;
+            match new_bytes {
+                Some(bytes) => b.put(&meta.item_key(item), bytes)?,
+                None => b.put(&meta.item_key(item), &encode_item(item))?,
+            }
+            if !meta.indexes.is_empty() {
+                let key_json = serde_json::to_vec(&item_to_json(&meta.key_of(item))).unwrap_or_default();
+                for index in &meta.indexes {
+                    if let Some(k) = meta.index_key(index, item) {
+                        b.put(&k, &key_json)?;
+                    }
                 }
             }
             if let Some(k) = meta.ttl_key(item) {
@@ -109,13 +117,24 @@ pub(crate) fn write_item_by(
     Ok(())
 }
 
-/// Fails (without a storage error) if the table was deleted or re-created since `meta` was read.
+/// Fails (without a storage error) if the table was deleted or re-created since `meta` was read
+/// (ResourceNotFound), or its description changed (TableChanged: the request runs again).
 pub(crate) fn same_table(b: &dyn Batch, meta: &TableMeta) -> Result<Result<(), DbError>, StorageError> {
-    // A 4-byte id per table keeps this check cheap on every write.
-    let ok = b
-        .get(&id_key(&meta.name))?
-        .is_some_and(|id| id.as_slice() == meta.id.to_be_bytes());
-    Ok(if ok { Ok(()) } else { Err(DbError::not_found()) })
+    // 8 bytes per table keep this check cheap on every write.
+    let stored = b.get(&id_key(&meta.name))?;
+    Ok(match stored.as_deref().and_then(decode_identity) {
+        Some((id, version)) if id == meta.id => {
+            if version == meta.version {
+                Ok(())
+            } else {
+                Err(DbError::new(
+                    ErrorKind::TableChanged,
+                    "The table's description changed while the request ran; send it again",
+                ))
+            }
+        }
+        _ => Err(DbError::not_found()),
+    })
 }
 
 /// In a write: the table is still the one the request saw, and the item's current state passes

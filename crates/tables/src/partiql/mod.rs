@@ -238,10 +238,11 @@ impl Write {
                 }
                 Some(outcome.item)
             }
-            // Deleting an item that is not there does nothing, as DynamoDB does.
-            (WriteKind::Delete, None) => None,
-            (WriteKind::Delete, Some(old)) => {
-                if !passes(old) {
+            // The WHERE's other predicates are the delete's condition, checked against the item
+            // or, when it is not there, against nothing (so `x = 1` fails); a delete of a
+            // missing item by its key alone does nothing, as DynamoDB does.
+            (WriteKind::Delete, old) => {
+                if !passes(old.as_ref().unwrap_or(&Item::new())) {
                     return Ok(Err(DbError::condition_failed()));
                 }
                 None
@@ -507,9 +508,7 @@ impl Tables {
 
     pub(crate) async fn execute_transaction(&self, req: &Json) -> Result<Json, DbError> {
         let catalog = &self.inner.catalog;
-        if let Some(token) = str_param(req, "ClientRequestToken") {
-            crate::batch::check_request_token(token)?;
-        }
+        let token = crate::batch::RequestToken::of(req)?;
         let list = match req.get("TransactStatements") {
             Some(Json::Array(a)) => a,
             _ => {
@@ -576,6 +575,11 @@ impl Tables {
             seen.push(id);
         }
         self.write(Box::new(move |b| {
+            if let Some(t) = &token {
+                if let Some(answer) = t.seen(b)? {
+                    return Ok(answer);
+                }
+            }
             // Every statement is checked before anything is written: all or nothing.
             let mut checked = Vec::with_capacity(writes.len());
             let mut reasons = Vec::with_capacity(writes.len());
@@ -609,6 +613,9 @@ impl Tables {
                 if let Some(c) = c {
                     w.apply(b, c)?;
                 }
+            }
+            if let Some(t) = &token {
+                t.remember(b)?;
             }
             Ok(Ok(json!({})))
         }))

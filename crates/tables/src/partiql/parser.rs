@@ -758,6 +758,9 @@ impl Parser<'_> {
                 Value::M(map)
             }
             Tok::LBag => {
+                // Members are scalars, but a nested literal is parsed before it is refused:
+                // the nesting limit applies here too.
+                self.descend()?;
                 let mut members = Vec::new();
                 loop {
                     members.push(self.value()?);
@@ -765,6 +768,7 @@ impl Parser<'_> {
                         break;
                     }
                 }
+                self.ascend();
                 self.expect(&Tok::RBag)?;
                 set_of(members)?
             }

@@ -90,6 +90,10 @@ fn deep_nesting_is_refused_not_a_stack_overflow() {
     assert!(parse(&deep_list, &[]).is_err());
     let nots = format!("SELECT * FROM t WHERE {} a = 1", "NOT ".repeat(5000));
     assert!(parse(&nots, &[]).is_err());
+    // Sets hold scalars, but a nested one is parsed before it is refused.
+    let bags = format!("SELECT * FROM t WHERE a = {}1", "<<".repeat(4000));
+    assert!(bags.len() < 8192, "within the statement limit, so the parser sees it");
+    assert!(parse(&bags, &[]).is_err());
 }
 
 #[test]
