@@ -188,7 +188,7 @@ impl UpdateItem {
     pub fn parse(req: &Json, catalog: &Catalog) -> Result<UpdateItem, DbError> {
         let meta = catalog.of_request(req)?;
         let key = key_param(&meta, req)?;
-        check_substitutions_need_expressions(req, &["ConditionExpression", "UpdateExpression"])?;
+        check_substitutions_need_expressions(req, &["UpdateExpression", "ConditionExpression"])?;
         let subs = Substitutions::new(req)?;
         let condition = write_condition(req, &subs)?;
         let (actions, creates) = match (

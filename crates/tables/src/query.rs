@@ -561,7 +561,7 @@ pub(crate) fn query(catalog: &Catalog, storage: &dyn Storage, req: &Json) -> Res
     )?;
     check_substitutions_need_expressions(
         req,
-        &["KeyConditionExpression", "FilterExpression", "ProjectionExpression"],
+        &["FilterExpression", "KeyConditionExpression", "ProjectionExpression"],
     )?;
     let subs = Substitutions::new(req)?;
     let key_cond = match (

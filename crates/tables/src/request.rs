@@ -16,16 +16,32 @@ fn present(req: &Json, name: &str) -> bool {
     req.get(name).is_some_and(|v| !v.is_null())
 }
 
-/// ExpressionAttributeNames/Values without any expression are an error in DynamoDB.
+/// ExpressionAttributeNames/Values without any expression are an error in DynamoDB. For the
+/// values, its message names the missing expressions (a projection only when it is the only
+/// one the operation takes), as in `UpdateExpression and ConditionExpression are null`.
 pub(crate) fn check_substitutions_need_expressions(req: &Json, expressions: &[&str]) -> Result<(), DbError> {
-    if !expressions.iter().any(|e| present(req, e)) {
-        for field in ["ExpressionAttributeNames", "ExpressionAttributeValues"] {
-            if present(req, field) {
-                return Err(DbError::validation(format!(
-                    "{field} can only be specified when using expressions"
-                )));
-            }
+    if expressions.iter().any(|e| present(req, e)) {
+        return Ok(());
+    }
+    if present(req, "ExpressionAttributeNames") {
+        return Err(DbError::validation(
+            "ExpressionAttributeNames can only be specified when using expressions",
+        ));
+    }
+    if present(req, "ExpressionAttributeValues") {
+        let mut named: Vec<&str> = expressions
+            .iter()
+            .copied()
+            .filter(|e| *e != "ProjectionExpression")
+            .collect();
+        if named.is_empty() {
+            named = expressions.to_vec();
         }
+        let verb = if named.len() == 1 { "is" } else { "are" };
+        return Err(DbError::validation(format!(
+            "ExpressionAttributeValues can only be specified when using expressions: {} {verb} null",
+            named.join(" and ")
+        )));
     }
     Ok(())
 }

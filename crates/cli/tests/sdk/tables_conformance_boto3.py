@@ -675,6 +675,45 @@ def _upd(t, expr, values=None, names=None, key=None, **kw):
 OVERLAP = "Invalid UpdateExpression: Two document paths overlap with each other; must remove or rewrite one of these paths; "
 
 
+@case("UpdateItem", "ExpressionAttributeValues without any expression")
+def _():
+    t = mk_table()
+    # source: research A2 (dynalite; conf putItem) - the message names the missing expressions
+    expect_error(lambda: ddb.update_item(TableName=t, Key={"pk": S("p")},
+                                         ExpressionAttributeValues={":v": N(1)}),
+                 "ValidationException",
+                 "ExpressionAttributeValues can only be specified when using expressions: "
+                 "UpdateExpression and ConditionExpression are null")
+
+
+@case("PutItem", "ExpressionAttributeNames without any expression")
+def _():
+    t = mk_table()
+    # source: research A2 (conf putItem.test.ts)
+    expect_error(lambda: ddb.put_item(TableName=t, Item={"pk": S("p")}, ExpressionAttributeNames={"#a": "a"}),
+                 "ValidationException", "ExpressionAttributeNames can only be specified when using expressions")
+
+
+@case("UpdateItem", "an invalid value in ExpressionAttributeValues is named, even unused")
+def _():
+    t = mk_table()
+    # source: research A2 (dynalite test/updateItem.js; dynoxide helpers.rs)
+    expect_error(lambda: _upd(t, "SET a = :v", {":v": N(1), ":bad": {"N": "dog"}}),
+                 "ValidationException",
+                 "ExpressionAttributeValues contains invalid value: The parameter cannot be converted to a "
+                 "numeric value: dog for key :bad")
+
+
+@case("Query", "an empty name in ExpressionAttributeNames")
+def _():
+    t = mk_table()
+    # source: research I (scylla test_limits.py 'Empty attribute name'; DynamoDB Local's wording)
+    expect_error(lambda: ddb.query(TableName=t, KeyConditionExpression="#k = :v",
+                                   ExpressionAttributeNames={"#k": ""}, ExpressionAttributeValues={":v": S("p")}),
+                 "ValidationException",
+                 "ExpressionAttributeNames contains invalid value: Empty attribute name for key #k")
+
+
 @case("UpdateItem", "SET a.b and a.b.c overlap")
 def _():
     t = mk_table()

@@ -10,7 +10,7 @@ pub(crate) mod types;
 mod update;
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value as Json};
 
@@ -139,7 +139,8 @@ pub fn top_level_names<'c>(c: &'c Condition, out: &mut Vec<&'c str>) {
 /// which were used (unused ones are an error, as in DynamoDB).
 pub struct Substitutions<'a> {
     names: Option<&'a Map<String, Json>>,
-    values: Option<&'a Map<String, Json>>,
+    /// Parsed once, when the request is: DynamoDB checks every value, used or not.
+    values: Option<BTreeMap<&'a str, Value>>,
     used_names: RefCell<BTreeSet<String>>,
     used_values: RefCell<BTreeSet<String>>,
 }
@@ -161,6 +162,33 @@ impl<'a> Substitutions<'a> {
         }
         if values.is_some_and(|m| m.is_empty()) {
             return Err(DbError::validation("ExpressionAttributeValues must not be empty"));
+        }
+        // Every value is checked, used or not, and a bad one is named by its key.
+        let values = match values {
+            None => None,
+            Some(m) => {
+                let mut parsed = BTreeMap::new();
+                for (alias, v) in m {
+                    let value = Value::from_json(v).map_err(|e| {
+                        DbError::new(
+                            e.kind,
+                            format!(
+                                "ExpressionAttributeValues contains invalid value: {} for key {alias}",
+                                e.message
+                            ),
+                        )
+                    })?;
+                    parsed.insert(alias.as_str(), value);
+                }
+                Some(parsed)
+            }
+        };
+        for (alias, n) in names.into_iter().flatten() {
+            if n.as_str() == Some("") {
+                return Err(DbError::validation(format!(
+                    "ExpressionAttributeNames contains invalid value: Empty attribute name for key {alias}"
+                )));
+            }
         }
         Ok(Substitutions {
             names,
@@ -185,10 +213,10 @@ impl<'a> Substitutions<'a> {
 
     /// The value behind `:alias`.
     pub(crate) fn value(&self, alias: &str) -> Result<Result<Value, DbError>, String> {
-        match self.values.and_then(|m| m.get(alias)) {
+        match self.values.as_ref().and_then(|m| m.get(alias)) {
             Some(v) => {
                 self.used_values.borrow_mut().insert(alias.to_owned());
-                Ok(Value::from_json(v))
+                Ok(Ok(v.clone()))
             }
             None => Err(format!(
                 "An expression attribute value used in expression is not defined; attribute value: {alias}"
@@ -211,11 +239,11 @@ impl<'a> Substitutions<'a> {
                 )));
             }
         }
-        if let Some(values) = self.values {
+        if let Some(values) = &self.values {
             let unused: Vec<&str> = values
                 .keys()
-                .filter(|k| !self.used_values.borrow().contains(*k))
-                .map(String::as_str)
+                .filter(|k| !self.used_values.borrow().contains(**k))
+                .copied()
                 .collect();
             if !unused.is_empty() {
                 return Err(DbError::validation(format!(
