@@ -19,7 +19,7 @@ use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::tables::{call, ddb_request, wait_ready};
+use crate::tables::{call, ddb_request, dynoxide_command, wait_ready};
 use crate::{free_port, load, spawn};
 
 pub struct Options {
@@ -178,19 +178,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&data);
         std::fs::create_dir_all(&data)?;
         let port = free_port();
-        let mut cmd = Command::new(bin);
-        cmd.args([
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--log",
-            "quiet",
-            "--db-path",
-        ])
-        .arg(data.join("bench.db"));
-        let server = spawn(cmd)?;
+        let server = spawn(dynoxide_command(bin, port, &data.join("bench.db")))?;
         dynoxide = Some(measure("Dynoxide", ([127, 0, 0, 1], port).into(), &o, false).await?);
         drop(server);
         let _ = std::fs::remove_dir_all(&data);

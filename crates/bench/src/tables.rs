@@ -160,6 +160,23 @@ async fn measure(name: &'static str, addr: SocketAddr, o: &Options, rows: &mut V
     Ok(())
 }
 
+/// Dynoxide serving one SQLite file on loopback.
+pub(crate) fn dynoxide_command(bin: &std::path::Path, port: u16, db: &std::path::Path) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--log",
+        "quiet",
+        "--db-path",
+    ])
+    .arg(db);
+    cmd
+}
+
 fn sylph_tables(o: &Options, port: u16, data: &std::path::Path, reset: bool) -> anyhow::Result<Server> {
     let mut cmd = Command::new(&o.sylph);
     cmd.args(["tables", "--port", &port.to_string(), "--data-dir"])
@@ -242,19 +259,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&data);
         std::fs::create_dir_all(&data)?;
         let port = free_port();
-        let mut cmd = Command::new(dynoxide);
-        cmd.args([
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--log",
-            "quiet",
-            "--db-path",
-        ])
-        .arg(data.join("bench.db"));
-        let server = spawn(cmd)?;
+        let server = spawn(dynoxide_command(dynoxide, port, &data.join("bench.db")))?;
         measure("Dynoxide", ([127, 0, 0, 1], port).into(), &o, &mut rows).await?;
         drop(server);
         let _ = std::fs::remove_dir_all(&data);

@@ -14,7 +14,7 @@ use crate::legacy;
 use crate::request::{
     check_substitutions_need_expressions, enum_param, old_on_fail, projection, str_param, write_condition, Capacity,
 };
-use crate::storage::Read;
+use crate::storage::{Batch, Read, StorageError};
 use crate::stream::Cause;
 use crate::value::{item_from_json, item_size, item_to_json, Item, MAX_ITEM_BYTES};
 use crate::writer::{checked_old, write_item, write_item_by, WriteOp};
@@ -48,51 +48,70 @@ fn old_item_answer(old: Option<&Item>, consumed: Option<Json>) -> Json {
     out
 }
 
-pub(crate) struct PutItem {
-    meta: Arc<TableMeta>,
-    item: Item,
+/// What PutItem and DeleteItem share: their condition (ConditionExpression or Expected),
+/// ReturnValues (NONE or ALL_OLD), ReturnValuesOnConditionCheckFailure and
+/// ReturnConsumedCapacity.
+struct ReplaceOptions {
     condition: Option<Condition>,
     return_old: bool,
     old_on_fail: bool,
     capacity: Capacity,
 }
 
-impl PutItem {
-    pub fn parse(req: &Json, catalog: &Catalog) -> Result<PutItem, DbError> {
-        let meta = catalog.of_request(req)?;
-        let item = item_param(&meta, req)?;
+impl ReplaceOptions {
+    fn parse(req: &Json) -> Result<ReplaceOptions, DbError> {
         check_substitutions_need_expressions(req, &["ConditionExpression"])?;
         let subs = Substitutions::new(req)?;
         let condition = write_condition(req, &subs)?;
         subs.check_all_used()?;
-        Ok(PutItem {
-            item,
+        Ok(ReplaceOptions {
             condition,
             return_old: enum_param(req, "ReturnValues", &["NONE", "ALL_OLD"], "NONE")? == "ALL_OLD",
             old_on_fail: old_on_fail(req)?,
             capacity: Capacity::of(req)?,
-            meta,
         })
     }
 
+    /// In the write: replace the item at `key` by `new` (an item and its stored bytes; `None`
+    /// deletes) if the condition holds.
+    fn replace(
+        &self,
+        b: &mut dyn Batch,
+        meta: &TableMeta,
+        key: &Item,
+        new: Option<(&Item, &[u8])>,
+    ) -> Result<Result<Json, DbError>, StorageError> {
+        let old = match checked_old(b, meta, key, self.condition.as_ref(), self.old_on_fail)? {
+            Ok(old) => old,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (item, bytes) = new.unzip();
+        write_item_by(b, meta, old.as_ref(), item, bytes, Cause::Caller)?;
+        let cc = self.capacity.report(&meta.name, 1.0);
+        Ok(Ok(old_item_answer(old.as_ref().filter(|_| self.return_old), cc)))
+    }
+}
+
+pub(crate) struct PutItem {
+    meta: Arc<TableMeta>,
+    item: Item,
+    options: ReplaceOptions,
+}
+
+impl PutItem {
+    pub fn parse(req: &Json, catalog: &Catalog) -> Result<PutItem, DbError> {
+        let meta = catalog.of_request(req)?;
+        let item = item_param(&meta, req)?;
+        let options = ReplaceOptions::parse(req)?;
+        Ok(PutItem { meta, item, options })
+    }
+
     pub fn into_write(self) -> WriteOp {
-        let cc = self.capacity.report(&self.meta.name, 1.0);
         // Encoded here, on the caller's thread: the writer thread is shared by every write.
         let bytes = encode_item(&self.item);
         Box::new(move |b| {
-            let old = match checked_old(b, &self.meta, &self.item, self.condition.as_ref(), self.old_on_fail)? {
-                Ok(old) => old,
-                Err(e) => return Ok(Err(e)),
-            };
-            write_item_by(
-                b,
-                &self.meta,
-                old.as_ref(),
-                Some(&self.item),
-                Some(&bytes),
-                Cause::Caller,
-            )?;
-            Ok(Ok(old_item_answer(old.as_ref().filter(|_| self.return_old), cc)))
+            self.options
+                .replace(b, &self.meta, &self.item, Some((&self.item, &bytes)))
         })
     }
 }
@@ -281,39 +300,18 @@ impl UpdateItem {
 pub(crate) struct DeleteItem {
     meta: Arc<TableMeta>,
     key: Item,
-    condition: Option<Condition>,
-    return_old: bool,
-    old_on_fail: bool,
-    capacity: Capacity,
+    options: ReplaceOptions,
 }
 
 impl DeleteItem {
     pub fn parse(req: &Json, catalog: &Catalog) -> Result<DeleteItem, DbError> {
         let meta = catalog.of_request(req)?;
         let key = key_param(&meta, req)?;
-        check_substitutions_need_expressions(req, &["ConditionExpression"])?;
-        let subs = Substitutions::new(req)?;
-        let condition = write_condition(req, &subs)?;
-        subs.check_all_used()?;
-        Ok(DeleteItem {
-            key,
-            condition,
-            return_old: enum_param(req, "ReturnValues", &["NONE", "ALL_OLD"], "NONE")? == "ALL_OLD",
-            old_on_fail: old_on_fail(req)?,
-            capacity: Capacity::of(req)?,
-            meta,
-        })
+        let options = ReplaceOptions::parse(req)?;
+        Ok(DeleteItem { meta, key, options })
     }
 
     pub fn into_write(self) -> WriteOp {
-        let cc = self.capacity.report(&self.meta.name, 1.0);
-        Box::new(move |b| {
-            let old = match checked_old(b, &self.meta, &self.key, self.condition.as_ref(), self.old_on_fail)? {
-                Ok(old) => old,
-                Err(e) => return Ok(Err(e)),
-            };
-            write_item(b, &self.meta, old.as_ref(), None)?;
-            Ok(Ok(old_item_answer(old.as_ref().filter(|_| self.return_old), cc)))
-        })
+        Box::new(move |b| self.options.replace(b, &self.meta, &self.key, None))
     }
 }

@@ -183,6 +183,21 @@ impl Value {
         Json::Object(o)
     }
 
+    /// What the expression function `size()` answers: a string's characters, a binary's bytes,
+    /// a set's, list's or map's elements; `None` for the types it does not take.
+    pub fn function_size(&self) -> Option<usize> {
+        Some(match self {
+            Value::S(s) => s.chars().count(),
+            Value::B(b) => b.len(),
+            Value::SS(s) => s.len(),
+            Value::NS(s) => s.len(),
+            Value::BS(s) => s.len(),
+            Value::L(l) => l.len(),
+            Value::M(m) => m.len(),
+            Value::N(_) | Value::Null | Value::Bool(_) => return None,
+        })
+    }
+
     /// Bytes this value counts for in DynamoDB's item size.
     pub fn size(&self) -> usize {
         match self {

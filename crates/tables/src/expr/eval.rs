@@ -29,16 +29,7 @@ fn operand<'i>(op: &'i Operand, item: &'i Item) -> Option<std::borrow::Cow<'i, V
         Operand::Value(v) => Some(Cow::Borrowed(v)),
         Operand::Path(p) => get_path(item, p).map(Cow::Borrowed),
         Operand::Size(p) => {
-            let n = match get_path(item, p)? {
-                Value::S(s) => s.chars().count(),
-                Value::B(b) => b.len(),
-                Value::SS(s) => s.len(),
-                Value::NS(s) => s.len(),
-                Value::BS(s) => s.len(),
-                Value::L(l) => l.len(),
-                Value::M(m) => m.len(),
-                _ => return None,
-            };
+            let n = get_path(item, p)?.function_size()?;
             Some(Cow::Owned(Value::N(
                 Number::parse(&n.to_string()).unwrap_or(Number::ZERO),
             )))

@@ -97,16 +97,7 @@ pub fn size_operand(arg: Operand) -> Result<Operand, String> {
                 "Incorrect operand type for operator or function; operator or function: size, operand type: N".into(),
             )
         }
-        Operand::Value(v) => match v {
-            Value::S(s) => s.chars().count(),
-            Value::B(b) => b.len(),
-            Value::SS(s) => s.len(),
-            Value::NS(s) => s.len(),
-            Value::BS(s) => s.len(),
-            Value::L(l) => l.len(),
-            Value::M(m) => m.len(),
-            other => return Err(operand_type("size", other)),
-        },
+        Operand::Value(v) => v.function_size().ok_or_else(|| operand_type("size", v))?,
     };
     Ok(Operand::Value(Value::N(
         Number::parse(&n.to_string()).unwrap_or(Number::ZERO),
