@@ -535,7 +535,14 @@ impl Gateway {
     fn guard_tables(&self, guard: &dyn TableGuard, op: &str, needs: &[(String, String)]) -> Result<(), Response<Body>> {
         for (_, resource) in needs {
             let Some(table) = sylph_iam::actions::table_of_arn(resource) else {
-                continue;
+                // A call naming no table is one that lists (ListTables), or one that could
+                // not be read: the latter could reach any table.
+                if sylph_iam::actions::names_no_table(op) {
+                    continue;
+                }
+                let why = format!("{op} names no table this function may use");
+                tracing::warn!("refused a function's {op}: {why}");
+                return Err(auth::refusal(auth::Protocol::DynamoDb, "AccessDeniedException", &why));
             };
             if let Err(why) = guard.check(table) {
                 tracing::warn!("refused a function's {op} on {table}: {why}");

@@ -53,6 +53,12 @@ pub fn dynamodb_streams(operation: &str, table: Option<&str>, region: &str) -> V
     vec![(format!("dynamodb:{operation}"), resource)]
 }
 
+/// Whether a DynamoDB operation acts on no table (its resource is `*`). Any other call whose
+/// resource is `*` could not be read, and a caller limited to some tables is refused it.
+pub fn names_no_table(operation: &str) -> bool {
+    matches!(operation, "ListTables" | "DescribeLimits" | "DescribeEndpoints")
+}
+
 /// The (action, resource) pairs one DynamoDB operation needs. A body Sylph cannot read needs
 /// the operation on `*`, so it is judged (and refused) like any other call.
 pub fn dynamodb(operation: &str, body: &[u8], region: &str) -> Vec<(String, String)> {
@@ -64,6 +70,23 @@ pub fn dynamodb(operation: &str, body: &[u8], region: &str) -> Vec<(String, Stri
     let str_field = |v: &Json, k: &str| v.get(k).and_then(Json::as_str).map(str::to_owned);
     match operation {
         "ListTables" | "DescribeLimits" | "DescribeEndpoints" => vec![(action(operation), "*".to_owned())],
+        // PartiQL is authorized per statement, as AWS does: `PartiQLSelect` and so on, on the
+        // table (or the index a SELECT reads).
+        "ExecuteStatement" | "BatchExecuteStatement" | "ExecuteTransaction" => {
+            match sylph_tables::partiql::statement_targets(operation, &json) {
+                Some(targets) => targets
+                    .into_iter()
+                    .map(|t| {
+                        let resource = match &t.index {
+                            Some(i) => format!("{}/index/{i}", table(&t.table)),
+                            None => table(&t.table),
+                        };
+                        (action(t.action), resource)
+                    })
+                    .collect(),
+                None => vec![(action(operation), "*".to_owned())],
+            }
+        }
         "BatchGetItem" | "BatchWriteItem" => match json.get("RequestItems").and_then(Json::as_object) {
             Some(items) if !items.is_empty() => items.keys().map(|t| (action(operation), table(t))).collect(),
             _ => vec![(action(operation), "*".to_owned())],
@@ -167,5 +190,59 @@ mod tests {
             dynamodb("DeleteTable", b"not json", r),
             vec![("dynamodb:DeleteTable".to_owned(), "*".to_owned())]
         );
+    }
+
+    /// PartiQL names its tables inside statements: each is authorized on the table the parser
+    /// that runs it reads, whatever the text holds elsewhere.
+    #[test]
+    fn partiql_statements_are_authorized_on_the_tables_they_run_on() {
+        let r = "us-east-1";
+        let select = dynamodb(
+            "ExecuteStatement",
+            br#"{"Statement":"SELECT * FROM \"secret\" WHERE note = 'FROM \"mine\"'"}"#,
+            r,
+        );
+        assert_eq!(
+            select,
+            vec![("dynamodb:PartiQLSelect".to_owned(), table_arn(r, "secret"))]
+        );
+        let index = dynamodb(
+            "ExecuteStatement",
+            br#"{"Statement":"SELECT a FROM t.byA WHERE a = 1"}"#,
+            r,
+        );
+        assert_eq!(
+            index,
+            vec![(
+                "dynamodb:PartiQLSelect".to_owned(),
+                format!("{}/index/byA", table_arn(r, "t"))
+            )]
+        );
+        let batch = dynamodb(
+            "BatchExecuteStatement",
+            br#"{"Statements":[{"Statement":"INSERT INTO mine VALUE {'pk': ?}","Parameters":[{"S":"a"}]},
+                               {"Statement":"DELETE FROM secret WHERE pk = 'a'"}]}"#,
+            r,
+        );
+        assert_eq!(
+            batch,
+            vec![
+                ("dynamodb:PartiQLInsert".to_owned(), table_arn(r, "mine")),
+                ("dynamodb:PartiQLDelete".to_owned(), table_arn(r, "secret"))
+            ]
+        );
+        let tx = dynamodb(
+            "ExecuteTransaction",
+            br#"{"TransactStatements":[{"Statement":"UPDATE secret SET a = 1 WHERE pk = 'x'"}]}"#,
+            r,
+        );
+        assert_eq!(tx, vec![("dynamodb:PartiQLUpdate".to_owned(), table_arn(r, "secret"))]);
+        // A statement that cannot be read names no table: refused to a caller limited to some.
+        let unreadable = dynamodb("ExecuteStatement", br#"{"Statement":"SELECT * FROM"}"#, r);
+        assert_eq!(
+            unreadable,
+            vec![("dynamodb:ExecuteStatement".to_owned(), "*".to_owned())]
+        );
+        assert!(!names_no_table("ExecuteStatement") && names_no_table("ListTables"));
     }
 }

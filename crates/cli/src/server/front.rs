@@ -190,8 +190,11 @@ impl Front {
         for (action, resource) in sylph_iam::actions::dynamodb(op, &body, &region) {
             let allowed = match sylph_iam::actions::table_of_arn(&resource) {
                 Some(table) => self.platform.key_may_use_table(&key, table),
-                // ListTables and friends name no table.
-                None => true,
+                // ListTables and friends name no table; any other call whose tables could not
+                // be read (an unreadable PartiQL statement) could reach any: only a key for
+                // every service may send it.
+                None if sylph_iam::actions::names_no_table(op) => true,
+                None => matches!(key.scope, sylph_control::keys::Scope::All) && key.is_live(),
             };
             if !allowed {
                 return refusal(

@@ -23,6 +23,7 @@ def probe(event, context):
     attempt(out, "get", lambda: ddb.get_item(TableName="granted", Key={"id": {"S": "a"}}))
     attempt(out, "scan", lambda: ddb.scan(TableName="granted"))
     attempt(out, "scan_other", lambda: ddb.scan(TableName="other"))
+    attempt(out, "partiql_select", lambda: ddb.execute_statement(Statement='SELECT * FROM "granted"'))
     attempt(out, "delete_table", lambda: ddb.delete_table(TableName="granted"))
     attempt(out, "invoke_other", lambda: boto3.client("lambda").invoke(FunctionName="other"))
     attempt(out, "invoke_granted", lambda: boto3.client("lambda").invoke(FunctionName="other", InvocationType="DryRun"))
@@ -82,9 +83,16 @@ fn iam_statements_decide_every_call_a_function_makes() {
     assert_eq!(out["put"], "ok", "{out}");
     assert_eq!(out["get"], "ok", "{out}");
     // Outside the grants: AWS's error and message shape.
-    for call in ["scan", "scan_other", "delete_table", "invoke_other"] {
+    // PartiQL needs its own actions (PartiQLSelect…), as on AWS: GetItem does not grant it.
+    for call in ["scan", "scan_other", "partiql_select", "delete_table", "invoke_other"] {
         assert_eq!(out[call], "AccessDeniedException", "{call}: {out}");
     }
+    assert!(
+        out["partiql_select_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("dynamodb:PartiQLSelect")),
+        "{out}"
+    );
     let message = out["scan_message"].as_str().unwrap();
     assert!(
         message.contains("is not authorized to perform: dynamodb:Scan on resource: arn:aws:dynamodb:us-east-1:")

@@ -452,6 +452,46 @@ fn keys_are_scoped_to_services_on_the_admin_table_and_invoke_apis_and_functions_
     assert!(ok, "{err}");
     let (ok, _, err) = aws(&server, &alpha_key, &["dynamodb", "scan", "--table-name", "beta-items"]);
     assert!(!ok && err.contains("AccessDeniedException"), "{err}");
+    // PartiQL names its table inside the statement: the same rule holds, in a single statement,
+    // in a batch beside an allowed one, and for a statement the server cannot read.
+    let (ok, _, err) = aws(
+        &server,
+        &alpha_key,
+        &[
+            "dynamodb",
+            "execute-statement",
+            "--statement",
+            r#"SELECT * FROM "beta-items""#,
+        ],
+    );
+    assert!(!ok && err.contains("AccessDeniedException"), "{err}");
+    let statements = r#"[{"Statement":"SELECT * FROM \"alpha-items\" WHERE id = 'x'"},{"Statement":"SELECT * FROM \"beta-items\" WHERE id = 'b1'"}]"#;
+    let (ok, out, err) = aws(
+        &server,
+        &alpha_key,
+        &["dynamodb", "batch-execute-statement", "--statements", statements],
+    );
+    assert!(
+        !ok && err.contains("AccessDeniedException") && !out.contains("b1"),
+        "{out}{err}"
+    );
+    let (ok, _, err) = aws(
+        &server,
+        &alpha_key,
+        &["dynamodb", "execute-statement", "--statement", "SELECT * FROM"],
+    );
+    assert!(!ok && err.contains("AccessDeniedException"), "{err}");
+    let (ok, out, err) = aws(
+        &server,
+        &alpha_key,
+        &[
+            "dynamodb",
+            "execute-statement",
+            "--statement",
+            r#"SELECT * FROM "alpha-items""#,
+        ],
+    );
+    assert!(ok && out.contains("\"Items\": []"), "{out}{err}");
     let (ok, out, err) = aws(
         &server,
         &alpha_key,

@@ -29,6 +29,48 @@ use crate::storage::{Batch, StorageError};
 use crate::value::{item_size, item_to_json, Item, Value, MAX_ITEM_BYTES};
 use crate::writer::{same_table, write_item};
 
+/// What one statement of a PartiQL call does, for authorization: its IAM action
+/// (`PartiQLSelect`, `PartiQLInsert`, `PartiQLUpdate`, `PartiQLDelete`), table and index.
+pub struct StatementTarget {
+    pub action: &'static str,
+    pub table: String,
+    pub index: Option<String>,
+}
+
+/// The targets of every statement of an ExecuteStatement, BatchExecuteStatement or
+/// ExecuteTransaction body, read with the parser that runs them (so what is authorized is what
+/// runs). `None` when any statement cannot be read: the call is then authorized as naming no
+/// table, and the service refuses it anyway.
+pub fn statement_targets(operation: &str, body: &Json) -> Option<Vec<StatementTarget>> {
+    let statements: Vec<&Json> = match operation {
+        "ExecuteStatement" => vec![body],
+        "BatchExecuteStatement" => body.get("Statements")?.as_array()?.iter().collect(),
+        "ExecuteTransaction" => body.get("TransactStatements")?.as_array()?.iter().collect(),
+        _ => return None,
+    };
+    if statements.is_empty() {
+        return None;
+    }
+    statements
+        .into_iter()
+        .map(|s| {
+            let stmt = statement_of(s).ok()?;
+            let action = match &stmt {
+                Statement::Select { .. } => "PartiQLSelect",
+                Statement::Insert { .. } => "PartiQLInsert",
+                Statement::Update { .. } => "PartiQLUpdate",
+                Statement::Delete { .. } => "PartiQLDelete",
+            };
+            let t = stmt.target();
+            Some(StatementTarget {
+                action,
+                table: t.table.clone(),
+                index: t.index.clone(),
+            })
+        })
+        .collect()
+}
+
 const MAX_BATCH_STATEMENTS: usize = 25;
 const MAX_TRANSACTION_STATEMENTS: usize = 100;
 
