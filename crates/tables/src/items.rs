@@ -14,10 +14,10 @@ use crate::legacy;
 use crate::request::{
     check_substitutions_need_expressions, enum_param, old_on_fail, projection, str_param, write_condition, Capacity,
 };
-use crate::storage::{Batch, Read, StorageError};
+use crate::storage::{Read, StorageError};
 use crate::stream::Cause;
 use crate::value::{item_from_json, item_size, item_to_json, Item, MAX_ITEM_BYTES};
-use crate::writer::{checked_old, write_item, write_item_by, WriteOp};
+use crate::writer::{checked_old, write_item, write_item_by, Tx, WriteOp};
 
 /// The `Key` parameter, checked against the table's key schema.
 pub(crate) fn key_param(meta: &TableMeta, req: &Json) -> Result<Item, DbError> {
@@ -76,7 +76,7 @@ impl ReplaceOptions {
     /// deletes) if the condition holds.
     fn replace(
         &self,
-        b: &mut dyn Batch,
+        b: &mut Tx<'_>,
         meta: &TableMeta,
         key: &Item,
         new: Option<(&Item, &[u8])>,

@@ -12,7 +12,7 @@ use crate::error::{DbError, ErrorKind};
 use crate::request::str_param;
 use crate::service::Tables;
 use crate::stats::{self, TableStats};
-use crate::storage::{Batch, StorageError};
+use crate::storage::{Batch, Read, StorageError};
 use crate::value::item_to_json;
 use crate::writer::{same_table, write_item_by};
 
@@ -42,7 +42,7 @@ impl Tables {
                 b.put(ID_COUNTER, &id.to_be_bytes())?;
                 meta.id = id;
                 store_meta(b, &meta)?;
-                stats::store(b, &meta, &TableStats::default())?;
+                b.set_stats(&meta, TableStats::default());
                 Ok(Ok(json!(id)))
             }))
             .await?;
@@ -110,7 +110,7 @@ impl Tables {
             }
             b.delete(&meta_key(&m.name))?;
             b.delete(&id_key(&m.name))?;
-            b.delete(&stats::key(m.id))?;
+            b.forget_stats(&m)?;
             let mut prefixes = vec![m.items_prefix(), m.ttl_prefix(), crate::stream::prefix(m.id)];
             prefixes.extend(m.indexes.iter().map(|i| m.index_prefix(i)));
             for p in prefixes {
@@ -235,7 +235,7 @@ impl Tables {
                     }
                     counted.add(&item);
                 }
-                stats::store(b, &new_meta, &counted.finish())?;
+                b.set_stats(&new_meta, counted.finish());
             }
             store_meta(b, &new_meta)?;
             Ok(Ok(Json::Null))

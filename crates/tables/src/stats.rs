@@ -11,6 +11,7 @@
 use crate::catalog::TableMeta;
 use crate::storage::{Batch, Read, StorageError};
 use crate::value::{item_size, Item};
+use crate::writer::Tx;
 
 /// Items and their total size.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -73,7 +74,7 @@ impl TableStats {
         &mut self.indexes[pos].1
     }
 
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(ENTRY * (1 + self.indexes.len()));
         for (id, c) in std::iter::once((TABLE, self.table)).chain(self.indexes.iter().copied()) {
             out.extend_from_slice(&id.to_be_bytes());
@@ -104,18 +105,19 @@ pub(crate) fn read(r: &dyn Read, meta: &TableMeta) -> Result<TableStats, Storage
         .unwrap_or_default())
 }
 
-/// Account for an item replaced (`old` → `new`; either may be absent) in the same batch.
+/// Account for an item replaced (`old` → `new`; either may be absent) in the group's
+/// statistics (written when the group commits).
 pub(crate) fn record_write(
-    b: &mut dyn Batch,
+    tx: &mut Tx<'_>,
     meta: &TableMeta,
     old: Option<&Item>,
     new: Option<&Item>,
 ) -> Result<(), StorageError> {
-    let mut stats = read(b, meta)?;
+    let stats = tx.stats_mut(meta)?;
     for (item, added) in old.map(|i| (i, false)).into_iter().chain(new.map(|i| (i, true))) {
         stats.count(meta, item, added);
     }
-    b.put(&key(meta.id), &stats.encode())
+    Ok(())
 }
 
 impl TableStats {
@@ -156,16 +158,15 @@ impl<'m> Recount<'m> {
     }
 }
 
-/// Store statistics computed elsewhere ([`recount`]).
+/// Store statistics counted outside the writer (at open, before it starts).
 pub(crate) fn store(b: &mut dyn Batch, meta: &TableMeta, stats: &TableStats) -> Result<(), StorageError> {
     b.put(&key(meta.id), &stats.encode())
 }
 
 /// Forget a dropped index's counts.
-pub(crate) fn drop_index(b: &mut dyn Batch, meta: &TableMeta, index_id: u16) -> Result<(), StorageError> {
-    let mut stats = read(b, meta)?;
-    stats.indexes.retain(|(i, _)| *i != index_id);
-    b.put(&key(meta.id), &stats.encode())
+pub(crate) fn drop_index(tx: &mut Tx<'_>, meta: &TableMeta, index_id: u16) -> Result<(), StorageError> {
+    tx.stats_mut(meta)?.indexes.retain(|(i, _)| *i != index_id);
+    Ok(())
 }
 
 #[cfg(test)]

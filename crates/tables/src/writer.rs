@@ -7,6 +7,8 @@
 //! Also here: what every item write does besides storing the item (index and TTL entries,
 //! stream records, statistics), so no operation can forget one of them.
 
+use std::collections::HashMap;
+use std::ops::Bound;
 use std::sync::Arc;
 
 use serde_json::Value as Json;
@@ -16,12 +18,85 @@ use crate::catalog::TableMeta;
 use crate::codec::{decode_identity, encode_item, id_key, read_item};
 use crate::error::{DbError, ErrorKind};
 use crate::expr::{self, Condition};
-use crate::storage::{Batch, Storage, StorageError};
+use crate::stats::{self, TableStats};
+use crate::storage::{Batch, Read, Storage, StorageError};
 use crate::value::{item_to_json, Item};
 
-/// A unit of work for the writer: reads and writes through the batch, returns the response.
-/// The outer error (storage) fails the whole group; the inner one answers this request only.
-pub(crate) type WriteOp = Box<dyn FnOnce(&mut dyn Batch) -> Result<Result<Json, DbError>, StorageError> + Send>;
+/// A unit of work for the writer: reads and writes through the group's transaction, returns
+/// the response. The outer error (storage) fails the whole group; the inner one answers this
+/// request only.
+pub(crate) type WriteOp = Box<dyn FnOnce(&mut Tx<'_>) -> Result<Result<Json, DbError>, StorageError> + Send>;
+
+/// One group's storage batch, and the table statistics its writes changed. Each table's
+/// statistics record is read once per group and written once, when the group ends, instead of
+/// by every write (a group holds up to [`MAX_GROUP`] writes, often to one table).
+pub(crate) struct Tx<'b> {
+    batch: &'b mut dyn Batch,
+    stats: HashMap<u32, TableStats>,
+}
+
+impl<'b> Tx<'b> {
+    fn new(batch: &'b mut dyn Batch) -> Tx<'b> {
+        Tx {
+            batch,
+            stats: HashMap::new(),
+        }
+    }
+
+    /// The table's statistics as this group has them so far.
+    pub fn stats_mut(&mut self, meta: &TableMeta) -> Result<&mut TableStats, StorageError> {
+        if !self.stats.contains_key(&meta.id) {
+            let current = stats::read(&*self.batch, meta)?;
+            self.stats.insert(meta.id, current);
+        }
+        Ok(self.stats.entry(meta.id).or_default())
+    }
+
+    /// Replace the table's statistics (a new table, a recount).
+    pub fn set_stats(&mut self, meta: &TableMeta, counted: TableStats) {
+        self.stats.insert(meta.id, counted);
+    }
+
+    /// Drop the table's statistics with the table.
+    pub fn forget_stats(&mut self, meta: &TableMeta) -> Result<(), StorageError> {
+        self.stats.remove(&meta.id);
+        self.batch.delete(&stats::key(meta.id))
+    }
+
+    /// Write the statistics the group changed, once per table.
+    fn finish(self) -> Result<(), StorageError> {
+        for (id, counted) in &self.stats {
+            self.batch.put(&stats::key(*id), &counted.encode())?;
+        }
+        Ok(())
+    }
+}
+
+impl Read for Tx<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.batch.get(key)
+    }
+
+    fn scan(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        reverse: bool,
+        visit: crate::storage::Visit<'_>,
+    ) -> Result<(), StorageError> {
+        self.batch.scan(start, end, reverse, visit)
+    }
+}
+
+impl Batch for Tx<'_> {
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        self.batch.put(key, value)
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<(), StorageError> {
+        self.batch.delete(key)
+    }
+}
 
 struct Job {
     op: WriteOp,
@@ -60,7 +135,7 @@ impl Writer {
 /// Write (or delete, with `new == None`) an item and keep its index, TTL and statistics
 /// entries and its stream in step.
 pub(crate) fn write_item(
-    b: &mut dyn Batch,
+    b: &mut Tx<'_>,
     meta: &TableMeta,
     old: Option<&Item>,
     new: Option<&Item>,
@@ -71,7 +146,7 @@ pub(crate) fn write_item(
 /// [`write_item`], with the new item's stored bytes when the caller encoded them already
 /// (off the writer thread), and what made the change.
 pub(crate) fn write_item_by(
-    b: &mut dyn Batch,
+    b: &mut Tx<'_>,
     meta: &TableMeta,
     old: Option<&Item>,
     new: Option<&Item>,
@@ -79,7 +154,7 @@ pub(crate) fn write_item_by(
     cause: crate::stream::Cause,
 ) -> Result<(), StorageError> {
     crate::stream::record(b, meta, old, new, cause)?;
-    crate::stats::record_write(b, meta, old, new)?;
+    stats::record_write(b, meta, old, new)?;
     if let Some(old) = old {
         for index in &meta.indexes {
             if let Some(k) = meta.index_key(index, old) {
@@ -210,12 +285,13 @@ fn writer_loop(storage: Arc<dyn Storage>, rx: std::sync::mpsc::Receiver<Job>, co
         }
         let mut results: Vec<Option<Result<Json, DbError>>> = (0..ops.len()).map(|_| None).collect();
         let outcome = storage.write(&mut |b| {
+            let mut tx = Tx::new(b);
             for (i, op) in ops.iter_mut().enumerate() {
                 if let Some(op) = op.take() {
-                    results[i] = Some(op(b)?);
+                    results[i] = Some(op(&mut tx)?);
                 }
             }
-            Ok(())
+            tx.finish()
         });
         match outcome {
             Ok(()) => {

@@ -27,7 +27,7 @@ use crate::request::{limit, str_param};
 use crate::service::Tables;
 use crate::storage::{Batch, StorageError};
 use crate::value::{item_size, item_to_json, Item, Value, MAX_ITEM_BYTES};
-use crate::writer::{same_table, write_item};
+use crate::writer::{same_table, write_item, Tx};
 
 /// What one statement of a PartiQL call does, for authorization: its IAM action
 /// (`PartiQLSelect`, `PartiQLInsert`, `PartiQLUpdate`, `PartiQLDelete`), table and index.
@@ -294,7 +294,7 @@ impl Write {
     }
 
     /// Apply a checked write; the items RETURNING asks for.
-    fn apply(&self, b: &mut dyn Batch, checked: Checked) -> Result<Vec<Json>, StorageError> {
+    fn apply(&self, b: &mut Tx<'_>, checked: Checked) -> Result<Vec<Json>, StorageError> {
         let Checked { old, new } = checked;
         if old.is_some() || new.is_some() {
             write_item(b, &self.meta, old.as_ref(), new.as_ref())?;
