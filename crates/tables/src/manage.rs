@@ -98,9 +98,9 @@ impl Tables {
     pub(crate) async fn delete_table(&self, req: &Json) -> Result<Json, DbError> {
         let meta = self.inner.catalog.of_request(req).map_err(with_table_name(req))?;
         if meta.deletion_protection {
-            return Err(DbError::validation(format!(
-                "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first."
-            )));
+            return Err(DbError::validation(
+                "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first.",
+            ));
         }
         let description = meta.describe(&self.stats(&meta)?, "DELETING");
         let m = meta.clone();
@@ -417,7 +417,7 @@ impl Tables {
                 }
                 // Stream records older than a day go, once a minute.
                 ticks += 1;
-                if ticks % 60 == 0 {
+                if ticks.is_multiple_of(60) {
                     if let Err(e) = tables.trim_streams().await {
                         tracing::warn!("trimming streams failed: {e}");
                     }
@@ -444,7 +444,10 @@ fn with_table_name(req: &Json) -> impl Fn(DbError) -> DbError + '_ {
     }
 }
 
-fn collect_prefix(b: &dyn Batch, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+/// A stored key and its value.
+type Entry = (Vec<u8>, Vec<u8>);
+
+fn collect_prefix(b: &dyn Batch, prefix: &[u8]) -> Result<Vec<Entry>, StorageError> {
     let end = crate::keys::prefix_end(prefix).unwrap_or_default();
     let mut out = Vec::new();
     b.scan(Bound::Included(prefix), Bound::Excluded(&end), false, &mut |k, v| {

@@ -645,8 +645,8 @@ pub(crate) fn scan(catalog: &Catalog, storage: &dyn Storage, req: &Json) -> Resu
     subs.check_all_used()?;
     let segment = match (req.get("Segment").and_then(Json::as_u64), req.get("TotalSegments").and_then(Json::as_u64)) {
         (None, None) => None,
-        (Some(s), Some(t)) if t >= 1 && t <= 1_000_000 && s < t => Some((s, t)),
-        (Some(s), Some(t)) if t >= 1 && t <= 1_000_000 => {
+        (Some(s), Some(t)) if (1..=1_000_000).contains(&t) && s < t => Some((s, t)),
+        (Some(s), Some(t)) if (1..=1_000_000).contains(&t) => {
             return Err(DbError::validation(format!("The Segment parameter is zero-based and must be less than parameter TotalSegments: Segment: {s} is not less than TotalSegments: {t}")))
         }
         (Some(_), None) => return Err(DbError::validation("The TotalSegments parameter is required but was not present in the request when Segment parameter is present")),
