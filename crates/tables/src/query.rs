@@ -147,11 +147,18 @@ fn check_filter_keys(filter: Option<&Condition>, keys: &[&KeyAttr], legacy: bool
 }
 
 /// The storage key to resume after, from ExclusiveStartKey.
+/// The ExclusiveStartKey as an item (checked against the key schema by [`start_key`]).
+fn start_item(req: &Json) -> Result<Option<Item>, DbError> {
+    match req.get("ExclusiveStartKey").filter(|v| !v.is_null()) {
+        Some(esk) => Ok(Some(item_from_json(esk)?)),
+        None => Ok(None),
+    }
+}
+
 fn start_key(meta: &TableMeta, index: Option<&IndexMeta>, req: &Json) -> Result<Option<Vec<u8>>, DbError> {
-    let Some(esk) = req.get("ExclusiveStartKey").filter(|v| !v.is_null()) else {
+    let Some(key) = start_item(req)? else {
         return Ok(None);
     };
-    let key = item_from_json(esk)?;
     let invalid = || {
         DbError::validation("The provided starting key is invalid: The provided key element does not match the schema")
     };
@@ -610,10 +617,24 @@ pub(crate) fn query(catalog: &Catalog, storage: &dyn Storage, req: &Json) -> Res
         None => meta.items_prefix(),
     };
     encode_key_value(&hash_value, &mut partition);
-    if plan.start_after.as_ref().is_some_and(|k| !k.starts_with(&partition)) {
-        return Err(DbError::validation(
-            "The provided starting key is outside query boundaries based on provided conditions",
-        ));
+    if let (Some(k), Some(esk)) = (&plan.start_after, start_item(req)?) {
+        if index.is_none() && meta.range.is_none() {
+            // In a table without a sort key, one partition key is one item: nothing to resume.
+            // (A partition of an index may hold many.)
+            return Err(DbError::validation(
+                "The query can return at most one row and cannot be restarted",
+            ));
+        }
+        if !k.starts_with(&partition) {
+            return Err(DbError::validation(
+                "The provided starting key is outside query boundaries based on provided conditions",
+            ));
+        }
+        if sort.as_ref().is_some_and(|c| !expr::matches(c, &esk)) {
+            return Err(DbError::validation(
+                "The provided starting key does not match the range key predicate",
+            ));
+        }
     }
     let partition_end = prefix_end(&partition).unwrap_or_default();
     let seek = if plan.reverse {

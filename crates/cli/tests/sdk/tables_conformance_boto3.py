@@ -675,6 +675,25 @@ def _upd(t, expr, values=None, names=None, key=None, **kw):
 OVERLAP = "Invalid UpdateExpression: Two document paths overlap with each other; must remove or rewrite one of these paths; "
 
 
+@case("UpdateItem", "condition with redundant parentheses")
+def _():
+    t = mk_table()
+    # source: research A2 (moto test_dynamodb_condition_expressions.py; scylla)
+    expect_error(lambda: _upd(t, "SET a = :v", {":v": N(1)}, ConditionExpression="((attribute_not_exists(a)))"),
+                 "ValidationException",
+                 message_regex=vmsg("Invalid ConditionExpression: The expression has redundant parentheses;"))
+
+
+@case("UpdateItem", "condition comparing a path with itself")
+def _():
+    t = mk_table()
+    # source: research A2 (dynalite test/scan.js)
+    expect_error(lambda: _upd(t, "SET a = :v", {":v": N(1)}, ConditionExpression="a = a"),
+                 "ValidationException",
+                 message_regex=vmsg("Invalid ConditionExpression: The first operand must be distinct from the "
+                                    "remaining operands for this operator or function; operator: =, first operand: [a]"))
+
+
 @case("UpdateItem", "ExpressionAttributeValues without any expression")
 def _():
     t = mk_table()
@@ -1258,6 +1277,33 @@ def _():
     expect_error(lambda: _q(t, "pk = :p", {":p": S("a")}, ExclusiveStartKey={"pk": S("b"), "sk": S("1")}),
                  "ValidationException",
                  "The provided starting key is outside query boundaries based on provided conditions")
+
+
+@case("Query", "ExclusiveStartKey outside the sort key condition")
+def _():
+    t = mk_table(range_key=("sk", "S"))
+    # source: research G (dynalite test/query.js)
+    expect_error(lambda: _q(t, "pk = :p AND sk > :s", {":p": S("a"), ":s": S("5")},
+                            ExclusiveStartKey={"pk": S("a"), "sk": S("1")}),
+                 "ValidationException", "The provided starting key does not match the range key predicate")
+
+
+@case("Query", "ExclusiveStartKey on a table without a sort key")
+def _():
+    t = mk_table()
+    # source: research G (dynalite; scylla test_gsi.py)
+    expect_error(lambda: _q(t, "pk = :p", {":p": S("a")}, ExclusiveStartKey={"pk": S("a")}),
+                 "ValidationException", "The query can return at most one row and cannot be restarted")
+
+
+@case("Query", "a page's LastEvaluatedKey resumes the same query")
+def _():
+    t = mk_table(range_key=("sk", "S"))
+    for i in range(5):
+        put(t, pk=S("a"), sk=S(str(i)))
+    first = _q(t, "pk = :p AND sk >= :s", {":p": S("a"), ":s": S("1")}, Limit=2)
+    rest = _q(t, "pk = :p AND sk >= :s", {":p": S("a"), ":s": S("1")}, ExclusiveStartKey=first["LastEvaluatedKey"])
+    eq([i["sk"]["S"] for i in first["Items"] + rest["Items"]], ["1", "2", "3", "4"], "all pages")
 
 
 @case("Query", "ExclusiveStartKey with extra attributes")

@@ -45,6 +45,18 @@ pub fn path_to_string(path: &Path) -> String {
     s
 }
 
+/// A path as DynamoDB shows it in messages: `[a, b, [1]]`.
+pub(crate) fn path_display(p: &Path) -> String {
+    let parts: Vec<String> = p
+        .iter()
+        .map(|e| match e {
+            PathElem::Name(n) => n.clone(),
+            PathElem::Index(i) => format!("[{i}]"),
+        })
+        .collect();
+    format!("[{}]", parts.join(", "))
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Operand {
     Path(Path),

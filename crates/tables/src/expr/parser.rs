@@ -15,6 +15,9 @@ pub struct Parser<'s, 'a> {
     subs: &'s Substitutions<'a>,
     /// How many parentheses, `NOT`s and nested function calls enclose the current token.
     depth: usize,
+    /// The token positions of the last parenthesized condition's `(` and `)`: one directly
+    /// inside another is redundant, which DynamoDB refuses.
+    last_parens: Option<(usize, usize)>,
 }
 
 const MAX_EXPRESSION_BYTES: usize = 4096;
@@ -45,6 +48,7 @@ impl<'s, 'a> Parser<'s, 'a> {
             kind,
             subs,
             depth: 0,
+            last_parens: None,
         })
     }
 
@@ -166,11 +170,17 @@ impl<'s, 'a> Parser<'s, 'a> {
 
     fn primary(&mut self) -> Result<Condition, DbError> {
         if self.peek() == Some(&Token::LParen) {
+            let open = self.pos;
             self.pos += 1;
             self.descend()?;
             let c = self.or()?;
             self.ascend();
+            let close = self.pos;
             self.expect(&Token::RParen)?;
+            if self.last_parens == Some((open + 1, close.saturating_sub(1))) {
+                return Err(self.invalid("The expression has redundant parentheses;"));
+            }
+            self.last_parens = Some((open, close));
             return Ok(c);
         }
         if let Some(Token::Ident(name)) = self.peek() {
@@ -498,17 +508,6 @@ impl<'s, 'a> Parser<'s, 'a> {
     }
 }
 
-fn path_display(p: &Path) -> String {
-    let parts: Vec<String> = p
-        .iter()
-        .map(|e| match e {
-            PathElem::Name(n) => n.clone(),
-            PathElem::Index(i) => format!("[{i}]"),
-        })
-        .collect();
-    format!("[{}]", parts.join(", "))
-}
-
 /// DynamoDB rejects two paths where one is a prefix of the other (they overlap), and two that
 /// go on from the same place one as a map, the other as a list (they conflict).
 pub fn check_overlaps(paths: &[Path], label: &str) -> Result<(), DbError> {
@@ -527,8 +526,8 @@ pub fn check_overlaps(paths: &[Path], label: &str) -> Result<(), DbError> {
             };
             return Err(DbError::validation(format!(
                 "Invalid {label}: Two document paths {problem} with each other; must remove or rewrite one of these paths; path one: {}, path two: {}",
-                path_display(a),
-                path_display(b)
+                super::path_display(a),
+                super::path_display(b)
             )));
         }
     }

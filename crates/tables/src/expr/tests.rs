@@ -244,10 +244,29 @@ fn regression_2000_nested_parentheses_aborted_the_server() {
 }
 
 #[test]
+fn redundant_parentheses_and_repeated_operands_are_refused() {
+    let req = json!({"ExpressionAttributeValues": {":v": {"N": "1"}}});
+    let subs = Substitutions::new(&req).unwrap();
+    let message = |text: &str| parse_condition(text, ExprKind::Condition, &subs).unwrap_err().message;
+    assert_eq!(
+        message("((a = :v))"),
+        "Invalid ConditionExpression: The expression has redundant parentheses;"
+    );
+    assert!(parse_condition("(a = :v) AND ((a = :v) OR a = :v)", ExprKind::Condition, &subs).is_ok());
+    assert_eq!(
+        message("a.b[1] = a.b[1]"),
+        "Invalid ConditionExpression: The first operand must be distinct from the remaining operands for this operator or function; operator: =, first operand: [a, b, [1]]"
+    );
+    assert!(message("contains(a, a)").contains("operator: contains"));
+}
+
+#[test]
 fn nesting_up_to_the_limit_still_parses_and_evaluates() {
     on_worker_sized_stack(|| {
         let depth = crate::expr::parser::MAX_NESTING;
-        let text = format!("{}n = :v{}", "(".repeat(depth), ")".repeat(depth));
+        // Each level holds more than the next one: parentheses directly inside parentheses
+        // are redundant, which DynamoDB refuses.
+        let text = format!("{}n = :v{}", "(n = :v AND ".repeat(depth), ")".repeat(depth));
         let req = json!({"ExpressionAttributeValues": {":v": {"N": "10"}}});
         let subs = Substitutions::new(&req).unwrap();
         let c = parse_condition(&text, ExprKind::Filter, &subs).unwrap();

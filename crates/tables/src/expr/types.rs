@@ -31,8 +31,43 @@ fn shown(v: &Value) -> String {
     format!("AttributeValue: {{{}:{text}}}", v.type_name())
 }
 
-/// The constant operands of a condition node have types its operator takes.
+/// An operator's first operand may not also be one of its others (`a = a`).
+fn check_distinct(operator: &str, first: &Operand, rest: &[&Operand]) -> Result<(), String> {
+    if let Operand::Path(p) = first {
+        if rest.iter().any(|o| matches!(o, Operand::Path(q) if q == p)) {
+            return Err(format!(
+                "The first operand must be distinct from the remaining operands for this operator or function; operator: {operator}, first operand: {}",
+                super::path_display(p)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The constant operands of a condition node have types its operator takes, and its first
+/// operand is not repeated.
 pub fn check_condition(c: &Condition) -> Result<(), String> {
+    match c {
+        Condition::Compare(a, cmp, b) => {
+            let symbol = match cmp {
+                Comparator::Eq => "=",
+                Comparator::Ne => "<>",
+                Comparator::Lt => "<",
+                Comparator::Le => "<=",
+                Comparator::Gt => ">",
+                Comparator::Ge => ">=",
+            };
+            check_distinct(symbol, a, &[b])?;
+        }
+        Condition::Between(x, lo, hi) => check_distinct("BETWEEN", x, &[lo, hi])?,
+        Condition::BeginsWith(a, b) => check_distinct("begins_with", a, &[b])?,
+        Condition::Contains(a, b) => check_distinct("contains", a, &[b])?,
+        _ => {}
+    }
+    check_types(c)
+}
+
+fn check_types(c: &Condition) -> Result<(), String> {
     let constants = |ops: &[&Operand], function: &str, ok: fn(&Value) -> bool| -> Result<(), String> {
         for op in ops {
             if let Operand::Value(v) = op {
