@@ -146,7 +146,7 @@ impl GetItem {
 
     /// Whether the stored bytes are the whole answer (no projection, no capacity report).
     pub fn is_plain(&self) -> bool {
-        self.projection.is_none() && self.capacity.report("", 0.0).is_none()
+        self.projection.is_none() && !self.capacity.wanted()
     }
 
     /// The answer, with the stored item bytes spliced in as they are (for [`GetItem::is_plain`]).

@@ -129,6 +129,11 @@ impl Capacity {
         Ok(Capacity(v != "NONE"))
     }
 
+    /// Whether the answer reports it.
+    pub fn wanted(self) -> bool {
+        self.0
+    }
+
     /// The `ConsumedCapacity` field, when asked for.
     pub fn report(self, table: &str, units: f64) -> Option<Json> {
         self.0.then(|| json!({"TableName": table, "CapacityUnits": units}))
