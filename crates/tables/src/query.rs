@@ -754,6 +754,10 @@ pub(crate) fn select_page(storage: &dyn Storage, s: Select<'_>) -> Result<(Vec<u
     if let Some(v) = &s.partition {
         encode_key_value(v, &mut prefix);
     }
+    // A token from another statement (another partition) would start the read elsewhere.
+    if plan.start_after.as_ref().is_some_and(|k| !k.starts_with(&prefix)) {
+        return Err(DbError::validation("Invalid NextToken"));
+    }
     let end = prefix_end(&prefix).unwrap_or_default();
     let (start, end): (Bound<&[u8]>, Bound<&[u8]>) = match (&plan.start_after, plan.reverse) {
         (Some(k), false) => (Bound::Excluded(k), Bound::Excluded(&end)),

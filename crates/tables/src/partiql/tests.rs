@@ -145,3 +145,62 @@ proptest::proptest! {
         }
     }
 }
+
+/// Paging with NextToken reads every item of a partition once, in order; a token from another
+/// partition's statement is refused rather than starting the read somewhere else.
+#[tokio::test]
+async fn next_token_pages_through_a_partition_and_stays_in_it() {
+    use serde_json::json;
+    let dir = std::env::temp_dir().join(format!("sylph-partiql-pages-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let tables = crate::Tables::open(&dir, "us-east-1").unwrap();
+    let call = |op: &'static str, body: serde_json::Value| {
+        let tables = tables.clone();
+        async move { tables.handle(op, body.to_string().as_bytes()).await }
+    };
+    let (status, _) = call(
+        "CreateTable",
+        json!({"TableName": "pages", "BillingMode": "PAY_PER_REQUEST",
+               "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "N"}],
+               "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    for (pk, sk) in [("a", 1), ("a", 2), ("a", 3), ("b", 1)] {
+        let statement = format!("INSERT INTO pages VALUE {{'pk': '{pk}', 'sk': {sk}}}");
+        let (status, answer) = call("ExecuteStatement", json!({ "Statement": statement })).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut req = json!({"Statement": "SELECT sk FROM pages WHERE pk = 'a'", "Limit": 2});
+        if let Some(t) = &token {
+            req["NextToken"] = json!(t);
+        }
+        let (status, answer) = call("ExecuteStatement", req).await;
+        assert_eq!(status, 200, "{answer}");
+        for item in answer["Items"].as_array().unwrap() {
+            seen.push(item["sk"]["N"].as_str().unwrap().to_owned());
+        }
+        match answer.get("NextToken").and_then(|t| t.as_str()) {
+            Some(t) => token = Some(t.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["1", "2", "3"]);
+    let (_, first) = call(
+        "ExecuteStatement",
+        json!({"Statement": "SELECT * FROM pages WHERE pk = 'a'", "Limit": 1}),
+    )
+    .await;
+    let foreign = first["NextToken"].as_str().unwrap().to_owned();
+    let (status, answer) = call(
+        "ExecuteStatement",
+        json!({"Statement": "SELECT * FROM pages WHERE pk = 'b'", "NextToken": foreign}),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["message"], "Invalid NextToken");
+    let _ = std::fs::remove_dir_all(&dir);
+}
