@@ -3,8 +3,9 @@
 //! its size.
 //!
 //! One record per table (`c` + table id) holds a (count, bytes) pair for the table and for each
-//! index. It is read and rewritten inside the write batch that changes the items, so it commits
-//! (or not) with them and stays exact across crashes. Sizes are DynamoDB's item size (attribute
+//! index. The writer's transaction for a group commit ([`Tx`]) reads it once, each item write
+//! of the group updates it, and it is written once at the end of the group, in the same commit
+//! as the items: so it commits (or not) with them and stays exact across crashes. Sizes are DynamoDB's item size (attribute
 //! names plus values, [`item_size`]); an index counts the items that have its key attributes,
 //! at the size of the attributes it projects.
 
@@ -96,6 +97,17 @@ impl TableStats {
         }
         stats
     }
+
+    /// Count `item` in (`added`) or out of the table and the indexes it is in.
+    fn count(&mut self, meta: &TableMeta, item: &Item, added: bool) {
+        self.index_mut(TABLE).count(item_size(item) as u64, added);
+        for index in &meta.indexes {
+            if meta.in_index(index, item) {
+                self.index_mut(index.id)
+                    .count(meta.index_item_size(index, item) as u64, added);
+            }
+        }
+    }
 }
 
 /// The statistics of `meta`'s table as last committed (or as written so far in a batch).
@@ -118,19 +130,6 @@ pub(crate) fn record_write(
         stats.count(meta, item, added);
     }
     Ok(())
-}
-
-impl TableStats {
-    /// Count `item` in (`added`) or out of the table and the indexes it is in.
-    fn count(&mut self, meta: &TableMeta, item: &Item, added: bool) {
-        self.index_mut(TABLE).count(item_size(item) as u64, added);
-        for index in &meta.indexes {
-            if meta.in_index(index, item) {
-                self.index_mut(index.id)
-                    .count(meta.index_item_size(index, item) as u64, added);
-            }
-        }
-    }
 }
 
 /// Counting a table's items from scratch, one item at a time (for stores written before
