@@ -147,18 +147,13 @@ fn check_filter_keys(filter: Option<&Condition>, keys: &[&KeyAttr], legacy: bool
 }
 
 /// The storage key to resume after, from ExclusiveStartKey.
-/// The ExclusiveStartKey as an item (checked against the key schema by [`start_key`]).
-fn start_item(req: &Json) -> Result<Option<Item>, DbError> {
-    match req.get("ExclusiveStartKey").filter(|v| !v.is_null()) {
-        Some(esk) => Ok(Some(item_from_json(esk)?)),
-        None => Ok(None),
-    }
-}
-
-fn start_key(meta: &TableMeta, index: Option<&IndexMeta>, req: &Json) -> Result<Option<Vec<u8>>, DbError> {
-    let Some(key) = start_item(req)? else {
+/// ExclusiveStartKey, checked against the key schema: the storage key to resume after, and the
+/// key as an item.
+fn start_key(meta: &TableMeta, index: Option<&IndexMeta>, req: &Json) -> Result<Option<(Vec<u8>, Item)>, DbError> {
+    let Some(esk) = req.get("ExclusiveStartKey").filter(|v| !v.is_null()) else {
         return Ok(None);
     };
+    let key = item_from_json(esk)?;
     let invalid = || {
         DbError::validation("The provided starting key is invalid: The provided key element does not match the schema")
     };
@@ -178,10 +173,11 @@ fn start_key(meta: &TableMeta, index: Option<&IndexMeta>, req: &Json) -> Result<
     if key.keys().any(|k| !needed.iter().any(|a| a.name == *k)) {
         return Err(invalid());
     }
-    Ok(Some(match index {
+    let storage_key = match index {
         Some(ix) => meta.index_key(ix, &key).ok_or_else(invalid)?,
         None => meta.item_key(&key),
-    }))
+    };
+    Ok(Some((storage_key, key)))
 }
 
 /// One condition of a key condition, as DynamoDB accepts it: a top-level attribute first,
@@ -600,6 +596,7 @@ pub(crate) fn query(catalog: &Catalog, storage: &dyn Storage, req: &Json) -> Res
         req.get("QueryFilter").is_some_and(|v| !v.is_null()),
     )?;
     let count_only = count_only(req, Op::Query, index)?;
+    let (start_after, start_item) = start_key(&meta, index, req)?.unzip();
     let plan = Plan {
         meta: &meta,
         index,
@@ -609,7 +606,7 @@ pub(crate) fn query(catalog: &Catalog, storage: &dyn Storage, req: &Json) -> Res
         count_only,
         limit: query_limit(req)?,
         reverse: req.get("ScanIndexForward").and_then(Json::as_bool) == Some(false),
-        start_after: start_key(&meta, index, req)?,
+        start_after,
         capacity: Capacity::of(req)?,
     };
     let mut partition = match index {
@@ -617,7 +614,7 @@ pub(crate) fn query(catalog: &Catalog, storage: &dyn Storage, req: &Json) -> Res
         None => meta.items_prefix(),
     };
     encode_key_value(&hash_value, &mut partition);
-    if let (Some(k), Some(esk)) = (&plan.start_after, start_item(req)?) {
+    if let (Some(k), Some(esk)) = (&plan.start_after, &start_item) {
         if index.is_none() && meta.range.is_none() {
             // In a table without a sort key, one partition key is one item: nothing to resume.
             // (A partition of an index may hold many.)
@@ -630,7 +627,7 @@ pub(crate) fn query(catalog: &Catalog, storage: &dyn Storage, req: &Json) -> Res
                 "The provided starting key is outside query boundaries based on provided conditions",
             ));
         }
-        if sort.as_ref().is_some_and(|c| !expr::matches(c, &esk)) {
+        if sort.as_ref().is_some_and(|c| !expr::matches(c, esk)) {
             return Err(DbError::validation(
                 "The provided starting key does not match the range key predicate",
             ));
@@ -684,7 +681,7 @@ pub(crate) fn scan(catalog: &Catalog, storage: &dyn Storage, req: &Json) -> Resu
         count_only,
         limit: limit(req)?,
         reverse: false,
-        start_after: start_key(&meta, index, req)?,
+        start_after: start_key(&meta, index, req)?.map(|(k, _)| k),
         capacity: Capacity::of(req)?,
     };
     if let (Some((segment, total)), Some(k)) = (segment, &plan.start_after) {

@@ -153,13 +153,7 @@ impl Inner {
             env.insert("PATH".into(), self.sandbox_path(&self.visible_dirs(Some(family))));
         }
         // The SDK it preloads must be the one its interpreter loads (`runtime/python-3.X`).
-        let preferred = self
-            .preferred
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&family)
-            .cloned();
-        if let Some(sdk) = preferred.and_then(|id| self.exact_choice(&id).sdk_path.clone()) {
+        if let Some(sdk) = self.preferred_choice(family).and_then(|c| c.sdk_path.clone()) {
             env.insert("PYTHONPATH".into(), sdk);
         }
         env

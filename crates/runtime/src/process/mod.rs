@@ -384,13 +384,7 @@ impl Inner {
     /// machine's default.
     fn family_command(&self, family: Family) -> (PathBuf, Vec<String>) {
         let (default, args) = self.default_command(family);
-        let preferred = self
-            .preferred
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&family)
-            .cloned();
-        match preferred.and_then(|id| self.exact_choice(&id).program.clone()) {
+        match self.preferred_choice(family).and_then(|c| c.program.clone()) {
             Some(exact) => (exact, args),
             None => (default, args),
         }
@@ -410,6 +404,18 @@ impl Inner {
 
     /// How `runtime` is served, decided once: an installed interpreter of exactly its version
     /// that loads the SDK Sylph provides, or the default one.
+    /// The interpreter choice of the runtime id pre-started runtimes of `family` serve (see
+    /// [`ProcessRuntime::prefer_runtimes`]), if the service named one.
+    fn preferred_choice(&self, family: Family) -> Option<Arc<ExactChoice>> {
+        let preferred = self
+            .preferred
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&family)
+            .cloned();
+        preferred.map(|id| self.exact_choice(&id))
+    }
+
     fn exact_choice(&self, runtime: &RuntimeId) -> Arc<ExactChoice> {
         let mut cache = self.exact.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = cache.get(runtime.id()) {

@@ -252,6 +252,7 @@ impl Write {
         }
         let old = read_item(b, &self.meta, &self.key)?;
         let passes = |item: &Item| self.condition.as_ref().is_none_or(|c| expr::matches(c, item));
+        let mut updated = Vec::new();
         let new = match (&self.kind, &old) {
             (WriteKind::Insert(_), Some(_)) => {
                 return Ok(Err(DbError::new(
@@ -278,6 +279,7 @@ impl Write {
                         "Item size to update has exceeded the maximum allowed size",
                     )));
                 }
+                updated = outcome.updated;
                 Some(outcome.item)
             }
             // The WHERE's other predicates are the delete's condition, checked against the item
@@ -290,33 +292,21 @@ impl Write {
                 None
             }
         };
-        Ok(Ok(Checked { old, new }))
+        Ok(Ok(Checked { old, new, updated }))
     }
 
     /// Apply a checked write; the items RETURNING asks for.
     fn apply(&self, b: &mut Tx<'_>, checked: Checked) -> Result<Vec<Json>, StorageError> {
-        let Checked { old, new } = checked;
+        let Checked { old, new, updated } = checked;
         if old.is_some() || new.is_some() {
             write_item(b, &self.meta, old.as_ref(), new.as_ref())?;
         }
-        let modified = || match &self.kind {
-            WriteKind::Update(actions) => actions
-                .iter()
-                .map(|a| match a {
-                    UpdateAction::Set(p, _)
-                    | UpdateAction::Remove(p)
-                    | UpdateAction::Add(p, _)
-                    | UpdateAction::Delete(p, _) => p.clone(),
-                })
-                .collect::<Vec<Path>>(),
-            _ => Vec::new(),
-        };
         let returned = match self.returning {
             Returning::None => None,
             Returning::AllOld => old,
             Returning::AllNew => new,
-            Returning::ModifiedOld => old.map(|o| expr::project(&o, &modified())),
-            Returning::ModifiedNew => new.map(|n| expr::project(&n, &modified())),
+            Returning::ModifiedOld => old.map(|o| expr::project(&o, &updated)),
+            Returning::ModifiedNew => new.map(|n| expr::project(&n, &updated)),
         };
         Ok(returned
             .filter(|i| !i.is_empty())
@@ -328,6 +318,8 @@ impl Write {
 struct Checked {
     old: Option<Item>,
     new: Option<Item>,
+    /// The paths an UPDATE wrote (what `RETURNING MODIFIED` returns).
+    updated: Vec<Path>,
 }
 
 /// A key lookup (the SELECTs batches and transactions allow): the item, filtered and projected.
@@ -387,13 +379,13 @@ fn decode_token(token: &str) -> Result<Item, DbError> {
     crate::value::item_from_json(&json).map_err(|_| invalid())
 }
 
-/// The partition a SELECT's WHERE pins with `=` on the partition key, if any.
+/// The partition a SELECT's WHERE pins with `=` on the partition key, if any: one of the
+/// conjuncts of its top-level ANDs.
 fn pinned_partition(filter: Option<&Condition>, hash: &str) -> Option<Value> {
-    let mut parts = Vec::new();
-    conjuncts(filter?.clone(), &mut parts);
-    parts
-        .iter()
-        .find_map(|p| equality(p).filter(|(n, _)| *n == hash).map(|(_, v)| v.clone()))
+    match filter? {
+        Condition::And(a, b) => pinned_partition(Some(a), hash).or_else(|| pinned_partition(Some(b), hash)),
+        other => equality(other).filter(|(n, _)| *n == hash).map(|(_, v)| v.clone()),
+    }
 }
 
 fn index_of<'m>(meta: &'m TableMeta, name: Option<&str>) -> Option<&'m IndexMeta> {
