@@ -484,16 +484,7 @@ fn remove_stale(base: &Path) {
         if Path::new(&format!("/proc/{pid}")).exists() {
             continue;
         }
-        let mut groups = 0;
-        if let Ok(children) = std::fs::read_dir(e.path()) {
-            for c in children.flatten() {
-                if c.file_type().is_ok_and(|t| t.is_dir()) {
-                    stop_leftovers(&c.path());
-                    groups += 1;
-                }
-            }
-        }
-        let _ = std::fs::remove_dir(e.path());
+        let groups = clean_up_after(&[e.path()]);
         tracing::info!(
             "cleaned up after sylph {pid}, which is gone: {} and {groups} instance groups in it",
             e.path().display()
@@ -501,9 +492,9 @@ fn remove_stale(base: &Path) {
     }
 }
 
-/// Stop what a dead Sylph left in one of its instance groups, then remove the group. An
-/// instance frozen between invocations when Sylph was killed cannot act on its parent-death
-/// signal until it is thawed: thaw it, and kill whatever is still in the group.
+/// Stop what a dead Sylph left in one of its instance groups. An instance frozen between
+/// invocations when Sylph was killed cannot act on its parent-death signal until it is thawed:
+/// thaw it, and kill whatever is in the group.
 fn stop_leftovers(group: &Path) {
     let _ = std::fs::write(group.join("freezer.state"), "THAWED");
     let _ = std::fs::write(group.join("cgroup.freeze"), "0");
@@ -514,13 +505,59 @@ fn stop_leftovers(group: &Path) {
             libc::kill(pid, libc::SIGKILL);
         }
     }
-    // Removal succeeds once the kernel has finished them: try now and briefly after.
-    for _ in 0..5 {
-        if std::fs::remove_dir(group).is_ok() || !group.exists() {
+}
+
+/// How long clean-up after a dead Sylph keeps trying to empty and remove one group. Removal
+/// succeeds only once the kernel has finished every process in it, which on a loaded machine
+/// takes far longer than the kill: a process that was starting (forking, being frozen) when the
+/// group was read may also join after it.
+const REMOVAL_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Remove a group of a dead Sylph, stopping what is still in it until the removal succeeds or
+/// `deadline` passes.
+fn remove_group(group: &Path, deadline: std::time::Instant) {
+    loop {
+        if std::fs::remove_dir(group).is_ok() || !group.exists() || std::time::Instant::now() > deadline {
             return;
         }
+        stop_leftovers(group);
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+}
+
+/// The instance groups inside one `sylph-<pid>` folder.
+fn instance_groups(dir: &Path) -> Vec<PathBuf> {
+    let Ok(children) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    children
+        .flatten()
+        .filter(|c| c.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|c| c.path())
+        .collect()
+}
+
+/// Stop every process in the instance groups of a dead Sylph's folders, then remove the groups
+/// and the folders. Everything is stopped before anything is waited on, so that one slow group
+/// does not leave the others' processes running meanwhile. Returns how many instance groups
+/// there were.
+fn clean_up_after(dirs: &[PathBuf]) -> usize {
+    let groups: Vec<PathBuf> = dirs.iter().flat_map(|d| instance_groups(d)).collect();
+    for group in &groups {
+        stop_leftovers(group);
+    }
+    let deadline = std::time::Instant::now() + REMOVAL_PATIENCE;
+    for group in &groups {
+        remove_group(group, deadline);
+    }
+    for dir in dirs {
+        // A group created while the folder was being read is emptied here too.
+        for group in instance_groups(dir) {
+            remove_group(&group, deadline);
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
+    groups.len()
 }
 
 /// Every folder [`Cgroups::detect`] may create for this process (`…/sylph-<pid>`, freezer
@@ -581,16 +618,7 @@ pub fn guard_main(group_dirs: &[PathBuf]) {
             Err(_) => break,
         }
     }
-    for dir in group_dirs {
-        if let Ok(children) = std::fs::read_dir(dir) {
-            for c in children.flatten() {
-                if c.file_type().is_ok_and(|t| t.is_dir()) {
-                    stop_leftovers(&c.path());
-                }
-            }
-        }
-        let _ = std::fs::remove_dir(dir);
-    }
+    clean_up_after(group_dirs);
 }
 
 /// Write the calling process's pid to `procs`; safe to call between fork and exec (no
