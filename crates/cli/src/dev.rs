@@ -110,6 +110,7 @@ pub async fn run(args: DevArgs, extra: HashMap<String, String>) -> anyhow::Resul
     if crate::watch::is_rust_service(&service) {
         crate::watch::build_rust(&mut service)?;
     }
+    crate::maven::build_java_if_stale(&service)?;
     let node_builder = crate::bundle::build_node(&mut service)?;
     crate::bundle::install_python_requirements(&mut service)?;
     let listener = TcpListener::bind((args.host.as_str(), args.port))

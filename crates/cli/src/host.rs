@@ -5,13 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use sylph_gateway::Gateway;
 use sylph_invoker::{Pool, PoolConfig};
 use sylph_model::Service;
 use sylph_runtime::ProcessRuntime;
-
-use crate::options::runtime_dir;
 
 /// How services are run (the flags `sylph dev` and `sylph server` share).
 #[derive(Debug, Clone)]
@@ -80,10 +77,9 @@ pub fn host_service(
     // region then, and it is the same for every function of the service.
     base_env.push(("AWS_REGION".to_owned(), service.region.clone()));
     base_env.push(("AWS_DEFAULT_REGION".to_owned(), service.region.clone()));
-    let mut runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), base_env, sandbox)
-        .context("cannot write the runtime clients")?;
+    let mut runtime = crate::options::process_runtime(sink.clone(), base_env, sandbox)?;
     // Pre-started runtimes run the interpreter of the service's own runtime ids.
-    runtime.prefer_runtimes(&service.functions.iter().map(|f| &f.runtime).collect::<Vec<_>>());
+    runtime.prefer_runtimes(&service.functions);
     if settings.host_network && runtime.share_host_network() {
         say(
             "warning: --host-network: functions share this machine's network and can reach every service on it"
@@ -133,11 +129,7 @@ pub fn host_service(
         let families: std::collections::HashSet<_> = service
             .functions
             .iter()
-            .filter_map(|f| match f.runtime {
-                sylph_model::Runtime::Node(_) => Some(sylph_runtime::Family::Node),
-                sylph_model::Runtime::Python(_) => Some(sylph_runtime::Family::Python),
-                sylph_model::Runtime::Provided(_) => None,
-            })
+            .filter_map(|f| sylph_runtime::Family::of(&f.runtime))
             .collect();
         for family in families {
             runtime.prewarm(family, settings.prewarm, settings.keep_warm);

@@ -11,10 +11,9 @@ use bytes::Bytes;
 use clap::Args;
 use sylph_gateway::{Gateway, TableApi};
 use sylph_invoker::{InvokeRequest, InvokeResult, Invoker, Pool, PoolConfig};
-use sylph_runtime::ProcessRuntime;
 use sylph_telemetry::TerminalSink;
 
-use crate::options::{load_service, runtime_dir};
+use crate::options::load_service;
 use crate::ServiceArgs;
 
 #[derive(Args)]
@@ -107,6 +106,7 @@ pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyho
     if crate::watch::is_rust_service(&service) {
         crate::watch::build_rust(&mut service)?;
     }
+    crate::maven::build_java_if_stale(&service)?;
     crate::bundle::build_node(&mut service)?;
     crate::bundle::install_python_requirements(&mut service)?;
 
@@ -164,8 +164,7 @@ pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyho
 
     let sink: Arc<dyn sylph_telemetry::LogSink> = Arc::new(TerminalSink { stderr: true });
     crate::options::start_guard();
-    let runtime = ProcessRuntime::new(sink.clone(), runtime_dir(), base_env, sandbox)
-        .context("cannot write the runtime clients")?;
+    let runtime = crate::options::process_runtime(sink.clone(), base_env, sandbox)?;
     if runtime.network_isolated() {
         runtime.serve_sylph_api_on(api_port);
     }

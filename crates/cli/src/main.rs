@@ -8,6 +8,7 @@ mod dev;
 mod events;
 mod host;
 mod invoke_local;
+mod maven;
 mod options;
 mod remote;
 mod server;

@@ -160,6 +160,19 @@ pub fn sylph_home() -> PathBuf {
     })
 }
 
+/// The process runtime, with the runtime clients Sylph writes and those `scripts/install-runtimes`
+/// installed (AWS's Java runtime client).
+pub fn process_runtime(
+    sink: std::sync::Arc<dyn sylph_telemetry::LogSink>,
+    base_env: Vec<(String, String)>,
+    sandbox: Option<sylph_runtime::sandbox::Sandbox>,
+) -> anyhow::Result<sylph_runtime::ProcessRuntime> {
+    let runtime = sylph_runtime::ProcessRuntime::new(sink, runtime_dir(), base_env, sandbox)
+        .context("cannot write the runtime clients")?;
+    runtime.use_java_runtime(sylph_home().join("runtime/java"));
+    Ok(runtime)
+}
+
 /// The environment every function gets so that the AWS SDKs reach this server by themselves.
 pub fn function_endpoint_env(base_url: &str) -> Vec<(String, String)> {
     let home = sylph_home();

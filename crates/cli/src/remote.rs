@@ -187,6 +187,7 @@ pub async fn deploy(args: DeployArgs, extra: HashMap<String, String>) -> anyhow:
     if rust {
         crate::watch::build_rust(&mut service)?;
     }
+    crate::maven::build_java_if_stale(&service)?;
     // Built handlers live under .esbuild/.build, which is packaged like any other folder.
     crate::bundle::build_node(&mut service)?;
     let progress = Progress {

@@ -1,5 +1,6 @@
 //! Code reload for `sylph dev`: notice changed function code and make new instances load it,
-//! building Rust (`provided.*`) functions with cargo first, as cargo-lambda would.
+//! building Rust (`provided.*`) functions with cargo first, as cargo-lambda would, and Java
+//! functions with Maven (see `maven.rs`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -74,19 +75,7 @@ pub fn build_rust(service: &mut Service) -> anyhow::Result<()> {
         ])
         .current_dir(&service.root)
         .stderr(Stdio::inherit());
-    // A build must not outlive a Sylph stopped during it (SIGTERM lets cargo stop its rustc
-    // jobs); the parent-death signal belongs to this thread, which waits for the build.
-    let sylph_pid = std::process::id() as libc::pid_t;
-    // SAFETY: prctl and getppid are async-signal-safe and touch no memory of the parent.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cargo, move || {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            if libc::getppid() != sylph_pid {
-                return Err(std::io::Error::other("sylph has exited"));
-            }
-            Ok(())
-        });
-    }
+    die_with_sylph(&mut cargo);
     let output = cargo.output().context("cannot run cargo")?;
     if !output.status.success() {
         bail!("cargo build failed in {}", service.root.display());
@@ -127,9 +116,26 @@ pub fn build_rust(service: &mut Service) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A build must not outlive a Sylph stopped during it (SIGTERM lets cargo and Maven stop their
+/// jobs); the parent-death signal belongs to the calling thread, which waits for the build.
+pub fn die_with_sylph(build: &mut Command) {
+    let sylph_pid = std::process::id() as libc::pid_t;
+    // SAFETY: prctl and getppid are async-signal-safe and touch no memory of the parent.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(build, move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            if libc::getppid() != sylph_pid {
+                return Err(std::io::Error::other("sylph has exited"));
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Poll the service folder; on a change, rebuild if needed and reload the pool.
 pub fn spawn(mut service: Service, pool: Arc<Pool>, node_builder: Option<crate::bundle::NodeBuilder>) {
     let rust = is_rust_service(&service);
+    let java = crate::maven::is_java_service(&service);
     tokio::task::spawn_blocking(move || {
         let mut last = snapshot(&service.root);
         loop {
@@ -157,6 +163,17 @@ pub fn spawn(mut service: Service, pool: Arc<Pool>, node_builder: Option<crate::
                 });
             if needs_build {
                 if let Err(e) = build_rust(&mut service) {
+                    println!("rebuild failed, keeping the running code: {e:#}");
+                    last = now;
+                    continue;
+                }
+            }
+            let needs_java_build = java
+                && changed.iter().any(|p| {
+                    p.extension().is_some_and(|e| e == "java") || p.file_name().is_some_and(|n| n == "pom.xml")
+                });
+            if needs_java_build {
+                if let Err(e) = crate::maven::build_java(&service) {
                     println!("rebuild failed, keeping the running code: {e:#}");
                     last = now;
                     continue;

@@ -227,6 +227,9 @@ pub enum Runtime {
     Python(String),
     /// `provided`, `provided.al2`, `provided.al2023`: an executable `bootstrap`.
     Provided(String),
+    /// `java8.al2`, `java11`, `java17`, `java21`, `java25`: a jar or zip run by AWS's Java
+    /// runtime interface client on a JDK of this machine.
+    Java(String),
 }
 
 impl Runtime {
@@ -242,6 +245,11 @@ impl Runtime {
         "provided",
         "provided.al2",
         "provided.al2023",
+        "java8.al2",
+        "java11",
+        "java17",
+        "java21",
+        "java25",
     ];
 
     /// The runtime `id` names: one of [`Runtime::SUPPORTED`], or an older or newer Node.js or
@@ -262,6 +270,8 @@ impl Runtime {
             Runtime::Node(id.to_owned())
         } else if id.starts_with("python") {
             Runtime::Python(id.to_owned())
+        } else if id.starts_with("java") {
+            Runtime::Java(id.to_owned())
         } else {
             Runtime::Provided(id.to_owned())
         })
@@ -270,7 +280,7 @@ impl Runtime {
     /// The identifier as written in `serverless.yml`.
     pub fn id(&self) -> &str {
         match self {
-            Runtime::Node(id) | Runtime::Python(id) | Runtime::Provided(id) => id,
+            Runtime::Node(id) | Runtime::Python(id) | Runtime::Provided(id) | Runtime::Java(id) => id,
         }
     }
 }

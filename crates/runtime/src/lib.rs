@@ -189,6 +189,8 @@ pub enum StartError {
     },
     #[error("cannot open a Runtime API port: {0}")]
     Listen(std::io::Error),
+    #[error("function {function}: its package cannot be used: {reason}")]
+    Package { function: String, reason: String },
 }
 
 /// Starts instances of functions. One per runtime family, shared by all functions.

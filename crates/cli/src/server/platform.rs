@@ -777,10 +777,8 @@ impl Platform {
     async fn warm_up_like(&self, fresh: &Running, serving: &Running) {
         let mut want: HashMap<sylph_runtime::Family, usize> = HashMap::new();
         for (f, _, reading) in serving.hosted.pool.function_metrics() {
-            let family = match f.runtime {
-                sylph_model::Runtime::Node(_) => sylph_runtime::Family::Node,
-                sylph_model::Runtime::Python(_) => sylph_runtime::Family::Python,
-                sylph_model::Runtime::Provided(_) => continue,
+            let Some(family) = sylph_runtime::Family::of(&f.runtime) else {
+                continue;
             };
             let instances = reading.concurrent.max(0) as usize + serving.hosted.pool.idle_instances(&f.name);
             *want.entry(family).or_default() += instances;

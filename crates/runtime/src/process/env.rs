@@ -196,7 +196,8 @@ fn add_layer_paths(env: &mut BTreeMap<String, String>, roots: &[PathBuf], runtim
                 .flat_map(|r| [r.join(format!("python/lib/{id}/site-packages")), r.join("python")])
                 .collect(),
         ),
-        sylph_model::Runtime::Provided(_) => {}
+        // The Java runtime client loads `/opt/java/lib/*.jar` itself.
+        sylph_model::Runtime::Provided(_) | sylph_model::Runtime::Java(_) => {}
     }
     prepend("PATH", roots.iter().map(|r| r.join("bin")).collect());
     prepend("LD_LIBRARY_PATH", roots.iter().map(|r| r.join("lib")).collect());

@@ -19,7 +19,8 @@ pub(super) fn wanted(runtime: &RuntimeId) -> Option<(Family, String)> {
     match runtime {
         RuntimeId::Python(id) => Some((Family::Python, id.strip_prefix("python")?.to_owned())),
         RuntimeId::Node(id) => Some((Family::Node, id.strip_prefix("nodejs")?.split('.').next()?.to_owned())),
-        RuntimeId::Provided(_) => None,
+        // A JDK is chosen by its `release` file (see `java.rs`), not by `--version`.
+        RuntimeId::Provided(_) | RuntimeId::Java(_) => None,
     }
 }
 
@@ -38,6 +39,7 @@ pub(super) fn short_version(family: Family, reported: &str) -> String {
             .next()
             .unwrap_or("")
             .to_owned(),
+        Family::Java => reported.to_owned(),
     }
 }
 
@@ -83,6 +85,8 @@ pub(super) fn find_exact(family: Family, version: &str) -> Option<PathBuf> {
                 .or_else(|| home.map(|h| h.join(".nvm")))?;
             newest_under(&root.join("versions/node"), &format!("v{version}."), "bin/node")
         }
+        // JDKs are found by their `release` files (see `java.rs`).
+        Family::Java => None,
     }
 }
 
@@ -120,6 +124,8 @@ pub(super) fn loads_sdk(family: Family, program: &Path, search_path: Option<&str
                 cmd.env("NODE_PATH", p);
             }
         }
+        // AWS's Java runtimes provide no SDK: functions bundle it.
+        Family::Java => return true,
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())

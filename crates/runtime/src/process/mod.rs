@@ -13,6 +13,7 @@
 mod env;
 mod instance;
 mod interpreters;
+mod java;
 mod prestart;
 mod spawn;
 
@@ -72,15 +73,24 @@ pub struct InstanceCredentials {
 pub enum Family {
     Node,
     Python,
+    Java,
 }
 
 impl Family {
-    fn of(runtime: &RuntimeId) -> Option<Family> {
+    /// The language of a runtime id; `None` for `provided.*` (the package's own executable).
+    pub fn of(runtime: &RuntimeId) -> Option<Family> {
         match runtime {
             RuntimeId::Node(_) => Some(Family::Node),
             RuntimeId::Python(_) => Some(Family::Python),
+            RuntimeId::Java(_) => Some(Family::Java),
             RuntimeId::Provided(_) => None,
         }
+    }
+
+    /// Whether its runtimes speak Sylph's frame channel (Sylph's own bootstraps) rather than
+    /// the HTTP Runtime API (AWS's Java runtime client, `provided` bootstraps).
+    fn uses_channel(runtime: &RuntimeId) -> bool {
+        matches!(runtime, RuntimeId::Node(_) | RuntimeId::Python(_))
     }
 }
 
@@ -113,6 +123,7 @@ struct Inner {
     /// Folders each interpreter needs inside the sandbox (its installation prefix).
     node_dirs: OnceLock<Vec<PathBuf>>,
     python_dirs: OnceLock<Vec<PathBuf>>,
+    java_dirs: OnceLock<Vec<PathBuf>>,
     /// Per runtime id, an interpreter of exactly its version, if one serves it (see
     /// `interpreters.rs`); decided once.
     exact: Mutex<std::collections::HashMap<String, Arc<ExactChoice>>>,
@@ -120,6 +131,14 @@ struct Inner {
     exact_dirs: Mutex<std::collections::HashMap<PathBuf, Vec<PathBuf>>>,
     /// Per language, the runtime id whose interpreter pre-started runtimes run.
     preferred: Mutex<std::collections::HashMap<Family, RuntimeId>>,
+    /// `$SYLPH_HOME/runtime/java`: AWS's Java runtime client and its jars.
+    java_dir: OnceLock<PathBuf>,
+    /// The JDKs of this machine, found once.
+    jdks: OnceLock<Vec<java::Jdk>>,
+    /// The memorySize pre-started JVMs are sized for (see [`ProcessRuntime::prefer_runtimes`]).
+    java_prestart_mb: std::sync::atomic::AtomicU32,
+    /// The sandbox folders of each JDK, by home.
+    jdk_dirs: Mutex<std::collections::HashMap<PathBuf, Vec<PathBuf>>>,
 }
 
 /// The interpreter that serves a runtime id, as the start-up lines describe it.
@@ -208,9 +227,14 @@ impl ProcessRuntime {
                 credentials: OnceLock::new(),
                 node_dirs: OnceLock::new(),
                 python_dirs: OnceLock::new(),
+                java_dirs: OnceLock::new(),
                 exact: Mutex::new(std::collections::HashMap::new()),
                 exact_dirs: Mutex::new(std::collections::HashMap::new()),
                 preferred: Mutex::new(std::collections::HashMap::new()),
+                java_dir: OnceLock::new(),
+                jdks: OnceLock::new(),
+                java_prestart_mb: std::sync::atomic::AtomicU32::new(1024),
+                jdk_dirs: Mutex::new(std::collections::HashMap::new()),
             }),
         })
     }
@@ -267,6 +291,12 @@ impl ProcessRuntime {
         let _ = self.inner.sylph_api_port.set(port);
     }
 
+    /// Run Java functions with AWS's Java runtime client installed in `dir` (`lib/*.jar`, and
+    /// its native client extracted to `jni/`), as `scripts/install-runtimes` installs it.
+    pub fn use_java_runtime(&self, dir: PathBuf) {
+        let _ = self.inner.java_dir.set(dir);
+    }
+
     /// Give every instance started from now on credentials from `issuer`.
     pub fn set_credential_issuer(&self, issuer: Arc<dyn CredentialIssuer>) {
         let _ = self.inner.credentials.set(issuer);
@@ -283,16 +313,34 @@ impl ProcessRuntime {
     /// Pre-start runtimes of each language on the interpreter of its most common id among
     /// `ids` (the service's functions), so those functions start from them. Call before
     /// anything is pre-started.
-    pub fn prefer_runtimes(&self, ids: &[&RuntimeId]) {
+    pub fn prefer_runtimes(&self, functions: &[sylph_model::Function]) {
+        let ids: Vec<&RuntimeId> = functions.iter().map(|f| &f.runtime).collect();
         let mut counts: Vec<(&RuntimeId, usize)> = Vec::new();
         for id in ids {
-            match counts.iter_mut().find(|(known, _)| known == id) {
+            match counts.iter_mut().find(|(known, _)| *known == id) {
                 Some((_, n)) => *n += 1,
                 None => counts.push((id, 1)),
             }
         }
         let mut preferred = self.inner.preferred.lock().unwrap_or_else(|e| e.into_inner());
-        for family in [Family::Node, Family::Python] {
+        // A JVM's heap is fixed when it starts: pre-started JVMs are sized for the most common
+        // memorySize of the Java functions, and only functions of that size take them.
+        let mut sizes: Vec<(u32, usize)> = Vec::new();
+        for f in functions
+            .iter()
+            .filter(|f| Family::of(&f.runtime) == Some(Family::Java))
+        {
+            match sizes.iter_mut().find(|(mb, _)| *mb == f.memory_mb) {
+                Some((_, n)) => *n += 1,
+                None => sizes.push((f.memory_mb, 1)),
+            }
+        }
+        if let Some((mb, _)) = sizes.iter().max_by_key(|(_, n)| *n) {
+            self.inner
+                .java_prestart_mb
+                .store(*mb, std::sync::atomic::Ordering::Relaxed);
+        }
+        for family in [Family::Node, Family::Python, Family::Java] {
             if let Some((id, _)) = counts
                 .iter()
                 .filter(|(id, _)| Family::of(id) == Some(family))
@@ -307,6 +355,9 @@ impl ProcessRuntime {
     /// the start-up lines; `None` for `provided` runtimes.
     pub fn interpreter_of(&self, runtime: &RuntimeId) -> Option<Interpreter> {
         let family = Family::of(runtime)?;
+        if family == Family::Java {
+            return self.inner.jdk_interpreter(runtime);
+        }
         let choice = self.inner.exact_choice(runtime);
         let (path, _) = self.inner.program_for(runtime, family);
         let version = interpreters::reported_version(&path);
@@ -375,6 +426,7 @@ impl Inner {
                     self.bootstrap_dir.join("python.py").to_string_lossy().into_owned(),
                 ],
             ),
+            Family::Java => self.java_prestart_command(),
         }
     }
 
@@ -395,6 +447,7 @@ impl Inner {
         let cell = match family {
             Family::Node => &self.node_dirs,
             Family::Python => &self.python_dirs,
+            Family::Java => &self.java_dirs,
         };
         cell.get_or_init(|| {
             let (program, _) = self.family_command(family);
@@ -441,6 +494,8 @@ impl Inner {
         let key = match family {
             Family::Python => "PYTHONPATH",
             Family::Node => "NODE_PATH",
+            // JDKs are chosen in `java.rs`; `wanted` names no version for them.
+            Family::Java => return ExactChoice::default(),
         };
         let base = self.base_env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
         // An SDK installed for this Python version, beside the default one.
@@ -449,7 +504,7 @@ impl Inner {
                 .as_ref()
                 .map(|b| format!("{b}-{want}"))
                 .filter(|p| Path::new(p).is_dir()),
-            Family::Node => None,
+            Family::Node | Family::Java => None,
         };
         if interpreters::loads_sdk(family, &program, own_sdk.as_deref().or(base.as_deref())) {
             ExactChoice {
@@ -482,6 +537,13 @@ impl Inner {
         let Some(family) = Family::of(runtime) else {
             return self.visible_dirs(None);
         };
+        if family == Family::Java {
+            let mut out = vec![self.bootstrap_dir.clone()];
+            if let (Some(_), Some(jdk)) = (&self.sandbox, self.jdk_for(runtime)) {
+                out.extend(self.jdk_sandbox_dirs(&jdk));
+            }
+            return out;
+        }
         let Some(program) = self.exact_choice(runtime).program.clone() else {
             return self.visible_dirs(Some(family));
         };
@@ -532,12 +594,18 @@ impl Inner {
         if let Some(instance) = self.start_prewarmed(&config) {
             return Ok(instance);
         }
-        let (program, args) = self.command_for(&config)?;
-        let channel = !matches!(config.function.runtime, RuntimeId::Provided(_));
+        let (program, args, code) = self.command_for(&config)?;
+        let channel = Family::uses_channel(&config.function.runtime);
         let (net, runtime_api, api_addr) = self.network(!channel).await?;
         let credentials = self.credentials.get().map(|i| i.issue(&config.function));
-        let env = self.environment(&config, &api_addr, credentials.as_ref());
-        let visible = self.dirs_for(&config.function.runtime);
+        let mut env = self.environment(&config, &api_addr, credentials.as_ref());
+        let mut visible = self.dirs_for(&config.function.runtime);
+        if let Some(code) = &code {
+            // A Java function runs from its unpacked jar, which Lambda would put at /var/task.
+            env.insert("LAMBDA_TASK_ROOT".to_owned(), code.to_string_lossy().into_owned());
+            visible.push(code.clone());
+        }
+        let cwd = code.as_deref().unwrap_or(&config.root);
         let mounts = match &self.sandbox {
             Some(_) => crate::sandbox::layer_mounts(&config.function.layers),
             None => Vec::new(),
@@ -547,7 +615,7 @@ impl Inner {
                 program: &program,
                 args: &args,
                 env: &env,
-                cwd: &config.root,
+                cwd,
                 channel,
                 runtime_api,
                 net,
@@ -594,6 +662,15 @@ fn program_dirs(family: Family, program: &Path) -> Vec<PathBuf> {
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(PathBuf::from).collect())
             .unwrap_or_default(),
+        // `<home>/bin/java`: the JDK's home, and where its links lead.
+        Family::Java => {
+            return program
+                .parent()
+                .and_then(Path::parent)
+                .and_then(java::jdk_at)
+                .map(|jdk| java::sandbox_dirs(&jdk))
+                .unwrap_or_default()
+        }
     };
     crate::sandbox::interpreter_dirs(&prefixes)
 }

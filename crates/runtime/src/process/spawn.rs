@@ -115,13 +115,23 @@ impl Inner {
         Ok((None, None, RUNTIME_API_ADDR.to_string()))
     }
 
-    pub(super) fn command_for(&self, config: &InstanceConfig) -> Result<(PathBuf, Vec<String>), StartError> {
+    /// The program and arguments of a new instance, and (for Java) the folder its code was
+    /// unpacked in, which is its working folder.
+    pub(super) fn command_for(
+        &self,
+        config: &InstanceConfig,
+    ) -> Result<(PathBuf, Vec<String>, Option<PathBuf>), StartError> {
         let f = &config.function;
-        Ok(match &f.runtime {
+        let (program, args) = match &f.runtime {
             RuntimeId::Node(_) => self.program_for(&f.runtime, Family::Node),
             RuntimeId::Python(_) => self.program_for(&f.runtime, Family::Python),
             RuntimeId::Provided(_) => (provided_bootstrap(config)?, Vec::new()),
-        })
+            RuntimeId::Java(_) => {
+                let (program, args, code) = self.java_command(config)?;
+                return Ok((program, args, Some(code)));
+            }
+        };
+        Ok((program, args, None))
     }
 
     /// Start a process: its output pipes, its Runtime API listener and (for Sylph's own
