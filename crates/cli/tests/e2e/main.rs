@@ -13,6 +13,7 @@ mod iam;
 mod invoke_api;
 mod invoke_local;
 mod isolation;
+mod java;
 mod jwt;
 mod layers;
 mod limits;

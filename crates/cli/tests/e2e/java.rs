@@ -1,0 +1,164 @@
+//! Java functions end to end: `sylph dev` builds a Maven project, and AWS's Java runtime
+//! interface client runs handlers of each form Lambda accepts, in the sandbox, with the heap
+//! sized from memorySize; a crashing or memory-hungry handler costs one request.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::harness::{repo_root, Dev};
+
+/// A copy of the handler fixture without its build output, so that `sylph dev` must build it.
+fn fresh_fixture(tag: &str) -> PathBuf {
+    let from = repo_root().join("crates/cli/tests/fixtures/java-handlers");
+    let dir = std::env::temp_dir().join(format!("sylph-java-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_tree(&from, &dir);
+    dir
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        if e.file_name() == "target" {
+            continue;
+        }
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Invoke through the Lambda Invoke API: (function error header, payload).
+fn invoke(dev: &Dev, function: &str, payload: &Value) -> (Option<String>, Value) {
+    let r = dev.send(
+        "POST",
+        &format!("/2015-03-31/functions/{function}/invocations"),
+        &[],
+        payload.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{function}: {}\n{}", r.text(), dev.output());
+    let error = r.header("x-amz-function-error").map(str::to_owned);
+    let body = serde_json::from_slice(&r.body).unwrap_or_else(|_| Value::String(r.text()));
+    (error, body)
+}
+
+#[test]
+fn handlers_of_each_form_run_under_the_java_runtime_client_and_reload_on_edit() {
+    let dir = fresh_fixture("forms");
+    // A file in the home folder: the sandbox must keep it from a function.
+    let home = PathBuf::from(std::env::var("HOME").unwrap());
+    let secret = home.join(format!(".sylph-java-secret-{}", std::process::id()));
+    std::fs::write(&secret, "the host's secret").unwrap();
+    // Cold starts of the official client itself, not the pre-started JVMs (tested below).
+    let dev = Dev::start_with(&dir, &["--prewarm", "0"], &[]);
+    assert!(dev.output().contains("building Java functions"), "{}", dev.output());
+
+    // RequestHandler with POJOs; the context's logger reaches the function's log.
+    let (err, out) = invoke(&dev, "pojo", &json!({"item": "tea", "quantity": 2}));
+    assert_eq!(err, None, "{out}");
+    assert_eq!(
+        out,
+        json!({"line": "2 x tea", "function": "java-handlers-dev-pojo", "greeting": "hello"})
+    );
+    assert!(dev.wait_for_output("ordering tea"), "{}", dev.output());
+
+    // RequestHandler with the events library's API Gateway classes, through an HTTP route.
+    let r = dev.get("/dev/hello/bob?q=x");
+    assert_eq!(
+        (r.status, r.text()),
+        (201, "hi bob x via dev".to_owned()),
+        "{}",
+        dev.output()
+    );
+    assert_eq!(r.header("x-method"), Some("GET"));
+
+    // RequestStreamHandler: the bytes as sent.
+    let (err, out) = invoke(&dev, "stream", &json!("abc"));
+    assert_eq!(err, None, "{out}");
+    assert_eq!(out["reversed"], "\"cba\"");
+    assert_eq!(out["requestId"].as_str().map(str::len), Some(36));
+
+    // `Class::method` with a Map: what the function sees.
+    let (err, seen) = invoke(&dev, "method", &json!({"peek": secret}));
+    assert_eq!(err, None, "{seen}");
+    assert_eq!(seen["function"], "java-handlers-dev-method");
+    assert_eq!(seen["handler"], "fixtures.Methods::describe");
+    assert_eq!(seen["memoryLimitInMB"], 256);
+    assert_eq!(seen["classFileInTaskRoot"], true, "{seen}");
+    let heap = seen["maxHeapMB"].as_u64().unwrap();
+    assert!(
+        (100..=218).contains(&heap),
+        "the heap follows memorySize 256: {heap} MB"
+    );
+    assert!(
+        seen["peek"].as_str().unwrap().starts_with("denied"),
+        "a function read a file of the host's home folder: {seen}"
+    );
+
+    // A thrown exception is the function's error, in Lambda's shape.
+    let (err, out) = invoke(&dev, "crash", &json!({}));
+    assert_eq!(err.as_deref(), Some("Unhandled"), "{out}");
+    assert_eq!(out["errorType"], "java.lang.IllegalStateException");
+    assert_eq!(out["errorMessage"], "the order book is closed");
+
+    // Allocating without bound costs that request, not the server or the other functions.
+    let (err, out) = invoke(&dev, "hungry", &json!({}));
+    assert!(err.is_some(), "{out}");
+    let text = out.to_string();
+    assert!(text.contains("OutOfMemory"), "{text}");
+    let (err, _) = invoke(&dev, "pojo", &json!({"item": "jam", "quantity": 1}));
+    assert_eq!(err, None);
+
+    // java21 runs on a JDK of 21 or later when the machine has one (it says which).
+    if dev.output().contains("runtime: java21 on Java") {
+        let (err, seen) = invoke(&dev, "newer", &json!({}));
+        assert_eq!(err, None, "{seen}");
+        let version: u32 = seen["javaVersion"].as_str().unwrap().parse().unwrap();
+        assert!(version >= 21, "{seen}");
+    }
+
+    // Editing a handler: sylph dev rebuilds with Maven, and new instances run the new code.
+    let source = dir.join("src/main/java/fixtures/ApiHandler.java");
+    let code = std::fs::read_to_string(&source).unwrap();
+    std::fs::write(&source, code.replace("\"hi \"", "\"hello \"")).unwrap();
+    assert!(dev.wait_for_output("code changed"), "{}", dev.output());
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut text = String::new();
+    while Instant::now() < deadline {
+        text = dev.get("/dev/hello/bob").text();
+        if text.starts_with("hello ") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(text, "hello bob  via dev", "{}", dev.output());
+    let _ = std::fs::remove_file(&secret);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_package_that_is_not_a_zip_is_refused_with_what_is_wrong() {
+    let dir = std::env::temp_dir().join(format!("sylph-java-bad-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("serverless.yml"),
+        "service: bad\nprovider:\n  runtime: java17\npackage:\n  artifact: app.jar\nfunctions:\n  f:\n    handler: a.B\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("app.jar"), "this is not a zip").unwrap();
+    let dev = Dev::start_with(&dir, &["--prewarm", "0"], &[]);
+    let r = dev.send("POST", "/2015-03-31/functions/f/invocations", &[], b"{}");
+    // The caller learns the function could not start; the log says why.
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("could not be started"), "{}", r.text());
+    assert!(dev.wait_for_output("is not a jar or zip"), "{}", dev.output());
+    assert!(dev.output().contains("app.jar"), "{}", dev.output());
+    // The server is still there.
+    assert_eq!(dev.get("/_sylph/metrics").status, 200);
+    let _ = std::fs::remove_dir_all(&dir);
+}
