@@ -162,3 +162,62 @@ fn a_package_that_is_not_a_zip_is_refused_with_what_is_wrong() {
     assert_eq!(dev.get("/_sylph/metrics").status, 200);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A gauge or counter from the metrics.
+fn metric_value(dev: &Dev, line: &str) -> f64 {
+    crate::harness::metric(&dev.get("/_sylph/metrics").text(), line)
+}
+
+#[test]
+fn a_pre_started_jvm_becomes_the_function_with_its_own_environment_code_and_limits() {
+    let dir = fresh_fixture("prestart");
+    let dev = Dev::start_with(&dir, &["--prewarm", "1"], &[]);
+    // The JVM warms up the runtime client before it is ready; wait for it (bounded).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric_value(&dev, "sylph_prestarted_runtimes{language=\"java\"}") < 1.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (err, seen) = invoke(&dev, "method", &json!({"n": 1}));
+    assert_eq!(err, None, "{seen}");
+    assert_eq!(
+        metric_value(&dev, "sylph_starts_total{function=\"method\",kind=\"prewarmed\"}"),
+        1.0,
+        "the cold start was not served by the pre-started JVM:\n{}",
+        dev.output()
+    );
+    // It is this function, not the generic JVM it was: the runtime client read the function's
+    // environment (name, memory), loaded its classes from its own package, and the heap follows
+    // the function's memorySize.
+    assert_eq!(seen["function"], "java-handlers-dev-method", "{seen}");
+    assert_eq!(seen["handler"], "fixtures.Methods::describe");
+    assert_eq!(seen["greeting"], "hello");
+    assert_eq!(seen["memoryLimitInMB"], 256);
+    assert_eq!(seen["classFileInTaskRoot"], true, "{seen}");
+    let heap = seen["maxHeapMB"].as_u64().unwrap();
+    assert!(
+        (100..=218).contains(&heap),
+        "the heap follows memorySize 256: {heap} MB"
+    );
+    assert_eq!(seen["event"], json!({"n": 1}));
+
+    // The pool refills: a second function becomes the next pre-started JVM, and its events
+    // classes come from its own package (the launcher warmed up on its own copy, elsewhere).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric_value(&dev, "sylph_prestarted_runtimes{language=\"java\"}") < 1.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let r = dev.get("/dev/hello/ada?q=y");
+    assert_eq!(
+        (r.status, r.text()),
+        (201, "hi ada y via dev".to_owned()),
+        "{}",
+        dev.output()
+    );
+    assert_eq!(
+        metric_value(&dev, "sylph_starts_total{function=\"api\",kind=\"prewarmed\"}"),
+        1.0,
+        "{}",
+        dev.output()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -406,6 +406,13 @@ impl Inner {
     /// sized for its most common memorySize, running Sylph's launcher (see `runtime/java`),
     /// which warms up the runtime client and waits for its function.
     pub(super) fn java_prestart_command(&self) -> (PathBuf, Vec<String>) {
+        // Decided once: the preferences are set before anything is pre-started.
+        self.java_prestart
+            .get_or_init(|| self.decide_java_prestart_command())
+            .clone()
+    }
+
+    fn decide_java_prestart_command(&self) -> (PathBuf, Vec<String>) {
         let runtime = self
             .preferred
             .lock()
@@ -421,6 +428,19 @@ impl Inner {
         prestart_args(&mut args, dir);
         (jdk.java(), args)
     }
+
+    /// Whether a function can become a pre-started JVM: the same JDK and the same heap size,
+    /// and a runtime client with Sylph's launcher installed.
+    pub(super) fn takes_prestarted_jvm(&self, config: &InstanceConfig) -> bool {
+        let f = &config.function;
+        let same_size = f.memory_mb == self.java_prestart_mb.load(std::sync::atomic::Ordering::Relaxed);
+        let launcher = self.java_dir.get().is_some_and(|d| d.join(LAUNCHER_JAR).is_file());
+        same_size
+            && launcher
+            && self
+                .jdk_for(&f.runtime)
+                .is_some_and(|j| self.java_prestart.get_or_init(|| self.decide_java_prestart_command()).0 == j.java())
+    }
 }
 
 /// The launcher's jar joins the class path, and the launcher is the main class: it installs
@@ -428,17 +448,33 @@ impl Inner {
 fn prestart_args(args: &mut Vec<String>, dir: &Path) {
     if let Some(cp) = args.last_mut() {
         cp.push(':');
-        cp.push_str(&dir.join("launcher/sylph-java-launcher.jar").to_string_lossy());
+        cp.push_str(&dir.join(LAUNCHER_JAR).to_string_lossy());
     }
     let at = args.len() - 2;
-    for open in ["java.base/java.lang=ALL-UNNAMED", "java.base/java.util=ALL-UNNAMED"] {
-        args.insert(at, open.to_owned());
-        args.insert(at, "--add-opens".to_owned());
-    }
+    args.insert(at, "java.base/java.lang=ALL-UNNAMED".to_owned());
+    args.insert(at, "--add-opens".to_owned());
+    // The events library warms up in a throwaway class loader, off the class path.
+    let warmup = ["aws-lambda-java-events", "joda-time"]
+        .iter()
+        .filter_map(|prefix| jar_starting_with(&dir.join("warmup"), prefix))
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(":");
+    args.insert(at, format!("-Dsylph.warmup.classpath={warmup}"));
     args.push(LAUNCHER_MAIN.to_owned());
 }
 
-/// Sylph's launcher for pre-started JVMs.
+/// The first jar in `dir` whose name starts with `prefix`.
+fn jar_starting_with(dir: &Path, prefix: &str) -> Option<PathBuf> {
+    std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find(|p| {
+        p.extension().is_some_and(|e| e == "jar")
+            && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+    })
+}
+
+/// Sylph's launcher for pre-started JVMs (`runtime/java/launcher`), built by
+/// `scripts/install-runtimes`.
+const LAUNCHER_JAR: &str = "launcher/sylph-java-launcher.jar";
 const LAUNCHER_MAIN: &str = "dev.sylph.launcher.Launcher";
 
 /// Whether `dir` holds the runtime client's jar.

@@ -137,6 +137,8 @@ struct Inner {
     jdks: OnceLock<Vec<java::Jdk>>,
     /// The memorySize pre-started JVMs are sized for (see [`ProcessRuntime::prefer_runtimes`]).
     java_prestart_mb: std::sync::atomic::AtomicU32,
+    /// The command of pre-started JVMs, decided once (see `java.rs`).
+    java_prestart: OnceLock<(PathBuf, Vec<String>)>,
     /// The sandbox folders of each JDK, by home.
     jdk_dirs: Mutex<std::collections::HashMap<PathBuf, Vec<PathBuf>>>,
 }
@@ -234,6 +236,7 @@ impl ProcessRuntime {
                 java_dir: OnceLock::new(),
                 jdks: OnceLock::new(),
                 java_prestart_mb: std::sync::atomic::AtomicU32::new(1024),
+                java_prestart: OnceLock::new(),
                 jdk_dirs: Mutex::new(std::collections::HashMap::new()),
             }),
         })
@@ -597,6 +600,11 @@ impl Inner {
         let (program, args, code) = self.command_for(&config)?;
         let channel = Family::uses_channel(&config.function.runtime);
         let (net, runtime_api, api_addr) = self.network(!channel).await?;
+        let channel = if channel {
+            spawn::ChannelAt::RuntimeFd
+        } else {
+            spawn::ChannelAt::None
+        };
         let credentials = self.credentials.get().map(|i| i.issue(&config.function));
         let mut env = self.environment(&config, &api_addr, credentials.as_ref());
         let mut visible = self.dirs_for(&config.function.runtime);

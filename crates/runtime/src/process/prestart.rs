@@ -1,5 +1,6 @@
 //! Runtime processes started ahead of demand: a Node.js or Python runtime that has loaded what
-//! every function of its language loads (the AWS SDK), waiting to be told which function it is.
+//! every function of its language loads (the AWS SDK), or a JVM that has warmed up AWS's Java
+//! runtime client (see `java.rs`), waiting to be told which function it is.
 //! A cold start takes one that is ready, so only the function's own code loads. The pool per
 //! language is refilled after every cold start, sized to recent bursts, and emptied after the
 //! keep-warm window without traffic.
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::spawn::{ProcessSpec, Spawned};
+use super::spawn::{ChannelAt, ProcessSpec, Spawned};
 use super::{Family, Inner, ProcessRuntime};
 use crate::frame::Frame;
 use crate::netns::RUNTIME_API_ADDR;
@@ -203,18 +204,38 @@ impl Inner {
             return None;
         }
         let family = Family::of(&config.function.runtime)?;
-        // Pre-started runtimes run one interpreter per language: only its functions take them.
-        if self.program_for(&config.function.runtime, family).0 != self.family_command(family).0 {
-            return None;
-        }
+        // Pre-started runtimes run one interpreter per language (for Java, one JDK and one heap
+        // size): only its functions take them.
+        let code = if family == Family::Java {
+            if !self.takes_prestarted_jvm(config) {
+                return None;
+            }
+            // Unpacked before a JVM is taken: a package that cannot be used starts anew, where
+            // its error is reported.
+            Some(self.java_code(config).ok()?)
+        } else {
+            if self.program_for(&config.function.runtime, family).0 != self.family_command(family).0 {
+                return None;
+            }
+            None
+        };
         let taken = self.take_warm(family);
         // Taken or not, refill: a cold start that found none (after the pool expired, or while
         // it was still loading) is the sign the next one will want one too.
         Inner::replenish(self, family);
         let mut warm = taken?;
         let credentials = self.credentials.get().map(|i| i.issue(&config.function));
-        let env = self.environment(config, &RUNTIME_API_ADDR.to_string(), credentials.as_ref());
-        let spec = serde_json::json!({"env": env, "cwd": config.root}).to_string();
+        // The address it was started with: its own namespace's, or its listener on the host.
+        let api_addr = match (&warm.net, &warm.runtime_api) {
+            (None, Some(listener)) => listener.local_addr().ok()?.to_string(),
+            _ => RUNTIME_API_ADDR.to_string(),
+        };
+        let mut env = self.environment(config, &api_addr, credentials.as_ref());
+        if let Some(code) = &code {
+            env.insert("LAMBDA_TASK_ROOT".to_owned(), code.to_string_lossy().into_owned());
+        }
+        let cwd = code.as_deref().unwrap_or(&config.root);
+        let spec = serde_json::json!({"env": env, "cwd": cwd}).to_string();
         let frame = Frame::Start { spec: spec.as_bytes() }.to_bytes();
         // The process tree already lives in its own groups: give it the function's limit.
         if let Some(g) = warm.memory.as_mut() {
@@ -239,6 +260,10 @@ impl Inner {
         if !sent {
             return None;
         }
+        if family == Family::Java {
+            // From here the runtime client speaks the HTTP Runtime API; the channel is done.
+            warm.channel = None;
+        }
         warm.spawned_at = Instant::now();
         Some(self.assemble(config.clone(), warm, StartKind::Prewarmed, credentials))
     }
@@ -246,18 +271,22 @@ impl Inner {
     /// Ready pre-started runtimes per language, for the metrics.
     pub(super) fn standby(&self) -> Vec<(&'static str, usize)> {
         let w = self.warm.lock().unwrap_or_else(|e| e.into_inner());
-        [(Family::Node, "nodejs"), (Family::Python, "python")]
-            .into_iter()
-            .filter(|(f, _)| w.target.contains_key(f))
-            .map(|(f, name)| {
-                let ready = w.ready.get(&f).map_or(0, |list| {
-                    list.iter()
-                        .filter(|s| s.channel.as_ref().is_some_and(preloaded))
-                        .count()
-                });
-                (name, ready)
-            })
-            .collect()
+        [
+            (Family::Node, "nodejs"),
+            (Family::Python, "python"),
+            (Family::Java, "java"),
+        ]
+        .into_iter()
+        .filter(|(f, _)| w.target.contains_key(f))
+        .map(|(f, name)| {
+            let ready = w.ready.get(&f).map_or(0, |list| {
+                list.iter()
+                    .filter(|s| s.channel.as_ref().is_some_and(preloaded))
+                    .count()
+            });
+            (name, ready)
+        })
+        .collect()
     }
 
     /// A pre-started runtime that has finished preloading, if one is ready now. One still
@@ -315,7 +344,9 @@ impl Inner {
     /// A runtime process that preloads what every function of its language loads, then waits
     /// to be told which function it is.
     async fn spawn_generic(&self, family: Family, background: bool) -> Result<Spawned, StartError> {
-        let (net, _, api_addr) = self.network(false).await?;
+        // A JVM's runtime client speaks HTTP once it knows its function: its listener now.
+        let java = family == Family::Java;
+        let (net, runtime_api, api_addr) = self.network(java).await?;
         let (program, args) = self.family_command(family);
         let env = self.generic_environment(family, api_addr);
         let visible = self.visible_dirs(Some(family));
@@ -325,8 +356,8 @@ impl Inner {
             args: &args,
             env: &env,
             cwd: &cwd,
-            channel: true,
-            runtime_api: None,
+            channel: if java { ChannelAt::Stdin } else { ChannelAt::RuntimeFd },
+            runtime_api,
             net,
             label: "pre-started runtime",
             memory_mb: 10240,

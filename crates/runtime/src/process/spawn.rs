@@ -26,8 +26,8 @@ pub(super) struct ProcessSpec<'a> {
     /// The whole environment it starts with.
     pub env: &'a BTreeMap<String, String>,
     pub cwd: &'a Path,
-    /// Give it the frame channel (Sylph's own bootstraps).
-    pub channel: bool,
+    /// Where it gets the frame channel, if it gets one.
+    pub channel: ChannelAt,
     pub runtime_api: Option<TcpListener>,
     pub net: Option<InstanceNet>,
     /// The function's name, for messages.
@@ -41,6 +41,18 @@ pub(super) struct ProcessSpec<'a> {
     /// Started ahead of demand: it runs at the lowest CPU priority until it becomes a function,
     /// so that filling the pool never slows the invocations being served.
     pub background: bool,
+}
+
+/// Where a runtime process finds its end of the frame channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ChannelAt {
+    /// No channel: it speaks the HTTP Runtime API.
+    None,
+    /// At fd 3, named by `SYLPH_RUNTIME_FD` (Sylph's Node.js and Python bootstraps).
+    RuntimeFd,
+    /// As its standard input: Sylph's Java launcher (Java has no way to open an inherited
+    /// socket by number, but reads and writes its standard input as plain descriptor 0).
+    Stdin,
 }
 
 /// The nice value of runtimes started ahead of demand.
@@ -168,7 +180,8 @@ impl Inner {
         let (out_r, out_w) = std::io::pipe().map_err(spawn_err)?;
         let (err_r, err_w) = std::io::pipe().map_err(spawn_err)?;
         // Sylph's own bootstraps talk over a socketpair (fd 3) instead of HTTP: see pipe.rs.
-        let channel = if channel {
+        let channel_at = channel;
+        let channel = if channel != ChannelAt::None {
             Some(std::os::unix::net::UnixStream::pair().map_err(spawn_err)?)
         } else {
             None
@@ -184,7 +197,11 @@ impl Inner {
         // channel and three seccomp filters; a fixed array, as nothing may allocate after fork.
         let mut inherited = [(-1, -1); 4];
         if let Some(fd) = child_fd {
-            inherited[0] = (fd, crate::pipe::RUNTIME_FD);
+            let theirs = match channel_at {
+                ChannelAt::Stdin => 0,
+                _ => crate::pipe::RUNTIME_FD,
+            };
+            inherited[0] = (fd, theirs);
         }
         for (i, f) in seccomp.iter().take(3).enumerate() {
             inherited[1 + i] = (f.as_raw_fd(), crate::sandbox::FIRST_SECCOMP_FD + i as i32);
@@ -226,7 +243,7 @@ impl Inner {
             .stderr(err_w)
             .process_group(0)
             .kill_on_drop(true);
-        if child_fd.is_some() {
+        if channel_at == ChannelAt::RuntimeFd {
             cmd.env("SYLPH_RUNTIME_FD", crate::pipe::RUNTIME_FD.to_string());
         }
         let sandboxed = self.sandbox.is_some();
