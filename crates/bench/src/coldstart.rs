@@ -1,7 +1,8 @@
 //! `sylph-bench coldstart`: cold-start latency (request arrival to response) for a Node.js
-//! function that requires aws-sdk v2, a Python function that imports boto3 and a Rust
-//! `provided.al2023` function — with and without pre-started runtimes — next to the bare
-//! process start of `node -e 0` and `python3 -c 0`, plus the warm invocation latency. Then the
+//! function that requires aws-sdk v2, a Python function that imports boto3, a Rust
+//! `provided.al2023` function and (with `--java-package`) a Java 17 function that builds a
+//! DynamoDB client — with and without pre-started runtimes — next to the bare process start of
+//! `node -e 0`, `python3 -c 0` and `java -version`, plus the warm invocation latency. Then the
 //! sequences a user lives through, each sample a cold start of a function not called before:
 //! after 10 s and 60 s of quiet, the second function right after the first, after a code
 //! reload, and bursts of 8 at once; with how many of them a pre-started runtime served (from
@@ -26,6 +27,10 @@ pub struct Options {
     samples: usize,
     /// Samples of the 60 s-quiet sequence (each costs a minute).
     long_samples: usize,
+    /// The Java function's package (bench/java, built with Maven): Java rows when given.
+    java_package: Option<PathBuf>,
+    /// Only the Java rows (with their `java -version` baseline).
+    java_only: bool,
 }
 
 impl Options {
@@ -35,6 +40,8 @@ impl Options {
             rust_bootstrap: PathBuf::new(),
             samples: 20,
             long_samples: 20,
+            java_package: None,
+            java_only: false,
         };
         while let Some(flag) = args.next() {
             let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
@@ -43,6 +50,8 @@ impl Options {
                 "--rust-bootstrap" => o.rust_bootstrap = PathBuf::from(value()?).canonicalize()?,
                 "--samples" => o.samples = value()?.parse()?,
                 "--long-samples" => o.long_samples = value()?.parse()?,
+                "--java-only" => o.java_only = true,
+                "--java-package" => o.java_package = Some(PathBuf::from(value()?).canonicalize()?),
                 other => bail!("unknown flag {other}"),
             }
         }
@@ -85,7 +94,7 @@ pub(crate) fn percentile(v: &mut [Duration], p: f64) -> f64 {
     v[i].as_secs_f64() * 1000.0
 }
 
-fn write_service(dir: &Path, n: usize, rust_bootstrap: &Path) -> anyhow::Result<()> {
+fn write_service(dir: &Path, n: usize, rust_bootstrap: &Path, java_package: Option<&Path>) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut yml = String::from("service: coldstart\nprovider:\n  runtime: nodejs20.x\n  memorySize: 256\nfunctions:\n");
     for i in 0..n {
@@ -99,6 +108,15 @@ fn write_service(dir: &Path, n: usize, rust_bootstrap: &Path) -> anyhow::Result<
         ));
     }
     yml.push_str("  warm:\n    handler: node.handler\n");
+    if let Some(package) = java_package {
+        // One memorySize for every function: pre-started JVMs are sized for it.
+        for name in (0..n).map(|i| format!("java{i}")).chain(["warmjava".to_owned()]) {
+            yml.push_str(&format!(
+                "  {name}:\n    handler: bench.ListTables\n    runtime: java17\n    package:\n      artifact: {}\n",
+                package.display()
+            ));
+        }
+    }
     // The sequences: functions called once each.
     for prefix in ["quiet", "second", "minute", "minutesecond", "burst"] {
         for i in 0..n.max(32) {
@@ -288,12 +306,52 @@ async fn cold(o: &Options, dir: &Path, prewarm: usize, prefix: &str) -> anyhow::
     Ok(out)
 }
 
-async fn warm(o: &Options, dir: &Path) -> anyhow::Result<Vec<Duration>> {
+/// Cold starts of `java0..n`, each once a pre-started JVM is ready (with `prewarm` > 0): a JVM
+/// warms up for about a second, so back-to-back arrivals would measure the pool's refill
+/// instead. Also how many a pre-started JVM served.
+async fn cold_java(o: &Options, dir: &Path, prewarm: usize) -> anyhow::Result<(Vec<Duration>, usize)> {
+    let data = std::env::temp_dir().join(format!("sylph-bench-java-{}-{prewarm}", std::process::id()));
+    let (server, addr) = start_dev(o, dir, &["--prewarm", &prewarm.to_string()], &data).await?;
+    let mut out = Vec::with_capacity(o.samples);
+    let mut served = 0;
+    for i in 0..o.samples {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while prewarm > 0 && java_standby(addr).await? < 1.0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let before = prewarmed_total(addr).await?;
+        out.push(invoke(addr, &format!("java{i}")).await?);
+        if prewarmed_total(addr).await? > before {
+            served += 1;
+        }
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+    Ok((out, served))
+}
+
+/// Pre-started JVMs ready now, from the metrics.
+async fn java_standby(addr: SocketAddr) -> anyhow::Result<f64> {
+    let req = hyper::Request::get("/_sylph/metrics")
+        .header("host", addr.to_string())
+        .body(Full::new(Bytes::new()))?;
+    let (_, _, body) = crate::send_once(addr, req).await?;
+    Ok(String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix("sylph_prestarted_runtimes{language=\"java\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0))
+}
+
+/// Warm invocations of `function` (after one cold start, not counted).
+async fn warm(o: &Options, dir: &Path, function: &str, count: usize) -> anyhow::Result<Vec<Duration>> {
     let data = std::env::temp_dir().join(format!("sylph-bench-warm-{}", std::process::id()));
     let (server, addr) = start_dev(o, dir, &[], &data).await?;
-    let mut out = Vec::with_capacity(1000);
-    for _ in 0..1000 {
-        out.push(invoke(addr, "warm").await?);
+    invoke(addr, function).await?;
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        out.push(invoke(addr, function).await?);
     }
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
@@ -304,7 +362,11 @@ fn process_start(program: &str, args: &[&str], samples: usize) -> anyhow::Result
     let mut out = Vec::with_capacity(samples);
     for _ in 0..samples {
         let t = Instant::now();
-        let status = Command::new(program).args(args).status()?;
+        let status = Command::new(program)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()?;
         if !status.success() {
             bail!("{program} failed");
         }
@@ -316,13 +378,26 @@ fn process_start(program: &str, args: &[&str], samples: usize) -> anyhow::Result
 pub async fn run(o: Options) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("sylph-bench-coldstart-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    write_service(&dir, o.samples.max(o.long_samples), &o.rust_bootstrap)?;
+    write_service(
+        &dir,
+        o.samples.max(o.long_samples),
+        &o.rust_bootstrap,
+        o.java_package.as_deref(),
+    )?;
     let mut rows: Vec<(String, Vec<Duration>)> = Vec::new();
-    for (label, prefix) in [
-        ("Node.js, requires aws-sdk v2", "node"),
-        ("Python, imports boto3", "python"),
-        ("Rust provided.al2023 (lambda_runtime)", "rust"),
-    ] {
+    if o.java_only && o.java_package.is_none() {
+        bail!("--java-only needs --java-package");
+    }
+    let languages: &[(&str, &str)] = if o.java_only {
+        &[]
+    } else {
+        &[
+            ("Node.js, requires aws-sdk v2", "node"),
+            ("Python, imports boto3", "python"),
+            ("Rust provided.al2023 (lambda_runtime)", "rust"),
+        ]
+    };
+    for &(label, prefix) in languages {
         eprintln!("{label} ...");
         rows.push((
             format!("{label}: cold start, no pre-started runtime"),
@@ -335,21 +410,48 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
             ));
         }
     }
-    eprintln!("warm invocations ...");
-    rows.push((
-        "Node.js: warm invocation (Invoke API round trip)".into(),
-        warm(&o, &dir).await?,
-    ));
-    rows.push((
-        "baseline: `node -e 0` process start".into(),
-        process_start("node", &["-e", "0"], o.samples)?,
-    ));
-    rows.push((
-        "baseline: `python3 -c 0` process start".into(),
-        process_start("python3", &["-c", "0"], o.samples)?,
-    ));
-    eprintln!("sequences ...");
-    let sequences = sequences(&o, &dir).await?;
+    let mut notes = Vec::new();
+    if o.java_package.is_some() {
+        let label = "Java 17, builds a DynamoDB client (AWS SDK for Java v2) and lists the tables";
+        eprintln!("{label} ...");
+        rows.push((
+            format!("{label}: cold start, no pre-started JVM"),
+            cold_java(&o, &dir, 0).await?.0,
+        ));
+        let (samples, served) = cold_java(&o, &dir, 2).await?;
+        notes.push(format!(
+            "Java from a pre-started JVM: {served} of {} cold starts served by one",
+            samples.len()
+        ));
+        rows.push((format!("{label}: cold start from a pre-started JVM"), samples));
+        rows.push((
+            format!("{label}: warm invocation"),
+            warm(&o, &dir, "warmjava", 200).await?,
+        ));
+        rows.push((
+            "baseline: `java -version` process start".into(),
+            process_start("java", &["-version"], o.samples)?,
+        ));
+    }
+    let mut sequences_run = Vec::new();
+    if !o.java_only {
+        eprintln!("warm invocations ...");
+        rows.push((
+            "Node.js: warm invocation (Invoke API round trip)".into(),
+            warm(&o, &dir, "warm", 1000).await?,
+        ));
+        rows.push((
+            "baseline: `node -e 0` process start".into(),
+            process_start("node", &["-e", "0"], o.samples)?,
+        ));
+        rows.push((
+            "baseline: `python3 -c 0` process start".into(),
+            process_start("python3", &["-c", "0"], o.samples)?,
+        ));
+        eprintln!("sequences ...");
+        sequences_run = sequences(&o, &dir).await?;
+    }
+    let sequences = sequences_run;
     let _ = std::fs::remove_dir_all(&dir);
 
     println!();
@@ -363,6 +465,10 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     for (label, mut v) in rows {
         let (p50, p99) = (percentile(&mut v, 0.5), percentile(&mut v, 0.99));
         println!("| {label} | {p50:.1} | {p99:.1} |");
+    }
+    for note in notes {
+        println!();
+        println!("{note}");
     }
     println!();
     println!("Cold starts in the sequences a user lives through (each a function not called before), request arrival to response");
