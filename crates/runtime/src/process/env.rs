@@ -152,6 +152,18 @@ impl Inner {
         if self.sandbox.is_some() {
             env.insert("PATH".into(), self.sandbox_path(&self.visible_dirs(Some(family))));
         }
+        if family == Family::Java {
+            // The AWS SDK for Java builds its user agent from this once, when a pre-started JVM
+            // warms up its clients: give it the value the functions will have.
+            let id = self
+                .preferred
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&Family::Java)
+                .map(|r| r.id().to_owned())
+                .unwrap_or_else(|| "java17".to_owned());
+            env.insert("AWS_EXECUTION_ENV".into(), format!("AWS_Lambda_{id}"));
+        }
         // The SDK it preloads must be the one its interpreter loads (`runtime/python-3.X`).
         if let Some(sdk) = self.preferred_choice(family).and_then(|c| c.sdk_path.clone()) {
             env.insert("PYTHONPATH".into(), sdk);

@@ -39,6 +39,7 @@ impl Inner {
             memory,
             pids,
             freezer,
+            java_code: _,
         } = spawned;
         let logs = LogCapture::new(config.function.key.clone(), self.sink.clone());
         for fd in [out_r, err_r] {

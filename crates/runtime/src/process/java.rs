@@ -429,6 +429,29 @@ impl Inner {
         (jdk.java(), args)
     }
 
+    /// The command of a new pre-started JVM with the service's most common Java package on its
+    /// class path and named for preloading (unpacked now: a rebuilt package gives new JVMs the
+    /// new version), and that package's folder.
+    pub(super) fn java_prestart_for_package(&self) -> (PathBuf, Vec<String>, Option<PathBuf>) {
+        let (program, mut args) = self.java_prestart_command();
+        let artifact = self
+            .java_prestart_package
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let code = artifact.and_then(|a| {
+            if a.is_dir() {
+                Some(a)
+            } else {
+                unpacked(&a, &self.bootstrap_dir.join("java-code")).ok()
+            }
+        });
+        if let Some(dir) = &code {
+            with_package(&mut args, dir);
+        }
+        (program, args, code)
+    }
+
     /// Whether a function can become a pre-started JVM: the same JDK and the same heap size,
     /// and a runtime client with Sylph's launcher installed.
     pub(super) fn takes_prestarted_jvm(&self, config: &InstanceConfig) -> bool {
@@ -462,6 +485,16 @@ fn prestart_args(args: &mut Vec<String>, dir: &Path) {
         .join(":");
     args.insert(at, format!("-Dsylph.warmup.classpath={warmup}"));
     args.push(LAUNCHER_MAIN.to_owned());
+}
+
+/// The package's classes and jars join the class path of a pre-started JVM, and the launcher
+/// preloads them: the AWS SDK a function bundles is most of its cold start. `args` end with
+/// `-cp`, the class path and the main class.
+fn with_package(args: &mut Vec<String>, dir: &Path) {
+    let cp = args.len() - 2;
+    let d = dir.display();
+    args[cp].push_str(&format!(":{d}:{d}/lib/*"));
+    args.insert(cp - 1, format!("-Dsylph.preload={d}"));
 }
 
 /// The first jar in `dir` whose name starts with `prefix`.

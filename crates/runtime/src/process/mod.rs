@@ -139,6 +139,9 @@ struct Inner {
     java_prestart_mb: std::sync::atomic::AtomicU32,
     /// The command of pre-started JVMs, decided once (see `java.rs`).
     java_prestart: OnceLock<(PathBuf, Vec<String>)>,
+    /// The package pre-started JVMs preload: the most common among the Java functions of that
+    /// memorySize.
+    java_prestart_package: Mutex<Option<PathBuf>>,
     /// The sandbox folders of each JDK, by home.
     jdk_dirs: Mutex<std::collections::HashMap<PathBuf, Vec<PathBuf>>>,
 }
@@ -237,6 +240,7 @@ impl ProcessRuntime {
                 jdks: OnceLock::new(),
                 java_prestart_mb: std::sync::atomic::AtomicU32::new(1024),
                 java_prestart: OnceLock::new(),
+                java_prestart_package: Mutex::new(None),
                 jdk_dirs: Mutex::new(std::collections::HashMap::new()),
             }),
         })
@@ -342,6 +346,25 @@ impl ProcessRuntime {
             self.inner
                 .java_prestart_mb
                 .store(*mb, std::sync::atomic::Ordering::Relaxed);
+            let mut packages: Vec<(&Path, usize)> = Vec::new();
+            for f in functions
+                .iter()
+                .filter(|f| Family::of(&f.runtime) == Some(Family::Java) && f.memory_mb == *mb)
+            {
+                let Some(artifact) = f.artifact.as_deref() else {
+                    continue;
+                };
+                match packages.iter_mut().find(|(p, _)| *p == artifact) {
+                    Some((_, n)) => *n += 1,
+                    None => packages.push((artifact, 1)),
+                }
+            }
+            *self
+                .inner
+                .java_prestart_package
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) =
+                packages.iter().max_by_key(|(_, n)| *n).map(|(p, _)| p.to_path_buf());
         }
         for family in [Family::Node, Family::Python, Family::Java] {
             if let Some((id, _)) = counts

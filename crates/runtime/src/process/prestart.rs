@@ -224,6 +224,11 @@ impl Inner {
         // it was still loading) is the sign the next one will want one too.
         Inner::replenish(self, family);
         let mut warm = taken?;
+        // A JVM that preloaded another package (the one before a rebuild) is stopped; the
+        // refill above starts them with the current one.
+        if warm.java_code.is_some() && warm.java_code != code {
+            return None;
+        }
         let credentials = self.credentials.get().map(|i| i.issue(&config.function));
         // The address it was started with: its own namespace's, or its listener on the host.
         let api_addr = match (&warm.net, &warm.runtime_api) {
@@ -347,7 +352,12 @@ impl Inner {
         // A JVM's runtime client speaks HTTP once it knows its function: its listener now.
         let java = family == Family::Java;
         let (net, runtime_api, api_addr) = self.network(java).await?;
-        let (program, args) = self.family_command(family);
+        let (program, args, java_code) = if java {
+            self.java_prestart_for_package()
+        } else {
+            let (program, args) = self.family_command(family);
+            (program, args, None)
+        };
         let env = self.generic_environment(family, api_addr);
         let visible = self.visible_dirs(Some(family));
         let cwd = PathBuf::from("/");
@@ -367,6 +377,10 @@ impl Inner {
             background,
         })
         .await
+        .map(|mut spawned| {
+            spawned.java_code = java_code;
+            spawned
+        })
     }
 }
 

@@ -92,6 +92,8 @@ pub(super) struct Spawned {
     pub(super) memory: Option<crate::limits::InstanceGroup>,
     pub(super) pids: Option<crate::limits::InstanceGroup>,
     pub(super) freezer: Option<crate::limits::InstanceGroup>,
+    /// The package a pre-started JVM preloaded; only its functions may take it.
+    pub(super) java_code: Option<PathBuf>,
 }
 
 impl Inner {
@@ -326,6 +328,7 @@ impl Inner {
             memory,
             pids,
             freezer,
+            java_code: None,
         })
     }
 

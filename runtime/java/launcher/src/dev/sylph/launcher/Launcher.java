@@ -67,6 +67,13 @@ public final class Launcher {
         long t0 = System.nanoTime();
         if (!"false".equals(System.getProperty("sylph.warmup"))) {
             warmUpOnOwnThread();
+            warmCrypto();
+            String preload = System.getProperty("sylph.preload");
+            if (preload != null && !preload.isEmpty()) {
+                long t = System.nanoTime();
+                int clients = warmAwsSdkClients(new File(preload));
+                debug("warmed %d AWS SDK clients of the package in %.1f ms", clients, (System.nanoTime() - t) / 1e6);
+            }
         }
         long t1 = System.nanoTime();
         debug("warm-up took %.1f ms", (t1 - t0) / 1e6);
@@ -199,6 +206,153 @@ public final class Launcher {
      * static initialisers read the environment (AWSLambda, LambdaEnvironment), which are only loaded.
      * Also initialises java.security.Security (AWSLambda's initialiser sets security properties).
      */
+    /**
+     * The JDK's crypto providers initialise on first use (every AWS SDK signs each request with
+     * HMAC-SHA256): that costs tens of milliseconds and reads no environment.
+     */
+    private static void warmCrypto() {
+        try {
+            java.security.MessageDigest.getInstance("SHA-256").digest(new byte[] {1});
+            javax.crypto.Mac mac = javax.crypto.Mac.getInstance("HmacSHA256");
+            mac.init(new javax.crypto.spec.SecretKeySpec(new byte[] {1}, "HmacSHA256"));
+            mac.doFinal(new byte[] {1});
+        } catch (Exception e) {
+            debug("crypto warm-up failed: %s", e);
+        }
+    }
+
+    /**
+     * The AWS SDK for Java v2 a function bundles is most of its cold start: building a client and
+     * making its first call load and initialise thousands of classes and run them for the first
+     * time. For each service client in the package ({@code software.amazon.awssdk.services.X.YClient}
+     * in {@code lib/*.jar}), build one with a fixed region, placeholder credentials and an endpoint
+     * served by this JVM itself on loopback, answering every request with an empty JSON object,
+     * and make a few calls of its first operation that takes no argument: marshalling, signing,
+     * the HTTP exchange and unmarshalling all run. Nothing is cached for the function: it builds
+     * its own client from its own environment (the default credential chain, which would look
+     * for credentials now, is left alone). Reflection only: the launcher does not depend on the SDK.
+     */
+    private static int warmAwsSdkClients(File root) {
+        File[] lib = new File(root, "lib").listFiles((d, name) -> name.endsWith(".jar"));
+        if (lib == null) {
+            return 0;
+        }
+        com.sun.net.httpserver.HttpServer server;
+        try {
+            server = com.sun.net.httpserver.HttpServer.create(new java.net.InetSocketAddress("127.0.0.1", 0), 0);
+        } catch (IOException e) {
+            debug("no loopback endpoint for the SDK warm-up: %s", e);
+            return 0;
+        }
+        server.createContext("/", exchange -> {
+            exchange.getRequestBody().readAllBytes();
+            byte[] body = "{}".getBytes(StandardCharsets.UTF_8);
+            exchange.getResponseHeaders().add("Content-Type", "application/x-amz-json-1.0");
+            exchange.getResponseHeaders().add("x-amzn-RequestId", "00000000-0000-0000-0000-000000000000");
+            exchange.sendResponseHeaders(200, body.length);
+            exchange.getResponseBody().write(body);
+            exchange.close();
+        });
+        server.start();
+        try {
+            String endpoint = "http://127.0.0.1:" + server.getAddress().getPort();
+            return warmAwsSdkClients(lib, endpoint);
+        } finally {
+            server.stop(0);
+        }
+    }
+
+    private static int warmAwsSdkClients(File[] lib, String endpoint) {
+        ClassLoader sys = ClassLoader.getSystemClassLoader();
+        int warmed = 0;
+        for (File jarFile : lib) {
+            List<String> clients = new ArrayList<>();
+            try (java.util.jar.JarFile jar = new java.util.jar.JarFile(jarFile)) {
+                for (java.util.Enumeration<java.util.jar.JarEntry> e = jar.entries(); e.hasMoreElements(); ) {
+                    String entry = e.nextElement().getName();
+                    // software/amazon/awssdk/services/dynamodb/DynamoDbClient.class
+                    String[] parts = entry.split("/");
+                    if (parts.length == 6 && entry.startsWith("software/amazon/awssdk/services/")
+                            && parts[5].endsWith("Client.class") && !parts[5].endsWith("AsyncClient.class")
+                            && !parts[5].startsWith("Default")) {
+                        clients.add(entry.substring(0, entry.length() - 6).replace('/', '.'));
+                    }
+                }
+            } catch (IOException e) {
+                continue;
+            }
+            for (String client : clients) {
+                try {
+                    warmAwsSdkClient(sys, client, endpoint);
+                    warmed++;
+                } catch (Throwable e) {
+                    debug("cannot warm %s: %s", client, e);
+                }
+            }
+        }
+        return warmed;
+    }
+
+    private static void warmAwsSdkClient(ClassLoader sys, String clientName, String endpoint) throws Exception {
+        Class<?> clientType = Class.forName(clientName, true, sys);
+        if (!clientType.isInterface()) {
+            return;
+        }
+        Class<?> regionType = Class.forName("software.amazon.awssdk.regions.Region", true, sys);
+        Class<?> providerType = Class.forName("software.amazon.awssdk.auth.credentials.AwsCredentialsProvider", true, sys);
+        Class<?> basicType = Class.forName("software.amazon.awssdk.auth.credentials.AwsBasicCredentials", true, sys);
+        Class<?> staticType = Class.forName("software.amazon.awssdk.auth.credentials.StaticCredentialsProvider", true, sys);
+        Class<?> credentialsType = Class.forName("software.amazon.awssdk.auth.credentials.AwsCredentials", true, sys);
+        Object region = regionType.getMethod("of", String.class).invoke(null, "us-east-1");
+        Object credentials = basicType.getMethod("create", String.class, String.class).invoke(null, "warm", "warm");
+        Object provider = staticType.getMethod("create", credentialsType).invoke(null, credentials);
+        for (int round = 0; round < 3; round++) {
+            Method builderMethod = clientType.getMethod("builder");
+            Object builder = builderMethod.invoke(null);
+            Class<?> builderType = builderMethod.getReturnType();
+            builderType.getMethod("region", regionType).invoke(builder, region);
+            builderType.getMethod("credentialsProvider", providerType).invoke(builder, provider);
+            builderType.getMethod("endpointOverride", java.net.URI.class)
+                    .invoke(builder, java.net.URI.create(endpoint));
+            Object client = builderType.getMethod("build").invoke(builder);
+            try {
+                for (Method m : clientType.getMethods()) {
+                    // An API call (its answer is a `…Response`), not a waiter or a paginator.
+                    if (m.getParameterCount() == 0 && m.isDefault()
+                            && m.getReturnType().getSimpleName().endsWith("Response")) {
+                        try {
+                            m.invoke(client);
+                        } catch (java.lang.reflect.InvocationTargetException e) {
+                            // An operation whose answer is not an empty object: warm all the same.
+                            debug("warm call %s.%s: %s", clientName, m.getName(), e.getCause());
+                        }
+                        break;
+                    }
+                }
+            } finally {
+                ((AutoCloseable) client).close();
+            }
+        }
+        // The function builds its client from the environment: region and endpoint from the
+        // variables every function of the service shares (the same here), credentials from its
+        // own. Build one that way, without calling it (the default credential chain resolves
+        // nothing until a call), and ask the environment-variable provider once (this JVM has
+        // no credentials yet: it fails, having loaded what it needs).
+        try {
+            ((AutoCloseable) clientType.getMethod("create").invoke(null)).close();
+        } catch (Throwable e) {
+            debug("cannot build %s from the environment: %s", clientName, e);
+        }
+        try {
+            Object envProvider = Class.forName(
+                    "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider", true, sys)
+                    .getMethod("create").invoke(null);
+            providerType.getMethod("resolveCredentials").invoke(envProvider);
+        } catch (Throwable expected) {
+            // No credentials in a pre-started JVM's environment.
+        }
+    }
+
     private static int preloadRuntimeClasses() throws IOException {
         java.security.Security.getProperty("jdk.tls.disabledAlgorithms");
         ClassLoader sys = ClassLoader.getSystemClassLoader();
