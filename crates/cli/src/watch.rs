@@ -168,10 +168,11 @@ pub fn spawn(mut service: Service, pool: Arc<Pool>, node_builder: Option<crate::
                     continue;
                 }
             }
+            // Everything under src/ goes into the package (resources too), as maven.rs counts it.
             let needs_java_build = java
-                && changed.iter().any(|p| {
-                    p.extension().is_some_and(|e| e == "java") || p.file_name().is_some_and(|n| n == "pom.xml")
-                });
+                && changed
+                    .iter()
+                    .any(|p| p.starts_with(service.root.join("src")) || p.file_name().is_some_and(|n| n == "pom.xml"));
             if needs_java_build {
                 if let Err(e) = crate::maven::build_java(&service) {
                     println!("rebuild failed, keeping the running code: {e:#}");

@@ -517,7 +517,12 @@ const REMOVAL_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 /// `deadline` passes.
 fn remove_group(group: &Path, deadline: std::time::Instant) {
     loop {
-        if std::fs::remove_dir(group).is_ok() || !group.exists() || std::time::Instant::now() > deadline {
+        match std::fs::remove_dir(group) {
+            // Busy: processes are still in it, or still being finished by the kernel.
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+            _ => return,
+        }
+        if std::time::Instant::now() > deadline {
             return;
         }
         stop_leftovers(group);

@@ -82,13 +82,31 @@ fn handlers_of_each_form_run_under_the_java_runtime_client_and_reload_on_edit() 
     assert_eq!(out["reversed"], "\"cba\"");
     assert_eq!(out["requestId"].as_str().map(str::len), Some(36));
 
-    // `Class::method` with a Map: what the function sees.
+    // `Class::method` with a Map: what the function sees. The attack: read another package
+    // where Sylph unpacks packages (another service's, under `sylph server`), beside its own.
+    let (err, seen) = invoke(&dev, "method", &json!({}));
+    assert_eq!(err, None, "{seen}");
+    let task_root = PathBuf::from(seen["taskRoot"].as_str().unwrap());
+    let other = task_root.parent().unwrap().join("another-service-0000000000000000");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("Secret.class"), "another tenant's code").unwrap();
+    let (err, peeked) = invoke(&dev, "method", &json!({"peek": other.join("Secret.class")}));
+    assert_eq!(err, None, "{peeked}");
+    assert!(
+        peeked["peek"].as_str().unwrap().starts_with("denied"),
+        "a function read another package: {peeked}"
+    );
+    let _ = std::fs::remove_dir_all(&other);
     let (err, seen) = invoke(&dev, "method", &json!({"peek": secret}));
     assert_eq!(err, None, "{seen}");
     assert_eq!(seen["function"], "java-handlers-dev-method");
     assert_eq!(seen["handler"], "fixtures.Methods::describe");
     assert_eq!(seen["memoryLimitInMB"], 256);
     assert_eq!(seen["classFileInTaskRoot"], true, "{seen}");
+    assert_eq!(
+        seen["relativeClassFile"], true,
+        "the working folder is the task root: {seen}"
+    );
     let heap = seen["maxHeapMB"].as_u64().unwrap();
     assert!(
         (100..=218).contains(&heap),
@@ -193,12 +211,26 @@ fn a_pre_started_jvm_becomes_the_function_with_its_own_environment_code_and_limi
     assert_eq!(seen["greeting"], "hello");
     assert_eq!(seen["memoryLimitInMB"], 256);
     assert_eq!(seen["classFileInTaskRoot"], true, "{seen}");
+    let task_root = seen["taskRoot"].as_str().unwrap();
+    assert!(
+        seen["codeSource"].as_str().unwrap().starts_with(task_root),
+        "its classes come from its own package: {seen}"
+    );
+    assert_eq!(
+        seen["relativeClassFile"], true,
+        "the working folder is the task root: {seen}"
+    );
     let heap = seen["maxHeapMB"].as_u64().unwrap();
     assert!(
         (100..=218).contains(&heap),
         "the heap follows memorySize 256: {heap} MB"
     );
     assert_eq!(seen["event"], json!({"n": 1}));
+
+    // JVM options in a function's environment take effect: it starts its own JVM.
+    let (err, seen) = invoke(&dev, "options", &json!({}));
+    assert_eq!(err, None, "{seen}");
+    assert_eq!(seen["option"], "set", "{seen}");
 
     // The pool refills: a second function becomes the next pre-started JVM, and its events
     // classes come from its own package (the launcher warmed up on its own copy, elsewhere).
@@ -219,5 +251,28 @@ fn a_pre_started_jvm_becomes_the_function_with_its_own_environment_code_and_limi
         "{}",
         dev.output()
     );
+
+    // A rebuild while JVMs are pre-started with the old package: the next cold start runs the
+    // new code (a JVM that preloaded the old version is stopped, not used).
+    let source = dir.join("src/main/java/fixtures/ApiHandler.java");
+    let code = std::fs::read_to_string(&source).unwrap();
+    std::fs::write(&source, code.replace("\"hi \"", "\"rebuilt \"")).unwrap();
+    assert!(dev.wait_for_output("code changed"), "{}", dev.output());
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut text = String::new();
+    while Instant::now() < deadline {
+        text = dev.get("/dev/hello/ada").text();
+        if text.starts_with("rebuilt ") {
+            break;
+        }
+        assert_eq!(
+            text,
+            "hi ada  via dev",
+            "neither the old nor the new code: {}",
+            dev.output()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(text, "rebuilt ada  via dev", "{}", dev.output());
     let _ = std::fs::remove_dir_all(&dir);
 }

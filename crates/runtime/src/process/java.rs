@@ -30,6 +30,9 @@ const JNI_PROPERTY: &str = "com.amazonaws.services.lambda.runtime.api.client.run
 /// Lambda's limit on a function's unzipped code.
 const MAX_UNPACKED_BYTES: u64 = 250 * 1024 * 1024;
 
+/// Entries a package may hold: the byte limit alone lets millions of empty files through.
+const MAX_ENTRIES: usize = 100_000;
+
 /// A JDK installed on this machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Jdk {
@@ -191,6 +194,8 @@ pub(super) enum UnpackError {
     Escapes { path: PathBuf, entry: String },
     #[error("{path} unpacks to more than Lambda's 250 MB of code")]
     TooLarge { path: PathBuf },
+    #[error("{path} holds more than {MAX_ENTRIES} files")]
+    TooManyEntries { path: PathBuf },
     #[error("cannot write the unpacked code to {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
 }
@@ -258,6 +263,11 @@ fn extract(artifact: &Path, into: &Path) -> Result<(), UnpackError> {
         path: artifact.to_path_buf(),
         source,
     })?;
+    if archive.len() > MAX_ENTRIES {
+        return Err(UnpackError::TooManyEntries {
+            path: artifact.to_path_buf(),
+        });
+    }
     std::fs::create_dir_all(into).map_err(write_err(into))?;
     let mut total: u64 = 0;
     for i in 0..archive.len() {
@@ -352,9 +362,9 @@ impl Inner {
         }
     }
 
-    /// The command of a Java function's instance, and the folder its code is unpacked in (its
-    /// working folder and LAMBDA_TASK_ROOT).
-    pub(super) fn java_command(&self, config: &InstanceConfig) -> Result<(PathBuf, Vec<String>, PathBuf), StartError> {
+    /// The command of a Java function's instance (its code, unpacked by [`Inner::java_code`],
+    /// is its working folder).
+    pub(super) fn java_command(&self, config: &InstanceConfig) -> Result<(PathBuf, Vec<String>), StartError> {
         let f = &config.function;
         let java_dir = self.java_runtime_dir(&f.name)?;
         let want = wanted_major(f.runtime.id()).unwrap_or(8);
@@ -366,15 +376,20 @@ impl Inner {
                 want.max(17)
             ),
         })?;
-        let code = self.java_code(config)?;
         let mut args = jvm_args(jdk.major, f.memory_mb, java_dir);
         args.push(RIC_MAIN.to_owned());
         args.push(f.handler.clone());
-        Ok((jdk.java(), args, code))
+        Ok((jdk.java(), args))
+    }
+
+    /// Where packages are unpacked: beside Sylph's runtime folder, not in it. Every sandbox
+    /// sees the runtime folder; a package is bound only into the sandboxes of its functions.
+    fn java_code_cache(&self) -> PathBuf {
+        self.bootstrap_dir.with_file_name("java-code")
     }
 
     /// The folder of a Java function's classes: `package.artifact` unpacked (a jar or zip), or
-    /// the folder it names.
+    /// the folder it names. Blocks (unpacking): call it off the async workers.
     pub(super) fn java_code(&self, config: &InstanceConfig) -> Result<PathBuf, StartError> {
         let f = &config.function;
         let Some(artifact) = &f.artifact else {
@@ -394,7 +409,7 @@ impl Inner {
                 help: "build it (mvn package) or point package.artifact at it".to_owned(),
             });
         }
-        unpacked(artifact, &self.bootstrap_dir.join("java-code")).map_err(|e| StartError::Package {
+        unpacked(artifact, &self.java_code_cache()).map_err(|e| StartError::Package {
             function: f.name.clone(),
             reason: e.to_string(),
         })
@@ -405,14 +420,16 @@ impl Inner {
     /// The command of a pre-started JVM: the JDK of the service's most common Java runtime id,
     /// sized for its most common memorySize, running Sylph's launcher (see `runtime/java`),
     /// which warms up the runtime client and waits for its function.
-    pub(super) fn java_prestart_command(&self) -> (PathBuf, Vec<String>) {
+    /// `None` where no JVM can be pre-started: no JDK 11 or newer for the service's Java id (the
+    /// launcher is built for 11 and opens a module), or no runtime client or launcher installed.
+    pub(super) fn java_prestart_command(&self) -> Option<&(PathBuf, Vec<String>)> {
         // Decided once: the preferences are set before anything is pre-started.
         self.java_prestart
             .get_or_init(|| self.decide_java_prestart_command())
-            .clone()
+            .as_ref()
     }
 
-    fn decide_java_prestart_command(&self) -> (PathBuf, Vec<String>) {
+    fn decide_java_prestart_command(&self) -> Option<(PathBuf, Vec<String>)> {
         let runtime = self
             .preferred
             .lock()
@@ -420,49 +437,61 @@ impl Inner {
             .get(&super::Family::Java)
             .cloned()
             .unwrap_or_else(|| RuntimeId::Java("java17".to_owned()));
-        let (Some(jdk), Some(dir)) = (self.jdk_for(&runtime), self.java_dir.get()) else {
-            return (PathBuf::from("java"), Vec::new());
-        };
+        let jdk = self.jdk_for(&runtime).filter(|j| j.major >= 11)?;
+        let dir = self.java_dir.get().filter(|d| d.join(LAUNCHER_JAR).is_file())?;
         let memory_mb = self.java_prestart_mb.load(std::sync::atomic::Ordering::Relaxed);
         let mut args = jvm_args(jdk.major, memory_mb, dir);
         prestart_args(&mut args, dir);
-        (jdk.java(), args)
+        Some((jdk.java(), args))
+    }
+
+    /// The package pre-started JVMs preload now, unpacked: a rebuilt package is a new folder.
+    /// A folder artifact is not preloaded (its classes change in place). Blocks (unpacking).
+    pub(super) fn java_prestart_code(&self) -> Option<PathBuf> {
+        let artifact = self
+            .java_prestart_package
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        if !artifact.is_file() {
+            return None;
+        }
+        unpacked(&artifact, &self.java_code_cache()).ok()
     }
 
     /// The command of a new pre-started JVM with the service's most common Java package on its
     /// class path and named for preloading (unpacked now: a rebuilt package gives new JVMs the
     /// new version), and that package's folder.
-    pub(super) fn java_prestart_for_package(&self) -> (PathBuf, Vec<String>, Option<PathBuf>) {
-        let (program, mut args) = self.java_prestart_command();
-        let artifact = self
-            .java_prestart_package
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let code = artifact.and_then(|a| {
-            if a.is_dir() {
-                Some(a)
-            } else {
-                unpacked(&a, &self.bootstrap_dir.join("java-code")).ok()
-            }
-        });
+    pub(super) fn java_prestart_for_package(&self) -> Result<(PathBuf, Vec<String>, Option<PathBuf>), StartError> {
+        let Some((program, args)) = self.java_prestart_command() else {
+            return Err(StartError::NotFound {
+                function: "pre-started JVM".to_owned(),
+                what: "a JDK 11 or newer with AWS's Java runtime client and Sylph's launcher".to_owned(),
+                help: "run scripts/install-runtimes (Java functions start cold meanwhile)".to_owned(),
+            });
+        };
+        let (program, mut args) = (program.clone(), args.clone());
+        let code = self.java_prestart_code();
         if let Some(dir) = &code {
             with_package(&mut args, dir);
         }
-        (program, args, code)
+        Ok((program, args, code))
     }
 
     /// Whether a function can become a pre-started JVM: the same JDK and the same heap size,
     /// and a runtime client with Sylph's launcher installed.
     pub(super) fn takes_prestarted_jvm(&self, config: &InstanceConfig) -> bool {
         let f = &config.function;
+        // Options the JVM reads when it starts would be ignored by one already running.
+        if JVM_OPTION_VARIABLES.iter().any(|v| f.environment.contains_key(*v)) {
+            return false;
+        }
         let same_size = f.memory_mb == self.java_prestart_mb.load(std::sync::atomic::Ordering::Relaxed);
-        let launcher = self.java_dir.get().is_some_and(|d| d.join(LAUNCHER_JAR).is_file());
         same_size
-            && launcher
-            && self
-                .jdk_for(&f.runtime)
-                .is_some_and(|j| self.java_prestart.get_or_init(|| self.decide_java_prestart_command()).0 == j.java())
+            && self.jdk_for(&f.runtime).is_some_and(|j| {
+                self.java_prestart_command()
+                    .is_some_and(|(program, _)| *program == j.java())
+            })
     }
 }
 
@@ -491,6 +520,9 @@ fn prestart_args(args: &mut Vec<String>, dir: &Path) {
 /// preloads them: the AWS SDK a function bundles is most of its cold start. `args` end with
 /// `-cp`, the class path and the main class.
 fn with_package(args: &mut Vec<String>, dir: &Path) {
+    if args.len() < 3 {
+        return;
+    }
     let cp = args.len() - 2;
     let d = dir.display();
     args[cp].push_str(&format!(":{d}:{d}/lib/*"));
@@ -504,6 +536,10 @@ fn jar_starting_with(dir: &Path, prefix: &str) -> Option<PathBuf> {
             && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix))
     })
 }
+
+/// Variables the JVM reads at its start (extra options): a function that sets one starts its
+/// own JVM.
+const JVM_OPTION_VARIABLES: &[&str] = &["JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS"];
 
 /// Sylph's launcher for pre-started JVMs (`runtime/java/launcher`), built by
 /// `scripts/install-runtimes`.

@@ -138,7 +138,7 @@ struct Inner {
     /// The memorySize pre-started JVMs are sized for (see [`ProcessRuntime::prefer_runtimes`]).
     java_prestart_mb: std::sync::atomic::AtomicU32,
     /// The command of pre-started JVMs, decided once (see `java.rs`).
-    java_prestart: OnceLock<(PathBuf, Vec<String>)>,
+    java_prestart: OnceLock<Option<(PathBuf, Vec<String>)>>,
     /// The package pre-started JVMs preload: the most common among the Java functions of that
     /// memorySize.
     java_prestart_package: Mutex<Option<PathBuf>>,
@@ -452,7 +452,11 @@ impl Inner {
                     self.bootstrap_dir.join("python.py").to_string_lossy().into_owned(),
                 ],
             ),
-            Family::Java => self.java_prestart_command(),
+            // Where none can be pre-started, `java` names no folder the sandbox needs.
+            Family::Java => self
+                .java_prestart_command()
+                .cloned()
+                .unwrap_or_else(|| (PathBuf::from("java"), Vec::new())),
         }
     }
 
@@ -617,10 +621,24 @@ impl Inner {
     }
 
     async fn start_instance(self: Arc<Self>, config: Arc<InstanceConfig>) -> Result<Box<dyn Instance>, StartError> {
-        if let Some(instance) = self.start_prewarmed(&config) {
+        // A Java package is unpacked (once per version) off the async workers: it may be large.
+        let code = match config.function.runtime {
+            RuntimeId::Java(_) => {
+                let (inner, cfg) = (self.clone(), config.clone());
+                let unpacked = tokio::task::spawn_blocking(move || inner.java_code(&cfg))
+                    .await
+                    .map_err(|e| StartError::Package {
+                        function: config.function.name.clone(),
+                        reason: format!("unpacking stopped: {e}"),
+                    })??;
+                Some(unpacked)
+            }
+            _ => None,
+        };
+        if let Some(instance) = self.start_prewarmed(&config, code.as_deref()) {
             return Ok(instance);
         }
-        let (program, args, code) = self.command_for(&config)?;
+        let (program, args) = self.command_for(&config)?;
         let channel = Family::uses_channel(&config.function.runtime);
         let (net, runtime_api, api_addr) = self.network(!channel).await?;
         let channel = if channel {

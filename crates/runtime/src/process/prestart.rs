@@ -72,6 +72,10 @@ struct Demand {
     peak_at: Option<Instant>,
 }
 
+/// How long a pre-started runtime may take to finish preloading before it is given up: a JVM
+/// preloads the service's own package, whose code could hang.
+const PRELOAD_LIMIT: Duration = Duration::from_secs(60);
+
 /// The most pre-started runtimes kept per language, whatever the demand: what idle may cost.
 const MAX_STANDBY: usize = 8;
 
@@ -197,7 +201,12 @@ impl Inner {
     /// Make a ready pre-started runtime of the function's language this function: no process
     /// start, and what every function loads (the AWS SDK) is already loaded. `None` when there
     /// is none ready (or the function needs what a pre-started runtime lacks): start anew.
-    pub(super) fn start_prewarmed(self: &Arc<Self>, config: &Arc<InstanceConfig>) -> Option<Box<dyn Instance>> {
+    /// `java_code` is a Java function's unpacked package.
+    pub(super) fn start_prewarmed(
+        self: &Arc<Self>,
+        config: &Arc<InstanceConfig>,
+        java_code: Option<&std::path::Path>,
+    ) -> Option<Box<dyn Instance>> {
         // Pre-started runtimes have the default /tmp and an empty /opt; a function with another
         // size or with layers starts anew.
         if config.function.ephemeral_mb != crate::sandbox::TMP_MB || !config.function.layers.is_empty() {
@@ -206,29 +215,23 @@ impl Inner {
         let family = Family::of(&config.function.runtime)?;
         // Pre-started runtimes run one interpreter per language (for Java, one JDK and one heap
         // size): only its functions take them.
-        let code = if family == Family::Java {
+        let (code, current) = if family == Family::Java {
             if !self.takes_prestarted_jvm(config) {
                 return None;
             }
-            // Unpacked before a JVM is taken: a package that cannot be used starts anew, where
-            // its error is reported.
-            Some(self.java_code(config).ok()?)
+            // The package the pool preloads now (already unpacked, unless just rebuilt).
+            (Some(java_code?.to_path_buf()), self.java_prestart_code())
         } else {
             if self.program_for(&config.function.runtime, family).0 != self.family_command(family).0 {
                 return None;
             }
-            None
+            (None, None)
         };
-        let taken = self.take_warm(family);
+        let taken = self.take_warm(family, code.as_deref(), current.as_deref());
         // Taken or not, refill: a cold start that found none (after the pool expired, or while
         // it was still loading) is the sign the next one will want one too.
         Inner::replenish(self, family);
         let mut warm = taken?;
-        // A JVM that preloaded another package (the one before a rebuild) is stopped; the
-        // refill above starts them with the current one.
-        if warm.java_code.is_some() && warm.java_code != code {
-            return None;
-        }
         let credentials = self.credentials.get().map(|i| i.issue(&config.function));
         // The address it was started with: its own namespace's, or its listener on the host.
         let api_addr = match (&warm.net, &warm.runtime_api) {
@@ -295,8 +298,17 @@ impl Inner {
     }
 
     /// A pre-started runtime that has finished preloading, if one is ready now. One still
-    /// loading is left to finish: a plain cold start beats waiting for it.
-    fn take_warm(&self, family: Family) -> Option<Spawned> {
+    /// loading is left to finish: a plain cold start beats waiting for it; one that has not
+    /// finished in [`PRELOAD_LIMIT`] is stopped. For Java, `code` is the function's package and
+    /// `current` the one the pool preloads now: a JVM that preloaded another package is not
+    /// this function's, and one that preloaded an older version of it (before a rebuild) is
+    /// stopped.
+    fn take_warm(
+        &self,
+        family: Family,
+        code: Option<&std::path::Path>,
+        current: Option<&std::path::Path>,
+    ) -> Option<Spawned> {
         let mut w = self.warm.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         w.last_used = Some(now);
@@ -308,8 +320,22 @@ impl Inner {
                 list.remove(i);
                 continue;
             }
+            if let Some(preloaded) = list[i].java_code.as_deref() {
+                if Some(preloaded) != current {
+                    list.remove(i);
+                    continue;
+                }
+                if Some(preloaded) != code {
+                    i += 1;
+                    continue;
+                }
+            }
             if list[i].channel.as_mut().is_some_and(preload_done) {
                 return Some(list.remove(i));
+            }
+            if list[i].spawned_at.elapsed() > PRELOAD_LIMIT {
+                list.remove(i);
+                continue;
             }
             i += 1;
         }
@@ -348,19 +374,31 @@ impl Inner {
 
     /// A runtime process that preloads what every function of its language loads, then waits
     /// to be told which function it is.
-    async fn spawn_generic(&self, family: Family, background: bool) -> Result<Spawned, StartError> {
+    async fn spawn_generic(self: &Arc<Self>, family: Family, background: bool) -> Result<Spawned, StartError> {
         // A JVM's runtime client speaks HTTP once it knows its function: its listener now.
         let java = family == Family::Java;
-        let (net, runtime_api, api_addr) = self.network(java).await?;
         let (program, args, java_code) = if java {
-            self.java_prestart_for_package()
+            // Unpacking the package to preload blocks: off the async workers.
+            let inner = self.clone();
+            tokio::task::spawn_blocking(move || inner.java_prestart_for_package())
+                .await
+                .map_err(|e| StartError::Listen(std::io::Error::other(e)))??
         } else {
             let (program, args) = self.family_command(family);
             (program, args, None)
         };
+        let (net, runtime_api, api_addr) = self.network(java).await?;
         let env = self.generic_environment(family, api_addr);
-        let visible = self.visible_dirs(Some(family));
-        let cwd = PathBuf::from("/");
+        let mut visible = self.visible_dirs(Some(family));
+        // A JVM that preloads a package sees it (and starts in it, as its function will: Java
+        // cannot change its working folder later).
+        visible.extend(java_code.iter().cloned());
+        let cwd = java_code.clone().unwrap_or_else(|| PathBuf::from("/"));
+        let memory_mb = match family {
+            // Its package's code runs in the warm-up: under the limit its functions will have.
+            Family::Java => self.java_prestart_mb.load(std::sync::atomic::Ordering::Relaxed),
+            _ => 10240,
+        };
         self.spawn_process(ProcessSpec {
             program: &program,
             args: &args,
@@ -370,7 +408,7 @@ impl Inner {
             runtime_api,
             net,
             label: "pre-started runtime",
-            memory_mb: 10240,
+            memory_mb,
             tmp_mb: crate::sandbox::TMP_MB,
             visible: &visible,
             mounts: &[],

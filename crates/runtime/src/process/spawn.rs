@@ -129,23 +129,15 @@ impl Inner {
         Ok((None, None, RUNTIME_API_ADDR.to_string()))
     }
 
-    /// The program and arguments of a new instance, and (for Java) the folder its code was
-    /// unpacked in, which is its working folder.
-    pub(super) fn command_for(
-        &self,
-        config: &InstanceConfig,
-    ) -> Result<(PathBuf, Vec<String>, Option<PathBuf>), StartError> {
+    /// The program and arguments of a new instance.
+    pub(super) fn command_for(&self, config: &InstanceConfig) -> Result<(PathBuf, Vec<String>), StartError> {
         let f = &config.function;
-        let (program, args) = match &f.runtime {
+        Ok(match &f.runtime {
             RuntimeId::Node(_) => self.program_for(&f.runtime, Family::Node),
             RuntimeId::Python(_) => self.program_for(&f.runtime, Family::Python),
             RuntimeId::Provided(_) => (provided_bootstrap(config)?, Vec::new()),
-            RuntimeId::Java(_) => {
-                let (program, args, code) = self.java_command(config)?;
-                return Ok((program, args, Some(code)));
-            }
-        };
-        Ok((program, args, None))
+            RuntimeId::Java(_) => self.java_command(config)?,
+        })
     }
 
     /// Start a process: its output pipes, its Runtime API listener and (for Sylph's own

@@ -502,10 +502,11 @@ public final class Launcher {
     // ---------------------------------------------------------------- environment
 
     /**
-     * Replaces the JVM's view of the environment (System.getenv(), System.getenv(name) and the starting
-     * environment of ProcessBuilder) with {@code env}. Both getenv views read
+     * Replaces the JVM's view of the environment (System.getenv() and System.getenv(name), and
+     * a ProcessBuilder's environment() once asked for) with {@code env}. Both getenv views read
      * java.lang.ProcessEnvironment.theEnvironment, so it is emptied and refilled in place.
-     * The process's real (native) environment is not changed.
+     * The process's real (native) environment is not changed: a child process started without
+     * asking for environment() (Runtime.exec) inherits the pre-started JVM's generic one.
      */
     @SuppressWarnings("unchecked")
     static void installEnvironment(Map<String, String> env) throws Exception {
