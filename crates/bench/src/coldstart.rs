@@ -110,9 +110,12 @@ fn write_service(dir: &Path, n: usize, rust_bootstrap: &Path, java_package: Opti
     yml.push_str("  warm:\n    handler: node.handler\n");
     if let Some(package) = java_package {
         // One memorySize for every function: pre-started JVMs are sized for it.
-        for name in (0..n).map(|i| format!("java{i}")).chain(["warmjava".to_owned()]) {
+        let functions = (0..n)
+            .flat_map(|i| [(format!("java{i}"), "ListTables"), (format!("javahello{i}"), "Hello")])
+            .chain([("warmjava".to_owned(), "ListTables")]);
+        for (name, class) in functions {
             yml.push_str(&format!(
-                "  {name}:\n    handler: bench.ListTables\n    runtime: java17\n    package:\n      artifact: {}\n",
+                "  {name}:\n    handler: bench.{class}\n    runtime: java17\n    package:\n      artifact: {}\n",
                 package.display()
             ));
         }
@@ -309,7 +312,7 @@ async fn cold(o: &Options, dir: &Path, prewarm: usize, prefix: &str) -> anyhow::
 /// Cold starts of `java0..n`, each once a pre-started JVM is ready (with `prewarm` > 0): a JVM
 /// warms up for about a second, so back-to-back arrivals would measure the pool's refill
 /// instead. Also how many a pre-started JVM served.
-async fn cold_java(o: &Options, dir: &Path, prewarm: usize) -> anyhow::Result<(Vec<Duration>, usize)> {
+async fn cold_java(o: &Options, dir: &Path, prewarm: usize, prefix: &str) -> anyhow::Result<(Vec<Duration>, usize)> {
     let data = std::env::temp_dir().join(format!("sylph-bench-java-{}-{prewarm}", std::process::id()));
     let (server, addr) = start_dev(o, dir, &["--prewarm", &prewarm.to_string()], &data).await?;
     let mut out = Vec::with_capacity(o.samples);
@@ -321,7 +324,7 @@ async fn cold_java(o: &Options, dir: &Path, prewarm: usize) -> anyhow::Result<(V
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let before = prewarmed_total(addr).await?;
-        out.push(invoke(addr, &format!("java{i}")).await?);
+        out.push(invoke(addr, &format!("{prefix}{i}")).await?);
         if prewarmed_total(addr).await? > before {
             served += 1;
         }
@@ -412,18 +415,26 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     }
     let mut notes = Vec::new();
     if o.java_package.is_some() {
+        for (label, prefix) in [
+            (
+                "Java 17, builds a DynamoDB client (AWS SDK for Java v2) and lists the tables",
+                "java",
+            ),
+            ("Java 17, a handler using no SDK", "javahello"),
+        ] {
+            eprintln!("{label} ...");
+            rows.push((
+                format!("{label}: cold start, no pre-started JVM"),
+                cold_java(&o, &dir, 0, prefix).await?.0,
+            ));
+            let (samples, served) = cold_java(&o, &dir, 2, prefix).await?;
+            notes.push(format!(
+                "{label}: {served} of {} cold starts served by a pre-started JVM",
+                samples.len()
+            ));
+            rows.push((format!("{label}: cold start from a pre-started JVM"), samples));
+        }
         let label = "Java 17, builds a DynamoDB client (AWS SDK for Java v2) and lists the tables";
-        eprintln!("{label} ...");
-        rows.push((
-            format!("{label}: cold start, no pre-started JVM"),
-            cold_java(&o, &dir, 0).await?.0,
-        ));
-        let (samples, served) = cold_java(&o, &dir, 2).await?;
-        notes.push(format!(
-            "Java from a pre-started JVM: {served} of {} cold starts served by one",
-            samples.len()
-        ));
-        rows.push((format!("{label}: cold start from a pre-started JVM"), samples));
         rows.push((
             format!("{label}: warm invocation"),
             warm(&o, &dir, "warmjava", 200).await?,
