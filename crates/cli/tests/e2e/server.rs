@@ -1287,6 +1287,22 @@ fn the_rust_todo_service_is_built_packaged_and_served_by_the_server() {
 }
 
 #[test]
+fn the_java_todo_service_is_deployed_and_served_by_the_server() {
+    let server = Server::start_fresh("java");
+    let key = server.admin_key.clone();
+    // scripts/test builds the zip beforehand; deploy builds it when it is missing or stale.
+    let config = example("todo-java").join("serverless.yml");
+    let info = server.deploy(&key, &config);
+    let api = info["api_id"].as_str().unwrap();
+    let created = server.api(api, "POST", "/dev/todos", br#"{"text":"from Java"}"#);
+    assert_eq!(created.status, 200, "{}\n{}", created.text(), server.output());
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let got = server.api(api, "GET", &format!("/dev/todos/{id}"), b"");
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.json()["text"], "from Java");
+}
+
+#[test]
 fn without_the_sandbox_functions_call_the_public_port_with_their_own_credentials() {
     let data = temp("unsandboxed-data");
     let _ = std::fs::remove_dir_all(&data);
