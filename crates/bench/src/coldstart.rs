@@ -147,13 +147,19 @@ fn reloaded_source(round: usize) -> String {
     format!("const AWS = require('aws-sdk');\nexports.handler = async () => ({{ round: {round}, ok: typeof AWS.DynamoDB }});\n")
 }
 
-/// Cold starts a pre-started runtime served so far, over every function.
-async fn prewarmed_total(addr: SocketAddr) -> anyhow::Result<f64> {
+/// The server's metrics, as text.
+async fn metrics(addr: SocketAddr) -> anyhow::Result<String> {
     let req = hyper::Request::get("/_sylph/metrics")
         .header("host", addr.to_string())
         .body(Full::new(Bytes::new()))?;
     let (_, _, body) = crate::send_once(addr, req).await?;
-    Ok(String::from_utf8_lossy(&body)
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Cold starts a pre-started runtime served so far, over every function.
+async fn prewarmed_total(addr: SocketAddr) -> anyhow::Result<f64> {
+    Ok(metrics(addr)
+        .await?
         .lines()
         .filter(|l| l.starts_with("sylph_starts_total{") && l.contains("kind=\"prewarmed\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -336,11 +342,8 @@ async fn cold_java(o: &Options, dir: &Path, prewarm: usize, prefix: &str) -> any
 
 /// Pre-started JVMs ready now, from the metrics.
 async fn java_standby(addr: SocketAddr) -> anyhow::Result<f64> {
-    let req = hyper::Request::get("/_sylph/metrics")
-        .header("host", addr.to_string())
-        .body(Full::new(Bytes::new()))?;
-    let (_, _, body) = crate::send_once(addr, req).await?;
-    Ok(String::from_utf8_lossy(&body)
+    Ok(metrics(addr)
+        .await?
         .lines()
         .find_map(|l| l.strip_prefix("sylph_prestarted_runtimes{language=\"java\"} "))
         .and_then(|v| v.parse().ok())

@@ -32,6 +32,32 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// Change the API handler's greeting from "hi" to `greeting`, and call the route for `name`
+/// until the new code answers (bounded: Maven rebuilds first); its last answer. Every answer
+/// meanwhile is the old code's or the new code's, nothing else.
+fn edit_greeting_and_wait(dev: &Dev, dir: &Path, greeting: &str, name: &str) -> String {
+    let source = dir.join("src/main/java/fixtures/ApiHandler.java");
+    let code = std::fs::read_to_string(&source).unwrap();
+    std::fs::write(&source, code.replace("\"hi \"", &format!("\"{greeting} \""))).unwrap();
+    assert!(dev.wait_for_output("code changed"), "{}", dev.output());
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut text = String::new();
+    while Instant::now() < deadline {
+        text = dev.get(&format!("/dev/hello/{name}")).text();
+        if text.starts_with(&format!("{greeting} ")) {
+            break;
+        }
+        assert_eq!(
+            text,
+            format!("hi {name}  via dev"),
+            "neither the old nor the new code: {}",
+            dev.output()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    text
+}
+
 /// Invoke through the Lambda Invoke API: (function error header, payload).
 fn invoke(dev: &Dev, function: &str, payload: &Value) -> (Option<String>, Value) {
     let r = dev.send(
@@ -140,19 +166,7 @@ fn handlers_of_each_form_run_under_the_java_runtime_client_and_reload_on_edit() 
     }
 
     // Editing a handler: sylph dev rebuilds with Maven, and new instances run the new code.
-    let source = dir.join("src/main/java/fixtures/ApiHandler.java");
-    let code = std::fs::read_to_string(&source).unwrap();
-    std::fs::write(&source, code.replace("\"hi \"", "\"hello \"")).unwrap();
-    assert!(dev.wait_for_output("code changed"), "{}", dev.output());
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let mut text = String::new();
-    while Instant::now() < deadline {
-        text = dev.get("/dev/hello/bob").text();
-        if text.starts_with("hello ") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let text = edit_greeting_and_wait(&dev, &dir, "hello", "bob");
     assert_eq!(text, "hello bob  via dev", "{}", dev.output());
     let _ = std::fs::remove_file(&secret);
     let _ = std::fs::remove_dir_all(&dir);
@@ -254,25 +268,7 @@ fn a_pre_started_jvm_becomes_the_function_with_its_own_environment_code_and_limi
 
     // A rebuild while JVMs are pre-started with the old package: the next cold start runs the
     // new code (a JVM that preloaded the old version is stopped, not used).
-    let source = dir.join("src/main/java/fixtures/ApiHandler.java");
-    let code = std::fs::read_to_string(&source).unwrap();
-    std::fs::write(&source, code.replace("\"hi \"", "\"rebuilt \"")).unwrap();
-    assert!(dev.wait_for_output("code changed"), "{}", dev.output());
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let mut text = String::new();
-    while Instant::now() < deadline {
-        text = dev.get("/dev/hello/ada").text();
-        if text.starts_with("rebuilt ") {
-            break;
-        }
-        assert_eq!(
-            text,
-            "hi ada  via dev",
-            "neither the old nor the new code: {}",
-            dev.output()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let text = edit_greeting_and_wait(&dev, &dir, "rebuilt", "ada");
     assert_eq!(text, "rebuilt ada  via dev", "{}", dev.output());
     let _ = std::fs::remove_dir_all(&dir);
 }
