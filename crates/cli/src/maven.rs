@@ -78,24 +78,58 @@ pub fn build_java_if_stale(service: &Service) -> anyhow::Result<()> {
 }
 
 /// `mvn -q -B package -DskipTests` in the service folder, its output on stderr (`sylph invoke
-/// local` keeps stdout for the function's result).
+/// local` keeps stdout for the function's result). Quiet Maven prints little besides errors;
+/// Debian's Maven 3.8 adds colour resets to it even with `-B`, which are taken out.
 pub fn build_java(service: &Service) -> anyhow::Result<()> {
     eprintln!("building Java functions: mvn package (in {})", service.root.display());
-    let stdout = std::os::fd::AsFd::as_fd(&std::io::stderr())
-        .try_clone_to_owned()
-        .context("cannot pass stderr to mvn")?;
     let mut mvn = Command::new("mvn");
     mvn.args(["-q", "-B", "-Dstyle.color=never", "package", "-DskipTests"])
         .current_dir(&service.root)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(stdout))
-        .stderr(Stdio::inherit());
+        .stdin(Stdio::null());
     crate::watch::die_with_sylph(&mut mvn);
-    let status = mvn
-        .status()
+    let output = mvn
+        .output()
         .context("cannot run mvn (install Maven: apt-get install maven)")?;
-    if !status.success() {
+    for text in [&output.stdout, &output.stderr] {
+        let text = without_colour(&String::from_utf8_lossy(text));
+        if !text.trim().is_empty() {
+            eprint!("{text}");
+        }
+    }
+    if !output.status.success() {
         bail!("mvn package failed in {}", service.root.display());
     }
     Ok(())
+}
+
+/// `text` without ANSI colour sequences (`ESC [ … m`).
+fn without_colour(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("\x1b[") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        match after.find(|c: char| !(c.is_ascii_digit() || c == ';')) {
+            Some(end) if after[end..].starts_with('m') => rest = &after[end + 1..],
+            _ => {
+                out.push_str("\x1b[");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn colour_sequences_are_taken_out_and_the_rest_kept() {
+        assert_eq!(super::without_colour("\x1b[0m\x1b[0m"), "");
+        assert_eq!(
+            super::without_colour("\x1b[1;31m[ERROR]\x1b[m broken\n"),
+            "[ERROR] broken\n"
+        );
+        assert_eq!(super::without_colour("a \x1b[2J b"), "a \x1b[2J b");
+    }
 }
