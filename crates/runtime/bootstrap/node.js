@@ -295,11 +295,38 @@ async function becomeFunction() {
   require('module')._initPaths();
 }
 
+// Lambda's Node.js runtime writes every console call as one line on stdout:
+// `<ISO time>\t<request id>\t<LEVEL>\t<message>` (util.format; newlines inside become \r), with
+// the last invocation's request id (`undefined` before the first), and drops the levels below
+// AWS_LAMBDA_LOG_LEVEL (console.fatal never). Installed once the function's environment is known.
+const LEVELS = { TRACE: 1, DEBUG: 2, INFO: 3, WARN: 4, ERROR: 5, FATAL: 6 };
+let lastRequestId;
+
+function patchConsole() {
+  const util = require('util');
+  const threshold = LEVELS[(process.env.AWS_LAMBDA_LOG_LEVEL || '').toUpperCase()] || LEVELS.TRACE;
+  const logger = (level) => {
+    if (LEVELS[level] < threshold && level !== 'FATAL') return () => {};
+    return (...args) => {
+      const message = util.format(...args).replace(/\n/g, '\r');
+      process.stdout.write(`${new Date().toISOString()}\t${lastRequestId}\t${level}\t${message}\n`);
+    };
+  };
+  console.trace = logger('TRACE');
+  console.debug = logger('DEBUG');
+  console.info = logger('INFO');
+  console.log = console.info;
+  console.warn = logger('WARN');
+  console.error = logger('ERROR');
+  console.fatal = logger('FATAL');
+}
+
 async function main() {
   if (process.env.SYLPH_PREWARM) {
     await becomeFunction();
     delete process.env.SYLPH_PREWARM;
   }
+  patchConsole();
   // A pre-started runtime began before the function's NODE_OPTIONS were known; source maps
   // (bundled handlers) can still be switched on now, as node would have at start.
   if (/--enable-source-maps\b/.test(process.env.NODE_OPTIONS || '') && process.setSourceMapsEnabled) {
@@ -332,6 +359,7 @@ async function main() {
     const next = await transport.next();
     const requestId = next.headers['lambda-runtime-aws-request-id'];
     currentRequestId = requestId;
+    lastRequestId = requestId;
     const trace = next.headers['lambda-runtime-trace-id'];
     if (trace) process.env._X_AMZN_TRACE_ID = trace;
     else delete process.env._X_AMZN_TRACE_ID;

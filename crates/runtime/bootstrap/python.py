@@ -7,6 +7,7 @@ import decimal
 import http.client
 import importlib
 import json
+import logging
 import os
 import sys
 import time
@@ -194,6 +195,41 @@ def load_handler():
     return fn
 
 
+# The invocation being served, for the log lines; Lambda's runtime keeps the last one between
+# invocations and has none (an empty field) before the first.
+_CURRENT = {"request_id": ""}
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record):
+        record.aws_request_id = _CURRENT["request_id"]
+        return True
+
+
+def setup_logging():
+    """As Lambda's Python runtime does: one handler on the root logger writing Lambda's text
+    format to stdout (`[LEVEL]\t<UTC time>.<ms>Z\t<request id>\t<message>`), so that a handler's
+    `logging.getLogger().setLevel(logging.INFO); logger.info(...)` prints as on Lambda. The root
+    level comes from AWS_LAMBDA_LOG_LEVEL (TRACE counts as DEBUG), else stays Python's WARNING;
+    `print` is left plain."""
+    logging.Formatter.converter = time.gmtime
+    handler = logging.StreamHandler(sys.stdout)
+    handler.terminator = ""
+    handler.setFormatter(
+        logging.Formatter(
+            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
+            "%Y-%m-%dT%H:%M:%S",
+        )
+    )
+    handler.addFilter(_RequestIdFilter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
+    level = "DEBUG" if level == "TRACE" else level
+    if level in ("DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL", "FATAL"):
+        root.setLevel(level)
+
+
 def become_function():
     """A pre-started runtime: import what every function imports anyway, then wait to be told
     which function to become (its environment and folder)."""
@@ -211,6 +247,7 @@ def become_function():
 def main():
     if os.environ.get("SYLPH_PREWARM"):
         become_function()
+    setup_logging()
     try:
         handler = load_handler()
     except HandlerError as e:
@@ -222,6 +259,7 @@ def main():
     while True:
         headers, body = TRANSPORT.next()
         request_id = headers.get("lambda-runtime-aws-request-id")
+        _CURRENT["request_id"] = request_id or ""
         trace = headers.get("lambda-runtime-trace-id")
         if trace:
             os.environ["_X_AMZN_TRACE_ID"] = trace

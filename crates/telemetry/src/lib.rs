@@ -48,6 +48,14 @@ pub struct TerminalSink {
 
 impl TerminalSink {
     fn write(out: &mut dyn Write, function: &str, request_id: Option<&str>, text: &str) {
+        // Lambda's runtimes keep a multi-line message on one line, its newlines written as \r,
+        // which a terminal would print over each other: show them as indented lines.
+        let text: std::borrow::Cow<str> = if text.contains('\r') {
+            text.replace('\r', "\n    ").into()
+        } else {
+            text.into()
+        };
+        let text = text.as_ref();
         let _ = match request_id {
             Some(id) if !text.contains(id) => writeln!(out, "[{function}] [{id}] {text}"),
             _ => writeln!(out, "[{function}] {text}"),

@@ -17,6 +17,7 @@ mod java;
 mod jwt;
 mod layers;
 mod limits;
+mod logs;
 mod metrics;
 mod prewarm;
 mod queues;
