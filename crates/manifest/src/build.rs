@@ -521,6 +521,11 @@ pub(crate) fn service(
             };
             function.environment.insert(key, value);
         }
+        // Lambda's own: they win over the function's `environment`.
+        let function_node = function_nodes.iter().find(|(k, _)| *k == function.key).map(|(_, n)| n);
+        for (key, value) in logging_env(provider, function_node, &format!("functions.{}", function.key))? {
+            function.environment.insert(key, value);
+        }
         if plugin_names.iter().any(|p| p == "serverless-dotenv-plugin") {
             // The plugin adds every variable of the .env files, below what the file sets.
             for (key, value) in dotenv {
@@ -797,6 +802,53 @@ fn timeout(node: &Node, path: &str) -> Result<Option<u64>, Problem> {
             .map(|v| v as u64)
         })
         .transpose()
+}
+
+/// Lambda's logging settings (`LoggingConfig`) from `provider.logs.lambda` and the function's
+/// `logs`, each key from the function if it sets it, else from the provider (as the Serverless
+/// Framework v4 merges them), as the variables Lambda gives the runtimes:
+/// `AWS_LAMBDA_LOG_FORMAT` (`JSON` or `Text`) and, with the JSON format only (levels need it),
+/// `AWS_LAMBDA_LOG_LEVEL` (the application log level; INFO, Lambda's default, when unset).
+/// `systemLogLevel` is checked but not used yet.
+fn logging_env(provider: &Node, function: Option<&Node>, path: &str) -> Result<Vec<(String, String)>, Problem> {
+    let provider_logs = field(provider, "logs").and_then(|l| field(l, "lambda"));
+    let function_logs = function.and_then(|f| field(f, "logs"));
+    let one_of = |key: &str, allowed: &[&str]| -> Result<Option<String>, Problem> {
+        let found = match function_logs.and_then(|l| field(l, key)) {
+            Some(n) => Some((n, format!("{path}.logs.{key}"))),
+            None => provider_logs
+                .and_then(|l| field(l, key))
+                .map(|n| (n, format!("provider.logs.lambda.{key}"))),
+        };
+        let Some((node, at_path)) = found else {
+            return Ok(None);
+        };
+        let at = At { node, path: &at_path };
+        let value = at.str()?;
+        if !allowed.contains(&value) {
+            return Err(at
+                .problem(format!("`{value}` is not a {key}"))
+                .help(format!("use one of: {}", allowed.join(", "))));
+        }
+        Ok(Some(value.to_owned()))
+    };
+    let format = one_of("logFormat", &["JSON", "Text"])?;
+    let level = one_of(
+        "applicationLogLevel",
+        &["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"],
+    )?;
+    one_of("systemLogLevel", &["DEBUG", "INFO", "WARN"])?;
+    let mut env = Vec::new();
+    if let Some(format) = format {
+        if format == "JSON" {
+            env.push((
+                "AWS_LAMBDA_LOG_LEVEL".to_owned(),
+                level.unwrap_or_else(|| "INFO".to_owned()),
+            ));
+        }
+        env.push(("AWS_LAMBDA_LOG_FORMAT".to_owned(), format));
+    }
+    Ok(env)
 }
 
 /// `environment:` entries as (name, value node, path of the mapping).

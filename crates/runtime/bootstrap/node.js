@@ -302,11 +302,42 @@ async function becomeFunction() {
 const LEVELS = { TRACE: 1, DEBUG: 2, INFO: 3, WARN: 4, ERROR: 5, FATAL: 6 };
 let lastRequestId;
 
+// An Error as Lambda's JSON log records show it.
+function errorRecord(e) {
+  return Object.assign({ errorType: e.constructor && e.constructor.name, errorMessage: e.message, stackTrace: String(e.stack || '').split('\n') }, e);
+}
+
+// With AWS_LAMBDA_LOG_FORMAT=JSON: `{timestamp, level, requestId, message}` per call; one
+// argument is the message as it is (an object stays an object, an Error becomes its record),
+// several are util.format'ed, the first Error among them adding its fields beside.
+function jsonLine(util, level, args) {
+  const record = { timestamp: new Date().toISOString(), level, requestId: lastRequestId };
+  const replacer = (_, v) => (v instanceof Error ? errorRecord(v) : v);
+  if (args.length === 1) {
+    record.message = args[0];
+  } else {
+    record.message = util.format(...args);
+    const err = args.find((a) => a instanceof Error);
+    if (err) Object.assign(record, { errorType: err.constructor.name, errorMessage: err.message, stackTrace: String(err.stack || '').split('\n') });
+  }
+  try {
+    return JSON.stringify(record, replacer);
+  } catch (_) {
+    // Circular, or otherwise not JSON: the message as text.
+    record.message = util.format(...args);
+    return JSON.stringify(record);
+  }
+}
+
 function patchConsole() {
   const util = require('util');
   const threshold = LEVELS[(process.env.AWS_LAMBDA_LOG_LEVEL || '').toUpperCase()] || LEVELS.TRACE;
+  const json = (process.env.AWS_LAMBDA_LOG_FORMAT || '').toUpperCase() === 'JSON';
   const logger = (level) => {
     if (LEVELS[level] < threshold && level !== 'FATAL') return () => {};
+    if (json) {
+      return (...args) => process.stdout.write(`${jsonLine(util, level, args).replace(/\n/g, '\r')}\n`);
+    }
     return (...args) => {
       const message = util.format(...args).replace(/\n/g, '\r');
       process.stdout.write(`${new Date().toISOString()}\t${lastRequestId}\t${level}\t${message}\n`);

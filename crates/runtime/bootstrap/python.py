@@ -206,6 +206,33 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+class _JsonFormatter(logging.Formatter):
+    """Lambda's JSON log records: timestamp (to the second, UTC), level, message, logger, the
+    error's fields when one is logged, requestId, then every `extra=` field; None values left
+    out."""
+
+    RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "aws_request_id"}
+
+    def format(self, record):
+        out = {
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created)),
+            "level": record.levelname,
+            "message": record.getMessage(),
+            "logger": record.name,
+        }
+        if record.exc_info and record.exc_info[0]:
+            out["stackTrace"] = traceback.format_tb(record.exc_info[2])
+            out["errorType"] = record.exc_info[0].__name__
+            out["errorMessage"] = str(record.exc_info[1])
+            out["location"] = "%s:%s:%s" % (record.pathname, record.funcName, record.lineno)
+        out["requestId"] = record.aws_request_id
+        for key, value in record.__dict__.items():
+            if key not in self.RESERVED and key not in out:
+                out[key] = value
+        out = {k: v for k, v in out.items() if v is not None}
+        return json.dumps(out, ensure_ascii=False, default=str) + "\n"
+
+
 def setup_logging():
     """As Lambda's Python runtime does: one handler on the root logger writing Lambda's text
     format to stdout (`[LEVEL]\t<UTC time>.<ms>Z\t<request id>\t<message>`), so that a handler's
@@ -215,12 +242,15 @@ def setup_logging():
     logging.Formatter.converter = time.gmtime
     handler = logging.StreamHandler(sys.stdout)
     handler.terminator = ""
-    handler.setFormatter(
-        logging.Formatter(
-            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
-            "%Y-%m-%dT%H:%M:%S",
+    if os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter(
+                "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
+                "%Y-%m-%dT%H:%M:%S",
+            )
         )
-    )
     handler.addFilter(_RequestIdFilter())
     root = logging.getLogger()
     root.addHandler(handler)

@@ -2,6 +2,8 @@
 //! `<ISO time>\t<request id>\t<LEVEL>\t<message>`, Python's root logger as
 //! `[LEVEL]\t<ISO time>\t<request id>\t<message>`, `print` plain.
 
+use serde_json::json;
+
 use crate::harness::Dev;
 
 fn service() -> std::path::PathBuf {
@@ -10,7 +12,7 @@ fn service() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("serverless.yml"),
-        "service: logs\nprovider:\n  runtime: nodejs20.x\nfunctions:\n  node:\n    handler: h.node\n  quiet:\n    handler: h.node\n    environment:\n      AWS_LAMBDA_LOG_LEVEL: WARN\n  py:\n    handler: p.py\n    runtime: python3.12\n",
+        "service: logs\nprovider:\n  runtime: nodejs20.x\n  logs:\n    lambda:\n      applicationLogLevel: DEBUG\nfunctions:\n  node:\n    handler: h.node\n  quiet:\n    handler: h.node\n    environment:\n      AWS_LAMBDA_LOG_LEVEL: WARN\n  py:\n    handler: p.py\n    runtime: python3.12\n  nodejson:\n    handler: h.json\n    logs:\n      logFormat: JSON\n  pyjson:\n    handler: pj.handler\n    runtime: python3.12\n    logs:\n      logFormat: JSON\n",
     )
     .unwrap();
     std::fs::write(
@@ -26,6 +28,14 @@ fn service() -> std::path::PathBuf {
            console.fatal('fatal');\n\
            console.log('two\\nlines');\n\
            return 'ok';\n\
+         };\n\
+         exports.json = async () => {\n\
+           console.log('n=%d', 3);\n\
+           console.debug('debugging');\n\
+           console.trace('hidden');\n\
+           console.error(new Error('boom'));\n\
+           console.info({ order: 7 });\n\
+           return 'ok';\n\
          };\n",
     )
     .unwrap();
@@ -40,6 +50,21 @@ fn service() -> std::path::PathBuf {
          \x20   logger.debug('hidden')\n\
          \x20   logger.warning('careful')\n\
          \x20   print('plain')\n\
+         \x20   return 'ok'\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("pj.py"),
+        "import logging\n\
+         logger = logging.getLogger()\n\
+         \n\
+         def handler(event, context):\n\
+         \x20   logger.debug('dbg')\n\
+         \x20   logger.info('hi %s', 'there', extra={'order': 7})\n\
+         \x20   try:\n\
+         \x20       1 / 0\n\
+         \x20   except ZeroDivisionError:\n\
+         \x20       logger.exception('failed')\n\
          \x20   return 'ok'\n",
     )
     .unwrap();
@@ -156,5 +181,73 @@ fn console_and_logging_lines_are_written_as_lambda_writes_them() {
         "print stays plain: {}",
         dev.output()
     );
+
+    // `logs: {logFormat: JSON}` (the level from `provider.logs.lambda`, merged per key): JSON
+    // records, in Lambda's key order.
+    let id = invoke(&dev, "nodejson");
+    assert!(dev.wait_for_output("\"order\":7"), "{}", dev.output());
+    let records: Vec<String> = lines_of(&dev, "nodejson")
+        .into_iter()
+        .filter(|l| l.starts_with('{'))
+        .collect();
+    let prefix = |level: &str| format!("\",\"level\":\"{level}\",\"requestId\":\"{id}\",\"message\":");
+    assert_eq!(records.len(), 4, "DEBUG kept, TRACE dropped: {records:?}");
+    assert!(
+        records.iter().all(|r| r.starts_with("{\"timestamp\":\"")),
+        "{records:?}"
+    );
+    assert!(
+        records[0].ends_with(&format!("{}\"n=3\"}}", prefix("INFO"))),
+        "{records:?}"
+    );
+    assert!(
+        records[1].ends_with(&format!("{}\"debugging\"}}", prefix("DEBUG"))),
+        "{records:?}"
+    );
+    assert!(records[2].contains(&prefix("ERROR")), "{records:?}");
+    let error: serde_json::Value = serde_json::from_str(&records[2]).unwrap();
+    assert_eq!(error["message"]["errorType"], "Error");
+    assert_eq!(error["message"]["errorMessage"], "boom");
+    assert!(error["message"]["stackTrace"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("Error: boom"));
+    assert!(
+        records[3].ends_with(&format!("{}{{\"order\":7}}}}", prefix("INFO"))),
+        "{records:?}"
+    );
+    let timestamp = error["timestamp"].as_str().unwrap();
+    assert!(is_iso_millis(timestamp), "{timestamp}");
+
+    let id = invoke(&dev, "pyjson");
+    assert!(dev.wait_for_output("\"failed\""), "{}", dev.output());
+    let records: Vec<serde_json::Value> = lines_of(&dev, "pyjson")
+        .iter()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 3, "{records:?}");
+    assert_eq!(
+        (
+            &records[0]["level"],
+            &records[0]["message"],
+            &records[0]["logger"],
+            &records[0]["requestId"]
+        ),
+        (&json!("DEBUG"), &json!("dbg"), &json!("root"), &json!(id))
+    );
+    assert_eq!(
+        (&records[1]["message"], &records[1]["order"]),
+        (&json!("hi there"), &json!(7))
+    );
+    assert_eq!(records[2]["errorType"], "ZeroDivisionError");
+    assert_eq!(records[2]["errorMessage"], "division by zero");
+    assert!(
+        records[2]["stackTrace"].as_array().is_some_and(|t| !t.is_empty()),
+        "{records:?}"
+    );
+    // Python's records have second precision: `2026-11-29T20:00:00Z`.
+    let t = records[0]["timestamp"].as_str().unwrap();
+    assert!(t.len() == 20 && t.ends_with('Z') && &t[10..11] == "T", "{t}");
     let _ = std::fs::remove_dir_all(&dir);
 }
