@@ -34,6 +34,7 @@ fn function(key: &str, on_async: AsyncConfig) -> Function {
         reserved_concurrency: None,
         events: Vec::new(),
         artifact: None,
+        platform_logs: Default::default(),
         role: None,
         on_async,
         layers: Vec::new(),

@@ -481,6 +481,7 @@ mod tests {
                 validation: None,
             })],
             artifact: None,
+            platform_logs: Default::default(),
             role: None,
             on_async: Default::default(),
             layers: Vec::new(),

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use bytes::Bytes;
-use sylph_model::{Function, Service};
+use sylph_model::{Function, PlatformLogs, Service};
 pub use sylph_runtime::BoxFuture;
 use sylph_runtime::{Completed, Instance, InstanceConfig, Invocation, Outcome, Runtime, StartError};
 use sylph_telemetry::{LogSink, Report};
@@ -404,8 +404,19 @@ impl Pool {
             }
         }
         let _in_flight = InFlight(&m.concurrent);
-        let start_line = format!("START RequestId: {request_id} Version: {}", self.version_label);
-        self.sink.line(&f.key, None, &start_line);
+        let start_line = match f.platform_logs {
+            PlatformLogs::Text => Some(format!("START RequestId: {request_id} Version: {}", self.version_label)),
+            PlatformLogs::Json => Some(sylph_telemetry::platform_start_record(
+                &sylph_telemetry::UtcTime::now().iso8601(),
+                &request_id,
+                &f.arn(&self.region),
+                &self.version_label,
+            )),
+            PlatformLogs::JsonWarnOnly => None,
+        };
+        if let Some(line) = &start_line {
+            self.sink.line(&f.key, None, line);
+        }
         let invocation = Invocation {
             request_id: request_id.clone(),
             payload: request.payload,
@@ -446,15 +457,26 @@ impl Pool {
         if let Some(init) = init_duration {
             m.init_duration.observe(init.as_secs_f64());
         }
-        let end_line = format!("END RequestId: {request_id}");
         let report = Report {
             request_id: &request_id,
             duration,
             memory_size_mb: f.memory_mb,
             max_memory_used_mb: max_memory_mb,
             init_duration,
-        }
-        .to_string();
+        };
+        // Lambda's status of the invocation, for the JSON `platform.report` record.
+        let status = match &outcome {
+            Outcome::Response(_) => "success",
+            Outcome::FunctionError { .. } => "error",
+            Outcome::InstanceFailed(sylph_runtime::Failure::Timeout(_)) => "timeout",
+            Outcome::InstanceFailed(_) => "failure",
+        };
+        let platform_lines: Vec<String> = match f.platform_logs {
+            PlatformLogs::Text => vec![format!("END RequestId: {request_id}"), report.to_string()],
+            // At the default system log level Lambda writes no record for END.
+            PlatformLogs::Json => vec![report.json_record(status, &sylph_telemetry::UtcTime::now().iso8601())],
+            PlatformLogs::JsonWarnOnly => Vec::new(),
+        };
         let result = match outcome {
             Outcome::Response(body) => InvokeResult::Success(body),
             Outcome::FunctionError { error_type, body } => InvokeResult::Error {
@@ -474,8 +496,9 @@ impl Pool {
                 InvokeResult::Error { kind, error_type, body }
             }
         };
-        self.sink.line(&f.key, None, &end_line);
-        self.sink.line(&f.key, None, &report);
+        for line in &platform_lines {
+            self.sink.line(&f.key, None, line);
+        }
         // An instance started before a code change finishes its request on the old code, then goes.
         if instance.is_healthy() && self.generation.load(Ordering::SeqCst) == current {
             pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(Idle {
@@ -486,8 +509,10 @@ impl Pool {
         }
         let logs = logs.map(|function_output| {
             let mut text = String::with_capacity(function_output.len() + 256);
-            text.push_str(&start_line);
-            text.push('\n');
+            if let Some(line) = &start_line {
+                text.push_str(line);
+                text.push('\n');
+            }
             text.push_str(&String::from_utf8_lossy(&function_output));
             if let InvokeResult::Error {
                 kind: ErrorKind::Timeout | ErrorKind::Runtime,
@@ -498,10 +523,10 @@ impl Pool {
                 text.push_str(&String::from_utf8_lossy(body));
                 text.push('\n');
             }
-            text.push_str(&end_line);
-            text.push('\n');
-            text.push_str(&report);
-            text.push('\n');
+            for line in &platform_lines {
+                text.push_str(line);
+                text.push('\n');
+            }
             text
         });
         Ok(InvokeResponse {

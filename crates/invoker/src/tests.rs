@@ -160,6 +160,7 @@ fn function(key: &str, reserved: Option<u32>) -> Function {
         reserved_concurrency: reserved,
         events: Vec::new(),
         artifact: None,
+        platform_logs: Default::default(),
         role: None,
         on_async: Default::default(),
         layers: Vec::new(),

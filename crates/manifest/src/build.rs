@@ -381,6 +381,7 @@ pub(crate) fn service(
                 reserved_concurrency,
                 events,
                 artifact,
+                platform_logs: Default::default(),
                 role: None,
                 on_async,
                 layers: layers.of_function(node, provider, &path, &mut notices)?,
@@ -523,9 +524,11 @@ pub(crate) fn service(
         }
         // Lambda's own: they win over the function's `environment`.
         let function_node = function_nodes.iter().find(|(k, _)| *k == function.key).map(|(_, n)| n);
-        for (key, value) in logging_env(provider, function_node, &format!("functions.{}", function.key))? {
+        let (logging, platform_logs) = logging_env(provider, function_node, &format!("functions.{}", function.key))?;
+        for (key, value) in logging {
             function.environment.insert(key, value);
         }
+        function.platform_logs = platform_logs;
         if plugin_names.iter().any(|p| p == "serverless-dotenv-plugin") {
             // The plugin adds every variable of the .env files, below what the file sets.
             for (key, value) in dotenv {
@@ -809,8 +812,12 @@ fn timeout(node: &Node, path: &str) -> Result<Option<u64>, Problem> {
 /// Framework v4 merges them), as the variables Lambda gives the runtimes:
 /// `AWS_LAMBDA_LOG_FORMAT` (`JSON` or `Text`) and, with the JSON format only (levels need it),
 /// `AWS_LAMBDA_LOG_LEVEL` (the application log level; INFO, Lambda's default, when unset).
-/// `systemLogLevel` is checked but not used yet.
-fn logging_env(provider: &Node, function: Option<&Node>, path: &str) -> Result<Vec<(String, String)>, Problem> {
+/// With the JSON format the platform's lines are JSON records too, unless `systemLogLevel` is WARN.
+fn logging_env(
+    provider: &Node,
+    function: Option<&Node>,
+    path: &str,
+) -> Result<(Vec<(String, String)>, sylph_model::PlatformLogs), Problem> {
     let provider_logs = field(provider, "logs").and_then(|l| field(l, "lambda"));
     let function_logs = function.and_then(|f| field(f, "logs"));
     let one_of = |key: &str, allowed: &[&str]| -> Result<Option<String>, Problem> {
@@ -837,18 +844,24 @@ fn logging_env(provider: &Node, function: Option<&Node>, path: &str) -> Result<V
         "applicationLogLevel",
         &["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"],
     )?;
-    one_of("systemLogLevel", &["DEBUG", "INFO", "WARN"])?;
+    let system = one_of("systemLogLevel", &["DEBUG", "INFO", "WARN"])?;
     let mut env = Vec::new();
+    let mut platform = sylph_model::PlatformLogs::Text;
     if let Some(format) = format {
         if format == "JSON" {
             env.push((
                 "AWS_LAMBDA_LOG_LEVEL".to_owned(),
                 level.unwrap_or_else(|| "INFO".to_owned()),
             ));
+            platform = if system.as_deref() == Some("WARN") {
+                sylph_model::PlatformLogs::JsonWarnOnly
+            } else {
+                sylph_model::PlatformLogs::Json
+            };
         }
         env.push(("AWS_LAMBDA_LOG_FORMAT".to_owned(), format));
     }
-    Ok(env)
+    Ok((env, platform))
 }
 
 /// `environment:` entries as (name, value node, path of the mapping).

@@ -148,6 +148,9 @@ pub struct Function {
     /// later layer's file replacing an earlier one's.
     #[serde(default)]
     pub layers: Vec<PathBuf>,
+    /// How the platform's own lines (START, END, REPORT) are written for it.
+    #[serde(default)]
+    pub platform_logs: PlatformLogs,
 }
 
 /// `maximumRetryAttempts`, `maximumEventAge`, `destinations` and `onError` of a function: what
@@ -216,6 +219,18 @@ impl Function {
     pub fn arn(&self, region: &str) -> String {
         format!("arn:aws:lambda:{region}:{LOCAL_ACCOUNT_ID}:function:{}", self.name)
     }
+}
+
+/// How Lambda writes the platform's lines of a function's log: as text (START, END, REPORT), or
+/// with the JSON log format as `platform.start` / `platform.report` records, which a
+/// `systemLogLevel` of WARN leaves out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PlatformLogs {
+    #[default]
+    Text,
+    Json,
+    /// JSON format, system log level WARN: no platform records.
+    JsonWarnOnly,
 }
 
 /// The Lambda runtime identifier, grouped by how Sylph starts it.

@@ -118,6 +118,35 @@ impl fmt::Display for Report<'_> {
     }
 }
 
+/// Lambda's JSON `platform.start` record (the JSON log format) for one invocation, at `time`.
+/// Its fields are ids, an ARN and a version: nothing to escape.
+pub fn platform_start_record(time: &str, request_id: &str, function_arn: &str, version: &str) -> String {
+    format!(
+        "{{\"time\":\"{time}\",\"type\":\"platform.start\",\"record\":{{\"requestId\":\"{request_id}\",\"functionArn\":\"{function_arn}\",\"version\":\"{version}\"}}}}"
+    )
+}
+
+impl Report<'_> {
+    /// The same as Lambda's JSON `platform.report` record (the JSON log format), at `time`.
+    pub fn json_record(&self, status: &str, time: &str) -> String {
+        let mut metrics = format!(
+            "{{\"durationMs\":{:.3},\"billedDurationMs\":{},\"memorySizeMB\":{},\"maxMemoryUsedMB\":{}",
+            self.duration.as_secs_f64() * 1000.0,
+            self.billed_ms(),
+            self.memory_size_mb,
+            self.max_memory_used_mb,
+        );
+        if let Some(init) = self.init_duration {
+            metrics.push_str(&format!(",\"initDurationMs\":{:.3}", init.as_secs_f64() * 1000.0));
+        }
+        metrics.push('}');
+        format!(
+            "{{\"time\":\"{time}\",\"type\":\"platform.report\",\"record\":{{\"requestId\":\"{}\",\"metrics\":{metrics},\"status\":\"{status}\"}}}}",
+            self.request_id
+        )
+    }
+}
+
 /// A random version 4 UUID, as Lambda uses for request ids.
 ///
 /// The bits come from the kernel's CSPRNG (`getrandom`): request ids reach function code and

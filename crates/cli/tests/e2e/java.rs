@@ -91,6 +91,30 @@ fn handlers_of_each_form_run_under_the_java_runtime_client_and_reload_on_edit() 
         json!({"line": "2 x tea", "function": "java-handlers-dev-pojo", "greeting": "hello"})
     );
     assert!(dev.wait_for_output("ordering tea"), "{}", dev.output());
+    // With `logs: {logFormat: JSON}` the official client writes the context logger's lines as
+    // its JSON records (keyed `AWSRequestId`, as it does on Lambda).
+    let r = dev.send(
+        "POST",
+        "/2015-03-31/functions/pojojson/invocations",
+        &[],
+        br#"{"item":"jam","quantity":1}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = r.header("x-amzn-requestid").unwrap().to_owned();
+    assert!(dev.wait_for_output("ordering jam"), "{}", dev.output());
+    let record: Value = dev
+        .output()
+        .lines()
+        .filter_map(|l| l.strip_prefix("[pojojson] "))
+        .find(|l| l.contains("ordering jam"))
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no JSON record: {}", dev.output()));
+    assert_eq!(record["AWSRequestId"], json!(id), "{record}");
+    assert_eq!(record["message"], "ordering jam\n");
+    assert!(
+        record["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{record}"
+    );
 
     // RequestHandler with the events library's API Gateway classes, through an HTTP route.
     let r = dev.get("/dev/hello/bob?q=x");

@@ -12,7 +12,7 @@ fn service() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("serverless.yml"),
-        "service: logs\nprovider:\n  runtime: nodejs20.x\n  logs:\n    lambda:\n      applicationLogLevel: DEBUG\nfunctions:\n  node:\n    handler: h.node\n  quiet:\n    handler: h.node\n    environment:\n      AWS_LAMBDA_LOG_LEVEL: WARN\n  py:\n    handler: p.py\n    runtime: python3.12\n  nodejson:\n    handler: h.json\n    logs:\n      logFormat: JSON\n  pyjson:\n    handler: pj.handler\n    runtime: python3.12\n    logs:\n      logFormat: JSON\n",
+        "service: logs\nprovider:\n  runtime: nodejs20.x\n  logs:\n    lambda:\n      applicationLogLevel: DEBUG\nfunctions:\n  node:\n    handler: h.node\n  quiet:\n    handler: h.node\n    environment:\n      AWS_LAMBDA_LOG_LEVEL: WARN\n  py:\n    handler: p.py\n    runtime: python3.12\n  nodejson:\n    handler: h.json\n    logs:\n      logFormat: JSON\n  pyjson:\n    handler: pj.handler\n    runtime: python3.12\n    logs:\n      logFormat: JSON\n      systemLogLevel: WARN\n",
     )
     .unwrap();
     std::fs::write(
@@ -186,10 +186,8 @@ fn console_and_logging_lines_are_written_as_lambda_writes_them() {
     // records, in Lambda's key order.
     let id = invoke(&dev, "nodejson");
     assert!(dev.wait_for_output("\"order\":7"), "{}", dev.output());
-    let records: Vec<String> = lines_of(&dev, "nodejson")
-        .into_iter()
-        .filter(|l| l.starts_with('{'))
-        .collect();
+    let lines = lines_of(&dev, "nodejson");
+    let records: Vec<&String> = lines.iter().filter(|l| l.starts_with("{\"timestamp\"")).collect();
     let prefix = |level: &str| format!("\",\"level\":\"{level}\",\"requestId\":\"{id}\",\"message\":");
     assert_eq!(records.len(), 4, "DEBUG kept, TRACE dropped: {records:?}");
     assert!(
@@ -205,7 +203,7 @@ fn console_and_logging_lines_are_written_as_lambda_writes_them() {
         "{records:?}"
     );
     assert!(records[2].contains(&prefix("ERROR")), "{records:?}");
-    let error: serde_json::Value = serde_json::from_str(&records[2]).unwrap();
+    let error: serde_json::Value = serde_json::from_str(records[2]).unwrap();
     assert_eq!(error["message"]["errorType"], "Error");
     assert_eq!(error["message"]["errorMessage"], "boom");
     assert!(error["message"]["stackTrace"][0]
@@ -218,14 +216,45 @@ fn console_and_logging_lines_are_written_as_lambda_writes_them() {
     );
     let timestamp = error["timestamp"].as_str().unwrap();
     assert!(is_iso_millis(timestamp), "{timestamp}");
+    // The platform's lines are JSON records too: platform.start and platform.report, no END.
+    let platform: Vec<serde_json::Value> = lines
+        .iter()
+        .filter(|l| l.starts_with("{\"time\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(platform.len(), 2, "{}", dev.output());
+    assert_eq!(platform[0]["type"], "platform.start");
+    assert_eq!(platform[0]["record"]["requestId"], json!(id));
+    assert_eq!(platform[0]["record"]["version"], "$LATEST");
+    assert!(platform[0]["record"]["functionArn"]
+        .as_str()
+        .unwrap()
+        .ends_with(":function:logs-dev-nodejson"));
+    assert_eq!(platform[1]["type"], "platform.report");
+    assert_eq!(platform[1]["record"]["status"], "success");
+    let metrics = &platform[1]["record"]["metrics"];
+    assert!(metrics["durationMs"].as_f64().is_some() && metrics["billedDurationMs"].as_u64().is_some());
+    assert_eq!(metrics["memorySizeMB"], 1024);
+    assert!(metrics["initDurationMs"].as_f64().is_some(), "a cold start: {metrics}");
+    assert!(is_iso_millis(platform[1]["time"].as_str().unwrap()));
+    assert!(!dev.output().contains("[nodejson] END"), "{}", dev.output());
 
     let id = invoke(&dev, "pyjson");
     assert!(dev.wait_for_output("\"failed\""), "{}", dev.output());
-    let records: Vec<serde_json::Value> = lines_of(&dev, "pyjson")
+    let lines = lines_of(&dev, "pyjson");
+    let records: Vec<serde_json::Value> = lines
         .iter()
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // systemLogLevel WARN: no platform line at all.
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.starts_with("{\"time\"") && !l.starts_with("START") && !l.starts_with("REPORT")),
+        "{}",
+        dev.output()
+    );
     assert_eq!(records.len(), 3, "{records:?}");
     assert_eq!(
         (
