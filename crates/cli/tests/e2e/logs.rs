@@ -280,3 +280,37 @@ fn console_and_logging_lines_are_written_as_lambda_writes_them() {
     assert!(t.len() == 20 && t.ends_with('Z') && &t[10..11] == "T", "{t}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_official_python_client_writes_its_json_records_under_the_json_log_format() {
+    let dir = std::env::temp_dir().join(format!("sylph-logs-ric-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("serverless.yml"),
+        "service: ric\nprovider:\n  runtime: provided.al2023\n  logs:\n    lambda:\n      logFormat: JSON\nfunctions:\n  f:\n    handler: h.handler\n    package:\n      artifact: bootstrap\n",
+    )
+    .unwrap();
+    let bootstrap = dir.join("bootstrap");
+    std::fs::write(&bootstrap, "#!/bin/sh\nexec python3 -m awslambdaric \"$_HANDLER\"\n").unwrap();
+    std::fs::set_permissions(&bootstrap, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        dir.join("h.py"),
+        "import logging\n\ndef handler(event, context):\n    logging.getLogger().info('from the official client')\n    return 'ok'\n",
+    )
+    .unwrap();
+    let dev = Dev::start_with(&dir, &["--prewarm", "0"], &[]);
+    let id = invoke(&dev, "f");
+    assert!(dev.wait_for_output("from the official client"), "{}", dev.output());
+    // awslambdaric read AWS_LAMBDA_LOG_FORMAT=JSON and AWS_LAMBDA_LOG_LEVEL=INFO (the default
+    // level that comes with the JSON format), as Lambda gives them.
+    let record: serde_json::Value = lines_of(&dev, "f")
+        .iter()
+        .find(|l| l.contains("from the official client"))
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no JSON record: {}", dev.output()));
+    assert_eq!(record["level"], "INFO", "{record}");
+    assert_eq!(record["requestId"], json!(id), "{record}");
+    assert_eq!(record["logger"], "root", "{record}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
