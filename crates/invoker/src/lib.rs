@@ -471,11 +471,15 @@ impl Pool {
             Outcome::InstanceFailed(sylph_runtime::Failure::Timeout(_)) => "timeout",
             Outcome::InstanceFailed(_) => "failure",
         };
-        let platform_lines: Vec<String> = match f.platform_logs {
-            PlatformLogs::Text => vec![format!("END RequestId: {request_id}"), report.to_string()],
+        // The platform's closing lines, without a collection per invocation.
+        let platform_lines: [Option<String>; 2] = match f.platform_logs {
+            PlatformLogs::Text => [Some(format!("END RequestId: {request_id}")), Some(report.to_string())],
             // At the default system log level Lambda writes no record for END.
-            PlatformLogs::Json => vec![report.json_record(status, &sylph_telemetry::UtcTime::now().iso8601())],
-            PlatformLogs::JsonWarnOnly => Vec::new(),
+            PlatformLogs::Json => [
+                None,
+                Some(report.json_record(status, &sylph_telemetry::UtcTime::now().iso8601())),
+            ],
+            PlatformLogs::JsonWarnOnly => [None, None],
         };
         let result = match outcome {
             Outcome::Response(body) => InvokeResult::Success(body),
@@ -496,7 +500,7 @@ impl Pool {
                 InvokeResult::Error { kind, error_type, body }
             }
         };
-        for line in &platform_lines {
+        for line in platform_lines.iter().flatten() {
             self.sink.line(&f.key, None, line);
         }
         // An instance started before a code change finishes its request on the old code, then goes.
@@ -523,7 +527,7 @@ impl Pool {
                 text.push_str(&String::from_utf8_lossy(body));
                 text.push('\n');
             }
-            for line in &platform_lines {
+            for line in platform_lines.iter().flatten() {
                 text.push_str(line);
                 text.push('\n');
             }

@@ -58,6 +58,31 @@ fn edit_greeting_and_wait(dev: &Dev, dir: &Path, greeting: &str, name: &str) -> 
     text
 }
 
+/// What the `method` function's `describe` answer must show, however its JVM started: the
+/// runtime client read this function's environment (name, handler, memory), loaded its classes
+/// from its own package, which is the working folder, and the heap follows memorySize 256.
+fn assert_is_method_function(seen: &Value) {
+    assert_eq!(seen["function"], "java-handlers-dev-method", "{seen}");
+    assert_eq!(seen["handler"], "fixtures.Methods::describe");
+    assert_eq!(seen["greeting"], "hello");
+    assert_eq!(seen["memoryLimitInMB"], 256);
+    assert_eq!(seen["classFileInTaskRoot"], true, "{seen}");
+    let task_root = seen["taskRoot"].as_str().unwrap();
+    assert!(
+        seen["codeSource"].as_str().unwrap().starts_with(task_root),
+        "its classes come from its own package: {seen}"
+    );
+    assert_eq!(
+        seen["relativeClassFile"], true,
+        "the working folder is the task root: {seen}"
+    );
+    let heap = seen["maxHeapMB"].as_u64().unwrap();
+    assert!(
+        (100..=218).contains(&heap),
+        "the heap follows memorySize 256: {heap} MB"
+    );
+}
+
 /// Invoke through the Lambda Invoke API: (function error header, payload).
 fn invoke(dev: &Dev, function: &str, payload: &Value) -> (Option<String>, Value) {
     let r = dev.send(
@@ -149,19 +174,7 @@ fn handlers_of_each_form_run_under_the_java_runtime_client_and_reload_on_edit() 
     let _ = std::fs::remove_dir_all(&other);
     let (err, seen) = invoke(&dev, "method", &json!({"peek": secret}));
     assert_eq!(err, None, "{seen}");
-    assert_eq!(seen["function"], "java-handlers-dev-method");
-    assert_eq!(seen["handler"], "fixtures.Methods::describe");
-    assert_eq!(seen["memoryLimitInMB"], 256);
-    assert_eq!(seen["classFileInTaskRoot"], true, "{seen}");
-    assert_eq!(
-        seen["relativeClassFile"], true,
-        "the working folder is the task root: {seen}"
-    );
-    let heap = seen["maxHeapMB"].as_u64().unwrap();
-    assert!(
-        (100..=218).contains(&heap),
-        "the heap follows memorySize 256: {heap} MB"
-    );
+    assert_is_method_function(&seen);
     assert!(
         seen["peek"].as_str().unwrap().starts_with("denied"),
         "a function read a file of the host's home folder: {seen}"
@@ -244,25 +257,7 @@ fn a_pre_started_jvm_becomes_the_function_with_its_own_environment_code_and_limi
     // It is this function, not the generic JVM it was: the runtime client read the function's
     // environment (name, memory), loaded its classes from its own package, and the heap follows
     // the function's memorySize.
-    assert_eq!(seen["function"], "java-handlers-dev-method", "{seen}");
-    assert_eq!(seen["handler"], "fixtures.Methods::describe");
-    assert_eq!(seen["greeting"], "hello");
-    assert_eq!(seen["memoryLimitInMB"], 256);
-    assert_eq!(seen["classFileInTaskRoot"], true, "{seen}");
-    let task_root = seen["taskRoot"].as_str().unwrap();
-    assert!(
-        seen["codeSource"].as_str().unwrap().starts_with(task_root),
-        "its classes come from its own package: {seen}"
-    );
-    assert_eq!(
-        seen["relativeClassFile"], true,
-        "the working folder is the task root: {seen}"
-    );
-    let heap = seen["maxHeapMB"].as_u64().unwrap();
-    assert!(
-        (100..=218).contains(&heap),
-        "the heap follows memorySize 256: {heap} MB"
-    );
+    assert_is_method_function(&seen);
     assert_eq!(seen["event"], json!({"n": 1}));
 
     // JVM options in a function's environment take effect: it starts its own JVM.

@@ -92,6 +92,16 @@ fn lines_of(dev: &Dev, function: &str) -> Vec<String> {
         .collect()
 }
 
+/// The lines of Lambda's text format (four tab-separated fields) whose field `id_at` is the
+/// request id `id`, split into their fields.
+fn text_lines<'a>(lines: &'a [String], id_at: usize, id: &str) -> Vec<Vec<&'a str>> {
+    lines
+        .iter()
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .filter(|f| f.len() == 4 && f[id_at] == id)
+        .collect()
+}
+
 /// `2026-11-29T20:00:00.123Z`: ISO 8601 in UTC with milliseconds.
 fn is_iso_millis(t: &str) -> bool {
     let b = t.as_bytes();
@@ -112,11 +122,7 @@ fn console_and_logging_lines_are_written_as_lambda_writes_them() {
     let id = invoke(&dev, "node");
     assert!(dev.wait_for_output("\tFATAL\tfatal"), "{}", dev.output());
     let lines = lines_of(&dev, "node");
-    let ours: Vec<Vec<&str>> = lines
-        .iter()
-        .map(|l| l.split('\t').collect::<Vec<_>>())
-        .filter(|f| f.len() == 4 && f[1] == id)
-        .collect();
+    let ours = text_lines(&lines, 1, &id);
     for f in &ours {
         assert!(is_iso_millis(f[0]), "{f:?}");
     }
@@ -148,23 +154,15 @@ fn console_and_logging_lines_are_written_as_lambda_writes_them() {
     // AWS_LAMBDA_LOG_LEVEL=WARN drops the levels below it; fatal is never dropped.
     let id = invoke(&dev, "quiet");
     assert!(dev.wait_for_output(&format!("{id}\tFATAL\tfatal")), "{}", dev.output());
-    let quiet: Vec<String> = lines_of(&dev, "quiet")
-        .iter()
-        .map(|l| l.split('\t').map(str::to_owned).collect::<Vec<_>>())
-        .filter(|f| f.len() == 4 && f[1] == id)
-        .map(|f| f[2].clone())
-        .collect();
+    let quiet_lines = lines_of(&dev, "quiet");
+    let quiet: Vec<&str> = text_lines(&quiet_lines, 1, &id).iter().map(|f| f[2]).collect();
     assert_eq!(quiet, ["WARN", "ERROR", "FATAL"], "{}", dev.output());
 
     // Python: the root logger carries Lambda's handler, so INFO after setLevel(INFO) prints.
     let id = invoke(&dev, "py");
     assert!(dev.wait_for_output("plain"), "{}", dev.output());
     let lines = lines_of(&dev, "py");
-    let logged: Vec<Vec<&str>> = lines
-        .iter()
-        .map(|l| l.split('\t').collect::<Vec<_>>())
-        .filter(|f| f.len() == 4 && f[2] == id)
-        .collect();
+    let logged = text_lines(&lines, 2, &id);
     for f in &logged {
         assert!(is_iso_millis(f[1]), "{f:?}");
     }
