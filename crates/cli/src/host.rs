@@ -8,7 +8,8 @@ use std::time::Duration;
 use sylph_gateway::Gateway;
 use sylph_invoker::{Pool, PoolConfig};
 use sylph_model::Service;
-use sylph_runtime::ProcessRuntime;
+use sylph_runtime::{BoxFuture, Instance, InstanceConfig, ProcessRuntime, Runtime, StartError};
+use sylph_wasm::WasmRuntime;
 
 /// How services are run (the flags `sylph dev` and `sylph server` share).
 #[derive(Debug, Clone)]
@@ -77,6 +78,7 @@ pub fn host_service(
     // region then, and it is the same for every function of the service.
     base_env.push(("AWS_REGION".to_owned(), service.region.clone()));
     base_env.push(("AWS_DEFAULT_REGION".to_owned(), service.region.clone()));
+    let wasm = wasm_runtime(service, sink.clone(), &base_env, &mut *say)?;
     let mut runtime = crate::options::process_runtime(sink.clone(), base_env, sandbox)?;
     // Pre-started runtimes run the interpreter of the service's own runtime ids.
     runtime.prefer_runtimes(&service.functions);
@@ -137,7 +139,10 @@ pub fn host_service(
     }
     let pool = Pool::new(
         service,
-        Arc::new(runtime.clone()),
+        Arc::new(Runtimes {
+            process: runtime.clone(),
+            wasm: wasm.clone(),
+        }),
         sink,
         PoolConfig {
             keep_warm: settings.keep_warm,
@@ -153,6 +158,9 @@ pub fn host_service(
     } else {
         let identities = sylph_iam::Registry::new();
         runtime.set_credential_issuer(Arc::new(crate::options::Issuer(identities.clone())));
+        if let Some(wasm) = &wasm {
+            wasm.set_credential_issuer(Arc::new(crate::options::Issuer(identities.clone())));
+        }
         describe_iam(service, settings.strict_iam, &mut *say);
         (
             Some(Arc::new(sylph_iam::Authorizer::new(
@@ -177,6 +185,14 @@ pub fn host_service(
             sylph_gateway::spawn_instance_connection(gateway, stream, access_key, permit)
         }
     }));
+    if let Some(wasm) = &wasm {
+        let api_gateway = Arc::downgrade(&gateway);
+        wasm.set_sylph_api(Arc::new(move |stream, access_key| {
+            if let Some(gateway) = api_gateway.upgrade() {
+                sylph_gateway::spawn_instance_stream(gateway, stream, access_key)
+            }
+        }));
+    }
     Ok(Hosted {
         runtime,
         pool,
@@ -302,4 +318,52 @@ pub fn host_url(scheme: &str, addr: std::net::SocketAddr) -> String {
 
 pub fn default_concurrency() -> usize {
     std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4)
+}
+
+/// The WebAssembly runtime, if the service has `wasi-http` functions, with their components
+/// compiling (or loading from the cache) in the background from now.
+pub fn wasm_runtime(
+    service: &Service,
+    sink: Arc<dyn sylph_telemetry::LogSink>,
+    base_env: &[(String, String)],
+    say: &mut dyn FnMut(String),
+) -> anyhow::Result<Option<WasmRuntime>> {
+    let functions: Vec<_> = service
+        .functions
+        .iter()
+        .filter(|f| matches!(f.runtime, sylph_model::Runtime::Wasm(_)))
+        .collect();
+    if functions.is_empty() {
+        return Ok(None);
+    }
+    let how = WasmRuntime::describe().map_err(|why| anyhow::anyhow!("WebAssembly functions cannot run: {why}"))?;
+    say(format!(
+        "webassembly: {} function(s) as wasi:http components in wasmtime, no process; instances with {how}",
+        functions.len()
+    ));
+    let wasm = WasmRuntime::new(sink, base_env.to_vec(), crate::options::wasm_code_cache());
+    for f in functions {
+        wasm.prepare(f, &service.root);
+    }
+    Ok(Some(wasm))
+}
+
+/// The pool's runtime: WebAssembly components in the wasm runtime, everything else in the
+/// process runtime.
+pub struct Runtimes {
+    pub process: ProcessRuntime,
+    pub wasm: Option<WasmRuntime>,
+}
+
+impl Runtime for Runtimes {
+    fn start(&self, config: Arc<InstanceConfig>) -> BoxFuture<'static, Result<Box<dyn Instance>, StartError>> {
+        match (&config.function.runtime, &self.wasm) {
+            (sylph_model::Runtime::Wasm(_), Some(wasm)) => wasm.start(config),
+            _ => self.process.start(config),
+        }
+    }
+
+    fn standby(&self) -> Vec<(&'static str, usize)> {
+        self.process.standby()
+    }
 }

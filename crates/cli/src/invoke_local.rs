@@ -164,12 +164,16 @@ pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyho
 
     let sink: Arc<dyn sylph_telemetry::LogSink> = Arc::new(TerminalSink { stderr: true });
     crate::options::start_guard();
+    let wasm = crate::host::wasm_runtime(&service, sink.clone(), &base_env, &mut |line| eprintln!("{line}"))?;
     let runtime = crate::options::process_runtime(sink.clone(), base_env, sandbox)?;
     if runtime.network_isolated() {
         runtime.serve_sylph_api_on(api_port);
     }
     let identities = sylph_iam::Registry::new();
     runtime.set_credential_issuer(Arc::new(crate::options::Issuer(identities.clone())));
+    if let Some(wasm) = &wasm {
+        wasm.set_credential_issuer(Arc::new(crate::options::Issuer(identities.clone())));
+    }
     if runtime.network_isolated() && crate::options::outbound_allowed(&service) {
         if let Err(why) = runtime.allow_outbound() {
             eprintln!("network: no outbound traffic: {why}");
@@ -177,7 +181,10 @@ pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyho
     }
     let pool = Pool::new(
         &service,
-        Arc::new(runtime.clone()),
+        Arc::new(crate::host::Runtimes {
+            process: runtime.clone(),
+            wasm: wasm.clone(),
+        }),
         sink,
         PoolConfig {
             extra_env,
@@ -190,6 +197,12 @@ pub async fn run(args: InvokeLocalArgs, extra: HashMap<String, String>) -> anyho
     runtime.set_sylph_api_handler(Arc::new(move |stream, access_key, permit| {
         sylph_gateway::spawn_instance_connection(api.clone(), stream, access_key, permit)
     }));
+    if let Some(wasm) = &wasm {
+        let api = gateway.clone();
+        wasm.set_sylph_api(Arc::new(move |stream, access_key| {
+            sylph_gateway::spawn_instance_stream(api.clone(), stream, access_key)
+        }));
+    }
     if let Some(listener) = host_listener {
         let hosts = sylph_gateway::HostPolicy::new(std::net::IpAddr::from([127, 0, 0, 1]), &[]);
         tokio::spawn(sylph_gateway::serve(

@@ -261,6 +261,11 @@ pub fn start_guard() {
 pub const GUARD_COMMAND: &str = "__guard";
 
 /// Where the embedded runtime clients are written.
+/// Where compiled WebAssembly components are kept between runs (beside the runtime folder).
+pub fn wasm_code_cache() -> PathBuf {
+    runtime_dir().with_file_name("wasm-code")
+}
+
 pub fn runtime_dir() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)

@@ -48,18 +48,37 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, (SystemTime, u64)> {
     out
 }
 
-/// Whether the service has Rust functions that Sylph builds itself.
+/// Whether the service has Rust functions that Sylph builds itself: `provided.*` binaries, or
+/// `wasi-http` components named by crate rather than by a `.wasm` path.
 pub fn is_rust_service(service: &Service) -> bool {
     service.root.join("Cargo.toml").is_file()
         && service
             .functions
             .iter()
-            .any(|f| matches!(f.runtime, Runtime::Provided(_)))
+            .any(|f| matches!(f.runtime, Runtime::Provided(_)) || builds_component(f))
 }
 
-/// `cargo build --release` in the service folder; point each `provided.*` function at the binary
-/// named like its handler (or the only binary, or one named `bootstrap`).
+/// A `wasi-http` function whose handler names the crate that builds its component (a handler
+/// ending in `.wasm` is a component built some other way).
+fn builds_component(f: &sylph_model::Function) -> bool {
+    matches!(f.runtime, Runtime::Wasm(_)) && !f.handler.ends_with(".wasm")
+}
+
+/// Build the service's Rust functions: `provided.*` ones with `cargo build --release`, each
+/// pointed at the binary named like its handler (or the only binary, or one named
+/// `bootstrap`), and `wasi-http` ones with `cargo build --release --target wasm32-wasip2`,
+/// each pointed at the component of the library named like its handler (or the only one).
 pub fn build_rust(service: &mut Service) -> anyhow::Result<()> {
+    if service.functions.iter().any(builds_component) {
+        build_components(service)?;
+    }
+    if !service
+        .functions
+        .iter()
+        .any(|f| matches!(f.runtime, Runtime::Provided(_)))
+    {
+        return Ok(());
+    }
     // On stderr: `sylph invoke local` keeps stdout for the function's result.
     eprintln!(
         "building Rust functions: cargo build --release (in {})",
@@ -110,6 +129,70 @@ pub fn build_rust(service: &mut Service) -> anyhow::Result<()> {
                 f.handler,
                 f.key,
                 bins.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// The Rust target WebAssembly components are built for.
+pub const WASM_TARGET: &str = "wasm32-wasip2";
+
+fn build_components(service: &mut Service) -> anyhow::Result<()> {
+    eprintln!(
+        "building WebAssembly components: cargo build --release --target {WASM_TARGET} (in {})",
+        service.root.display()
+    );
+    let mut cargo = Command::new("cargo");
+    cargo
+        .args([
+            "build",
+            "--release",
+            "--lib",
+            "--target",
+            WASM_TARGET,
+            "--message-format=json-render-diagnostics",
+        ])
+        .current_dir(&service.root)
+        .stderr(Stdio::inherit());
+    die_with_sylph(&mut cargo);
+    let output = cargo.output().context("cannot run cargo")?;
+    if !output.status.success() {
+        bail!(
+            "cargo build --target {WASM_TARGET} failed in {} (is the target installed? `rustup target add {WASM_TARGET}`)",
+            service.root.display()
+        );
+    }
+    let mut components: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let (Some(name), Some(files)) = (msg["target"]["name"].as_str(), msg["filenames"].as_array()) else {
+            continue;
+        };
+        if let Some(wasm) = files.iter().filter_map(|f| f.as_str()).find(|f| f.ends_with(".wasm")) {
+            components.insert(name.replace('-', "_"), PathBuf::from(wasm));
+        }
+    }
+    for f in service.functions.iter_mut().filter(|f| builds_component(f)) {
+        let found = components.get(&f.handler.replace('-', "_")).or_else(|| {
+            if components.len() == 1 {
+                components.values().next()
+            } else {
+                None
+            }
+        });
+        match found {
+            Some(wasm) => f.artifact = Some(wasm.clone()),
+            None => bail!(
+                "function {}: no component of a library named `{}` was built (a `cdylib` crate); components: {}",
+                f.key,
+                f.handler,
+                components.keys().cloned().collect::<Vec<_>>().join(", ")
             ),
         }
     }

@@ -35,6 +35,7 @@ fn function(key: &str, on_async: AsyncConfig) -> Function {
         events: Vec::new(),
         artifact: None,
         platform_logs: Default::default(),
+        outbound_hosts: Vec::new(),
         role: None,
         on_async,
         layers: Vec::new(),

@@ -282,14 +282,29 @@ pub fn spawn_instance_connection(
     let peer = stream
         .peer_addr()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
-    // The defaults read the open-file limit (a system call): once, not per connection.
-    static LIMITS: std::sync::OnceLock<ConnectionLimits> = std::sync::OnceLock::new();
-    let limits = LIMITS.get_or_init(ConnectionLimits::default);
+    let limits = instance_limits();
     let _ = stream.set_nodelay(true);
     tokio::spawn(async move {
         serve_connection(gateway, stream, peer, limits, None, access_key).await;
         drop(held);
     });
+}
+
+/// Serve requests arriving on an in-memory stream from a WebAssembly instance holding
+/// `access_key`, exactly as a connection from inside a process instance's namespace is served.
+pub fn spawn_instance_stream(gateway: Arc<Gateway>, stream: tokio::io::DuplexStream, access_key: Option<Arc<str>>) {
+    let limits = instance_limits();
+    let peer = SocketAddr::from(([127, 0, 0, 1], 0));
+    tokio::spawn(async move {
+        serve_connection(gateway, stream, peer, limits, None, access_key).await;
+    });
+}
+
+/// The limits of instances' connections. The defaults read the open-file limit (a system
+/// call): once, not per connection.
+fn instance_limits() -> &'static ConnectionLimits {
+    static LIMITS: std::sync::OnceLock<ConnectionLimits> = std::sync::OnceLock::new();
+    LIMITS.get_or_init(ConnectionLimits::default)
 }
 
 async fn serve_connection<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(

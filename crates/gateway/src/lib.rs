@@ -35,7 +35,10 @@ use sylph_telemetry::UtcTime;
 
 pub use apigw::{http_api_response, rest_response, MappedResponse};
 pub use authorizers::AccessSettings;
-pub use conn::{raise_open_file_limit, serve, spawn_instance_connection, ConnectionLimits, Handler, HostPolicy, Tls};
+pub use conn::{
+    raise_open_file_limit, serve, spawn_instance_connection, spawn_instance_stream, ConnectionLimits, Handler,
+    HostPolicy, Tls,
+};
 pub use invoke_api::MAX_ASYNC_PAYLOAD;
 pub use routes::{Route, Router};
 

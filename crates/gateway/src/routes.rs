@@ -263,6 +263,7 @@ mod tests {
                 })],
                 artifact: None,
                 platform_logs: Default::default(),
+                outbound_hosts: Vec::new(),
                 role: None,
                 on_async: Default::default(),
                 layers: Vec::new(),

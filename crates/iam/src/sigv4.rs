@@ -120,23 +120,91 @@ pub fn verify(req: &SignedRequest<'_>, auth: &Authorization<'_>, secret: &str) -
     // services accept the form each SDK sends, and either needs the secret.
     let once = uri_encode(req.path, false);
     for path in [once.as_str(), req.path] {
-        let canonical = format!(
-            "{}\n{}\n{}\n{}\n{}\n{}",
-            req.method, path, query, canonical_headers, auth.signed_headers, payload_hash
-        );
-        let to_sign = format!(
-            "AWS4-HMAC-SHA256\n{amz_date}\n{}\n{}",
-            auth.scope,
-            hex(&Sha256::digest(canonical.as_bytes()))
-        );
-        let mut mac = HmacSha256::new_from_slice(&key).expect("HMAC takes any key length");
-        mac.update(to_sign.as_bytes());
-        let expected = hex(&mac.finalize().into_bytes());
+        let canonical = Canonical {
+            method: req.method,
+            path,
+            query: &query,
+            headers: &canonical_headers,
+            signed_headers: auth.signed_headers,
+            payload_hash: &payload_hash,
+        };
+        let expected = canonical.signature(amz_date, auth.scope, &key);
         if constant_time_eq(expected.as_bytes(), auth.signature.as_bytes()) {
             return Ok(());
         }
     }
     Err(SignatureError::Mismatch)
+}
+
+/// The `Authorization` header value that signs `req` with every one of its headers (which must
+/// include `host` and `x-amz-date`, whose value is `amz_date`), as an SDK would sign it. Sylph
+/// signs WebAssembly functions' calls into its APIs this way, as the function's identity.
+pub fn sign(
+    req: &SignedRequest<'_>,
+    access_key_id: &str,
+    secret: &str,
+    region: &str,
+    service: &str,
+    amz_date: &str,
+) -> String {
+    let date = amz_date.get(..8).unwrap_or(amz_date);
+    let scope = format!("{date}/{region}/{service}/aws4_request");
+    let mut names: Vec<String> = req.headers.iter().map(|(k, _)| k.to_ascii_lowercase()).collect();
+    names.sort();
+    names.dedup();
+    let mut canonical_headers = String::new();
+    for name in &names {
+        let values: Vec<String> = req
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| collapse_spaces(&String::from_utf8_lossy(v)))
+            .collect();
+        canonical_headers.push_str(name);
+        canonical_headers.push(':');
+        canonical_headers.push_str(&values.join(","));
+        canonical_headers.push('\n');
+    }
+    let signed_headers = names.join(";");
+    let canonical = Canonical {
+        method: req.method,
+        path: &uri_encode(req.path, false),
+        query: &canonical_query(req.query.unwrap_or("")),
+        headers: &canonical_headers,
+        signed_headers: &signed_headers,
+        payload_hash: &hex(&Sha256::digest(req.body)),
+    };
+    let signature = canonical.signature(amz_date, &scope, &signing_key(secret, date, region, service));
+    format!(
+        "AWS4-HMAC-SHA256 Credential={access_key_id}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
+    )
+}
+
+/// SigV4's canonical request.
+struct Canonical<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: &'a str,
+    headers: &'a str,
+    signed_headers: &'a str,
+    payload_hash: &'a str,
+}
+
+impl Canonical<'_> {
+    /// The hex signature of this request at `amz_date` in `scope` with the signing `key`.
+    fn signature(&self, amz_date: &str, scope: &str, key: &[u8]) -> String {
+        let canonical = format!(
+            "{}\n{}\n{}\n{}\n{}\n{}",
+            self.method, self.path, self.query, self.headers, self.signed_headers, self.payload_hash
+        );
+        let to_sign = format!(
+            "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+            hex(&Sha256::digest(canonical.as_bytes()))
+        );
+        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+        mac.update(to_sign.as_bytes());
+        hex(&mac.finalize().into_bytes())
+    }
 }
 
 /// The signing key for a date, region and service.
@@ -282,6 +350,36 @@ mod tests {
             hex(&key),
             "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d"
         );
+    }
+
+    #[test]
+    fn a_request_sylph_signs_verifies_and_a_changed_one_does_not() {
+        let amz_date = sylph_telemetry::UtcTime::now().amz_date();
+        let headers: Vec<(&str, &[u8])> = vec![
+            ("Host", b"127.0.0.1:3000"),
+            ("X-Amz-Date", amz_date.as_bytes()),
+            ("X-Amz-Target", b"DynamoDB_20120810.GetItem"),
+        ];
+        let req = SignedRequest {
+            method: "POST",
+            path: "/",
+            query: None,
+            headers: &headers,
+            body: b"{\"TableName\":\"todos\"}",
+        };
+        let value = sign(&req, "AKID", "secret", "us-east-1", "dynamodb", &amz_date);
+        let auth = parse_authorization(&value).unwrap();
+        assert_eq!(auth.signed_headers, "host;x-amz-date;x-amz-target");
+        verify(&req, &auth, "secret").unwrap();
+        assert!(verify(&req, &auth, "another secret").is_err());
+        let changed = SignedRequest {
+            body: b"{\"TableName\":\"other\"}",
+            ..req
+        };
+        assert!(matches!(
+            verify(&changed, &auth, "secret"),
+            Err(SignatureError::Mismatch)
+        ));
     }
 
     #[test]

@@ -161,6 +161,7 @@ fn function(key: &str, reserved: Option<u32>) -> Function {
         events: Vec::new(),
         artifact: None,
         platform_logs: Default::default(),
+        outbound_hosts: Vec::new(),
         role: None,
         on_async: Default::default(),
         layers: Vec::new(),

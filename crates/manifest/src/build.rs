@@ -356,6 +356,7 @@ pub(crate) fn service(
                 Value::Str(s) => Some(dir.join(s)),
                 _ => None,
             });
+        let outbound_hosts = outbound_hosts(node, provider, &path)?;
         if field(node, "url").is_some_and(|u| u.value != Value::Bool(false)) {
             notices.push(format!(
                 "{path}.url: function URLs are not served by sylph; call {key} through the Invoke API, or give it an httpApi event"
@@ -382,6 +383,7 @@ pub(crate) fn service(
                 events,
                 artifact,
                 platform_logs: Default::default(),
+                outbound_hosts,
                 role: None,
                 on_async,
                 layers: layers.of_function(node, provider, &path, &mut notices)?,
@@ -792,6 +794,36 @@ fn memory(node: &Node, path: &str) -> Result<Option<u32>, Problem> {
             .map(|v| v as u32)
         })
         .transpose()
+}
+
+/// `allowedOutboundHosts` of the function, else of the provider: where a WebAssembly function
+/// may send HTTP requests (`scheme://host:port`, `*` wildcards).
+fn outbound_hosts(node: &Node, provider: &Node, path: &str) -> Result<Vec<sylph_model::OutboundHost>, Problem> {
+    let (list, list_path) = match field(node, "allowedOutboundHosts") {
+        Some(n) => (n, format!("{path}.allowedOutboundHosts")),
+        None => match field(provider, "allowedOutboundHosts") {
+            Some(n) => (n, "provider.allowedOutboundHosts".to_owned()),
+            None => return Ok(Vec::new()),
+        },
+    };
+    let items = At {
+        node: list,
+        path: &list_path,
+    }
+    .items()?;
+    let mut hosts = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let at = At {
+            node: item,
+            path: &format!("{list_path}[{i}]"),
+        };
+        let host = sylph_model::OutboundHost::parse(at.str()?).map_err(|why| {
+            at.problem(why)
+                .help("for example `https://api.example.com` or `http://127.0.0.1:8080`")
+        })?;
+        hosts.push(host);
+    }
+    Ok(hosts)
 }
 
 fn timeout(node: &Node, path: &str) -> Result<Option<u64>, Problem> {

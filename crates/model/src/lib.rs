@@ -151,6 +151,91 @@ pub struct Function {
     /// How the platform's own lines (START, END, REPORT) are written for it.
     #[serde(default)]
     pub platform_logs: PlatformLogs,
+    /// `allowedOutboundHosts`: where a WebAssembly function may send HTTP requests besides
+    /// Sylph's own APIs (checked when read; see [`OutboundHost`]).
+    #[serde(default)]
+    pub outbound_hosts: Vec<OutboundHost>,
+}
+
+/// One entry of `allowedOutboundHosts`: `scheme://host:port`, where the scheme, the port and the
+/// host (whole, or its first labels as `*.example.com`) may be `*`; no port means the scheme's
+/// default port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundHost {
+    /// `http`, `https`, or `None` for `*`.
+    pub scheme: Option<String>,
+    /// Lower case; `*` for any host, `*.suffix` for any host under the suffix.
+    pub host: String,
+    /// `None` for `*`.
+    pub port: Option<u16>,
+}
+
+impl OutboundHost {
+    /// Read `scheme://host[:port]`; the error says what is wrong with it.
+    pub fn parse(text: &str) -> Result<OutboundHost, String> {
+        let (scheme, rest) = text
+            .split_once("://")
+            .ok_or_else(|| format!("`{text}` has no scheme: write it as `https://host:port` (`*` for any scheme)"))?;
+        let scheme = match scheme {
+            "*" => None,
+            "http" | "https" => Some(scheme.to_owned()),
+            other => return Err(format!("`{text}`: the scheme `{other}` is not http, https or *")),
+        };
+        if rest.contains(['/', '?', '#', '@']) {
+            return Err(format!(
+                "`{text}`: give only the scheme, host and port (no path or user)"
+            ));
+        }
+        // `[::1]:8080` keeps its brackets in the host, as a URL's authority does.
+        let (host, port) = match rest.strip_prefix('[').and_then(|r| r.split_once(']')) {
+            Some((v6, after)) => (&rest[..v6.len() + 2], after.strip_prefix(':')),
+            None => match rest.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            },
+        };
+        let port = match (port, scheme.as_deref()) {
+            (Some("*"), _) => None,
+            (Some(p), _) => Some(
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| format!("`{text}`: the port `{p}` is not a number from 1 to 65535 or *"))?,
+            ),
+            (None, Some("http")) => Some(80),
+            (None, Some("https")) => Some(443),
+            (None, _) => return Err(format!("`{text}`: with any scheme, give the port too (`*` for any)")),
+        };
+        let host = host.to_ascii_lowercase();
+        let valid = host == "*"
+            || (!host.is_empty()
+                && host
+                    .trim_start_matches("*.")
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'))
+                && !host.trim_start_matches("*.").contains('*'));
+        if !valid {
+            return Err(format!(
+                "`{text}`: `{host}` is not a host name, an address, `*` or `*.domain`"
+            ));
+        }
+        Ok(OutboundHost { scheme, host, port })
+    }
+
+    /// Whether a request to `scheme://host:port` is allowed by this entry.
+    pub fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
+        self.scheme.as_deref().is_none_or(|s| s.eq_ignore_ascii_case(scheme))
+            && self.port.is_none_or(|p| p == port)
+            && match self.host.strip_prefix("*.") {
+                _ if self.host == "*" => true,
+                Some(suffix) => {
+                    host.len() > suffix.len() + 1
+                        && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+                        && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+                }
+                None => host.eq_ignore_ascii_case(&self.host),
+            }
+    }
 }
 
 /// `maximumRetryAttempts`, `maximumEventAge`, `destinations` and `onError` of a function: what
@@ -245,6 +330,9 @@ pub enum Runtime {
     /// `java8.al2`, `java11`, `java17`, `java21`, `java25`: a jar or zip run by AWS's Java
     /// runtime interface client on a JDK of this machine.
     Java(String),
+    /// `wasi-http`: a WebAssembly component exporting `wasi:http/incoming-handler` (the
+    /// `wasi:http/proxy` world), run inside Sylph with wasmtime, no process. Sylph's own id.
+    Wasm(String),
 }
 
 impl Runtime {
@@ -265,7 +353,11 @@ impl Runtime {
         "java17",
         "java21",
         "java25",
+        Runtime::WASI_HTTP,
     ];
+
+    /// Sylph's runtime id for WebAssembly components (not an AWS id).
+    pub const WASI_HTTP: &'static str = "wasi-http";
 
     /// The runtime `id` names: one of [`Runtime::SUPPORTED`], or an older or newer Node.js or
     /// Python 3 runtime (`nodejs14.x`, `nodejs8.10`, `python3.8`), which runs on the closest
@@ -287,6 +379,8 @@ impl Runtime {
             Runtime::Python(id.to_owned())
         } else if id.starts_with("java") {
             Runtime::Java(id.to_owned())
+        } else if id == Self::WASI_HTTP {
+            Runtime::Wasm(id.to_owned())
         } else {
             Runtime::Provided(id.to_owned())
         })
@@ -295,7 +389,9 @@ impl Runtime {
     /// The identifier as written in `serverless.yml`.
     pub fn id(&self) -> &str {
         match self {
-            Runtime::Node(id) | Runtime::Python(id) | Runtime::Provided(id) | Runtime::Java(id) => id,
+            Runtime::Node(id) | Runtime::Python(id) | Runtime::Provided(id) | Runtime::Java(id) | Runtime::Wasm(id) => {
+                id
+            }
         }
     }
 }
@@ -605,6 +701,44 @@ impl Cors {
             allow_credentials: false,
             expose_headers: Vec::new(),
             max_age: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod outbound_host_tests {
+    use super::OutboundHost;
+
+    #[test]
+    fn entries_match_scheme_host_and_port() {
+        let exact = OutboundHost::parse("http://127.0.0.1:8080").unwrap();
+        assert!(exact.allows("http", "127.0.0.1", 8080));
+        assert!(!exact.allows("http", "127.0.0.1", 8081));
+        assert!(!exact.allows("https", "127.0.0.1", 8080));
+        let default_port = OutboundHost::parse("https://API.example.com").unwrap();
+        assert!(default_port.allows("https", "api.example.com", 443));
+        assert!(!default_port.allows("https", "api.example.com", 8443));
+        let wild = OutboundHost::parse("*://*.example.com:*").unwrap();
+        assert!(wild.allows("http", "a.b.example.com", 1));
+        assert!(!wild.allows("http", "example.com", 80));
+        assert!(!wild.allows("http", "badexample.com", 80));
+        let v6 = OutboundHost::parse("http://[::1]:9000").unwrap();
+        assert!(v6.allows("http", "[::1]", 9000));
+    }
+
+    #[test]
+    fn malformed_entries_say_what_is_wrong() {
+        for (text, says) in [
+            ("example.com", "has no scheme"),
+            ("ftp://example.com", "`ftp` is not http"),
+            ("http://example.com/path", "no path"),
+            ("http://example.com:0", "not a number"),
+            ("*://example.com", "give the port"),
+            ("http://exa mple.com", "is not a host name"),
+            ("http://a.*.com", "is not a host name"),
+        ] {
+            let err = OutboundHost::parse(text).unwrap_err();
+            assert!(err.contains(says), "{text}: {err}");
         }
     }
 }

@@ -241,6 +241,14 @@ impl UtcTime {
         format!("{}/{:02}/{:02}", self.year, self.month, self.day)
     }
 
+    /// `20150409T123456Z`, SigV4's `X-Amz-Date`.
+    pub fn amz_date(&self) -> String {
+        format!(
+            "{}{:02}{:02}T{:02}{:02}{:02}Z",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )
+    }
+
     /// `2015-04-09T12:34:56.789Z`.
     pub fn iso8601(&self) -> String {
         format!(

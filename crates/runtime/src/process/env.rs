@@ -209,7 +209,7 @@ fn add_layer_paths(env: &mut BTreeMap<String, String>, roots: &[PathBuf], runtim
                 .collect(),
         ),
         // The Java runtime client loads `/opt/java/lib/*.jar` itself.
-        sylph_model::Runtime::Provided(_) | sylph_model::Runtime::Java(_) => {}
+        sylph_model::Runtime::Provided(_) | sylph_model::Runtime::Java(_) | sylph_model::Runtime::Wasm(_) => {}
     }
     prepend("PATH", roots.iter().map(|r| r.join("bin")).collect());
     prepend("LD_LIBRARY_PATH", roots.iter().map(|r| r.join("lib")).collect());

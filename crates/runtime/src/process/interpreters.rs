@@ -20,7 +20,7 @@ pub(super) fn wanted(runtime: &RuntimeId) -> Option<(Family, String)> {
         RuntimeId::Python(id) => Some((Family::Python, id.strip_prefix("python")?.to_owned())),
         RuntimeId::Node(id) => Some((Family::Node, id.strip_prefix("nodejs")?.split('.').next()?.to_owned())),
         // A JDK is chosen by its `release` file (see `java.rs`), not by `--version`.
-        RuntimeId::Provided(_) | RuntimeId::Java(_) => None,
+        RuntimeId::Provided(_) | RuntimeId::Java(_) | RuntimeId::Wasm(_) => None,
     }
 }
 

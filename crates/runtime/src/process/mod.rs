@@ -77,13 +77,14 @@ pub enum Family {
 }
 
 impl Family {
-    /// The language of a runtime id; `None` for `provided.*` (the package's own executable).
+    /// The language of a runtime id; `None` for `provided.*` (the package's own executable)
+    /// and WebAssembly components (no process).
     pub fn of(runtime: &RuntimeId) -> Option<Family> {
         match runtime {
             RuntimeId::Node(_) => Some(Family::Node),
             RuntimeId::Python(_) => Some(Family::Python),
             RuntimeId::Java(_) => Some(Family::Java),
-            RuntimeId::Provided(_) => None,
+            RuntimeId::Provided(_) | RuntimeId::Wasm(_) => None,
         }
     }
 

@@ -137,6 +137,12 @@ impl Inner {
             RuntimeId::Python(_) => self.program_for(&f.runtime, Family::Python),
             RuntimeId::Provided(_) => (provided_bootstrap(config)?, Vec::new()),
             RuntimeId::Java(_) => self.java_command(config)?,
+            RuntimeId::Wasm(_) => {
+                return Err(StartError::Package {
+                    function: f.name.clone(),
+                    reason: "a wasi-http component runs in the WebAssembly runtime, not as a process".to_owned(),
+                })
+            }
         })
     }
 
