@@ -30,5 +30,6 @@ mod streams;
 mod tables;
 mod throttle;
 mod todo;
+mod wasm;
 mod websocket;
 mod wsgi;

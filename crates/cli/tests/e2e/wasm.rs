@@ -1,0 +1,506 @@
+//! WebAssembly functions (`runtime: wasi-http`): a real component, built from
+//! `wasm/test-component` for wasm32-wasip2 in the set-up, served by `sylph dev` in wasmtime —
+//! HTTP routes, the Invoke API, asynchronous and queue events, its environment, logs, calls
+//! to the table API as the function's identity, outgoing requests only to listed hosts, and
+//! memory limits, timeouts, busy loops, traps and disconnects costing one request each. And
+//! the same file under `wasmtime serve` answering the same way.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::harness::{metric, repo_root, target_dir, Dev, Response};
+
+/// The tests' component, built once per test run (cargo skips it when it is up to date).
+fn component() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target = target_dir().parent().unwrap().join("wasm-guests");
+            let status = Command::new("cargo")
+                .args([
+                    "build",
+                    "--quiet",
+                    "--release",
+                    "--target",
+                    "wasm32-wasip2",
+                    "--manifest-path",
+                ])
+                .arg(repo_root().join("wasm/test-component/Cargo.toml"))
+                .env("CARGO_TARGET_DIR", &target)
+                .status()
+                .expect("run cargo");
+            assert!(status.success(), "building wasm/test-component failed");
+            target.join("wasm32-wasip2/release/sylph_test_component.wasm")
+        })
+        .clone()
+}
+
+/// A service of three functions on the one component: `app` (HTTP routes, a queue, the
+/// `items` table, one allowed loopback host), `other` (a table its role does not grant) and
+/// `small` (128 MB, a 2 s timeout).
+fn service(name: &str, allowed_port: u16) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sylph-wasm-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let wasm = component();
+    std::fs::write(
+        dir.join("serverless.yml"),
+        format!(
+            r#"service: wasmtest
+provider:
+  name: aws
+  runtime: wasi-http
+  environment:
+    GREETING: hello from the manifest
+    TABLE: wasm-items
+  iam:
+    role:
+      statements:
+        - Effect: Allow
+          Action: [dynamodb:GetItem, dynamodb:PutItem]
+          Resource: !GetAtt ItemsTable.Arn
+functions:
+  app:
+    handler: {wasm}
+    allowedOutboundHosts:
+      - http://127.0.0.1:{allowed_port}
+    events:
+      - httpApi: '*'
+      - sqs:
+          arn: !GetAtt Jobs.Arn
+  other:
+    handler: {wasm}
+    environment:
+      TABLE: wasm-secrets
+  small:
+    handler: {wasm}
+    memorySize: 128
+    timeout: 2
+  spinner:
+    handler: {wasm}
+    timeout: 60
+resources:
+  Resources:
+    Jobs:
+      Type: AWS::SQS::Queue
+      Properties:
+        QueueName: wasm-jobs
+    ItemsTable:
+      Type: AWS::DynamoDB::Table
+      Properties:
+        TableName: wasm-items
+        AttributeDefinitions: [{{AttributeName: id, AttributeType: S}}]
+        KeySchema: [{{AttributeName: id, KeyType: HASH}}]
+        BillingMode: PAY_PER_REQUEST
+    SecretsTable:
+      Type: AWS::DynamoDB::Table
+      Properties:
+        TableName: wasm-secrets
+        AttributeDefinitions: [{{AttributeName: id, AttributeType: S}}]
+        KeySchema: [{{AttributeName: id, KeyType: HASH}}]
+        BillingMode: PAY_PER_REQUEST
+"#,
+            wasm = wasm.display()
+        ),
+    )
+    .unwrap();
+    dir.join("serverless.yml")
+}
+
+/// Invoke `function` with an HTTP API event for `method path`, through the Invoke API.
+fn invoke_http(dev: &Dev, function: &str, method: &str, path: &str) -> Response {
+    let event = json!({
+        "version": "2.0",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"host": "wasm.test"},
+        "requestContext": {"http": {"method": method, "path": path}},
+        "isBase64Encoded": false,
+    });
+    dev.send(
+        "POST",
+        &format!("/2015-03-31/functions/{function}/invocations"),
+        &[],
+        event.to_string().as_bytes(),
+    )
+}
+
+/// The error type of a failed invocation, or the proxy result's status and body.
+fn outcome(r: &Response) -> Result<(u64, String), String> {
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    if r.header("x-amz-function-error").is_some() {
+        return Err(format!(
+            "{}: {}",
+            v["errorType"].as_str().unwrap_or("?"),
+            v["errorMessage"]
+        ));
+    }
+    Ok((
+        v["statusCode"].as_u64().unwrap(),
+        v["body"].as_str().unwrap_or("").to_owned(),
+    ))
+}
+
+/// A loopback HTTP server answering every request with `body`; counts its connections.
+fn loopback_server(body: &'static str) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let seen = connections.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            seen.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, connections)
+}
+
+fn wait_for(dev: &Dev, what: &str, done: impl Fn(&str) -> bool) {
+    let start = Instant::now();
+    while !done(&dev.output()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{what} did not happen:\n{}",
+            dev.output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_component_serves_routes_and_events_with_its_environment_and_logs_from_a_warm_instance() {
+    let dev = Dev::start_with(&service("serve", 1), &["--prewarm", "0"], &[]);
+
+    // An HTTP API route: the component sees the request itself, and its instance stays warm.
+    let first = dev.get("/hello");
+    assert_eq!(
+        (first.status, first.text().as_str()),
+        (200, "hello from a component\n"),
+        "{}",
+        dev.output()
+    );
+    assert_eq!(first.header("x-served"), Some("1"));
+    assert_eq!(
+        dev.get("/hello").header("x-served"),
+        Some("2"),
+        "the warm instance served it"
+    );
+    let echo = dev.send("POST", "/echo?a=1&b=two%20words", &[("X-Custom", "yes")], b"payload");
+    let echoed = echo.json();
+    assert_eq!(echoed["method"], "POST");
+    assert_eq!(echoed["path"], "/echo");
+    assert_eq!(echoed["query"], "a=1&b=two%20words");
+    assert_eq!(echoed["headers"]["x-custom"], "yes");
+    assert_eq!(echoed["body"], "payload");
+
+    // Its environment: the manifest's, Lambda's reserved variables, and no credentials.
+    assert_eq!(dev.get("/env/GREETING").text(), "hello from the manifest");
+    assert_eq!(dev.get("/env/AWS_LAMBDA_FUNCTION_NAME").text(), "wasmtest-dev-app");
+    assert_eq!(dev.get("/env/AWS_LAMBDA_FUNCTION_MEMORY_SIZE").text(), "1024");
+    assert_eq!(dev.get("/env/AWS_SECRET_ACCESS_KEY").status, 404);
+
+    // Any other event is POSTed to /events; the response body is the result.
+    let result = dev.invoke_ok("app", &json!({"order": 7}));
+    assert_eq!(result, json!({"received": {"order": 7}}));
+
+    // Its stdout and stderr, tagged with the invocation's request id.
+    let r = invoke_http(&dev, "app", "GET", "/log");
+    let id = r.header("x-amzn-requestid").unwrap().to_owned();
+    assert_eq!(outcome(&r), Ok((200, "logged".to_owned())));
+    wait_for(&dev, "the component's log lines", |o| {
+        o.lines().any(|l| l.contains(&id) && l.contains("a line on stdout"))
+            && o.lines().any(|l| l.contains(&id) && l.contains("a line on stderr"))
+    });
+
+    // An asynchronous invocation and a queue message reach it through the event sources.
+    let accepted = dev.send(
+        "POST",
+        "/2015-03-31/functions/app/invocations",
+        &[("X-Amz-Invocation-Type", "Event")],
+        br#"{"async": true}"#,
+    );
+    assert_eq!(accepted.status, 202, "{}", accepted.text());
+    let sent = dev.send(
+        "POST",
+        "/",
+        &[
+            ("X-Amz-Target", "AmazonSQS.SendMessage"),
+            ("Content-Type", "application/x-amz-json-1.0"),
+        ],
+        json!({"QueueUrl": format!("{}/000000000000/wasm-jobs", dev.base), "MessageBody": "a job"})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(sent.status, 200, "{}", sent.text());
+    // The invoke above, the asynchronous event and the queue's batch: three events.
+    wait_for(&dev, "the asynchronous and queue events", |o| {
+        o.matches("event for request").count() >= 3
+    });
+    let metrics = dev.get("/_sylph/metrics").text();
+    // The pool's rules and metrics as for any function: instances reused, not one per request
+    // (the asynchronous and queue events may have run beside another, on a second instance).
+    let cold = metric(&metrics, "sylph_starts_total{function=\"app\",kind=\"cold\"}");
+    let warm = metric(&metrics, "sylph_starts_total{function=\"app\",kind=\"warm\"}");
+    assert!((1.0..=2.0).contains(&cold) && warm >= 8.0, "{metrics}");
+}
+
+#[test]
+fn calls_out_reach_the_table_api_as_the_function_and_only_the_listed_hosts() {
+    let (allowed_port, allowed_seen) = loopback_server("from the allowed host");
+    let (unlisted_port, unlisted_seen) = loopback_server("must not be reached");
+    let dev = Dev::start_with(&service("outbound", allowed_port), &["--prewarm", "0"], &[]);
+
+    // The table API, signed by Sylph as the function: its role allows the items table...
+    let put = dev.send("PUT", "/items/1", &[], b"first item");
+    assert_eq!((put.status, put.text().as_str()), (200, "stored"), "{}", dev.output());
+    let got = dev.get("/items/1");
+    assert_eq!((got.status, got.text().as_str()), (200, "first item"));
+    // ...and not the secrets table, which another function of the service is pointed at.
+    let denied = invoke_http(&dev, "other", "PUT", "/items/1");
+    let (status, body) = outcome(&denied).unwrap();
+    assert_eq!(status, 500);
+    assert!(body.starts_with("AccessDeniedException"), "{body}");
+
+    // Outgoing HTTP: the listed loopback host answers; an unlisted one is never connected to.
+    let fetched = dev.get(&format!("/fetch?url=http://127.0.0.1:{allowed_port}/x"));
+    assert_eq!(
+        (fetched.status, fetched.text().as_str()),
+        (200, "from the allowed host")
+    );
+    assert_eq!(allowed_seen.load(Ordering::SeqCst), 1);
+    let refused = dev.get(&format!("/fetch?url=http://127.0.0.1:{unlisted_port}/x"));
+    assert_eq!(
+        (refused.status, refused.text().as_str()),
+        (502, "ErrorCode::HttpRequestDenied")
+    );
+    let refused = dev.get(&format!("/fetch?url=http://localhost:{allowed_port}/x"));
+    assert_eq!(
+        (refused.status, refused.text().as_str()),
+        (502, "ErrorCode::HttpRequestDenied")
+    );
+    assert_eq!(unlisted_seen.load(Ordering::SeqCst), 0);
+    assert_eq!(allowed_seen.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn memory_timeouts_busy_loops_and_traps_cost_one_request_each() {
+    let dev = Dev::start_with(&service("limits", 1), &["--prewarm", "0", "--concurrency", "16"], &[]);
+
+    // memorySize 128: growing past it fails the request as a process function's would.
+    let r = invoke_http(&dev, "small", "GET", "/grow/200");
+    let err = outcome(&r).unwrap_err();
+    assert!(
+        err.starts_with("Runtime.OutOfMemory") && err.contains("128 MB"),
+        "{err}"
+    );
+    assert_eq!(
+        outcome(&invoke_http(&dev, "small", "GET", "/grow/16")),
+        Ok((200, "grew by 16 MB".to_owned()))
+    );
+
+    // A 2 s timeout.
+    let err = outcome(&invoke_http(&dev, "small", "GET", "/sleep/10000")).unwrap_err();
+    assert!(err.starts_with("Sandbox.Timedout"), "{err}");
+    let err = outcome(&invoke_http(&dev, "small", "GET", "/spin")).unwrap_err();
+    assert!(err.starts_with("Sandbox.Timedout"), "{err}");
+    assert_eq!(outcome(&invoke_http(&dev, "small", "GET", "/hello")).unwrap().0, 200);
+
+    // Busy loops on more instances than there are worker threads hold none of them: the
+    // server answers another request while every loop is still running.
+    let finished = Arc::new(AtomicUsize::new(0));
+    let spinners: Vec<_> = (0..4)
+        .map(|_| {
+            let (base, finished) = (dev.base.clone(), finished.clone());
+            std::thread::spawn(move || {
+                let event = json!({"version": "2.0", "rawPath": "/spin", "headers": {"host": "x"},
+                    "requestContext": {"http": {"method": "GET"}}});
+                let r = crate::harness::request(
+                    &base,
+                    "POST",
+                    "/2015-03-31/functions/spinner/invocations",
+                    &[],
+                    event.to_string().as_bytes(),
+                );
+                finished.fetch_add(1, Ordering::SeqCst);
+                r
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    while metric(
+        &dev.get("/_sylph/metrics").text(),
+        "sylph_concurrent_executions{function=\"spinner\"}",
+    ) < 4.0
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the busy loops did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(dev.get("/hello").status, 200);
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        0,
+        "a busy loop ended before the other request was served"
+    );
+    // Disconnected callers, Sylph stopping: the loops end with the server, not before.
+    drop(spinners);
+
+    // A trap (a Rust panic) fails its request; the next one gets a new instance.
+    let err = outcome(&invoke_http(&dev, "small", "GET", "/trap")).unwrap_err();
+    assert!(
+        err.starts_with("Runtime.ExitError") && err.contains("wasm trap"),
+        "{err}"
+    );
+    assert!(
+        dev.wait_for_output("the component was asked to trap"),
+        "{}",
+        dev.output()
+    );
+    assert_eq!(outcome(&invoke_http(&dev, "small", "GET", "/hello")).unwrap().0, 200);
+}
+
+#[test]
+fn a_caller_that_disconnects_stops_the_component_and_a_restart_does_not_recompile() {
+    let config = service("disconnect", 1);
+    let mut dev = Dev::start_with(&config, &["--prewarm", "0"], &[]);
+    wait_for(&dev, "the component to be ready", |o| {
+        o.contains("compiled in") || o.contains("read from the compiled-code cache")
+    });
+
+    // A busy loop whose caller goes away: its work stops (the 60 s timeout is far off).
+    let authority = dev.base.strip_prefix("http://").unwrap().to_owned();
+    let mut stream = TcpStream::connect(&authority).unwrap();
+    let event = json!({"version": "2.0", "rawPath": "/spin", "headers": {"host": "x"},
+        "requestContext": {"http": {"method": "GET"}}})
+    .to_string();
+    write!(
+        stream,
+        "POST /2015-03-31/functions/spinner/invocations HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\n\r\n{event}",
+        event.len()
+    )
+    .unwrap();
+    dev.wait_in_flight("spinner");
+    drop(stream);
+    let start = Instant::now();
+    while metric(
+        &dev.get("/_sylph/metrics").text(),
+        "sylph_concurrent_executions{function=\"spinner\"}",
+    ) > 0.0
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the component kept running after its caller left"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The compiled component was kept: a restart reads it instead of compiling again.
+    dev.stop();
+    let dev = Dev::start_with(&config, &["--prewarm", "0"], &[]);
+    wait_for(&dev, "the cached component", |o| {
+        o.contains("read from the compiled-code cache")
+    });
+    assert_eq!(dev.get("/hello").status, 200);
+}
+
+/// `wasmtime serve` (the wasmtime CLI that scripts/test installs) on a free loopback port.
+struct WasmtimeServe {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for WasmtimeServe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wasmtime_serve(wasm: &std::path::Path) -> WasmtimeServe {
+    let program = std::env::var_os("WASMTIME").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/sylph-bench-tools/wasmtime/bin/wasmtime")
+    });
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(&program)
+        .args([
+            "serve",
+            "-S",
+            "cli",
+            "--env",
+            "GREETING=hello from the manifest",
+            "--addr",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(wasm)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {} (scripts/test installs it): {e}", program.display()));
+    let served = WasmtimeServe {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "wasmtime serve did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    served
+}
+
+#[test]
+fn the_same_file_answers_the_same_under_wasmtime_serve_and_under_sylph() {
+    let dev = Dev::start_with(&service("same", 1), &["--prewarm", "0"], &[]);
+    let wasmtime = wasmtime_serve(&component());
+    let both = |method: &str, path: &str, body: &[u8]| {
+        let ours = dev.send(method, path, &[("X-Custom", "yes")], body);
+        let theirs = crate::harness::request(&wasmtime.base, method, path, &[("X-Custom", "yes")], body);
+        (ours, theirs)
+    };
+    for (method, path) in [
+        ("GET", "/hello"),
+        ("GET", "/env/GREETING"),
+        ("GET", "/nowhere"),
+        ("GET", "/env/UNSET"),
+    ] {
+        let (ours, theirs) = both(method, path, b"");
+        assert_eq!(
+            (ours.status, ours.text()),
+            (theirs.status, theirs.text()),
+            "{method} {path}"
+        );
+        assert_eq!(
+            ours.header("content-type"),
+            theirs.header("content-type"),
+            "{method} {path}"
+        );
+    }
+    let (ours, theirs) = both("POST", "/echo?a=1&b=two%20words", b"the body");
+    let (ours, theirs): (Value, Value) = (ours.json(), theirs.json());
+    for key in ["method", "path", "query", "body"] {
+        assert_eq!(ours[key], theirs[key], "{key}");
+    }
+    assert_eq!(ours["headers"]["x-custom"], theirs["headers"]["x-custom"]);
+    assert_eq!(ours["headers"]["content-length"], theirs["headers"]["content-length"]);
+}
