@@ -108,6 +108,24 @@ fn todo_rust_rest_api() {
 }
 
 #[test]
+fn todo_wasm_rest_api() {
+    // sylph dev builds the component with cargo for wasm32-wasip2 (scripts/test builds it
+    // beforehand into this folder, so this start only checks it is up to date) and serves it in
+    // wasmtime; its table calls are signed by Sylph as each function.
+    let target = crate::harness::target_dir().parent().unwrap().join("todo-wasm");
+    let dev = Dev::start_with(
+        &example("todo-wasm"),
+        &[],
+        &[("CARGO_TARGET_DIR", target.to_str().unwrap())],
+    );
+    assert!(dev.output().contains("building WebAssembly components"), "{}", dev.output());
+    crud(&dev);
+    let page = dev.get("/dev/");
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("<html"), "{}", page.text());
+}
+
+#[test]
 fn todo_java_rest_api() {
     // sylph dev builds the zip with Maven when it is missing or older than the sources; the
     // handlers run under AWS's Java runtime client and reach the table with the AWS SDK for
