@@ -19,6 +19,7 @@ mod server;
 mod storage;
 mod tables;
 mod todo;
+mod wasm;
 
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
@@ -363,12 +364,13 @@ async fn main() -> anyhow::Result<()> {
         Some("isolation") => isolation::run(isolation::Options::parse(args)?).await,
         Some("server") => server::run(server::Options::parse(args)?).await,
         Some("events") => events::run(events::Options::parse(args)?).await,
+        Some("wasm") => wasm::run(wasm::Options::parse(args)?).await,
         Some("storage") => {
             let seconds = args.skip_while(|a| a != "--seconds").nth(1).map(|s| s.parse()).transpose()?.unwrap_or(3);
             tokio::task::spawn_blocking(move || storage::run(seconds)).await?
         }
         _ => bail!(
-            "usage:\n  sylph-bench http-hello --sylph PATH --dir SERVICE_DIR [--seconds N] [--concurrency 1,8,64] [--skip-offline]\n  sylph-bench tables --sylph PATH --dynalite PATH [--dynoxide PATH] [--seconds N] [--concurrency N]\n  sylph-bench describe-table --sylph PATH [--dynoxide PATH] [--sizes 1000,10000,100000,1000000] [--seconds N]\n  sylph-bench storage [--seconds N]\n  sylph-bench todo --sylph PATH --repo PATH [--seconds N] [--warmup N] [--concurrency 1,8,64] [--skip-taskset]\n  sylph-bench coldstart --sylph PATH --rust-bootstrap PATH [--samples N] [--long-samples N]\n  sylph-bench isolation --sylph PATH --rust-bootstrap PATH [--samples N] [--warm-calls N]\n  sylph-bench server --sylph PATH --repo PATH [--seconds N] [--clients N]\n  sylph-bench events --sylph PATH --dir bench/events [--messages N] [--senders N] [--writes N] [--skip-peer]"
+            "usage:\n  sylph-bench http-hello --sylph PATH --dir SERVICE_DIR [--seconds N] [--concurrency 1,8,64] [--skip-offline]\n  sylph-bench tables --sylph PATH --dynalite PATH [--dynoxide PATH] [--seconds N] [--concurrency N]\n  sylph-bench describe-table --sylph PATH [--dynoxide PATH] [--sizes 1000,10000,100000,1000000] [--seconds N]\n  sylph-bench storage [--seconds N]\n  sylph-bench todo --sylph PATH --repo PATH [--seconds N] [--warmup N] [--concurrency 1,8,64] [--skip-taskset]\n  sylph-bench coldstart --sylph PATH --rust-bootstrap PATH [--samples N] [--long-samples N]\n  sylph-bench isolation --sylph PATH --rust-bootstrap PATH [--samples N] [--warm-calls N]\n  sylph-bench server --sylph PATH --repo PATH [--seconds N] [--clients N]\n  sylph-bench events --sylph PATH --dir bench/events [--messages N] [--senders N] [--writes N] [--skip-peer]\n  sylph-bench wasm --sylph PATH --repo PATH --wasmtime PATH --axum PATH --component PATH [--seconds N] [--concurrency 1,8,64] [--functions N] [--skip-offline]"
         ),
     }
 }

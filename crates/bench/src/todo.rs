@@ -312,10 +312,10 @@ fn sylph_dev(o: &Options, dir: &Path, port: u16, data: &Path, cpus: Option<&str>
 
 /// serverless-offline (`--useInProcess`) serving the Node.js Todo example against dynalite,
 /// both pinned to `cpus` when given.
-struct Offline {
-    offline: Server,
-    dynalite: Server,
-    addr: SocketAddr,
+pub(crate) struct Offline {
+    pub(crate) offline: Server,
+    pub(crate) dynalite: Server,
+    pub(crate) addr: SocketAddr,
     service: PathBuf,
 }
 
@@ -325,8 +325,8 @@ impl Drop for Offline {
     }
 }
 
-async fn start_offline(o: &Options, cpus: Option<&str>) -> anyhow::Result<Offline> {
-    let bench = o.repo.join("bench/hello");
+pub(crate) async fn start_offline(repo: &Path, cpus: Option<&str>) -> anyhow::Result<Offline> {
+    let bench = repo.join("bench/hello");
     let dynalite_port = free_port();
     let mut cmd = pinned(Path::new("node"), cpus);
     cmd.arg(bench.join("node_modules/dynalite/cli.js"))
@@ -339,7 +339,7 @@ async fn start_offline(o: &Options, cpus: Option<&str>) -> anyhow::Result<Offlin
         cpus.unwrap_or("all")
     ));
     let _ = std::fs::remove_dir_all(&service);
-    copy_dir(&o.repo.join("examples/todo"), &service)?;
+    copy_dir(&repo.join("examples/todo"), &service)?;
     let yml = std::fs::read_to_string(service.join("serverless.yml"))?;
     std::fs::write(
         service.join("serverless.yml"),
@@ -373,7 +373,7 @@ async fn start_offline(o: &Options, cpus: Option<&str>) -> anyhow::Result<Offlin
         "NODE_OPTIONS",
         format!(
             "--require {}",
-            o.repo.join("bench/offline-dynamodb-endpoint.js").display()
+            repo.join("bench/offline-dynamodb-endpoint.js").display()
         ),
     )
     .current_dir(&service);
@@ -483,7 +483,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     }
 
     eprintln!("serverless-offline --useInProcess + dynalite ...");
-    let offline = start_offline(&o, None).await?;
+    let offline = start_offline(&o.repo, None).await?;
     let counted = vec![
         ("serverless-offline", "", offline.offline.pid()),
         ("dynalite", "", offline.dynalite.pid()),
@@ -516,7 +516,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
             drop(server);
             let _ = std::fs::remove_dir_all(&data);
             eprintln!("serverless-offline + dynalite on {label} ...");
-            let offline = start_offline(&o, Some(cpus)).await?;
+            let offline = start_offline(&o.repo, Some(cpus)).await?;
             let counted = vec![
                 ("serverless-offline", "", offline.offline.pid()),
                 ("dynalite", "", offline.dynalite.pid()),

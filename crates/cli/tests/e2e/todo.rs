@@ -118,7 +118,11 @@ fn todo_wasm_rest_api() {
         &[],
         &[("CARGO_TARGET_DIR", target.to_str().unwrap())],
     );
-    assert!(dev.output().contains("building WebAssembly components"), "{}", dev.output());
+    assert!(
+        dev.output().contains("building WebAssembly components"),
+        "{}",
+        dev.output()
+    );
     crud(&dev);
     let page = dev.get("/dev/");
     assert_eq!(page.status, 200);
