@@ -3,8 +3,8 @@
 //!
 //! The [`Runtime`] and [`Instance`] traits are the boundary the invoker calls through; the
 //! [`process`] runtime implements them with one child process per instance speaking the AWS
-//! Lambda Runtime API, so the official runtime interface clients run unchanged. A WebAssembly
-//! runtime can be added beside it without touching the invoker or the gateway.
+//! Lambda Runtime API, so the official runtime interface clients run unchanged. The
+//! WebAssembly runtime (`sylph-wasm`) implements them beside it.
 //!
 //! This crate does not route requests, pick instances or scale; that is the invoker's job.
 
