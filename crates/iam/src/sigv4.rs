@@ -353,6 +353,31 @@ mod tests {
     }
 
     #[test]
+    fn signing_matches_the_aws_test_suite_get_vanilla() {
+        // AWS's SigV4 test suite, "get-vanilla".
+        let headers: Vec<(&str, &[u8])> = vec![("Host", b"example.amazonaws.com"), ("X-Amz-Date", b"20150830T123600Z")];
+        let req = SignedRequest {
+            method: "GET",
+            path: "/",
+            query: None,
+            headers: &headers,
+            body: b"",
+        };
+        let value = sign(
+            &req,
+            "AKIDEXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            "us-east-1",
+            "service",
+            "20150830T123600Z",
+        );
+        assert_eq!(
+            value,
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
+        );
+    }
+
+    #[test]
     fn a_request_sylph_signs_verifies_and_a_changed_one_does_not() {
         let amz_date = sylph_telemetry::UtcTime::now().amz_date();
         let headers: Vec<(&str, &[u8])> = vec![

@@ -207,16 +207,21 @@ impl OutboundHost {
             (None, _) => return Err(format!("`{text}`: with any scheme, give the port too (`*` for any)")),
         };
         let host = host.to_ascii_lowercase();
-        let valid = host == "*"
-            || (!host.is_empty()
-                && host
-                    .trim_start_matches("*.")
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'))
-                && !host.trim_start_matches("*.").contains('*'));
-        if !valid {
+        // `*`, a name or address, or `*.` before a name; an IPv6 address only in brackets.
+        let name = host.strip_prefix("*.").unwrap_or(&host);
+        let plain_name = !name.is_empty()
+            && !name.starts_with('.')
+            && name.chars().any(|c| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'));
+        let bracketed_v6 = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
+        if !(host == "*" || plain_name || bracketed_v6) {
             return Err(format!(
-                "`{text}`: `{host}` is not a host name, an address, `*` or `*.domain`"
+                "`{text}`: `{host}` is not a host name, an address (IPv6 in brackets), `*` or `*.domain`"
             ));
         }
         Ok(OutboundHost { scheme, host, port })
@@ -736,6 +741,9 @@ mod outbound_host_tests {
             ("*://example.com", "give the port"),
             ("http://exa mple.com", "is not a host name"),
             ("http://a.*.com", "is not a host name"),
+            ("http://*.*.example.com", "is not a host name"),
+            ("https://*.", "is not a host name"),
+            ("http://::1:8080", "is not a host name"),
         ] {
             let err = OutboundHost::parse(text).unwrap_err();
             assert!(err.contains(says), "{text}: {err}");

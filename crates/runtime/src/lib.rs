@@ -14,6 +14,7 @@ mod api;
 pub mod frame;
 pub mod limits;
 mod logs;
+pub use logs::{MAX_CAPTURE_BYTES, MAX_LOG_BYTES_PER_INVOCATION};
 pub mod netns;
 pub mod pipe;
 pub mod sandbox;

@@ -14,7 +14,7 @@ use sylph_telemetry::LogSink;
 use tokio::io::unix::AsyncFd;
 
 /// Output kept per invocation is capped so a chatty function cannot exhaust memory.
-const MAX_CAPTURE_BYTES: usize = 1 << 20;
+pub const MAX_CAPTURE_BYTES: usize = 1 << 20;
 /// A single line longer than this is cut into pieces.
 const MAX_LINE_BYTES: usize = 256 * 1024;
 /// Output per invocation that reaches the log; the rest is read and dropped, so a function that

@@ -73,18 +73,30 @@ pub fn request(payload: &Bytes, lambda_headers: &[(&str, &str)]) -> (Shape, http
     if let Some(built) = built {
         return built;
     }
-    let mut builder = http::Request::builder()
-        .method(http::Method::POST)
-        .uri(EVENTS_PATH)
-        .header(http::header::HOST, "localhost")
-        .header(http::header::CONTENT_TYPE, "application/json");
-    for (name, value) in lambda_headers {
-        builder = builder.header(*name, *value);
-    }
-    let request = builder
-        .body(Full::new(payload.clone()))
-        .expect("a POST to a fixed path with valid headers");
+    let mut request = http::Request::new(Full::new(payload.clone()));
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = http::Uri::from_static(EVENTS_PATH);
+    let headers = request.headers_mut();
+    headers.insert(http::header::HOST, http::HeaderValue::from_static("localhost"));
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    add_lambda_headers(headers, lambda_headers);
     (Shape::Event, request)
+}
+
+/// Lambda's invocation headers; a value that cannot be a header (a client context with a
+/// newline) is left out rather than failing the invocation.
+fn add_lambda_headers(headers: &mut http::HeaderMap, lambda_headers: &[(&str, &str)]) {
+    for (name, value) in lambda_headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
 }
 
 fn http_request(e: ApiEvent, shape: Shape, lambda_headers: &[(&str, &str)]) -> Option<http::Request<Full<Bytes>>> {
@@ -110,39 +122,48 @@ fn http_request(e: ApiEvent, shape: Shape, lambda_headers: &[(&str, &str)]) -> O
         Some(q) => format!("{path}?{q}"),
         None => path,
     };
-    let mut builder = http::Request::builder().method(method.as_str()).uri(uri);
-    match (shape, e.multi_value_headers) {
-        (Shape::Rest, Some(multi)) => {
-            for (name, values) in multi {
-                for value in values {
-                    builder = builder.header(name.as_str(), value);
-                }
-            }
-        }
-        _ => {
-            for (name, value) in e.headers.unwrap_or_default() {
-                builder = builder.header(name.as_str(), value);
-            }
-        }
-    }
-    if let Some(cookies) = e.cookies.filter(|c| !c.is_empty()) {
-        builder = builder.header(http::header::COOKIE, cookies.join("; "));
-    }
-    if builder
-        .headers_ref()
-        .is_some_and(|h| !h.contains_key(http::header::HOST))
-    {
-        builder = builder.header(http::header::HOST, "localhost");
-    }
-    for (name, value) in lambda_headers {
-        builder = builder.header(*name, *value);
-    }
     let body = match e.body {
         Some(b) if e.is_base64_encoded => Bytes::from(base64::engine::general_purpose::STANDARD.decode(b).ok()?),
         Some(b) => Bytes::from(b),
         None => Bytes::new(),
     };
-    builder.body(Full::new(body)).ok()
+    let mut request = http::Request::new(Full::new(body));
+    *request.method_mut() = http::Method::from_bytes(method.as_bytes()).ok()?;
+    *request.uri_mut() = uri.parse().ok()?;
+    let headers = request.headers_mut();
+    // A header that cannot be one (it arrived as bytes that are not text) is left out.
+    let mut add = |name: &str, value: &str| {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) {
+            headers.append(name, value);
+        }
+    };
+    match (shape, e.multi_value_headers) {
+        (Shape::Rest, Some(multi)) => {
+            for (name, values) in &multi {
+                for value in values {
+                    add(name, value);
+                }
+            }
+        }
+        _ => {
+            for (name, value) in &e.headers.unwrap_or_default() {
+                add(name, value);
+            }
+        }
+    }
+    if let Some(cookies) = e.cookies.filter(|c| !c.is_empty()) {
+        add("cookie", &cookies.join("; "));
+    }
+    // wasi:http needs an authority it can read as text: a Host that is not (or none) is
+    // `localhost`.
+    if headers.get(http::header::HOST).is_none_or(|h| h.to_str().is_err()) {
+        headers.insert(http::header::HOST, http::HeaderValue::from_static("localhost"));
+    }
+    add_lambda_headers(headers, lambda_headers);
+    Some(request)
 }
 
 /// Characters a query string's names and values keep encoded.
@@ -267,6 +288,22 @@ mod tests {
         assert_eq!(req.uri(), "/items?q=x%20y&q=z");
         let multi: Vec<_> = req.headers().get_all("x-multi").iter().collect();
         assert_eq!(multi, ["a", "b"]);
+    }
+
+    #[test]
+    fn headers_that_cannot_be_headers_are_left_out_not_fatal() {
+        // A Host that is not text, a client context with a newline: still the request.
+        let payload = Bytes::from(
+            "{\"version\":\"2.0\",\"rawPath\":\"/x\",\"headers\":{\"host\":\"caf\u{e9}.local\",\"x-ok\":\"1\"},\"requestContext\":{\"http\":{\"method\":\"GET\"}}}",
+        );
+        let (shape, req) = request(&payload, &[("lambda-runtime-client-context", "{\n}")]);
+        assert_eq!(shape, Shape::HttpApi);
+        assert_eq!(req.headers()["host"], "localhost");
+        assert_eq!(req.headers()["x-ok"], "1");
+        assert!(req.headers().get("lambda-runtime-client-context").is_none());
+        let (shape, req) = request(&Bytes::from_static(b"[]"), &[("lambda-runtime-client-context", "{\n}")]);
+        assert_eq!(shape, Shape::Event);
+        assert!(req.headers().get("lambda-runtime-client-context").is_none());
     }
 
     #[test]

@@ -23,7 +23,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use sylph_model::Function;
 use sylph_runtime::{
     BoxFuture, Completed, CredentialIssuer, Failure, Instance, InstanceConfig, Invocation, Outcome, Runtime,
-    StartError, StartKind, MAX_RESPONSE_BYTES,
+    StartError, StartKind, INIT_TIMEOUT, MAX_RESPONSE_BYTES,
 };
 use sylph_telemetry::LogSink;
 use wasmtime::component::ResourceTable;
@@ -156,6 +156,11 @@ impl Runtime for WasmRuntime {
             let link = match (&inner.sylph_authority, inner.sylph_api.get()) {
                 (Some(authority), Some(api)) => Some(Arc::new(SylphLink {
                     authority: authority.clone(),
+                    port: authority
+                        .rsplit_once(':')
+                        .and_then(|(_, p)| p.parse().ok())
+                        .unwrap_or(80),
+                    calls: tokio::sync::Semaphore::new(outbound::MAX_SYLPH_CALLS),
                     api: api.clone(),
                     identity: credentials.as_ref().map(|c| Identity {
                         access_key_id: c.access_key_id.clone(),
@@ -213,6 +218,11 @@ fn environment(base: &[(String, String)], config: &InstanceConfig) -> Vec<(Strin
     env
 }
 
+/// Resources (requests, headers, bodies, streams, pollables) one instance may hold at once.
+const MAX_RESOURCES: usize = 4096;
+/// The largest set of headers a guest may build (wasmtime counts its in-memory size).
+const MAX_FIELDS_BYTES: usize = 64 * 1024;
+
 struct WasmInstance {
     config: Arc<InstanceConfig>,
     prepared: Arc<Prepared>,
@@ -239,6 +249,8 @@ enum Served {
     Answered(http::response::Parts, Bytes),
     /// The component answered with a wasi:http error code instead of a response.
     ErrorCode(String),
+    /// The request could not be handed to the component; the instance is untouched.
+    Refused(String),
     Failed(Failure),
 }
 
@@ -253,10 +265,16 @@ impl WasmInstance {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
+        // Host-side resources a guest can create (headers, bodies, streams), bounded: they live
+        // outside its linear memory and so outside memorySize.
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(MAX_FIELDS_BYTES);
         let state = State {
             wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
+            http,
+            table,
             outbound: Outbound {
                 allowed: self.allowed.clone(),
                 sylph: self.link.clone(),
@@ -313,7 +331,13 @@ impl Instance for WasmInstance {
             let mut init_duration = None;
             if self.live.get_mut().unwrap_or_else(|e| e.into_inner()).is_none() {
                 let began = Instant::now();
-                match self.instantiate().await {
+                // A component's start-up runs guest code too (a constructor that loops): bounded
+                // like a process runtime's init.
+                let instantiated = match tokio::time::timeout(INIT_TIMEOUT, self.instantiate()).await {
+                    Ok(result) => result,
+                    Err(_) => Err(Failure::InitTimeout),
+                };
+                match instantiated {
                     Ok(live) => *self.live.get_mut().unwrap_or_else(|e| e.into_inner()) = Some(live),
                     Err(failure) => {
                         self.healthy = false;
@@ -372,6 +396,10 @@ impl Instance for WasmInstance {
                         ),
                     },
                 },
+                Served::Refused(why) => Outcome::FunctionError {
+                    error_type: Some("Runtime.InvalidRequest".to_owned()),
+                    body: error_body("Runtime.InvalidRequest", &why),
+                },
                 Served::ErrorCode(code) => Outcome::FunctionError {
                     error_type: Some("HttpErrorCode".to_owned()),
                     body: error_body(
@@ -418,11 +446,7 @@ async fn serve(live: &mut Live, request: http::Request<Full<Bytes>>) -> Served {
         .and_then(|req| Ok((req, http.new_response_outparam(tx)?)));
     let (req, out) = match handles {
         Ok(h) => h,
-        Err(e) => {
-            return Served::Failed(Failure::Unavailable(format!(
-                "the request could not be handed over: {e}"
-            )))
-        }
+        Err(e) => return Served::Refused(format!("the request could not be handed to the component: {e}")),
     };
     let call = live
         .proxy

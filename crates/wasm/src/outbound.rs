@@ -19,6 +19,9 @@ pub type SylphApi = Arc<dyn Fn(tokio::io::DuplexStream, Option<Arc<str>>) + Send
 /// DynamoDB's largest request (a BatchWriteItem of 25 items of 400 KB) fits easily.
 const MAX_SYLPH_REQUEST: usize = 16 * 1024 * 1024;
 
+/// Calls into Sylph one instance may have in flight at once (each buffers its request).
+pub const MAX_SYLPH_CALLS: usize = 8;
+
 type Sent = Box<dyn Future<Output = Result<(), Error>> + Send>;
 type Answer = Result<(http::Response<WasiBody>, Sent), Error>;
 
@@ -31,7 +34,11 @@ pub struct Outbound {
 /// `AWS_ENDPOINT_URL`) are signed with its credentials and served in memory, never over a
 /// socket.
 pub struct SylphLink {
+    /// `host:port` as `AWS_ENDPOINT_URL` names it.
     pub authority: String,
+    /// Its port: any loopback name with this port is Sylph too (`localhost:3000`, `[::1]:3000`).
+    pub port: u16,
+    pub calls: tokio::sync::Semaphore,
     pub api: SylphApi,
     pub identity: Option<Identity>,
     pub region: String,
@@ -57,9 +64,12 @@ impl WasiHttpHooks for Outbound {
         let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
         let host = uri.host().unwrap_or("").to_ascii_lowercase();
         let port = uri.port_u16().unwrap_or(if scheme == "http" { 80 } else { 443 });
-        if let Some(link) = &self.sylph {
+        // Sylph's port under any loopback spelling is Sylph: always the signed link, never its
+        // public port, where an unsigned call would be a local developer's and unchecked.
+        let sylph = self.sylph.clone().filter(|link| link.port == port);
+        if let Some(link) = &sylph {
             let authority = uri.authority().map(|a| a.as_str()).unwrap_or("");
-            if scheme == "http" && authority.eq_ignore_ascii_case(&link.authority) {
+            if authority.eq_ignore_ascii_case(&link.authority) || is_loopback_name(&host) {
                 let link = link.clone();
                 return Box::new(async move { link.send(request).await });
             }
@@ -72,6 +82,15 @@ impl WasiHttpHooks for Outbound {
         };
         if self.allowed.iter().any(|rule| rule.allows(&scheme, &host, port)) {
             return Box::new(async move {
+                // A listed name that resolves to this machine on Sylph's port is Sylph too.
+                if let Some(link) = sylph {
+                    let name = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+                    if let Ok(mut addrs) = tokio::net::lookup_host((name, port)).await {
+                        if addrs.any(|a| a.ip().is_loopback() || a.ip().is_unspecified()) {
+                            return link.send(request).await;
+                        }
+                    }
+                }
                 let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
                 Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as Sent))
             });
@@ -80,8 +99,19 @@ impl WasiHttpHooks for Outbound {
     }
 }
 
+/// `localhost`, `127.0.0.0/8`, `::1`, `0.0.0.0`: names that reach this machine's loopback.
+fn is_loopback_name(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare == "localhost"
+        || bare.ends_with(".localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+}
+
 impl SylphLink {
     async fn send(&self, request: http::Request<WasiBody>) -> Answer {
+        let _call = self.calls.acquire().await.map_err(|_| Error::ConnectionLimitReached)?;
         let (mut parts, body) = request.into_parts();
         let body = Limited::new(body, MAX_SYLPH_REQUEST)
             .collect()

@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use sylph_runtime::{MAX_CAPTURE_BYTES, MAX_LOG_BYTES_PER_INVOCATION};
 use sylph_telemetry::LogSink;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -47,15 +48,18 @@ pub struct MemoryLimit {
     pub peak: usize,
     /// Set when a grow was refused: a trap that follows is the function running out of memory.
     pub refused: bool,
+    /// The last grow allowed, undone if wasmtime then fails it (a memory's own maximum).
+    granted: usize,
 }
 
 impl MemoryLimit {
     pub fn new(memory_mb: u32) -> MemoryLimit {
         MemoryLimit {
-            limit: memory_mb as usize * 1024 * 1024,
+            limit: usize::try_from(u64::from(memory_mb) * 1024 * 1024).unwrap_or(usize::MAX),
             used: 0,
             peak: 0,
             refused: false,
+            granted: 0,
         }
     }
 }
@@ -68,14 +72,21 @@ impl MemoryLimit {
 
 impl wasmtime::ResourceLimiter for MemoryLimit {
     fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let total = self.used - current.min(self.used) + desired;
+        let total = (self.used - current.min(self.used)).saturating_add(desired);
         if total > self.limit {
             self.refused = true;
             return Ok(false);
         }
+        self.granted = total - self.used.min(total);
         self.used = total;
         self.peak = self.peak.max(total);
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.used -= self.granted.min(self.used);
+        self.granted = 0;
+        Ok(())
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
@@ -103,6 +114,9 @@ struct LogState {
     request_id: Option<Arc<str>>,
     partial: Vec<u8>,
     captured: Option<Vec<u8>>,
+    /// Bytes logged in this invocation; past the cap the rest is dropped, as for processes.
+    logged: usize,
+    capped: bool,
 }
 
 /// A line longer than this is written out in pieces (a guest printing without newlines).
@@ -124,6 +138,8 @@ impl LogStream {
         let mut state = self.lock();
         state.request_id = Some(request_id);
         state.captured = capture.then(Vec::new);
+        state.logged = 0;
+        state.capped = false;
     }
 
     /// The invocation is over: write out an unfinished line, and return what was captured.
@@ -141,12 +157,30 @@ impl LogStream {
     }
 
     fn emit(&self, state: &mut LogState, line: &[u8]) {
+        state.logged += line.len() + 1;
+        if state.logged > MAX_LOG_BYTES_PER_INVOCATION {
+            if !state.capped {
+                state.capped = true;
+                let notice = format!(
+                    "log output over {} MB in this invocation; the rest of it is dropped",
+                    MAX_LOG_BYTES_PER_INVOCATION >> 20
+                );
+                self.shared
+                    .sink
+                    .line(&self.shared.function, state.request_id.as_deref(), &notice);
+            }
+            return;
+        }
         let text = String::from_utf8_lossy(line);
         let text = text.strip_suffix('\r').unwrap_or(&text);
         self.shared
             .sink
             .line(&self.shared.function, state.request_id.as_deref(), text);
-        if let Some(captured) = &mut state.captured {
+        if let Some(captured) = state
+            .captured
+            .as_mut()
+            .filter(|c| c.len() + text.len() < MAX_CAPTURE_BYTES)
+        {
             captured.extend_from_slice(text.as_bytes());
             captured.push(b'\n');
         }

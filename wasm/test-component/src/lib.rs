@@ -15,7 +15,13 @@ struct Component;
 impl sylph_guest::Handler for Component {
     fn handle(request: Request) -> Response {
         let served = SERVED.fetch_add(1, Ordering::Relaxed) + 1;
-        match (request.method.as_str(), request.segments().as_slice()) {
+        // Under a REST route the same routes live below `/rest`.
+        let segments = request.segments();
+        let segments = match segments.split_first() {
+            Some((&"rest", rest)) => rest,
+            _ => &segments[..],
+        };
+        match (request.method.as_str(), segments) {
             ("GET", ["hello"]) => {
                 Response::text(200, "hello from a component\n").with_header("x-served", &served.to_string())
             }
@@ -63,6 +69,29 @@ impl sylph_guest::Handler for Component {
                         None => Response::text(404, "no such item"),
                     },
                     Err(e) => Response::text(500, e.to_string()),
+                }
+            }
+            ("POST", ["relay"]) => {
+                // {"method", "url", "headers": [[name, value]], "body"}: sent as given.
+                let spec: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+                let headers: Vec<(String, String)> = spec["headers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|h| Some((h[0].as_str()?.to_owned(), h[1].as_str()?.to_owned())))
+                    .collect();
+                let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                match sylph_guest::fetch(
+                    spec["method"].as_str().unwrap_or("GET"),
+                    spec["url"].as_str().unwrap_or(""),
+                    &headers,
+                    spec["body"].as_str().unwrap_or("").as_bytes(),
+                ) {
+                    Ok(f) => Response::json(
+                        200,
+                        &json!({"status": f.status, "body": String::from_utf8_lossy(&f.body)}),
+                    ),
+                    Err(code) => Response::text(502, format!("{code:?}")),
                 }
             }
             ("GET", ["fetch"]) => {
