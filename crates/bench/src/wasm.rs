@@ -208,9 +208,10 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
 
     for (name, extra) in [
         ("wasmtime serve (new instance each)", &[][..]),
+        ("wasmtime serve, pooling allocator", &["-O", "pooling-allocator=y"][..]),
         (
-            "wasmtime serve -O pooling-allocator",
-            &["-O", "pooling-allocator=y"][..],
+            "wasmtime serve, pooling + reuse",
+            &["-O", "pooling-allocator=y", "--max-instance-reuse-count", "1000000"][..],
         ),
     ] {
         eprintln!("{name} ...");

@@ -1492,6 +1492,13 @@ fn validate_service(service: &Service) -> Result<(), ApiError> {
         if f.layers.iter().any(|l| !inside(l)) {
             return Err(at("its layers must be folders inside the service's code".to_owned()));
         }
+        // A WebAssembly function's handler is its component's path when it has no artifact.
+        if matches!(f.runtime, sylph_model::Runtime::Wasm(_)) && f.artifact.is_none() && !inside(Path::new(&f.handler))
+        {
+            return Err(at(
+                "its handler (the component) must be a path inside the service's code".to_owned(),
+            ));
+        }
         let env: usize = f.environment.iter().map(|(k, v)| k.len() + v.len()).sum();
         if env > 4096 {
             return Err(at(format!("its environment is {env} bytes; Lambda's limit is 4 KB")));
@@ -1841,6 +1848,15 @@ mod tests {
             ("layer", |s| s.functions[0].layers = vec!["/root".into()]),
             ("layer", |s| {
                 s.functions[0].layers = vec!["layers/../../../../etc".into()]
+            }),
+            // Another tenant's component, by path.
+            ("component", |s| {
+                s.functions[0].runtime = sylph_model::Runtime::Wasm("wasi-http".into());
+                s.functions[0].handler = "/srv/other/app.wasm".into();
+            }),
+            ("component", |s| {
+                s.functions[0].runtime = sylph_model::Runtime::Wasm("wasi-http".into());
+                s.functions[0].handler = "../other/app.wasm".into();
             }),
         ];
         for (what, breaks) in broken {
