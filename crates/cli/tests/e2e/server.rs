@@ -1303,6 +1303,30 @@ fn the_java_todo_service_is_deployed_and_served_by_the_server() {
 }
 
 #[test]
+fn the_wasm_todo_service_is_deployed_and_served_by_the_server() {
+    let server = Server::start_fresh("wasm");
+    let key = server.admin_key.clone();
+    // deploy builds the component with cargo (scripts/test builds it beforehand into this
+    // folder) and uploads it as each function's artifact; the server runs it in wasmtime.
+    let target = crate::harness::target_dir().parent().unwrap().join("todo-wasm");
+    let config = example("todo-wasm").join("serverless.yml");
+    let (ok, stdout, stderr) = server.cli_env(
+        &key,
+        &["deploy", "--json", "--config", config.to_str().unwrap()],
+        &[("CARGO_TARGET_DIR", target.to_str().unwrap())],
+    );
+    assert!(ok, "deploy failed:\n{stdout}\n{stderr}\nserver:\n{}", server.output());
+    let info: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let api = info["api_id"].as_str().unwrap();
+    let created = server.api(api, "POST", "/dev/todos", br#"{"text":"from a component"}"#);
+    assert_eq!(created.status, 200, "{}\n{}", created.text(), server.output());
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let got = server.api(api, "GET", &format!("/dev/todos/{id}"), b"");
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.json()["text"], "from a component");
+}
+
+#[test]
 fn without_the_sandbox_functions_call_the_public_port_with_their_own_credentials() {
     let data = temp("unsandboxed-data");
     let _ = std::fs::remove_dir_all(&data);
