@@ -1834,7 +1834,7 @@ mod tests {
     #[test]
     fn the_server_refuses_a_hand_made_service_past_the_manifest_limits() {
         assert!(validate_service(&service("ok", "ok-dev-f", "ok-items")).is_ok());
-        let broken: [(&str, fn(&mut Service)); 9] = [
+        let broken: [(&str, fn(&mut Service)); 11] = [
             ("region", |s| s.region = "x:table/mine/".into()),
             ("function name", |s| s.functions[0].name = "victim-dev-f.1".into()),
             ("memorySize", |s| s.functions[0].memory_mb = u32::MAX),
