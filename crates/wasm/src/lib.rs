@@ -174,6 +174,7 @@ impl Runtime for WasmRuntime {
             };
             let logs = LogStream::new(function.key.clone(), inner.sink.clone());
             Ok(Box::new(WasmInstance {
+                arn: function.arn(&config.region),
                 env: environment(&inner.base_env, &config),
                 allowed: function.outbound_hosts.clone().into(),
                 config,
@@ -226,6 +227,8 @@ const MAX_FIELDS_BYTES: usize = 64 * 1024;
 struct WasmInstance {
     config: Arc<InstanceConfig>,
     prepared: Arc<Prepared>,
+    /// The function's ARN, for `lambda-runtime-invoked-function-arn`.
+    arn: String,
     env: Vec<(String, String)>,
     allowed: Arc<[sylph_model::OutboundHost]>,
     /// The store and its instantiated component, made by the first invocation. (A store is
@@ -360,8 +363,7 @@ impl Instance for WasmInstance {
                 .saturating_add(f.timeout)
                 .as_millis()
                 .to_string();
-            let arn = f.arn(&self.config.region);
-            let headers = self.lambda_headers(&invocation, &deadline, &arn);
+            let headers = self.lambda_headers(&invocation, &deadline, &self.arn);
             let (shape, request) = event::request(&invocation.payload, &headers);
             let began = Instant::now();
             let live = self
