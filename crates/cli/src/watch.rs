@@ -84,29 +84,8 @@ pub fn build_rust(service: &mut Service) -> anyhow::Result<()> {
         "building Rust functions: cargo build --release (in {})",
         service.root.display()
     );
-    let mut cargo = Command::new("cargo");
-    cargo
-        .args([
-            "build",
-            "--release",
-            "--bins",
-            "--message-format=json-render-diagnostics",
-        ])
-        .current_dir(&service.root)
-        .stderr(Stdio::inherit());
-    die_with_sylph(&mut cargo);
-    let output = cargo.output().context("cannot run cargo")?;
-    if !output.status.success() {
-        bail!("cargo build failed in {}", service.root.display());
-    }
     let mut bins: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if msg["reason"] != "compiler-artifact" {
-            continue;
-        }
+    for msg in cargo_artifacts(&service.root, &["--bins"], "cargo build failed")? {
         if let (Some(exe), Some(name)) = (msg["executable"].as_str(), msg["target"]["name"].as_str()) {
             bins.insert(name.to_owned(), PathBuf::from(exe));
         }
@@ -135,6 +114,26 @@ pub fn build_rust(service: &mut Service) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `cargo build --release ARGS` in `root`: the `compiler-artifact` messages it printed.
+fn cargo_artifacts(root: &Path, args: &[&str], failed: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut cargo = Command::new("cargo");
+    cargo
+        .args(["build", "--release", "--message-format=json-render-diagnostics"])
+        .args(args)
+        .current_dir(root)
+        .stderr(Stdio::inherit());
+    die_with_sylph(&mut cargo);
+    let output = cargo.output().context("cannot run cargo")?;
+    if !output.status.success() {
+        bail!("{failed} in {}", root.display());
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|msg| msg["reason"] == "compiler-artifact")
+        .collect())
+}
+
 /// The Rust target WebAssembly components are built for.
 pub const WASM_TARGET: &str = "wasm32-wasip2";
 
@@ -143,34 +142,11 @@ fn build_components(service: &mut Service) -> anyhow::Result<()> {
         "building WebAssembly components: cargo build --release --target {WASM_TARGET} (in {})",
         service.root.display()
     );
-    let mut cargo = Command::new("cargo");
-    cargo
-        .args([
-            "build",
-            "--release",
-            "--lib",
-            "--target",
-            WASM_TARGET,
-            "--message-format=json-render-diagnostics",
-        ])
-        .current_dir(&service.root)
-        .stderr(Stdio::inherit());
-    die_with_sylph(&mut cargo);
-    let output = cargo.output().context("cannot run cargo")?;
-    if !output.status.success() {
-        bail!(
-            "cargo build --target {WASM_TARGET} failed in {} (is the target installed? `rustup target add {WASM_TARGET}`)",
-            service.root.display()
-        );
-    }
+    let failed = format!(
+        "cargo build --target {WASM_TARGET} failed (is the target installed? `rustup target add {WASM_TARGET}`)"
+    );
     let mut components: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if msg["reason"] != "compiler-artifact" {
-            continue;
-        }
+    for msg in cargo_artifacts(&service.root, &["--lib", "--target", WASM_TARGET], &failed)? {
         let (Some(name), Some(files)) = (msg["target"]["name"].as_str(), msg["filenames"].as_array()) else {
             continue;
         };

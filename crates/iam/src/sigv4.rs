@@ -98,22 +98,8 @@ pub fn verify(req: &SignedRequest<'_>, auth: &Authorization<'_>, secret: &str) -
         Some(h) if h == "UNSIGNED-PAYLOAD" => h.to_owned(),
         _ => hex(&Sha256::digest(req.body)),
     };
-    let mut canonical_headers = String::new();
-    for name in auth.signed_headers.split(';') {
-        let values: Vec<String> = req
-            .headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| collapse_spaces(&String::from_utf8_lossy(v)))
-            .collect();
-        if values.is_empty() {
-            return Err(SignatureError::Malformed("a signed header is missing from the request"));
-        }
-        canonical_headers.push_str(name);
-        canonical_headers.push(':');
-        canonical_headers.push_str(&values.join(","));
-        canonical_headers.push('\n');
-    }
+    let canonical_headers = canonical_headers(req, auth.signed_headers.split(';'))
+        .ok_or(SignatureError::Malformed("a signed header is missing from the request"))?;
     let query = canonical_query(req.query.unwrap_or(""));
     let key = signing_key(secret, auth.date, auth.region, auth.service);
     // SDKs differ in whether they encode the (already encoded) path once more; AWS's own
@@ -152,19 +138,7 @@ pub fn sign(
     let mut names: Vec<String> = req.headers.iter().map(|(k, _)| k.to_ascii_lowercase()).collect();
     names.sort();
     names.dedup();
-    let mut canonical_headers = String::new();
-    for name in &names {
-        let values: Vec<String> = req
-            .headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| collapse_spaces(&String::from_utf8_lossy(v)))
-            .collect();
-        canonical_headers.push_str(name);
-        canonical_headers.push(':');
-        canonical_headers.push_str(&values.join(","));
-        canonical_headers.push('\n');
-    }
+    let canonical_headers = canonical_headers(req, names.iter().map(String::as_str)).unwrap_or_default();
     let signed_headers = names.join(";");
     let canonical = Canonical {
         method: req.method,
@@ -178,6 +152,28 @@ pub fn sign(
     format!(
         "AWS4-HMAC-SHA256 Credential={access_key_id}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
     )
+}
+
+/// `name:value,value\n` for each of `names` (lower case), from the request's headers of that
+/// name (any case); `None` if one is missing.
+fn canonical_headers<'a>(req: &SignedRequest<'_>, names: impl Iterator<Item = &'a str>) -> Option<String> {
+    let mut out = String::new();
+    for name in names {
+        let values: Vec<String> = req
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| collapse_spaces(&String::from_utf8_lossy(v)))
+            .collect();
+        if values.is_empty() {
+            return None;
+        }
+        out.push_str(name);
+        out.push(':');
+        out.push_str(&values.join(","));
+        out.push('\n');
+    }
+    Some(out)
 }
 
 /// SigV4's canonical request.
