@@ -112,11 +112,15 @@ pub struct Prepared {
     pub took: std::time::Duration,
 }
 
-/// Components by file (path, size and modification time: a rebuilt file is a new version),
-/// each compiled once however many instances and requests ask for it at once.
+type Cell = Arc<tokio::sync::OnceCell<Arc<Prepared>>>;
+
+/// Components by file (path, size and modification time: a rebuilt file is a new version) and
+/// by content (the functions of a deployed version each have their own copy of one component),
+/// each compiled once however many functions, instances and requests ask for it at once.
 #[derive(Default)]
 pub struct Components {
-    by_file: Mutex<HashMap<(PathBuf, u64, SystemTime), Arc<tokio::sync::OnceCell<Arc<Prepared>>>>>,
+    by_file: Mutex<HashMap<(PathBuf, u64, SystemTime), Cell>>,
+    by_content: Mutex<HashMap<[u8; 32], Cell>>,
 }
 
 impl Components {
@@ -132,29 +136,48 @@ impl Components {
         );
         let cell = {
             let mut by_file = self.by_file.lock().unwrap_or_else(|e| e.into_inner());
-            // A rebuilt file replaces its older versions: their code is not needed again.
+            // A rebuilt file replaces its older versions: their code is not needed again,
+            // unless another file has the same content or an instance still runs it.
+            let before = by_file.len();
             by_file.retain(|(p, len, modified), _| p != path || (*len, *modified) == (key.1, key.2));
+            if by_file.len() != before {
+                let mut by_content = self.by_content.lock().unwrap_or_else(|e| e.into_inner());
+                by_content.retain(|_, c| c.get().is_none_or(|p| Arc::strong_count(p) > 1));
+            }
             by_file.entry(key).or_default().clone()
         };
-        cell.get_or_try_init(|| {
-            let path = path.to_path_buf();
-            let cache = cache.to_path_buf();
-            async move {
-                tokio::task::spawn_blocking(move || prepare(&path, &cache))
-                    .await
-                    .map_err(|e| format!("compiling the component failed: {e}"))?
-            }
+        cell.get_or_try_init(|| async {
+            let read = path.to_path_buf();
+            let bytes = tokio::task::spawn_blocking(move || std::fs::read(&read))
+                .await
+                .map_err(|e| format!("reading the component failed: {e}"))?
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let digest: [u8; 32] = Sha256::digest(&bytes).into();
+            let same_content = {
+                let mut by_content = self.by_content.lock().unwrap_or_else(|e| e.into_inner());
+                by_content.entry(digest).or_default().clone()
+            };
+            same_content
+                .get_or_try_init(|| {
+                    let (path, cache) = (path.to_path_buf(), cache.to_path_buf());
+                    async move {
+                        tokio::task::spawn_blocking(move || prepare(&path, &bytes, &digest, &cache))
+                            .await
+                            .map_err(|e| format!("compiling the component failed: {e}"))?
+                    }
+                })
+                .await
+                .cloned()
         })
         .await
         .cloned()
     }
 }
 
-fn prepare(path: &Path, cache: &Path) -> Result<Arc<Prepared>, String> {
+fn prepare(path: &Path, bytes: &[u8], digest: &[u8; 32], cache: &Path) -> Result<Arc<Prepared>, String> {
     let began = std::time::Instant::now();
     let host = host()?;
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let cached = cache.join(cache_name(&host.engine, &bytes));
+    let cached = cache.join(cache_name(&host.engine, digest));
     // SAFETY: the file was written by `Component::serialize` of this same engine configuration
     // (its name carries the engine's compatibility hash) into Sylph's own cache folder;
     // wasmtime checks its header and refuses a file of another version or configuration.
@@ -165,7 +188,7 @@ fn prepare(path: &Path, cache: &Path) -> Result<Arc<Prepared>, String> {
     let (component, compiled) = match from_cache {
         Some(c) => (c, false),
         None => {
-            let component = Component::from_binary(&host.engine, &bytes).map_err(|e| {
+            let component = Component::from_binary(&host.engine, bytes).map_err(|e| {
                 format!(
                     "{} is not a WebAssembly component wasmtime can compile: {e:#}",
                     path.display()
@@ -198,10 +221,9 @@ fn prepare(path: &Path, cache: &Path) -> Result<Arc<Prepared>, String> {
 }
 
 /// `<sha-256 of the component>-<engine compatibility hash>.cwasm`.
-fn cache_name(engine: &Engine, bytes: &[u8]) -> String {
+fn cache_name(engine: &Engine, digest: &[u8; 32]) -> String {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
-    let digest = Sha256::digest(bytes);
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("{hex}-{:016x}.cwasm", hasher.finish())
 }
