@@ -136,21 +136,28 @@ fn base64_of(bytes: &[u8]) -> String {
     out
 }
 
-/// Invoke `function` with an HTTP API event for `method path`, through the Invoke API.
-fn invoke_http(dev: &Dev, function: &str, method: &str, path: &str) -> Response {
-    let event = json!({
+/// An HTTP API event for `method path` with `body`.
+fn http_event(method: &str, path: &str, body: &str) -> String {
+    json!({
         "version": "2.0",
         "rawPath": path,
         "rawQueryString": "",
         "headers": {"host": "wasm.test"},
         "requestContext": {"http": {"method": method, "path": path}},
         "isBase64Encoded": false,
-    });
+        "body": body,
+    })
+    .to_string()
+}
+
+/// Invoke `function` with an HTTP API event for `method path`, through the Invoke API.
+fn invoke_http(dev: &Dev, function: &str, method: &str, path: &str) -> Response {
+    let event = http_event(method, path, "");
     dev.send(
         "POST",
         &format!("/2015-03-31/functions/{function}/invocations"),
         &[],
-        event.to_string().as_bytes(),
+        event.as_bytes(),
     )
 }
 
@@ -358,14 +365,8 @@ fn calls_out_reach_the_table_api_as_the_function_and_only_the_listed_hosts() {
             ],
             "body": json!({"TableName": "wasm-secrets", "Item": {"id": {"S": "stolen"}}}).to_string(),
         });
-        let event = json!({"version": "2.0", "rawPath": "/relay", "headers": {"host": "x"},
-            "requestContext": {"http": {"method": "POST"}}, "body": relay.to_string()});
-        let r = dev.send(
-            "POST",
-            "/2015-03-31/functions/other/invocations",
-            &[],
-            event.to_string().as_bytes(),
-        );
+        let event = http_event("POST", "/relay", &relay.to_string());
+        let r = dev.send("POST", "/2015-03-31/functions/other/invocations", &[], event.as_bytes());
         let (status, body) = outcome(&r).unwrap();
         assert_eq!(status, 200, "{host}: {body}");
         let answer: Value = serde_json::from_str(&body).unwrap();
@@ -471,9 +472,7 @@ fn a_caller_that_disconnects_stops_the_component_and_a_restart_does_not_recompil
 fn start_spin(dev: &Dev) -> TcpStream {
     let authority = dev.base.strip_prefix("http://").unwrap();
     let mut stream = TcpStream::connect(authority).unwrap();
-    let event = json!({"version": "2.0", "rawPath": "/spin", "headers": {"host": "x"},
-        "requestContext": {"http": {"method": "GET"}}})
-    .to_string();
+    let event = http_event("GET", "/spin", "");
     write!(
         stream,
         "POST /2015-03-31/functions/spinner/invocations HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\n\r\n{event}",
